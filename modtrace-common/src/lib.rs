@@ -1,0 +1,193 @@
+//! Wire types shared by the eBPF programs and userspace.
+//!
+//! Every event is a fixed-size `#[repr(C)]` struct that starts with [`Header`]. There
+//! are no `bool` or enum fields and all padding is explicit, so any byte pattern is a
+//! valid value and userspace can decode with a length check and an unaligned read.
+#![no_std]
+
+/// Bytes kept of a task's `comm` (TASK_COMM_LEN).
+pub const COMM_LEN: usize = 16;
+/// Bytes kept of a module name or requested alias (MODULE_NAME_LEN is 56 on 64-bit).
+pub const NAME_LEN: usize = 64;
+/// Bytes kept of the parameter string passed to init_module/finit_module.
+pub const PARAMS_LEN: usize = 128;
+
+/// `Header::kind` values.
+pub mod kind {
+    /// module:module_request: the kernel asked for an alias (request_module).
+    pub const REQUEST: u32 = 1;
+    /// init_module/finit_module syscall: the attempt (enter) joined with its result (exit).
+    pub const LOAD: u32 = 2;
+    /// module:module_load: a module was linked into the kernel.
+    pub const LOADED: u32 = 3;
+    /// module:module_free: a module was removed.
+    pub const UNLOADED: u32 = 4;
+}
+
+/// `Header::flags` bits.
+pub mod flags {
+    /// ppid and parent_comm were read from the task's real_parent.
+    pub const PARENT_KNOWN: u32 = 1;
+}
+
+/// `LoadEvent::syscall` values.
+pub mod syscall {
+    pub const FINIT_MODULE: u32 = 1;
+    pub const INIT_MODULE: u32 = 2;
+}
+
+/// Ring buffers, kept apart so that a flood of one kind cannot crowd out another.
+pub mod ring {
+    /// Requests (request_module): unprivileged code can cause these at will.
+    pub const REQUESTS: u32 = 0;
+    /// Successful loads, loaded and unloaded modules: what a profile is made of.
+    pub const LOADS: u32 = 1;
+    /// Failed load attempts: the cheapest thing for an attacker to repeat.
+    pub const FAILURES: u32 = 2;
+    /// Number of rings, and of slots in the drop counter array.
+    pub const COUNT: u32 = 3;
+}
+
+/// Who was running when the event fired.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub pid: u32,
+    pub tgid: u32,
+    /// Parent's tgid; valid when `Header::flags` has PARENT_KNOWN.
+    pub ppid: u32,
+    pub uid: u32,
+    /// cgroup v2 id: the inode number of the task's cgroup directory.
+    pub cgroup_id: u64,
+    pub comm: [u8; COMM_LEN],
+    pub parent_comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub kind: u32,
+    pub flags: u32,
+    /// bpf_ktime_get_ns(): CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    pub task: Task,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestEvent {
+    pub header: Header,
+    /// Kernel address that called request_module.
+    pub call_site: u64,
+    /// 1 when the caller waits for modprobe to finish.
+    pub wait: u32,
+    /// Identical requests by the same process that were folded into this one since
+    /// the last one was sent.
+    pub repeats: u32,
+    pub name: [u8; NAME_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadEvent {
+    pub header: Header,
+    pub syscall: u32,
+    /// finit_module's file descriptor; -1 for init_module.
+    pub fd: i32,
+    /// finit_module's flags (MODULE_INIT_*); 0 for init_module.
+    pub flags: u32,
+    /// Failed attempts by the same process folded into this one since the last one sent.
+    pub repeats: u32,
+    /// init_module's image length; 0 for finit_module.
+    pub image_len: u64,
+    /// The syscall's return value: 0 or -errno.
+    pub ret: i64,
+    pub params: [u8; PARAMS_LEN],
+}
+
+/// module:module_load (taints set) and module:module_free (taints 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModuleEvent {
+    pub header: Header,
+    pub taints: u32,
+    pub _pad: u32,
+    pub name: [u8; NAME_LEN],
+}
+
+/// What the syscall enter probe keeps for the exit probe, keyed by pid_tgid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingLoad {
+    pub ts_ns: u64,
+    pub syscall: u32,
+    pub fd: i32,
+    pub flags: u32,
+    pub _pad: u32,
+    pub image_len: u64,
+    pub params: [u8; PARAMS_LEN],
+}
+
+/// Per-process state for folding repeated failures or requests, keyed by tgid
+/// (failures) or by tgid and alias hash (requests).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RepeatState {
+    /// When the last event of this key was sent.
+    pub last_sent_ns: u64,
+    /// Events folded since then; carried on the next one sent.
+    pub folded: u32,
+    pub _pad: u32,
+}
+
+/// Key of the request folding map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub name_hash: u64,
+}
+
+/// Offsets into `struct task_struct`, filled by userspace from the kernel's BTF. All
+/// zero means unknown: the parent fields then stay empty.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskOffsets {
+    pub real_parent: u32,
+    pub tgid: u32,
+    pub comm: u32,
+    pub _pad: u32,
+}
+
+/// Events of one kind from one process within this window are folded into a count.
+pub const FOLD_WINDOW_NS: u64 = 1_000_000_000;
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: plain-old-data: repr(C), integer fields only, explicit padding.
+    unsafe impl aya::Pod for PendingLoad {}
+    unsafe impl aya::Pod for RepeatState {}
+    unsafe impl aya::Pod for RequestKey {}
+    unsafe impl aya::Pod for TaskOffsets {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn sizes_have_no_hidden_padding() {
+        assert_eq!(size_of::<Task>(), 56);
+        assert_eq!(size_of::<Header>(), 72);
+        assert_eq!(size_of::<RequestEvent>(), 72 + 16 + NAME_LEN);
+        assert_eq!(size_of::<LoadEvent>(), 72 + 32 + PARAMS_LEN);
+        assert_eq!(size_of::<ModuleEvent>(), 72 + 8 + NAME_LEN);
+        assert_eq!(size_of::<PendingLoad>(), 32 + PARAMS_LEN);
+        assert_eq!(size_of::<RepeatState>(), 16);
+        assert_eq!(size_of::<RequestKey>(), 16);
+        assert_eq!(size_of::<TaskOffsets>(), 16);
+    }
+}

@@ -1,0 +1,75 @@
+//! Maps shared by the probes, and the globals userspace sets before loading.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+};
+use modtrace_common::{PendingLoad, RepeatState, RequestKey, TaskOffsets, ring};
+
+/// Requests: anyone can cause them (socket families, mounts), so they get a ring of
+/// their own and can never crowd out a load.
+#[map]
+pub static REQUESTS: RingBuf = RingBuf::with_byte_size(128 * 1024, 0);
+
+/// Successful loads, loaded and unloaded modules.
+#[map]
+pub static LOADS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Failed load attempts.
+#[map]
+pub static FAILURES: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+/// Events that found their ring full, per ring (index `ring::*`).
+#[map]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ring::COUNT, 0);
+
+/// Syscall enter -> exit hand-over, keyed by pid_tgid.
+#[map]
+pub static PENDING: LruHashMap<u64, PendingLoad> = LruHashMap::with_max_entries(1024, 0);
+
+/// Folding of repeated failed loads, keyed by tgid.
+#[map]
+pub static FAIL_REPEATS: LruHashMap<u32, RepeatState> = LruHashMap::with_max_entries(4096, 0);
+
+/// Folding of repeated identical requests, keyed by tgid and alias.
+#[map]
+pub static REQUEST_REPEATS: LruHashMap<RequestKey, RepeatState> =
+    LruHashMap::with_max_entries(4096, 0);
+
+/// modtrace's own tgid: its activity is not traced.
+#[unsafe(no_mangle)]
+static SELF_TGID: u32 = 0;
+
+/// task_struct offsets from the kernel's BTF; zero when unknown.
+#[unsafe(no_mangle)]
+static TASK_OFFSETS: TaskOffsets = TaskOffsets { real_parent: 0, tgid: 0, comm: 0, _pad: 0 };
+
+pub fn self_tgid() -> u32 {
+    // Volatile: the loader rewrites the value, the compiler must not fold the 0.
+    unsafe { core::ptr::read_volatile(&SELF_TGID) }
+}
+
+pub fn task_offsets() -> TaskOffsets {
+    unsafe { core::ptr::read_volatile(&TASK_OFFSETS) }
+}
+
+/// Counts one event lost because `ring` was full.
+pub fn count_drop(ring: u32) {
+    if let Some(slot) = DROPS.get_ptr_mut(ring) {
+        unsafe { *slot += 1 };
+    }
+}
+
+/// Decides whether an event for `state`'s key is sent now or folded into a count.
+/// Returns the number of folded events to report with it, or None to fold this one.
+pub fn fold(state: *mut RepeatState, now: u64) -> Option<u32> {
+    let state = unsafe { &mut *state };
+    if now.wrapping_sub(state.last_sent_ns) < modtrace_common::FOLD_WINDOW_NS {
+        state.folded = state.folded.saturating_add(1);
+        return None;
+    }
+    let folded = state.folded;
+    state.last_sent_ns = now;
+    state.folded = 0;
+    Some(folded)
+}

@@ -1,0 +1,19 @@
+//! One file per load path. Tracepoint field offsets are those of the kernel's
+//! format files (events/<group>/<name>/format); userspace checks them before loading.
+
+mod load;
+mod module;
+mod request;
+
+use aya_ebpf::{EbpfContext, helpers::bpf_probe_read_kernel_str_bytes, programs::TracePointContext};
+
+/// Reads a `__data_loc char[]` field (low 16 bits: offset in the record) into `buf`.
+fn read_data_loc(ctx: &TracePointContext, field_offset: usize, buf: &mut [u8]) -> Result<(), i32> {
+    let loc: u32 = unsafe { ctx.read_at(field_offset)? };
+    let start = (loc & 0xffff) as usize;
+    unsafe {
+        let src = (ctx.as_ptr() as *const u8).add(start);
+        bpf_probe_read_kernel_str_bytes(src, buf)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! module:module_load and module:module_free, in the loader's (or remover's) context.
+
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use modtrace_common::{ModuleEvent, kind, ring};
+
+use crate::{
+    maps::{LOADS, count_drop},
+    task::{fill_header, now},
+};
+
+const LOAD_TAINTS_OFFSET: usize = 8;
+const LOAD_NAME_OFFSET: usize = 12;
+const FREE_NAME_OFFSET: usize = 8;
+
+#[tracepoint]
+pub fn module_load(ctx: TracePointContext) -> u32 {
+    let taints = unsafe { ctx.read_at::<u32>(LOAD_TAINTS_OFFSET) }.unwrap_or(0);
+    match send(&ctx, kind::LOADED, taints, LOAD_NAME_OFFSET) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+#[tracepoint]
+pub fn module_free(ctx: TracePointContext) -> u32 {
+    match send(&ctx, kind::UNLOADED, 0, FREE_NAME_OFFSET) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+fn send(ctx: &TracePointContext, event_kind: u32, taints: u32, name_offset: usize) -> Result<(), i32> {
+    let Some(mut entry) = LOADS.reserve::<ModuleEvent>(0) else {
+        count_drop(ring::LOADS);
+        return Ok(());
+    };
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    if !fill_header(&mut ev.header, event_kind, now()) {
+        entry.discard(0);
+        return Ok(());
+    }
+    ev.taints = taints;
+    ev._pad = 0;
+    ev.name = [0; modtrace_common::NAME_LEN];
+    if let Err(e) = super::read_data_loc(ctx, name_offset, &mut ev.name) {
+        entry.discard(0);
+        return Err(e);
+    }
+    entry.submit(0);
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! module:module_request fires in the requester's own context, before the kernel
+//! hands the alias to a modprobe helper: the one place the real requester is seen.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
+};
+use modtrace_common::{NAME_LEN, RepeatState, RequestEvent, RequestKey, kind, ring};
+
+use crate::{
+    maps::{REQUEST_REPEATS, REQUESTS, count_drop, fold, self_tgid},
+    task::{fill_header, now},
+};
+
+const IP_OFFSET: usize = 8;
+const WAIT_OFFSET: usize = 16;
+const NAME_OFFSET: usize = 20;
+
+#[tracepoint]
+pub fn module_request(ctx: TracePointContext) -> u32 {
+    match try_module_request(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if tgid == self_tgid() {
+        return Ok(());
+    }
+    let ts = now();
+    let mut name = [0u8; NAME_LEN];
+    super::read_data_loc(ctx, NAME_OFFSET, &mut name)?;
+    let Some(repeats) = fold_request(tgid, &name, ts) else {
+        return Ok(());
+    };
+    let Some(mut entry) = REQUESTS.reserve::<RequestEvent>(0) else {
+        count_drop(ring::REQUESTS);
+        return Ok(());
+    };
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    if !fill_header(&mut ev.header, kind::REQUEST, ts) {
+        entry.discard(0);
+        return Ok(());
+    }
+    ev.call_site = unsafe { ctx.read_at::<u64>(IP_OFFSET) }.unwrap_or(0);
+    ev.wait = unsafe { ctx.read_at::<u8>(WAIT_OFFSET) }.unwrap_or(0) as u32;
+    ev.repeats = repeats;
+    ev.name = name;
+    entry.submit(0);
+    Ok(())
+}
+
+/// The same alias requested again by the same process within the fold window is
+/// counted, not sent: a loop of socket() calls must not fill the ring.
+fn fold_request(tgid: u32, name: &[u8; NAME_LEN], ts: u64) -> Option<u32> {
+    let key = RequestKey { tgid, _pad: 0, name_hash: fnv1a(name) };
+    match REQUEST_REPEATS.get_ptr_mut(&key) {
+        Some(state) => fold(state, ts),
+        None => {
+            let fresh = RepeatState { last_sent_ns: ts, folded: 0, _pad: 0 };
+            let _ = REQUEST_REPEATS.insert(&key, &fresh, 0);
+            Some(0)
+        }
+    }
+}
+
+fn fnv1a(name: &[u8; NAME_LEN]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name.iter() {
+        if b == 0 {
+            break;
+        }
+        hash = (hash ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}

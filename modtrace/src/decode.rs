@@ -1,0 +1,278 @@
+//! Ring-buffer bytes -> `Event`. Bytes from the kernel are checked for length and
+//! kind and read with `read_unaligned`; nothing is transmuted.
+
+use std::mem::size_of;
+
+use modtrace_common::{self as wire, Header, LoadEvent, ModuleEvent, RequestEvent, flags, kind, syscall};
+use thiserror::Error;
+
+use crate::event::{Body, Event, Syscall, Task};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("event too short: {got} bytes, a {what} needs {need}")]
+    Short { what: &'static str, got: usize, need: usize },
+    #[error("unknown event kind {0}")]
+    UnknownKind(u32),
+    #[error("unknown syscall {0} in a load event")]
+    UnknownSyscall(u32),
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    let header: Header = read(bytes, "header")?;
+    let task = task(&header);
+    let body = match header.kind {
+        kind::REQUEST => request(read(bytes, "request")?),
+        kind::LOAD => load(read(bytes, "load")?)?,
+        kind::LOADED => {
+            let ev: ModuleEvent = read(bytes, "loaded")?;
+            Body::Loaded { module: cstr(&ev.name), taints: ev.taints }
+        }
+        kind::UNLOADED => {
+            let ev: ModuleEvent = read(bytes, "unloaded")?;
+            Body::Unloaded { module: cstr(&ev.name) }
+        }
+        other => return Err(DecodeError::UnknownKind(other)),
+    };
+    Ok(Event { ts_ns: header.ts_ns, task, body })
+}
+
+/// Reads a `T` from the front of `bytes` after checking the length.
+fn read<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
+    let need = size_of::<T>();
+    if bytes.len() < need {
+        return Err(DecodeError::Short { what, got: bytes.len(), need });
+    }
+    // SAFETY: length checked above; T is a repr(C) integer-only wire struct, so
+    // every bit pattern is a valid value.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+}
+
+fn task(h: &Header) -> Task {
+    let parent_known = h.flags & flags::PARENT_KNOWN != 0;
+    Task {
+        pid: h.task.pid,
+        tgid: h.task.tgid,
+        ppid: parent_known.then_some(h.task.ppid),
+        uid: h.task.uid,
+        cgroup_id: h.task.cgroup_id,
+        comm: cstr(&h.task.comm),
+        parent_comm: parent_known.then(|| cstr(&h.task.parent_comm)),
+    }
+}
+
+fn request(ev: RequestEvent) -> Body {
+    Body::Request {
+        alias: cstr(&ev.name),
+        wait: ev.wait != 0,
+        call_site: ev.call_site,
+        repeats: ev.repeats,
+    }
+}
+
+fn load(ev: LoadEvent) -> Result<Body, DecodeError> {
+    let (sys, fd) = match ev.syscall {
+        syscall::FINIT_MODULE => (Syscall::FinitModule, Some(ev.fd)),
+        syscall::INIT_MODULE => (Syscall::InitModule, None),
+        other => return Err(DecodeError::UnknownSyscall(other)),
+    };
+    Ok(Body::Load {
+        syscall: sys,
+        fd,
+        flags: ev.flags,
+        image_len: ev.image_len,
+        params: cstr(&ev.params),
+        ret: ev.ret,
+        repeats: ev.repeats,
+    })
+}
+
+/// A NUL-terminated (or full) byte array as text; invalid UTF-8 is replaced, not
+/// trusted.
+pub fn cstr(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// Encodes events the way the kernel does; for tests and recorded sequences.
+pub mod encode {
+    use super::*;
+
+    fn as_bytes<T: Copy>(v: &T) -> Vec<u8> {
+        // SAFETY: repr(C) integer-only struct with explicit padding: no uninit bytes.
+        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }.to_vec()
+    }
+
+    fn fill<const N: usize>(s: &str) -> [u8; N] {
+        let mut out = [0u8; N];
+        let n = s.len().min(N - 1);
+        out[..n].copy_from_slice(&s.as_bytes()[..n]);
+        out
+    }
+
+    pub fn header(kind: u32, ts_ns: u64, t: &Task) -> Header {
+        Header {
+            kind,
+            flags: if t.ppid.is_some() { flags::PARENT_KNOWN } else { 0 },
+            ts_ns,
+            task: wire::Task {
+                pid: t.pid,
+                tgid: t.tgid,
+                ppid: t.ppid.unwrap_or(0),
+                uid: t.uid,
+                cgroup_id: t.cgroup_id,
+                comm: fill(&t.comm),
+                parent_comm: fill(t.parent_comm.as_deref().unwrap_or("")),
+            },
+        }
+    }
+
+    pub fn event(ev: &Event) -> Vec<u8> {
+        match &ev.body {
+            Body::Request { alias, wait, call_site, repeats } => as_bytes(&RequestEvent {
+                header: header(kind::REQUEST, ev.ts_ns, &ev.task),
+                call_site: *call_site,
+                wait: *wait as u32,
+                repeats: *repeats,
+                name: fill(alias),
+            }),
+            Body::Load { syscall: sys, fd, flags, image_len, params, ret, repeats } => as_bytes(&LoadEvent {
+                header: header(kind::LOAD, ev.ts_ns, &ev.task),
+                syscall: match sys {
+                    Syscall::FinitModule => syscall::FINIT_MODULE,
+                    Syscall::InitModule => syscall::INIT_MODULE,
+                },
+                fd: fd.unwrap_or(-1),
+                flags: *flags,
+                repeats: *repeats,
+                image_len: *image_len,
+                ret: *ret,
+                params: fill(params),
+            }),
+            Body::Loaded { module, taints } => module_event(kind::LOADED, ev, module, *taints),
+            Body::Unloaded { module } => module_event(kind::UNLOADED, ev, module, 0),
+        }
+    }
+
+    fn module_event(k: u32, ev: &Event, name: &str, taints: u32) -> Vec<u8> {
+        as_bytes(&ModuleEvent {
+            header: header(k, ev.ts_ns, &ev.task),
+            taints,
+            _pad: 0,
+            name: fill(name),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> Task {
+        Task {
+            pid: 42,
+            tgid: 41,
+            ppid: Some(7),
+            uid: 0,
+            cgroup_id: 1234,
+            comm: "modprobe".into(),
+            parent_comm: Some("kworker/u4:1".into()),
+        }
+    }
+
+    fn samples() -> Vec<Event> {
+        let t = task();
+        vec![
+            Event {
+                ts_ns: 1,
+                task: t.clone(),
+                body: Body::Request { alias: "net-pf-5".into(), wait: true, call_site: 0xffff_ffff_8100_0000, repeats: 3 },
+            },
+            Event {
+                ts_ns: 2,
+                task: t.clone(),
+                body: Body::Load {
+                    syscall: Syscall::FinitModule,
+                    fd: Some(3),
+                    flags: 4,
+                    image_len: 0,
+                    params: "debug=1".into(),
+                    ret: -1,
+                    repeats: 0,
+                },
+            },
+            Event { ts_ns: 3, task: t.clone(), body: Body::Loaded { module: "appletalk".into(), taints: 0 } },
+            Event { ts_ns: 4, task: t, body: Body::Unloaded { module: "loop".into() } },
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        for ev in samples() {
+            assert_eq!(decode(&encode::event(&ev)).unwrap(), ev);
+        }
+    }
+
+    #[test]
+    fn init_module_has_no_fd_and_unknown_parent_stays_unknown() {
+        let mut ev = samples().remove(1);
+        ev.task.ppid = None;
+        ev.task.parent_comm = None;
+        if let Body::Load { syscall, fd, .. } = &mut ev.body {
+            *syscall = Syscall::InitModule;
+            *fd = None;
+        }
+        let back = decode(&encode::event(&ev)).unwrap();
+        assert_eq!(back.task.ppid, None);
+        assert_eq!(back.task.parent_comm, None);
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        for ev in samples() {
+            let bytes = encode::event(&ev);
+            for len in 0..bytes.len() {
+                assert!(decode(&bytes[..len]).is_err(), "decoded {len} of {} bytes", bytes.len());
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_kind_and_syscall_are_named() {
+        let mut bytes = encode::event(&samples()[0]);
+        bytes[0..4].copy_from_slice(&99u32.to_ne_bytes());
+        assert_eq!(decode(&bytes), Err(DecodeError::UnknownKind(99)));
+
+        let mut bytes = encode::event(&samples()[1]);
+        let off = size_of::<Header>();
+        bytes[off..off + 4].copy_from_slice(&7u32.to_ne_bytes());
+        assert_eq!(decode(&bytes), Err(DecodeError::UnknownSyscall(7)));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        // A deterministic pseudo-random stream, so a failure can be replayed.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for round in 0..2000 {
+            let len = (round % 300) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let _ = decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn names_without_terminator_and_invalid_utf8_are_kept_safely() {
+        assert_eq!(cstr(b"abc"), "abc");
+        assert_eq!(cstr(b"ab\0cd"), "ab");
+        assert_eq!(cstr(&[0x66, 0xff, 0]), "f\u{fffd}");
+    }
+}

@@ -1,0 +1,153 @@
+//! Decoded events (what the kernel saw) and records (what modtrace concludes).
+//!
+//! `Event` is the decoder's output: plain facts from one probe. `Record` is the
+//! correlator's output: an event with its process described and, for loads, the
+//! cause that the join across the modprobe hand-off found.
+
+use serde::Serialize;
+
+/// The task that fired a probe, as the kernel saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub pid: u32,
+    pub tgid: u32,
+    /// None when the parent could not be read (no BTF, or lockdown).
+    pub ppid: Option<u32>,
+    pub uid: u32,
+    pub cgroup_id: u64,
+    pub comm: String,
+    pub parent_comm: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Syscall {
+    FinitModule,
+    InitModule,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// request_module(alias): the kernel wants a module and will run modprobe.
+    Request { alias: String, wait: bool, call_site: u64, repeats: u32 },
+    /// An init_module/finit_module call and its result (0 or -errno).
+    Load {
+        syscall: Syscall,
+        fd: Option<i32>,
+        flags: u32,
+        image_len: u64,
+        params: String,
+        ret: i64,
+        repeats: u32,
+    },
+    /// A module was linked into the kernel.
+    Loaded { module: String, taints: u32 },
+    /// A module was removed.
+    Unloaded { module: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    pub task: Task,
+    pub body: Body,
+}
+
+/// A process as modtrace reports it: the kernel's facts plus what /proc and the
+/// cgroup tree said when the event was handled. Fields are None when unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Process {
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: Option<u32>,
+    pub uid: u32,
+    pub comm: String,
+    pub parent_comm: Option<String>,
+    pub exe: Option<String>,
+    pub cmdline: Option<Vec<String>>,
+    pub cgroup_id: u64,
+    /// cgroup v2 path below the cgroup root, e.g. /system.slice/lightdm.service.
+    pub cgroup: Option<String>,
+    /// systemd unit named by the cgroup path, e.g. lightdm.service.
+    pub unit: Option<String>,
+}
+
+/// Why a module was loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Cause {
+    /// The kernel requested an alias on behalf of `requester` and its modprobe
+    /// helper loaded this module. `needed_by` is empty for the alias's own module
+    /// and names the modules that depend on this one otherwise.
+    Request {
+        alias: String,
+        requester: Process,
+        /// The module the alias resolved to.
+        module: Option<String>,
+        needed_by: Vec<String>,
+        /// Other processes whose pending requests this load also satisfies; when
+        /// non-empty the requester is the earliest of several, not certain.
+        also_requested_by: Vec<Process>,
+    },
+    /// A process called init_module/finit_module itself (modprobe, insmod,
+    /// systemd-modules-load); `invoked_by` is the loader's parent.
+    Explicit { loader: Process, invoked_by: Option<Parent>, needed_by: Vec<String> },
+    /// systemd-udevd loaded it for a device.
+    Udev { loader: Process },
+    /// A kernel helper loaded it but no request explains it (lost events, or a
+    /// request made before tracing began). Never guessed.
+    Unknown { reason: String },
+}
+
+/// A loader's parent, as far as it is known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Parent {
+    pub pid: u32,
+    pub comm: Option<String>,
+    pub exe: Option<String>,
+    pub unit: Option<String>,
+}
+
+/// One line of `modtrace trace --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// Wall-clock time, RFC 3339.
+    pub time: String,
+    pub ts_ns: u64,
+    #[serde(flatten)]
+    pub what: What,
+    pub process: Process,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum What {
+    Request {
+        alias: String,
+        wait: bool,
+        /// Kernel call site, symbolised when /proc/kallsyms allows.
+        call_site: String,
+        repeats: u32,
+        /// Modules the alias resolves to in the running kernel; empty means the
+        /// request will fail (no module provides it).
+        resolves_to: Vec<String>,
+    },
+    Load {
+        syscall: Syscall,
+        fd: Option<i32>,
+        flags: u32,
+        image_len: u64,
+        params: String,
+        ret: i64,
+        /// strerror-style name of -ret, e.g. "EPERM"; None on success.
+        error: Option<String>,
+        repeats: u32,
+        /// The module this call loaded, when a `loaded` event from the same task
+        /// came before the result.
+        module: Option<String>,
+        cause: Option<Cause>,
+    },
+    Loaded { module: String, taints: u32, cause: Cause },
+    Unloaded { module: String },
+}
