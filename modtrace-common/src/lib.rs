@@ -160,6 +160,42 @@ pub struct TaskOffsets {
     pub _pad: u32,
 }
 
+/// Tracepoint record layouts the probes read, by (group, event, field) offset.
+/// Userspace checks each against the kernel's format file before loading, so a
+/// kernel with another layout is refused instead of misread.
+pub mod tp {
+    pub const REQUEST_IP: usize = 8;
+    pub const REQUEST_WAIT: usize = 16;
+    pub const REQUEST_NAME: usize = 20;
+    pub const LOAD_TAINTS: usize = 8;
+    pub const LOAD_NAME: usize = 12;
+    pub const FREE_NAME: usize = 8;
+    /// sys_enter_*: arguments start here, 8 bytes each.
+    pub const SYSCALL_ARG0: usize = 16;
+    pub const SYSCALL_ARG1: usize = 24;
+    pub const SYSCALL_ARG2: usize = 32;
+    /// sys_exit_*: the return value.
+    pub const SYSCALL_RET: usize = 16;
+
+    /// (group, event, field, offset) for every field read.
+    pub const FIELDS: &[(&str, &str, &str, usize)] = &[
+        ("module", "module_request", "ip", REQUEST_IP),
+        ("module", "module_request", "wait", REQUEST_WAIT),
+        ("module", "module_request", "name", REQUEST_NAME),
+        ("module", "module_load", "taints", LOAD_TAINTS),
+        ("module", "module_load", "name", LOAD_NAME),
+        ("module", "module_free", "name", FREE_NAME),
+        ("syscalls", "sys_enter_finit_module", "fd", SYSCALL_ARG0),
+        ("syscalls", "sys_enter_finit_module", "uargs", SYSCALL_ARG1),
+        ("syscalls", "sys_enter_finit_module", "flags", SYSCALL_ARG2),
+        ("syscalls", "sys_enter_init_module", "umod", SYSCALL_ARG0),
+        ("syscalls", "sys_enter_init_module", "len", SYSCALL_ARG1),
+        ("syscalls", "sys_enter_init_module", "uargs", SYSCALL_ARG2),
+        ("syscalls", "sys_exit_finit_module", "ret", SYSCALL_RET),
+        ("syscalls", "sys_exit_init_module", "ret", SYSCALL_RET),
+    ];
+}
+
 /// Events of one kind from one process within this window are folded into a count.
 pub const FOLD_WINDOW_NS: u64 = 1_000_000_000;
 

@@ -93,11 +93,20 @@ pub enum Cause {
     /// A process called init_module/finit_module itself (modprobe, insmod,
     /// systemd-modules-load); `invoked_by` is the loader's parent.
     Explicit { loader: Process, invoked_by: Option<Parent>, needed_by: Vec<String> },
-    /// systemd-udevd loaded it for a device.
-    Udev { loader: Process },
+    /// systemd-udevd loaded it for a device: the device whose uevent MODALIAS
+    /// resolves to this module, when exactly one recent uevent does.
+    Udev { loader: Process, device: Option<Device> },
     /// A kernel helper loaded it but no request explains it (lost events, or a
     /// request made before tracing began). Never guessed.
     Unknown { reason: String },
+}
+
+/// A device, from the kernel uevent that announced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    pub modalias: String,
+    pub devpath: String,
+    pub subsystem: Option<String>,
 }
 
 /// A loader's parent, as far as it is known.

@@ -5,6 +5,17 @@
 //! events) -> attribute (process, executable, cgroup, unit) -> correlate (request ->
 //! modprobe helper -> loads) -> output (trace lines) / profile / report.
 
+pub mod attribute;
+pub mod correlate;
 pub mod decode;
+pub mod diff;
 pub mod event;
 pub mod modindex;
+pub mod output;
+pub mod pipeline;
+pub mod probes;
+pub mod profile;
+pub mod report;
+pub mod snapshot;
+pub mod uevent;
+pub mod cli;

@@ -14,12 +14,7 @@ use crate::{
     task::{fill_header, now},
 };
 
-/// sys_enter_*: the syscall's arguments start at offset 16, 8 bytes each.
-const ARG0: usize = 16;
-const ARG1: usize = 24;
-const ARG2: usize = 32;
-/// sys_exit_*: the return value.
-const RET: usize = 16;
+use modtrace_common::tp::{SYSCALL_ARG0 as ARG0, SYSCALL_ARG1 as ARG1, SYSCALL_ARG2 as ARG2, SYSCALL_RET as RET};
 
 #[tracepoint]
 pub fn enter_finit_module(ctx: TracePointContext) -> u32 {

@@ -1,5 +1,5 @@
-//! One file per load path. Tracepoint field offsets are those of the kernel's
-//! format files (events/<group>/<name>/format); userspace checks them before loading.
+//! One file per load path. Tracepoint field offsets live in modtrace_common::tp,
+//! where userspace checks them against the kernel's format files before loading.
 
 mod load;
 mod module;

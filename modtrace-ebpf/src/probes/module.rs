@@ -8,9 +8,7 @@ use crate::{
     task::{fill_header, now},
 };
 
-const LOAD_TAINTS_OFFSET: usize = 8;
-const LOAD_NAME_OFFSET: usize = 12;
-const FREE_NAME_OFFSET: usize = 8;
+use modtrace_common::tp::{FREE_NAME as FREE_NAME_OFFSET, LOAD_NAME as LOAD_NAME_OFFSET, LOAD_TAINTS as LOAD_TAINTS_OFFSET};
 
 #[tracepoint]
 pub fn module_load(ctx: TracePointContext) -> u32 {

@@ -11,9 +11,7 @@ use crate::{
     task::{fill_header, now},
 };
 
-const IP_OFFSET: usize = 8;
-const WAIT_OFFSET: usize = 16;
-const NAME_OFFSET: usize = 20;
+use modtrace_common::tp::{REQUEST_IP as IP_OFFSET, REQUEST_NAME as NAME_OFFSET, REQUEST_WAIT as WAIT_OFFSET};
 
 #[tracepoint]
 pub fn module_request(ctx: TracePointContext) -> u32 {

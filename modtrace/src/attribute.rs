@@ -1,0 +1,587 @@
+//! Who a task is: its executable and command line (/proc), its cgroup v2 path and
+//! systemd unit (the cgroup tree), the kernel call sites it came through
+//! (/proc/kallsyms), and wall-clock time for the kernel's monotonic timestamps.
+//!
+//! Everything read from /proc is read when the event is handled, not when it
+//! happened: a process that is gone, or whose thread name no longer matches the
+//! event's, gets None rather than somebody else's facts.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::event::{Parent, Process, Task};
+
+/// What the correlator needs to know about tasks, addresses and times. The real
+/// one is `SystemDescriber`; tests use a fake.
+pub trait Describe {
+    /// The task as a `Process`: kernel facts plus what /proc and the cgroup tree say.
+    fn process(&mut self, task: &Task) -> Process;
+    /// The task's parent; None when the kernel could not read it.
+    fn parent(&mut self, task: &Task) -> Option<Parent>;
+    /// A kernel address as `symbol+0xoff`, or as hex when it cannot be named.
+    fn symbol(&mut self, addr: u64) -> String;
+    /// RFC 3339 UTC time, with milliseconds, of a CLOCK_MONOTONIC timestamp.
+    fn wall_time(&mut self, ts_ns: u64) -> String;
+}
+
+// ---------------------------------------------------------------------------
+// systemd units from cgroup paths
+
+const UNIT_SUFFIXES: &[&str] = &[
+    ".service",
+    ".scope",
+    ".slice",
+    ".socket",
+    ".mount",
+    ".swap",
+    ".timer",
+    ".path",
+    ".target",
+    ".device",
+    ".automount",
+];
+
+fn has_suffix(name: &str, suffixes: &[&str]) -> bool {
+    suffixes.iter().any(|s| name.len() > s.len() && name.ends_with(s))
+}
+
+/// The systemd unit a cgroup v2 path names: the deepest .service or .scope, else
+/// the deepest component that looks like a unit; None for the root.
+pub fn unit_of(cgroup_path: &str) -> Option<String> {
+    let parts: Vec<&str> = cgroup_path.split('/').filter(|p| !p.is_empty()).collect();
+    let deepest = |suffixes: &[&str]| parts.iter().rev().find(|p| has_suffix(p, suffixes)).copied();
+    deepest(&[".service", ".scope"]).or_else(|| deepest(UNIT_SUFFIXES)).map(str::to_string)
+}
+
+/// The cgroup v2 path in a /proc/PID/cgroup text (the "0::PATH" line).
+pub fn proc_cgroup_path(text: &str) -> Option<String> {
+    text.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_string)
+}
+
+/// Where cgroup2 is mounted, from a /proc/self/mountinfo text.
+pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let dash = fields.iter().position(|f| *f == "-")?;
+        let mount_point = fields.get(4).filter(|_| fields.get(dash + 1) == Some(&"cgroup2"))?;
+        Some(PathBuf::from(unescape_octal(mount_point)))
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash as \ooo.
+fn unescape_octal(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let code = bytes.get(i + 1..i + 4).and_then(|o| std::str::from_utf8(o).ok());
+        match code.and_then(|o| u8::from_str_radix(o, 8).ok()) {
+            Some(b) if bytes[i] == b'\\' => {
+                out.push(b);
+                i += 4;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// cgroup v2 id -> path below the root. The id bpf_get_current_cgroup_id() gives
+/// is the inode number of the cgroup's directory (64-bit kernels), so the tree is
+/// walked once and walked again when an id is missing, at most every `min_gap`.
+#[derive(Debug)]
+pub struct CgroupTree {
+    root: PathBuf,
+    paths: HashMap<u64, String>,
+    last_walk: Option<Instant>,
+    min_gap: Duration,
+}
+
+impl CgroupTree {
+    pub fn new(root: PathBuf) -> Self {
+        Self::with_min_gap(root, Duration::from_millis(250))
+    }
+
+    pub fn with_min_gap(root: PathBuf, min_gap: Duration) -> Self {
+        CgroupTree { root, paths: HashMap::new(), last_walk: None, min_gap }
+    }
+
+    /// The path of cgroup `id`, e.g. "/system.slice/lightdm.service", or "/".
+    pub fn path(&mut self, id: u64) -> Option<String> {
+        if !self.paths.contains_key(&id) && self.may_walk() {
+            self.walk();
+        }
+        self.paths.get(&id).cloned()
+    }
+
+    fn may_walk(&self) -> bool {
+        self.last_walk.is_none_or(|t| t.elapsed() >= self.min_gap)
+    }
+
+    /// Adds what is there now; removed cgroups are kept, since events from them
+    /// may still be in flight (kernfs does not hand out an id again soon).
+    fn walk(&mut self) {
+        walk_dir(&self.root, "", &mut self.paths);
+        self.last_walk = Some(Instant::now());
+    }
+}
+
+fn walk_dir(dir: &Path, rel: &str, out: &mut HashMap<u64, String>) {
+    let Ok(meta) = fs::symlink_metadata(dir) else { return };
+    out.insert(meta.ino(), if rel.is_empty() { "/".to_string() } else { rel.to_string() });
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let child = format!("{rel}/{}", entry.file_name().to_string_lossy());
+            walk_dir(&entry.path(), &child, out);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// /proc
+
+/// The target of /proc/TGID/exe; None when the process is gone or has no file.
+pub fn exe(proc_root: &Path, tgid: u32) -> Option<String> {
+    let link = fs::read_link(proc_root.join(tgid.to_string()).join("exe")).ok()?;
+    Some(link.to_string_lossy().into_owned())
+}
+
+/// /proc/TGID/cmdline split at NULs; None when gone or empty (kernel threads,
+/// zombies).
+pub fn cmdline(proc_root: &Path, tgid: u32) -> Option<Vec<String>> {
+    let bytes = fs::read(proc_root.join(tgid.to_string()).join("cmdline")).ok()?;
+    let args = split_cmdline(&bytes);
+    (!args.is_empty()).then_some(args)
+}
+
+pub fn split_cmdline(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+}
+
+/// Whether /proc still shows the task the kernel saw: a thread whose name differs
+/// has exec'd or its pid was reused, so its /proc facts are not the event's.
+/// When the thread's name cannot be read the check cannot be made and passes;
+/// the reads that follow fail on their own if the process is gone.
+fn still_there(proc_root: &Path, tgid: u32, pid: u32, comm: &str) -> bool {
+    let path = proc_root.join(tgid.to_string()).join("task").join(pid.to_string()).join("comm");
+    match fs::read_to_string(path) {
+        Ok(now) => now.trim_end_matches('\n') == comm,
+        Err(_) => true,
+    }
+}
+
+fn proc_unit(proc_root: &Path, tgid: u32) -> Option<String> {
+    let text = fs::read_to_string(proc_root.join(tgid.to_string()).join("cgroup")).ok()?;
+    unit_of(&proc_cgroup_path(&text)?)
+}
+
+// ---------------------------------------------------------------------------
+// kallsyms
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Symbol {
+    addr: u64,
+    name: String,
+    module: Option<String>,
+}
+
+/// Kernel text symbols, sorted by address, for naming call sites.
+#[derive(Debug, Default, Clone)]
+pub struct Kallsyms {
+    symbols: Vec<Symbol>,
+}
+
+impl Kallsyms {
+    /// Parses a /proc/kallsyms text. Without privilege (kptr_restrict) every
+    /// address reads as zero: such lines name nothing and are dropped.
+    pub fn parse(text: &str) -> Self {
+        let mut symbols: Vec<Symbol> = text.lines().filter_map(parse_line).collect();
+        symbols.sort_by_key(|s| s.addr);
+        Kallsyms { symbols }
+    }
+
+    /// `symbol+0xoff` (with ` [module]` for module code), or the hex address
+    /// when no symbol covers it.
+    pub fn name(&self, addr: u64) -> String {
+        let at = self.symbols.partition_point(|s| s.addr <= addr);
+        // Past the last symbol nothing says where its code ends.
+        if at == 0 || at == self.symbols.len() {
+            return hex(addr);
+        }
+        let sym = &self.symbols[at - 1];
+        let module = sym.module.as_ref().map(|m| format!(" [{m}]")).unwrap_or_default();
+        format!("{}+{:#x}{module}", sym.name, addr - sym.addr)
+    }
+}
+
+fn parse_line(line: &str) -> Option<Symbol> {
+    let mut fields = line.split_whitespace();
+    let addr = u64::from_str_radix(fields.next()?, 16).ok()?;
+    let kind = fields.next()?;
+    let name = fields.next()?;
+    let module = fields.next().map(|m| m.trim_start_matches('[').trim_end_matches(']').to_string());
+    let text = matches!(kind, "t" | "T" | "w" | "W");
+    (text && addr != 0).then(|| Symbol { addr, name: name.to_string(), module })
+}
+
+fn hex(addr: u64) -> String {
+    format!("{addr:#x}")
+}
+
+// ---------------------------------------------------------------------------
+// time
+
+/// The wall-clock time of monotonic `ts_ns`, given monotonic and real "now".
+pub fn wall_time_at(ts_ns: u64, mono_now_ns: u64, real_now: SystemTime) -> String {
+    let time = if ts_ns <= mono_now_ns {
+        real_now.checked_sub(Duration::from_nanos(mono_now_ns - ts_ns))
+    } else {
+        real_now.checked_add(Duration::from_nanos(ts_ns - mono_now_ns))
+    };
+    humantime::format_rfc3339_millis(time.unwrap_or(UNIX_EPOCH)).to_string()
+}
+
+/// CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns().
+fn monotonic_now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec to write into; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+// ---------------------------------------------------------------------------
+// the real describer
+
+/// Describes tasks from this machine's /proc and cgroup tree.
+#[derive(Debug)]
+pub struct SystemDescriber {
+    proc_root: PathBuf,
+    cgroups: Option<CgroupTree>,
+    /// Read on first use: it is large and only requests need it.
+    kallsyms: Option<Kallsyms>,
+}
+
+impl SystemDescriber {
+    /// /proc, and cgroup2 wherever /proc/self/mountinfo says it is mounted.
+    pub fn new() -> Self {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        Self::with_roots(PathBuf::from("/proc"), cgroup2_mount(&mountinfo))
+    }
+
+    /// For tests and other roots: `cgroup_root` None means no cgroup2 is mounted.
+    pub fn with_roots(proc_root: PathBuf, cgroup_root: Option<PathBuf>) -> Self {
+        SystemDescriber { proc_root, cgroups: cgroup_root.map(CgroupTree::new), kallsyms: None }
+    }
+
+    fn cgroup_path(&mut self, task: &Task, alive: bool) -> Option<String> {
+        if task.cgroup_id != 0 {
+            return self.cgroups.as_mut()?.path(task.cgroup_id);
+        }
+        // No id from the kernel (no cgroup v2 hierarchy): /proc is all there is.
+        let text = fs::read_to_string(self.proc_root.join(task.tgid.to_string()).join("cgroup"));
+        alive.then(|| proc_cgroup_path(&text.ok()?)).flatten()
+    }
+}
+
+impl Default for SystemDescriber {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Describe for SystemDescriber {
+    fn process(&mut self, task: &Task) -> Process {
+        let alive = still_there(&self.proc_root, task.tgid, task.pid, &task.comm);
+        let cgroup = self.cgroup_path(task, alive);
+        Process {
+            pid: task.pid,
+            tgid: task.tgid,
+            ppid: task.ppid,
+            uid: task.uid,
+            comm: task.comm.clone(),
+            parent_comm: task.parent_comm.clone(),
+            exe: alive.then(|| exe(&self.proc_root, task.tgid)).flatten(),
+            cmdline: alive.then(|| cmdline(&self.proc_root, task.tgid)).flatten(),
+            cgroup_id: task.cgroup_id,
+            unit: cgroup.as_deref().and_then(unit_of),
+            cgroup,
+        }
+    }
+
+    fn parent(&mut self, task: &Task) -> Option<Parent> {
+        let ppid = task.ppid?;
+        // The kernel gives the parent's tgid; its main thread stands for it.
+        let alive = task.parent_comm.as_deref().is_none_or(|c| still_there(&self.proc_root, ppid, ppid, c));
+        Some(Parent {
+            pid: ppid,
+            comm: task.parent_comm.clone(),
+            exe: alive.then(|| exe(&self.proc_root, ppid)).flatten(),
+            unit: alive.then(|| proc_unit(&self.proc_root, ppid)).flatten(),
+        })
+    }
+
+    fn symbol(&mut self, addr: u64) -> String {
+        let proc_root = &self.proc_root;
+        let syms = self.kallsyms.get_or_insert_with(|| {
+            Kallsyms::parse(&fs::read_to_string(proc_root.join("kallsyms")).unwrap_or_default())
+        });
+        syms.name(addr)
+    }
+
+    fn wall_time(&mut self, ts_ns: u64) -> String {
+        wall_time_at(ts_ns, monotonic_now_ns(), SystemTime::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("modtrace-attr-{}-{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn ino(p: &Path) -> u64 {
+        fs::metadata(p).unwrap().ino()
+    }
+
+    #[test]
+    fn unit_is_the_deepest_service_or_scope() {
+        let cases = [
+            ("/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service", Some("foo.service")),
+            ("/user.slice/user-1000.slice/user@1000.service/app.slice", Some("user@1000.service")),
+            ("/user.slice/user-1000.slice/session-2.scope", Some("session-2.scope")),
+            ("/system.slice/lightdm.service", Some("lightdm.service")),
+            ("/system.slice/docker.service/payload", Some("docker.service")),
+            ("/init.scope", Some("init.scope")),
+            ("/system.slice", Some("system.slice")),
+            ("/machine.slice/x.mount", Some("x.mount")),
+            ("/", None),
+            ("", None),
+            ("/not-a-unit/.service", None),
+        ];
+        for (path, unit) in cases {
+            assert_eq!(unit_of(path).as_deref(), unit, "{path}");
+        }
+    }
+
+    #[test]
+    fn cgroup2_mount_is_found_and_unescaped() {
+        let info = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/uni\\040fied rw,relatime shared:9 - cgroup2 cgroup2 rw
+";
+        assert_eq!(cgroup2_mount(info), Some(PathBuf::from("/sys/fs/cgroup/uni fied")));
+        assert_eq!(cgroup2_mount("22 1 0:20 / /proc rw - proc proc rw\n"), None);
+    }
+
+    #[test]
+    fn proc_cgroup_takes_the_v2_line() {
+        assert_eq!(
+            proc_cgroup_path("1:cpu:/\n0::/system.slice/a.service\n").as_deref(),
+            Some("/system.slice/a.service")
+        );
+        assert_eq!(proc_cgroup_path("1:cpu:/\n"), None);
+    }
+
+    #[test]
+    fn cgroup_tree_maps_inodes_and_rewalks_on_a_miss() {
+        let root = TempDir::new();
+        let svc = root.0.join("system.slice/lightdm.service");
+        fs::create_dir_all(&svc).unwrap();
+        let mut tree = CgroupTree::with_min_gap(root.0.clone(), Duration::ZERO);
+        assert_eq!(tree.path(ino(&root.0)).as_deref(), Some("/"));
+        assert_eq!(tree.path(ino(&svc)).as_deref(), Some("/system.slice/lightdm.service"));
+
+        let late = root.0.join("user.slice/user-1000.slice/session-2.scope");
+        fs::create_dir_all(&late).unwrap();
+        assert_eq!(tree.path(ino(&late)).as_deref(), Some("/user.slice/user-1000.slice/session-2.scope"));
+        assert_eq!(tree.path(u64::MAX), None);
+    }
+
+    #[test]
+    fn cgroup_tree_walks_again_only_after_the_gap() {
+        let root = TempDir::new();
+        let mut tree = CgroupTree::with_min_gap(root.0.clone(), Duration::from_secs(3600));
+        assert_eq!(tree.path(ino(&root.0)).as_deref(), Some("/"));
+        let late = root.0.join("late.service");
+        fs::create_dir(&late).unwrap();
+        assert_eq!(tree.path(ino(&late)), None);
+    }
+
+    fn fake_proc() -> TempDir {
+        let root = TempDir::new();
+        let p = root.0.join("100");
+        fs::create_dir_all(p.join("task/101")).unwrap();
+        symlink("/usr/bin/python3", p.join("exe")).unwrap();
+        fs::write(p.join("cmdline"), b"python3\0-c\0import socket\0").unwrap();
+        fs::write(p.join("task/101/comm"), "python3\n").unwrap();
+        fs::write(p.join("cgroup"), "0::/system.slice/example.service\n").unwrap();
+        let parent = root.0.join("50");
+        fs::create_dir_all(parent.join("task/50")).unwrap();
+        symlink("/usr/bin/bash", parent.join("exe")).unwrap();
+        fs::write(parent.join("task/50/comm"), "bash\n").unwrap();
+        fs::write(parent.join("cgroup"), "0::/user.slice/user-1000.slice/session-2.scope\n").unwrap();
+        root
+    }
+
+    fn task(pid: u32, tgid: u32, comm: &str) -> Task {
+        Task { pid, tgid, ppid: Some(50), uid: 1000, cgroup_id: 0, comm: comm.into(), parent_comm: Some("bash".into()) }
+    }
+
+    #[test]
+    fn exe_and_cmdline_come_from_proc_and_vanish_with_the_process() {
+        let root = fake_proc();
+        assert_eq!(exe(&root.0, 100).as_deref(), Some("/usr/bin/python3"));
+        assert_eq!(cmdline(&root.0, 100).unwrap(), ["python3", "-c", "import socket"]);
+        assert_eq!(exe(&root.0, 999), None);
+        assert_eq!(cmdline(&root.0, 999), None);
+        assert_eq!(split_cmdline(b""), Vec::<String>::new());
+        assert_eq!(split_cmdline(b"a\0\0b"), ["a", "", "b"]);
+    }
+
+    #[test]
+    fn system_describer_reads_process_and_parent() {
+        let root = fake_proc();
+        let mut d = SystemDescriber::with_roots(root.0.clone(), None);
+        let p = d.process(&task(101, 100, "python3"));
+        assert_eq!(p.exe.as_deref(), Some("/usr/bin/python3"));
+        assert_eq!(p.cmdline.as_ref().unwrap()[0], "python3");
+        // No cgroup id from the kernel: /proc/TGID/cgroup stands in.
+        assert_eq!(p.cgroup.as_deref(), Some("/system.slice/example.service"));
+        assert_eq!(p.unit.as_deref(), Some("example.service"));
+
+        let parent = d.parent(&task(101, 100, "python3")).unwrap();
+        assert_eq!(parent.pid, 50);
+        assert_eq!(parent.exe.as_deref(), Some("/usr/bin/bash"));
+        assert_eq!(parent.unit.as_deref(), Some("session-2.scope"));
+    }
+
+    #[test]
+    fn a_task_whose_name_changed_gets_no_proc_facts() {
+        let root = fake_proc();
+        let mut d = SystemDescriber::with_roots(root.0.clone(), None);
+        let p = d.process(&task(101, 100, "modprobe"));
+        assert_eq!((p.exe, p.cmdline, p.unit), (None, None, None));
+
+        let mut orphan = task(101, 100, "python3");
+        orphan.parent_comm = Some("zsh".into());
+        let parent = d.parent(&orphan).unwrap();
+        assert_eq!((parent.exe, parent.unit), (None, None));
+
+        orphan.ppid = None;
+        orphan.parent_comm = None;
+        assert_eq!(d.parent(&orphan), None);
+    }
+
+    #[test]
+    fn system_describer_maps_cgroup_ids_through_the_tree() {
+        let proc_root = fake_proc();
+        let cg = TempDir::new();
+        let svc = cg.0.join("system.slice/lightdm.service");
+        fs::create_dir_all(&svc).unwrap();
+        let mut d = SystemDescriber::with_roots(proc_root.0.clone(), Some(cg.0.clone()));
+        let mut t = task(7, 7, "Xorg");
+        t.cgroup_id = ino(&svc);
+        let p = d.process(&t);
+        assert_eq!(p.cgroup.as_deref(), Some("/system.slice/lightdm.service"));
+        assert_eq!(p.unit.as_deref(), Some("lightdm.service"));
+        assert_eq!((p.exe, p.cmdline), (None, None));
+    }
+
+    #[test]
+    fn describes_this_test_process_from_the_real_proc_and_cgroup_tree() {
+        let tgid = std::process::id();
+        // SAFETY: gettid has no preconditions.
+        let pid = unsafe { libc::gettid() } as u32;
+        let comm = fs::read_to_string(format!("/proc/self/task/{pid}/comm")).unwrap();
+        let mut d = SystemDescriber::new();
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let own = proc_cgroup_path(&fs::read_to_string("/proc/self/cgroup").unwrap());
+        let cgroup_id = match (cgroup2_mount(&mountinfo), &own) {
+            (Some(root), Some(path)) => ino(&root.join(path.trim_start_matches('/'))),
+            _ => 0,
+        };
+        let t = Task { pid, tgid, ppid: None, uid: 0, cgroup_id, comm: comm.trim_end().into(), parent_comm: None };
+        let p = d.process(&t);
+        let me = std::env::current_exe().unwrap();
+        assert_eq!(p.exe.as_deref(), Some(me.to_str().unwrap()));
+        assert_eq!(p.cmdline.unwrap()[0], std::env::args().next().unwrap());
+        assert_eq!(p.cgroup, own);
+    }
+
+    const KALLSYMS: &str = "\
+ffffffff81000000 T _stext
+ffffffff81001000 T do_one_thing
+ffffffff81001040 t helper_fn
+ffffffff81100000 D some_data
+ffffffff812a0000 T __sock_create
+ffffffff812a0400 T _etext
+ffffffffc0a00000 t llc_rcv\t[llc]
+ffffffffc0a00200 t llc_end\t[llc]
+";
+
+    #[test]
+    fn kallsyms_names_call_sites() {
+        let k = Kallsyms::parse(KALLSYMS);
+        assert_eq!(k.name(0xffffffff812a0123), "__sock_create+0x123");
+        assert_eq!(k.name(0xffffffff81001040), "helper_fn+0x0");
+        // Data symbols do not cut text short.
+        assert_eq!(k.name(0xffffffff81100010), "helper_fn+0xfefd0");
+        assert_eq!(k.name(0xffffffffc0a00010), "llc_rcv+0x10 [llc]");
+        assert_eq!(k.name(0xffffffff80000000), "0xffffffff80000000");
+        assert_eq!(k.name(0xffffffffc0a00300), "0xffffffffc0a00300");
+    }
+
+    #[test]
+    fn hidden_kallsyms_give_hex() {
+        let hidden = "0000000000000000 T _stext\n0000000000000000 T __sock_create\n";
+        assert_eq!(Kallsyms::parse(hidden).name(0xffffffff812a0123), "0xffffffff812a0123");
+        assert_eq!(Kallsyms::parse("").name(0x10), "0x10");
+    }
+
+    #[test]
+    fn system_describer_reads_kallsyms_lazily() {
+        let root = TempDir::new();
+        let mut d = SystemDescriber::with_roots(root.0.clone(), None);
+        fs::write(root.0.join("kallsyms"), KALLSYMS).unwrap();
+        assert_eq!(d.symbol(0xffffffff812a0010), "__sock_create+0x10");
+    }
+
+    #[test]
+    fn wall_time_counts_back_from_now() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(wall_time_at(10_000_000_000, 12_500_000_000, now), "2023-11-14T22:13:17.500Z");
+        assert_eq!(wall_time_at(13_000_000_000, 12_000_000_000, now), "2023-11-14T22:13:21.000Z");
+    }
+}

@@ -1,0 +1,435 @@
+//! `modtrace learn`: trace for a while and accumulate what was loaded, and why,
+//! into the profile.
+//!
+//! Order matters: the lock, the writability check and loading the existing
+//! profile all happen before tracing starts, so a second learner, a read-only
+//! directory or a corrupt profile stop it at once (the corrupt file untouched)
+//! instead of after hours of learning.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, Context as _};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::event::{Cause, Record, What};
+use crate::modindex::{KmodIndex, ModuleIndex};
+use crate::pipeline::{Options, Tracer};
+use crate::profile::{self, store, system, PreloadSources, Profile, Session};
+use crate::snapshot::read_proc_modules;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// How long to learn: 30s, 10m, 2h, 1d. Without it, until Ctrl-C or SIGTERM;
+    /// either one ends learning early and the profile is still saved.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// The profile to add to (created with its directory when missing).
+    #[arg(long, value_name = "PATH", default_value = profile::DEFAULT_PATH)]
+    pub out: PathBuf,
+    /// Start a new profile instead of adding to the existing one, which is kept
+    /// as PATH.bak.
+    #[arg(long)]
+    pub fresh: bool,
+    /// No progress display (the final line saying where the profile is still prints).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 30s, 10m, 2h, 1d)"))
+}
+
+/// How learning shows progress on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Quiet,
+    /// A line every minute (stderr is not a terminal: a journal, a log file).
+    Plain,
+    /// A live progress bar.
+    Bar,
+}
+
+/// Everything `learn` needs besides the index and the tracer.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub out: PathBuf,
+    pub fresh: bool,
+    pub duration: Option<Duration>,
+    /// /proc/modules (a parameter for tests).
+    pub proc_modules: PathBuf,
+    pub preload: PreloadSources,
+    /// Save at most this often while learning (when something changed).
+    pub checkpoint_every: Duration,
+    pub progress: Progress,
+    pub kernel: String,
+    pub host: String,
+    pub boot_id: Option<String>,
+}
+
+/// What the tracer reports when it returns.
+#[derive(Debug, Clone)]
+pub struct TraceEnd {
+    pub records: u64,
+    /// Kernel events lost (ring buffers full).
+    pub lost: u64,
+    /// "duration", "SIGINT" or "SIGTERM".
+    pub ended_by: String,
+}
+
+/// What a learning run did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub path: PathBuf,
+    pub modules: usize,
+    pub top_level: usize,
+    /// Modules this run added to the profile.
+    pub new_modules: Vec<String>,
+    pub records: u64,
+    pub lost: u64,
+    pub ended_by: String,
+    pub checkpoints: u32,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let progress = if args.quiet {
+        Progress::Quiet
+    } else if std::io::stderr().is_terminal() {
+        Progress::Bar
+    } else {
+        Progress::Plain
+    };
+    let plan = Plan {
+        out: args.out,
+        fresh: args.fresh,
+        duration: args.duration,
+        proc_modules: PathBuf::from("/proc/modules"),
+        preload: PreloadSources::default(),
+        checkpoint_every: Duration::from_secs(60),
+        progress,
+        kernel: system::kernel_release(),
+        host: system::hostname(),
+        boot_id: system::boot_id(),
+    };
+    let index = KmodIndex::running().context("reading the running kernel's module index")?;
+    let duration = plan.duration;
+    let outcome = learn(&plan, &index, |sink| {
+        let tracer = Tracer::start()?;
+        for note in &tracer.probes.notes {
+            eprintln!("modtrace: note: {note}");
+        }
+        let summary = tracer.run(&Options { duration }, sink)?;
+        Ok(TraceEnd {
+            records: summary.records,
+            lost: summary.losses.dropped(),
+            ended_by: summary.ended_by.to_string(),
+        })
+    })?;
+    eprintln!("{}", outcome_line(&outcome));
+    if outcome.lost > 0 {
+        eprintln!(
+            "modtrace: warning: {} kernel events were lost; the profile may miss modules, learn again before locking",
+            outcome.lost
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn outcome_line(o: &Outcome) -> String {
+    let new = if o.new_modules.is_empty() {
+        "no new module".to_string()
+    } else if o.new_modules.len() <= 8 {
+        format!("new: {}", o.new_modules.join(", "))
+    } else {
+        format!("{} new", o.new_modules.len())
+    };
+    format!(
+        "modtrace: learning ended ({}); profile saved to {}: {} modules, {} top-level ({new}); see: modtrace report --profile {}",
+        o.ended_by,
+        o.path.display(),
+        o.modules,
+        o.top_level,
+        o.path.display()
+    )
+}
+
+/// Learns into `plan.out`: lock, check, load, record preloaded modules, then
+/// `trace` (which calls the sink for every record and returns when learning
+/// ends), checkpointing along the way, and save. When `trace` fails after
+/// records arrived, what was learned is saved before the error is returned.
+pub fn learn(
+    plan: &Plan,
+    index: &dyn ModuleIndex,
+    trace: impl FnOnce(&mut dyn FnMut(&Record)) -> anyhow::Result<TraceEnd>,
+) -> anyhow::Result<Outcome> {
+    if let Some(dir) = plan.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // Writability first: a read-only directory then says so, rather than failing
+    // to create the lock file.
+    store::check_writable(&plan.out)?;
+    let _lock = store::lock(&plan.out)?;
+    let base = if plan.fresh {
+        keep_backup(&plan.out)?;
+        None
+    } else {
+        store::load_if_exists(&plan.out).map_err(|e| {
+            anyhow!(
+                "{e}\nrefusing to learn into it: the file is left as it is. Repair it, move it aside, or start a new profile with --fresh (which keeps it as {}.bak)",
+                plan.out.display()
+            )
+        })?
+    };
+    let known: BTreeSet<String> = base.iter().flat_map(|p| p.modules.iter().map(|m| m.name.clone())).collect();
+
+    let start = SystemTime::now();
+    let start_text = system::rfc3339(start);
+    let mut session = Profile::new(&plan.kernel, &plan.host);
+    session.boots.extend(plan.boot_id.clone());
+    let loaded = read_proc_modules(&plan.proc_modules)?;
+    let reasons = profile::configured_reasons(&plan.preload);
+    session.add_preloaded(&loaded, &reasons, &start_text);
+
+    let compose = |session: &Profile, ended_by: &str, records: u64, lost: u64| -> Profile {
+        let end = SystemTime::now();
+        let mut profile = base.clone().unwrap_or_else(|| Profile::new(&plan.kernel, &plan.host));
+        let mut s = session.clone();
+        s.sessions.push(Session {
+            start: start_text.clone(),
+            end: system::rfc3339(end),
+            duration_secs: end.duration_since(start).unwrap_or_default().as_secs(),
+            kernel: plan.kernel.clone(),
+            boot_id: plan.boot_id.clone(),
+            ended_by: Some(ended_by.to_string()),
+            records,
+            lost_events: lost,
+            extra: Default::default(),
+        });
+        profile.merge(s);
+        profile.settle(index);
+        profile
+    };
+
+    let status = Arc::new(Mutex::new(Status { modules: module_count(&known, &session), latest: None }));
+    let ticker = Ticker::start(plan.progress, plan.duration, &plan.out, status.clone());
+
+    let mut records = 0u64;
+    let mut dirty = false;
+    let mut checkpoints = 0u32;
+    let mut last_checkpoint = Instant::now();
+    let result = trace(&mut |rec: &Record| {
+        records += 1;
+        dirty |= session.observe(rec);
+        if let What::Loaded { module, cause, .. } = &rec.what {
+            if let Ok(mut s) = status.lock() {
+                s.modules = module_count(&known, &session);
+                s.latest = Some(format!("{module} ({})", short_cause(cause)));
+            }
+        }
+        if dirty && last_checkpoint.elapsed() >= plan.checkpoint_every {
+            match store::save(&plan.out, &compose(&session, "checkpoint", records, 0)) {
+                Ok(()) => {
+                    dirty = false;
+                    checkpoints += 1;
+                }
+                Err(e) => ticker.say(&format!("modtrace: warning: checkpoint failed (will retry): {e}")),
+            }
+            last_checkpoint = Instant::now();
+        }
+    });
+    ticker.stop();
+
+    let (end, failure) = match result {
+        Ok(end) => (end, None),
+        Err(e) => {
+            if records == 0 && checkpoints == 0 {
+                // Tracing never started (or saw nothing): nothing to save.
+                return Err(e);
+            }
+            (TraceEnd { records, lost: 0, ended_by: "error".to_string() }, Some(e))
+        }
+    };
+    let finished = compose(&session, &end.ended_by, end.records.max(records), end.lost);
+    store::save(&plan.out, &finished).context("saving the profile")?;
+    if let Some(e) = failure {
+        return Err(
+            e.context(format!("tracing failed; what was learned until then is saved in {}", plan.out.display()))
+        );
+    }
+    Ok(Outcome {
+        path: plan.out.clone(),
+        modules: finished.modules.len(),
+        top_level: finished.modules.iter().filter(|m| m.top_level).count(),
+        new_modules: finished.modules.iter().filter(|m| !known.contains(&m.name)).map(|m| m.name.clone()).collect(),
+        records: end.records.max(records),
+        lost: end.lost,
+        ended_by: end.ended_by,
+        checkpoints,
+    })
+}
+
+/// --fresh: the old file (readable or not) is kept as PATH.bak before anything
+/// replaces it.
+fn keep_backup(path: &Path) -> anyhow::Result<()> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let mut bak = path.as_os_str().to_owned();
+            bak.push(".bak");
+            let bak = PathBuf::from(bak);
+            store::atomic_write(&bak, &bytes)?;
+            eprintln!("modtrace: --fresh: the previous profile is kept as {}", bak.display());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow!("{}: {e}", path.display())),
+    }
+}
+
+fn module_count(known: &BTreeSet<String>, session: &Profile) -> usize {
+    known.len() + session.modules.iter().filter(|m| !known.contains(&m.name)).count()
+}
+
+/// "request net-pf-5 by modtrace-guest", "udev", "explicit by modprobe".
+pub fn short_cause(cause: &Cause) -> String {
+    match cause {
+        Cause::Request { alias, requester, module, needed_by, .. } => {
+            let base = format!("request {alias} by {}", requester.comm);
+            match (needed_by.is_empty(), module) {
+                (false, Some(m)) => format!("for {m}, {base}"),
+                _ => base,
+            }
+        }
+        Cause::Explicit { loader, invoked_by, .. } => match invoked_by.as_ref().and_then(|p| p.comm.clone()) {
+            Some(parent) => format!("explicit by {} from {parent}", loader.comm),
+            None => format!("explicit by {}", loader.comm),
+        },
+        Cause::Udev { .. } => "udev".to_string(),
+        Cause::Unknown { .. } => "cause unknown".to_string(),
+    }
+}
+
+struct Status {
+    modules: usize,
+    latest: Option<String>,
+}
+
+/// Shows progress from its own thread, so the time left moves even when no
+/// module loads.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+    bar: Option<ProgressBar>,
+}
+
+impl Ticker {
+    fn start(mode: Progress, duration: Option<Duration>, out: &Path, status: Arc<Mutex<Status>>) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let left = move || duration.map(|d| d.saturating_sub(started.elapsed()));
+        let describe = move |status: &Arc<Mutex<Status>>| -> String {
+            let (modules, latest) = match status.lock() {
+                Ok(s) => (s.modules, s.latest.clone()),
+                Err(_) => (0, None),
+            };
+            let mut text = format!("{modules} modules");
+            if let Some(l) = latest {
+                text.push_str(&format!(", latest: {l}"));
+            }
+            text
+        };
+        match mode {
+            Progress::Quiet => Ticker { stop, handle: None, bar: None },
+            Progress::Bar => {
+                let bar = match duration {
+                    Some(d) => {
+                        let bar = ProgressBar::new(d.as_secs().max(1));
+                        bar.set_style(
+                            ProgressStyle::with_template("{spinner} learning [{bar:24}] {prefix} left · {wide_msg}")
+                                .expect("a valid template")
+                                .progress_chars("=> "),
+                        );
+                        bar
+                    }
+                    None => {
+                        let bar = ProgressBar::new_spinner();
+                        bar.set_style(
+                            ProgressStyle::with_template(
+                                "{spinner} learning for {elapsed} (Ctrl-C ends it) · {wide_msg}",
+                            )
+                            .expect("a valid template"),
+                        );
+                        bar
+                    }
+                };
+                let thread_bar = bar.clone();
+                let thread_stop = stop.clone();
+                let handle = std::thread::spawn(move || {
+                    while !thread_stop.load(Ordering::Relaxed) {
+                        if let Some(l) = left() {
+                            thread_bar.set_position(duration.unwrap_or_default().as_secs().saturating_sub(l.as_secs()));
+                            thread_bar
+                                .set_prefix(humantime::format_duration(Duration::from_secs(l.as_secs())).to_string());
+                        }
+                        thread_bar.set_message(describe(&status));
+                        thread_bar.tick();
+                        std::thread::sleep(Duration::from_millis(250));
+                    }
+                });
+                Ticker { stop, handle: Some(handle), bar: Some(bar) }
+            }
+            Progress::Plain => {
+                let what = match duration {
+                    Some(d) => format!("for {}", humantime::format_duration(d)),
+                    None => "until SIGINT or SIGTERM".to_string(),
+                };
+                eprintln!("modtrace: learning {what} into {}", out.display());
+                let thread_stop = stop.clone();
+                let handle = std::thread::spawn(move || {
+                    let mut last = Instant::now();
+                    while !thread_stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(250));
+                        if last.elapsed() >= Duration::from_secs(60) {
+                            last = Instant::now();
+                            let left = match left() {
+                                Some(l) => {
+                                    format!("{} left, ", humantime::format_duration(Duration::from_secs(l.as_secs())))
+                                }
+                                None => String::new(),
+                            };
+                            eprintln!("modtrace: learning: {left}{}", describe(&status));
+                        }
+                    }
+                });
+                Ticker { stop, handle: Some(handle), bar: None }
+            }
+        }
+    }
+
+    /// A message that must not be garbled by the progress bar.
+    fn say(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "learn_tests.rs"]
+mod tests;

@@ -1,0 +1,201 @@
+use std::fs;
+use std::time::Duration;
+
+use super::*;
+use crate::profile::testutil::*;
+use crate::profile::TriggerKind;
+
+fn plan(dir: &TempDir) -> Plan {
+    let proc_modules = dir.join("proc-modules");
+    fs::write(
+        &proc_modules,
+        "ext4 1007616 1 - Live 0x0\njbd2 192512 1 ext4, Live 0x0\nmbcache 16384 1 ext4, Live 0x0\n",
+    )
+    .unwrap();
+    let etc = dir.join("modules-load.d");
+    fs::create_dir_all(&etc).unwrap();
+    fs::write(etc.join("fs.conf"), "ext4\n").unwrap();
+    let cmdline = dir.join("cmdline");
+    fs::write(&cmdline, "ro quiet\n").unwrap();
+    Plan {
+        out: dir.join("state/profile.json"),
+        fresh: false,
+        duration: Some(Duration::from_secs(1)),
+        proc_modules,
+        preload: PreloadSources { dirs: vec![etc], cmdline },
+        checkpoint_every: Duration::from_secs(3600),
+        progress: Progress::Quiet,
+        kernel: "6.1.0-18-amd64".to_string(),
+        host: "test".to_string(),
+        boot_id: Some("boot-1".to_string()),
+    }
+}
+
+fn replay(
+    records: Vec<crate::event::Record>,
+    lost: u64,
+) -> impl FnOnce(&mut dyn FnMut(&crate::event::Record)) -> anyhow::Result<TraceEnd> {
+    move |sink| {
+        let n = records.len() as u64;
+        for r in &records {
+            sink(r);
+        }
+        Ok(TraceEnd { records: n, lost, ended_by: "duration".to_string() })
+    }
+}
+
+#[test]
+fn learn_records_preloaded_and_traced_modules_and_accumulates() {
+    let dir = TempDir::new("learn");
+    let plan = plan(&dir);
+    let index = appletalk_index();
+    let out = learn(&plan, &index, replay(appletalk_sequence("2024-03-01T10:00:00Z", guest(5)), 0)).unwrap();
+    assert_eq!(out.path, plan.out);
+    assert_eq!(out.modules, 6);
+    assert_eq!(out.top_level, 2, "appletalk and ext4");
+    assert_eq!(out.new_modules.len(), 6);
+    let p = profile::load(&plan.out).unwrap();
+    assert_eq!(p.sessions.len(), 1);
+    assert_eq!(p.sessions[0].records, 4);
+    assert_eq!(p.sessions[0].ended_by.as_deref(), Some("duration"));
+    assert_eq!(p.boots, ["boot-1"]);
+    let ext4 = p.module("ext4").unwrap();
+    assert_eq!(ext4.triggers[0].kind, TriggerKind::Preloaded);
+    assert!(ext4.triggers[0].reason.as_deref().unwrap().ends_with("modules-load.d/fs.conf"));
+    assert!(p.module("appletalk").unwrap().top_level);
+    assert!(!p.module("psnap").unwrap().top_level);
+
+    // A second run adds to it.
+    let out = learn(&plan, &index, replay(appletalk_sequence("2024-03-02T10:00:00Z", guest(6)), 3)).unwrap();
+    assert!(out.new_modules.is_empty());
+    assert_eq!(out.lost, 3);
+    let p = profile::load(&plan.out).unwrap();
+    assert_eq!(p.sessions.len(), 2);
+    assert_eq!(p.lost_events(), 3);
+    assert_eq!(p.module("appletalk").unwrap().count, 2);
+    assert_eq!(p.module("ext4").unwrap().count, 2, "found preloaded by both sessions");
+    assert!(outcome_line(&out).contains(&plan.out.display().to_string()));
+}
+
+#[test]
+fn learn_refuses_a_corrupt_profile_before_tracing_and_leaves_it() {
+    let dir = TempDir::new("corrupt");
+    let plan = plan(&dir);
+    fs::create_dir_all(plan.out.parent().unwrap()).unwrap();
+    fs::write(&plan.out, "{\"schema\": \"modtrace-profile/1\", \"modules\": [").unwrap();
+    let mut traced = false;
+    let err = learn(&plan, &appletalk_index(), |_sink| {
+        traced = true;
+        Ok(TraceEnd { records: 0, lost: 0, ended_by: "duration".into() })
+    })
+    .unwrap_err();
+    assert!(!traced, "tracing must not start");
+    let text = format!("{err:#}");
+    assert!(text.contains("profile.json:1:") && text.contains("refusing"), "{text}");
+    assert_eq!(fs::read_to_string(&plan.out).unwrap(), "{\"schema\": \"modtrace-profile/1\", \"modules\": [");
+}
+
+#[test]
+fn fresh_keeps_a_backup_and_starts_over() {
+    let dir = TempDir::new("fresh");
+    let mut plan = plan(&dir);
+    fs::create_dir_all(plan.out.parent().unwrap()).unwrap();
+    fs::write(&plan.out, "not json").unwrap();
+    plan.fresh = true;
+    learn(&plan, &appletalk_index(), replay(vec![], 0)).unwrap();
+    let mut bak = plan.out.clone().into_os_string();
+    bak.push(".bak");
+    assert_eq!(fs::read_to_string(bak).unwrap(), "not json");
+    assert_eq!(profile::load(&plan.out).unwrap().sessions.len(), 1);
+}
+
+#[test]
+fn learn_refuses_while_another_learner_holds_the_lock() {
+    let dir = TempDir::new("locked");
+    let plan = plan(&dir);
+    fs::create_dir_all(plan.out.parent().unwrap()).unwrap();
+    let _held = profile::lock(&plan.out).unwrap();
+    let err = learn(&plan, &appletalk_index(), replay(vec![], 0)).unwrap_err().to_string();
+    assert!(err.contains("already learning") && err.contains(&format!("pid {}", std::process::id())), "{err}");
+    assert!(!plan.out.exists());
+}
+
+#[test]
+fn checkpoints_are_written_while_learning() {
+    let dir = TempDir::new("checkpoint");
+    let mut plan = plan(&dir);
+    plan.checkpoint_every = Duration::ZERO;
+    let path = plan.out.clone();
+    let records = appletalk_sequence("2024-03-01T10:00:00Z", guest(5));
+    let out = learn(&plan, &appletalk_index(), |sink| {
+        sink(&records[0]);
+        sink(&records[3]);
+        let mid = profile::load(&path).expect("a checkpoint was written");
+        assert_eq!(mid.sessions[0].ended_by.as_deref(), Some("checkpoint"));
+        assert!(mid.module("appletalk").is_some());
+        Ok(TraceEnd { records: 2, lost: 0, ended_by: "SIGINT".into() })
+    })
+    .unwrap();
+    assert!(out.checkpoints >= 1);
+    let p = profile::load(&path).unwrap();
+    assert_eq!(p.sessions.len(), 1, "checkpoints do not add sessions");
+    assert_eq!(p.sessions[0].ended_by.as_deref(), Some("SIGINT"));
+}
+
+#[test]
+fn a_tracer_that_fails_after_records_still_saves() {
+    let dir = TempDir::new("fails");
+    let plan = plan(&dir);
+    let records = appletalk_sequence("2024-03-01T10:00:00Z", guest(5));
+    let err = learn(&plan, &appletalk_index(), |sink| {
+        for r in &records {
+            sink(r);
+        }
+        Err(anyhow!("ring buffer went away"))
+    })
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("saved in"), "{err:#}");
+    let p = profile::load(&plan.out).unwrap();
+    assert!(p.module("appletalk").is_some());
+    assert_eq!(p.sessions[0].ended_by.as_deref(), Some("error"));
+
+    // A tracer that cannot start writes nothing.
+    let dir = TempDir::new("nostart");
+    let plan = self::plan(&dir);
+    learn(&plan, &appletalk_index(), |_| Err(anyhow!("no BPF"))).unwrap_err();
+    assert!(!plan.out.exists());
+}
+
+#[test]
+fn durations_parse_like_the_docs_say() {
+    assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+    assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+    assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+    assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
+    assert!(parse_duration("soon").unwrap_err().contains("examples"));
+}
+
+#[test]
+fn progress_displays_start_and_stop() {
+    // Exercises the templates and the ticker threads (the bar hides itself when
+    // stderr is not a terminal, as under `cargo test`).
+    for mode in [Progress::Bar, Progress::Plain, Progress::Quiet] {
+        for duration in [Some(Duration::from_secs(5)), None] {
+            let status = Arc::new(Mutex::new(Status { modules: 3, latest: Some("appletalk (udev)".into()) }));
+            let t = Ticker::start(mode, duration, std::path::Path::new("/tmp/p.json"), status);
+            t.say("modtrace: a message");
+            std::thread::sleep(Duration::from_millis(300));
+            t.stop();
+        }
+    }
+}
+
+#[test]
+fn short_causes_read_well() {
+    let rec = &appletalk_sequence("2024-03-01T10:00:00Z", guest(5))[1];
+    let crate::event::What::Loaded { cause, .. } = &rec.what else { panic!() };
+    assert_eq!(short_cause(cause), "for appletalk, request net-pf-5 by modtrace-guest");
+    let rec = loaded_explicit("2024-03-01T10:00:00Z", "llc", 0);
+    let crate::event::What::Loaded { cause, .. } = &rec.what else { panic!() };
+    assert_eq!(short_cause(cause), "explicit by modprobe from bash");
+}

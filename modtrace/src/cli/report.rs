@@ -1,0 +1,38 @@
+//! `modtrace report`: what the profile says, for a person deciding what to keep.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+use crate::profile;
+use crate::report::{self, Format, GroupBy};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The profile to read.
+    #[arg(long, value_name = "PATH", default_value = profile::DEFAULT_PATH)]
+    pub profile: PathBuf,
+    /// table for reading, markdown for issues and wikis, json for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Group by top-level module (dependencies folded under it) or by systemd unit.
+    #[arg(long, value_enum, default_value_t = GroupBy::Module)]
+    pub by: GroupBy,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Some(p) = profile::load_if_exists(&args.profile)? else {
+        bail!(
+            "{}: no profile there yet; learn one first: sudo modtrace learn --duration 10m{}",
+            args.profile.display(),
+            if args.profile.as_os_str() == profile::DEFAULT_PATH {
+                String::new()
+            } else {
+                format!(" --out {}", args.profile.display())
+            }
+        );
+    };
+    print!("{}", report::render(&p, args.format, args.by));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,172 @@
+//! The live data flow: rings -> decode -> correlate -> a sink of records.
+
+use std::{
+    os::fd::{AsRawFd, RawFd},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    attribute::SystemDescriber,
+    correlate::Correlator,
+    decode::decode,
+    event::{Event, Record},
+    modindex::KmodIndex,
+    probes::{Losses, Probes, Rings},
+    uevent::UeventSocket,
+};
+
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// Stop after this long; None runs until SIGINT or SIGTERM.
+    pub duration: Option<Duration>,
+}
+
+/// What a run saw besides its records.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub records: u64,
+    /// Ring records that did not decode (a kernel/userspace mismatch, never expected).
+    pub undecodable: u64,
+    pub losses: Losses,
+    /// Requests dropped unserved because too many were waiting (see correlate).
+    pub evicted_requests: u64,
+    /// Why the run ended: "duration", "SIGINT" or "SIGTERM".
+    pub ended_by: &'static str,
+}
+
+/// Attached probes plus everything that turns their bytes into records.
+pub struct Tracer {
+    pub probes: Probes,
+    rings: Rings,
+    correlator: Correlator<KmodIndex>,
+    describer: SystemDescriber,
+    /// Device announcements, for naming the device of a udev load.
+    uevents: Option<UeventSocket>,
+}
+
+impl Tracer {
+    /// Checks the system, loads and attaches the probes.
+    pub fn start() -> anyhow::Result<Tracer> {
+        let mut probes = Probes::attach()?;
+        let rings = probes.take_rings()?;
+        let index = KmodIndex::running().context("reading the running kernel's module index")?;
+        let uevents = UeventSocket::open()
+            .map_err(|e| probes.notes.push(format!("no uevent socket ({e}): udev loads will not name their device")))
+            .ok();
+        let correlator = Correlator::new(index);
+        Ok(Tracer { probes, rings, correlator, describer: SystemDescriber::new(), uevents })
+    }
+
+    /// Feeds every record to `sink` until the duration ends or a signal arrives.
+    pub fn run(mut self, opts: &Options, sink: &mut dyn FnMut(&Record)) -> anyhow::Result<Summary> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let mut summary = runtime.block_on(self.event_loop(opts, sink))?;
+        summary.losses = self.probes.losses();
+        summary.evicted_requests = self.correlator.evicted();
+        Ok(summary)
+    }
+
+    async fn event_loop(&mut self, opts: &Options, sink: &mut dyn FnMut(&Record)) -> anyhow::Result<Summary> {
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let deadline = sleep_or_forever(opts.duration);
+        tokio::pin!(deadline);
+        let loads = watch(self.rings.loads.as_raw_fd())?;
+        let failures = watch(self.rings.failures.as_raw_fd())?;
+        let requests = watch(self.rings.requests.as_raw_fd())?;
+        let devices = self.uevents.as_ref().map(|s| watch(s.as_raw_fd())).transpose()?;
+        let mut summary = Summary::default();
+        loop {
+            tokio::select! {
+                guard = loads.readable() => guard?.clear_ready(),
+                guard = failures.readable() => guard?.clear_ready(),
+                guard = requests.readable() => guard?.clear_ready(),
+                Some(guard) = readable(devices.as_ref()) => guard?.clear_ready(),
+                _ = sigint.recv() => { summary.ended_by = "SIGINT"; break }
+                _ = sigterm.recv() => { summary.ended_by = "SIGTERM"; break }
+                _ = &mut deadline => { summary.ended_by = "duration"; break }
+            }
+            self.drain(&mut summary, sink);
+        }
+        self.drain(&mut summary, sink);
+        Ok(summary)
+    }
+
+    /// Empties the rings and handles the batch in time order. Loads and failures
+    /// are read before requests: a helper's load is committed after the request
+    /// that started it, so the request is then always in this batch or an earlier one.
+    fn drain(&mut self, summary: &mut Summary, sink: &mut dyn FnMut(&Record)) {
+        let mut batch = Vec::new();
+        for ring in [&mut self.rings.loads, &mut self.rings.failures, &mut self.rings.requests] {
+            drain_ring(ring, &mut batch, &mut summary.undecodable);
+        }
+        // A device's uevent went out before udevd loaded its driver: read after
+        // the rings, it is known before any load in this batch is handled.
+        self.read_uevents();
+        batch.sort_by_key(|ev| ev.ts_ns);
+        for ev in batch {
+            let record = self.correlator.handle(ev, &mut self.describer);
+            summary.records += 1;
+            sink(&record);
+        }
+    }
+}
+
+impl Tracer {
+    fn read_uevents(&mut self) {
+        let Some(socket) = &self.uevents else { return };
+        let mut buf = vec![0u8; 8192];
+        // ENOBUFS (the socket overflowed) is not fatal: later uevents still come.
+        while let Ok(Some(ev)) = socket.recv(&mut buf) {
+            self.correlator.device_event(monotonic_ns(), ev);
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns().
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Readiness of an optional fd; never ready when there is none.
+async fn readable(
+    fd: Option<&AsyncFd<RawFd>>,
+) -> Option<std::io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, RawFd>>> {
+    match fd {
+        Some(fd) => Some(fd.readable().await),
+        None => std::future::pending().await,
+    }
+}
+
+fn drain_ring(ring: &mut RingBuf<MapData>, batch: &mut Vec<Event>, undecodable: &mut u64) {
+    while let Some(item) = ring.next() {
+        match decode(&item) {
+            Ok(ev) => batch.push(ev),
+            Err(_) => *undecodable += 1,
+        }
+    }
+}
+
+/// Readiness of a ring's fd. The rings are owned by the `Tracer` and outlive the
+/// event loop that holds these.
+fn watch(fd: RawFd) -> std::io::Result<AsyncFd<RawFd>> {
+    // SAFETY: `fd` belongs to a ring kept open for the whole event loop.
+    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(|e| e.into())
+}
+
+async fn sleep_or_forever(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,171 @@
+//! Loading and attaching the eBPF programs: the kernel end of the data flow.
+
+pub mod btf;
+pub mod preflight;
+pub mod tracefs;
+
+use std::{path::Path, time::Instant};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+};
+use modtrace_common::{RepeatState, RequestKey, TaskOffsets, ring};
+use thiserror::Error;
+
+pub use preflight::System;
+
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    #[error(
+        "permission denied: loading eBPF programs needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN); run it with sudo"
+    )]
+    NotPrivileged,
+    #[error(
+        "this kernel was built without loadable module support (CONFIG_MODULES is off: no /proc/modules, no module tracepoints): no module can ever be loaded here, so there is nothing to trace"
+    )]
+    NoModules,
+    #[error(
+        "kernel lockdown is in confidentiality mode, which forbids eBPF programs from reading kernel memory, so module names cannot be traced; `modtrace snapshot` (from /proc/modules) still works"
+    )]
+    Lockdown,
+    #[error("{0}; mount it with `mount -t tracefs tracefs /sys/kernel/tracing` and try again")]
+    NoTracefs(String),
+    #[error("{0}")]
+    Layout(String),
+    #[error("loading the eBPF programs failed: {0}")]
+    Load(String),
+    #[error("attaching to {0} failed: {1}")]
+    Attach(String, String),
+}
+
+/// The programs and the tracepoints they attach to: (program, group, event).
+const ATTACHMENTS: &[(&str, &str, &str)] = &[
+    ("module_request", "module", "module_request"),
+    ("module_load", "module", "module_load"),
+    ("module_free", "module", "module_free"),
+    ("enter_finit_module", "syscalls", "sys_enter_finit_module"),
+    ("enter_init_module", "syscalls", "sys_enter_init_module"),
+    ("exit_load", "syscalls", "sys_exit_finit_module"),
+    ("exit_load", "syscalls", "sys_exit_init_module"),
+];
+
+/// Attached probes. Dropping it detaches them.
+pub struct Probes {
+    ebpf: Ebpf,
+    pub system: System,
+    pub attached: usize,
+    pub attach_ms: u128,
+    /// Plain-language notes on what is degraded here (no BTF, ...).
+    pub notes: Vec<String>,
+}
+
+/// The three rings, in the order they must be drained (see `pipeline`).
+pub struct Rings {
+    pub loads: RingBuf<MapData>,
+    pub failures: RingBuf<MapData>,
+    pub requests: RingBuf<MapData>,
+}
+
+/// Events lost or folded in the kernel.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Losses {
+    pub requests: u64,
+    pub loads: u64,
+    pub failures: u64,
+    /// Repeats folded into a count but not yet carried by a later event.
+    pub folded_pending: u64,
+}
+
+impl Losses {
+    pub fn dropped(&self) -> u64 {
+        self.requests + self.loads + self.failures
+    }
+}
+
+impl Probes {
+    pub fn attach() -> Result<Probes, ProbeError> {
+        let system = preflight::check()?;
+        let started = Instant::now();
+        let tracefs = tracefs::ensure_mounted()?;
+        tracefs::check_formats(&tracefs)?;
+        let mut notes = Vec::new();
+        let offsets = task_offsets(&system, &mut notes);
+        let mut ebpf = load(offsets)?;
+        let attached = attach_all(&mut ebpf)?;
+        if system.modules_disabled {
+            notes.push("kernel.modules_disabled is 1: no module can load until reboot; denied attempts still show".into());
+        }
+        let attach_ms = started.elapsed().as_millis();
+        Ok(Probes { ebpf, system, attached, attach_ms, notes })
+    }
+
+    pub fn take_rings(&mut self) -> Result<Rings, ProbeError> {
+        Ok(Rings { loads: self.ring("LOADS")?, failures: self.ring("FAILURES")?, requests: self.ring("REQUESTS")? })
+    }
+
+    fn ring(&mut self, name: &str) -> Result<RingBuf<MapData>, ProbeError> {
+        let map = self.ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("map {name} missing")))?;
+        RingBuf::try_from(map).map_err(|e| ProbeError::Load(format!("{name}: {e}")))
+    }
+
+    /// Reads the drop counters and the repeats still held in the fold maps.
+    pub fn losses(&self) -> Losses {
+        let drops = |slot: u32| -> u64 {
+            let Some(map) = self.ebpf.map("DROPS") else { return 0 };
+            let Ok(array) = PerCpuArray::<_, u64>::try_from(map) else { return 0 };
+            array.get(&slot, 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0)
+        };
+        Losses {
+            requests: drops(ring::REQUESTS),
+            loads: drops(ring::LOADS),
+            failures: drops(ring::FAILURES),
+            folded_pending: self.folded::<u32>("FAIL_REPEATS") + self.folded::<RequestKey>("REQUEST_REPEATS"),
+        }
+    }
+
+    fn folded<K: aya::Pod>(&self, name: &str) -> u64 {
+        let Some(map) = self.ebpf.map(name) else { return 0 };
+        let Ok(map) = HashMap::<_, K, RepeatState>::try_from(map) else { return 0 };
+        map.iter().filter_map(Result::ok).map(|(_, state)| u64::from(state.folded)).sum()
+    }
+}
+
+fn task_offsets(system: &System, notes: &mut Vec<String>) -> TaskOffsets {
+    if !system.btf {
+        notes.push("no kernel BTF (/sys/kernel/btf/vmlinux): parent process fields come from /proc only".into());
+        return TaskOffsets::default();
+    }
+    btf::task_offsets(Path::new(btf::VMLINUX_BTF)).unwrap_or_else(|e| {
+        notes.push(format!("kernel BTF unusable ({e}): parent process fields come from /proc only"));
+        TaskOffsets::default()
+    })
+}
+
+fn load(offsets: TaskOffsets) -> Result<Ebpf, ProbeError> {
+    let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/modtrace"));
+    let self_tgid = std::process::id();
+    EbpfLoader::new()
+        .override_global("SELF_TGID", &self_tgid, true)
+        .override_global("TASK_OFFSETS", &offsets, true)
+        .load(object)
+        .map_err(|e| ProbeError::Load(format!("{e:#}")))
+}
+
+fn attach_all(ebpf: &mut Ebpf) -> Result<usize, ProbeError> {
+    let mut loaded = std::collections::BTreeSet::new();
+    for (prog, group, event) in ATTACHMENTS {
+        let what = format!("{group}:{event}");
+        let program: &mut TracePoint = ebpf
+            .program_mut(prog)
+            .ok_or_else(|| ProbeError::Load(format!("program {prog} missing")))?
+            .try_into()
+            .map_err(|e| ProbeError::Load(format!("{prog}: {e}")))?;
+        if loaded.insert(*prog) {
+            program.load().map_err(|e| ProbeError::Load(format!("{prog}: {e:#}")))?;
+        }
+        program.attach(group, event).map_err(|e| ProbeError::Attach(what, format!("{e:#}")))?;
+    }
+    Ok(ATTACHMENTS.len())
+}

@@ -1,0 +1,57 @@
+//! The profile: every module a machine loaded while learning, why, and who asked.
+//!
+//! - `model`: the file's types (schema "modtrace-profile/1", docs/profile.md).
+//! - `observe`: building from records, pure.
+//! - `merge`: accumulating sessions and profiles.
+//! - `preload`: why a module loaded before learning is there (modules-load.d, cmdline).
+//! - `store`: load with clear errors, atomic write, writability check, learner lock.
+
+pub mod merge;
+pub mod model;
+pub mod observe;
+pub mod preload;
+pub mod store;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use model::*;
+pub use observe::BEFORE_LEARNING;
+pub use preload::{configured_reasons, PreloadSources};
+pub use store::{atomic_write, check_writable, load, load_if_exists, lock, save, LearnLock, StoreError};
+
+/// Where `modtrace learn` writes and `modtrace report` reads by default.
+pub const DEFAULT_PATH: &str = "/var/lib/modtrace/profile.json";
+
+/// Facts about the running system that profiles and snapshots record.
+pub mod system {
+    use std::time::SystemTime;
+
+    fn proc_text(path: &str) -> Option<String> {
+        std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    }
+
+    /// uname -r.
+    pub fn kernel_release() -> String {
+        proc_text("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".to_string())
+    }
+
+    pub fn hostname() -> String {
+        proc_text("/proc/sys/kernel/hostname").unwrap_or_else(|| "unknown".to_string())
+    }
+
+    pub fn boot_id() -> Option<String> {
+        proc_text("/proc/sys/kernel/random/boot_id")
+    }
+
+    /// RFC 3339 UTC, to the second.
+    pub fn rfc3339(t: SystemTime) -> String {
+        humantime::format_rfc3339_seconds(t).to_string()
+    }
+
+    pub fn now() -> String {
+        rfc3339(SystemTime::now())
+    }
+}

@@ -1,0 +1,392 @@
+//! The profile file's data model: what `modtrace learn` writes and `report`,
+//! `diff` and the generators read. docs/profile.md documents every field.
+//!
+//! Lists that are looked up by a key (modules by name, requests by alias) are kept
+//! sorted by that key, so that the same observations always give the same file.
+//! Every object a person may extend by hand keeps the fields it does not know in
+//! `extra`, so they survive a merge and a rewrite.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The `schema` value of the only profile format this modtrace reads and writes.
+pub const SCHEMA: &str = "modtrace-profile/1";
+
+type Extra = Map<String, Value>;
+
+/// Everything learned about one machine's module loads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub schema: String,
+    /// Kernel release (uname -r) of the latest learning session.
+    pub kernel: String,
+    /// Host name of the latest learning session.
+    pub host: String,
+    /// Distinct boot ids (/proc/sys/kernel/random/boot_id) that learning saw, sorted.
+    #[serde(default)]
+    pub boots: Vec<String>,
+    #[serde(default)]
+    pub sessions: Vec<Session>,
+    /// One entry per module seen, sorted by name.
+    #[serde(default)]
+    pub modules: Vec<Module>,
+    /// One entry per alias the kernel requested, sorted by alias.
+    #[serde(default)]
+    pub requests: Vec<AliasRequest>,
+    /// Load attempts that failed, identical ones folded.
+    #[serde(default)]
+    pub failed: Vec<Failure>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One learning run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// RFC 3339, UTC.
+    pub start: String,
+    pub end: String,
+    pub duration_secs: u64,
+    pub kernel: String,
+    #[serde(default)]
+    pub boot_id: Option<String>,
+    /// "duration", "SIGINT" or "SIGTERM".
+    #[serde(default)]
+    pub ended_by: Option<String>,
+    /// Records observed.
+    #[serde(default)]
+    pub records: u64,
+    /// Kernel events dropped because a ring buffer was full. Anything above 0
+    /// means the profile may miss something.
+    #[serde(default)]
+    pub lost_events: u64,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One kernel module.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Module {
+    pub name: String,
+    /// No other module in this profile depends on it (per modules.dep): the
+    /// modules to list; the others follow as their dependencies.
+    pub top_level: bool,
+    /// Direct dependencies per the kernel's modules.dep.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Modules of this profile that need it, directly or through others.
+    #[serde(default)]
+    pub needed_by: Vec<String>,
+    /// Times it arrived: loads observed plus learning sessions that found it
+    /// already loaded; the sum of its triggers' counts.
+    pub count: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// Kernel taint letters the module carries (O out-of-tree, E unsigned, ...).
+    #[serde(default)]
+    pub taints: Vec<String>,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    /// The kernel requested an alias (request_module) and its modprobe helper loaded it.
+    Request,
+    /// A process loaded it itself (modprobe, insmod, systemd-modules-load).
+    Explicit,
+    /// systemd-udevd loaded it for a device.
+    Udev,
+    /// Already loaded when learning started.
+    Preloaded,
+    /// Loaded by a kernel helper that no observed request explains.
+    Unknown,
+}
+
+impl TriggerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Request => "request",
+            TriggerKind::Explicit => "explicit",
+            TriggerKind::Udev => "udev",
+            TriggerKind::Preloaded => "preloaded",
+            TriggerKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// Why a module arrived; identical causes are one trigger with a count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub kind: TriggerKind,
+    /// The alias the kernel requested (kind "request").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Set when the module was loaded only as a dependency: the module whose
+    /// load pulled it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed_by: Option<String>,
+    /// Who asked: the process whose request_module call it was (request), or the
+    /// loader's parent (explicit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<Requester>,
+    /// Other processes whose pending requests the same load satisfied: when set,
+    /// `requester` is the earliest of several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_requested_by: Vec<Requester>,
+    /// The process that called init_module/finit_module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loader: Option<Loader>,
+    /// The device a udev load was for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+    /// Preloaded: the configuration that loads it at boot, or "before learning".
+    /// Unknown: why no cause could be told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub count: u64,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A process that asked for a module. `pid` and `cgroup` are the latest seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Requester {
+    pub comm: String,
+    #[serde(default)]
+    pub exe: Option<String>,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub cgroup: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A process that loaded a module.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Loader {
+    pub comm: String,
+    #[serde(default)]
+    pub exe: Option<String>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A device (from its uevent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    #[serde(default)]
+    pub modalias: Option<String>,
+    #[serde(default)]
+    pub devpath: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// An alias the kernel requested (request_module).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AliasRequest {
+    pub alias: String,
+    /// Modules the alias resolved to; empty: no module provides it, the request
+    /// failed (and will keep failing after a lock, which is what you want to know).
+    #[serde(default)]
+    pub resolves_to: Vec<String>,
+    pub count: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    #[serde(default)]
+    pub requesters: Vec<CountedRequester>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountedRequester {
+    #[serde(flatten)]
+    pub who: Requester,
+    pub count: u64,
+}
+
+/// Failed init_module/finit_module calls, identical ones folded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The module, when known (from the request that started the load).
+    #[serde(default)]
+    pub module: Option<String>,
+    /// The alias whose request started the load, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// "finit_module" or "init_module".
+    pub syscall: String,
+    /// The return value, -errno.
+    pub ret: i64,
+    /// Its name, e.g. "EPERM" (what every load gets after kernel.modules_disabled=1).
+    #[serde(default)]
+    pub error: Option<String>,
+    pub loader: Loader,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<Requester>,
+    pub count: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Profile {
+    /// An empty profile for this kernel and host.
+    pub fn new(kernel: &str, host: &str) -> Profile {
+        Profile {
+            schema: SCHEMA.to_string(),
+            kernel: kernel.to_string(),
+            host: host.to_string(),
+            boots: Vec::new(),
+            sessions: Vec::new(),
+            modules: Vec::new(),
+            requests: Vec::new(),
+            failed: Vec::new(),
+            extra: Extra::new(),
+        }
+    }
+
+    pub fn module(&self, name: &str) -> Option<&Module> {
+        let name = crate::modindex::normalize(name);
+        self.modules.binary_search_by(|m| m.name.as_str().cmp(&name)).ok().map(|i| &self.modules[i])
+    }
+
+    /// Total kernel events lost over all sessions.
+    pub fn lost_events(&self) -> u64 {
+        self.sessions.iter().map(|s| s.lost_events).sum()
+    }
+
+    /// Pretty JSON with a final newline: the file's contents.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("a profile always serializes");
+        text.push('\n');
+        text
+    }
+}
+
+impl Module {
+    pub fn new(name: &str, time: &str) -> Module {
+        Module {
+            name: name.to_string(),
+            top_level: true,
+            depends_on: Vec::new(),
+            needed_by: Vec::new(),
+            count: 0,
+            first_seen: time.to_string(),
+            last_seen: time.to_string(),
+            taints: Vec::new(),
+            triggers: Vec::new(),
+            extra: Extra::new(),
+        }
+    }
+}
+
+impl Requester {
+    pub fn same_as(&self, other: &Requester) -> bool {
+        self.comm == other.comm && self.exe == other.exe && self.unit == other.unit
+    }
+}
+
+impl Loader {
+    pub fn same_as(&self, other: &Loader) -> bool {
+        self.comm == other.comm && self.exe == other.exe && self.unit == other.unit
+    }
+}
+
+impl Trigger {
+    pub fn new(kind: TriggerKind) -> Trigger {
+        Trigger {
+            kind,
+            alias: None,
+            needed_by: None,
+            requester: None,
+            also_requested_by: Vec::new(),
+            loader: None,
+            device: None,
+            reason: None,
+            count: 0,
+            extra: Extra::new(),
+        }
+    }
+
+    /// Two triggers are the same cause when kind, alias, the module that needed
+    /// it, requester and loader (comm, exe, unit), device and reason agree; pids
+    /// do not matter.
+    pub fn same_cause(&self, other: &Trigger) -> bool {
+        fn opt_eq<T>(a: &Option<T>, b: &Option<T>, eq: impl Fn(&T, &T) -> bool) -> bool {
+            match (a, b) {
+                (None, None) => true,
+                (Some(a), Some(b)) => eq(a, b),
+                _ => false,
+            }
+        }
+        self.kind == other.kind
+            && self.alias == other.alias
+            && self.needed_by == other.needed_by
+            && opt_eq(&self.requester, &other.requester, Requester::same_as)
+            && opt_eq(&self.loader, &other.loader, Loader::same_as)
+            && opt_eq(&self.device, &other.device, |a, b| a.modalias == b.modalias && a.devpath == b.devpath)
+            && self.reason == other.reason
+    }
+}
+
+impl Failure {
+    pub fn same_failure(&self, other: &Failure) -> bool {
+        self.module == other.module
+            && self.alias == other.alias
+            && self.syscall == other.syscall
+            && self.ret == other.ret
+            && self.loader.same_as(&other.loader)
+            && match (&self.requester, &other.requester) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.same_as(b),
+                _ => false,
+            }
+    }
+}
+
+/// Kernel taint letters of a module's taint bitmask (kernel/panic.c taint_flags).
+pub fn taint_letters(mask: u32) -> Vec<String> {
+    const LETTERS: &[u8] = b"PFSRMBUDAWCIOELKXTN";
+    LETTERS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1u32 << bit) != 0)
+        .map(|(_, c)| (*c as char).to_string())
+        .collect()
+}
+
+/// Orders RFC 3339 times; falls back to comparing the text when one does not parse.
+pub fn time_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    match (humantime::parse_rfc3339_weak(a), humantime::parse_rfc3339_weak(b)) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+pub fn earliest(a: &str, b: &str) -> String {
+    if time_cmp(b, a).is_lt() {
+        b.to_string()
+    } else {
+        a.to_string()
+    }
+}
+
+pub fn latest(a: &str, b: &str) -> String {
+    if time_cmp(b, a).is_gt() {
+        b.to_string()
+    } else {
+        a.to_string()
+    }
+}

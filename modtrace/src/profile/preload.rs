@@ -1,0 +1,131 @@
+//! Why a module that was already loaded when learning started is there: the
+//! configuration that systemd-modules-load reads (modules-load.d files and the
+//! modules_load= kernel argument). Paths are parameters so tests use temp dirs.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::modindex::normalize;
+
+/// Where systemd-modules-load looks, in its order of precedence.
+#[derive(Debug, Clone)]
+pub struct PreloadSources {
+    /// modules-load.d directories, most important first: a file name found in an
+    /// earlier directory hides the same name in later ones.
+    pub dirs: Vec<PathBuf>,
+    /// The kernel command line (/proc/cmdline).
+    pub cmdline: PathBuf,
+}
+
+impl Default for PreloadSources {
+    fn default() -> Self {
+        PreloadSources {
+            dirs: [
+                "/etc/modules-load.d",
+                "/run/modules-load.d",
+                "/usr/local/lib/modules-load.d",
+                "/usr/lib/modules-load.d",
+                "/lib/modules-load.d",
+            ]
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+            cmdline: PathBuf::from("/proc/cmdline"),
+        }
+    }
+}
+
+/// Module name -> the configuration that loads it at boot, e.g.
+/// "/etc/modules-load.d/appletalk.conf" or "kernel command line: modules-load=appletalk";
+/// several are joined with "; ". Unreadable sources are skipped.
+pub fn configured_reasons(sources: &PreloadSources) -> BTreeMap<String, String> {
+    let mut reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Ok(text) = fs::read_to_string(&sources.cmdline) {
+        for (key, modules) in cmdline_modules(&text) {
+            for m in modules {
+                reasons.entry(m.clone()).or_default().push(format!("kernel command line: {key}={m}"));
+            }
+        }
+    }
+    for file in config_files(&sources.dirs) {
+        let Ok(text) = fs::read_to_string(&file) else { continue };
+        for m in conf_modules(&text) {
+            reasons.entry(m).or_default().push(file.display().to_string());
+        }
+    }
+    reasons
+        .into_iter()
+        .map(|(m, mut r)| {
+            r.dedup();
+            (m, r.join("; "))
+        })
+        .collect()
+}
+
+/// `*.conf` files by name, the first directory that has a name winning; a file
+/// that is a link to /dev/null masks the name.
+fn config_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".conf") && !by_name.contains_key(&name) {
+                by_name.insert(name, entry.path());
+            }
+        }
+    }
+    by_name.into_values().filter(|p| !is_masked(p)).collect()
+}
+
+fn is_masked(path: &Path) -> bool {
+    fs::read_link(path).map(|t| t == Path::new("/dev/null")).unwrap_or(false)
+}
+
+/// Module names in a modules-load.d file: one per line, `#` and `;` start comments.
+pub fn conf_modules(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+        .map(normalize)
+        .collect()
+}
+
+/// (argument as written, modules) for every modules_load=, modules-load= and
+/// rd.modules_load= / rd.modules-load= argument of a kernel command line.
+pub fn cmdline_modules(cmdline: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for word in split_cmdline(cmdline) {
+        let Some((key, value)) = word.split_once('=') else { continue };
+        let k = key.replace('-', "_");
+        if k == "modules_load" || k == "rd.modules_load" {
+            let modules: Vec<String> =
+                value.split(',').map(str::trim).filter(|m| !m.is_empty()).map(normalize).collect();
+            out.push((key.to_string(), modules));
+        }
+    }
+    out
+}
+
+/// Splits on whitespace outside double quotes, dropping the quotes.
+fn split_cmdline(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}

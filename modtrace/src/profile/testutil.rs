@@ -1,0 +1,231 @@
+//! Test helpers: temp directories and records built by hand, as the correlator
+//! would emit them.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::event::{Cause, Parent, Process, Record, Syscall, What};
+use crate::modindex::StaticIndex;
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("modtrace-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// appletalk needs psnap and llc; psnap needs llc (as in a Debian kernel).
+pub fn appletalk_index() -> StaticIndex {
+    StaticIndex::default()
+        .alias("net-pf-5", "appletalk")
+        .alias("fs-binfmt_misc", "binfmt_misc")
+        .module("appletalk", &["psnap", "llc"])
+        .module("psnap", &["llc"])
+        .module("llc", &[])
+        .module("binfmt_misc", &[])
+        .module("snd_hda_intel", &[])
+        .module("ext4", &["jbd2", "mbcache"])
+        .module("jbd2", &[])
+        .module("mbcache", &[])
+}
+
+pub fn process(pid: u32, comm: &str, exe: Option<&str>, unit: Option<&str>) -> Process {
+    Process {
+        pid,
+        tgid: pid,
+        ppid: Some(1),
+        uid: 0,
+        comm: comm.to_string(),
+        parent_comm: Some("systemd".to_string()),
+        exe: exe.map(str::to_string),
+        cmdline: None,
+        cgroup_id: 1000 + u64::from(pid),
+        cgroup: unit.map(|u| match u {
+            "init.scope" => "/init.scope".to_string(),
+            u if u.starts_with("session-") => format!("/user.slice/user-1000.slice/{u}"),
+            u => format!("/system.slice/{u}"),
+        }),
+        unit: unit.map(str::to_string),
+    }
+}
+
+pub fn guest(pid: u32) -> Process {
+    process(pid, "modtrace-guest", Some("/usr/bin/python3"), Some("example.service"))
+}
+
+pub fn modprobe(pid: u32) -> Process {
+    process(pid, "modprobe", Some("/usr/bin/kmod"), None)
+}
+
+pub fn request(time: &str, who: Process, alias: &str, resolves_to: &[&str]) -> Record {
+    Record {
+        time: time.to_string(),
+        ts_ns: 0,
+        what: What::Request {
+            alias: alias.to_string(),
+            wait: true,
+            call_site: "__sock_create+0x1a0".to_string(),
+            repeats: 0,
+            resolves_to: resolves_to.iter().map(|s| s.to_string()).collect(),
+        },
+        process: who,
+    }
+}
+
+/// A `loaded` record for a module the modprobe helper loaded for `alias`.
+pub fn loaded_for_request(
+    time: &str,
+    module: &str,
+    alias: &str,
+    alias_module: &str,
+    requester: Process,
+    needed_by: &[&str],
+) -> Record {
+    Record {
+        time: time.to_string(),
+        ts_ns: 0,
+        what: What::Loaded {
+            module: module.to_string(),
+            taints: 0,
+            cause: Cause::Request {
+                alias: alias.to_string(),
+                requester,
+                module: Some(alias_module.to_string()),
+                needed_by: needed_by.iter().map(|s| s.to_string()).collect(),
+                also_requested_by: Vec::new(),
+            },
+        },
+        process: modprobe(900),
+    }
+}
+
+/// The three loads `socket(AF_APPLETALK, ...)` causes: llc, psnap, appletalk.
+pub fn appletalk_sequence(time: &str, requester: Process) -> Vec<Record> {
+    vec![
+        request(time, requester.clone(), "net-pf-5", &["appletalk"]),
+        loaded_for_request(time, "llc", "net-pf-5", "appletalk", requester.clone(), &["psnap", "appletalk"]),
+        loaded_for_request(time, "psnap", "net-pf-5", "appletalk", requester.clone(), &["appletalk"]),
+        loaded_for_request(time, "appletalk", "net-pf-5", "appletalk", requester, &[]),
+    ]
+}
+
+pub fn loaded_udev(time: &str, module: &str) -> Record {
+    let udevd = process(300, "systemd-udevd", Some("/usr/lib/systemd/systemd-udevd"), Some("systemd-udevd.service"));
+    Record {
+        time: time.to_string(),
+        ts_ns: 0,
+        what: What::Loaded { module: module.to_string(), taints: 0, cause: Cause::Udev { loader: udevd.clone(), device: None } },
+        process: udevd,
+    }
+}
+
+pub fn loaded_explicit(time: &str, module: &str, taints: u32) -> Record {
+    let loader = process(700, "modprobe", Some("/usr/bin/kmod"), Some("session-2.scope"));
+    Record {
+        time: time.to_string(),
+        ts_ns: 0,
+        what: What::Loaded {
+            module: module.to_string(),
+            taints,
+            cause: Cause::Explicit {
+                loader: loader.clone(),
+                invoked_by: Some(Parent {
+                    pid: 650,
+                    comm: Some("bash".to_string()),
+                    exe: Some("/usr/bin/bash".to_string()),
+                    unit: Some("session-2.scope".to_string()),
+                }),
+                needed_by: Vec::new(),
+            },
+        },
+        process: loader,
+    }
+}
+
+pub fn failed_load(time: &str, alias: &str, module: &str, ret: i64, error: &str, repeats: u32) -> Record {
+    Record {
+        time: time.to_string(),
+        ts_ns: 0,
+        what: What::Load {
+            syscall: Syscall::FinitModule,
+            fd: Some(3),
+            flags: 0,
+            image_len: 0,
+            params: String::new(),
+            ret,
+            error: Some(error.to_string()),
+            repeats,
+            module: None,
+            cause: Some(Cause::Request {
+                alias: alias.to_string(),
+                requester: guest(4242),
+                module: Some(module.to_string()),
+                needed_by: Vec::new(),
+                also_requested_by: Vec::new(),
+            }),
+        },
+        process: modprobe(901),
+    }
+}
+
+/// The profile docs/profile.md shows: built from records, as learning would.
+pub fn example_profile() -> crate::profile::Profile {
+    use crate::profile::{Profile, Session};
+    use crate::snapshot::parse_proc_modules;
+    let mut p = Profile::new("6.1.0-18-amd64", "kicksecure");
+    p.boots.push("6f0c3c9e-3f3e-4b7a-9a53-2d1e0f5b8c11".to_string());
+    let proc_modules = "ext4 1007616 1 - Live 0x0000000000000000\njbd2 192512 1 ext4, Live 0x0000000000000000\nmbcache 16384 1 ext4, Live 0x0000000000000000\n";
+    let mut reasons = std::collections::BTreeMap::new();
+    reasons.insert("ext4".to_string(), "/etc/modules-load.d/ext4.conf".to_string());
+    p.add_preloaded(&parse_proc_modules(proc_modules).unwrap(), &reasons, "2024-03-01T10:00:00Z");
+    for r in appletalk_sequence("2024-03-01T10:02:13Z", guest(4242)) {
+        p.observe(&r);
+    }
+    let systemd = process(1, "systemd", Some("/usr/lib/systemd/systemd"), Some("init.scope"));
+    p.observe(&request("2024-03-01T10:03:00Z", systemd.clone(), "fs-binfmt_misc", &["binfmt_misc"]));
+    p.observe(&loaded_for_request(
+        "2024-03-01T10:03:00Z",
+        "binfmt_misc",
+        "fs-binfmt_misc",
+        "binfmt_misc",
+        systemd,
+        &[],
+    ));
+    p.observe(&loaded_udev("2024-03-01T10:00:05Z", "snd_hda_intel"));
+    p.observe(&request("2024-03-01T10:04:00Z", guest(4250), "net-pf-38", &[]));
+    p.observe(&failed_load("2024-03-01T10:05:00Z", "net-pf-5", "appletalk", -1, "EPERM", 2));
+    p.sessions.push(Session {
+        start: "2024-03-01T10:00:00Z".to_string(),
+        end: "2024-03-01T10:10:00Z".to_string(),
+        duration_secs: 600,
+        kernel: "6.1.0-18-amd64".to_string(),
+        boot_id: Some("6f0c3c9e-3f3e-4b7a-9a53-2d1e0f5b8c11".to_string()),
+        ended_by: Some("duration".to_string()),
+        records: 9,
+        lost_events: 0,
+        extra: Default::default(),
+    });
+    p.settle(&appletalk_index());
+    p
+}

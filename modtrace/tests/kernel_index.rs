@@ -1,0 +1,62 @@
+//! `KmodIndex` against a real Debian kernel's module tree.
+//!
+//! MODTRACE_TEST_MODULES names a depmod'ed /lib/modules/KVER directory;
+//! `cargo xtask test` provides one. Without it these tests fail: a skipped test
+//! would look like a passing one.
+
+use std::path::PathBuf;
+
+use modtrace::modindex::{KmodIndex, ModuleIndex};
+
+fn index() -> KmodIndex {
+    let dir = std::env::var_os("MODTRACE_TEST_MODULES").map(PathBuf::from).unwrap_or_else(|| {
+        panic!(
+            "MODTRACE_TEST_MODULES is not set: run `cargo xtask test`, which fetches a Debian \
+             kernel, runs depmod and points this variable at its lib/modules/KVER"
+        )
+    });
+    KmodIndex::open(&dir).unwrap_or_else(|e| panic!("MODTRACE_TEST_MODULES={}: {e}", dir.display()))
+}
+
+#[test]
+fn socket_family_alias_resolves_with_its_dependencies() {
+    let idx = index();
+    assert_eq!(idx.resolve("net-pf-5"), ["appletalk"]);
+    let mut deps = idx.depends_on("appletalk");
+    deps.sort();
+    assert_eq!(deps, ["llc", "psnap"]);
+    let closure = idx.closure("appletalk");
+    assert_eq!(closure.last().map(String::as_str), Some("appletalk"));
+    assert!(closure.contains(&"llc".to_string()) && closure.contains(&"psnap".to_string()), "{closure:?}");
+}
+
+#[test]
+fn filesystem_and_link_aliases_resolve() {
+    let idx = index();
+    assert_eq!(idx.resolve("fs-binfmt_misc"), ["binfmt_misc"]);
+    assert_eq!(idx.resolve("rtnl-link-dummy"), ["dummy"]);
+    assert_eq!(idx.resolve("net-pf-38"), ["af_alg"]);
+}
+
+#[test]
+fn module_names_resolve_to_themselves_and_dependencies_follow() {
+    let idx = index();
+    assert_eq!(idx.resolve("vfat"), ["vfat"]);
+    assert_eq!(idx.depends_on("vfat"), ["fat"]);
+    assert_eq!(idx.closure("vfat"), ["fat", "vfat"]);
+}
+
+#[test]
+fn unknown_alias_resolves_to_nothing() {
+    let idx = index();
+    assert!(idx.resolve("net-pf-9999-no-such-thing").is_empty());
+    assert!(idx.depends_on("no_such_module").is_empty());
+    // Asked twice: the cached answer is the same.
+    assert!(idx.resolve("net-pf-9999-no-such-thing").is_empty());
+}
+
+#[test]
+fn a_tree_without_depmod_output_is_refused() {
+    let err = KmodIndex::open(std::path::Path::new("/nonexistent/lib/modules/0.0")).unwrap_err();
+    assert!(err.to_string().contains("depmod"), "{err}");
+}
