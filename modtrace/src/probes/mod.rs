@@ -144,7 +144,7 @@ fn task_offsets(system: &System, notes: &mut Vec<String>) -> TaskOffsets {
 }
 
 fn load(offsets: TaskOffsets) -> Result<Ebpf, ProbeError> {
-    let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/modtrace"));
+    let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/modtrace-probes"));
     let self_tgid = std::process::id();
     EbpfLoader::new()
         .override_global("SELF_TGID", &self_tgid, true)
