@@ -11,6 +11,9 @@ pub const COMM_LEN: usize = 16;
 pub const NAME_LEN: usize = 64;
 /// Bytes kept of the parameter string passed to init_module/finit_module.
 pub const PARAMS_LEN: usize = 128;
+/// Bytes kept of the task's argv (NUL-separated), read in the kernel at event time
+/// because short-lived loaders (modprobe) are gone before userspace could look.
+pub const ARGS_LEN: usize = 128;
 
 /// `Header::kind` values.
 pub mod kind {
@@ -28,6 +31,8 @@ pub mod kind {
 pub mod flags {
     /// ppid and parent_comm were read from the task's real_parent.
     pub const PARENT_KNOWN: u32 = 1;
+    /// `Header::args` holds the task's argv.
+    pub const ARGS_KNOWN: u32 = 2;
 }
 
 /// `LoadEvent::syscall` values.
@@ -71,6 +76,11 @@ pub struct Header {
     /// bpf_ktime_get_ns(): CLOCK_MONOTONIC nanoseconds.
     pub ts_ns: u64,
     pub task: Task,
+    /// Length of the task's whole argv area (may exceed ARGS_LEN).
+    pub args_len: u32,
+    pub _pad: u32,
+    /// The start of the argv area: arguments separated by NULs.
+    pub args: [u8; ARGS_LEN],
 }
 
 #[repr(C)]
@@ -157,7 +167,10 @@ pub struct TaskOffsets {
     pub real_parent: u32,
     pub tgid: u32,
     pub comm: u32,
-    pub _pad: u32,
+    /// task_struct.mm, then mm_struct.arg_start and arg_end.
+    pub mm: u32,
+    pub arg_start: u32,
+    pub arg_end: u32,
 }
 
 /// Tracepoint record layouts the probes read, by (group, event, field) offset.
@@ -216,14 +229,15 @@ mod tests {
 
     #[test]
     fn sizes_have_no_hidden_padding() {
+        const HEADER: usize = 72 + 8 + ARGS_LEN;
         assert_eq!(size_of::<Task>(), 56);
-        assert_eq!(size_of::<Header>(), 72);
-        assert_eq!(size_of::<RequestEvent>(), 72 + 16 + NAME_LEN);
-        assert_eq!(size_of::<LoadEvent>(), 72 + 32 + PARAMS_LEN);
-        assert_eq!(size_of::<ModuleEvent>(), 72 + 8 + NAME_LEN);
+        assert_eq!(size_of::<Header>(), HEADER);
+        assert_eq!(size_of::<RequestEvent>(), HEADER + 16 + NAME_LEN);
+        assert_eq!(size_of::<LoadEvent>(), HEADER + 32 + PARAMS_LEN);
+        assert_eq!(size_of::<ModuleEvent>(), HEADER + 8 + NAME_LEN);
         assert_eq!(size_of::<PendingLoad>(), 32 + PARAMS_LEN);
         assert_eq!(size_of::<RepeatState>(), 16);
         assert_eq!(size_of::<RequestKey>(), 16);
-        assert_eq!(size_of::<TaskOffsets>(), 16);
+        assert_eq!(size_of::<TaskOffsets>(), 24);
     }
 }

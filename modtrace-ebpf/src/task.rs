@@ -3,9 +3,11 @@
 use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
     bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
-    generated::{bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_ns},
+    generated::{bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_user},
 };
-use modtrace_common::{Header, flags};
+use core::ffi::c_void;
+
+use modtrace_common::{ARGS_LEN, Header, TaskOffsets, flags};
 
 use crate::maps::task_offsets;
 
@@ -30,24 +32,54 @@ pub fn fill_header(h: &mut Header, kind: u32, ts_ns: u64) -> bool {
     h.task.comm = bpf_get_current_comm().unwrap_or([0; 16]);
     h.task.ppid = 0;
     h.task.parent_comm = [0; 16];
-    if fill_parent(h).is_ok() {
+    let off = task_offsets();
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    if fill_parent(h, &off, task).is_ok() {
         h.flags |= flags::PARENT_KNOWN;
+    }
+    h.args_len = 0;
+    h._pad = 0;
+    if fill_args(h, &off, task).is_ok() {
+        h.flags |= flags::ARGS_KNOWN;
     }
     true
 }
 
 /// Reads real_parent's tgid and comm at the offsets userspace found in BTF. Fails
 /// without BTF (offsets 0) or where lockdown forbids reading kernel memory.
-fn fill_parent(h: &mut Header) -> Result<(), i32> {
-    let off = task_offsets();
+fn fill_parent(h: &mut Header, off: &TaskOffsets, task: *const u8) -> Result<(), i32> {
     if off.real_parent == 0 || off.tgid == 0 || off.comm == 0 {
         return Err(0);
     }
     unsafe {
-        let task = bpf_get_current_task() as *const u8;
         let parent: *const u8 = bpf_probe_read_kernel(task.add(off.real_parent as usize) as *const *const u8)?;
         h.task.ppid = bpf_probe_read_kernel(parent.add(off.tgid as usize) as *const u32)?;
         bpf_probe_read_kernel_buf(parent.add(off.comm as usize), &mut h.task.parent_comm)?;
+    }
+    Ok(())
+}
+
+/// Copies the start of the current task's argv area (mm->arg_start..arg_end): its
+/// length, capped at ARGS_LEN, and never past the area, which may end a page.
+fn fill_args(h: &mut Header, off: &TaskOffsets, task: *const u8) -> Result<(), i32> {
+    if off.mm == 0 || off.arg_end == 0 {
+        return Err(0);
+    }
+    unsafe {
+        let mm: *const u8 = bpf_probe_read_kernel(task.add(off.mm as usize) as *const *const u8)?;
+        if mm.is_null() {
+            return Err(0); // kernel threads have no argv
+        }
+        let start: u64 = bpf_probe_read_kernel(mm.add(off.arg_start as usize) as *const u64)?;
+        let end: u64 = bpf_probe_read_kernel(mm.add(off.arg_end as usize) as *const u64)?;
+        let len = end.saturating_sub(start);
+        // The comparison gives the verifier its bound on the size.
+        let size = if len > ARGS_LEN as u64 { ARGS_LEN as u32 } else { len as u32 };
+        let rc = bpf_probe_read_user(h.args.as_mut_ptr() as *mut c_void, size, start as *const c_void);
+        if rc != 0 {
+            return Err(rc as i32);
+        }
+        h.args_len = len as u32;
     }
     Ok(())
 }

@@ -312,7 +312,8 @@ impl Describe for SystemDescriber {
             comm: task.comm.clone(),
             parent_comm: task.parent_comm.clone(),
             exe: alive.then(|| exe(&self.proc_root, task.tgid)).flatten(),
-            cmdline: alive.then(|| cmdline(&self.proc_root, task.tgid)).flatten(),
+            // The kernel's copy is from event time; /proc only while the process lives.
+            cmdline: task.args.clone().or_else(|| alive.then(|| cmdline(&self.proc_root, task.tgid)).flatten()),
             cgroup_id: task.cgroup_id,
             unit: cgroup.as_deref().and_then(unit_of),
             cgroup,
@@ -456,7 +457,7 @@ mod tests {
     }
 
     fn task(pid: u32, tgid: u32, comm: &str) -> Task {
-        Task { pid, tgid, ppid: Some(50), uid: 1000, cgroup_id: 0, comm: comm.into(), parent_comm: Some("bash".into()) }
+        Task { pid, tgid, ppid: Some(50), uid: 1000, cgroup_id: 0, comm: comm.into(), parent_comm: Some("bash".into()), args: None }
     }
 
     #[test]
@@ -532,7 +533,7 @@ mod tests {
             (Some(root), Some(path)) => ino(&root.join(path.trim_start_matches('/'))),
             _ => 0,
         };
-        let t = Task { pid, tgid, ppid: None, uid: 0, cgroup_id, comm: comm.trim_end().into(), parent_comm: None };
+        let t = Task { pid, tgid, ppid: None, uid: 0, cgroup_id, comm: comm.trim_end().into(), parent_comm: None, args: None };
         let p = d.process(&t);
         let me = std::env::current_exe().unwrap();
         assert_eq!(p.exe.as_deref(), Some(me.to_str().unwrap()));

@@ -405,6 +405,9 @@ pub fn modprobe_names(cmdline: &[String]) -> Vec<String> {
     let mut names = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
+        if arg.is_empty() {
+            continue;
+        }
         if options_done || !arg.starts_with('-') || arg == "-" {
             names.push(arg.clone());
         } else if arg == "--" {
@@ -583,6 +586,7 @@ mod tests {
             cgroup_id,
             comm: comm.into(),
             parent_comm: Some(parent_comm.into()),
+            args: None,
         }
     }
 

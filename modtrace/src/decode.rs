@@ -3,7 +3,7 @@
 
 use std::mem::size_of;
 
-use modtrace_common::{self as wire, Header, LoadEvent, ModuleEvent, RequestEvent, flags, kind, syscall};
+use modtrace_common::{self as wire, ARGS_LEN, Header, LoadEvent, ModuleEvent, RequestEvent, flags, kind, syscall};
 use thiserror::Error;
 
 use crate::event::{Body, Event, Syscall, Task};
@@ -59,7 +59,16 @@ fn task(h: &Header) -> Task {
         cgroup_id: h.task.cgroup_id,
         comm: cstr(&h.task.comm),
         parent_comm: parent_known.then(|| cstr(&h.task.parent_comm)),
+        args: (h.flags & flags::ARGS_KNOWN != 0).then(|| args(&h.args, h.args_len)),
     }
+}
+
+/// The argv block cut at the area's real length; a final argument cut by the
+/// block's size is kept as far as it goes.
+fn args(block: &[u8; ARGS_LEN], len: u32) -> Vec<String> {
+    let used = &block[..(len as usize).min(ARGS_LEN)];
+    let used = used.strip_suffix(&[0]).unwrap_or(used);
+    used.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
 }
 
 fn request(ev: RequestEvent) -> Body {
@@ -112,10 +121,23 @@ pub mod encode {
     }
 
     pub fn header(kind: u32, ts_ns: u64, t: &Task) -> Header {
+        let mut args = [0u8; ARGS_LEN];
+        let mut args_len = 0;
+        if let Some(argv) = &t.args {
+            let joined: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+            let n = joined.len().min(ARGS_LEN);
+            args[..n].copy_from_slice(&joined[..n]);
+            args_len = joined.len() as u32;
+        }
+        let parent = if t.ppid.is_some() { flags::PARENT_KNOWN } else { 0 };
+        let argv = if t.args.is_some() { flags::ARGS_KNOWN } else { 0 };
         Header {
             kind,
-            flags: if t.ppid.is_some() { flags::PARENT_KNOWN } else { 0 },
+            flags: parent | argv,
             ts_ns,
+            args_len,
+            _pad: 0,
+            args,
             task: wire::Task {
                 pid: t.pid,
                 tgid: t.tgid,
@@ -178,6 +200,7 @@ mod tests {
             cgroup_id: 1234,
             comm: "modprobe".into(),
             parent_comm: Some("kworker/u4:1".into()),
+            args: Some(vec!["/sbin/modprobe".into(), "-q".into(), "--".into(), "net-pf-5".into()]),
         }
     }
 
@@ -219,6 +242,7 @@ mod tests {
         let mut ev = samples().remove(1);
         ev.task.ppid = None;
         ev.task.parent_comm = None;
+        ev.task.args = None;
         if let Body::Load { syscall, fd, .. } = &mut ev.body {
             *syscall = Syscall::InitModule;
             *fd = None;
@@ -227,6 +251,23 @@ mod tests {
         assert_eq!(back.task.ppid, None);
         assert_eq!(back.task.parent_comm, None);
         assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn argv_is_cut_at_its_length_and_a_long_one_at_the_block() {
+        let mut t = task();
+        t.args = None;
+        let ev = Event { ts_ns: 1, task: t.clone(), body: Body::Unloaded { module: "x".into() } };
+        assert_eq!(decode(&encode::event(&ev)).unwrap().task.args, None);
+
+        let long: Vec<String> = (0..40).map(|i| format!("arg{i:02}")).collect();
+        t.args = Some(long.clone());
+        let ev = Event { ts_ns: 1, task: t, body: Body::Unloaded { module: "x".into() } };
+        let back = decode(&encode::event(&ev)).unwrap().task.args.unwrap();
+        // 6 bytes an argument: 21 whole ones fit in 128 bytes, then "ar" of the 22nd.
+        assert_eq!(back[..21], long[..21]);
+        assert_eq!(back[21], "ar");
+        assert_eq!(back.len(), 22);
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct Task {
     pub cgroup_id: u64,
     pub comm: String,
     pub parent_comm: Option<String>,
+    /// argv as the kernel saw it at event time (the first ARGS_LEN bytes); None
+    /// for kernel threads or when it could not be read.
+    pub args: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -8,19 +8,22 @@ use modtrace_common::TaskOffsets;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
-/// Reads the offsets of real_parent, tgid and comm in task_struct.
+/// Reads the offsets of real_parent, tgid, comm and mm in task_struct, and of
+/// arg_start and arg_end in mm_struct.
 pub fn task_offsets(path: &Path) -> Result<TaskOffsets, String> {
     let btf = Btf::from_file(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let task = find_struct(&btf, "task_struct")?;
-    let offset = |field| {
-        member_offset(&btf, &task, field)?
-            .ok_or_else(|| format!("task_struct has no member {field}"))
+    let mm = find_struct(&btf, "mm_struct")?;
+    let offset = |s: &btf_rs::Struct, name: &str, field: &str| {
+        member_offset(&btf, s, field)?.ok_or_else(|| format!("{name} has no member {field}"))
     };
     Ok(TaskOffsets {
-        real_parent: offset("real_parent")?,
-        tgid: offset("tgid")?,
-        comm: offset("comm")?,
-        _pad: 0,
+        real_parent: offset(&task, "task_struct", "real_parent")?,
+        tgid: offset(&task, "task_struct", "tgid")?,
+        comm: offset(&task, "task_struct", "comm")?,
+        mm: offset(&task, "task_struct", "mm")?,
+        arg_start: offset(&mm, "mm_struct", "arg_start")?,
+        arg_end: offset(&mm, "mm_struct", "arg_end")?,
     })
 }
 
@@ -67,5 +70,6 @@ mod tests {
         assert!(path.exists(), "{VMLINUX_BTF} missing: this test needs a kernel with BTF");
         let off = task_offsets(path).unwrap();
         assert!(off.tgid > 0 && off.real_parent > off.tgid && off.comm > off.real_parent, "{off:?}");
+        assert!(off.mm > 0 && off.arg_end == off.arg_start + 8, "{off:?}");
     }
 }

@@ -1,0 +1,383 @@
+//! The host-side verdict on one guest run: named checks over the JSON lines of
+//! `modtrace trace --json` (serde's form of modtrace::event::Record), its
+//! stderr, and the guest's step results. Each check fails with the evidence.
+
+use serde_json::Value;
+
+use crate::guest_output::GuestOutput;
+use crate::scenario::{self as sc, comm};
+
+pub struct Check {
+    pub name: &'static str,
+    pub result: Result<(), String>,
+}
+
+/// Everything a check may look at.
+pub struct Facts<'a> {
+    pub output: &'a GuestOutput,
+    pub records: Vec<Value>,
+    pub bad_lines: Vec<String>,
+    /// The kernel's modules are .ko.xz (kmod then falls back to init_module).
+    pub compressed: bool,
+}
+
+type CheckFn = fn(&Facts) -> Result<(), String>;
+
+const CHECKS: &[(&str, CheckFn)] = &[
+    ("guest_steps_succeeded", guest_steps_succeeded),
+    ("tracer_attached", tracer_attached),
+    ("tracer_exited_cleanly", tracer_exited_cleanly),
+    ("events_parse_as_json", events_parse_as_json),
+    ("no_lost_events", no_lost_events),
+    ("vfat_explicit_by_modprobe", explicit_module_loaded),
+    ("fat_explicit_dependency_of_vfat", explicit_dependency_loaded),
+    ("vfat_fat_load_syscalls", explicit_load_syscalls),
+    ("insmod_finit_module", insmod_finit_module),
+    ("init_module_syscall", init_module_syscall),
+    ("failed_init_module_reported", failed_init_module),
+    ("binfmt_misc_request_by_mount", binfmt_request),
+    ("binfmt_misc_loaded_by_request", binfmt_loaded),
+    ("appletalk_loaded_by_unit_request", appletalk_loaded),
+    ("psnap_needed_by_appletalk", psnap_loaded),
+    ("llc_needed_by_psnap", llc_loaded),
+    ("unit_explicit_modprobe", unit_explicit_modprobe),
+    ("dummy_loaded_by_ip_request", dummy_loaded),
+    ("net_pf_38_request_fails", missing_alias_request),
+    ("vfat_unloaded_by_rmmod", explicit_module_unloaded),
+];
+
+pub fn check_all(output: &GuestOutput, compressed: bool) -> Vec<Check> {
+    let (records, bad_lines) = parse_events(output);
+    let facts = Facts { output, records, bad_lines, compressed };
+    CHECKS.iter().map(|&(name, check)| Check { name, result: check(&facts) }).collect()
+}
+
+fn parse_events(output: &GuestOutput) -> (Vec<Value>, Vec<String>) {
+    let mut records = Vec::new();
+    let mut bad = Vec::new();
+    let lines = output.section("events").map(|s| s.lines.as_slice()).unwrap_or_default();
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<Value>(line) {
+            Ok(value) if value.is_object() => records.push(value),
+            Ok(_) => bad.push(format!("not an object: {line}")),
+            Err(err) => bad.push(format!("{err}: {line}")),
+        }
+    }
+    (records, bad)
+}
+
+/// `modtrace: attached N programs in X ms`, if the tracer printed it.
+pub fn attach_line(output: &GuestOutput) -> Option<&str> {
+    let err = output.section("trace-err")?;
+    err.lines.iter().map(String::as_str).find(|l| l.starts_with("modtrace: attached"))
+}
+
+// ---- the run itself ----
+
+fn guest_steps_succeeded(f: &Facts) -> Result<(), String> {
+    let marker = f.output.marker.as_ref().ok_or("the guest's done marker never arrived")?;
+    let failed: Vec<&str> = f.output.steps.iter().filter(|s| !s.ok).map(|s| s.name.as_str()).collect();
+    if marker.failed_steps != Some(0) || !failed.is_empty() {
+        let count = marker.failed_steps.map_or("an unknown number of".into(), |n| n.to_string());
+        return Err(format!("the guest reports {count} failed steps: {failed:?}"));
+    }
+    if f.output.steps.is_empty() {
+        return Err("no step ran".into());
+    }
+    Ok(())
+}
+
+fn tracer_attached(f: &Facts) -> Result<(), String> {
+    attach_line(f.output).map(|_| ()).ok_or_else(|| {
+        let err = f.output.section("trace-err").map(|s| s.lines.join("\n")).unwrap_or_default();
+        format!("no `modtrace: attached` line on stderr; stderr was:\n{err}")
+    })
+}
+
+fn tracer_exited_cleanly(f: &Facts) -> Result<(), String> {
+    let status = f.output.marker.as_ref().and_then(|m| m.tracer_status.as_deref());
+    match status {
+        Some("0") => Ok(()),
+        other => Err(format!("modtrace's exit status after SIGINT was {other:?}, expected 0")),
+    }
+}
+
+fn events_parse_as_json(f: &Facts) -> Result<(), String> {
+    let section = f.output.section("events").ok_or("the events file never reached the host")?;
+    if !section.complete {
+        return Err("the events file was cut short (no end marker)".into());
+    }
+    if !f.bad_lines.is_empty() {
+        return Err(format!("{} bad lines, first: {}", f.bad_lines.len(), f.bad_lines[0]));
+    }
+    if f.records.is_empty() {
+        return Err("no events at all".into());
+    }
+    let kinds = ["request", "load", "loaded", "unloaded"];
+    match f.records.iter().find(|r| !kinds.contains(&text(r, "/kind"))) {
+        Some(r) => Err(evidence("unknown kind", r)),
+        None => Ok(()),
+    }
+}
+
+/// modtrace's closing summary says `lost N (...)`; N must be 0, and no record
+/// may have been undecodable.
+fn no_lost_events(f: &Facts) -> Result<(), String> {
+    let section = f.output.section("trace-err").ok_or("modtrace's stderr never reached the host")?;
+    let mut counts = Vec::new();
+    for line in &section.lines {
+        if line.contains("could not be decoded") {
+            return Err(format!("modtrace could not decode records: {line}"));
+        }
+        counts.extend(lost_counts(line).into_iter().map(|n| (n, line)));
+    }
+    match counts.iter().find(|(n, _)| *n > 0) {
+        Some((_, line)) => Err(format!("modtrace reports lost events: {line}")),
+        None if counts.is_empty() => Err("modtrace printed no `lost N` summary".into()),
+        None => Ok(()),
+    }
+}
+
+/// The numbers that follow the word `lost` in `line`.
+fn lost_counts(line: &str) -> Vec<u64> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| w[0].eq_ignore_ascii_case("lost"))
+        .filter_map(|w| w[1].trim_end_matches([',', ';', ')']).parse().ok())
+        .collect()
+}
+
+// ---- explicit loads ----
+
+fn explicit_module_loaded(f: &Facts) -> Result<(), String> {
+    let r = loaded(f, sc::EXPLICIT_MODULE)?;
+    expect_explicit_by_modprobe_from_shell(r)
+}
+
+/// fat is loaded for vfat. modtrace can only name vfat in needed_by when it read
+/// modprobe's command line from /proc before modprobe exited (a race it may lose),
+/// so needed_by is checked when the loader's cmdline is there.
+fn explicit_dependency_loaded(f: &Facts) -> Result<(), String> {
+    let r = loaded(f, sc::EXPLICIT_DEPENDENCY)?;
+    expect_explicit_by_modprobe_from_shell(r)?;
+    // modprobe is often gone before userspace looks: the kernel's argv copy
+    // must still name what it was asked for, so fat knows vfat needed it.
+    expect_contains(r, "/cause/loader/cmdline", &[sc::EXPLICIT_MODULE])?;
+    expect_contains(r, "/cause/needed_by", &[sc::EXPLICIT_MODULE])
+}
+
+fn expect_explicit_by_modprobe_from_shell(r: &Value) -> Result<(), String> {
+    expect_kmod(r)?;
+    expect(r, "/cause/kind", "explicit")?;
+    expect(r, "/cause/loader/comm", comm::MODPROBE)?;
+    expect(r, "/cause/invoked_by/comm", comm::SHELL)?;
+    expect(r, "/process/comm", comm::MODPROBE)
+}
+
+/// modprobe's successful call for vfat and fat: finit_module for plain .ko files;
+/// bookworm's kmod (30) decompresses .ko.xz itself and calls init_module.
+fn explicit_load_syscalls(f: &Facts) -> Result<(), String> {
+    let syscall = if f.compressed { "init_module" } else { "finit_module" };
+    for module in [sc::EXPLICIT_DEPENDENCY, sc::EXPLICIT_MODULE] {
+        let r = successful_load(f, module)?;
+        expect(r, "/syscall", syscall)?;
+        expect(r, "/process/comm", comm::MODPROBE)?;
+    }
+    Ok(())
+}
+
+/// The second init_module of an already loaded module fails with EEXIST, and
+/// the failed call is reported.
+fn failed_init_module(f: &Facts) -> Result<(), String> {
+    let r = find(f, "failed init_module `load` record", |r| {
+        text(r, "/kind") == "load"
+            && text(r, "/syscall") == "init_module"
+            && r.pointer("/ret").and_then(Value::as_i64).is_some_and(|ret| ret < 0)
+    })?;
+    expect(r, "/process/comm", comm::GUEST_TOOL)?;
+    expect(r, "/error", "EEXIST")
+}
+
+fn insmod_finit_module(f: &Facts) -> Result<(), String> {
+    let r = successful_load(f, sc::INSMOD_MODULE)?;
+    expect(r, "/syscall", "finit_module")?;
+    expect(r, "/process/comm", comm::INSMOD)?;
+    let r = loaded(f, sc::INSMOD_MODULE)?;
+    expect(r, "/cause/kind", "explicit")?;
+    expect(r, "/cause/loader/comm", comm::INSMOD)
+}
+
+fn init_module_syscall(f: &Facts) -> Result<(), String> {
+    let r = successful_load(f, sc::INIT_MODULE_MODULE)?;
+    expect(r, "/syscall", "init_module")?;
+    expect(r, "/process/comm", comm::GUEST_TOOL)?;
+    let r = loaded(f, sc::INIT_MODULE_MODULE)?;
+    expect(r, "/cause/kind", "explicit")?;
+    expect(r, "/cause/loader/comm", comm::GUEST_TOOL)
+}
+
+fn unit_explicit_modprobe(f: &Facts) -> Result<(), String> {
+    let r = loaded(f, sc::UNIT_MODULE)?;
+    expect(r, "/cause/kind", "explicit")?;
+    expect(r, "/process/comm", comm::MODPROBE)?;
+    expect(r, "/process/unit", sc::UNIT)?;
+    expect_suffix(r, "/process/cgroup", sc::UNIT_CGROUP)?;
+    expect(r, "/cause/loader/unit", sc::UNIT)
+}
+
+fn explicit_module_unloaded(f: &Facts) -> Result<(), String> {
+    let r = find(f, "`unloaded` record for vfat", |r| {
+        text(r, "/kind") == "unloaded" && text(r, "/module") == sc::EXPLICIT_MODULE
+    })?;
+    expect_kmod(r)?;
+    expect(r, "/process/comm", comm::RMMOD)
+}
+
+/// The acting process is kmod's tool (not a busybox applet of the same name),
+/// as far as modtrace could still read its executable.
+fn expect_kmod(r: &Value) -> Result<(), String> {
+    match r.pointer("/process/exe") {
+        Some(Value::String(exe)) if !exe.ends_with("/kmod") => {
+            Err(evidence(&format!("the process is {exe}, expected kmod"), r))
+        }
+        _ => Ok(()),
+    }
+}
+
+// ---- automatic loads (request_module) ----
+
+fn binfmt_request(f: &Facts) -> Result<(), String> {
+    let r = request(f, sc::BINFMT_ALIAS)?;
+    expect(r, "/process/comm", comm::MOUNT)?;
+    expect_contains(r, "/resolves_to", &[sc::BINFMT_MODULE])
+}
+
+fn binfmt_loaded(f: &Facts) -> Result<(), String> {
+    let r = loaded(f, sc::BINFMT_MODULE)?;
+    expect_requested(r, sc::BINFMT_ALIAS, comm::MOUNT)?;
+    expect_empty(r, "/cause/needed_by")
+}
+
+/// A load by the kernel's modprobe helper for `alias`, requested by `requester`.
+fn expect_requested(r: &Value, alias: &str, requester: &str) -> Result<(), String> {
+    expect(r, "/cause/kind", "request")?;
+    expect(r, "/cause/alias", alias)?;
+    expect(r, "/cause/requester/comm", requester)?;
+    expect(r, "/process/comm", comm::MODPROBE)
+}
+
+/// Requested from inside example.service by the guest tool's socket(AF_APPLETALK).
+fn expect_requested_by_unit(r: &Value) -> Result<(), String> {
+    expect_requested(r, sc::APPLETALK_ALIAS, comm::GUEST_TOOL)?;
+    // The kernel's helper is `modprobe -q -- ALIAS`: its argv is read in the kernel.
+    expect_contains(r, "/process/cmdline", &[sc::APPLETALK_ALIAS])?;
+    expect(r, "/cause/requester/unit", sc::UNIT)?;
+    expect_suffix(r, "/cause/requester/cgroup", sc::UNIT_CGROUP)
+}
+
+fn appletalk_loaded(f: &Facts) -> Result<(), String> {
+    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
+    let r = loaded(f, appletalk)?;
+    expect_requested_by_unit(r)?;
+    expect_empty(r, "/cause/needed_by")
+}
+
+fn psnap_loaded(f: &Facts) -> Result<(), String> {
+    let [appletalk, psnap, _] = sc::APPLETALK_CHAIN;
+    let r = loaded(f, psnap)?;
+    expect_requested_by_unit(r)?;
+    expect_contains(r, "/cause/needed_by", &[appletalk])
+}
+
+fn llc_loaded(f: &Facts) -> Result<(), String> {
+    let [appletalk, psnap, llc] = sc::APPLETALK_CHAIN;
+    let r = loaded(f, llc)?;
+    expect_requested_by_unit(r)?;
+    expect_contains(r, "/cause/needed_by", &[psnap, appletalk])
+}
+
+fn dummy_loaded(f: &Facts) -> Result<(), String> {
+    let r = loaded(f, sc::DUMMY_MODULE)?;
+    expect_requested(r, sc::DUMMY_ALIAS, comm::IP)
+}
+
+fn missing_alias_request(f: &Facts) -> Result<(), String> {
+    let r = request(f, sc::MISSING_ALIAS)?;
+    expect(r, "/process/comm", comm::GUEST_TOOL)?;
+    expect_empty(r, "/resolves_to")?;
+    let satisfied = f.records.iter().find(|r| {
+        matches!(text(r, "/kind"), "loaded" | "load")
+            && (text(r, "/cause/alias") == sc::MISSING_ALIAS || text(r, "/module") == sc::MISSING_MODULE)
+    });
+    match satisfied {
+        Some(r) => Err(evidence("a module was loaded for the request that must fail", r)),
+        None => Ok(()),
+    }
+}
+
+// ---- finding records ----
+
+fn find<'a>(f: &'a Facts, what: &str, pred: impl Fn(&Value) -> bool) -> Result<&'a Value, String> {
+    f.records.iter().find(|r| pred(r)).ok_or_else(|| format!("no {what} among {} records", f.records.len()))
+}
+
+fn loaded<'a>(f: &'a Facts, module: &str) -> Result<&'a Value, String> {
+    find(f, &format!("`loaded` record for {module}"), |r| text(r, "/kind") == "loaded" && text(r, "/module") == module)
+}
+
+fn request<'a>(f: &'a Facts, alias: &str) -> Result<&'a Value, String> {
+    find(f, &format!("`request` record for {alias}"), |r| text(r, "/kind") == "request" && text(r, "/alias") == alias)
+}
+
+fn successful_load<'a>(f: &'a Facts, module: &str) -> Result<&'a Value, String> {
+    find(f, &format!("`load` record with ret 0 for {module}"), |r| {
+        text(r, "/kind") == "load" && text(r, "/module") == module && r.pointer("/ret") == Some(&Value::from(0))
+    })
+}
+
+// ---- field expectations ----
+
+/// The string at `pointer`, or "" when absent or not a string.
+fn text<'a>(r: &'a Value, pointer: &str) -> &'a str {
+    r.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn evidence(message: &str, r: &Value) -> String {
+    format!("{message}\n      record: {r}")
+}
+
+fn expect(r: &Value, pointer: &str, expected: &str) -> Result<(), String> {
+    match r.pointer(pointer) {
+        Some(Value::String(s)) if s == expected => Ok(()),
+        found => Err(evidence(&format!("{pointer} is {found:?}, expected {expected:?}"), r)),
+    }
+}
+
+fn expect_suffix(r: &Value, pointer: &str, suffix: &str) -> Result<(), String> {
+    match r.pointer(pointer) {
+        Some(Value::String(s)) if s.ends_with(suffix) => Ok(()),
+        found => Err(evidence(&format!("{pointer} is {found:?}, expected …{suffix}"), r)),
+    }
+}
+
+/// The list at `pointer` contains at least one of `any_of`.
+fn expect_contains(r: &Value, pointer: &str, any_of: &[&str]) -> Result<(), String> {
+    let list = r.pointer(pointer).and_then(Value::as_array);
+    let found = list.is_some_and(|l| l.iter().any(|v| any_of.contains(&v.as_str().unwrap_or(""))));
+    if found {
+        Ok(())
+    } else {
+        Err(evidence(&format!("{pointer} is {list:?}, expected it to contain one of {any_of:?}"), r))
+    }
+}
+
+fn expect_empty(r: &Value, pointer: &str) -> Result<(), String> {
+    match r.pointer(pointer).and_then(Value::as_array) {
+        Some(list) if list.is_empty() => Ok(()),
+        found => Err(evidence(&format!("{pointer} is {found:?}, expected an empty list"), r)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! The guest's initramfs: busybox, kmod, modtrace and the guest tool with their
+//! libraries, the scenario's modules (with dependencies, depmod'ed in place),
+//! tests/guest/init as /init, packed as a newc cpio.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::BufWriter;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, ensure, Context, Result};
+
+use crate::cpio::Archive;
+use crate::kernels::Kernel;
+use crate::{cmd, paths, scenario};
+
+const BUSYBOX: &str = "/bin/busybox";
+const KMOD: &str = "/bin/kmod";
+const KMOD_TOOLS: [&str; 6] = ["modprobe", "insmod", "rmmod", "depmod", "lsmod", "modinfo"];
+const DIRS: [&str; 13] =
+    ["bin", "sbin", "dev", "etc", "lib", "proc", "sys", "tmp", "run", "root", "mnt", "usr", scenario::LOOSE_DIR];
+
+/// The programs the guest runs, built on the host.
+pub struct Programs<'a> {
+    pub modtrace: &'a Path,
+    pub guest_tool: &'a Path,
+}
+
+/// Stages the guest's root under `work/root` and packs it to `work/initramfs.cpio`.
+pub fn build(kernel: &Kernel, programs: &Programs, work: &Path) -> Result<PathBuf> {
+    let root = work.join("root");
+    if root.exists() {
+        fs::remove_dir_all(&root)?;
+    }
+    for dir in DIRS {
+        fs::create_dir_all(root.join(dir))?;
+    }
+    install_busybox(&root)?;
+    install_kmod(&root)?;
+    install_program(&root, programs.modtrace, "bin/modtrace")?;
+    install_program(&root, programs.guest_tool, "bin/modtrace-guest")?;
+    install_file(&paths::workspace().join("tests/guest/init"), &root.join("init"), 0o755)?;
+    fs::write(root.join("etc/scenario.env"), scenario::env_file())?;
+    install_modules(kernel, &root)?;
+    install_loose_modules(kernel, &root)?;
+    pack(&root, &work.join("initramfs.cpio"))
+}
+
+fn pack(root: &Path, image: &Path) -> Result<PathBuf> {
+    let file = fs::File::create(image).with_context(|| format!("creating {}", image.display()))?;
+    let mut archive = Archive::new(BufWriter::new(file));
+    archive.add_tree(root)?;
+    archive.add_char_device("dev/console", 5, 1)?;
+    archive.finish()?;
+    Ok(image.to_path_buf())
+}
+
+fn install_file(from: &Path, to: &Path, mode: u32) -> Result<()> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    fs::set_permissions(to, fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// Copies a program to `root/dest` and every shared library `ldd` names for it.
+fn install_program(root: &Path, program: &Path, dest: &str) -> Result<()> {
+    install_file(program, &root.join(dest), 0o755)?;
+    for library in shared_libraries(program)? {
+        let inside = root.join(library.strip_prefix("/").expect("ldd paths are absolute"));
+        if !inside.exists() {
+            install_file(&library, &inside, 0o755)?;
+        }
+    }
+    Ok(())
+}
+
+/// The absolute library paths in `ldd PROGRAM`'s output (none for static programs).
+fn shared_libraries(program: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("ldd").arg(program).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(libraries_in(&text))
+}
+
+fn libraries_in(ldd_output: &str) -> Vec<PathBuf> {
+    ldd_output
+        .lines()
+        .filter_map(|line| {
+            let path = match line.split_once("=>") {
+                Some((_, target)) => target.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// busybox-static with a symlink per applet (not for `busybox` itself, which
+/// would replace the binary with a link to itself).
+fn install_busybox(root: &Path) -> Result<()> {
+    install_program(root, Path::new(BUSYBOX), "bin/busybox")?;
+    for applet in cmd::output_of(BUSYBOX, &["--list"])?.lines().map(str::trim) {
+        if applet.is_empty() || applet == "busybox" || applet.contains('/') {
+            continue;
+        }
+        symlink("busybox", root.join("bin").join(applet))?;
+    }
+    Ok(())
+}
+
+/// The real kmod as /sbin/modprobe etc. (PATH puts /sbin before busybox's /bin).
+fn install_kmod(root: &Path) -> Result<()> {
+    install_program(root, Path::new(KMOD), "bin/kmod")?;
+    for tool in KMOD_TOOLS {
+        symlink("/bin/kmod", root.join("sbin").join(tool))?;
+    }
+    Ok(())
+}
+
+/// The scenario's modprobe-able modules and their dependencies, in the same
+/// layout as the kernel package, then depmod so the index matches the content.
+fn install_modules(kernel: &Kernel, root: &Path) -> Result<()> {
+    let source = kernel.modules_dir();
+    let dest = root.join("lib/modules").join(&kernel.kver);
+    let mut files = BTreeSet::new();
+    for module in scenario::MODPROBE_MODULES {
+        files.extend(module_files(kernel, module)?);
+    }
+    for file in &files {
+        let relative = file
+            .strip_prefix(&source)
+            .with_context(|| format!("{} is outside {}", file.display(), source.display()))?;
+        install_file(file, &dest.join(relative), 0o644)?;
+    }
+    for index in ["modules.builtin", "modules.builtin.modinfo", "modules.order"] {
+        install_file(&source.join(index), &dest.join(index), 0o644)?;
+    }
+    cmd::run(Command::new("depmod").arg("-b").arg(root).arg(&kernel.kver))?;
+    check_missing_alias(&dest)
+}
+
+/// The request for the missing alias must fail: nothing in the image may provide it.
+fn check_missing_alias(modules: &Path) -> Result<()> {
+    let aliases = fs::read_to_string(modules.join("modules.alias"))?;
+    let needle = format!("alias {} ", scenario::MISSING_ALIAS);
+    ensure!(
+        !aliases.lines().any(|l| l.starts_with(&needle)),
+        "the initramfs provides {}, whose request must fail",
+        scenario::MISSING_ALIAS
+    );
+    Ok(())
+}
+
+/// The files `modprobe --show-depends` would insert for `module`, dependencies first.
+fn module_files(kernel: &Kernel, module: &str) -> Result<Vec<PathBuf>> {
+    let out = cmd::output(Command::new("modprobe").arg("-d").arg(&kernel.root).args([
+        "-S",
+        &kernel.kver,
+        "--show-depends",
+        module,
+    ]))?;
+    let files: Vec<PathBuf> = out
+        .lines()
+        .filter_map(|line| line.strip_prefix("insmod "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(PathBuf::from)
+        .collect();
+    if files.is_empty() {
+        bail!("{module} is not a loadable module of {}: {out}", kernel.kver);
+    }
+    if files.iter().any(|f| f.to_string_lossy().contains(&format!("/{}.ko", scenario::MISSING_MODULE))) {
+        bail!("{module} depends on {}, which must stay out of the image", scenario::MISSING_MODULE);
+    }
+    Ok(files)
+}
+
+/// Uncompressed copies, for insmod and init_module (busybox reads no .ko.xz), of
+/// modules that must have no dependencies (so one call loads each).
+fn install_loose_modules(kernel: &Kernel, root: &Path) -> Result<()> {
+    for module in scenario::LOOSE_MODULES {
+        let files = module_files(kernel, module)?;
+        ensure!(files.len() == 1, "{module} has dependencies: {files:?}");
+        let dest = root.join(scenario::LOOSE_DIR).join(format!("{module}.ko"));
+        install_uncompressed(&files[0], &dest)?;
+    }
+    Ok(())
+}
+
+fn install_uncompressed(file: &Path, dest: &Path) -> Result<()> {
+    if file.extension().is_some_and(|e| e == "xz") {
+        let out = Command::new("xz").arg("-dc").arg(file).output()?;
+        ensure!(out.status.success(), "xz -dc {} failed", file.display());
+        fs::write(dest, out.stdout)?;
+        fs::set_permissions(dest, fs::Permissions::from_mode(0o644))?;
+        Ok(())
+    } else {
+        install_file(file, dest, 0o644)
+    }
+}
+
+/// True when the kernel's modules are compressed (.ko.xz): kmod then loads them
+/// with init_module after a failed finit_module.
+pub fn compressed_modules(kernel: &Kernel) -> Result<bool> {
+    let files = module_files(kernel, scenario::EXPLICIT_MODULE)?;
+    Ok(files.iter().any(|f| f.extension().is_some_and(|e| e == "xz")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_library_paths_from_ldd() {
+        let out = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+                   \tlibkmod.so.2 => /lib/x86_64-linux-gnu/libkmod.so.2 (0x00007f)\n\
+                   \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        assert_eq!(
+            libraries_in(out),
+            [PathBuf::from("/lib/x86_64-linux-gnu/libkmod.so.2"), PathBuf::from("/lib64/ld-linux-x86-64.so.2")]
+        );
+        assert!(libraries_in("\tstatically linked\n").is_empty());
+    }
+}

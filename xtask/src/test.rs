@@ -1,0 +1,28 @@
+//! `cargo xtask test`: the project's whole test suite, as CI runs it.
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::kernels::{self, Choice, Series};
+use crate::vm_test::{self, Options};
+use crate::{cmd, paths};
+
+pub fn run(timeout: Duration) -> Result<()> {
+    kernels::ensure(&Series::ALL, false)?;
+    host_tests()?;
+    vm_test::run(Options { kernel: Choice::All, keep: false, timeout, modtrace: None })
+}
+
+/// cargo test over the workspace, with the real 6.1 module index as a fixture.
+fn host_tests() -> Result<()> {
+    let modules = kernels::test_modules_dir()?;
+    eprintln!("test: MODTRACE_TEST_MODULES={}", modules.display());
+    cmd::run(
+        Command::new(paths::cargo())
+            .current_dir(paths::workspace())
+            .args(["test", "--workspace"])
+            .env("MODTRACE_TEST_MODULES", modules),
+    )
+}

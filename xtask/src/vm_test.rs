@@ -1,0 +1,142 @@
+//! `cargo xtask vm-test`: per kernel, build the initramfs, boot it under QEMU,
+//! and judge what the guest sent back.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use crate::artifacts::{self, Built};
+use crate::assertions::{self, Check};
+use crate::guest_output::GuestOutput;
+use crate::initramfs::{self, Programs};
+use crate::kernels::{self, Choice, Kernel};
+use crate::paths;
+use crate::qemu::{Boot, BootResult, Outcome};
+
+pub struct Options {
+    pub kernel: Choice,
+    pub keep: bool,
+    pub timeout: Duration,
+    pub modtrace: Option<PathBuf>,
+}
+
+struct Report {
+    label: String,
+    initramfs_time: Duration,
+    boot_time: Duration,
+    attach: Option<String>,
+    checks: Vec<Check>,
+    logs: PathBuf,
+}
+
+impl Report {
+    fn failed(&self) -> usize {
+        self.checks.iter().filter(|c| c.result.is_err()).count()
+    }
+}
+
+pub fn run(options: Options) -> Result<()> {
+    let kernels = kernels::ensure(&options.kernel.series(), false)?;
+    let built = artifacts::build(options.modtrace.as_deref())?;
+    let mut reports = Vec::new();
+    for kernel in &kernels {
+        let report = run_kernel(kernel, &built, &options)?;
+        print_report(&report);
+        reports.push(report);
+    }
+    print_summary(&reports);
+    let failed: Vec<&str> = reports.iter().filter(|r| r.failed() > 0).map(|r| r.label.as_str()).collect();
+    if !failed.is_empty() {
+        bail!("vm-test failed on {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn run_kernel(kernel: &Kernel, built: &Built, options: &Options) -> Result<Report> {
+    let label = format!("{} ({})", kernel.series, kernel.kver);
+    let work = paths::vm_work().join(&kernel.kver);
+    fs::create_dir_all(&work)?;
+    let start = Instant::now();
+    let programs = Programs { modtrace: &built.modtrace, guest_tool: &built.guest_tool };
+    let image = initramfs::build(kernel, &programs, &work)?;
+    let initramfs_time = start.elapsed();
+    let serial_log = work.join("ttyS1.log");
+    let _ = fs::remove_file(&serial_log);
+    let boot = Boot {
+        label: kernel.series.to_string(),
+        kernel: kernel.vmlinuz(),
+        initrd: image.clone(),
+        serial_log: serial_log.clone(),
+        timeout: options.timeout,
+    }
+    .run()?;
+    let serial = String::from_utf8_lossy(&fs::read(&serial_log).unwrap_or_default()).into_owned();
+    let output = GuestOutput::parse(&boot.console, &serial);
+    save_logs(&work, &boot, &output)?;
+    let mut checks = vec![Check { name: "guest_finished", result: boot_result(&boot) }];
+    checks.extend(assertions::check_all(&output, initramfs::compressed_modules(kernel)?));
+    if !options.keep {
+        fs::remove_dir_all(work.join("root"))?;
+        fs::remove_file(&image)?;
+    }
+    Ok(Report {
+        label,
+        initramfs_time,
+        boot_time: boot.elapsed,
+        attach: assertions::attach_line(&output).map(String::from),
+        checks,
+        logs: work,
+    })
+}
+
+fn boot_result(boot: &BootResult) -> Result<(), String> {
+    match &boot.outcome {
+        Outcome::Done => Ok(()),
+        Outcome::Exited(how) => Err(format!("the guest stopped without its done marker ({how})")),
+        Outcome::Panicked => Err("kernel panic (see the console above)".into()),
+        Outcome::TimedOut => Err(format!("timed out after {:.0?}; QEMU killed", boot.elapsed)),
+    }
+}
+
+/// The console, the tracer's output and the guest's module list, for reading later.
+fn save_logs(work: &Path, boot: &BootResult, output: &GuestOutput) -> Result<()> {
+    fs::write(work.join("console.log"), boot.console.join("\n") + "\n")?;
+    for (name, file) in [("events", "events.jsonl"), ("trace-err", "trace.err"), ("lsmod", "lsmod.txt")] {
+        let lines = output.section(name).map(|s| s.lines.join("\n") + "\n").unwrap_or_default();
+        fs::write(work.join(file), lines)?;
+    }
+    Ok(())
+}
+
+fn print_report(report: &Report) {
+    println!();
+    println!("== vm-test {}", report.label);
+    println!(
+        "   initramfs {:.1} s, boot+test {:.1} s, {}",
+        report.initramfs_time.as_secs_f64(),
+        report.boot_time.as_secs_f64(),
+        report.attach.as_deref().unwrap_or("modtrace never attached")
+    );
+    for check in &report.checks {
+        match &check.result {
+            Ok(()) => println!("   PASS {}", check.name),
+            Err(why) => println!("   FAIL {}: {why}", check.name),
+        }
+    }
+    println!("   logs: {}", report.logs.display());
+}
+
+fn print_summary(reports: &[Report]) {
+    println!();
+    for report in reports {
+        let total = report.checks.len();
+        let failed = report.failed();
+        let verdict = if failed == 0 { "PASS" } else { "FAIL" };
+        println!("vm-test {verdict} {}: {} passed, {failed} failed", report.label, total - failed);
+    }
+    let total: usize = reports.iter().map(|r| r.checks.len()).sum();
+    let failed: usize = reports.iter().map(Report::failed).sum();
+    println!("vm-test: {} passed, {failed} failed", total - failed);
+}
