@@ -1,6 +1,6 @@
 //! Rendering records for `modtrace trace`: one human line, or one JSON object.
 
-use crate::event::{Cause, Process, Record, What};
+use crate::event::{Cause, Process, Record, Syscall, What};
 
 pub fn json(rec: &Record) -> String {
     serde_json::to_string(rec).expect("records serialize")
@@ -22,10 +22,17 @@ pub fn human(rec: &Record) -> String {
                 _ => format!("failed {}", error.as_deref().unwrap_or("?")),
             };
             let why = cause.as_ref().map(|c| format!(" <- {}", cause_text(c))).unwrap_or_default();
-            format!("{clock} load     {syscall:?} {outcome} by {who}{why}{}", repeated(*repeats))
+            format!("{clock} load     {} {outcome} by {who}{why}{}", syscall_name(*syscall), repeated(*repeats))
         }
         What::Loaded { module, cause, .. } => format!("{clock} loaded   {module} by {who} <- {}", cause_text(cause)),
         What::Unloaded { module } => format!("{clock} unloaded {module} by {who}"),
+    }
+}
+
+fn syscall_name(s: Syscall) -> &'static str {
+    match s {
+        Syscall::FinitModule => "finit_module",
+        Syscall::InitModule => "init_module",
     }
 }
 
@@ -72,5 +79,103 @@ fn cause_text(c: &Cause) -> String {
             None => format!("udev {}", who(loader)),
         },
         Cause::Unknown { reason } => format!("unknown: {reason}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Device, Parent};
+
+    fn process(comm: &str, tgid: u32, unit: Option<&str>) -> Process {
+        Process {
+            pid: tgid,
+            tgid,
+            ppid: Some(1),
+            uid: 0,
+            comm: comm.into(),
+            parent_comm: Some("sh".into()),
+            exe: None,
+            cmdline: None,
+            cgroup_id: 1,
+            cgroup: None,
+            unit: unit.map(String::from),
+        }
+    }
+
+    fn record(what: What, by: Process) -> Record {
+        Record { time: "2026-11-27T21:57:50.080Z".into(), ts_ns: 1, what, process: by }
+    }
+
+    #[test]
+    fn an_autoloaded_dependency_names_requester_unit_alias_and_dependents() {
+        let cause = Cause::Request {
+            alias: "net-pf-5".into(),
+            requester: process("python3", 100, Some("lightdm.service")),
+            module: Some("appletalk".into()),
+            needed_by: vec!["psnap".into(), "appletalk".into()],
+            also_requested_by: vec![],
+        };
+        let line = human(&record(What::Loaded { module: "llc".into(), taints: 0, cause }, process("modprobe", 7, None)));
+        assert_eq!(
+            line,
+            "21:57:50.080 loaded   llc by modprobe[7] <- request net-pf-5 from python3[100] (lightdm.service), needed by psnap, appletalk"
+        );
+    }
+
+    #[test]
+    fn a_failed_request_says_it_will_fail_and_folded_repeats_show() {
+        let what = What::Request {
+            alias: "net-pf-38".into(),
+            wait: true,
+            call_site: "__sock_create+0x1a0".into(),
+            repeats: 41,
+            resolves_to: vec![],
+        };
+        let line = human(&record(what, process("spam", 9, None)));
+        assert_eq!(line, "21:57:50.080 request  net-pf-38 by spam[9] -> no module (will fail) (+41 identical, folded)");
+    }
+
+    #[test]
+    fn loads_explicit_udev_and_unknown_causes_read_plainly() {
+        let loader = process("modprobe", 7, None);
+        let explicit = Cause::Explicit {
+            loader: loader.clone(),
+            invoked_by: Some(Parent { pid: 1, comm: Some("systemd".into()), exe: None, unit: Some("init.scope".into()) }),
+            needed_by: vec![],
+        };
+        let denied = What::Load {
+            syscall: Syscall::FinitModule,
+            fd: Some(3),
+            flags: 0,
+            image_len: 0,
+            params: String::new(),
+            ret: -1,
+            error: Some("EPERM".into()),
+            repeats: 0,
+            module: None,
+            cause: Some(explicit),
+        };
+        assert_eq!(
+            human(&record(denied, loader.clone())),
+            "21:57:50.080 load     finit_module failed EPERM by modprobe[7] <- explicit by modprobe[7], run by systemd[1] (init.scope)"
+        );
+        let device = Device { modalias: "pci:v8086*".into(), devpath: "/devices/pci0000:00/0000:00:1b.0".into(), subsystem: None };
+        let udev = Cause::Udev { loader: process("(udev-worker)", 300, Some("systemd-udevd.service")), device: Some(device) };
+        let line = human(&record(What::Loaded { module: "snd_hda_intel".into(), taints: 0, cause: udev }, loader.clone()));
+        assert!(line.ends_with("<- udev (udev-worker)[300] (systemd-udevd.service) for /devices/pci0000:00/0000:00:1b.0 (pci:v8086*)"), "{line}");
+        let unknown = Cause::Unknown { reason: "no request seen".into() };
+        let line = human(&record(What::Loaded { module: "x".into(), taints: 0, cause: unknown }, loader));
+        assert!(line.ends_with("<- unknown: no request seen"), "{line}");
+    }
+
+    #[test]
+    fn json_is_one_line_with_kind_and_process() {
+        let line = json(&record(What::Unloaded { module: "vfat".into() }, process("rmmod", 5, None)));
+        assert!(!line.contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["kind"], "unloaded");
+        assert_eq!(v["module"], "vfat");
+        assert_eq!(v["process"]["comm"], "rmmod");
     }
 }

@@ -44,7 +44,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn announce(tracer: &Tracer) {
     let p = &tracer.probes;
-    eprintln!("modtrace: attached {} programs in {} ms", p.attached, p.attach_ms);
+    let phases: Vec<String> = p.phases.iter().map(|(name, ms)| format!("{name} {ms} ms")).collect();
+    eprintln!("modtrace: attached {} programs in {} ms ({})", p.attached, p.attach_ms, phases.join(", "));
     for note in &p.notes {
         eprintln!("modtrace: note: {note}");
     }

@@ -57,6 +57,8 @@ pub struct Probes {
     pub system: System,
     pub attached: usize,
     pub attach_ms: u128,
+    /// Where the attach time went, phase by phase.
+    pub phases: Vec<(&'static str, u128)>,
     /// Plain-language notes on what is degraded here (no BTF, ...).
     pub notes: Vec<String>,
 }
@@ -86,19 +88,24 @@ impl Losses {
 
 impl Probes {
     pub fn attach() -> Result<Probes, ProbeError> {
-        let system = preflight::check()?;
         let started = Instant::now();
+        let mut clock = Phases::new();
+        let system = preflight::check()?;
         let tracefs = tracefs::ensure_mounted()?;
         tracefs::check_formats(&tracefs)?;
+        clock.done("checks");
         let mut notes = Vec::new();
         let offsets = task_offsets(&system, &mut notes);
+        clock.done("btf");
         let mut ebpf = load(offsets)?;
+        clock.done("load");
         let attached = attach_all(&mut ebpf)?;
+        clock.done("attach");
         if system.modules_disabled {
             notes.push("kernel.modules_disabled is 1: no module can load until reboot; denied attempts still show".into());
         }
         let attach_ms = started.elapsed().as_millis();
-        Ok(Probes { ebpf, system, attached, attach_ms, notes })
+        Ok(Probes { ebpf, system, attached, attach_ms, phases: clock.phases, notes })
     }
 
     pub fn take_rings(&mut self) -> Result<Rings, ProbeError> {
@@ -129,6 +136,24 @@ impl Probes {
         let Some(map) = self.ebpf.map(name) else { return 0 };
         let Ok(map) = HashMap::<_, K, RepeatState>::try_from(map) else { return 0 };
         map.iter().filter_map(Result::ok).map(|(_, state)| u64::from(state.folded)).sum()
+    }
+}
+
+/// Milliseconds spent in each named phase.
+struct Phases {
+    last: Instant,
+    phases: Vec<(&'static str, u128)>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases { last: Instant::now(), phases: Vec::new() }
+    }
+
+    fn done(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        self.phases.push((phase, now.duration_since(self.last).as_millis()));
+        self.last = now;
     }
 }
 
