@@ -6,10 +6,13 @@
 //! modprobe helper -> loads) -> output (trace lines) / profile / report.
 
 pub mod attribute;
+pub mod check;
 pub mod correlate;
 pub mod decode;
 pub mod diff;
 pub mod event;
+pub mod generate;
+pub mod lock;
 pub mod modindex;
 pub mod output;
 pub mod pipeline;

@@ -25,6 +25,12 @@ enum Command {
     Snapshot(cli::snapshot::Args),
     /// Compare two snapshots or profiles; exit 0 same, 1 different, 2 trouble.
     Diff(cli::diff::Args),
+    /// Write modules-load.d, unit drop-ins and a lock unit from the profile.
+    Generate(cli::generate::Args),
+    /// Say what would break if module loading were locked; exit 0 safe, 1 blockers.
+    Check(cli::check::Args),
+    /// Load the needed modules, then set kernel.modules_disabled=1 now.
+    Lock(cli::lock::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +41,9 @@ fn main() -> ExitCode {
         Command::Report(args) => cli::report::run(args),
         Command::Snapshot(args) => cli::snapshot::run(args),
         Command::Diff(args) => cli::diff::run(args),
+        Command::Generate(args) => cli::generate::run(args),
+        Command::Check(args) => cli::check::run(args),
+        Command::Lock(args) => cli::lock::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,621 @@
+//! `modtrace check`: before anyone locks, what would break. Pure: the profile,
+//! the running kernel's index and the system's state (read from files under a
+//! root, so tests use temp directories) in; blockers, warnings and information
+//! out.
+//!
+//! Blockers: modules loaded now that the profile lacks; profile entries this
+//! kernel cannot resolve; requests that would fail after the lock; units whose
+//! modules nothing loads before the lock; an installed lock unit that misses
+//! modules the profile needs; lost events while learning. The state of
+//! kernel.modules_disabled, kernel.modprobe, lockdown, module.sig_enforce and the
+//! LSM list is information.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::generate::lock_unit::{parse_installed, Installed};
+use crate::generate::{plan, LockPoint, Plan, Target};
+use crate::modindex::normalize;
+use crate::profile::{self, PreloadSources, Profile};
+use crate::snapshot::parse_proc_modules;
+
+/// Where the system's files are: everything under `root` ("/" on a real system).
+#[derive(Debug, Clone)]
+pub struct SystemPaths {
+    pub root: PathBuf,
+}
+
+impl Default for SystemPaths {
+    fn default() -> Self {
+        SystemPaths { root: PathBuf::from("/") }
+    }
+}
+
+impl SystemPaths {
+    pub fn new(root: impl Into<PathBuf>) -> SystemPaths {
+        SystemPaths { root: root.into() }
+    }
+
+    pub fn at(&self, path: &str) -> PathBuf {
+        self.root.join(path.trim_start_matches('/'))
+    }
+
+    pub fn proc_modules(&self) -> PathBuf {
+        self.at("/proc/modules")
+    }
+    pub fn modules_disabled(&self) -> PathBuf {
+        self.at("/proc/sys/kernel/modules_disabled")
+    }
+    pub fn modprobe(&self) -> PathBuf {
+        self.at("/proc/sys/kernel/modprobe")
+    }
+    pub fn osrelease(&self) -> PathBuf {
+        self.at("/proc/sys/kernel/osrelease")
+    }
+    pub fn lockdown(&self) -> PathBuf {
+        self.at("/sys/kernel/security/lockdown")
+    }
+    pub fn sig_enforce(&self) -> PathBuf {
+        self.at("/sys/module/module/parameters/sig_enforce")
+    }
+    pub fn lsm(&self) -> PathBuf {
+        self.at("/sys/kernel/security/lsm")
+    }
+    pub fn sys_module(&self) -> PathBuf {
+        self.at("/sys/module")
+    }
+    pub fn modules_dir(&self, release: &str) -> PathBuf {
+        self.at("/lib/modules").join(release)
+    }
+    pub fn lock_unit(&self) -> PathBuf {
+        self.at(&format!("/{}", crate::generate::LOCK_UNIT))
+    }
+    pub fn preload_sources(&self) -> PreloadSources {
+        let d = PreloadSources::default();
+        PreloadSources {
+            dirs: d.dirs.iter().map(|p| self.at(&p.to_string_lossy())).collect(),
+            cmdline: self.at("/proc/cmdline"),
+        }
+    }
+}
+
+/// The system's module-loading state, as far as it can be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    pub release: Option<String>,
+    /// kernel.modules_disabled.
+    pub modules_disabled: Option<bool>,
+    /// kernel.modprobe (empty: the kernel loads nothing by itself).
+    pub modprobe: Option<String>,
+    /// The selected lockdown mode (none, integrity, confidentiality).
+    pub lockdown: Option<String>,
+    /// module.sig_enforce.
+    pub sig_enforce: Option<bool>,
+    pub lsm: Option<Vec<String>>,
+    /// Modules in /proc/modules; None when there is no /proc/modules.
+    pub loaded: Option<Vec<String>>,
+    /// Problems reading the above (other than absence).
+    pub errors: Vec<String>,
+}
+
+fn read_trimmed(path: &Path, errors: &mut Vec<String>) -> Option<String> {
+    match fs::read_to_string(path) {
+        Ok(t) => Some(t.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            errors.push(format!("{}: {e}", path.display()));
+            None
+        }
+    }
+}
+
+/// "none [integrity] confidentiality" -> "integrity".
+pub fn selected_lockdown(text: &str) -> Option<String> {
+    let start = text.find('[')?;
+    let end = text[start..].find(']')? + start;
+    Some(text[start + 1..end].to_string())
+}
+
+pub fn read_state(paths: &SystemPaths) -> State {
+    let mut errors = Vec::new();
+    let release = read_trimmed(&paths.osrelease(), &mut errors);
+    let modules_disabled = read_trimmed(&paths.modules_disabled(), &mut errors).map(|t| t != "0");
+    let modprobe = read_trimmed(&paths.modprobe(), &mut errors);
+    let lockdown = read_trimmed(&paths.lockdown(), &mut errors).and_then(|t| selected_lockdown(&t));
+    let sig_enforce = read_trimmed(&paths.sig_enforce(), &mut errors).map(|t| t == "Y" || t == "1");
+    let lsm = read_trimmed(&paths.lsm(), &mut errors)
+        .map(|t| t.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect());
+    let loaded = match fs::read_to_string(paths.proc_modules()) {
+        Ok(text) => match parse_proc_modules(&text) {
+            Ok(mods) => Some(mods.into_iter().map(|m| m.name).collect()),
+            Err(e) => {
+                errors.push(format!("{}: {e}", paths.proc_modules().display()));
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            errors.push(format!("{}: {e}", paths.proc_modules().display()));
+            None
+        }
+    };
+    State { release, modules_disabled, modprobe, lockdown, sig_enforce, lsm, loaded, errors }
+}
+
+/// An installed modtrace-lock.service, if there is one written by modtrace.
+pub fn read_installed(paths: &SystemPaths) -> Option<Installed> {
+    fs::read_to_string(paths.lock_unit()).ok().and_then(|t| parse_installed(&t))
+}
+
+/// Modules configured in modules-load.d (and on the kernel command line).
+pub fn configured_modules(paths: &SystemPaths) -> BTreeSet<String> {
+    profile::configured_reasons(&paths.preload_sources()).into_keys().collect()
+}
+
+/// What `check` works from.
+pub struct Inputs<'a> {
+    pub profile: &'a Profile,
+    /// The running kernel's index, or why it could not be read.
+    pub target: Result<&'a Target, String>,
+    pub state: &'a State,
+    pub lock_point: LockPoint,
+    pub installed: Option<Installed>,
+    /// Modules systemd-modules-load loads anyway (modules-load.d, command line).
+    pub configured: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub blockers: Vec<String>,
+    pub warnings: Vec<String>,
+    pub info: Vec<String>,
+    pub plan: Option<Plan>,
+}
+
+impl Report {
+    pub fn safe(&self) -> bool {
+        self.blockers.is_empty()
+    }
+}
+
+fn who_requested(r: &profile::AliasRequest) -> String {
+    let mut names: Vec<String> = r
+        .requesters
+        .iter()
+        .map(|q| match &q.who.unit {
+            Some(u) => format!("{} in {u}", q.who.comm),
+            None => q.who.comm.clone(),
+        })
+        .collect();
+    names.dedup();
+    if names.is_empty() {
+        "unknown requester".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+pub fn evaluate(inputs: &Inputs) -> Report {
+    let mut report = Report::default();
+    let state = inputs.state;
+    let p = inputs.profile;
+
+    // Information: the state of module loading.
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "not available".to_string());
+    report.info.push(format!("kernel: {}", show(&state.release)));
+    report.info.push(match state.modules_disabled {
+        Some(true) => "kernel.modules_disabled = 1: module loading is already locked until reboot".to_string(),
+        Some(false) => "kernel.modules_disabled = 0: module loading is open".to_string(),
+        None => "kernel.modules_disabled: not available (no module support?)".to_string(),
+    });
+    report.info.push(match state.modprobe.as_deref() {
+        Some("") => {
+            "kernel.modprobe is empty: the kernel requests no module by itself (request_module fails)".to_string()
+        }
+        Some(m) => format!("kernel.modprobe = {m}"),
+        None => "kernel.modprobe: not available".to_string(),
+    });
+    report.info.push(format!("lockdown: {}", show(&state.lockdown)));
+    report.info.push(format!(
+        "module.sig_enforce: {}",
+        match state.sig_enforce {
+            Some(true) => "Y (only signed modules load)",
+            Some(false) => "N",
+            None => "not available",
+        }
+    ));
+    report.info.push(format!(
+        "LSMs: {}",
+        state.lsm.as_ref().map(|l| l.join(",")).unwrap_or_else(|| "not available".to_string())
+    ));
+    report.info.push(format!("lock point checked: {}", inputs.lock_point.as_str()));
+    for e in &state.errors {
+        report.warnings.push(format!("could not read {e}"));
+    }
+    report.warnings.extend(plan::profile_warnings(p).into_iter().filter(|w| !w.contains("events were lost")));
+    if p.lost_events() > 0 {
+        report.blockers.push(format!(
+            "{} kernel events were lost while learning: the profile may miss modules; learn again",
+            p.lost_events()
+        ));
+    }
+
+    let Some(loaded) = &state.loaded else {
+        report.blockers.push(
+            "this kernel has no loadable module support (no /proc/modules): there is nothing to lock".to_string(),
+        );
+        return report;
+    };
+
+    // 1. Loaded now, and nothing in the profile explains it: not in the
+    // profile, and not a dependency, in this kernel, of what the profile needs.
+    let unexplained = |report: &mut Report, explained: &dyn Fn(&str) -> bool| {
+        for m in loaded {
+            if p.module(m).is_none() && !explained(m) {
+                report.blockers.push(format!(
+                    "{m} is loaded now but not in the profile: after a locked boot nothing would load it; \
+                     learn while it is in use (or at boot: modtrace-learn.service)"
+                ));
+            }
+        }
+    };
+
+    let target = match &inputs.target {
+        Ok(t) => t,
+        Err(e) => {
+            unexplained(&mut report, &|_| false);
+            report.blockers.push(format!("cannot check the profile against this kernel: {e}"));
+            return report;
+        }
+    };
+    let plan = match plan::plan(p, target) {
+        Ok(plan) => plan,
+        Err(invalid) => {
+            unexplained(&mut report, &|_| false);
+            for i in invalid {
+                report.blockers.push(format!("the profile cannot be used: {i}"));
+            }
+            return report;
+        }
+    };
+    let explained: BTreeSet<String> = plan.loaded_set().into_iter().chain(plan.needs.keys().cloned()).collect();
+    unexplained(&mut report, &|m| explained.contains(m));
+
+    // 2. Entries this kernel does not have.
+    for u in &plan.unresolved {
+        report.blockers.push(format!("not in kernel {}: {u}", target.release));
+    }
+
+    // What is loaded before the lock: the lock unit's list (the installed one
+    // when it is modtrace's and for this kernel, else what generate would write),
+    // what modules-load.d loads, with their dependencies; built-ins are always there.
+    let mut list: Vec<String> = plan.top_level.clone();
+    match &inputs.installed {
+        Some(inst) if inst.kernel.as_deref() == Some(target.release.as_str()) => {
+            for m in &plan.top_level {
+                if !inst.modules.contains(m) {
+                    report.blockers.push(format!(
+                        "the installed modtrace-lock.service does not load {m}, which the profile needs: regenerate (modtrace generate --out /)"
+                    ));
+                }
+            }
+            if let Some(lp) = inst.lock_point {
+                report.info.push(format!("installed modtrace-lock.service locks at: {}", lp.as_str()));
+            }
+            list = inst.modules.clone();
+        }
+        Some(inst) => report.warnings.push(format!(
+            "the installed modtrace-lock.service was made for kernel {}; on {} it does not run \
+             (ConditionKernelVersion): regenerate with --kernel {}",
+            inst.kernel.as_deref().unwrap_or("(unknown)"),
+            target.release,
+            target.release
+        )),
+        None => report
+            .info
+            .push("no modtrace-lock.service installed: checked against what modtrace generate would write".to_string()),
+    }
+    let mut covered: BTreeSet<String> = BTreeSet::new();
+    for m in list.iter().chain(inputs.configured.iter()) {
+        covered.extend(target.closure(&normalize(m)));
+    }
+    let is_covered = |m: &str| covered.contains(m) || target.is_builtin(m);
+
+    // 3. Requests that would fail after the lock.
+    for r in &p.requests {
+        let now = target.lookup(&r.alias);
+        if now.is_empty() {
+            if r.resolves_to.is_empty() {
+                report.warnings.push(format!(
+                    "request for {} ({}) resolves to no module: it fails already and will keep failing",
+                    r.alias,
+                    who_requested(r)
+                ));
+            } else {
+                report.blockers.push(format!(
+                    "request for {} ({}) would fail: it resolved to {} when learned, and to no module in {}",
+                    r.alias,
+                    who_requested(r),
+                    r.resolves_to.join(", "),
+                    target.release
+                ));
+            }
+            continue;
+        }
+        if !now.loadable.iter().chain(&now.builtin).any(|m| is_covered(m)) {
+            report.blockers.push(format!(
+                "request for {} ({}) would fail after the lock: it resolves to {}, which nothing loads before the lock",
+                r.alias,
+                who_requested(r),
+                now.loadable.join(", ")
+            ));
+        }
+    }
+
+    // 4. Units whose modules would not be there after the lock point.
+    for (unit, needs) in &plan.units {
+        for m in needs.keys() {
+            if !is_covered(m) {
+                report.blockers.push(format!(
+                    "{unit} needs {m}, which nothing loads before the lock ({}): it would fail to load after it",
+                    inputs.lock_point.as_str()
+                ));
+            }
+        }
+    }
+    for f in &p.failed {
+        let Some(m) = f.module.as_deref() else { continue };
+        let m = normalize(m);
+        if p.module(&m).is_some() || is_covered(&m) || target.lookup(&m).is_empty() {
+            continue;
+        }
+        let by = f
+            .requester
+            .as_ref()
+            .map(|r| format!("{}{}", r.comm, r.unit.as_deref().map(|u| format!(" in {u}")).unwrap_or_default()))
+            .unwrap_or_else(|| f.loader.comm.clone());
+        report.blockers.push(format!(
+            "{m} failed to load while learning ({}, {} time(s), for {by}) and is not in the list: \
+             if it is needed, learn without the cause of the failure",
+            f.error.as_deref().unwrap_or("error"),
+            f.count
+        ));
+    }
+    if inputs.lock_point == LockPoint::Early {
+        report.warnings.push(
+            "early lock point: drivers for hardware not present while learning (hotplug, a new disk) will not load"
+                .to_string(),
+        );
+    }
+    report.plan = Some(plan);
+    report
+}
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    for i in &report.info {
+        let _ = writeln!(out, "info: {i}");
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    if let Some(plan) = &report.plan {
+        let _ = writeln!(
+            out,
+            "needed: {} top-level module(s) ({} with dependencies), {} built in",
+            plan.top_level.len(),
+            plan.loaded_set().len(),
+            plan.builtin.len()
+        );
+    }
+    if report.blockers.is_empty() {
+        out.push_str("safe to lock: no blocker found\n");
+    } else {
+        let _ = writeln!(out, "NOT safe to lock: {} blocker(s):", report.blockers.len());
+        for b in &report.blockers {
+            let _ = writeln!(out, "  - {b}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{Source, Target};
+    use crate::modindex::StaticIndex;
+    use crate::profile::testutil::{appletalk_index, example_profile, TempDir};
+
+    const RELEASE: &str = "6.1.0-56-amd64";
+    const LOADED: &str =
+        "appletalk 40960 0 - Live 0x0\npsnap 16384 1 appletalk, Live 0x0\nllc 16384 2 appletalk,psnap, Live 0x0\n\
+                          binfmt_misc 24576 1 - Live 0x0\next4 1007616 1 - Live 0x0\njbd2 192512 1 ext4, Live 0x0\n\
+                          mbcache 16384 1 ext4, Live 0x0\nsnd_hda_intel 57344 0 - Live 0x0\n";
+
+    fn root(loaded: Option<&str>) -> TempDir {
+        let dir = TempDir::new("check-root");
+        let put = |path: &str, text: &str| {
+            let p = dir.path().join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        };
+        put("proc/sys/kernel/osrelease", &format!("{RELEASE}\n"));
+        put("proc/sys/kernel/modules_disabled", "0\n");
+        put("proc/sys/kernel/modprobe", "/sbin/modprobe\n");
+        put("sys/kernel/security/lockdown", "none [integrity] confidentiality\n");
+        put("sys/module/module/parameters/sig_enforce", "Y\n");
+        put("sys/kernel/security/lsm", "lockdown,capability,landlock,yama,apparmor");
+        put("proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda1\n");
+        if let Some(l) = loaded {
+            put("proc/modules", l);
+        }
+        dir
+    }
+
+    fn target(index: StaticIndex, builtin: &[&str]) -> Target {
+        let modules = index.deps.keys().cloned().collect();
+        Target::from_index(
+            RELEASE,
+            index,
+            Some(modules),
+            builtin.iter().map(|s| s.to_string()).collect(),
+            Source::Tree("/x".into()),
+        )
+    }
+
+    fn run(root: &TempDir, profile: &Profile, target: &Target, point: LockPoint) -> Report {
+        let paths = SystemPaths::new(root.path());
+        let state = read_state(&paths);
+        evaluate(&Inputs {
+            profile,
+            target: Ok(target),
+            state: &state,
+            lock_point: point,
+            installed: read_installed(&paths),
+            configured: configured_modules(&paths),
+        })
+    }
+
+    #[test]
+    fn state_is_read_from_files_under_the_root() {
+        let r = root(Some(LOADED));
+        let state = read_state(&SystemPaths::new(r.path()));
+        assert_eq!(state.release.as_deref(), Some(RELEASE));
+        assert_eq!(state.modules_disabled, Some(false));
+        assert_eq!(state.modprobe.as_deref(), Some("/sbin/modprobe"));
+        assert_eq!(state.lockdown.as_deref(), Some("integrity"));
+        assert_eq!(state.sig_enforce, Some(true));
+        assert_eq!(state.lsm.as_ref().unwrap().len(), 5);
+        assert_eq!(state.loaded.as_ref().unwrap().len(), 8);
+        fs::write(r.join("proc/sys/kernel/modules_disabled"), "1\n").unwrap();
+        fs::write(r.join("proc/sys/kernel/modprobe"), "\n").unwrap();
+        let report = run(&r, &example_profile(), &target(appletalk_index(), &[]), LockPoint::AfterUdev);
+        let info = report.info.join("\n");
+        assert!(info.contains("already locked"), "{info}");
+        assert!(info.contains("kernel.modprobe is empty"), "{info}");
+        assert!(info.contains("lockdown: integrity") && info.contains("module.sig_enforce: Y"), "{info}");
+    }
+
+    #[test]
+    fn a_complete_profile_is_safe() {
+        let r = root(Some(LOADED));
+        let report = run(&r, &example_profile(), &target(appletalk_index(), &[]), LockPoint::AfterUdev);
+        assert!(report.safe(), "{}", render(&report));
+        // net-pf-38 found no module when learned and finds none now: a warning only.
+        assert!(report.warnings.iter().any(|w| w.contains("net-pf-38")), "{:?}", report.warnings);
+        assert!(render(&report).contains("safe to lock"));
+    }
+
+    #[test]
+    fn blockers_loaded_unknown_unresolved_and_failing_requests() {
+        let extra = format!("{LOADED}wireguard 94208 0 - Live 0x0\n");
+        let r = root(Some(&extra));
+        // This kernel has no binfmt_misc, and fs-binfmt_misc resolves to nothing.
+        let mut idx = appletalk_index();
+        idx.deps.remove("binfmt_misc");
+        idx.aliases.remove("fs-binfmt_misc");
+        let report = run(&r, &example_profile(), &target(idx, &[]), LockPoint::AfterUdev);
+        assert!(!report.safe());
+        let all = report.blockers.join("\n");
+        assert!(all.contains("wireguard is loaded now but not in the profile"), "{all}");
+        assert!(
+            all.contains("not in kernel 6.1.0-56-amd64: binfmt_misc: alias fs-binfmt_misc resolves to no module"),
+            "{all}"
+        );
+        assert!(
+            all.contains("request for fs-binfmt_misc (systemd in init.scope) would fail: it resolved to binfmt_misc"),
+            "{all}"
+        );
+        assert!(render(&report).contains("NOT safe to lock"));
+    }
+
+    #[test]
+    fn a_request_resolving_to_a_module_not_in_the_list_blocks() {
+        let r = root(Some(LOADED));
+        // The kernel now answers net-pf-5 with a module nothing loads.
+        let mut idx2 = appletalk_index().module("appletalk_ng", &[]);
+        idx2.aliases.insert("net-pf-5".into(), vec!["appletalk_ng".into()]);
+        // ...and an installed lock unit that predates it.
+        let p = example_profile();
+        let out = crate::generate::generate(
+            &p,
+            &target(appletalk_index(), &[]),
+            &crate::generate::Options {
+                profile_path: "/p".into(),
+                lock_point: LockPoint::Early,
+                deny: false,
+                now: "now".into(),
+                command: "test".into(),
+            },
+        )
+        .unwrap();
+        let unit = r.join(crate::generate::LOCK_UNIT);
+        fs::create_dir_all(unit.parent().unwrap()).unwrap();
+        fs::write(&unit, &out.file(crate::generate::LOCK_UNIT).unwrap().contents).unwrap();
+        let report = run(&r, &p, &target(idx2, &[]), LockPoint::Early);
+        let all = report.blockers.join("\n");
+        assert!(
+            all.contains("request for net-pf-5 (modtrace-guest in example.service) would fail after the lock: it resolves to appletalk_ng"),
+            "{all}"
+        );
+        assert!(all.contains("the installed modtrace-lock.service does not load appletalk_ng"), "{all}");
+        assert!(
+            all.contains("example.service needs appletalk_ng, which nothing loads before the lock (early)"),
+            "{all}"
+        );
+        assert!(report.info.iter().any(|i| i.contains("installed modtrace-lock.service locks at: early")));
+    }
+
+    #[test]
+    fn modules_load_d_counts_as_loaded_before_the_lock() {
+        let r = root(Some(LOADED));
+        let mut idx2 = appletalk_index().module("appletalk_ng", &[]);
+        idx2.aliases.insert("net-pf-5".into(), vec!["appletalk_ng".into()]);
+        fs::create_dir_all(r.join("etc/modules-load.d")).unwrap();
+        fs::write(r.join("etc/modules-load.d/at.conf"), "appletalk_ng\n").unwrap();
+        let report = run(&r, &example_profile(), &target(idx2, &[]), LockPoint::AfterUdev);
+        assert!(report.safe(), "{}", render(&report));
+    }
+
+    #[test]
+    fn built_in_modules_need_no_loading() {
+        // ext4 is built into this kernel: not in /proc/modules, nothing to load.
+        let r = root(Some(LOADED.replace("ext4 1007616 1 - Live 0x0\n", "").as_str()));
+        let report = run(&r, &example_profile(), &target(appletalk_index(), &["ext4"]), LockPoint::AfterUdev);
+        assert!(report.safe(), "{}", render(&report));
+        let plan = report.plan.as_ref().unwrap();
+        assert!(plan.builtin.contains_key("ext4") && !plan.top_level.contains(&"ext4".to_string()), "{plan:?}");
+    }
+
+    #[test]
+    fn lost_events_block_and_no_module_support_blocks() {
+        let r = root(Some(LOADED));
+        let mut p = example_profile();
+        p.sessions[0].lost_events = 3;
+        let report = run(&r, &p, &target(appletalk_index(), &[]), LockPoint::AfterUdev);
+        assert!(report.blockers.iter().any(|b| b.contains("3 kernel events were lost")), "{:?}", report.blockers);
+
+        let r = root(None);
+        let report = run(&r, &example_profile(), &target(appletalk_index(), &[]), LockPoint::AfterUdev);
+        assert!(report.blockers.iter().any(|b| b.contains("no loadable module support")), "{:?}", report.blockers);
+    }
+
+    #[test]
+    fn an_unreadable_index_blocks() {
+        let r = root(Some(LOADED));
+        let paths = SystemPaths::new(r.path());
+        let state = read_state(&paths);
+        let p = example_profile();
+        let report = evaluate(&Inputs {
+            profile: &p,
+            target: Err("no modules.dep.bin".to_string()),
+            state: &state,
+            lock_point: LockPoint::Late,
+            installed: None,
+            configured: BTreeSet::new(),
+        });
+        assert!(report.blockers.iter().any(|b| b.contains("no modules.dep.bin")), "{:?}", report.blockers);
+    }
+}

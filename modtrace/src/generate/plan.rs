@@ -1,0 +1,512 @@
+//! From a profile to what a kernel must load: every cause the profile recorded is
+//! resolved in the target kernel (a request by its alias, a udev load by its
+//! device's modalias, anything else by the module's name), so that a module that
+//! was renamed, split or built in since learning is still found; what cannot be
+//! resolved is reported, never guessed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::target::Target;
+use super::validate::{check_module, check_release, check_unit, Invalid};
+use crate::profile::{Module, Profile, Requester, Trigger, TriggerKind, BEFORE_LEARNING};
+
+/// Why a module is needed: one recorded cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    /// The module as the profile names it.
+    pub learned_as: String,
+    pub kind: TriggerKind,
+    /// For a person: "request for net-pf-5 by example.service (python3)". Raw
+    /// profile text: escape it before writing (validate::comment).
+    pub text: String,
+    pub count: u64,
+}
+
+/// A reason, and how the target kernel matched it when that differs from the
+/// learned name ("learned as X; alias A now resolves to Y").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cited {
+    pub reason: Reason,
+    pub note: Option<String>,
+}
+
+/// What the profile needs that the target kernel cannot provide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    pub learned_as: String,
+    /// What was looked up: "alias net-pf-5", "device pci:v...", "module foo".
+    pub looked_up: String,
+    pub reason: Reason,
+    /// A clue, e.g. the module still exists but the alias no longer names it.
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} resolves to no module ({})", self.learned_as, self.looked_up, self.reason.text)?;
+        if let Some(h) = &self.hint {
+            write!(f, "; {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What one kernel must load for one profile.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub release: String,
+    /// Every loadable module a recorded cause resolved to, with its reasons.
+    pub needs: BTreeMap<String, Vec<Cited>>,
+    /// The needed modules no other needed module depends on: the list to load
+    /// (modprobe loads the rest as their dependencies). Sorted.
+    pub top_level: Vec<String>,
+    /// Top-level module -> the modules it brings (its dependencies, transitively).
+    pub brings: BTreeMap<String, Vec<String>>,
+    /// Needed modules that are built into the target kernel: nothing to load.
+    pub builtin: BTreeMap<String, Vec<Cited>>,
+    pub unresolved: Vec<Unresolved>,
+    /// Unit -> top-level modules it needs -> why.
+    pub units: BTreeMap<String, BTreeMap<String, Vec<Cited>>>,
+    /// Units that caused loads but get no drop-in, and why not.
+    pub other_units: BTreeMap<String, String>,
+    /// Things to know about the profile itself (lost events, unfinished runs).
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Every module the plan loads: the top-level ones and their dependencies.
+    pub fn loaded_set(&self) -> BTreeSet<String> {
+        let mut all: BTreeSet<String> = self.top_level.iter().cloned().collect();
+        for deps in self.brings.values() {
+            all.extend(deps.iter().cloned());
+        }
+        all
+    }
+}
+
+/// Checks every name the generators could write: module names, the units of
+/// every trigger, the kernel release. All offenders are returned, not the first.
+pub fn validate(profile: &Profile, release: &str) -> Vec<Invalid> {
+    let mut bad = Vec::new();
+    let mut module = |value: &str, place: String| {
+        if let Err(rule) = check_module(value) {
+            bad.push(Invalid { what: "module name", value: value.to_string(), place, rule });
+        }
+    };
+    for (i, m) in profile.modules.iter().enumerate() {
+        module(&m.name, format!("modules[{i}].name"));
+        for (j, d) in m.depends_on.iter().enumerate() {
+            module(d, format!("modules[{i}] ({}).depends_on[{j}]", m.name));
+        }
+    }
+    for (i, r) in profile.requests.iter().enumerate() {
+        for (j, m) in r.resolves_to.iter().enumerate() {
+            module(m, format!("requests[{i}].resolves_to[{j}]"));
+        }
+    }
+    for (i, m) in profile.modules.iter().enumerate() {
+        for (j, t) in m.triggers.iter().enumerate() {
+            for (place, unit) in trigger_unit_fields(t) {
+                if let Err(rule) = check_unit(unit) {
+                    bad.push(Invalid {
+                        what: "unit name",
+                        value: unit.to_string(),
+                        place: format!("modules[{i}] ({}).triggers[{j}].{place}", m.name),
+                        rule,
+                    });
+                }
+            }
+        }
+    }
+    if let Err(rule) = check_release(release) {
+        bad.push(Invalid { what: "kernel release", value: release.to_string(), place: "kernel".to_string(), rule });
+    }
+    bad
+}
+
+fn trigger_unit_fields(t: &Trigger) -> Vec<(String, &str)> {
+    let mut out = Vec::new();
+    if let Some(u) = t.requester.as_ref().and_then(|r| r.unit.as_deref()) {
+        out.push(("requester.unit".to_string(), u));
+    }
+    for (k, r) in t.also_requested_by.iter().enumerate() {
+        if let Some(u) = r.unit.as_deref() {
+            out.push((format!("also_requested_by[{k}].unit"), u));
+        }
+    }
+    if let Some(u) = t.loader.as_ref().and_then(|l| l.unit.as_deref()) {
+        out.push(("loader.unit".to_string(), u));
+    }
+    out
+}
+
+/// What to look up in the target kernel for one cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    Name(String),
+    Alias(String),
+    Modalias(String),
+}
+
+impl Key {
+    fn text(&self) -> &str {
+        match self {
+            Key::Name(s) | Key::Alias(s) | Key::Modalias(s) => s,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Key::Name(n) => format!("module {n}"),
+            Key::Alias(a) => format!("alias {a}"),
+            Key::Modalias(m) => format!("device {m}"),
+        }
+    }
+}
+
+struct Entry {
+    module: String,
+    key: Key,
+    reason: Reason,
+    /// Units (with their cgroup when known) the need is attributed to.
+    units: Vec<(String, Option<String>)>,
+}
+
+fn who(r: &Requester) -> String {
+    let exe = r.exe.as_deref().map(|e| format!(", {e}")).unwrap_or_default();
+    match &r.unit {
+        Some(u) => format!("{u} ({}{exe})", r.comm),
+        None => format!("{}{exe} (no unit)", r.comm),
+    }
+}
+
+fn times(count: u64) -> String {
+    if count == 1 {
+        "once".to_string()
+    } else {
+        format!("{count} times")
+    }
+}
+
+/// A person's summary of a trigger.
+pub fn describe_trigger(t: &Trigger) -> String {
+    let base = match t.kind {
+        TriggerKind::Request => {
+            let mut s = format!("request for {}", t.alias.as_deref().unwrap_or("an unknown alias"));
+            if let Some(r) = &t.requester {
+                s.push_str(&format!(" by {}", who(r)));
+            }
+            if !t.also_requested_by.is_empty() {
+                let others: Vec<String> = t.also_requested_by.iter().map(who).collect();
+                s.push_str(&format!(", also by {}", others.join(", ")));
+            }
+            s
+        }
+        TriggerKind::Explicit => {
+            let mut s = match &t.loader {
+                Some(l) => {
+                    format!("loaded by {}{}", l.comm, l.unit.as_deref().map(|u| format!(" in {u}")).unwrap_or_default())
+                }
+                None => "loaded explicitly".to_string(),
+            };
+            if let Some(r) = &t.requester {
+                s.push_str(&format!(", run by {}", who(r)));
+            }
+            s
+        }
+        TriggerKind::Udev => match &t.device {
+            Some(d) => format!(
+                "udev, for device {}{}",
+                d.modalias.as_deref().unwrap_or("(modalias unknown)"),
+                d.devpath.as_deref().map(|p| format!(" at {p}")).unwrap_or_default()
+            ),
+            None => "udev, for a device (unknown)".to_string(),
+        },
+        TriggerKind::Preloaded => match t.reason.as_deref() {
+            None | Some(BEFORE_LEARNING) => {
+                "already loaded when learning started (initramfs, udev coldplug or an earlier request)".to_string()
+            }
+            Some(conf) => format!("already loaded when learning started, configured in {conf}"),
+        },
+        TriggerKind::Unknown => format!(
+            "loaded by a kernel helper, cause unknown{}",
+            t.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+        ),
+    };
+    format!("{base}; {}", times(t.count))
+}
+
+fn units_of(t: &Trigger) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    let mut add = |unit: Option<&String>, cgroup: Option<&String>| {
+        if let Some(u) = unit {
+            if !out.iter().any(|(x, _)| x == u) {
+                out.push((u.clone(), cgroup.cloned()));
+            }
+        }
+    };
+    match t.kind {
+        TriggerKind::Request => {
+            if let Some(r) = &t.requester {
+                add(r.unit.as_ref(), r.cgroup.as_ref());
+            }
+            for r in &t.also_requested_by {
+                add(r.unit.as_ref(), r.cgroup.as_ref());
+            }
+        }
+        TriggerKind::Explicit => {
+            // The loader's cgroup is not recorded; its parent's (the requester) is,
+            // and tells a user's unit from a system one.
+            let parent_cgroup = t.requester.as_ref().and_then(|r| r.cgroup.as_ref());
+            if let Some(l) = &t.loader {
+                add(l.unit.as_ref(), parent_cgroup);
+            }
+            if let Some(r) = &t.requester {
+                add(r.unit.as_ref(), r.cgroup.as_ref());
+            }
+        }
+        // udev loads follow devices; preloaded and unknown ones name no unit.
+        TriggerKind::Udev | TriggerKind::Preloaded | TriggerKind::Unknown => {}
+    }
+    out
+}
+
+/// A trigger that only loaded the module as another's dependency, or found it
+/// loaded as one: the module it was needed by carries the need.
+fn dependency_only(m: &Module, t: &Trigger) -> bool {
+    t.needed_by.is_some()
+        || (!m.top_level
+            && t.kind == TriggerKind::Preloaded
+            && t.reason.as_deref().is_none_or(|r| r == BEFORE_LEARNING))
+}
+
+fn entries(profile: &Profile) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for m in &profile.modules {
+        let own: Vec<&Trigger> = m.triggers.iter().filter(|t| !dependency_only(m, t)).collect();
+        if own.is_empty() {
+            if m.top_level {
+                // Only seen as a dependency of something the profile does not
+                // have (its load failed, say): kept, since nothing says it is not needed.
+                let text = m.triggers.iter().map(describe_trigger).collect::<Vec<_>>().join(" | ");
+                out.push(Entry {
+                    module: m.name.clone(),
+                    key: Key::Name(m.name.clone()),
+                    reason: Reason {
+                        learned_as: m.name.clone(),
+                        kind: m.triggers.first().map(|t| t.kind).unwrap_or(TriggerKind::Unknown),
+                        text: if text.is_empty() { "no recorded cause".to_string() } else { text },
+                        count: m.count,
+                    },
+                    units: Vec::new(),
+                });
+            }
+            continue;
+        }
+        for t in own {
+            let key = match (t.kind, &t.alias, t.device.as_ref().and_then(|d| d.modalias.as_ref())) {
+                (TriggerKind::Request, Some(alias), _) => Key::Alias(alias.clone()),
+                (TriggerKind::Udev, _, Some(modalias)) => Key::Modalias(modalias.clone()),
+                _ => Key::Name(m.name.clone()),
+            };
+            out.push(Entry {
+                module: m.name.clone(),
+                key,
+                reason: Reason { learned_as: m.name.clone(), kind: t.kind, text: describe_trigger(t), count: t.count },
+                units: units_of(t),
+            });
+        }
+    }
+    out
+}
+
+/// Units whose processes the generated files can order after their modules:
+/// system services, sockets, mounts and swaps. Anything else, and units that
+/// load modules themselves, get none (and the reason is kept for the report).
+pub fn drop_in_refusal(unit: &str, cgroup: Option<&str>) -> Option<String> {
+    let kind = unit.rsplit('.').next().unwrap_or("");
+    if !matches!(kind, "service" | "socket" | "mount" | "swap") {
+        return Some(format!(
+            "a .{kind} unit (a login session, PID 1, a slice or a transient scope): no unit file can declare its modules"
+        ));
+    }
+    if cgroup.is_some_and(|c| c.starts_with("/user.slice/")) {
+        return Some(
+            "a user's unit (under user.slice): drop-ins in /etc/systemd/system do not apply to it".to_string(),
+        );
+    }
+    if unit.contains("@.") {
+        return Some("a template, not a running unit".to_string());
+    }
+    let stem = &unit[..unit.len() - kind.len() - 1];
+    if stem.strip_prefix("run-u").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+        return Some("a transient unit (systemd-run): it has no unit file".to_string());
+    }
+    if matches!(
+        unit,
+        "systemd-udevd.service"
+            | "systemd-modules-load.service"
+            | "kmod-static-nodes.service"
+            | "modtrace-lock.service"
+            | "modtrace-learn.service"
+    ) || unit.starts_with("modprobe@")
+    {
+        return Some("it loads modules itself (or is modtrace's own)".to_string());
+    }
+    None
+}
+
+/// The modules of `set` that no other module of `set` needs (per `closure`).
+pub fn top_of(
+    set: &BTreeSet<String>,
+    closure: impl Fn(&str) -> Vec<String>,
+) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
+    let deps: BTreeMap<&String, BTreeSet<String>> =
+        set.iter().map(|m| (m, closure(m).into_iter().filter(|d| d != m).collect())).collect();
+    let mut top = Vec::new();
+    let mut brings = BTreeMap::new();
+    for m in set {
+        let needed_by_other = deps.iter().any(|(o, d)| *o != m && d.contains(m) && !deps[m].contains(*o));
+        if !needed_by_other {
+            top.push(m.clone());
+            brings.insert(m.clone(), deps[m].iter().cloned().collect());
+        }
+    }
+    (top, brings)
+}
+
+/// What `target` must load for `profile`. Refuses profiles with names that
+/// cannot be written safely (all of them listed).
+pub fn plan(profile: &Profile, target: &Target) -> Result<Plan, Vec<Invalid>> {
+    let invalid = validate(profile, &target.release);
+    if !invalid.is_empty() {
+        return Err(invalid);
+    }
+    let mut plan = Plan { release: target.release.clone(), ..Plan::default() };
+    let mut bad_names = Vec::new();
+    for e in entries(profile) {
+        let lookup = if target.is_profile() {
+            target.lookup(&e.module)
+        } else {
+            let mut l = target.lookup(e.key.text());
+            if let Key::Modalias(_) = e.key {
+                // Several drivers can match one device; the one that was loaded
+                // for it is the one needed, while the kernel still has it.
+                if l.contains(&e.module) {
+                    l.loadable.retain(|m| *m == e.module);
+                    l.builtin.retain(|m| *m == e.module);
+                }
+            }
+            l
+        };
+        for m in lookup.loadable.iter().chain(&lookup.builtin) {
+            if let Err(rule) = check_module(m) {
+                bad_names.push(Invalid {
+                    what: "module name",
+                    value: m.clone(),
+                    place: format!("kernel {}: what {} resolves to", target.release, e.key.describe()),
+                    rule,
+                });
+            }
+        }
+        if lookup.is_empty() {
+            let hint = match &e.key {
+                Key::Name(_) => None,
+                _ if !target.lookup(&e.module).is_empty() => Some(format!(
+                    "module {} still exists in {}, but {} no longer resolves to it",
+                    e.module,
+                    target.release,
+                    e.key.describe()
+                )),
+                _ => None,
+            };
+            plan.unresolved.push(Unresolved {
+                learned_as: e.module.clone(),
+                looked_up: e.key.describe(),
+                reason: e.reason.clone(),
+                hint,
+            });
+            continue;
+        }
+        let note = (!lookup.contains(&e.module)).then(|| {
+            let now: Vec<&str> = lookup.loadable.iter().chain(&lookup.builtin).map(String::as_str).collect();
+            format!(
+                "learned as {}; in {} {} resolves to {}",
+                e.module,
+                target.release,
+                e.key.describe(),
+                now.join(", ")
+            )
+        });
+        let cited = Cited { reason: e.reason.clone(), note };
+        for m in &lookup.builtin {
+            plan.builtin.entry(m.clone()).or_default().push(cited.clone());
+        }
+        for m in &lookup.loadable {
+            plan.needs.entry(m.clone()).or_default().push(cited.clone());
+        }
+        for (unit, cgroup) in &e.units {
+            if let Some(why) = drop_in_refusal(unit, cgroup.as_deref()) {
+                plan.other_units.entry(unit.clone()).or_insert(why);
+                continue;
+            }
+            if lookup.loadable.is_empty() {
+                continue;
+            }
+            let needs = plan.units.entry(unit.clone()).or_default();
+            for m in &lookup.loadable {
+                needs.entry(m.clone()).or_default().push(cited.clone());
+            }
+        }
+    }
+    if !bad_names.is_empty() {
+        bad_names.dedup();
+        return Err(bad_names);
+    }
+    let needed: BTreeSet<String> = plan.needs.keys().cloned().collect();
+    let (top, brings) = top_of(&needed, |m| target.closure(m));
+    plan.top_level = top;
+    plan.brings = brings;
+    for needs in plan.units.values_mut() {
+        let set: BTreeSet<String> = needs.keys().cloned().collect();
+        let (top, _) = top_of(&set, |m| target.closure(m));
+        // A dependency's reasons move to the unit's top-level module that brings it.
+        let mut kept: BTreeMap<String, Vec<Cited>> = BTreeMap::new();
+        for (m, cited) in std::mem::take(needs) {
+            let owner = if top.contains(&m) {
+                m.clone()
+            } else {
+                top.iter().find(|t| target.closure(t).contains(&m)).cloned().unwrap_or(m.clone())
+            };
+            kept.entry(owner).or_default().extend(cited);
+        }
+        *needs = kept;
+    }
+    plan.warnings = profile_warnings(profile);
+    Ok(plan)
+}
+
+/// What a person should know about how complete the profile is.
+pub fn profile_warnings(profile: &Profile) -> Vec<String> {
+    let mut w = Vec::new();
+    if profile.modules.is_empty() {
+        w.push(
+            "the profile lists no module at all: learn first (modtrace learn), or this kernel has everything built in"
+                .to_string(),
+        );
+    }
+    let lost = profile.lost_events();
+    if lost > 0 {
+        w.push(format!(
+            "{lost} kernel events were lost while learning: the profile may miss modules; learn again before locking"
+        ));
+    }
+    let unfinished =
+        profile.sessions.iter().filter(|s| matches!(s.ended_by.as_deref(), Some("error") | Some("checkpoint"))).count();
+    if unfinished > 0 {
+        w.push(format!(
+            "{unfinished} learning session(s) did not finish (ended by an error, or only a checkpoint was saved): what they saw last may be missing"
+        ));
+    }
+    w
+}

@@ -1,0 +1,241 @@
+//! The kernel the generated files are for: its module index (alias -> module,
+//! module -> dependencies), which modules are built in, and every module it ships.
+//!
+//! Either a real tree (/lib/modules/KVER: libkmod for the binary indexes, plus the
+//! text lists modules.dep, modules.builtin and modules.builtin.modinfo), or the
+//! profile itself, when no kernel is named: names and dependencies as learned,
+//! nothing re-resolved.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::modindex::{normalize, IndexError, KmodIndex, ModuleIndex, StaticIndex};
+use crate::profile::Profile;
+
+#[derive(Debug, Error)]
+pub enum TargetError {
+    #[error("kernel {release}: {source}")]
+    Index { release: String, source: IndexError },
+    #[error("{}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+}
+
+/// Where a target's answers come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A depmod'ed /lib/modules/KVER directory.
+    Tree(PathBuf),
+    /// The profile's own names and dependencies (no kernel named).
+    Profile,
+}
+
+/// What a name, an alias or a device's modalias stands for in the target kernel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lookup {
+    /// Modules to load (normalized names).
+    pub loadable: Vec<String>,
+    /// Modules built into the kernel: nothing to load.
+    pub builtin: Vec<String>,
+}
+
+impl Lookup {
+    pub fn is_empty(&self) -> bool {
+        self.loadable.is_empty() && self.builtin.is_empty()
+    }
+
+    pub fn contains(&self, module: &str) -> bool {
+        self.loadable.iter().chain(&self.builtin).any(|m| m == module)
+    }
+}
+
+pub struct Target {
+    pub release: String,
+    pub source: Source,
+    index: Box<dyn ModuleIndex>,
+    builtin: BTreeSet<String>,
+    /// Every loadable module of the kernel (modules.dep); None when not known.
+    modules: Option<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("release", &self.release)
+            .field("source", &self.source)
+            .field("builtin", &self.builtin.len())
+            .field("modules", &self.modules.as_ref().map(|m| m.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Target {
+    /// The kernel `release` whose modules are in `dir` (/lib/modules/KVER).
+    pub fn open(release: &str, dir: &Path) -> Result<Target, TargetError> {
+        let index =
+            KmodIndex::open(dir).map_err(|source| TargetError::Index { release: release.to_string(), source })?;
+        let modules = read_optional(&dir.join("modules.dep"))?.map(|text| dep_modules(&text));
+        let mut builtin = BTreeSet::new();
+        if let Some(text) = read_optional(&dir.join("modules.builtin"))? {
+            builtin.extend(path_list_modules(&text));
+        }
+        if let Some(bytes) = read_optional_bytes(&dir.join("modules.builtin.modinfo"))? {
+            builtin.extend(modinfo_modules(&bytes));
+        }
+        Ok(Target {
+            release: release.to_string(),
+            source: Source::Tree(dir.to_path_buf()),
+            index: Box::new(index),
+            builtin,
+            modules,
+        })
+    }
+
+    /// A target made of an index held in memory (tests, recorded trees).
+    pub fn from_index(
+        release: &str,
+        index: impl ModuleIndex + 'static,
+        modules: Option<BTreeSet<String>>,
+        builtin: BTreeSet<String>,
+        source: Source,
+    ) -> Target {
+        Target { release: release.to_string(), source, index: Box::new(index), builtin, modules }
+    }
+
+    /// The profile as its own kernel: every module it names, with the
+    /// dependencies it recorded; no alias is re-resolved, nothing is built in.
+    pub fn from_profile(profile: &Profile) -> Target {
+        let mut index = StaticIndex::default();
+        for m in &profile.modules {
+            let deps: Vec<&str> = m.depends_on.iter().map(String::as_str).collect();
+            index = index.module(&m.name, &deps);
+        }
+        Target {
+            release: profile.kernel.clone(),
+            source: Source::Profile,
+            index: Box::new(index),
+            builtin: BTreeSet::new(),
+            modules: None,
+        }
+    }
+
+    pub fn is_profile(&self) -> bool {
+        self.source == Source::Profile
+    }
+
+    /// What `key` (a module name, an alias, a modalias) stands for here.
+    pub fn lookup(&self, key: &str) -> Lookup {
+        let mut out = Lookup::default();
+        for m in self.index.resolve(key) {
+            let m = normalize(&m);
+            let list = if self.builtin.contains(&m) { &mut out.builtin } else { &mut out.loadable };
+            if !list.contains(&m) {
+                list.push(m);
+            }
+        }
+        // A name listed as built in that the binary index does not know (a
+        // modules.builtin edited by hand, or an index older than the list).
+        if out.is_empty() && self.builtin.contains(&normalize(key)) {
+            out.builtin.push(normalize(key));
+        }
+        out
+    }
+
+    pub fn is_builtin(&self, module: &str) -> bool {
+        self.builtin.contains(&normalize(module))
+    }
+
+    /// Whether the kernel ships `module` as a loadable module. Unknown (None)
+    /// when the module list is not known (profile targets).
+    pub fn has_module(&self, module: &str) -> Option<bool> {
+        self.modules.as_ref().map(|m| m.contains(&normalize(module)))
+    }
+
+    /// `module` and everything it needs, dependencies first.
+    pub fn closure(&self, module: &str) -> Vec<String> {
+        self.index.closure(module)
+    }
+
+    /// Every loadable module of this kernel, when known.
+    pub fn all_modules(&self) -> Option<&BTreeSet<String>> {
+        self.modules.as_ref()
+    }
+
+    /// Where the answers come from, for headers and messages.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Source::Tree(dir) => format!("{} (module index {})", self.release, dir.display()),
+            Source::Profile => {
+                format!("{} (as learned: names and dependencies from the profile, not re-resolved)", self.release)
+            }
+        }
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, TargetError> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TargetError::Read { path: path.to_path_buf(), source }),
+    }
+}
+
+fn read_optional_bytes(path: &Path) -> Result<Option<Vec<u8>>, TargetError> {
+    match fs::read(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TargetError::Read { path: path.to_path_buf(), source }),
+    }
+}
+
+/// "kernel/fs/ext4/ext4.ko.xz" -> "ext4".
+pub fn module_of_path(path: &str) -> Option<String> {
+    let file = path.trim().rsplit('/').next()?;
+    let stem = file.split(".ko").next()?;
+    if stem.is_empty() || !file.contains(".ko") {
+        return None;
+    }
+    Some(normalize(stem))
+}
+
+/// The modules listed in modules.dep ("path: dep dep ...").
+pub fn dep_modules(text: &str) -> BTreeSet<String> {
+    text.lines().filter_map(|l| l.split(':').next()).filter_map(module_of_path).collect()
+}
+
+/// The modules of a list of paths (modules.builtin, modules.order).
+pub fn path_list_modules(text: &str) -> BTreeSet<String> {
+    text.lines().filter_map(module_of_path).collect()
+}
+
+/// Module names in modules.builtin.modinfo (NUL-separated "module.key=value").
+pub fn modinfo_modules(bytes: &[u8]) -> BTreeSet<String> {
+    bytes
+        .split(|b| *b == 0)
+        .filter_map(|rec| {
+            let text = std::str::from_utf8(rec).ok()?;
+            let (name, _) = text.split_once('.')?;
+            (!name.is_empty()).then(|| normalize(name))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_to_names() {
+        assert_eq!(module_of_path("kernel/fs/ext4/ext4.ko").as_deref(), Some("ext4"));
+        assert_eq!(module_of_path("kernel/sound/pci/hda/snd-hda-intel.ko.xz").as_deref(), Some("snd_hda_intel"));
+        assert_eq!(module_of_path("updates/dkms/zfs.ko.zst").as_deref(), Some("zfs"));
+        assert_eq!(module_of_path("# comment"), None);
+        let deps =
+            dep_modules("kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/jbd2/jbd2.ko\nkernel/lib/crc16.ko:\n");
+        assert_eq!(deps.into_iter().collect::<Vec<_>>(), ["crc16", "ext4"]);
+        let mi = modinfo_modules(b"tracefs.alias=fs-tracefs\0ext4.license=GPL\0\0");
+        assert_eq!(mi.into_iter().collect::<Vec<_>>(), ["ext4", "tracefs"]);
+    }
+}

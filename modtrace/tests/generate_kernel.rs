@@ -1,0 +1,362 @@
+//! `modtrace generate`, `check` and `lock` against a real Debian kernel's module
+//! tree (MODTRACE_TEST_MODULES, as for kernel_index.rs; `cargo xtask test` sets
+//! it): aliases and devices resolved in that kernel, built-in modules, modules
+//! it does not have, the deny list; and the commands' exit codes.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use modtrace::generate::{self, LockPoint, Options, Target};
+use modtrace::profile::Profile;
+
+const KVER: &str = "6.1.0-56-amd64";
+
+fn tree() -> PathBuf {
+    let dir = std::env::var_os("MODTRACE_TEST_MODULES").map(PathBuf::from).unwrap_or_else(|| {
+        panic!(
+            "MODTRACE_TEST_MODULES is not set: run `cargo xtask test`, which fetches a Debian \
+             kernel, runs depmod and points this variable at its lib/modules/KVER"
+        )
+    });
+    assert!(dir.join("modules.dep.bin").is_file(), "MODTRACE_TEST_MODULES={}: no modules.dep.bin", dir.display());
+    dir
+}
+
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(tag: &str) -> Temp {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("modtrace-gk-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Temp(p)
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn requester(comm: &str, unit: &str) -> String {
+    let cgroup = if unit == "init.scope" { "/init.scope".to_string() } else { format!("/system.slice/{unit}") };
+    format!(r#"{{"comm": "{comm}", "exe": "/usr/bin/{comm}", "pid": 42, "unit": "{unit}", "cgroup": "{cgroup}"}}"#)
+}
+
+fn module(name: &str, triggers: &str) -> String {
+    format!(
+        r#"{{"name": "{name}", "top_level": true, "depends_on": [], "needed_by": [], "count": 1,
+            "first_seen": "2024-03-01T10:00:00Z", "last_seen": "2024-03-01T10:00:00Z", "taints": [],
+            "triggers": [{triggers}]}}"#
+    )
+}
+
+/// A profile learned on an older kernel: appletalk under an old name, found
+/// through its alias; vfat loaded by a service; a NIC driver by udev; ipv6
+/// requested (built into Debian's kernel); a module this kernel does not have.
+fn profile_json() -> String {
+    let modprobe = r#"{"comm": "modprobe", "exe": "/usr/bin/kmod", "unit": null}"#;
+    let modules = [
+        module(
+            "appletalk_old",
+            &format!(
+                r#"{{"kind": "request", "alias": "net-pf-5", "requester": {}, "loader": {modprobe}, "count": 2}}"#,
+                requester("python3", "example.service")
+            ),
+        ),
+        module(
+            "binfmt_misc",
+            &format!(
+                r#"{{"kind": "request", "alias": "fs-binfmt_misc", "requester": {}, "loader": {modprobe}, "count": 1}}"#,
+                requester("systemd", "init.scope")
+            ),
+        ),
+        module(
+            "e1000e",
+            r#"{"kind": "udev", "device": {"modalias": "pci:v00008086d000015B8sv00001028sd000007A1bc02sc00i00", "devpath": "/devices/pci0000:00/0000:00:1f.6"}, "count": 1}"#,
+        ),
+        module(
+            "ipv6",
+            &format!(
+                r#"{{"kind": "request", "alias": "net-pf-10", "requester": {}, "loader": {modprobe}, "count": 1}}"#,
+                requester("sshd", "ssh.service")
+            ),
+        ),
+        module("no_such_module_xyz", r#"{"kind": "preloaded", "reason": "before learning", "count": 1}"#),
+        module(
+            "vfat",
+            &format!(
+                r#"{{"kind": "explicit", "requester": {}, "loader": {{"comm": "modprobe", "exe": "/usr/bin/kmod", "unit": "mounter.service"}}, "count": 3}}"#,
+                requester("mounter", "mounter.service")
+            ),
+        ),
+    ];
+    format!(
+        r#"{{"schema": "modtrace-profile/1", "kernel": "6.1.0-18-amd64", "host": "test", "boots": [], "sessions": [],
+            "modules": [{}], "requests": [], "failed": []}}"#,
+        modules.join(",")
+    )
+}
+
+fn profile() -> Profile {
+    serde_json::from_str(&profile_json()).expect("test profile parses")
+}
+
+fn opts(deny: bool) -> Options {
+    Options {
+        profile_path: "/var/lib/modtrace/profile.json".into(),
+        lock_point: LockPoint::AfterUdev,
+        deny,
+        now: "2024-03-02T08:00:00Z".into(),
+        command: "test".into(),
+    }
+}
+
+fn listed(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect()
+}
+
+#[test]
+fn aliases_devices_and_names_resolve_in_the_target_kernel() {
+    let t = Target::open(KVER, &tree()).unwrap();
+    let out = generate::generate(&profile(), &t, &opts(false)).unwrap();
+    let conf = &out.file(generate::MODULES_LOAD).unwrap().contents;
+    assert_eq!(listed(conf), ["appletalk", "binfmt_misc", "e1000e", "vfat"], "{conf}");
+    // The request's alias, not the old name, decided.
+    assert!(
+        conf.contains("learned as appletalk_old; in 6.1.0-56-amd64 alias net-pf-5 resolves to appletalk"),
+        "{conf}"
+    );
+    assert!(conf.contains("# appletalk, with llc, psnap:"), "{conf}");
+    // ipv6 is built into Debian's 6.1: noted, not listed.
+    assert!(out.plan.builtin.contains_key("ipv6"), "{:?}", out.plan.builtin.keys());
+    assert!(conf.contains("# Built into kernel 6.1.0-56-amd64, so not listed:\n#   ipv6:"), "{conf}");
+    // The module this kernel does not have is reported, in the file too.
+    assert_eq!(out.plan.unresolved.len(), 1, "{:?}", out.plan.unresolved);
+    assert_eq!(out.plan.unresolved[0].learned_as, "no_such_module_xyz");
+    assert!(conf.contains("#   - no_such_module_xyz: module no_such_module_xyz resolves to no module"), "{conf}");
+    // Drop-ins: the services, not PID 1, not ssh.service (its module is built in).
+    let dropin =
+        |u: &str| out.file(&format!("etc/systemd/system/{u}.d/modtrace-modules.conf")).map(|f| f.contents.clone());
+    assert!(dropin("example.service")
+        .unwrap()
+        .contains("Wants=modprobe@appletalk.service\nAfter=modprobe@appletalk.service\n"));
+    assert!(dropin("mounter.service").unwrap().contains("Wants=modprobe@vfat.service\n"));
+    assert!(dropin("ssh.service").is_none());
+    let lock = &out.file(generate::LOCK_UNIT).unwrap().contents;
+    assert!(lock.contains("ConditionKernelVersion=6.1.0-56-amd64\n"), "{lock}");
+    assert!(lock.contains("ExecStart=/sbin/modprobe -a -- appletalk binfmt_misc e1000e vfat\n"), "{lock}");
+}
+
+fn copy_index(to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    // libkmod looks at the module files of dependencies: link them, copy the indexes.
+    std::os::unix::fs::symlink(tree().join("kernel"), to.join("kernel")).unwrap();
+    for e in std::fs::read_dir(tree()).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("modules.") {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_module_built_in_per_modules_builtin_is_noted_not_listed() {
+    let tmp = Temp::new("builtin");
+    let dir = tmp.0.join(KVER);
+    copy_index(&dir);
+    let mut builtin = std::fs::read_to_string(dir.join("modules.builtin")).unwrap();
+    builtin.push_str("kernel/fs/fat/vfat.ko\n");
+    std::fs::write(dir.join("modules.builtin"), builtin).unwrap();
+    let t = Target::open(KVER, &dir).unwrap();
+    let out = generate::generate(&profile(), &t, &opts(false)).unwrap();
+    let conf = &out.file(generate::MODULES_LOAD).unwrap().contents;
+    assert_eq!(listed(conf), ["appletalk", "binfmt_misc", "e1000e"], "{conf}");
+    assert!(out.plan.builtin.contains_key("vfat"));
+    assert!(out.file("etc/systemd/system/mounter.service.d/modtrace-modules.conf").is_none());
+}
+
+#[test]
+fn deny_list_covers_the_rest_of_the_kernel() {
+    let t = Target::open(KVER, &tree()).unwrap();
+    let out = generate::generate(&profile(), &t, &opts(true)).unwrap();
+    let deny = &out.file(generate::DENY).unwrap().contents;
+    let denied: BTreeSet<&str> = listed(deny).iter().map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    for kept in ["appletalk", "psnap", "llc", "vfat", "fat", "binfmt_misc", "e1000e"] {
+        assert!(!denied.contains(kept), "{kept} denied");
+    }
+    for gone in ["dummy", "8021q", "wireguard", "af_alg"] {
+        assert!(denied.contains(gone), "{gone} not denied");
+    }
+    assert!(!denied.contains("ipv6"), "a built-in module is not a file modprobe could load");
+    let all = t.all_modules().unwrap().len();
+    assert!(denied.len() > all - 30 && denied.len() < all, "{} of {all}", denied.len());
+}
+
+fn modtrace(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_modtrace")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn generate_exits_non_zero_on_unresolved_entries_unless_allowed() {
+    let tmp = Temp::new("cli");
+    let p = tmp.0.join("profile.json");
+    std::fs::write(&p, profile_json()).unwrap();
+    let out = tmp.0.join("out");
+    let tree = tree();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> =
+            ["generate", "--profile", p.to_str().unwrap(), "--out", out.to_str().unwrap(), "--kernel", KVER]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        a.extend(["--modules-dir".to_string(), tree.to_string_lossy().into_owned()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| modtrace(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, stdout, stderr) = run(args(&[]));
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(stderr.contains("unresolved in 6.1.0-56-amd64: no_such_module_xyz"), "{stderr}");
+    assert!(stdout.contains("wrote ") && out.join("etc/modules-load.d/modtrace.conf").is_file(), "{stdout}");
+    let (code, _, stderr) = run(args(&["--allow-unresolved"]));
+    assert_eq!(code, 0, "{stderr}");
+
+    // A profile that tries to inject: refused, naming the entry, nothing written.
+    let evil = profile_json().replace("\"mounter.service\"", "\"a b.service\"");
+    std::fs::write(&p, evil).unwrap();
+    let out2 = tmp.0.join("out2");
+    let (code, _, stderr) = modtrace(&["generate", "--profile", p.to_str().unwrap(), "--out", out2.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("invalid unit name \"a b.service\""), "{stderr}");
+    assert!(!out2.exists(), "nothing is written for a refused profile");
+}
+
+/// A root with the running kernel's files: proc, sys, and lib/modules/KVER.
+fn system_root(tmp: &Temp, proc_modules: &str) -> PathBuf {
+    let root = tmp.0.join("root");
+    let put = |path: &str, text: &str| {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    put("proc/sys/kernel/osrelease", &format!("{KVER}\n"));
+    put("proc/sys/kernel/modules_disabled", "0\n");
+    put("proc/sys/kernel/modprobe", "/sbin/modprobe\n");
+    put("proc/modules", proc_modules);
+    put("proc/cmdline", "root=/dev/vda1\n");
+    std::fs::create_dir_all(root.join("lib/modules")).unwrap();
+    std::os::unix::fs::symlink(tree(), root.join("lib/modules").join(KVER)).unwrap();
+    root
+}
+
+#[test]
+fn check_and_lock_on_a_system_root() {
+    let tmp = Temp::new("check");
+    let p = tmp.0.join("profile.json");
+    // Without the module this kernel lacks, the profile is complete for it.
+    let mut prof = profile();
+    prof.modules.retain(|m| m.name != "no_such_module_xyz");
+    std::fs::write(&p, prof.to_json()).unwrap();
+    let loaded = "appletalk 1 0 - Live 0x0\npsnap 1 1 appletalk, Live 0x0\nllc 1 2 appletalk,psnap, Live 0x0\n\
+                  binfmt_misc 1 1 - Live 0x0\ne1000e 1 0 - Live 0x0\nvfat 1 0 - Live 0x0\nfat 1 1 vfat, Live 0x0\n";
+    let root = system_root(&tmp, loaded);
+    let (code, stdout, _) = modtrace(&["check", "--profile", p.to_str().unwrap(), "--root", root.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("safe to lock"), "{stdout}");
+
+    // An unknown module loaded now: a blocker, exit 1.
+    std::fs::write(root.join("proc/modules"), format!("{loaded}wireguard 1 0 - Live 0x0\n")).unwrap();
+    let (code, stdout, _) = modtrace(&["check", "--profile", p.to_str().unwrap(), "--root", root.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("wireguard is loaded now but not in the profile"), "{stdout}");
+
+    // lock --dry-run: refuses because of the blocker, changes nothing.
+    let (code, stdout, stderr) =
+        modtrace(&["lock", "--dry-run", "--profile", p.to_str().unwrap(), "--root", root.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("modtrace check found 1 blocker(s)"), "{stdout}");
+    // --force --dry-run: every step printed, still nothing changed.
+    let (code, stdout, stderr) =
+        modtrace(&["lock", "--dry-run", "--force", "--profile", p.to_str().unwrap(), "--root", root.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("appletalk: already loaded"), "{stdout}");
+    assert!(stdout.contains("would write 1 to /proc/sys/kernel/modules_disabled"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(root.join("proc/sys/kernel/modules_disabled")).unwrap(), "0\n");
+}
+
+fn hook(root: &Path, profile: &Path, binary: &str) -> (i32, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/kernel/postinst.d/modtrace");
+    let out = Command::new("sh")
+        .arg(&script)
+        .arg(KVER)
+        .arg(format!("/boot/vmlinuz-{KVER}"))
+        .env("MODTRACE", binary)
+        .env("MODTRACE_PROFILE", profile)
+        .env("MODTRACE_ROOT", root)
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn kernel_postinst_hook_regenerates_an_enabled_lock_and_never_fails() {
+    let tmp = Temp::new("hook");
+    let p = tmp.0.join("profile.json");
+    std::fs::write(&p, profile_json()).unwrap();
+    let root = system_root(&tmp, "");
+    let unit = root.join(generate::LOCK_UNIT);
+    let bin = env!("CARGO_BIN_EXE_modtrace");
+    // No lock set up: nothing happens.
+    assert_eq!(hook(&root, &p, bin), (0, String::new()));
+
+    // A lock generated for the kernel the profile was learned on, early lock point.
+    let (code, _, stderr) = modtrace(&[
+        "generate",
+        "--profile",
+        p.to_str().unwrap(),
+        "--out",
+        root.to_str().unwrap(),
+        "--lock-point",
+        "early",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let before = std::fs::read_to_string(&unit).unwrap();
+    assert!(before.contains("ConditionKernelVersion=6.1.0-18-amd64\n"));
+    // Installed but not enabled: left alone.
+    let (code, stderr) = hook(&root, &p, bin);
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    assert_eq!(std::fs::read_to_string(&unit).unwrap(), before);
+
+    // Enabled: regenerated for the new kernel, lock point kept, unresolved noted.
+    let wants = root.join("etc/systemd/system/sysinit.target.wants");
+    std::fs::create_dir_all(&wants).unwrap();
+    std::os::unix::fs::symlink("../modtrace-lock.service", wants.join("modtrace-lock.service")).unwrap();
+    let (code, stderr) = hook(&root, &p, bin);
+    assert_eq!(code, 0, "{stderr}");
+    let after = std::fs::read_to_string(&unit).unwrap();
+    assert!(after.contains("ConditionKernelVersion=6.1.0-56-amd64\n"), "{after}");
+    assert!(after.contains("X-Modtrace-LockPoint=early\n"), "{after}");
+    assert!(after.contains("ExecStart=/sbin/modprobe -a -- appletalk binfmt_misc e1000e vfat\n"), "{after}");
+    assert!(stderr.contains("note: some profile entries do not exist in this kernel"), "{stderr}");
+    assert!(stderr.contains("no_such_module_xyz"), "{stderr}");
+    assert!(stderr.contains("module lock regenerated (lock point early)"), "{stderr}");
+
+    // Whatever goes wrong, the kernel installation goes on.
+    let (code, stderr) = hook(&root, &p, "/nonexistent/modtrace");
+    assert_eq!(code, 0);
+    assert!(stderr.contains("will boot without the module lock"), "{stderr}");
+    std::fs::write(&p, "{ not json").unwrap();
+    let (code, stderr) = hook(&root, &p, bin);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("regenerating the module lock failed (exit 1)"), "{stderr}");
+}
