@@ -60,9 +60,21 @@ pub fn count_drop(ring: u32) {
     }
 }
 
-/// Decides whether an event for `state`'s key is sent now or folded into a count.
-/// Returns the number of folded events to report with it, or None to fold this one.
-pub fn fold(state: *mut RepeatState, now: u64) -> Option<u32> {
+/// Decides whether the event for `key` is sent now or folded into a count: the
+/// first of a key is sent, repeats within FOLD_WINDOW_NS are counted, and the next
+/// one sent after the window carries that count. None means: fold this one.
+pub fn fold_in<K>(map: &LruHashMap<K, RepeatState>, key: &K, now: u64) -> Option<u32> {
+    match map.get_ptr_mut(key) {
+        Some(state) => fold(state, now),
+        None => {
+            let fresh = RepeatState { last_sent_ns: now, folded: 0, _pad: 0 };
+            let _ = map.insert(key, &fresh, 0);
+            Some(0)
+        }
+    }
+}
+
+fn fold(state: *mut RepeatState, now: u64) -> Option<u32> {
     let state = unsafe { &mut *state };
     if now.wrapping_sub(state.last_sent_ns) < modtrace_common::FOLD_WINDOW_NS {
         state.folded = state.folded.saturating_add(1);

@@ -19,19 +19,7 @@ struct Plain;
 
 impl Describe for Plain {
     fn process(&mut self, t: &Task) -> Process {
-        Process {
-            pid: t.pid,
-            tgid: t.tgid,
-            ppid: t.ppid,
-            uid: t.uid,
-            comm: t.comm.clone(),
-            parent_comm: t.parent_comm.clone(),
-            exe: None,
-            cmdline: None,
-            cgroup_id: t.cgroup_id,
-            cgroup: None,
-            unit: None,
-        }
+        Process::from_task(t)
     }
     fn parent(&mut self, t: &Task) -> Option<Parent> {
         t.ppid.map(|pid| Parent { pid, comm: t.parent_comm.clone(), exe: None, unit: None })

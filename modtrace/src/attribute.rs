@@ -305,18 +305,12 @@ impl Describe for SystemDescriber {
         let alive = still_there(&self.proc_root, task.tgid, task.pid, &task.comm);
         let cgroup = self.cgroup_path(task, alive);
         Process {
-            pid: task.pid,
-            tgid: task.tgid,
-            ppid: task.ppid,
-            uid: task.uid,
-            comm: task.comm.clone(),
-            parent_comm: task.parent_comm.clone(),
             exe: alive.then(|| exe(&self.proc_root, task.tgid)).flatten(),
             // The kernel's copy is from event time; /proc only while the process lives.
             cmdline: task.args.clone().or_else(|| alive.then(|| cmdline(&self.proc_root, task.tgid)).flatten()),
-            cgroup_id: task.cgroup_id,
             unit: cgroup.as_deref().and_then(unit_of),
             cgroup,
+            ..Process::from_task(task)
         }
     }
 

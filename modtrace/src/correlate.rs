@@ -538,17 +538,10 @@ mod tests {
                 _ => (None, None),
             };
             Process {
-                pid: t.pid,
-                tgid: t.tgid,
-                ppid: t.ppid,
-                uid: t.uid,
-                comm: t.comm.clone(),
-                parent_comm: t.parent_comm.clone(),
-                exe: None,
                 cmdline: self.cmdlines.get(&t.tgid).cloned(),
-                cgroup_id: t.cgroup_id,
                 cgroup: cgroup.map(String::from),
                 unit: unit.map(String::from),
+                ..Process::from_task(t)
             }
         }
 

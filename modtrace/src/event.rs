@@ -76,6 +76,25 @@ pub struct Process {
     pub unit: Option<String>,
 }
 
+impl Process {
+    /// The kernel's facts alone, argv included; exe and cgroup fields unknown.
+    pub fn from_task(t: &Task) -> Process {
+        Process {
+            pid: t.pid,
+            tgid: t.tgid,
+            ppid: t.ppid,
+            uid: t.uid,
+            comm: t.comm.clone(),
+            parent_comm: t.parent_comm.clone(),
+            exe: None,
+            cmdline: t.args.clone(),
+            cgroup_id: t.cgroup_id,
+            cgroup: None,
+            unit: None,
+        }
+    }
+}
+
 /// Why a module was loaded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

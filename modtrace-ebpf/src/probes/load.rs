@@ -7,10 +7,10 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, RepeatState, kind, ring, syscall};
+use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, kind, ring, syscall};
 
 use crate::{
-    maps::{FAIL_REPEATS, FAILURES, LOADS, PENDING, count_drop, fold, self_tgid},
+    maps::{FAIL_REPEATS, FAILURES, LOADS, PENDING, count_drop, fold_in, self_tgid},
     task::{fill_header, now},
 };
 
@@ -102,13 +102,5 @@ fn emit(pending: &PendingLoad, tgid: u32, ret: i64) -> Result<(), i32> {
 }
 
 fn fold_failure(tgid: u32) -> Option<u32> {
-    let ts = now();
-    match FAIL_REPEATS.get_ptr_mut(&tgid) {
-        Some(state) => fold(state, ts),
-        None => {
-            let fresh = RepeatState { last_sent_ns: ts, folded: 0, _pad: 0 };
-            let _ = FAIL_REPEATS.insert(&tgid, &fresh, 0);
-            Some(0)
-        }
-    }
+    fold_in(&FAIL_REPEATS, &tgid, now())
 }

@@ -4,10 +4,10 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
-use modtrace_common::{NAME_LEN, RepeatState, RequestEvent, RequestKey, kind, ring};
+use modtrace_common::{NAME_LEN, RequestEvent, RequestKey, kind, ring};
 
 use crate::{
-    maps::{REQUEST_REPEATS, REQUESTS, count_drop, fold, self_tgid},
+    maps::{REQUEST_REPEATS, REQUESTS, count_drop, fold_in, self_tgid},
     task::{fill_header, now},
 };
 
@@ -52,14 +52,7 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
 /// counted, not sent: a loop of socket() calls must not fill the ring.
 fn fold_request(tgid: u32, name: &[u8; NAME_LEN], ts: u64) -> Option<u32> {
     let key = RequestKey { tgid, _pad: 0, name_hash: fnv1a(name) };
-    match REQUEST_REPEATS.get_ptr_mut(&key) {
-        Some(state) => fold(state, ts),
-        None => {
-            let fresh = RepeatState { last_sent_ns: ts, folded: 0, _pad: 0 };
-            let _ = REQUEST_REPEATS.insert(&key, &fresh, 0);
-            Some(0)
-        }
-    }
+    fold_in(&REQUEST_REPEATS, &key, ts)
 }
 
 fn fnv1a(name: &[u8; NAME_LEN]) -> u64 {
