@@ -172,6 +172,9 @@ fn load(offsets: TaskOffsets) -> Result<Ebpf, ProbeError> {
     let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/modtrace-probes"));
     let self_tgid = std::process::id();
     EbpfLoader::new()
+        // The programs use no CO-RE relocations (offsets come from `btf`), so
+        // aya need not parse the kernel's BTF a second time.
+        .btf(None)
         .override_global("SELF_TGID", &self_tgid, true)
         .override_global("TASK_OFFSETS", &offsets, true)
         .load(object)
