@@ -40,6 +40,9 @@ pub struct Args {
     /// No progress display (the final line saying where the profile is still prints).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Save a checkpoint at most this often while something changes (tests use 1s).
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub checkpoint_every: Duration,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -111,7 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         duration: args.duration,
         proc_modules: PathBuf::from("/proc/modules"),
         preload: PreloadSources::default(),
-        checkpoint_every: Duration::from_secs(60),
+        checkpoint_every: args.checkpoint_every,
         progress,
         kernel: system::kernel_release(),
         host: system::hostname(),
