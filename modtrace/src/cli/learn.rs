@@ -127,6 +127,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for note in &tracer.probes.notes {
             eprintln!("modtrace: note: {note}");
         }
+        // Under systemd (Type=notify) the units ordered after the learner start
+        // only now, so their loads are traced. Outside systemd this does nothing.
+        if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+            eprintln!("modtrace: note: could not tell systemd that learning started: {e}");
+        }
         let summary = tracer.run(&Options { duration }, sink)?;
         Ok(TraceEnd {
             records: summary.records,
