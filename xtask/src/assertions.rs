@@ -1,6 +1,8 @@
 //! The host-side verdict on one guest run: named checks over the JSON lines of
 //! `modtrace trace --json` (serde's form of modtrace::event::Record), its
-//! stderr, and the guest's step results. Each check fails with the evidence.
+//! stderr, the guest's step results, and the outputs of `modtrace learn`,
+//! `report`, `snapshot` and `diff` (assertions/learn.rs) and of the flood
+//! (assertions/flood.rs). Each check fails with the evidence.
 
 use serde_json::Value;
 
@@ -44,6 +46,36 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("dummy_loaded_by_ip_request", dummy_loaded),
     ("net_pf_38_request_fails", missing_alias_request),
     ("vfat_unloaded_by_rmmod", explicit_module_unloaded),
+    // learning, the profile, report, snapshot, diff
+    ("learner_saved_on_sigint", learn::learner_saved_on_sigint),
+    ("profile_schema_kernel_session", learn::profile_schema_kernel_session),
+    ("profile_appletalk_requested_by_unit", learn::profile_appletalk),
+    ("profile_psnap_llc_needed_by_appletalk", learn::profile_appletalk_dependencies),
+    ("profile_binfmt_misc_by_request", learn::profile_binfmt_misc),
+    ("profile_vfat_top_level_fat_not", learn::profile_vfat_fat),
+    ("profile_net_pf_38_without_module", learn::profile_request_without_module),
+    ("profile_failed_eexist", learn::profile_failed_eexist),
+    ("profile_preloaded_by_modules_load_d", learn::profile_preloaded_configured),
+    ("profile_preloaded_before_learning", learn::profile_preloaded_unconfigured),
+    ("profile_keeps_flood_loads", learn::profile_keeps_flood_loads),
+    ("report_table", learn::report_table),
+    ("report_markdown", learn::report_markdown),
+    ("report_json", learn::report_json),
+    ("report_by_unit", learn::report_by_unit),
+    ("diff_exit_codes", learn::diff_exit_codes),
+    ("diff_explained_by_profile", learn::diff_explained_by_profile),
+    ("second_learner_refused", learn::second_learner_refused),
+    ("killed_learner_keeps_checkpoint", learn::killed_learner_checkpoint),
+    ("corrupt_profile_refused_and_kept", learn::corrupt_profile_refused_and_kept),
+    // a flood must not hide what matters
+    ("flood_autoload_attributed", flood::flood_autoload_attributed),
+    ("flood_explicit_attributed", flood::flood_explicit_attributed),
+    ("flood_overlaps_real_loads", flood::flood_overlaps_real_loads),
+    ("flood_failed_loads_folded", flood::flood_failed_loads_folded),
+    ("flood_requests_folded", flood::flood_requests_folded),
+    ("trace_summary_adds_up", flood::trace_summary_adds_up),
+    ("no_lost_loads", flood::no_lost_loads),
+    ("every_new_module_has_loaded_record", flood::every_new_module_has_loaded_record),
 ];
 
 pub fn check_all(output: &GuestOutput, compressed: bool) -> Vec<Check> {
@@ -121,7 +153,9 @@ fn events_parse_as_json(f: &Facts) -> Result<(), String> {
 }
 
 /// modtrace's closing summary says `lost N (...)`; N must be 0, and no record
-/// may have been undecodable.
+/// may have been undecodable. The flood runs while tracing: the kernel folds a
+/// process's repeated failures and requests, so no ring may overflow even then
+/// (no_lost_loads keeps the loads ring's own promise in sight).
 fn no_lost_events(f: &Facts) -> Result<(), String> {
     let section = f.output.section("trace-err").ok_or("modtrace's stderr never reached the host")?;
     let mut counts = Vec::new();
@@ -378,6 +412,9 @@ fn expect_empty(r: &Value, pointer: &str) -> Result<(), String> {
         found => Err(evidence(&format!("{pointer} is {found:?}, expected an empty list"), r)),
     }
 }
+
+mod flood;
+mod learn;
 
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,11 @@
-//! What came back from the guest: step lines and the done marker on the console,
-//! and the files it copied to ttyS1 between `==== NAME begin/end` lines.
+//! What came back from the guest: step lines, its kernel and the done marker on
+//! the console, and the files it copied to ttyS1 between `==== NAME begin/end`
+//! lines (among them `exit-codes`: `NAME STATUS` per command it captured).
 
 use std::collections::BTreeMap;
 
 use crate::qemu::DONE_MARKER;
+use crate::scenario::section;
 
 #[derive(Debug, Default)]
 pub struct Section {
@@ -30,6 +32,8 @@ pub struct GuestOutput {
     pub sections: BTreeMap<String, Section>,
     pub steps: Vec<Step>,
     pub marker: Option<Marker>,
+    /// `uname -r` in the guest, from `guest: kernel KVER, scenario starting`.
+    pub kernel: Option<String>,
 }
 
 impl GuestOutput {
@@ -38,12 +42,33 @@ impl GuestOutput {
             sections: sections(serial),
             steps: console.iter().filter_map(|l| step(l)).collect(),
             marker: console.iter().find_map(|l| marker(l)),
+            kernel: console.iter().find_map(|l| kernel(l)),
         }
     }
 
     /// A section's lines, or None when it never started.
     pub fn section(&self, name: &str) -> Option<&Section> {
         self.sections.get(name)
+    }
+
+    /// A complete section's text (lines joined with `\n`), or why there is none.
+    pub fn text(&self, name: &str) -> Result<String, String> {
+        match self.section(name) {
+            None => Err(format!("section {name} never reached the host")),
+            Some(s) if !s.complete => Err(format!("section {name} was cut short (no end marker)")),
+            Some(s) => Ok(s.lines.join("\n")),
+        }
+    }
+
+    /// The exit status the guest recorded for a captured command.
+    pub fn exit_code(&self, name: &str) -> Result<i32, String> {
+        let codes = self.text(section::EXIT_CODES)?;
+        codes
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, code)| code.trim().parse().ok())
+            .ok_or_else(|| format!("no exit status for {name} in exit-codes:\n{codes}"))
     }
 }
 
@@ -77,6 +102,11 @@ fn step(line: &str) -> Option<Step> {
     Some(Step { name: name.to_string(), ok: result.starts_with("ok") })
 }
 
+fn kernel(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("guest: kernel ")?;
+    Some(rest.split([',', ' ']).next()?.to_string()).filter(|k| !k.is_empty())
+}
+
 fn marker(line: &str) -> Option<Marker> {
     let rest = line.strip_prefix(DONE_MARKER)?;
     let mut marker = Marker::default();
@@ -98,6 +128,7 @@ mod tests {
     fn parses_sections_steps_and_marker() {
         let serial = "junk\r\n==== events begin\r\n{\"a\":1}\r\n==== events end\r\n==== err begin\r\nx\r\n";
         let console = vec![
+            "guest: kernel 6.1.0-56-amd64, scenario starting".to_string(),
             "step insmod: ok".to_string(),
             "step mount: FAILED (exit 1)".to_string(),
             "MODTRACE-GUEST-DONE failed_steps=1 tracer_status=0".to_string(),
@@ -112,5 +143,19 @@ mod tests {
         let marker = out.marker.unwrap();
         assert_eq!(marker.failed_steps, Some(1));
         assert_eq!(marker.tracer_status.as_deref(), Some("0"));
+        assert_eq!(out.kernel.as_deref(), Some("6.1.0-56-amd64"));
+    }
+
+    #[test]
+    fn reads_exit_codes_and_texts() {
+        let serial = "==== exit-codes begin\nlearn 0\ndiff-before-after 1\n==== exit-codes end\n\
+                      ==== a.stdout begin\nx\ny\n==== a.stdout end\n==== cut begin\nz\n";
+        let out = GuestOutput::parse(&[], serial);
+        assert_eq!(out.exit_code("learn"), Ok(0));
+        assert_eq!(out.exit_code("diff-before-after"), Ok(1));
+        assert!(out.exit_code("report").is_err());
+        assert_eq!(out.text("a.stdout").as_deref(), Ok("x\ny"));
+        assert!(out.text("cut").is_err());
+        assert!(out.text("missing").is_err());
     }
 }

@@ -1,10 +1,11 @@
-//! Project automation: `cargo xtask setup | kernels | vm-test | test`.
+//! Project automation: `cargo xtask setup | kernels | vm-test | deb | test`.
 
 mod apt;
 mod artifacts;
 mod assertions;
 mod cmd;
 mod cpio;
+mod deb;
 mod guest_output;
 mod initramfs;
 mod kernels;
@@ -12,6 +13,7 @@ mod paths;
 mod qemu;
 mod scenario;
 mod setup;
+mod system;
 mod test;
 mod vm_test;
 
@@ -56,8 +58,22 @@ enum Task {
         /// Put this binary in the guest instead of building target/release/modtrace.
         #[arg(long)]
         modtrace: Option<PathBuf>,
+        /// Instead: boot a whole Debian system (6.1) twice, learning then locked
+        /// (tests/system/README.md). --timeout is then per boot.
+        #[arg(long)]
+        system: bool,
+        /// With --system: the lock point modtrace generate is given.
+        #[arg(long, value_enum, default_value = "after-udev", requires = "system")]
+        lock_point: system::LockPoint,
     },
-    /// The full test suite: kernels, cargo test --workspace, vm-test on all kernels.
+    /// Build the Debian package (release binary, man pages, completions, cargo-deb);
+    /// prints the path of target/debian/modtrace_*.deb.
+    Deb {
+        /// Then inspect it: files, modes, maintainer scripts, man pages (as `cargo xtask test` does).
+        #[arg(long)]
+        check: bool,
+    },
+    /// The full test suite: kernels, cargo test --workspace, vm-test on all kernels, vm-test --system.
     Test {
         /// Seconds each guest may run before QEMU is killed.
         #[arg(long, default_value_t = 300)]
@@ -79,9 +95,28 @@ fn run(task: Task) -> Result<()> {
     match task {
         Task::Setup => setup::run(),
         Task::Kernels { kernel, refresh } => kernels::run(kernel, refresh),
-        Task::VmTest { kernel, keep, timeout, modtrace } => {
+        Task::VmTest { system: true, keep, timeout, modtrace, lock_point, .. } => {
+            system::run(system::Options { lock_point, keep, timeout: Duration::from_secs(timeout), modtrace })
+        }
+        Task::VmTest { kernel, keep, timeout, modtrace, .. } => {
             vm_test::run(vm_test::Options { kernel, keep, timeout: Duration::from_secs(timeout), modtrace })
         }
-        Task::Test { timeout } => test::run(Duration::from_secs(timeout)),
+        Task::Deb { check } => deb::run(check),
+        Task::Test { timeout } => {
+            // The system test runs even when an earlier part failed: CI then
+            // reports every failure of the run at once.
+            let suite = test::run(Duration::from_secs(timeout));
+            let system = system::run(system::Options {
+                lock_point: system::LockPoint::AfterUdev,
+                keep: false,
+                timeout: Duration::from_secs(timeout),
+                modtrace: None,
+            });
+            match (suite, system) {
+                (Ok(()), system) => system,
+                (Err(suite), Ok(())) => Err(suite),
+                (Err(suite), Err(system)) => Err(suite.context(format!("and vm-test --system: {system:#}"))),
+            }
+        }
     }
 }

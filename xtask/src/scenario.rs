@@ -26,8 +26,53 @@ pub const DUMMY_ALIAS: &str = "rtnl-link-dummy";
 pub const MISSING_ALIAS: &str = "net-pf-38";
 pub const MISSING_MODULE: &str = "af_alg";
 
+// ---- learning: `modtrace learn`, the profile, report, snapshot and diff ----
+
+/// Named in MODULES_LOAD_CONF and modprobe'd before learning: preloaded, with
+/// that file as the reason. No dependencies.
+pub const CONFIGURED_MODULE: &str = "tcp_bic";
+pub const MODULES_LOAD_CONF: &str = "/etc/modules-load.d/modtrace-test.conf";
+/// modprobe'd before learning with no configuration: preloaded "before learning".
+pub const PRELOADED_MODULE: &str = "tcp_highspeed";
+/// The learner that runs alongside `modtrace trace` for the whole scenario.
+pub const PROFILE: &str = "/var/lib/modtrace/profile.json";
+/// Longer than the scenario: the learner is ended by SIGINT.
+pub const LEARN_DURATION: &str = "120s";
+/// Snapshots before tracing and after learning.
+pub const SNAPSHOT_BEFORE: &str = "/tmp/before.json";
+pub const SNAPSHOT_AFTER: &str = "/tmp/after.json";
+/// A learner checkpointing every second is SIGKILLed after this module loads.
+pub const KILLED_PROFILE: &str = "/tmp/killed.json";
+pub const KILLED_LEARNER_MODULE: &str = "tcp_scalable";
+/// A profile cut short: learn must refuse it and leave it as it is.
+pub const CORRUPT_PROFILE: &str = "/tmp/corrupt.json";
+/// Written as it is, without a final newline.
+pub const CORRUPT_TEXT: &str = r#"{"schema": "modtrace-profile/1", "modules": ["#;
+
+// ---- a flood of failed loads and requests, and real loads in the middle of it ----
+
+/// How long each spammer runs.
+pub const FLOOD_SECS: u32 = 5;
+/// socket(AF_PHONET) during the flood: autoloads phonet (no dependencies).
+pub const FLOOD_SOCKET_FAMILY: u32 = 35;
+pub const FLOOD_ALIAS: &str = "net-pf-35";
+pub const FLOOD_AUTOLOAD_MODULE: &str = "phonet";
+/// modprobe'd during the flood.
+pub const FLOOD_EXPLICIT_MODULE: &str = "tcp_illinois";
+
 /// Modules whose files (and dependencies) the guest's modprobe can find.
-pub const MODPROBE_MODULES: [&str; 5] = [EXPLICIT_MODULE, BINFMT_MODULE, APPLETALK_CHAIN[0], DUMMY_MODULE, UNIT_MODULE];
+pub const MODPROBE_MODULES: [&str; 10] = [
+    EXPLICIT_MODULE,
+    BINFMT_MODULE,
+    APPLETALK_CHAIN[0],
+    DUMMY_MODULE,
+    UNIT_MODULE,
+    CONFIGURED_MODULE,
+    PRELOADED_MODULE,
+    KILLED_LEARNER_MODULE,
+    FLOOD_AUTOLOAD_MODULE,
+    FLOOD_EXPLICIT_MODULE,
+];
 /// Modules copied uncompressed to /opt/ko for insmod and init_module.
 pub const LOOSE_MODULES: [&str; 2] = [INSMOD_MODULE, INIT_MODULE_MODULE];
 pub const LOOSE_DIR: &str = "opt/ko";
@@ -48,7 +93,7 @@ pub mod comm {
     pub const GUEST_TOOL: &str = "modtrace-guest";
 }
 
-/// Seconds the guest waits for `modtrace: attached` before giving up.
+/// Seconds the guest waits for a tracer to attach before giving up.
 const TRACER_WAIT_SECS: u32 = 150;
 
 /// The guest's /etc/scenario.env, sourced by tests/guest/init.
@@ -59,6 +104,53 @@ pub fn env_file() -> String {
          INIT_MODULE_KO=/{LOOSE_DIR}/{INIT_MODULE_MODULE}.ko\n\
          UNIT_MODULE={UNIT_MODULE}\n\
          UNIT_CGROUP=/sys/fs/cgroup{UNIT_CGROUP}\n\
-         TRACER_WAIT={TRACER_WAIT_SECS}\n"
+         TRACER_WAIT={TRACER_WAIT_SECS}\n\
+         CONFIGURED_MODULE={CONFIGURED_MODULE}\n\
+         MODULES_LOAD_CONF={MODULES_LOAD_CONF}\n\
+         PRELOADED_MODULE={PRELOADED_MODULE}\n\
+         PROFILE={PROFILE}\n\
+         LEARN_DURATION={LEARN_DURATION}\n\
+         SNAPSHOT_BEFORE={SNAPSHOT_BEFORE}\n\
+         SNAPSHOT_AFTER={SNAPSHOT_AFTER}\n\
+         KILLED_PROFILE={KILLED_PROFILE}\n\
+         KILLED_LEARNER_MODULE={KILLED_LEARNER_MODULE}\n\
+         CORRUPT_PROFILE={CORRUPT_PROFILE}\n\
+         CORRUPT_TEXT='{CORRUPT_TEXT}'\n\
+         FLOOD_SECS={FLOOD_SECS}\n\
+         FLOOD_SOCKET_FAMILY={FLOOD_SOCKET_FAMILY}\n\
+         FLOOD_EXPLICIT_MODULE={FLOOD_EXPLICIT_MODULE}\n"
     )
+}
+
+/// Files the guest copies to /tmp/out for the host, by section name.
+pub mod section {
+    /// /proc/modules once `modtrace trace` has attached.
+    pub const MODULES_AT_START: &str = "modules-at-start";
+    /// `NAME STATUS` per captured command (tests/guest/init's `capture`).
+    pub const EXIT_CODES: &str = "exit-codes";
+    pub const PROFILE: &str = "profile.json";
+    pub const KILLED_PROFILE: &str = "killed.json";
+    /// The corrupt profile after learn refused it.
+    pub const CORRUPT_AFTER: &str = "corrupt.json";
+}
+
+/// Names of the commands tests/guest/init captures: `NAME.stdout`,
+/// `NAME.stderr` sections and a line in exit-codes.
+pub mod captured {
+    /// The main learner (stderr only: it prints where it saved the profile).
+    pub const LEARN: &str = "learn";
+    pub const SECOND_LEARNER: &str = "learn-second";
+    pub const KILLED_LEARNER: &str = "learn-killed";
+    pub const CORRUPT_LEARNER: &str = "learn-corrupt";
+    /// cmp of the corrupt profile with a copy taken before learn ran.
+    pub const CORRUPT_CMP: &str = "corrupt-cmp";
+    pub const DIFF_CHANGED: &str = "diff-before-after";
+    pub const DIFF_SAME: &str = "diff-before-before";
+    pub const DIFF_EXPLAINED: &str = "diff-profile";
+    pub const REPORT_TABLE: &str = "report-table";
+    pub const REPORT_MARKDOWN: &str = "report-markdown";
+    pub const REPORT_JSON: &str = "report-json";
+    pub const REPORT_BY_UNIT: &str = "report-by-unit";
+    pub const SPAM_FAILED_LOADS: &str = "spam-failed-loads";
+    pub const SPAM_REQUESTS: &str = "spam-requests";
 }

@@ -23,6 +23,13 @@ const PACKAGES: &[&str] = &[
     "cpio",
     "xz-utils",
     "iproute2",
+    "debootstrap",
+    "e2fsprogs",
+    // cargo xtask deb: dpkg-shlibdeps for cargo-deb's $auto Depends, man-db and
+    // groff to render the packaged man pages in its check.
+    "dpkg-dev",
+    "man-db",
+    "groff-base",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -31,6 +38,7 @@ pub fn run() -> Result<()> {
     check_host()?;
     install_packages()?;
     install_bpf_linker()?;
+    install_cargo_deb()?;
     eprintln!("setup: done");
     Ok(())
 }
@@ -86,4 +94,16 @@ fn install_bpf_linker() -> Result<()> {
             .args(["--no-default-features", "--features", "llvm-22"])
             .env("LLVM_PREFIX", "/usr/lib/llvm-22"),
     )
+}
+
+/// cargo-deb, for `cargo xtask deb`; installed from crates.io when missing.
+fn install_cargo_deb() -> Result<()> {
+    let wanted = crate::deb::CARGO_DEB_VERSION;
+    let installed = cmd::output_of("cargo-deb", &["--version"]).unwrap_or_default();
+    if installed.split_whitespace().any(|word| word == wanted) {
+        eprintln!("setup: cargo-deb {wanted} already installed");
+        return Ok(());
+    }
+    eprintln!("setup: installing cargo-deb {wanted}");
+    cmd::run(Command::new(crate::paths::cargo()).args(["install", "cargo-deb", "--version", wanted, "--locked"]))
 }

@@ -7,11 +7,13 @@ use anyhow::Result;
 
 use crate::kernels::{self, Choice, Series};
 use crate::vm_test::{self, Options};
-use crate::{cmd, paths};
+use crate::{cmd, deb, paths};
 
 pub fn run(timeout: Duration) -> Result<()> {
     kernels::ensure(&Series::ALL, false)?;
     host_tests()?;
+    // The Debian package: built from the release binary, then inspected.
+    deb::check(&deb::build()?)?;
     vm_test::run(Options { kernel: Choice::All, keep: false, timeout, modtrace: None })
 }
 

@@ -1,9 +1,19 @@
 //! The checks pass on a run shaped like a correct one, and each of them fails
 //! when the fact it guards is broken.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 
 use super::*;
+use crate::scenario::{captured as cap, section};
+
+const KERNEL: &str = "6.1.0-56-amd64";
+/// The main learner's pid, as the guest reports it.
+const LEARNER_PID: &str = "321";
+const SPAM_LOADS_PID: u64 = 500;
+const SPAM_REQUESTS_PID: u64 = 501;
+const SECOND: u64 = 1_000_000_000;
 
 fn process(comm: &str, unit: Option<&str>) -> Value {
     let cgroup = unit.map(|u| format!("/system.slice/{u}"));
@@ -79,26 +89,209 @@ fn good_records(compressed: bool) -> Vec<Value> {
         request("net-pf-38", process("modtrace-guest", None), &[]),
         record(json!({"kind": "unloaded", "module": "vfat"}), process("rmmod", None)),
     ]);
+    records.extend(flood_records());
+    records.push(explicit("tcp_scalable", "modprobe", &[]));
     records
 }
 
-const GOOD_STDERR: [&str; 2] = [
-    "modtrace: attached 9 programs in 800 ms",
-    "modtrace: 20 events (SIGINT); lost 0 (requests 0, loads 0, failures 0); repeats folded and not yet reported: 0",
+fn at(mut r: Value, ts_ns: u64) -> Value {
+    r["ts_ns"] = json!(ts_ns);
+    r
+}
+
+fn spammer(pid: u64) -> Value {
+    let mut p = process("modtrace-guest", None);
+    p["pid"] = json!(pid);
+    p["tgid"] = json!(pid);
+    p
+}
+
+/// Five seconds of both floods (a record a second, repeats folded into the
+/// next), with an autoload and a modprobe in the middle.
+fn flood_records() -> Vec<Value> {
+    let tool = process("modtrace-guest", None);
+    let mut records = vec![];
+    for i in 0..5u64 {
+        let mut failed = load("finit_module", None, -22, spammer(SPAM_LOADS_PID));
+        failed["error"] = json!("EINVAL");
+        failed["repeats"] = json!(if i == 0 { 0 } else { 30_000 });
+        records.push(at(failed, (10 + i) * SECOND));
+        let mut requested = request("net-pf-38", spammer(SPAM_REQUESTS_PID), &[]);
+        requested["repeats"] = json!(if i == 0 { 0 } else { 40 });
+        records.push(at(requested, (10 + i) * SECOND + SECOND / 10));
+    }
+    records.push(at(request("net-pf-35", tool.clone(), &["phonet"]), 11 * SECOND));
+    records.push(at(requested("phonet", "net-pf-35", tool, &[]), 11 * SECOND + SECOND / 2));
+    records.push(at(explicit("tcp_illinois", "modprobe", &[]), 12 * SECOND));
+    records
+}
+
+const ATTACHED: &str = "modtrace: attached 9 programs in 800 ms";
+
+/// The tracer's closing line for `events` records.
+fn summary_line(events: usize) -> String {
+    format!(
+        "modtrace: {events} events (SIGINT); lost 0 (requests 0, loads 0, failures 0); repeats folded and not yet reported: 1500"
+    )
+}
+
+fn trigger_request(alias: &str, requester: &str, unit: Option<&str>, needed_by: Option<&str>) -> Value {
+    let mut t = json!({"kind": "request", "alias": alias,
+                       "requester": {"comm": requester, "exe": null, "pid": 7, "unit": unit, "cgroup": null},
+                       "loader": {"comm": "modprobe", "exe": "/usr/bin/kmod", "unit": null}, "count": 1});
+    if let Some(n) = needed_by {
+        t["needed_by"] = json!(n);
+    }
+    t
+}
+
+fn trigger_explicit(needed_by: Option<&str>) -> Value {
+    let mut t = json!({"kind": "explicit", "requester": {"comm": "init", "exe": null, "pid": 1, "unit": null, "cgroup": null},
+                       "loader": {"comm": "modprobe", "exe": "/usr/bin/kmod", "unit": null}, "count": 1});
+    if let Some(n) = needed_by {
+        t["needed_by"] = json!(n);
+    }
+    t
+}
+
+fn trigger_preloaded(reason: &str) -> Value {
+    json!({"kind": "preloaded", "reason": reason, "count": 1})
+}
+
+fn profile_module(name: &str, depends_on: &[&str], needed_by: &[&str], triggers: Vec<Value>) -> Value {
+    json!({"name": name, "top_level": needed_by.is_empty(), "depends_on": depends_on, "needed_by": needed_by,
+           "count": 1, "first_seen": "2025-01-01T00:00:00Z", "last_seen": "2025-01-01T00:00:00Z",
+           "taints": [], "triggers": triggers})
+}
+
+fn session(ended_by: &str) -> Value {
+    json!({"start": "2025-01-01T00:00:00Z", "end": "2025-01-01T00:00:30Z", "duration_secs": 30,
+           "kernel": KERNEL, "boot_id": null, "ended_by": ended_by, "records": 60, "lost_events": 0})
+}
+
+fn good_profile() -> Value {
+    let tool_in_unit = |needed_by| trigger_request("net-pf-5", "modtrace-guest", Some("example.service"), needed_by);
+    json!({
+        "schema": "modtrace-profile/1", "kernel": KERNEL, "host": "guest", "boots": [],
+        "sessions": [session("SIGINT")],
+        "modules": [
+            profile_module("appletalk", &["llc", "psnap"], &[], vec![tool_in_unit(None)]),
+            profile_module("binfmt_misc", &[], &[], vec![trigger_request("fs-binfmt_misc", "mount", None, None)]),
+            profile_module("fat", &[], &["vfat"], vec![trigger_explicit(Some("vfat"))]),
+            profile_module("llc", &[], &["appletalk", "psnap"], vec![tool_in_unit(Some("appletalk"))]),
+            profile_module("phonet", &[], &[], vec![trigger_request("net-pf-35", "modtrace-guest", None, None)]),
+            profile_module("psnap", &["llc"], &["appletalk"], vec![tool_in_unit(Some("appletalk"))]),
+            profile_module("tcp_bic", &[], &[], vec![trigger_preloaded("/etc/modules-load.d/modtrace-test.conf")]),
+            profile_module("tcp_highspeed", &[], &[], vec![trigger_preloaded("before learning")]),
+            profile_module("tcp_illinois", &[], &[], vec![trigger_explicit(None)]),
+            profile_module("vfat", &["fat"], &[], vec![trigger_explicit(None)]),
+        ],
+        "requests": [{"alias": "net-pf-38", "resolves_to": [], "count": 200,
+                      "first_seen": "2025-01-01T00:00:00Z", "last_seen": "2025-01-01T00:00:00Z",
+                      "requesters": [{"comm": "modtrace-guest", "exe": null, "pid": 9, "unit": null, "cgroup": null, "count": 200}]}],
+        "failed": [{"module": null, "syscall": "init_module", "ret": -17, "error": "EEXIST",
+                    "loader": {"comm": "modtrace-guest", "exe": null, "unit": null}, "count": 1,
+                    "first_seen": "2025-01-01T00:00:00Z", "last_seen": "2025-01-01T00:00:00Z"}]
+    })
+}
+
+fn killed_profile() -> Value {
+    json!({"schema": "modtrace-profile/1", "kernel": KERNEL, "host": "guest", "sessions": [session("checkpoint")],
+           "modules": [profile_module("tcp_scalable", &[], &[], vec![trigger_explicit(None)])]})
+}
+
+const MODULES_AT_START: &str = "tcp_bic 16384 0 - Live 0x0\ntcp_highspeed 16384 0 - Live 0x0";
+const LSMOD_AT_END: [&str; 15] = [
+    "Module                  Size  Used by",
+    "tcp_scalable 16384 0",
+    "tcp_illinois 16384 0",
+    "phonet 16384 0",
+    "dummy 16384 0",
+    "nls_utf8 16384 0",
+    "appletalk 16384 0",
+    "psnap 16384 1 appletalk",
+    "llc 16384 2 psnap,appletalk",
+    "binfmt_misc 16384 1",
+    "tcp_htcp 16384 0",
+    "tcp_westwood 16384 0",
+    "fat 16384 0",
+    "tcp_highspeed 16384 0",
+    "tcp_bic 16384 0",
 ];
+
+const REPORT_TABLE: &str = "host guest, kernel 6.1.0-56-amd64: 1 learning session (30s), 0 boots
+
+MODULE     COUNT  UNIT             PROCESS         VIA
+appletalk      1  example.service  modtrace-guest  request net-pf-5
+  psnap        1                                   dependency
+  llc          1                                   dependency";
+
+const REPORT_MARKDOWN: &str = "## modtrace profile of guest (kernel 6.1.0-56-amd64)
+
+### Modules
+
+| Module | Count | Unit | Process | Via |
+|---|---:|---|---|---|
+| **appletalk** | 1 | `example.service` | modtrace-guest | request net-pf-5 |
+| ↳ psnap | 1 | | | dependency |";
+
+const REPORT_BY_UNIT: &str = "host guest, kernel 6.1.0-56-amd64: 1 learning session (30s), 0 boots
+
+example.service
+  example.service needs appletalk (with psnap, llc) via net-pf-5 (by modtrace-guest, once)
+(no unit: preloaded, or outside systemd)
+  tcp_highspeed was already loaded when learning started (once)";
+
+const DIFF_HEAD: &str =
+    "--- /tmp/before.json (snapshot, kernel 6.1.0-56-amd64)\n+++ /tmp/after.json (snapshot, kernel 6.1.0-56-amd64)";
+
+/// Everything the guest sends besides the events and the tracer's stderr.
+fn good_sections() -> BTreeMap<String, String> {
+    let report_json = json!({"schema": "modtrace-report/1", "kernel": KERNEL, "modules": [{"module": "appletalk"}]});
+    let exit_codes = "learn-second 1\nspam-failed-loads 0\nspam-requests 0\nlearn 0\ndiff-before-after 1\n\
+                      diff-before-before 0\ndiff-profile 1\nreport-table 0\nreport-markdown 0\nreport-json 0\n\
+                      report-by-unit 0\nlearn-killed 137\nlearn-corrupt 1\ncorrupt-cmp 0";
+    let texts: Vec<(&str, String)> = vec![
+        (section::MODULES_AT_START, MODULES_AT_START.into()),
+        ("lsmod", LSMOD_AT_END.join("\n")),
+        (section::EXIT_CODES, exit_codes.into()),
+        ("learn.pid", LEARNER_PID.into()),
+        ("learn.stderr", "modtrace: learning ended (SIGINT); profile saved to /var/lib/modtrace/profile.json: 10 modules, 7 top-level (new: appletalk); see: modtrace report --profile /var/lib/modtrace/profile.json".into()),
+        ("learn-second.stderr", format!("modtrace: another modtrace learn (pid {LEARNER_PID}) is already learning into /var/lib/modtrace/profile.json (it holds /var/lib/modtrace/profile.json.lock); wait for it to finish or stop it")),
+        ("learn-corrupt.stderr", "modtrace: /tmp/corrupt.json:1:47: the file ends early, a truncated modtrace profile? (EOF while parsing a list)\nrefusing to learn into it: the file is left as it is.".into()),
+        (section::CORRUPT_AFTER, sc::CORRUPT_TEXT.into()),
+        (section::PROFILE, serde_json::to_string_pretty(&good_profile()).unwrap()),
+        (section::KILLED_PROFILE, serde_json::to_string_pretty(&killed_profile()).unwrap()),
+        ("report-table.stdout", REPORT_TABLE.into()),
+        ("report-markdown.stdout", REPORT_MARKDOWN.into()),
+        ("report-json.stdout", serde_json::to_string_pretty(&report_json).unwrap()),
+        ("report-by-unit.stdout", REPORT_BY_UNIT.into()),
+        ("diff-before-after.stdout", format!("{DIFF_HEAD}\n+ appletalk\n+ llc\n2 added, 0 removed, 0 changed, 2 the same")),
+        ("diff-before-before.stdout", format!("{DIFF_HEAD}\nno difference: the same 2 modules")),
+        ("diff-profile.stdout", format!("{DIFF_HEAD}\n+ appletalk (request net-pf-5 by modtrace-guest, example.service)\n+ llc (needed by appletalk)\n2 added, 0 removed, 0 changed, 2 the same")),
+        ("spam-failed-loads.stdout", format!("spam-failed-loads: pid={SPAM_LOADS_PID} attempts=121000 failed=121000 seconds=5.0")),
+        ("spam-requests.stdout", format!("spam-requests: pid={SPAM_REQUESTS_PID} attempts=180 failed=180 seconds=5.0")),
+    ];
+    texts.into_iter().map(|(name, text)| (name.to_string(), text)).collect()
+}
 
 struct Run {
     records: Vec<String>,
     stderr: Vec<String>,
     marker: String,
+    console: Vec<String>,
+    sections: BTreeMap<String, String>,
 }
 
 impl Run {
     fn good(compressed: bool) -> Self {
+        let records: Vec<String> = good_records(compressed).iter().map(Value::to_string).collect();
         Self {
-            records: good_records(compressed).iter().map(Value::to_string).collect(),
-            stderr: GOOD_STDERR.iter().map(|s| s.to_string()).collect(),
+            stderr: vec![ATTACHED.into(), summary_line(records.len())],
+            records,
             marker: "MODTRACE-GUEST-DONE failed_steps=0 tracer_status=0".into(),
+            console: vec![format!("guest: kernel {KERNEL}, scenario starting"), "step modprobe_explicit: ok".into()],
+            sections: good_sections(),
         }
     }
 
@@ -118,13 +311,64 @@ impl Run {
         self.position(|v| text(v, "/kind") == kind && (text(v, "/module") == name || text(v, "/alias") == name))
     }
 
+    /// Every record that satisfies `pred` is changed.
+    fn edit_all(&mut self, pred: impl Fn(&Value) -> bool, change: impl Fn(&mut Value)) {
+        for line in &mut self.records {
+            let mut value: Value = serde_json::from_str(line).unwrap();
+            if pred(&value) {
+                change(&mut value);
+                *line = value.to_string();
+            }
+        }
+    }
+
+    fn section(&mut self, name: &str) -> &mut String {
+        self.sections.get_mut(name).unwrap_or_else(|| panic!("no section {name}"))
+    }
+
+    /// Replaces `from` with `to` in a section, which must contain it.
+    fn replace(&mut self, name: &str, from: &str, to: &str) {
+        let text = self.section(name);
+        assert!(text.contains(from), "{name} has no {from:?}");
+        *text = text.replace(from, to);
+    }
+
+    fn edit_json(&mut self, name: &str, change: impl FnOnce(&mut Value)) {
+        let text = self.section(name);
+        let mut value: Value = serde_json::from_str(text).unwrap();
+        change(&mut value);
+        *text = serde_json::to_string_pretty(&value).unwrap();
+    }
+
+    /// Changes the profile's module `name`.
+    fn edit_module(&mut self, name: &str, change: impl FnOnce(&mut Value)) {
+        self.edit_json(section::PROFILE, |p| {
+            let modules = p["modules"].as_array_mut().unwrap();
+            change(modules.iter_mut().find(|m| m["name"] == name).unwrap_or_else(|| panic!("no module {name}")))
+        })
+    }
+
+    fn set_exit_code(&mut self, name: &str, code: i32) {
+        let codes = self.section(section::EXIT_CODES);
+        let lines: Vec<String> = codes
+            .lines()
+            .map(|l| if l.split(' ').next() == Some(name) { format!("{name} {code}") } else { l.to_string() })
+            .collect();
+        assert_ne!(&lines.join("\n"), codes, "no exit code for {name}");
+        *codes = lines.join("\n");
+    }
+
     fn checks(&self, compressed: bool) -> Vec<Check> {
-        let serial = format!(
+        let mut serial = format!(
             "==== events begin\n{}\n==== events end\n==== trace-err begin\n{}\n==== trace-err end\n",
             self.records.join("\n"),
             self.stderr.join("\n")
         );
-        let console = vec!["step modprobe_explicit: ok".to_string(), self.marker.clone()];
+        for (name, text) in &self.sections {
+            serial.push_str(&format!("==== {name} begin\n{text}\n==== {name} end\n"));
+        }
+        let mut console = self.console.clone();
+        console.push(self.marker.clone());
         check_all(&GuestOutput::parse(&console, &serial), compressed)
     }
 }
@@ -226,6 +470,174 @@ fn every_check_can_fail() {
 }
 
 #[test]
+fn every_learning_check_can_fail() {
+    let f = false;
+    expect_failure("learner_saved_on_sigint", f, |r| r.set_exit_code(cap::LEARN, 130));
+    expect_failure("learner_saved_on_sigint", f, |r| r.replace("learn.stderr", "(SIGINT)", "(error)"));
+    expect_failure("profile_schema_kernel_session", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["schema"] = json!("modtrace-profile/2"))
+    });
+    expect_failure("profile_schema_kernel_session", f, |r| r.console[0] = "guest: kernel 6.12.1, x".into());
+    expect_failure("profile_schema_kernel_session", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["sessions"][0]["lost_events"] = json!(2))
+    });
+    expect_failure("profile_schema_kernel_session", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["sessions"][0]["end"] = json!(null))
+    });
+    expect_failure("profile_schema_kernel_session", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["sessions"].as_array_mut().unwrap().push(session("SIGINT")))
+    });
+    expect_failure("profile_appletalk_requested_by_unit", f, |r| {
+        r.edit_module("appletalk", |m| m["triggers"][0]["requester"]["unit"] = json!(null))
+    });
+    expect_failure("profile_appletalk_requested_by_unit", f, |r| {
+        r.edit_module("appletalk", |m| m["top_level"] = json!(false))
+    });
+    expect_failure("profile_psnap_llc_needed_by_appletalk", f, |r| {
+        r.edit_module("llc", |m| m["needed_by"] = json!(["psnap"]))
+    });
+    expect_failure("profile_psnap_llc_needed_by_appletalk", f, |r| {
+        r.edit_module("psnap", |m| m["top_level"] = json!(true))
+    });
+    expect_failure("profile_binfmt_misc_by_request", f, |r| {
+        r.edit_module("binfmt_misc", |m| m["triggers"][0]["alias"] = json!("binfmt_misc"))
+    });
+    expect_failure("profile_vfat_top_level_fat_not", f, |r| r.edit_module("fat", |m| m["top_level"] = json!(true)));
+    expect_failure("profile_vfat_top_level_fat_not", f, |r| {
+        r.edit_module("vfat", |m| m["triggers"][0]["kind"] = json!("udev"))
+    });
+    expect_failure("profile_net_pf_38_without_module", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["requests"][0]["resolves_to"] = json!(["af_alg"]))
+    });
+    expect_failure("profile_net_pf_38_without_module", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["requests"] = json!([]))
+    });
+    expect_failure("profile_failed_eexist", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["failed"][0]["syscall"] = json!("finit_module"))
+    });
+    expect_failure("profile_preloaded_by_modules_load_d", f, |r| {
+        r.edit_module("tcp_bic", |m| m["triggers"][0]["reason"] = json!("before learning"))
+    });
+    expect_failure("profile_preloaded_before_learning", f, |r| {
+        r.edit_module("tcp_highspeed", |m| m["triggers"][0]["kind"] = json!("explicit"))
+    });
+    expect_failure("profile_keeps_flood_loads", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["modules"].as_array_mut().unwrap().retain(|m| m["name"] != "phonet"))
+    });
+    expect_failure("profile_keeps_flood_loads", f, |r| {
+        r.edit_module("tcp_illinois", |m| m["triggers"][0]["kind"] = json!("unknown"))
+    });
+    expect_failure("report_table", f, |r| r.replace("report-table.stdout", "request net-pf-5", "request ?"));
+    expect_failure("report_table", f, |r| r.set_exit_code(cap::REPORT_TABLE, 1));
+    expect_failure("report_markdown", f, |r| r.replace("report-markdown.stdout", "|---|---:|", "| - | -: |"));
+    expect_failure("report_json", f, |r| r.replace("report-json.stdout", "{", "["));
+    expect_failure("report_json", f, |r| r.replace("report-json.stdout", "modtrace-report/1", "x"));
+    expect_failure("report_by_unit", f, |r| r.replace("report-by-unit.stdout", "example.service\n", "\n"));
+    expect_failure("diff_exit_codes", f, |r| r.set_exit_code(cap::DIFF_CHANGED, 0));
+    expect_failure("diff_exit_codes", f, |r| r.set_exit_code(cap::DIFF_SAME, 1));
+    expect_failure("diff_exit_codes", f, |r| r.replace("diff-before-after.stdout", "+ appletalk", "+ x"));
+    expect_failure("diff_explained_by_profile", f, |r| {
+        r.replace("diff-profile.stdout", "(request net-pf-5 by", "(request by")
+    });
+    expect_failure("diff_explained_by_profile", f, |r| r.set_exit_code(cap::DIFF_EXPLAINED, 2));
+    expect_failure("second_learner_refused", f, |r| r.set_exit_code(cap::SECOND_LEARNER, 0));
+    expect_failure("second_learner_refused", f, |r| r.replace("learn.pid", LEARNER_PID, "322"));
+    expect_failure("killed_learner_keeps_checkpoint", f, |r| r.set_exit_code(cap::KILLED_LEARNER, 0));
+    expect_failure("killed_learner_keeps_checkpoint", f, |r| {
+        r.replace(section::KILLED_PROFILE, "tcp_scalable", "tcp_vegas")
+    });
+    expect_failure("killed_learner_keeps_checkpoint", f, |r| {
+        r.replace(section::KILLED_PROFILE, "\"checkpoint\"", "\"SIGINT\"")
+    });
+    expect_failure("killed_learner_keeps_checkpoint", f, |r| {
+        r.edit_json(section::KILLED_PROFILE, |p| p["modules"][0]["triggers"][0] = trigger_preloaded("before learning"))
+    });
+    expect_failure("killed_learner_keeps_checkpoint", f, |r| {
+        let text = r.section(section::KILLED_PROFILE);
+        text.truncate(text.len() / 2);
+    });
+    expect_failure("corrupt_profile_refused_and_kept", f, |r| r.set_exit_code(cap::CORRUPT_LEARNER, 0));
+    expect_failure("corrupt_profile_refused_and_kept", f, |r| r.replace("learn-corrupt.stderr", ":1:47:", ":"));
+    expect_failure("corrupt_profile_refused_and_kept", f, |r| r.set_exit_code(cap::CORRUPT_CMP, 1));
+    expect_failure("corrupt_profile_refused_and_kept", f, |r| r.section(section::CORRUPT_AFTER).push(']'));
+}
+
+#[test]
+fn every_flood_check_can_fail() {
+    let f = false;
+    let spam_loads = |v: &Value| v["kind"] == "load" && v["process"]["tgid"] == json!(SPAM_LOADS_PID);
+    let spam_requests = |v: &Value| v["kind"] == "request" && v["process"]["tgid"] == json!(SPAM_REQUESTS_PID);
+    let i = |r: &Run, kind, name| r.find(kind, name);
+    expect_failure("flood_autoload_attributed", f, |r| {
+        r.edit(i(r, "loaded", "phonet"), |v| v["cause"]["requester"]["comm"] = json!("init"))
+    });
+    expect_failure("flood_autoload_attributed", f, |r| {
+        r.records.remove(i(r, "request", "net-pf-35"));
+    });
+    expect_failure("flood_explicit_attributed", f, |r| {
+        r.records.remove(i(r, "loaded", "tcp_illinois"));
+    });
+    expect_failure("flood_overlaps_real_loads", f, |r| {
+        r.edit(i(r, "loaded", "phonet"), |v| v["ts_ns"] = json!(30 * SECOND))
+    });
+    expect_failure("flood_overlaps_real_loads", f, |r| {
+        r.edit(i(r, "loaded", "tcp_illinois"), |v| v["ts_ns"] = json!(SECOND))
+    });
+    expect_failure("flood_failed_loads_folded", f, |r| r.edit_all(spam_loads, |v| v["repeats"] = json!(0)));
+    expect_failure("flood_failed_loads_folded", f, |r| r.replace("spam-failed-loads.stdout", "=121000", "=125000"));
+    expect_failure("flood_failed_loads_folded", f, |r| r.replace("spam-failed-loads.stdout", "=121000", "=100"));
+    expect_failure("flood_failed_loads_folded", f, |r| r.set_exit_code(cap::SPAM_FAILED_LOADS, 1));
+    expect_failure("flood_failed_loads_folded", f, |r| {
+        // Unfolded: a record per attempt.
+        let one = r.records[r.position(spam_loads)].clone();
+        r.records.extend(std::iter::repeat_n(one, 20));
+    });
+    expect_failure("flood_failed_loads_folded", f, |r| {
+        r.records.retain(|l| !spam_loads(&serde_json::from_str(l).unwrap()))
+    });
+    expect_failure("flood_requests_folded", f, |r| r.edit_all(spam_requests, |v| v["repeats"] = json!(0)));
+    expect_failure("flood_requests_folded", f, |r| r.edit_all(spam_requests, |v| v["repeats"] = json!(400)));
+    expect_failure("flood_requests_folded", f, |r| {
+        r.edit(r.position(spam_requests), |v| v["alias"] = json!("net-pf-35"))
+    });
+    expect_failure("trace_summary_adds_up", f, |r| r.stderr[1] = r.stderr[1].replace("lost 0", "lost 1"));
+    expect_failure("trace_summary_adds_up", f, |r| r.records.push(r.records[0].clone()));
+    expect_failure("trace_summary_adds_up", f, |r| {
+        r.stderr.pop();
+    });
+    expect_failure("no_lost_loads", f, |r| r.stderr[1] = r.stderr[1].replace("loads 0", "loads 4"));
+    expect_failure("every_new_module_has_loaded_record", f, |r| {
+        r.records.remove(i(r, "loaded", "tcp_scalable"));
+    });
+    expect_failure("every_new_module_has_loaded_record", f, |r| r.section("lsmod").push_str("\nsctp 1 0"));
+}
+
+#[test]
+fn reads_the_trace_summary_line() {
+    let s = flood::parse_summary(
+        "modtrace: 57 events (SIGINT); lost 5 (requests 1, loads 0, failures 4); repeats folded and not yet reported: 77",
+    )
+    .unwrap();
+    assert_eq!(s, flood::TraceSummary { events: 57, lost: 5, requests: 1, loads: 0, failures: 4, folded_pending: 77 });
+    assert!(flood::parse_summary("modtrace: attached 7 programs in 1899 ms").is_none());
+}
+
+#[test]
+fn reads_the_spammers_counts() {
+    let s = flood::parse_spam("spam-requests: pid=77 attempts=180 failed=179 seconds=5.0").unwrap();
+    assert_eq!(s, flood::Spam { pid: 77, attempts: 180, failed: 179 });
+    assert!(flood::parse_spam("nothing").is_none());
+}
+
+#[test]
+fn finds_a_file_position_in_a_message() {
+    assert!(learn::names_position("x: /tmp/c.json:1:47: ends early", "/tmp/c.json"));
+    assert!(!learn::names_position("x: /tmp/c.json: ends early", "/tmp/c.json"));
+    assert!(!learn::names_position("x: /tmp/c.json:1: ends early", "/tmp/c.json"));
+    assert!(!learn::names_position("x: /tmp/d.json:1:2: ends early", "/tmp/c.json"));
+}
+
+#[test]
 fn every_check_is_exercised_by_a_failure() {
     let source = include_str!("tests.rs");
     for (name, _) in CHECKS {
@@ -235,7 +647,7 @@ fn every_check_is_exercised_by_a_failure() {
 
 #[test]
 fn lost_counts_read_the_number_after_lost() {
-    assert_eq!(lost_counts(GOOD_STDERR[1]), [0]);
+    assert_eq!(lost_counts(&summary_line(20)), [0]);
     assert_eq!(lost_counts("modtrace: 5 events (x); lost 2 (requests 2)"), [2]);
     assert!(lost_counts("nothing here 5").is_empty());
 }

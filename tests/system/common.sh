@@ -1,0 +1,68 @@
+# Shared by learned.sh (boot 1) and locked.sh (boot 2) of cargo xtask vm-test
+# --system. Each fact goes into its own file under /var/lib/modtrace-test/BOOT/,
+# which the host reads from the image afterwards (debugfs rdump) and judges
+# (xtask/src/system/checks.rs). The scripts only record; they decide nothing.
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export SYSTEMD_PAGER= SYSTEMD_COLORS=0 LC_ALL=C
+
+RESULTS=/var/lib/modtrace-test
+MODTRACE=/usr/sbin/modtrace
+GUEST_TOOL=/usr/local/bin/modtrace-guest
+# Written by the host: the --lock-point to generate with.
+LOCK_POINT=$(cat /etc/modtrace-test/lock-point 2>/dev/null || echo after-udev)
+
+# begin BOOT: starts an empty result directory $OUT.
+begin() {
+    BOOT=$1
+    OUT=$RESULTS/$BOOT
+    rm -rf "$OUT"
+    mkdir -p "$OUT"
+    echo "$LOCK_POINT" >"$OUT/lock-point"
+}
+
+# record NAME COMMAND...: stdout to NAME.out, stderr to NAME.err, the exit
+# status to NAME.status.
+record() {
+    name=$1
+    shift
+    "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"
+    echo $? >"$OUT/$name.status"
+}
+
+# show_unit UNIT [FILE]: the unit's state and timestamps (monotonic, microseconds
+# since boot) as KEY=VALUE lines, into FILE (default unit-UNIT.show).
+show_unit() {
+    systemctl show "$1" --property=Id,LoadState,UnitFileState,ActiveState,SubState,Result,ExecMainStatus,ExecMainCode,ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic,ActiveEnterTimestampMonotonic,InactiveExitTimestampMonotonic \
+        >"$OUT/${2:-unit-$1.show}" 2>&1
+}
+
+# boot_facts: how the boot went, which modules are loaded, the lock state.
+boot_facts() {
+    # The boot is over when the job queue is empty; this unit (Type=simple)
+    # does not hold it up.
+    timeout 300 systemctl is-system-running --wait >"$OUT/system-state" 2>&1
+    # udev keeps loading drivers for queued coldplug events after the boot
+    # counts as finished: wait for them, so the module lists of both boots are
+    # complete (in boot 2 nothing loads after the lock anyway).
+    timeout 300 udevadm settle >"$OUT/udev-settle" 2>&1
+    systemctl list-units --failed --plain --no-legend --no-pager >"$OUT/failed-units" 2>&1
+    cat /proc/modules >"$OUT/proc-modules"
+    cat /proc/sys/kernel/modules_disabled >"$OUT/modules-disabled"
+    uname -r >"$OUT/kernel"
+    cat /proc/uptime >"$OUT/uptime"
+    systemd-analyze time >"$OUT/analyze-time" 2>&1
+    for unit in multi-user.target fake-dm.service modtrace-learn.service modtrace-lock.service \
+        systemd-udev-trigger.service systemd-modules-load.service; do
+        show_unit "$unit"
+    done
+}
+
+# finish: the journal, a marker line on the console for the host, power off.
+finish() {
+    journalctl -b --no-pager -o short-monotonic >"$OUT/journal.txt" 2>&1
+    sync
+    printf '\nMODTRACE-SYSTEM-DONE %s lock_point=%s state=%s\n' "$BOOT" "$LOCK_POINT" \
+        "$(cat "$OUT/system-state" 2>/dev/null)" >/dev/console
+    systemctl poweroff
+}

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Boot 1 of cargo xtask vm-test --system (run by modtrace-test-learned.service
+# once the boot is over): modtrace-learn.service has learned since early boot;
+# stop it (SIGTERM: it saves the profile), generate the lock-down into / with
+# the host's --lock-point, enable modtrace-lock.service for boot 2 and power off.
+
+. /usr/local/lib/modtrace-test/common.sh
+
+begin boot1
+boot_facts
+
+# The learner saves /var/lib/modtrace/profile.json when stopped.
+record learn-stop systemctl stop modtrace-learn.service
+show_unit modtrace-learn.service unit-modtrace-learn.service.stopped
+journalctl -b -u modtrace-learn.service --no-pager -o cat >"$OUT/learn.log" 2>&1
+cp /var/lib/modtrace/profile.json "$OUT/profile.json" 2>>"$OUT/learn.log"
+record report "$MODTRACE" report
+
+# What a user does after learning (docs/lockdown.md), with --out / to install.
+record generate "$MODTRACE" generate --out / --lock-point "$LOCK_POINT"
+record check "$MODTRACE" check
+mkdir -p "$OUT/generated"
+cp /etc/modules-load.d/modtrace.conf /etc/systemd/system/modtrace-lock.service "$OUT/generated/" 2>>"$OUT/generate.err"
+for dropin in /etc/systemd/system/*.d/modtrace-modules.conf; do
+    [ -e "$dropin" ] || continue
+    unit=$(basename "$(dirname "$dropin")" .d)
+    cp "$dropin" "$OUT/generated/dropin-$unit.conf"
+done
+
+# Boot 2: locked, no learning, the recording unit of the locked boot.
+systemctl daemon-reload
+record enable systemctl enable modtrace-lock.service modtrace-test-locked.service
+record disable systemctl disable modtrace-learn.service modtrace-test-learned.service
+
+finish

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Boot 2 of cargo xtask vm-test --system (run by modtrace-test-locked.service
+# once the boot is over): record how the locked boot went, then, with
+# `modtrace trace --json` running, try three loads of modules the profile does
+# not have, each of which the lock must refuse with EPERM:
+#   explicit:  modprobe vfat                   (finit_module by modprobe)
+#   in memory: modtrace-guest init-module F.ko (init_module by modtrace-guest)
+#   automatic: modtrace-guest socket 35        (AF_PHONET: the kernel requests
+#              net-pf-35, its modprobe helper's load of phonet is refused)
+
+. /usr/local/lib/modtrace-test/common.sh
+
+TRACE_SECONDS=6
+INIT_MODULE_FILE=/usr/lib/modules/$(uname -r)/kernel/fs/nls/nls_utf8.ko
+
+begin boot2
+boot_facts
+
+"$MODTRACE" trace --json --duration "${TRACE_SECONDS}s" >"$OUT/trace.jsonl" 2>"$OUT/trace.err" &
+tracer=$!
+waited=0
+while ! grep -q '^modtrace: attached' "$OUT/trace.err" && kill -0 "$tracer" 2>/dev/null && [ "$waited" -lt 600 ]; do
+    sleep 0.1
+    waited=$((waited + 1))
+done
+record deny-modprobe /sbin/modprobe vfat
+record deny-init-module "$GUEST_TOOL" init-module "$INIT_MODULE_FILE"
+record deny-request "$GUEST_TOOL" socket 35
+wait "$tracer"
+echo $? >"$OUT/trace.status"
+cat /proc/modules >"$OUT/proc-modules-after"
+
+finish

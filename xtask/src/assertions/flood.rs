@@ -1,0 +1,231 @@
+//! Checks that a flood of failed loads and of requests (one process each) is
+//! folded in the kernel and hides none of the loads that happened meanwhile,
+//! and the cross-checks of the tracer's own accounting.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::{evidence, expect_explicit_by_modprobe_from_shell, expect_requested, find, loaded, text, Facts};
+use crate::scenario::{self as sc, captured as cap, comm, section};
+
+/// modtrace trace's closing line on stderr: `modtrace: N events (HOW); lost L
+/// (requests a, loads b, failures c); repeats folded and not yet reported: F`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TraceSummary {
+    pub events: u64,
+    pub lost: u64,
+    pub requests: u64,
+    pub loads: u64,
+    pub failures: u64,
+    pub folded_pending: u64,
+}
+
+/// The number right after `key` in `line`.
+fn number_after(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+pub fn parse_summary(line: &str) -> Option<TraceSummary> {
+    let events = line.strip_prefix("modtrace: ")?.split_once(" events ")?.0.parse().ok()?;
+    Some(TraceSummary {
+        events,
+        lost: number_after(line, "; lost ")?,
+        requests: number_after(line, "(requests ")?,
+        loads: number_after(line, ", loads ")?,
+        failures: number_after(line, ", failures ")?,
+        folded_pending: number_after(line, "not yet reported: ")?,
+    })
+}
+
+/// The summary line of trace.err, parsed.
+pub fn summary(f: &Facts) -> Result<TraceSummary, String> {
+    let err = f.output.text("trace-err")?;
+    err.lines()
+        .find(|l| l.contains("; lost "))
+        .ok_or_else(|| format!("modtrace printed no summary line; stderr:\n{err}"))
+        .and_then(|l| parse_summary(l).ok_or_else(|| format!("cannot read the summary line: {l}")))
+}
+
+/// The summary adds up: lost is the sum of the rings' losses, and every record
+/// it counted is a line of events.jsonl.
+pub fn trace_summary_adds_up(f: &Facts) -> Result<(), String> {
+    let s = summary(f)?;
+    if s.lost != s.requests + s.loads + s.failures {
+        return Err(format!("lost {} is not the sum of the rings' losses: {s:?}", s.lost));
+    }
+    let lines = f.records.len() + f.bad_lines.len();
+    if s.events != lines as u64 {
+        return Err(format!("the summary counts {} events, events.jsonl has {lines} lines", s.events));
+    }
+    Ok(())
+}
+
+/// Loads must never be lost, whatever floods the other rings.
+pub fn no_lost_loads(f: &Facts) -> Result<(), String> {
+    let s = summary(f)?;
+    match s.loads {
+        0 => Ok(()),
+        n => Err(format!("the loads ring lost {n} events: {s:?}")),
+    }
+}
+
+/// Every module that is loaded at the end and was not when tracing started has
+/// a `loaded` record.
+pub fn every_new_module_has_loaded_record(f: &Facts) -> Result<(), String> {
+    let start = module_names(&f.output.text(section::MODULES_AT_START)?);
+    let end = module_names(&f.output.text("lsmod")?);
+    if end.is_empty() {
+        return Err("lsmod lists no module".into());
+    }
+    let recorded: BTreeSet<&str> =
+        f.records.iter().filter(|r| text(r, "/kind") == "loaded").map(|r| text(r, "/module")).collect();
+    let missing: Vec<&String> = end.difference(&start).filter(|m| !recorded.contains(m.as_str())).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("loaded while tracing but no `loaded` record: {missing:?}"))
+    }
+}
+
+/// First words of /proc/modules or lsmod lines, without lsmod's header.
+fn module_names(text: &str) -> BTreeSet<String> {
+    text.lines().filter_map(|l| l.split_whitespace().next()).filter(|w| *w != "Module").map(String::from).collect()
+}
+
+// ---- the flood ----
+
+/// `NAME: pid=P attempts=N failed=F seconds=S`, as the guest tool prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spam {
+    pub pid: u64,
+    pub attempts: u64,
+    pub failed: u64,
+}
+
+pub fn parse_spam(text: &str) -> Option<Spam> {
+    let line = text.lines().find(|l| l.contains("pid="))?;
+    let value = |key: &str| number_after(line, &format!("{key}="));
+    Some(Spam { pid: value("pid")?, attempts: value("attempts")?, failed: value("failed")? })
+}
+
+fn spam(f: &Facts, name: &str) -> Result<Spam, String> {
+    let out = f.output.text(&format!("{name}.stdout"))?;
+    match f.output.exit_code(name)? {
+        0 => parse_spam(&out).ok_or_else(|| format!("cannot read {name}'s counts: {out}")),
+        s => Err(format!("{name} exited {s}: {out}")),
+    }
+}
+
+fn repeats(r: &Value) -> u64 {
+    r.pointer("/repeats").and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn ts(r: &Value) -> u64 {
+    r.pointer("/ts_ns").and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// The spammer's records of `kind` (and `alias`, for requests).
+fn spam_records<'a>(f: &'a Facts, spam: &Spam, kind: &str) -> Vec<&'a Value> {
+    let pid = Value::from(spam.pid);
+    f.records.iter().filter(|r| text(r, "/kind") == kind && r.pointer("/process/tgid") == Some(&pid)).collect()
+}
+
+/// At least this many failed loads must have been folded for the flood to count.
+const MIN_FAILED_LOADS: u64 = 1000;
+
+/// What the spammer did is accounted for: the records sent plus the repeats
+/// they carry, plus what the kernel had folded and not yet sent when tracing
+/// stopped, cover every attempt; and folding kept the records few (about one a
+/// second), with repeats on them.
+fn folded(f: &Facts, spam: &Spam, records: &[&Value], what: &str) -> Result<(), String> {
+    if records.is_empty() {
+        return Err(format!("no {what} record from the spammer (pid {})", spam.pid));
+    }
+    let sent: u64 = records.iter().map(|r| 1 + repeats(r)).sum();
+    let pending = summary(f)?.folded_pending;
+    let figures = format!(
+        "{} attempts, {} records carrying {} repeats, {pending} folded and not yet reported",
+        spam.attempts,
+        records.len(),
+        sent - records.len() as u64
+    );
+    if spam.failed != spam.attempts {
+        return Err(format!("some of the spammer's calls succeeded: {spam:?}"));
+    }
+    if !records.iter().any(|r| repeats(r) > 0) {
+        return Err(format!("no {what} record carries repeats: {figures}"));
+    }
+    if sent > spam.attempts || spam.attempts > sent + pending {
+        return Err(format!("the {what} records do not account for the attempts: {figures}"));
+    }
+    let most = u64::from(sc::FLOOD_SECS) + 2;
+    if records.len() as u64 > most {
+        return Err(format!("more than {most} {what} records: folding did not hold them back: {figures}"));
+    }
+    Ok(())
+}
+
+/// The failed-load flood: thousands of attempts, a few records, repeats folded.
+pub fn flood_failed_loads_folded(f: &Facts) -> Result<(), String> {
+    let spam = spam(f, cap::SPAM_FAILED_LOADS)?;
+    if spam.attempts < MIN_FAILED_LOADS {
+        return Err(format!("only {} failed loads: not a flood", spam.attempts));
+    }
+    let records = spam_records(f, &spam, "load");
+    if let Some(r) = records.iter().find(|r| r.pointer("/ret").and_then(Value::as_i64).unwrap_or(0) >= 0) {
+        return Err(evidence("a spammer's load did not fail", r));
+    }
+    folded(f, &spam, &records, "failed load")
+}
+
+/// The request flood: every socket(AF_ALG) asked for net-pf-38 again.
+pub fn flood_requests_folded(f: &Facts) -> Result<(), String> {
+    let spam = spam(f, cap::SPAM_REQUESTS)?;
+    let records = spam_records(f, &spam, "request");
+    if let Some(r) = records.iter().find(|r| text(r, "/alias") != sc::MISSING_ALIAS) {
+        return Err(evidence(&format!("a spammer's request is not for {}", sc::MISSING_ALIAS), r));
+    }
+    folded(f, &spam, &records, "request")
+}
+
+/// The autoload in the middle of the flood: its request and its load, attributed.
+pub fn flood_autoload_attributed(f: &Facts) -> Result<(), String> {
+    let r = find(f, &format!("`request` record for {}", sc::FLOOD_ALIAS), |r| {
+        text(r, "/kind") == "request" && text(r, "/alias") == sc::FLOOD_ALIAS
+    })?;
+    super::expect(r, "/process/comm", comm::GUEST_TOOL)?;
+    super::expect_contains(r, "/resolves_to", &[sc::FLOOD_AUTOLOAD_MODULE])?;
+    let r = loaded(f, sc::FLOOD_AUTOLOAD_MODULE)?;
+    expect_requested(r, sc::FLOOD_ALIAS, comm::GUEST_TOOL)?;
+    super::expect_empty(r, "/cause/needed_by")
+}
+
+/// The explicit modprobe in the middle of the flood.
+pub fn flood_explicit_attributed(f: &Facts) -> Result<(), String> {
+    expect_explicit_by_modprobe_from_shell(loaded(f, sc::FLOOD_EXPLICIT_MODULE)?)
+}
+
+/// The real loads happened while both spammers were still sending records.
+pub fn flood_overlaps_real_loads(f: &Facts) -> Result<(), String> {
+    let (mut from, mut to) = (0, u64::MAX);
+    for (name, kind) in [(cap::SPAM_FAILED_LOADS, "load"), (cap::SPAM_REQUESTS, "request")] {
+        let spam = spam(f, name)?;
+        let times: Vec<u64> = spam_records(f, &spam, kind).iter().map(|r| ts(r)).collect();
+        let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) else {
+            return Err(format!("no records from {name}"));
+        };
+        from = from.max(*first);
+        to = to.min(*last);
+    }
+    for module in [sc::FLOOD_AUTOLOAD_MODULE, sc::FLOOD_EXPLICIT_MODULE] {
+        let r = loaded(f, module)?;
+        if !(from..=to).contains(&ts(r)) {
+            let why = format!("{module} loaded outside the flood (both spammers sent records from {from} to {to} ns)");
+            return Err(evidence(&why, r));
+        }
+    }
+    Ok(())
+}

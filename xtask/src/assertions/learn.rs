@@ -1,0 +1,377 @@
+//! Checks on `modtrace learn` and what reads its profile: the profile JSON
+//! (docs/profile.md), `report` in every format, `snapshot` + `diff`, and learn's
+//! failure cases (a second learner, SIGKILL, a corrupt profile).
+
+use serde_json::Value;
+
+use super::{evidence, Facts};
+use crate::scenario::{self as sc, captured as cap, comm, section};
+
+const SCHEMA: &str = "modtrace-profile/1";
+/// docs/profile.md: the reason of a module nothing configures.
+const BEFORE_LEARNING: &str = "before learning";
+
+// ---- reading ----
+
+/// A JSON section, parsed.
+fn json_section(f: &Facts, name: &str) -> Result<Value, String> {
+    let text = f.output.text(name)?;
+    serde_json::from_str(&text).map_err(|e| format!("{name} is not JSON ({e}):\n{text}"))
+}
+
+fn profile(f: &Facts) -> Result<Value, String> {
+    json_section(f, section::PROFILE)
+}
+
+/// `modules[]` entry `name` of a profile.
+fn module<'a>(p: &'a Value, name: &str) -> Result<&'a Value, String> {
+    let modules = p.pointer("/modules").and_then(Value::as_array).ok_or("the profile has no modules list")?;
+    modules.iter().find(|m| text(m, "/name") == name).ok_or_else(|| {
+        let names: Vec<&str> = modules.iter().map(|m| text(m, "/name")).collect();
+        format!("module {name} is not in the profile; it has {names:?}")
+    })
+}
+
+fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn strings<'a>(v: &'a Value, pointer: &str) -> Vec<&'a str> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn expect_top_level(m: &Value, top: bool) -> Result<(), String> {
+    match m.pointer("/top_level") {
+        Some(Value::Bool(b)) if *b == top => Ok(()),
+        found => Err(evidence(&format!("top_level is {found:?}, expected {top}"), m)),
+    }
+}
+
+/// The first trigger of `m` that satisfies `pred`.
+fn trigger<'a>(m: &'a Value, what: &str, pred: impl Fn(&Value) -> bool) -> Result<&'a Value, String> {
+    let triggers = m.pointer("/triggers").and_then(Value::as_array);
+    triggers.and_then(|t| t.iter().find(|t| pred(t))).ok_or_else(|| evidence(&format!("no trigger {what}"), m))
+}
+
+/// A captured command's stdout, after checking its exit status.
+fn output_of(f: &Facts, name: &str, status: i32) -> Result<String, String> {
+    let stdout = f.output.text(&format!("{name}.stdout")).unwrap_or_default();
+    let stderr = f.output.text(&format!("{name}.stderr")).unwrap_or_default();
+    match f.output.exit_code(name)? {
+        s if s == status => Ok(stdout),
+        s => Err(format!("{name} exited {s}, expected {status}\n      stdout: {stdout}\n      stderr: {stderr}")),
+    }
+}
+
+// ---- the learner and its profile ----
+
+/// SIGINT ends learning and saves: exit 0 and the closing line names the file.
+pub fn learner_saved_on_sigint(f: &Facts) -> Result<(), String> {
+    let stderr = f.output.text(&format!("{}.stderr", cap::LEARN))?;
+    let status = f.output.exit_code(cap::LEARN)?;
+    let saved = format!("profile saved to {}", sc::PROFILE);
+    if status != 0 || !stderr.contains("learning ended (SIGINT)") || !stderr.contains(&saved) {
+        return Err(format!("learn exited {status} after SIGINT, expected 0 and `{saved}`; stderr:\n{stderr}"));
+    }
+    Ok(())
+}
+
+/// Schema, the guest's kernel, one finished session that lost nothing.
+pub fn profile_schema_kernel_session(f: &Facts) -> Result<(), String> {
+    let p = profile(f)?;
+    if text(&p, "/schema") != SCHEMA {
+        return Err(format!("schema is {:?}, expected {SCHEMA}", p.pointer("/schema")));
+    }
+    let kernel = f.output.kernel.as_deref().ok_or("the guest never said which kernel it runs")?;
+    if text(&p, "/kernel") != kernel {
+        return Err(format!("kernel is {:?}, the guest runs {kernel}", p.pointer("/kernel")));
+    }
+    let sessions = p.pointer("/sessions").and_then(Value::as_array).ok_or("no sessions list")?;
+    let [session] = sessions.as_slice() else {
+        return Err(format!("{} sessions, expected 1: {sessions:?}", sessions.len()));
+    };
+    if text(session, "/end").is_empty() || text(session, "/ended_by") != "SIGINT" {
+        return Err(evidence("the session has no end, or did not end by SIGINT", session));
+    }
+    if text(session, "/kernel") != kernel {
+        return Err(evidence(&format!("the session's kernel is not {kernel}"), session));
+    }
+    match session.pointer("/lost_events").and_then(Value::as_u64) {
+        Some(0) => Ok(()),
+        _ => Err(evidence("the session lost events (or does not say)", session)),
+    }
+}
+
+/// appletalk is top-level, requested (net-pf-5) by the guest tool in the unit.
+pub fn profile_appletalk(f: &Facts) -> Result<(), String> {
+    let p = profile(f)?;
+    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
+    let m = module(&p, appletalk)?;
+    expect_top_level(m, true)?;
+    trigger(m, &format!("request {} by {} in {}", sc::APPLETALK_ALIAS, comm::GUEST_TOOL, sc::UNIT), |t| {
+        text(t, "/kind") == "request"
+            && text(t, "/alias") == sc::APPLETALK_ALIAS
+            && text(t, "/requester/comm") == comm::GUEST_TOOL
+            && text(t, "/requester/unit") == sc::UNIT
+    })
+    .map(|_| ())
+}
+
+/// psnap and llc are dependencies only, needed by appletalk.
+pub fn profile_appletalk_dependencies(f: &Facts) -> Result<(), String> {
+    let p = profile(f)?;
+    let [appletalk, psnap, llc] = sc::APPLETALK_CHAIN;
+    for name in [psnap, llc] {
+        let m = module(&p, name)?;
+        expect_top_level(m, false)?;
+        if !strings(m, "/needed_by").contains(&appletalk) {
+            return Err(evidence(&format!("needed_by of {name} lacks {appletalk}"), m));
+        }
+    }
+    Ok(())
+}
+
+pub fn profile_binfmt_misc(f: &Facts) -> Result<(), String> {
+    let p = profile(f)?;
+    let m = module(&p, sc::BINFMT_MODULE)?;
+    expect_top_level(m, true)?;
+    trigger(m, &format!("request {} by {}", sc::BINFMT_ALIAS, comm::MOUNT), |t| {
+        text(t, "/kind") == "request"
+            && text(t, "/alias") == sc::BINFMT_ALIAS
+            && text(t, "/requester/comm") == comm::MOUNT
+    })
+    .map(|_| ())
+}
+
+/// vfat was modprobe'd (explicit, top-level); fat came as its dependency.
+pub fn profile_vfat_fat(f: &Facts) -> Result<(), String> {
+    let p = profile(f)?;
+    let vfat = module(&p, sc::EXPLICIT_MODULE)?;
+    expect_top_level(vfat, true)?;
+    trigger(vfat, "explicit by modprobe", |t| {
+        text(t, "/kind") == "explicit" && text(t, "/loader/comm") == comm::MODPROBE
+    })?;
+    let fat = module(&p, sc::EXPLICIT_DEPENDENCY)?;
+    expect_top_level(fat, false)?;
+    if !strings(fat, "/needed_by").contains(&sc::EXPLICIT_MODULE) {
+        return Err(evidence(&format!("needed_by lacks {}", sc::EXPLICIT_MODULE), fat));
+    }
+    Ok(())
+}
+
+/// net-pf-38 is listed among the requests, resolving to no module.
+pub fn profile_request_without_module(f: &Facts) -> Result<(), String> {
+    let p = profile(f)?;
+    let requests = p.pointer("/requests").and_then(Value::as_array).ok_or("the profile has no requests list")?;
+    let r = requests
+        .iter()
+        .find(|r| text(r, "/alias") == sc::MISSING_ALIAS)
+        .ok_or_else(|| format!("no request for {} in {requests:?}", sc::MISSING_ALIAS))?;
+    if !strings(r, "/resolves_to").is_empty() || r.pointer("/resolves_to").is_none() {
+        return Err(evidence("it resolves to a module, or does not say", r));
+    }
+    if r.pointer("/count").and_then(Value::as_u64).unwrap_or(0) == 0 {
+        return Err(evidence("its count is not positive", r));
+    }
+    Ok(())
+}
+
+/// The second init_module of tcp_htcp (EEXIST) is among the failed loads.
+pub fn profile_failed_eexist(f: &Facts) -> Result<(), String> {
+    let p = profile(f)?;
+    let failed = p.pointer("/failed").and_then(Value::as_array).ok_or("the profile has no failed list")?;
+    let found = failed.iter().any(|x| {
+        text(x, "/syscall") == "init_module"
+            && text(x, "/error") == "EEXIST"
+            && x.pointer("/ret") == Some(&Value::from(-17))
+            && text(x, "/loader/comm") == comm::GUEST_TOOL
+    });
+    if found {
+        Ok(())
+    } else {
+        Err(format!("no init_module EEXIST failure by {} in {failed:?}", comm::GUEST_TOOL))
+    }
+}
+
+/// Loaded before learning and listed in modules-load.d: preloaded, that file the reason.
+pub fn profile_preloaded_configured(f: &Facts) -> Result<(), String> {
+    let p = profile(f)?;
+    let m = module(&p, sc::CONFIGURED_MODULE)?;
+    trigger(m, &format!("preloaded by {}", sc::MODULES_LOAD_CONF), |t| {
+        text(t, "/kind") == "preloaded" && text(t, "/reason").contains(sc::MODULES_LOAD_CONF)
+    })
+    .map(|_| ())
+}
+
+/// Loaded before learning, configured nowhere: preloaded "before learning".
+pub fn profile_preloaded_unconfigured(f: &Facts) -> Result<(), String> {
+    let p = profile(f)?;
+    let m = module(&p, sc::PRELOADED_MODULE)?;
+    trigger(m, &format!("preloaded {BEFORE_LEARNING}"), |t| {
+        text(t, "/kind") == "preloaded" && text(t, "/reason") == BEFORE_LEARNING
+    })
+    .map(|_| ())
+}
+
+/// What loaded during the flood is in the profile too, with its cause.
+pub fn profile_keeps_flood_loads(f: &Facts) -> Result<(), String> {
+    let p = profile(f)?;
+    let m = module(&p, sc::FLOOD_AUTOLOAD_MODULE)?;
+    trigger(m, &format!("request {} by {}", sc::FLOOD_ALIAS, comm::GUEST_TOOL), |t| {
+        text(t, "/kind") == "request"
+            && text(t, "/alias") == sc::FLOOD_ALIAS
+            && text(t, "/requester/comm") == comm::GUEST_TOOL
+    })?;
+    let m = module(&p, sc::FLOOD_EXPLICIT_MODULE)?;
+    trigger(m, "explicit by modprobe", |t| text(t, "/kind") == "explicit" && text(t, "/loader/comm") == comm::MODPROBE)
+        .map(|_| ())
+}
+
+// ---- report ----
+
+/// The table's appletalk row shows its unit and its trigger.
+pub fn report_table(f: &Facts) -> Result<(), String> {
+    let out = output_of(f, cap::REPORT_TABLE, 0)?;
+    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
+    let row = out.lines().find(|l| l.split_whitespace().next() == Some(appletalk));
+    match row {
+        Some(r) if r.contains(&format!("request {}", sc::APPLETALK_ALIAS)) && r.contains(sc::UNIT) => Ok(()),
+        _ => Err(format!("no `{appletalk} ... {} ... request {}` row:\n{out}", sc::UNIT, sc::APPLETALK_ALIAS)),
+    }
+}
+
+/// Markdown: a table header with its separator line, and the appletalk row.
+pub fn report_markdown(f: &Facts) -> Result<(), String> {
+    let out = output_of(f, cap::REPORT_MARKDOWN, 0)?;
+    let lines: Vec<&str> = out.lines().collect();
+    let header = lines.windows(2).any(|w| w[0].starts_with("| Module |") && w[1].starts_with("|---"));
+    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
+    let row = lines.iter().any(|l| l.starts_with(&format!("| **{appletalk}** |")) && l.contains(sc::APPLETALK_ALIAS));
+    if header && row {
+        Ok(())
+    } else {
+        Err(format!("no `| Module |` header with its `|---` line, or no {appletalk} row:\n{out}"))
+    }
+}
+
+/// JSON: parses, has its schema, the guest's kernel and appletalk top-level.
+pub fn report_json(f: &Facts) -> Result<(), String> {
+    let out = output_of(f, cap::REPORT_JSON, 0)?;
+    let r: Value = serde_json::from_str(&out).map_err(|e| format!("not JSON ({e}):\n{out}"))?;
+    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
+    let modules = r.pointer("/modules").and_then(Value::as_array);
+    let has = modules.is_some_and(|m| m.iter().any(|m| text(m, "/module") == appletalk));
+    let kernel = f.output.kernel.as_deref().unwrap_or("?");
+    if text(&r, "/schema") == "modtrace-report/1" && text(&r, "/kernel") == kernel && has {
+        Ok(())
+    } else {
+        Err(format!("expected schema modtrace-report/1, kernel {kernel} and module {appletalk}:\n{out}"))
+    }
+}
+
+/// `--by unit` names the unit and what it needs.
+pub fn report_by_unit(f: &Facts) -> Result<(), String> {
+    let out = output_of(f, cap::REPORT_BY_UNIT, 0)?;
+    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
+    let heading = out.lines().any(|l| l.trim() == sc::UNIT);
+    let need = out.lines().any(|l| l.contains(&format!("{} needs {appletalk}", sc::UNIT)));
+    if heading && need {
+        Ok(())
+    } else {
+        Err(format!("no `{}` group saying it needs {appletalk}:\n{out}", sc::UNIT))
+    }
+}
+
+// ---- snapshot and diff ----
+
+/// diff(1)'s convention: 1 when the snapshots differ, 0 when they are the same.
+pub fn diff_exit_codes(f: &Facts) -> Result<(), String> {
+    let changed = output_of(f, cap::DIFF_CHANGED, 1)?;
+    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
+    if !changed.lines().any(|l| l == format!("+ {appletalk}")) {
+        return Err(format!("the diff does not add {appletalk}:\n{changed}"));
+    }
+    let same = output_of(f, cap::DIFF_SAME, 0)?;
+    if !same.contains("no difference") {
+        return Err(format!("a snapshot compared with itself:\n{same}"));
+    }
+    Ok(())
+}
+
+/// With --profile, an added module is shown with its cause.
+pub fn diff_explained_by_profile(f: &Facts) -> Result<(), String> {
+    let out = output_of(f, cap::DIFF_EXPLAINED, 1)?;
+    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
+    let line = out.lines().find(|l| l.starts_with(&format!("+ {appletalk} (")));
+    match line {
+        Some(l) if l.contains(sc::APPLETALK_ALIAS) => Ok(()),
+        _ => Err(format!("no `+ {appletalk} (... {} ...)` line:\n{out}", sc::APPLETALK_ALIAS)),
+    }
+}
+
+// ---- learn's failure cases ----
+
+/// A second learner on the same profile refuses, naming the lock and the pid.
+pub fn second_learner_refused(f: &Facts) -> Result<(), String> {
+    let pid = f.output.text("learn.pid")?.trim().to_string();
+    let stderr = f.output.text(&format!("{}.stderr", cap::SECOND_LEARNER))?;
+    let status = f.output.exit_code(cap::SECOND_LEARNER)?;
+    if status == 0 || !stderr.contains(&format!("pid {pid}")) || !stderr.contains(".lock") {
+        return Err(format!("the second learner exited {status}, expected non-zero and a message naming the lock and pid {pid}:\n{stderr}"));
+    }
+    Ok(())
+}
+
+/// SIGKILL during learning leaves the last checkpoint: a profile with the module
+/// that loaded before the kill (with its cause), its session marked as a checkpoint.
+pub fn killed_learner_checkpoint(f: &Facts) -> Result<(), String> {
+    let status = f.output.exit_code(cap::KILLED_LEARNER)?;
+    if status != 128 + 9 {
+        return Err(format!("the learner's status was {status}, expected 137 (SIGKILL)"));
+    }
+    let p = json_section(f, section::KILLED_PROFILE)?;
+    if text(&p, "/schema") != SCHEMA {
+        return Err(format!("schema is {:?}, expected {SCHEMA}", p.pointer("/schema")));
+    }
+    // Loaded after this learner started: learned from its load, not found preloaded.
+    let m = module(&p, sc::KILLED_LEARNER_MODULE)?;
+    trigger(m, "explicit by modprobe", |t| {
+        text(t, "/kind") == "explicit" && text(t, "/loader/comm") == comm::MODPROBE
+    })?;
+    let ended = p.pointer("/sessions").and_then(Value::as_array).and_then(|s| s.last()).map(|s| text(s, "/ended_by"));
+    match ended {
+        Some("checkpoint") => Ok(()),
+        other => Err(format!("the last session ended by {other:?}, expected \"checkpoint\"")),
+    }
+}
+
+/// A truncated profile: learn refuses it, names the file with line and column,
+/// and leaves it byte for byte as it was.
+pub fn corrupt_profile_refused_and_kept(f: &Facts) -> Result<(), String> {
+    let status = f.output.exit_code(cap::CORRUPT_LEARNER)?;
+    let stderr = f.output.text(&format!("{}.stderr", cap::CORRUPT_LEARNER))?;
+    if status == 0 || !names_position(&stderr, sc::CORRUPT_PROFILE) {
+        return Err(format!(
+            "learn exited {status}, expected non-zero and `{}:LINE:COLUMN` in:\n{stderr}",
+            sc::CORRUPT_PROFILE
+        ));
+    }
+    let cmp = f.output.exit_code(cap::CORRUPT_CMP)?;
+    let after = f.output.text(section::CORRUPT_AFTER)?;
+    if cmp != 0 || after != sc::CORRUPT_TEXT {
+        return Err(format!("the file changed (cmp exit {cmp}); now:\n{after}"));
+    }
+    Ok(())
+}
+
+/// `text` contains `PATH:LINE:COLUMN` with numbers.
+pub(super) fn names_position(text: &str, path: &str) -> bool {
+    text.match_indices(&format!("{path}:")).any(|(i, m)| {
+        let mut parts = text[i + m.len()..].splitn(3, ':');
+        let number = |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+        number(parts.next()) && number(parts.next())
+    })
+}

@@ -1,0 +1,163 @@
+//! One boot of the Debian system image under QEMU: streams the console, notes
+//! when the guest's done marker comes, and waits for the guest to power off.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+/// Printed by tests/system/common.sh just before `systemctl poweroff`.
+pub const DONE_MARKER: &str = "MODTRACE-SYSTEM-DONE";
+/// Lines after which the boot cannot go on: stop at once.
+const FAILURE_LINES: [&str; 4] = [
+    "Kernel panic",
+    "MODTRACE-SYSTEM-INITRAMFS-FAILED",
+    "You are in emergency mode",
+    "Give root password for maintenance",
+];
+/// How long a powering-off guest may take once the marker is out.
+const POWEROFF_GRACE: Duration = Duration::from_secs(90);
+/// Console lines still read after a failure line (they say why).
+const FAILURE_TAIL: Duration = Duration::from_secs(3);
+const CMDLINE: &str = "console=ttyS0,115200 root=/dev/vda rw panic=-1 loglevel=4";
+
+pub struct Machine<'a> {
+    pub label: &'a str,
+    pub kernel: &'a Path,
+    pub initrd: &'a Path,
+    pub image: &'a Path,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The marker came and QEMU exited (the guest powered off).
+    PoweredOff,
+    /// The marker came but the guest did not power off in time.
+    Hung,
+    /// QEMU exited without the marker.
+    NoMarker(String),
+    /// A panic, emergency mode, or the initramfs could not mount the root.
+    Failed(String),
+    TimedOut,
+}
+
+pub struct Run {
+    pub outcome: Outcome,
+    pub console: Vec<String>,
+    /// From QEMU's start to the done marker.
+    pub to_marker: Option<Duration>,
+    /// From QEMU's start to its exit (or kill).
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Ok when the guest did all it had to and powered off.
+    pub fn verdict(&self) -> Result<(), String> {
+        match &self.outcome {
+            Outcome::PoweredOff => Ok(()),
+            Outcome::Hung => {
+                Err(format!("the done marker came but the guest had not powered off {POWEROFF_GRACE:?} later"))
+            }
+            Outcome::NoMarker(how) => Err(format!("the guest stopped without its done marker ({how})")),
+            Outcome::Failed(line) => Err(format!("the boot failed: {line}")),
+            Outcome::TimedOut => Err(format!("timed out after {:.0?}; QEMU killed", self.elapsed)),
+        }
+    }
+}
+
+impl Machine<'_> {
+    fn command(&self) -> Command {
+        let accel = std::env::var("MODTRACE_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
+        let mut cmd = Command::new("qemu-system-x86_64");
+        // q35 boots quicker than pc (no floppy, no ata_piix). A VGA card, a
+        // virtio NIC and a virtio RNG give udev's coldplug some drivers to load.
+        cmd.args(["-accel", &accel, "-cpu", "max", "-machine", "q35", "-m", "2048", "-smp", "2"])
+            .args(["-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none", "-serial", "stdio"])
+            .args(["-vga", "std", "-nic", "user,model=virtio-net-pci", "-device", "virtio-rng-pci"])
+            .arg("-drive")
+            .arg(format!("file={},format=raw,if=virtio", self.image.display()))
+            .arg("-kernel")
+            .arg(self.kernel)
+            .arg("-initrd")
+            .arg(self.initrd)
+            .args(["-append", CMDLINE])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        cmd
+    }
+
+    pub fn run(&self) -> Result<Run> {
+        let mut cmd = self.command();
+        eprintln!("+ {}", crate::cmd::describe(&cmd));
+        let start = Instant::now();
+        let mut child = cmd.spawn().context("cannot start qemu-system-x86_64")?;
+        let lines = console_lines(&mut child);
+        let mut console = Vec::new();
+        let mut to_marker = None;
+        let mut deadline = start + self.timeout;
+        let outcome = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) => {
+                    kill(&mut child);
+                    break if to_marker.is_some() { Outcome::Hung } else { Outcome::TimedOut };
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = wait(&mut child);
+                    break if to_marker.is_some() { Outcome::PoweredOff } else { Outcome::NoMarker(status) };
+                }
+            };
+            println!("[{}] {line}", self.label);
+            if to_marker.is_none() && line.contains(DONE_MARKER) {
+                to_marker = Some(start.elapsed());
+                deadline = Instant::now() + POWEROFF_GRACE;
+            } else if let Some(failure) = FAILURE_LINES.iter().find(|f| line.contains(*f)) {
+                let failure = format!("{failure}: {line}");
+                console.push(line);
+                let tail_end = Instant::now() + FAILURE_TAIL;
+                while let Ok(more) = lines.recv_timeout(tail_end.saturating_duration_since(Instant::now())) {
+                    println!("[{}] {more}", self.label);
+                    console.push(more);
+                }
+                kill(&mut child);
+                break Outcome::Failed(failure);
+            }
+            console.push(line);
+        };
+        Ok(Run { outcome, console, to_marker, elapsed: start.elapsed() })
+    }
+}
+
+fn wait(child: &mut Child) -> String {
+    match child.wait() {
+        Ok(status) => format!("QEMU exited: {status}"),
+        Err(err) => format!("cannot wait for QEMU: {err}"),
+    }
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// QEMU's stdout (the guest console), line by line, from a reader thread.
+fn console_lines(child: &mut Child) -> Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).split(b'\n') {
+            let Ok(bytes) = line else { break };
+            let text = String::from_utf8_lossy(&bytes).trim_end_matches('\r').to_string();
+            if tx.send(text).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}

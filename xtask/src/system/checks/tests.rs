@@ -1,0 +1,302 @@
+//! The checks pass on recordings shaped like a correct pair of boots, and each
+//! of them fails when the fact it guards is broken.
+
+use serde_json::json;
+
+use super::*;
+
+const BOOT_MODULES: [&str; 8] =
+    ["virtio_blk", "ext4", "virtio_net", "bochs", "evdev", "binfmt_misc", "appletalk", "psnap"];
+
+fn proc_modules(names: &[&str]) -> String {
+    names.iter().map(|n| format!("{n} 16384 0 - Live 0x0000000000000000\n")).collect()
+}
+
+fn show(unit: &str, active: &str, result: &str, enter: u64, start: u64) -> String {
+    format!(
+        "Id={unit}\nActiveState={active}\nSubState=exited\nResult={result}\nExecMainStatus=0\n\
+         ActiveEnterTimestampMonotonic={enter}\nInactiveExitTimestampMonotonic={start}\n"
+    )
+}
+
+fn trigger_request(alias: &str, unit: &str) -> Value {
+    json!({"kind": "request", "alias": alias, "requester": {"comm": "x", "unit": unit}, "count": 1})
+}
+
+fn profile(extra: &[&str]) -> Value {
+    let mut modules: Vec<Value> = BOOT_MODULES
+        .iter()
+        .chain(["llc"].iter())
+        .chain(extra)
+        .map(|&name| {
+            let triggers = match name {
+                "appletalk" => vec![trigger_request("net-pf-5", "fake-dm.service")],
+                "binfmt_misc" => vec![trigger_request("fs-binfmt_misc", "fake-dm.service")],
+                _ => vec![json!({"kind": "preloaded", "count": 1})],
+            };
+            json!({"name": name, "top_level": true, "count": 1, "triggers": triggers})
+        })
+        .collect();
+    modules.sort_by_key(|m| m["name"].as_str().unwrap().to_string());
+    json!({"schema": "modtrace-profile/1", "kernel": "6.1.0-56-amd64", "host": "t", "modules": modules,
+           "sessions": [{"start": "a", "end": "b", "duration_secs": 20, "kernel": "6.1.0-56-amd64",
+                         "ended_by": "SIGTERM", "records": 90, "lost_events": 0}]})
+}
+
+fn common(r: &mut Recorded, modules: &[&str], disabled: &str) {
+    r.insert("system-state", "running\n");
+    r.insert("failed-units", "");
+    r.insert("proc-modules", &proc_modules(modules));
+    r.insert("modules-disabled", &format!("{disabled}\n"));
+    r.insert("analyze-time", "Startup finished in 3.1s (kernel) + 12.0s (userspace) = 15.1s\n");
+    r.insert("unit-multi-user.target.show", &show("multi-user.target", "active", "success", 14_000_000, 1));
+    r.insert("unit-fake-dm.service.show", &show("fake-dm.service", "active", "success", 13_000_000, 12_000_000));
+}
+
+fn good_boot1() -> Recorded {
+    let mut r = Recorded::default();
+    let mut modules = BOOT_MODULES.to_vec();
+    modules.push("llc");
+    common(&mut r, &modules, "0");
+    r.insert("unit-modtrace-learn.service.show", &show("modtrace-learn.service", "active", "success", 2_000_000, 1));
+    r.insert("unit-modtrace-learn.service.stopped", &show("modtrace-learn.service", "inactive", "success", 0, 0));
+    r.insert("learn-stop.status", "0\n");
+    r.insert("learn.log", "modtrace: learning ended (SIGTERM); profile saved\n");
+    r.insert("profile.json", &profile(&[]).to_string());
+    r.insert("generate.status", "0\n");
+    r.insert("generate.out", "wrote /etc/modules-load.d/modtrace.conf\n");
+    r.insert("check.status", "0\n");
+    r.insert("check.out", "nothing found that would break\n");
+    r.insert("enable.status", "0\n");
+    r.insert("disable.status", "0\n");
+    r.insert("generated/modtrace.conf", "# modtrace\nappletalk\nbinfmt_misc\n");
+    r.insert(
+        "generated/modtrace-lock.service",
+        "# modtrace\n[Unit]\nX-Modtrace-LockPoint=after-udev\n[Service]\n\
+         ExecStart=/bin/sh -c 'echo 1 > /proc/sys/kernel/modules_disabled'\n",
+    );
+    r.insert(
+        "generated/dropin-fake-dm.service.conf",
+        "# modtrace\n[Unit]\nWants=modprobe@appletalk.service\nAfter=modprobe@appletalk.service\n",
+    );
+    r
+}
+
+fn process(comm: &str, unit: &str, cmdline: &[&str]) -> Value {
+    json!({"pid": 300, "comm": comm, "unit": unit, "cmdline": cmdline})
+}
+
+fn denied_load(syscall: &str, by: Value) -> Value {
+    json!({"kind": "load", "syscall": syscall, "ret": -1, "error": "EPERM", "module": null, "process": by})
+}
+
+fn good_trace() -> Vec<Value> {
+    let unit = "modtrace-test-locked.service";
+    vec![
+        denied_load("finit_module", process("modprobe", unit, &["/sbin/modprobe", "vfat"])),
+        denied_load("init_module", process("modtrace-guest", unit, &["modtrace-guest", "init-module", "f.ko"])),
+        json!({"kind": "request", "alias": "net-pf-35", "resolves_to": ["phonet"],
+               "process": process("modtrace-guest", unit, &["modtrace-guest", "socket", "35"])}),
+        denied_load("finit_module", process("modprobe", "", &["/sbin/modprobe", "-q", "--", "net-pf-35"])),
+    ]
+}
+
+fn set_trace(r: &mut Recorded, records: &[Value]) {
+    let lines: Vec<String> = records.iter().map(Value::to_string).collect();
+    r.insert("trace.jsonl", &(lines.join("\n") + "\n"));
+}
+
+fn good_boot2() -> Recorded {
+    let mut r = Recorded::default();
+    let mut modules = BOOT_MODULES.to_vec();
+    modules.push("llc");
+    common(&mut r, &modules, "1");
+    r.insert("proc-modules-after", &proc_modules(&modules));
+    r.insert(
+        "unit-modtrace-lock.service.show",
+        &show("modtrace-lock.service", "active", "success", 11_000_000, 9_000_000),
+    );
+    r.insert("deny-modprobe.status", "1\n");
+    r.insert("deny-modprobe.err", "modprobe: ERROR: could not insert 'vfat': Operation not permitted\n");
+    r.insert("deny-init-module.status", "1\n");
+    r.insert("deny-init-module.err", "modtrace-guest: init_module(f.ko): Operation not permitted (os error 1)\n");
+    r.insert("deny-request.status", "1\n");
+    r.insert("deny-request.err", "modtrace-guest: socket(35, 2, 0): Address family not supported by protocol\n");
+    r.insert("trace.status", "0\n");
+    r.insert(
+        "trace.err",
+        "modtrace: attached 7 programs in 2100 ms\n\
+         modtrace: 4 events (duration); lost 0 (requests 0, loads 0, failures 0); repeats folded and not yet reported: 0\n",
+    );
+    set_trace(&mut r, &good_trace());
+    r
+}
+
+struct Pair {
+    lock_point: LockPoint,
+    boot1: Boot,
+    boot2: Boot,
+}
+
+impl Pair {
+    fn good() -> Self {
+        Pair {
+            lock_point: LockPoint::AfterUdev,
+            boot1: Boot { finished: Ok(()), recorded: Some(good_boot1()) },
+            boot2: Boot { finished: Ok(()), recorded: Some(good_boot2()) },
+        }
+    }
+
+    fn b1(&mut self) -> &mut Recorded {
+        self.boot1.recorded.as_mut().unwrap()
+    }
+
+    fn b2(&mut self) -> &mut Recorded {
+        self.boot2.recorded.as_mut().unwrap()
+    }
+
+    fn failures(&self) -> Vec<&'static str> {
+        let facts = Facts { lock_point: self.lock_point, boot1: &self.boot1, boot2: &self.boot2 };
+        check_all(&facts).into_iter().filter(|c| c.result.is_err()).map(|c| c.name).collect()
+    }
+}
+
+#[test]
+fn a_correct_pair_of_boots_passes_every_check() {
+    let pair = Pair::good();
+    let facts = Facts { lock_point: pair.lock_point, boot1: &pair.boot1, boot2: &pair.boot2 };
+    let failed: Vec<String> =
+        check_all(&facts).into_iter().filter_map(|c| c.result.err().map(|e| format!("{}: {e}", c.name))).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// Applies `break_it` to a correct pair and expects `check` among the failures.
+fn expect_failure(check: &str, break_it: impl FnOnce(&mut Pair)) {
+    let mut pair = Pair::good();
+    break_it(&mut pair);
+    let failed = pair.failures();
+    assert!(failed.contains(&check), "{check} did not fail; failures: {failed:?}");
+}
+
+#[test]
+fn every_check_can_fail() {
+    expect_failure("boot1_finished", |p| p.boot1.finished = Err("timed out".into()));
+    expect_failure("boot1_reached_multi_user", |p| {
+        p.b1().insert("unit-multi-user.target.show", &show("multi-user.target", "inactive", "success", 0, 0))
+    });
+    expect_failure("boot1_no_failed_units", |p| {
+        p.b1().insert("system-state", "degraded\n");
+        p.b1().insert("failed-units", "systemd-modules-load.service loaded failed failed Load Kernel Modules\n");
+    });
+    expect_failure("boot1_unlocked", |p| p.b1().insert("modules-disabled", "1\n"));
+    expect_failure("learn_service_learned_and_saved", |p| {
+        p.b1().insert("unit-modtrace-learn.service.stopped", &show("modtrace-learn.service", "failed", "signal", 0, 0))
+    });
+    expect_failure("learn_service_learned_and_saved", |p| {
+        let mut profile = profile(&[]);
+        profile["sessions"][0]["lost_events"] = json!(4);
+        p.b1().insert("profile.json", &profile.to_string());
+    });
+    expect_failure("profile_has_fake_dm_requests", |p| {
+        let mut profile = profile(&[]);
+        profile["modules"].as_array_mut().unwrap().iter_mut().filter(|m| m["name"] == "appletalk").for_each(|m| {
+            m["triggers"][0]["requester"]["unit"] = json!("init.scope");
+        });
+        p.b1().insert("profile.json", &profile.to_string());
+    });
+    expect_failure("generate_installed_lock_down", |p| p.b1().insert("generate.status", "2\n"));
+    expect_failure("generate_installed_lock_down", |p| p.b1().remove("generated/dropin-fake-dm.service.conf"));
+    expect_failure("generate_installed_lock_down", |p| p.lock_point = LockPoint::Early);
+    expect_failure("check_found_no_blockers", |p| p.b1().insert("check.status", "1\n"));
+    expect_failure("boot2_units_enabled", |p| p.b1().insert("enable.status", "1\n"));
+    expect_failure("boot2_finished", |p| p.boot2 = Boot::not_run("boot 1 did not finish"));
+    expect_failure("boot2_reached_multi_user", |p| p.b2().remove("unit-multi-user.target.show"));
+    expect_failure("boot2_no_failed_units", |p| p.b2().insert("failed-units", "x.service loaded failed failed X\n"));
+    expect_failure("lock_service_succeeded", |p| {
+        p.b2().insert("unit-modtrace-lock.service.show", &show("modtrace-lock.service", "failed", "exit-code", 0, 9))
+    });
+    expect_failure("modules_disabled_is_1", |p| p.b2().insert("modules-disabled", "0\n"));
+    expect_failure("fake_dm_succeeded_after_lock", |p| {
+        p.b2().insert("unit-fake-dm.service.show", &show("fake-dm.service", "failed", "exit-code", 0, 12_000_000))
+    });
+    expect_failure("fake_dm_succeeded_after_lock", |p| {
+        p.b2().insert("unit-fake-dm.service.show", &show("fake-dm.service", "active", "success", 8_000_000, 7_000_000))
+    });
+    expect_failure("fake_dm_modules_loaded", |p| {
+        p.b2().insert(
+            "proc-modules",
+            &proc_modules(&["virtio_blk", "ext4", "virtio_net", "bochs", "evdev", "binfmt_misc"]),
+        )
+    });
+    // The lock-point measurement: a boot that "succeeded" with modules missing.
+    expect_failure("boot1_modules_kept_in_boot2", |p| {
+        p.b2()
+            .insert("proc-modules", &proc_modules(&["virtio_blk", "ext4", "binfmt_misc", "appletalk", "psnap", "llc"]))
+    });
+    expect_failure("profile_covers_boot1_modules", |p| {
+        let mut modules = BOOT_MODULES.to_vec();
+        modules.extend(["llc", "i2c_i801"]);
+        p.b1().insert("proc-modules", &proc_modules(&modules));
+    });
+    expect_failure("profile_modules_were_loaded_in_boot1", |p| {
+        p.b1().insert("profile.json", &profile(&["acpi_cpufreq"]).to_string())
+    });
+    expect_failure("denied_modprobe_eperm", |p| p.b2().insert("deny-modprobe.status", "0\n"));
+    expect_failure("denied_modprobe_eperm", |p| {
+        p.b2().insert("deny-modprobe.err", "modprobe: FATAL: Module vfat not found\n")
+    });
+    expect_failure("denied_modprobe_eperm", |p| p.b1().insert("profile.json", &profile(&["vfat"]).to_string()));
+    expect_failure("denied_init_module_eperm", |p| {
+        let mut after = BOOT_MODULES.to_vec();
+        after.extend(["llc", "nls_utf8"]);
+        p.b2().insert("proc-modules-after", &proc_modules(&after));
+    });
+    expect_failure("denied_request_eperm", |p| p.b2().insert("deny-request.status", "0\n"));
+    expect_failure("tracer_ran_cleanly", |p| p.b2().insert("trace.err", "modtrace: error: cannot attach\n"));
+    expect_failure("tracer_ran_cleanly", |p| p.b2().insert("trace.status", "1\n"));
+    expect_failure("traced_denied_modprobe", |p| {
+        let mut trace = good_trace();
+        trace[0]["error"] = json!(null);
+        set_trace(p.b2(), &trace);
+    });
+    expect_failure("traced_denied_modprobe", |p| {
+        let mut trace = good_trace();
+        trace[0]["process"]["unit"] = json!(null);
+        set_trace(p.b2(), &trace);
+    });
+    expect_failure("traced_denied_init_module", |p| {
+        let mut trace = good_trace();
+        trace[1]["process"]["comm"] = json!("insmod");
+        set_trace(p.b2(), &trace);
+    });
+    expect_failure("traced_denied_request", |p| {
+        let mut trace = good_trace();
+        trace[2]["process"]["comm"] = json!("kworker/0:1");
+        set_trace(p.b2(), &trace);
+    });
+    expect_failure("traced_denied_request", |p| {
+        let mut trace = good_trace();
+        trace.pop();
+        set_trace(p.b2(), &trace);
+    });
+}
+
+#[test]
+fn the_late_lock_point_does_not_ask_fake_dm_to_start_after_the_lock() {
+    let mut pair = Pair::good();
+    pair.lock_point = LockPoint::Late;
+    pair.b1().insert(
+        "generated/modtrace-lock.service",
+        "[Unit]\nX-Modtrace-LockPoint=late\n[Service]\nExecStart=/bin/sh -c 'echo 1 > /proc/sys/kernel/modules_disabled'\n",
+    );
+    pair.b2().insert("unit-fake-dm.service.show", &show("fake-dm.service", "active", "success", 8_000_000, 7_000_000));
+    assert!(pair.failures().is_empty(), "{:?}", pair.failures());
+}
+
+#[test]
+fn every_check_is_tested_for_failure() {
+    let source = include_str!("tests.rs");
+    for (name, _) in CHECKS {
+        assert!(source.contains(&format!("expect_failure(\"{name}\"")), "no failure test for {name}");
+    }
+}

@@ -1,0 +1,106 @@
+//! The system test's tiny initramfs: Debian's kernel has virtio_blk and ext4 as
+//! modules, so something must load them before the root file system can be
+//! mounted. Static busybox, those modules (dependencies first) and
+//! tests/system/initramfs-init as /init, packed as a newc cpio.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::BufWriter;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cpio::Archive;
+use crate::kernels::Kernel;
+use crate::{cmd, paths};
+
+const BUSYBOX: &str = "/bin/busybox";
+/// What the root disk needs, in load order (`modprobe --show-depends` adds the rest).
+const ROOT_DRIVERS: [&str; 5] = ["virtio_pci", "virtio_blk", "crc32c_generic", "crc32c_intel", "ext4"];
+
+/// Stages the initramfs under `work/initramfs` and packs it to `work/initramfs.cpio`.
+pub fn build(kernel: &Kernel, work: &Path) -> Result<PathBuf> {
+    let root = work.join("initramfs");
+    if root.exists() {
+        fs::remove_dir_all(&root)?;
+    }
+    for dir in ["bin", "dev", "etc", "proc", "sys", "newroot", "lib/modules"] {
+        fs::create_dir_all(root.join(dir))?;
+    }
+    copy(Path::new(BUSYBOX), &root.join("bin/busybox"), 0o755)?;
+    for applet in cmd::output_of(BUSYBOX, &["--list"])?.lines().map(str::trim) {
+        // A link named busybox would replace the binary with a link to itself.
+        if !applet.is_empty() && applet != "busybox" && !applet.contains('/') {
+            symlink("busybox", root.join("bin").join(applet))?;
+        }
+    }
+    let mut list = String::new();
+    for file in module_files(kernel)? {
+        let relative = file.strip_prefix(kernel.modules_dir()).with_context(|| format!("{}", file.display()))?;
+        copy(&file, &root.join("lib/modules").join(relative), 0o644)?;
+        list += &format!("{}\n", relative.display());
+    }
+    fs::write(root.join("etc/modules.list"), list)?;
+    copy(&paths::workspace().join("tests/system/initramfs-init"), &root.join("init"), 0o755)?;
+
+    let image = work.join("initramfs.cpio");
+    let file = fs::File::create(&image).with_context(|| format!("creating {}", image.display()))?;
+    let mut archive = Archive::new(BufWriter::new(file));
+    archive.add_tree(&root)?;
+    archive.add_char_device("dev/console", 5, 1)?;
+    archive.finish()?;
+    fs::remove_dir_all(&root)?;
+    Ok(image)
+}
+
+/// The .ko files of ROOT_DRIVERS and their dependencies, each once, in load order.
+fn module_files(kernel: &Kernel) -> Result<Vec<PathBuf>> {
+    let mut seen = BTreeSet::new();
+    let mut files = Vec::new();
+    for module in ROOT_DRIVERS {
+        let out = cmd::output(Command::new("modprobe").arg("-d").arg(&kernel.root).args([
+            "-S",
+            &kernel.kver,
+            "--show-depends",
+            module,
+        ]))?;
+        let mine = insmod_files(&out);
+        if mine.is_empty() && !out.contains("builtin ") {
+            bail!("{module} is neither a module nor built into {}: {out}", kernel.kver);
+        }
+        files.extend(mine.into_iter().filter(|f| seen.insert(f.clone())));
+    }
+    Ok(files)
+}
+
+/// The files of `insmod FILE ...` lines of `modprobe --show-depends`.
+fn insmod_files(show_depends: &str) -> Vec<PathBuf> {
+    show_depends
+        .lines()
+        .filter_map(|line| line.strip_prefix("insmod "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn copy(from: &Path, to: &Path, mode: u32) -> Result<()> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    fs::set_permissions(to, fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_insmod_lines() {
+        let out = "insmod /m/kernel/drivers/virtio/virtio_ring.ko \nbuiltin crc32c\ninsmod /m/ext4.ko opt=1\n";
+        assert_eq!(insmod_files(out), [PathBuf::from("/m/kernel/drivers/virtio/virtio_ring.ko"), "/m/ext4.ko".into()]);
+    }
+}
