@@ -190,8 +190,9 @@ impl<I: ModuleIndex> Correlator<I> {
         process: &Process,
         d: &mut dyn Describe,
     ) -> What {
-        let seen = self.loaded_by.remove(&task.pid);
-        let module = if l.ret == 0 { seen } else { None };
+        // On failure too: module_load fires before the module's init, so a module
+        // named here with an error was linked, its init failed, and it was freed.
+        let module = self.loaded_by.remove(&task.pid);
         let cause = match self.binding(task) {
             Some(b) => self.request_cause(b, module.as_deref()),
             None if is_helper(task) => Cause::Unknown { reason: unbound_load_reason(task, module.as_deref()) },
@@ -987,7 +988,7 @@ mod tests {
                 load(SEC + 3, b.clone(), 0),
                 load(SEC + 4, a, 0),
                 loaded(SEC + 5, b.clone(), "psnap"),
-                load(SEC + 6, b, -17),
+                load(SEC + 6, b, -19),
             ],
         );
         let module = |r: &Record| match &r.what {
@@ -997,7 +998,8 @@ mod tests {
         assert_eq!(module(&recs[2]), (Some("fat".into()), None));
         assert_eq!(module(&recs[3]), (Some("llc".into()), None));
         assert_eq!(module(&recs[4]), (None, None));
-        assert_eq!(module(&recs[6]), (None, Some("EEXIST".into())));
+        // Linked, then its init failed (ENODEV): the module is named with the error.
+        assert_eq!(module(&recs[6]), (Some("psnap".into()), Some("ENODEV".into())));
     }
 
     #[test]

@@ -174,8 +174,9 @@ pub enum What {
         /// strerror-style name of -ret, e.g. "EPERM"; None on success.
         error: Option<String>,
         repeats: u32,
-        /// The module this call loaded, when a `loaded` event from the same task
-        /// came before the result.
+        /// The module this call linked into the kernel (a `loaded` event from the
+        /// same task came before the result). With an error, its init failed and
+        /// the kernel removed it again.
         module: Option<String>,
         cause: Option<Cause>,
     },

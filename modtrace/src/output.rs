@@ -19,6 +19,7 @@ pub fn human(rec: &Record) -> String {
             let outcome = match (ret, module) {
                 (0, Some(m)) => format!("ok: {m}"),
                 (0, None) => "ok".to_string(),
+                (_, Some(m)) => format!("failed {}: {m}'s init failed, removed again", error.as_deref().unwrap_or("?")),
                 _ => format!("failed {}", error.as_deref().unwrap_or("?")),
             };
             let why = cause.as_ref().map(|c| format!(" <- {}", cause_text(c))).unwrap_or_default();

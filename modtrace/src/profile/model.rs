@@ -38,6 +38,12 @@ pub struct Profile {
     pub failed: Vec<Failure>,
     #[serde(flatten)]
     pub extra: Extra,
+    /// The last `loaded` record of each loader pid until its load call returns:
+    /// module_load fires before the module's init, so when the call then fails
+    /// the module was freed again and that observation is taken back. Never
+    /// written to the file.
+    #[serde(skip)]
+    pub in_flight: std::collections::BTreeMap<u32, crate::event::Record>,
 }
 
 /// One learning run.
@@ -254,6 +260,7 @@ impl Profile {
             requests: Vec::new(),
             failed: Vec::new(),
             extra: Extra::new(),
+            in_flight: Default::default(),
         }
     }
 

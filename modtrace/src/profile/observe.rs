@@ -32,9 +32,13 @@ impl Profile {
                 true
             }
             What::Load { syscall, ret, error, repeats, module, cause, .. } => {
+                let linked = self.in_flight.remove(&rec.process.pid);
                 if *ret == 0 {
-                    // The `loaded` record of the same load carries module and cause.
+                    // The `loaded` record of the same call carried module and cause.
                     return false;
+                }
+                if let Some(loaded) = linked {
+                    self.retract_loaded(&loaded);
                 }
                 let (alias, requester, cause_module) = match cause {
                     Some(Cause::Request { alias, requester, module, .. }) => {
@@ -63,6 +67,35 @@ impl Profile {
                 add_failure(&mut self.failed, failure);
                 true
             }
+            What::Loaded { .. } => {
+                self.in_flight.insert(rec.process.pid, rec.clone());
+                self.add_loaded(rec)
+            }
+            What::Unloaded { .. } => false,
+        }
+    }
+
+    /// Takes back a `loaded` observation whose load call failed (the module's
+    /// init failed and the kernel freed it): its count and trigger go, and the
+    /// module too when nothing else ever loaded it.
+    fn retract_loaded(&mut self, rec: &Record) {
+        let What::Loaded { module, cause, .. } = &rec.what else { return };
+        let name = normalize(module);
+        let trigger = trigger_of(&name, cause, &rec.process);
+        let Ok(i) = self.modules.binary_search_by(|m| m.name.as_str().cmp(&name)) else { return };
+        let m = &mut self.modules[i];
+        m.count = m.count.saturating_sub(1);
+        if let Some(t) = m.triggers.iter_mut().find(|t| t.same_cause(&trigger)) {
+            t.count = t.count.saturating_sub(1);
+        }
+        m.triggers.retain(|t| t.count > 0);
+        if m.count == 0 && m.triggers.is_empty() {
+            self.modules.remove(i);
+        }
+    }
+
+    fn add_loaded(&mut self, rec: &Record) -> bool {
+        match &rec.what {
             What::Loaded { module, taints, cause } => {
                 let name = normalize(module);
                 let trigger = trigger_of(&name, cause, &rec.process);
@@ -82,7 +115,7 @@ impl Profile {
                 add_trigger(&mut m.triggers, trigger);
                 true
             }
-            What::Unloaded { .. } => false,
+            _ => false,
         }
     }
 

@@ -3,6 +3,7 @@ use std::fs;
 
 use super::testutil::*;
 use super::*;
+use crate::event::What;
 use crate::snapshot::parse_proc_modules;
 
 fn module<'a>(p: &'a Profile, name: &str) -> &'a Module {
@@ -417,4 +418,38 @@ fn collect_keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<Stri
         serde_json::Value::Array(a) => a.iter().for_each(|v| collect_keys(v, out)),
         _ => {}
     }
+}
+
+/// A udev worker's cpufreq driver: module_load fired, then init failed (ENODEV)
+/// and the kernel freed it. It must not be listed: the lock unit would fail on it.
+#[test]
+fn a_module_whose_init_failed_is_taken_back_and_listed_as_failed() {
+    let udev_load_failed = |time: &str, module: &str| {
+        let mut r = failed_load(time, "", module, -19, "ENODEV", 0);
+        let loaded = loaded_udev(time, module);
+        r.process = loaded.process.clone();
+        if let What::Load { module: m, cause, .. } = &mut r.what {
+            *m = Some(module.to_string());
+            *cause = match &loaded.what {
+                What::Loaded { cause, .. } => Some(cause.clone()),
+                _ => None,
+            };
+        }
+        r
+    };
+    let mut p = Profile::new("6.1.0", "h");
+    p.observe(&loaded_udev("2024-03-01T10:00:00Z", "snd_hda_intel"));
+    p.observe(&loaded_udev("2024-03-01T10:00:01Z", "acpi_cpufreq"));
+    p.observe(&udev_load_failed("2024-03-01T10:00:01Z", "acpi_cpufreq"));
+    assert!(p.module("acpi_cpufreq").is_none(), "{:?}", p.modules);
+    assert!(p.module("snd_hda_intel").is_some());
+    let f = &p.failed[0];
+    assert_eq!((f.module.as_deref(), f.error.as_deref()), (Some("acpi_cpufreq"), Some("ENODEV")));
+
+    // Loaded for real once, failed once later: kept, with one count.
+    p.observe(&loaded_udev("2024-03-01T10:01:00Z", "acpi_cpufreq"));
+    p.observe(&loaded_udev("2024-03-01T10:02:00Z", "acpi_cpufreq"));
+    p.observe(&udev_load_failed("2024-03-01T10:02:00Z", "acpi_cpufreq"));
+    assert_eq!(module(&p, "acpi_cpufreq").count, 1);
+    assert_eq!(module(&p, "acpi_cpufreq").triggers[0].count, 1);
 }
