@@ -11,6 +11,10 @@ pub const COMM_LEN: usize = 16;
 pub const NAME_LEN: usize = 64;
 /// Bytes kept of the parameter string passed to init_module/finit_module.
 pub const PARAMS_LEN: usize = 128;
+/// Bytes kept of the name of the task's cgroup v2 directory (a systemd unit name
+/// such as lightdm.service), read in the kernel because a short-lived unit's
+/// cgroup can be gone before userspace looks its id up.
+pub const CGROUP_NAME_LEN: usize = 64;
 /// Bytes kept of the task's argv (NUL-separated), read in the kernel at event time
 /// because short-lived loaders (modprobe) are gone before userspace could look.
 pub const ARGS_LEN: usize = 128;
@@ -33,6 +37,8 @@ pub mod flags {
     pub const PARENT_KNOWN: u32 = 1;
     /// `Header::args` holds the task's argv.
     pub const ARGS_KNOWN: u32 = 2;
+    /// `Header::cgroup_name` holds the task's cgroup directory name.
+    pub const CGROUP_NAME_KNOWN: u32 = 4;
 }
 
 /// `LoadEvent::syscall` values.
@@ -81,6 +87,8 @@ pub struct Header {
     pub _pad: u32,
     /// The start of the argv area: arguments separated by NULs.
     pub args: [u8; ARGS_LEN],
+    /// The last component of the task's cgroup v2 path.
+    pub cgroup_name: [u8; CGROUP_NAME_LEN],
 }
 
 #[repr(C)]
@@ -171,6 +179,12 @@ pub struct TaskOffsets {
     pub mm: u32,
     pub arg_start: u32,
     pub arg_end: u32,
+    /// task_struct.cgroups -> css_set.dfl_cgrp -> cgroup.kn -> kernfs_node.name;
+    /// zero when this kernel's BTF lacks one of them (the name is then unknown).
+    pub cgroups: u32,
+    pub dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kn_name: u32,
 }
 
 /// Tracepoint record layouts the probes read, by (group, event, field) offset.
@@ -229,7 +243,7 @@ mod tests {
 
     #[test]
     fn sizes_have_no_hidden_padding() {
-        const HEADER: usize = 72 + 8 + ARGS_LEN;
+        const HEADER: usize = 72 + 8 + ARGS_LEN + CGROUP_NAME_LEN;
         assert_eq!(size_of::<Task>(), 56);
         assert_eq!(size_of::<Header>(), HEADER);
         assert_eq!(size_of::<RequestEvent>(), HEADER + 16 + NAME_LEN);
@@ -238,6 +252,6 @@ mod tests {
         assert_eq!(size_of::<PendingLoad>(), 32 + PARAMS_LEN);
         assert_eq!(size_of::<RepeatState>(), 16);
         assert_eq!(size_of::<RequestKey>(), 16);
-        assert_eq!(size_of::<TaskOffsets>(), 24);
+        assert_eq!(size_of::<TaskOffsets>(), 40);
     }
 }

@@ -42,7 +42,18 @@ static SELF_TGID: u32 = 0;
 
 /// task_struct offsets from the kernel's BTF; zero when unknown.
 #[unsafe(no_mangle)]
-static TASK_OFFSETS: TaskOffsets = TaskOffsets { real_parent: 0, tgid: 0, comm: 0, mm: 0, arg_start: 0, arg_end: 0 };
+static TASK_OFFSETS: TaskOffsets = TaskOffsets {
+    real_parent: 0,
+    tgid: 0,
+    comm: 0,
+    mm: 0,
+    arg_start: 0,
+    arg_end: 0,
+    cgroups: 0,
+    dfl_cgrp: 0,
+    cgroup_kn: 0,
+    kn_name: 0,
+};
 
 pub fn self_tgid() -> u32 {
     // Volatile: the loader rewrites the value, the compiler must not fold the 0.

@@ -2,12 +2,12 @@
 
 use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-    bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
+    bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
     generated::{bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_user},
 };
 use core::ffi::c_void;
 
-use modtrace_common::{ARGS_LEN, Header, TaskOffsets, flags};
+use modtrace_common::{ARGS_LEN, CGROUP_NAME_LEN, Header, TaskOffsets, flags};
 
 use crate::maps::task_offsets;
 
@@ -42,7 +42,26 @@ pub fn fill_header(h: &mut Header, kind: u32, ts_ns: u64) -> bool {
     if fill_args(h, &off, task).is_ok() {
         h.flags |= flags::ARGS_KNOWN;
     }
+    h.cgroup_name = [0; CGROUP_NAME_LEN];
+    if fill_cgroup_name(h, &off, task).is_ok() {
+        h.flags |= flags::CGROUP_NAME_KNOWN;
+    }
     true
+}
+
+/// The name of the task's cgroup v2 directory, from task->cgroups->dfl_cgrp->kn.
+fn fill_cgroup_name(h: &mut Header, off: &TaskOffsets, task: *const u8) -> Result<(), i32> {
+    if off.cgroups == 0 || off.cgroup_kn == 0 || off.kn_name == 0 {
+        return Err(0);
+    }
+    unsafe {
+        let css_set: *const u8 = bpf_probe_read_kernel(task.add(off.cgroups as usize) as *const *const u8)?;
+        let cgroup: *const u8 = bpf_probe_read_kernel(css_set.add(off.dfl_cgrp as usize) as *const *const u8)?;
+        let kn: *const u8 = bpf_probe_read_kernel(cgroup.add(off.cgroup_kn as usize) as *const *const u8)?;
+        let name: *const u8 = bpf_probe_read_kernel(kn.add(off.kn_name as usize) as *const *const u8)?;
+        bpf_probe_read_kernel_str_bytes(name, &mut h.cgroup_name)?;
+    }
+    Ok(())
 }
 
 /// Reads real_parent's tgid and comm at the offsets userspace found in BTF. Fails

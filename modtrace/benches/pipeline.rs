@@ -41,7 +41,7 @@ fn index() -> StaticIndex {
 }
 
 fn task(pid: u32, comm: &str, parent: &str) -> Task {
-    Task { pid, tgid: pid, ppid: Some(2), uid: 0, cgroup_id: 1, comm: comm.into(), parent_comm: Some(parent.into()), args: None }
+    Task { pid, tgid: pid, ppid: Some(2), uid: 0, cgroup_id: 1, comm: comm.into(), parent_comm: Some(parent.into()), args: None, cgroup_name: None }
 }
 
 fn ev(ts_ns: u64, task: Task, body: Body) -> Event {

@@ -308,7 +308,9 @@ impl Describe for SystemDescriber {
             exe: alive.then(|| exe(&self.proc_root, task.tgid)).flatten(),
             // The kernel's copy is from event time; /proc only while the process lives.
             cmdline: task.args.clone().or_else(|| alive.then(|| cmdline(&self.proc_root, task.tgid)).flatten()),
-            unit: cgroup.as_deref().and_then(unit_of),
+            // A short-lived unit's cgroup may be gone before the walk finds its id;
+            // the kernel's copy of the directory name still names the unit.
+            unit: cgroup.as_deref().or(task.cgroup_name.as_deref()).and_then(unit_of),
             cgroup,
             ..Process::from_task(task)
         }
@@ -451,7 +453,7 @@ mod tests {
     }
 
     fn task(pid: u32, tgid: u32, comm: &str) -> Task {
-        Task { pid, tgid, ppid: Some(50), uid: 1000, cgroup_id: 0, comm: comm.into(), parent_comm: Some("bash".into()), args: None }
+        Task { pid, tgid, ppid: Some(50), uid: 1000, cgroup_id: 0, comm: comm.into(), parent_comm: Some("bash".into()), args: None, cgroup_name: None }
     }
 
     #[test]
@@ -515,6 +517,21 @@ mod tests {
     }
 
     #[test]
+    fn a_vanished_unit_cgroup_is_named_by_the_kernels_copy_of_its_name() {
+        let proc_root = fake_proc();
+        let cg = TempDir::new();
+        let mut d = SystemDescriber::with_roots(proc_root.0.clone(), Some(cg.0.clone()));
+        let mut t = task(8, 8, "modtrace-guest");
+        t.cgroup_id = 987_654; // no directory has this inode any more
+        assert_eq!(d.process(&t).unit, None);
+        t.cgroup_name = Some("fake-dm.service".into());
+        let p = d.process(&t);
+        assert_eq!((p.cgroup, p.unit.as_deref()), (None, Some("fake-dm.service")));
+        t.cgroup_name = Some("user-1000.slice".into());
+        assert_eq!(d.process(&t).unit.as_deref(), Some("user-1000.slice"));
+    }
+
+    #[test]
     fn describes_this_test_process_from_the_real_proc_and_cgroup_tree() {
         let tgid = std::process::id();
         // SAFETY: gettid has no preconditions.
@@ -527,7 +544,7 @@ mod tests {
             (Some(root), Some(path)) => ino(&root.join(path.trim_start_matches('/'))),
             _ => 0,
         };
-        let t = Task { pid, tgid, ppid: None, uid: 0, cgroup_id, comm: comm.trim_end().into(), parent_comm: None, args: None };
+        let t = Task { pid, tgid, ppid: None, uid: 0, cgroup_id, comm: comm.trim_end().into(), parent_comm: None, args: None, cgroup_name: None };
         let p = d.process(&t);
         let me = std::env::current_exe().unwrap();
         assert_eq!(p.exe.as_deref(), Some(me.to_str().unwrap()));

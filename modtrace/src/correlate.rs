@@ -581,6 +581,7 @@ mod tests {
             comm: comm.into(),
             parent_comm: Some(parent_comm.into()),
             args: None,
+            cgroup_name: None,
         }
     }
 

@@ -60,6 +60,7 @@ fn task(h: &Header) -> Task {
         comm: cstr(&h.task.comm),
         parent_comm: parent_known.then(|| cstr(&h.task.parent_comm)),
         args: (h.flags & flags::ARGS_KNOWN != 0).then(|| args(&h.args, h.args_len)),
+        cgroup_name: (h.flags & flags::CGROUP_NAME_KNOWN != 0).then(|| cstr(&h.cgroup_name)),
     }
 }
 
@@ -131,9 +132,11 @@ pub mod encode {
         }
         let parent = if t.ppid.is_some() { flags::PARENT_KNOWN } else { 0 };
         let argv = if t.args.is_some() { flags::ARGS_KNOWN } else { 0 };
+        let cgroup = if t.cgroup_name.is_some() { flags::CGROUP_NAME_KNOWN } else { 0 };
         Header {
             kind,
-            flags: parent | argv,
+            flags: parent | argv | cgroup,
+            cgroup_name: fill(t.cgroup_name.as_deref().unwrap_or("")),
             ts_ns,
             args_len,
             _pad: 0,
@@ -201,6 +204,7 @@ mod tests {
             comm: "modprobe".into(),
             parent_comm: Some("kworker/u4:1".into()),
             args: Some(vec!["/sbin/modprobe".into(), "-q".into(), "--".into(), "net-pf-5".into()]),
+            cgroup_name: Some("example.service".into()),
         }
     }
 
@@ -243,6 +247,7 @@ mod tests {
         ev.task.ppid = None;
         ev.task.parent_comm = None;
         ev.task.args = None;
+        ev.task.cgroup_name = None;
         if let Body::Load { syscall, fd, .. } = &mut ev.body {
             *syscall = Syscall::InitModule;
             *fd = None;

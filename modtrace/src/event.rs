@@ -20,6 +20,9 @@ pub struct Task {
     /// argv as the kernel saw it at event time (the first ARGS_LEN bytes); None
     /// for kernel threads or when it could not be read.
     pub args: Option<Vec<String>>,
+    /// The name of the task's cgroup v2 directory as the kernel saw it at event
+    /// time (e.g. fake-dm.service); None when this kernel's layout is unknown.
+    pub cgroup_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -124,6 +124,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let duration = plan.duration;
     let outcome = learn(&plan, &index, |sink| {
         let tracer = Tracer::start()?;
+        let probes = &tracer.probes;
+        eprintln!("modtrace: attached {} programs in {} ms; learning", probes.attached, probes.attach_ms);
         for note in &tracer.probes.notes {
             eprintln!("modtrace: note: {note}");
         }

@@ -28,6 +28,7 @@ pub fn task_offsets(path: &Path) -> Result<TaskOffsets, String> {
         mm: offset(&task, "task_struct", "mm")?,
         arg_start: offset(&mm, "mm_struct", "arg_start")?,
         arg_end: offset(&mm, "mm_struct", "arg_end")?,
+        ..cgroup_offsets(&btf, &task).unwrap_or_default()
     })
 }
 
@@ -56,6 +57,23 @@ fn memory_copy(path: &Path) -> std::io::Result<std::fs::File> {
     let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
     file.write_all(&bytes)?;
     Ok(file)
+}
+
+/// The chain to the task's cgroup directory name. Optional: kernels rename these
+/// fields now and then (kernfs_node.name became __name), and only the cgroup name
+/// depends on them.
+fn cgroup_offsets(btf: &Btf, task: &btf_rs::Struct) -> Option<TaskOffsets> {
+    let field = |s: &btf_rs::Struct, f: &str| member_offset(btf, s, f).ok().flatten();
+    let css_set = find_struct(btf, "css_set").ok()?;
+    let cgroup = find_struct(btf, "cgroup").ok()?;
+    let kn = find_struct(btf, "kernfs_node").ok()?;
+    Some(TaskOffsets {
+        cgroups: field(task, "cgroups")?,
+        dfl_cgrp: field(&css_set, "dfl_cgrp")?,
+        cgroup_kn: field(&cgroup, "kn")?,
+        kn_name: field(&kn, "name")?,
+        ..TaskOffsets::default()
+    })
 }
 
 fn find_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct, String> {
