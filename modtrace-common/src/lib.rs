@@ -141,7 +141,9 @@ pub struct PendingLoad {
     pub syscall: u32,
     pub fd: i32,
     pub flags: u32,
-    pub _pad: u32,
+    /// 1 once module_load fired during this call: the module was linked, so a
+    /// failure now means its init failed. Such a failure is never folded.
+    pub linked: u32,
     pub image_len: u64,
     pub params: [u8; PARAMS_LEN],
 }

@@ -51,7 +51,7 @@ fn remember(sys: u32, fd: i32, flags: u32, image_len: u64, params_ptr: u64) {
         syscall: sys,
         fd,
         flags,
-        _pad: 0,
+        linked: 0,
         image_len,
         params: [0; PARAMS_LEN],
     };
@@ -72,7 +72,9 @@ fn send(ret: i64) -> Result<(), i32> {
 }
 
 fn emit(pending: &PendingLoad, tgid: u32, ret: i64) -> Result<(), i32> {
-    let (rb, ring_index, repeats) = if ret == 0 {
+    // A linked module whose init failed is as important as a load: userspace must
+    // take it back. Only root can cause these, and only with real modules.
+    let (rb, ring_index, repeats) = if ret == 0 || pending.linked != 0 {
         (&LOADS, ring::LOADS, 0)
     } else {
         match fold_failure(tgid) {
@@ -103,4 +105,13 @@ fn emit(pending: &PendingLoad, tgid: u32, ret: i64) -> Result<(), i32> {
 
 fn fold_failure(tgid: u32) -> Option<u32> {
     fold_in(&FAIL_REPEATS, &tgid, now())
+}
+
+/// Called from module_load: marks the current task's load call as having linked
+/// its module.
+pub fn mark_linked() {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if let Some(pending) = PENDING.get_ptr_mut(&pid_tgid) {
+        unsafe { (*pending).linked = 1 };
+    }
 }

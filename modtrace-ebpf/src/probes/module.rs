@@ -12,6 +12,7 @@ use modtrace_common::tp::{FREE_NAME as FREE_NAME_OFFSET, LOAD_NAME as LOAD_NAME_
 
 #[tracepoint]
 pub fn module_load(ctx: TracePointContext) -> u32 {
+    super::load::mark_linked();
     let taints = unsafe { ctx.read_at::<u32>(LOAD_TAINTS_OFFSET) }.unwrap_or(0);
     match send(&ctx, kind::LOADED, taints, LOAD_NAME_OFFSET) {
         Ok(()) | Err(_) => 0,
