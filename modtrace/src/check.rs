@@ -294,8 +294,12 @@ pub fn evaluate(inputs: &Inputs) -> Report {
     let mut list: Vec<String> = plan.top_level.clone();
     match &inputs.installed {
         Some(inst) if inst.kernel.as_deref() == Some(target.release.as_str()) => {
-            for m in &plan.top_level {
-                if !inst.modules.contains(m) {
+            // What its modprobe -a loads in this kernel: the listed modules and
+            // their dependencies. Every module the plan needs (the definition
+            // generate writes from) must be among them; nothing else is asked.
+            let loads: BTreeSet<String> = inst.modules.iter().flat_map(|m| target.closure(&normalize(m))).collect();
+            for m in plan.needs.keys() {
+                if !loads.contains(m) {
                     report.blockers.push(format!(
                         "the installed modtrace-lock.service does not load {m}, which the profile needs: regenerate (modtrace generate --out /)"
                     ));
@@ -600,6 +604,138 @@ mod tests {
         let r = root(None);
         let report = run(&r, &example_profile(), &target(appletalk_index(), &[]), LockPoint::AfterUdev);
         assert!(report.blockers.iter().any(|b| b.contains("no loadable module support")), "{:?}", report.blockers);
+    }
+
+    /// A CPU's modalias: it names every CPU-feature module of the kernel, most
+    /// of which do not load.
+    const CPU: &str = "cpu:type:x86,ven0002fam000Fmod006B:feature:,0000,0002,0003";
+
+    fn udev_module(name: &str, deps: &[&str], top_level: bool) -> profile::Module {
+        use crate::profile::{Device, Trigger, TriggerKind};
+        let mut m = profile::Module::new(name, "2024-03-01T10:00:00Z");
+        m.top_level = top_level;
+        m.depends_on = deps.iter().map(|d| d.to_string()).collect();
+        m.count = 1;
+        m.triggers.push(Trigger {
+            device: Some(Device {
+                modalias: Some(CPU.to_string()),
+                devpath: Some("/devices/system/cpu/cpu1".to_string()),
+                extra: Default::default(),
+            }),
+            count: 1,
+            ..Trigger::new(TriggerKind::Udev)
+        });
+        m
+    }
+
+    /// The kernel of the two-boot system test, in small: the CPU's modalias
+    /// names amd64_edac (which fails to load in a VM, after loading its
+    /// dependency edac_mce_amd), kvm_amd, kvm_intel, powernow_k8 and sha1_ssse3.
+    fn cpu_index() -> StaticIndex {
+        let mut idx = appletalk_index()
+            .module("amd64_edac", &["edac_mce_amd"])
+            .module("edac_mce_amd", &[])
+            .module("kvm_amd", &["kvm", "ccp"])
+            .module("kvm_intel", &["kvm"])
+            .module("kvm", &["irqbypass"])
+            .module("irqbypass", &[])
+            .module("ccp", &[])
+            .module("powernow_k8", &[])
+            .module("sha1_ssse3", &[]);
+        for m in ["amd64_edac", "kvm_amd", "kvm_intel", "powernow_k8", "sha1_ssse3"] {
+            idx = idx.alias(CPU, m);
+        }
+        idx
+    }
+
+    /// example_profile, learned on this kernel, plus what udev loaded for the
+    /// CPU: what loaded of the modules its modalias names, and edac_mce_amd.
+    fn cpu_profile() -> Profile {
+        let mut p = example_profile();
+        p.kernel = RELEASE.to_string();
+        p.modules.extend([
+            udev_module("edac_mce_amd", &[], true),
+            udev_module("kvm_amd", &["ccp", "irqbypass", "kvm"], true),
+            udev_module("kvm", &["irqbypass"], false),
+            udev_module("irqbypass", &[], false),
+            udev_module("ccp", &[], false),
+            udev_module("sha1_ssse3", &[], true),
+        ]);
+        p.modules.sort_by(|a, b| a.name.cmp(&b.name));
+        p
+    }
+
+    const CPU_LOADED: &str = "edac_mce_amd 1 0 - Live 0x0\nkvm_amd 1 0 - Live 0x0\nkvm 1 1 kvm_amd, Live 0x0\n\
+                              irqbypass 1 1 kvm, Live 0x0\nccp 1 1 kvm_amd, Live 0x0\nsha1_ssse3 1 0 - Live 0x0\n";
+
+    /// `modtrace generate --out /` (no --kernel: the profile's names as learned).
+    fn install_generated(root: &TempDir, p: &Profile) {
+        let out = crate::generate::generate(
+            p,
+            &Target::from_profile(p),
+            &crate::generate::Options {
+                profile_path: "/var/lib/modtrace/profile.json".into(),
+                lock_point: LockPoint::AfterUdev,
+                deny: false,
+                now: "now".into(),
+                command: "test".into(),
+            },
+        )
+        .unwrap();
+        for f in &out.files {
+            let dest = root.path().join(&f.path);
+            fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            fs::write(dest, &f.contents).unwrap();
+        }
+    }
+
+    #[test]
+    fn check_right_after_generate_asks_for_nothing_generate_did_not_install() {
+        // The two-boot system test: generate --out /, then check, same kernel.
+        // The CPU's modalias names amd64_edac, kvm_intel and powernow_k8 too;
+        // they are not in the profile and must not be asked for.
+        let r = root(Some(&format!("{LOADED}{CPU_LOADED}")));
+        let p = cpu_profile();
+        install_generated(&r, &p);
+        let report = run(&r, &p, &target(cpu_index(), &[]), LockPoint::AfterUdev);
+        assert!(report.safe(), "{}", render(&report));
+        let plan = report.plan.as_ref().unwrap();
+        for m in ["amd64_edac", "kvm_intel", "powernow_k8"] {
+            assert!(!plan.needs.contains_key(m), "{m} is not in the profile: {:?}", plan.needs.keys());
+        }
+        assert!(plan.top_level.contains(&"edac_mce_amd".to_string()), "{:?}", plan.top_level);
+
+        // The run that found kvm_amd failing: its dependencies loaded, it did not.
+        let mut p2 = cpu_profile();
+        p2.modules.retain(|m| m.name != "kvm_amd");
+        for m in p2.modules.iter_mut().filter(|m| m.name == "kvm") {
+            m.top_level = true;
+        }
+        let r2 = root(Some(&format!("{LOADED}{}", CPU_LOADED.replace("kvm_amd 1 0 - Live 0x0\n", ""))));
+        install_generated(&r2, &p2);
+        let report = run(&r2, &p2, &target(cpu_index(), &[]), LockPoint::AfterUdev);
+        assert!(report.safe(), "{}", render(&report));
+    }
+
+    #[test]
+    fn a_module_the_installed_lock_unit_lacks_still_blocks() {
+        // Generated before powernow_k8 was learned: a real gap, named.
+        let r = root(Some(&format!("{LOADED}{CPU_LOADED}powernow_k8 1 0 - Live 0x0\n")));
+        let p = cpu_profile();
+        install_generated(&r, &p);
+        let mut learned_more = p.clone();
+        learned_more.modules.push(udev_module("powernow_k8", &[], true));
+        learned_more.modules.sort_by(|a, b| a.name.cmp(&b.name));
+        let report = run(&r, &learned_more, &target(cpu_index(), &[]), LockPoint::AfterUdev);
+        assert_eq!(
+            report.blockers,
+            ["the installed modtrace-lock.service does not load powernow_k8, which the profile needs: \
+                 regenerate (modtrace generate --out /)"],
+            "{}",
+            render(&report)
+        );
+        // A dependency the installed list brings is no gap: kvm comes with kvm_amd.
+        assert!(!report.blockers.iter().any(|b| b.contains(" kvm,") || b.contains(" ccp,")));
     }
 
     #[test]

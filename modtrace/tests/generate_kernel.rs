@@ -294,6 +294,138 @@ fn check_and_lock_on_a_system_root() {
     assert_eq!(std::fs::read_to_string(root.join("proc/sys/kernel/modules_disabled")).unwrap(), "0\n");
 }
 
+/// The CPU's modalias from the two-boot system test (a QEMU guest's AMD CPU), with
+/// the newline the kernel ends it with. In Debian's 6.1 it names amd64_edac,
+/// kvm_amd, powernow_k8, the crypto and crc modules and more.
+const CPU_MODALIAS: &str = "cpu:type:x86,ven0002fam000Fmod006B:feature:,0000,0002,0003,0004,0005,0006,0007,0008,0009,000B,000C,000D,000E,000F,0010,0011,0013,0016,0017,0018,0019,001A,001B,001C,0020,0022,0023,0024,0025,0026,0027,0028,0029,002B,002C,002D,002E,002F,0030,0031,0034,0036,0037,0038,003A,003B,003D,003E,003F,0064,006E,0070,0072,0074,0075,0079,007A,0080,0081,0083,0089,008C,008D,0093,0094,0096,0097,0099,009A,009B,009C,009D,009E,009F,00C0,00C1,00C2,00C4,00C5,00C6,00C8,00ED,00F3,010F,0120,0123,0125,0127,0128,0129,012E,0133,0134,0136,0137,0138,0140,0142,0165,016C,01C2,01E0,01F0,01FC,0202,0203,0204,0209,0210,021F\n";
+
+/// What udev loaded for that CPU in the system test, as its profile recorded it:
+/// module, dependencies; every one with the CPU's udev trigger (the
+/// dependencies too). amd64_edac failed to load (no EDAC in a VM) after its
+/// dependency edac_mce_amd had loaded; with `without`, the modules of the run
+/// where kvm_amd and powernow_k8 failed as well.
+fn cpu_profile_json(without: &[&str]) -> String {
+    let loaded: &[(&str, &[&str])] = &[
+        ("aesni_intel", &["cryptd", "crypto_simd"]),
+        ("ccp", &[]),
+        ("crc32_pclmul", &[]),
+        ("crct10dif_common", &[]),
+        ("crct10dif_pclmul", &["crct10dif_common"]),
+        ("cryptd", &[]),
+        ("crypto_simd", &["cryptd"]),
+        ("edac_mce_amd", &[]),
+        ("ghash_clmulni_intel", &["cryptd"]),
+        ("irqbypass", &[]),
+        ("kvm", &["irqbypass"]),
+        ("kvm_amd", &["ccp", "irqbypass", "kvm"]),
+        ("powernow_k8", &[]),
+        ("sha1_ssse3", &[]),
+        ("sha256_ssse3", &[]),
+        ("sha512_generic", &[]),
+        ("sha512_ssse3", &["sha512_generic"]),
+    ];
+    let loaded: Vec<_> = loaded.iter().filter(|(m, _)| !without.contains(m)).collect();
+    let trigger = format!(
+        r#"{{"kind": "udev", "loader": {{"comm": "(udev-worker)", "exe": "/usr/bin/udevadm", "unit": "systemd-udevd.service"}},
+            "device": {{"modalias": {}, "devpath": "/devices/system/cpu/cpu1"}}, "count": 1}}"#,
+        serde_json::to_string(CPU_MODALIAS).unwrap()
+    );
+    let modules: Vec<String> = loaded
+        .iter()
+        .map(|(name, deps)| {
+            let needed_by: Vec<String> =
+                loaded.iter().filter(|(_, d)| d.contains(name)).map(|(m, _)| format!("\"{m}\"")).collect();
+            let deps: Vec<String> = deps.iter().map(|d| format!("\"{d}\"")).collect();
+            format!(
+                r#"{{"name": "{name}", "top_level": {}, "depends_on": [{}], "needed_by": [{}], "count": 1,
+                    "first_seen": "2026-11-27T22:40:51Z", "last_seen": "2026-11-27T22:40:51Z", "taints": [],
+                    "triggers": [{trigger}]}}"#,
+                needed_by.is_empty(),
+                deps.join(", "),
+                needed_by.join(", ")
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"schema": "modtrace-profile/1", "kernel": "{KVER}", "host": "modtrace-test", "boots": [], "sessions": [],
+            "modules": [{}], "requests": [],
+            "failed": [{{"module": null, "syscall": "finit_module", "ret": -19, "error": "ENODEV",
+                         "loader": {{"comm": "(udev-worker)", "exe": "/usr/bin/udevadm", "unit": "systemd-udevd.service"}},
+                         "count": 7, "first_seen": "2026-11-27T22:40:51Z", "last_seen": "2026-11-27T22:41:00Z"}}]}}"#,
+        modules.join(",")
+    )
+}
+
+/// /proc/modules with every module of `profile` loaded.
+fn proc_modules_of(profile: &Profile) -> String {
+    profile.modules.iter().map(|m| format!("{} 16384 0 - Live 0x0\n", m.name)).collect()
+}
+
+#[test]
+fn check_right_after_generate_on_the_same_kernel_finds_no_blocker() {
+    // The modalias really names more than what loaded in this kernel.
+    let t = Target::open(KVER, &tree()).unwrap();
+    let named = t.lookup(CPU_MODALIAS.trim()).loadable;
+    for m in ["amd64_edac", "kvm_amd", "powernow_k8", "aesni_intel", "edac_mce_amd", "kvm_intel"] {
+        // Not edac_mce_amd (amd64_edac's dependency), nor kvm_intel (no VMX).
+        assert_eq!(named.contains(&m.to_string()), !m.starts_with("edac") && m != "kvm_intel", "{m}: {named:?}");
+    }
+    for without in [&[][..], &["kvm_amd", "powernow_k8"][..]] {
+        let tmp = Temp::new("cpu");
+        let p = tmp.0.join("profile.json");
+        std::fs::write(&p, cpu_profile_json(without)).unwrap();
+        let prof: Profile = serde_json::from_str(&cpu_profile_json(without)).unwrap();
+        let root = system_root(&tmp, &proc_modules_of(&prof));
+
+        // One definition of what the profile needs: as learned, or resolved in
+        // the same kernel, the same modules.
+        let learned = generate::plan(&prof, &Target::from_profile(&prof)).unwrap();
+        let resolved = generate::plan(&prof, &t).unwrap();
+        assert_eq!(resolved.needs.keys().collect::<Vec<_>>(), learned.needs.keys().collect::<Vec<_>>());
+        assert_eq!(resolved.top_level, learned.top_level);
+        assert!(resolved.unresolved.is_empty(), "{:?}", resolved.unresolved);
+
+        // The documented workflow: generate --out /, then check.
+        let (code, stdout, stderr) =
+            modtrace(&["generate", "--profile", p.to_str().unwrap(), "--out", root.to_str().unwrap()]);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        let (code, stdout, stderr) =
+            modtrace(&["check", "--profile", p.to_str().unwrap(), "--root", root.to_str().unwrap()]);
+        assert_eq!(code, 0, "without {without:?}:\n{stdout}\n{stderr}");
+        assert!(stdout.contains("safe to lock: no blocker found"), "{stdout}");
+        assert!(!stdout.contains("amd64_edac"), "{stdout}");
+
+        // With --kernel for the same kernel: the same list.
+        let lock = std::fs::read_to_string(root.join(generate::LOCK_UNIT)).unwrap();
+        let out = generate::generate(&prof, &t, &opts(false)).unwrap();
+        let exec = |text: &str| text.lines().find(|l| l.starts_with("ExecStart=/sbin/modprobe")).unwrap().to_string();
+        assert_eq!(exec(&lock), exec(&out.file(generate::LOCK_UNIT).unwrap().contents));
+        assert!(!exec(&lock).contains("amd64_edac"), "{lock}");
+    }
+}
+
+#[test]
+fn check_still_names_a_module_the_installed_lock_does_not_load() {
+    let tmp = Temp::new("cpu-gap");
+    let p = tmp.0.join("profile.json");
+    std::fs::write(&p, cpu_profile_json(&["powernow_k8"])).unwrap();
+    let root = system_root(&tmp, "");
+    let (code, _, stderr) = modtrace(&["generate", "--profile", p.to_str().unwrap(), "--out", root.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    // Learned again since: powernow_k8 loaded this time; the lock is now stale.
+    std::fs::write(&p, cpu_profile_json(&[])).unwrap();
+    let prof: Profile = serde_json::from_str(&cpu_profile_json(&[])).unwrap();
+    std::fs::write(root.join("proc/modules"), proc_modules_of(&prof)).unwrap();
+    let (code, stdout, _) = modtrace(&["check", "--profile", p.to_str().unwrap(), "--root", root.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    let blockers: Vec<&str> = stdout.lines().filter(|l| l.starts_with("  - ")).collect();
+    assert_eq!(
+        blockers,
+        ["  - the installed modtrace-lock.service does not load powernow_k8, which the profile needs: regenerate (modtrace generate --out /)"],
+        "{stdout}"
+    );
+}
+
 fn hook(root: &Path, profile: &Path, binary: &str) -> (i32, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/kernel/postinst.d/modtrace");
     let out = Command::new("sh")

@@ -116,7 +116,8 @@ refused, and nothing is written.
 
 With --kernel, each cause in the profile is resolved again in that kernel's module \
 index (modules.alias, modules.dep, modules.builtin): a request by its alias, a udev \
-load by its device's modalias, anything else by the module's name. A module now \
+load by the module loaded for the device while the kernel has it (else by the \
+device's modalias), anything else by the module's name. A module now \
 built in is not listed; what resolves to nothing is reported as unresolved.
 
 To install after review: cp -r /var/lib/modtrace/generated/etc/. /etc/, then \

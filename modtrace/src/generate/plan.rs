@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::target::Target;
+use super::target::{Lookup, Target};
 use super::validate::{check_module, check_release, check_unit, Invalid};
 use crate::profile::{Module, Profile, Requester, Trigger, TriggerKind, BEFORE_LEARNING};
 
@@ -149,12 +149,6 @@ enum Key {
 }
 
 impl Key {
-    fn text(&self) -> &str {
-        match self {
-            Key::Name(s) | Key::Alias(s) | Key::Modalias(s) => s,
-        }
-    }
-
     fn describe(&self) -> String {
         match self {
             Key::Name(n) => format!("module {n}"),
@@ -217,7 +211,7 @@ pub fn describe_trigger(t: &Trigger) -> String {
         TriggerKind::Udev => match &t.device {
             Some(d) => format!(
                 "udev, for device {}{}",
-                d.modalias.as_deref().unwrap_or("(modalias unknown)"),
+                d.modalias.as_deref().map(str::trim).unwrap_or("(modalias unknown)"),
                 d.devpath.as_deref().map(|p| format!(" at {p}")).unwrap_or_default()
             ),
             None => "udev, for a device (unknown)".to_string(),
@@ -306,7 +300,10 @@ fn entries(profile: &Profile) -> Vec<Entry> {
         for t in own {
             let key = match (t.kind, &t.alias, t.device.as_ref().and_then(|d| d.modalias.as_ref())) {
                 (TriggerKind::Request, Some(alias), _) => Key::Alias(alias.clone()),
-                (TriggerKind::Udev, _, Some(modalias)) => Key::Modalias(modalias.clone()),
+                // The kernel ends a CPU's MODALIAS with a newline: not part of it.
+                (TriggerKind::Udev, _, Some(modalias)) if !modalias.trim().is_empty() => {
+                    Key::Modalias(modalias.trim().to_string())
+                }
                 _ => Key::Name(m.name.clone()),
             };
             out.push(Entry {
@@ -375,6 +372,57 @@ pub fn top_of(
     (top, brings)
 }
 
+/// What one recorded cause requires in `target`, `learned` being the module
+/// that was loaded for it. The one definition of "the modules this profile
+/// requires for kernel K": `generate` (files), `check` (blockers) and `lock` all
+/// get it through [`plan`], so that a lock generated for a kernel is exactly what
+/// check then asks for on it.
+///
+/// - A profile target (no kernel named) re-resolves nothing: the module as learned.
+/// - A udev load: the module that was loaded for the device, while `target` still
+///   has it (found by its name, or among the modalias's modules). A modalias can
+///   name many modules (a CPU's `cpu:type:x86,...` names a dozen, some of which
+///   fail to load, like amd64_edac in a VM): the one that loaded is the one
+///   needed. Only when the kernel no longer has it, every module the modalias
+///   names now.
+/// - A request: its alias's module(s) in `target`. When they still include the
+///   module that was loaded for it, only that one: the others were tried when
+///   learning (modprobe loads every module of an alias) and did not load, or
+///   were not there then; the request was answered without them.
+/// - Anything else: the module by its name.
+fn required(target: &Target, learned: &str, key: &Key) -> Lookup {
+    if target.is_profile() {
+        return target.lookup(learned);
+    }
+    let only_learned = |l: &Lookup| Lookup {
+        loadable: l.loadable.iter().filter(|m| *m == learned).cloned().collect(),
+        builtin: l.builtin.iter().filter(|m| *m == learned).cloned().collect(),
+    };
+    match key {
+        Key::Name(name) => target.lookup(name),
+        Key::Modalias(modalias) => {
+            let by_name = target.lookup(learned);
+            if by_name.contains(learned) {
+                return only_learned(&by_name);
+            }
+            let now = target.lookup(modalias);
+            if now.contains(learned) {
+                only_learned(&now)
+            } else {
+                now
+            }
+        }
+        Key::Alias(alias) => {
+            let now = target.lookup(alias);
+            if now.contains(learned) {
+                only_learned(&now)
+            } else {
+                now
+            }
+        }
+    }
+}
+
 /// What `target` must load for `profile`. Refuses profiles with names that
 /// cannot be written safely (all of them listed).
 pub fn plan(profile: &Profile, target: &Target) -> Result<Plan, Vec<Invalid>> {
@@ -385,20 +433,7 @@ pub fn plan(profile: &Profile, target: &Target) -> Result<Plan, Vec<Invalid>> {
     let mut plan = Plan { release: target.release.clone(), ..Plan::default() };
     let mut bad_names = Vec::new();
     for e in entries(profile) {
-        let lookup = if target.is_profile() {
-            target.lookup(&e.module)
-        } else {
-            let mut l = target.lookup(e.key.text());
-            if let Key::Modalias(_) = e.key {
-                // Several drivers can match one device; the one that was loaded
-                // for it is the one needed, while the kernel still has it.
-                if l.contains(&e.module) {
-                    l.loadable.retain(|m| *m == e.module);
-                    l.builtin.retain(|m| *m == e.module);
-                }
-            }
-            l
-        };
+        let lookup = required(target, &e.module, &e.key);
         for m in lookup.loadable.iter().chain(&lookup.builtin) {
             if let Err(rule) = check_module(m) {
                 bad_names.push(Invalid {

@@ -305,6 +305,149 @@ fn udev_loads_resolve_by_modalias() {
     assert_eq!(listed(&out.file(MODULES_LOAD).unwrap().contents), ["e1000e_old"]);
 }
 
+/// A CPU's modalias: it names every CPU-feature module, most of which fail to
+/// load or are not wanted.
+const CPU: &str = "cpu:type:x86,ven0002fam000Fmod006B:feature:,0000,0002,0003";
+
+fn cpu_module(name: &str, deps: &[&str], top_level: bool) -> Module {
+    cpu_module_for(CPU, name, deps, top_level)
+}
+
+fn cpu_module_for(modalias: &str, name: &str, deps: &[&str], top_level: bool) -> Module {
+    let mut m = Module::new(name, NOW);
+    m.top_level = top_level;
+    m.depends_on = deps.iter().map(|d| d.to_string()).collect();
+    m.count = 1;
+    m.triggers.push(Trigger {
+        device: Some(Device {
+            modalias: Some(modalias.into()),
+            devpath: Some("/devices/system/cpu/cpu1".into()),
+            extra: Default::default(),
+        }),
+        count: 1,
+        ..Trigger::new(TriggerKind::Udev)
+    });
+    m
+}
+
+/// What udev loaded for the CPU on the two-boot system test: edac_mce_amd (the
+/// dependency of amd64_edac, which then failed), kvm_amd with its dependencies
+/// (which carry the same udev trigger), sha1_ssse3.
+fn cpu_profile() -> Profile {
+    let mut p = Profile::new("6.1.0-56-amd64", "h");
+    p.modules = vec![
+        cpu_module("ccp", &[], false),
+        cpu_module("edac_mce_amd", &[], true),
+        cpu_module("irqbypass", &[], false),
+        cpu_module("kvm", &["irqbypass"], false),
+        cpu_module("kvm_amd", &["ccp", "irqbypass", "kvm"], true),
+        cpu_module("sha1_ssse3", &[], true),
+    ];
+    p
+}
+
+fn cpu_index() -> StaticIndex {
+    let mut idx = StaticIndex::default()
+        .module("amd64_edac", &["edac_mce_amd"])
+        .module("edac_mce_amd", &[])
+        .module("kvm_amd", &["kvm", "ccp"])
+        .module("kvm_intel", &["kvm"])
+        .module("kvm", &["irqbypass"])
+        .module("irqbypass", &[])
+        .module("ccp", &[])
+        .module("powernow_k8", &[])
+        .module("sha1_ssse3", &[]);
+    for m in ["amd64_edac", "kvm_amd", "kvm_intel", "powernow_k8", "sha1_ssse3"] {
+        idx = idx.alias(CPU, m);
+    }
+    idx
+}
+
+#[test]
+fn a_device_needs_the_module_loaded_for_it_not_every_module_its_modalias_names() {
+    let p = cpu_profile();
+    let learned = plan(&p, &Target::from_profile(&p)).unwrap();
+    let kernel = plan(&p, &tree_target(cpu_index(), &[], &[])).unwrap();
+    // The same kernel, resolved or as learned: the same modules.
+    let names = |plan: &Plan| plan.needs.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&kernel), ["ccp", "edac_mce_amd", "irqbypass", "kvm", "kvm_amd", "sha1_ssse3"]);
+    assert_eq!(names(&kernel), names(&learned));
+    assert_eq!(kernel.top_level, ["edac_mce_amd", "kvm_amd", "sha1_ssse3"]);
+    assert_eq!(kernel.top_level, learned.top_level);
+    assert!(kernel.unresolved.is_empty(), "{:?}", kernel.unresolved);
+    // Nothing was re-resolved, so no "learned as" note.
+    assert!(kernel.needs.values().flatten().all(|c| c.note.is_none()), "{:?}", kernel.needs);
+}
+
+#[test]
+fn a_modalias_ends_before_the_newline_the_kernel_sends_for_a_cpu() {
+    // The kernel ends a CPU's MODALIAS with a newline; the profile keeps it.
+    let mut p = Profile::new("6.1.0-18-amd64", "h");
+    p.modules = vec![cpu_module_for(&format!("{CPU}\n"), "powernow_k8_old", &[], true)];
+    let plan = plan(&p, &tree_target(cpu_index(), &[], &[])).unwrap();
+    assert!(plan.unresolved.is_empty(), "{:?}", plan.unresolved);
+    assert!(plan.top_level.contains(&"powernow_k8".to_string()), "{:?}", plan.top_level);
+    let text = &plan.needs["powernow_k8"][0].reason.text;
+    assert_eq!(text, &format!("udev, for device {CPU} at /devices/system/cpu/cpu1; once"));
+}
+
+#[test]
+fn a_device_whose_module_is_gone_needs_what_its_modalias_names_now() {
+    // A later kernel without edac_mce_amd (merged into amd64_edac, say): only
+    // then does the modalias decide, and the note says so.
+    let mut p = Profile::new("6.1.0-18-amd64", "h");
+    p.modules = vec![cpu_module("edac_mce_amd", &[], true)];
+    let mut idx = cpu_index();
+    idx.deps.remove("edac_mce_amd");
+    idx.deps.insert("amd64_edac".into(), Vec::new());
+    let now = plan(&p, &tree_target(idx, &[], &[])).unwrap();
+    assert_eq!(now.top_level, ["amd64_edac", "kvm_amd", "kvm_intel", "powernow_k8", "sha1_ssse3"]);
+    let note = now.needs["amd64_edac"][0].note.as_deref().unwrap_or("");
+    assert!(note.starts_with("learned as edac_mce_amd; in 6.1.0-56-amd64 device cpu:type:x86,"), "{note}");
+    // A modalias that names nothing now: unresolved, with what was looked up.
+    let none = plan(&p, &tree_target(StaticIndex::default().module("kvm", &[]), &[], &[])).unwrap();
+    assert_eq!(none.unresolved.len(), 1, "{:?}", none.unresolved);
+    assert_eq!(none.unresolved[0].looked_up, format!("device {CPU}"));
+}
+
+#[test]
+fn a_request_needs_the_module_of_its_alias_that_answered_it() {
+    // crypto-crc32c names crc32c_intel and crc32c_generic; the CPU lacked
+    // SSE4.2, so only crc32c_generic loaded: crc32c_intel is not needed (and
+    // listing it would make modprobe -a fail, and the lock unit with it).
+    let mut p = Profile::new("6.1.0-56-amd64", "h");
+    let mut m = Module::new("crc32c_generic", NOW);
+    m.count = 1;
+    m.triggers.push(Trigger {
+        alias: Some("crypto-crc32c".into()),
+        requester: Some(Requester {
+            comm: "cryptsetup".into(),
+            exe: Some("/usr/sbin/cryptsetup".into()),
+            pid: Some(40),
+            unit: Some("example.service".into()),
+            cgroup: Some("/system.slice/example.service".into()),
+            extra: Default::default(),
+        }),
+        count: 1,
+        ..Trigger::new(TriggerKind::Request)
+    });
+    p.modules.push(m);
+    let idx = StaticIndex::default()
+        .alias("crypto-crc32c", "crc32c_intel")
+        .alias("crypto-crc32c", "crc32c_generic")
+        .module("crc32c_intel", &[])
+        .module("crc32c_generic", &[]);
+    let kernel = plan(&p, &tree_target(idx, &[], &[])).unwrap();
+    assert_eq!(kernel.top_level, ["crc32c_generic"]);
+    assert_eq!(kernel.top_level, plan(&p, &Target::from_profile(&p)).unwrap().top_level);
+    // When the alias no longer names it, the alias decides.
+    let idx = StaticIndex::default()
+        .alias("crypto-crc32c", "crc32c_intel")
+        .module("crc32c_intel", &[])
+        .module("crc32c_generic", &[]);
+    assert_eq!(plan(&p, &tree_target(idx, &[], &[])).unwrap().top_level, ["crc32c_intel"]);
+}
+
 #[test]
 fn injection_through_names_is_refused_naming_the_entry() {
     let mut p = example_profile();
