@@ -380,12 +380,23 @@ pub fn evaluate(inputs: &Inputs) -> Report {
             .as_ref()
             .map(|r| format!("{}{}", r.comm, r.unit.as_deref().map(|u| format!(" in {u}")).unwrap_or_default()))
             .unwrap_or_else(|| f.loader.comm.clone());
-        report.blockers.push(format!(
-            "{m} failed to load while learning ({}, {} time(s), for {by}) and is not in the list: \
-             if it is needed, learn without the cause of the failure",
-            f.error.as_deref().unwrap_or("error"),
-            f.count
-        ));
+        let error = f.error.as_deref().unwrap_or("error");
+        // A refusal (a lock or a policy already in force while learning) hides a
+        // module that may be needed; any other error (ENODEV: no such hardware)
+        // is the module's own and happens with or without the lock.
+        if matches!(error, "EPERM" | "EACCES") {
+            report.blockers.push(format!(
+                "{m} was refused while learning ({error}, {} time(s), for {by}) and is not in the list: \
+                 if it is needed, learn again without what refused it",
+                f.count
+            ));
+        } else {
+            report.warnings.push(format!(
+                "{m} failed to load while learning ({error}, {} time(s), for {by}): it fails without the lock \
+                 too, and will keep failing",
+                f.count
+            ));
+        }
     }
     if inputs.lock_point == LockPoint::Early {
         report.warnings.push(
@@ -533,6 +544,31 @@ mod tests {
             "{all}"
         );
         assert!(render(&report).contains("NOT safe to lock"));
+    }
+
+    /// Seen in a Debian guest: udev tries cpufreq drivers whose init fails
+    /// (ENODEV). They fail with or without a lock; only a refusal hides a need.
+    #[test]
+    fn a_failed_init_warns_and_a_refused_load_blocks() {
+        let r = root(Some(LOADED));
+        let idx = appletalk_index().module("acpi_cpufreq", &[]).module("tun", &[]);
+        let mut p = example_profile();
+        let mut failure = p.failed[0].clone();
+        failure.module = Some("acpi_cpufreq".into());
+        failure.error = Some("ENODEV".into());
+        failure.ret = -19;
+        p.failed = vec![failure.clone()];
+        let report = run(&r, &p, &target(idx.clone(), &[]), LockPoint::AfterUdev);
+        assert!(report.safe(), "{}", render(&report));
+        assert!(report.warnings.iter().any(|w| w.contains("acpi_cpufreq failed to load while learning (ENODEV")));
+
+        failure.module = Some("tun".into());
+        failure.error = Some("EPERM".into());
+        failure.ret = -1;
+        p.failed = vec![failure];
+        let report = run(&r, &p, &target(idx, &[]), LockPoint::AfterUdev);
+        assert!(!report.safe());
+        assert!(report.blockers.iter().any(|b| b.contains("tun was refused while learning (EPERM")), "{:?}", report.blockers);
     }
 
     #[test]
