@@ -13,7 +13,7 @@ use anyhow::{bail, ensure, Context, Result};
 
 use crate::cpio::Archive;
 use crate::kernels::Kernel;
-use crate::{cmd, paths, scenario};
+use crate::{cmd, files, paths, scenario};
 
 const BUSYBOX: &str = "/bin/busybox";
 const KMOD: &str = "/bin/kmod";
@@ -40,7 +40,7 @@ pub fn build(kernel: &Kernel, programs: &Programs, work: &Path) -> Result<PathBu
     install_kmod(&root)?;
     install_program(&root, programs.modtrace, "bin/modtrace")?;
     install_program(&root, programs.guest_tool, "bin/modtrace-guest")?;
-    install_file(&paths::workspace().join("tests/guest/init"), &root.join("init"), 0o755)?;
+    files::install(&paths::workspace().join("tests/guest/init"), &root.join("init"), 0o755)?;
     fs::write(root.join("etc/scenario.env"), scenario::env_file())?;
     install_modules(kernel, &root)?;
     install_loose_modules(kernel, &root)?;
@@ -56,45 +56,16 @@ fn pack(root: &Path, image: &Path) -> Result<PathBuf> {
     Ok(image.to_path_buf())
 }
 
-fn install_file(from: &Path, to: &Path, mode: u32) -> Result<()> {
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    fs::set_permissions(to, fs::Permissions::from_mode(mode))?;
-    Ok(())
-}
-
 /// Copies a program to `root/dest` and every shared library `ldd` names for it.
 fn install_program(root: &Path, program: &Path, dest: &str) -> Result<()> {
-    install_file(program, &root.join(dest), 0o755)?;
-    for library in shared_libraries(program)? {
+    files::install(program, &root.join(dest), 0o755)?;
+    for library in files::shared_libraries(program)? {
         let inside = root.join(library.strip_prefix("/").expect("ldd paths are absolute"));
         if !inside.exists() {
-            install_file(&library, &inside, 0o755)?;
+            files::install(&library, &inside, 0o755)?;
         }
     }
     Ok(())
-}
-
-/// The absolute library paths in `ldd PROGRAM`'s output (none for static programs).
-fn shared_libraries(program: &Path) -> Result<Vec<PathBuf>> {
-    let out = Command::new("ldd").arg(program).output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(libraries_in(&text))
-}
-
-fn libraries_in(ldd_output: &str) -> Vec<PathBuf> {
-    ldd_output
-        .lines()
-        .filter_map(|line| {
-            let path = match line.split_once("=>") {
-                Some((_, target)) => target.split_whitespace().next()?,
-                None => line.split_whitespace().next()?,
-            };
-            path.starts_with('/').then(|| PathBuf::from(path))
-        })
-        .collect()
 }
 
 /// busybox-static with a symlink per applet (not for `busybox` itself, which
@@ -132,10 +103,10 @@ fn install_modules(kernel: &Kernel, root: &Path) -> Result<()> {
         let relative = file
             .strip_prefix(&source)
             .with_context(|| format!("{} is outside {}", file.display(), source.display()))?;
-        install_file(file, &dest.join(relative), 0o644)?;
+        files::install(file, &dest.join(relative), 0o644)?;
     }
     for index in ["modules.builtin", "modules.builtin.modinfo", "modules.order"] {
-        install_file(&source.join(index), &dest.join(index), 0o644)?;
+        files::install(&source.join(index), &dest.join(index), 0o644)?;
     }
     cmd::run(Command::new("depmod").arg("-b").arg(root).arg(&kernel.kver))?;
     check_missing_alias(&dest)
@@ -196,7 +167,7 @@ fn install_uncompressed(file: &Path, dest: &Path) -> Result<()> {
         fs::set_permissions(dest, fs::Permissions::from_mode(0o644))?;
         Ok(())
     } else {
-        install_file(file, dest, 0o644)
+        files::install(file, dest, 0o644)
     }
 }
 
@@ -207,19 +178,3 @@ pub fn compressed_modules(kernel: &Kernel) -> Result<bool> {
     Ok(files.iter().any(|f| f.extension().is_some_and(|e| e == "xz")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_library_paths_from_ldd() {
-        let out = "\tlinux-vdso.so.1 (0x00007ffd)\n\
-                   \tlibkmod.so.2 => /lib/x86_64-linux-gnu/libkmod.so.2 (0x00007f)\n\
-                   \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
-        assert_eq!(
-            libraries_in(out),
-            [PathBuf::from("/lib/x86_64-linux-gnu/libkmod.so.2"), PathBuf::from("/lib64/ld-linux-x86-64.so.2")]
-        );
-        assert!(libraries_in("\tstatically linked\n").is_empty());
-    }
-}

@@ -6,6 +6,7 @@ mod assertions;
 mod cmd;
 mod cpio;
 mod deb;
+mod files;
 mod guest_output;
 mod initramfs;
 mod kernels;

@@ -21,6 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::event::{Cause, Record, What};
 use crate::modindex::{KmodIndex, ModuleIndex};
 use crate::pipeline::{Options, Tracer};
+use super::trace::parse_duration;
 use crate::profile::{self, store, system, PreloadSources, Profile, Session};
 use crate::snapshot::read_proc_modules;
 
@@ -45,9 +46,6 @@ pub struct Args {
     pub checkpoint_every: Duration,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 30s, 10m, 2h, 1d)"))
-}
 
 /// How learning shows progress on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

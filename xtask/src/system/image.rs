@@ -3,7 +3,7 @@
 //! `mkfs.ext4 -d` (no loop device). Results come back out with debugfs.
 
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,7 +12,7 @@ use anyhow::{bail, ensure, Context, Result};
 use super::LockPoint;
 use crate::artifacts::Built;
 use crate::kernels::Kernel;
-use crate::{cmd, paths};
+use crate::{cmd, files, paths};
 
 /// Where the guest scripts write their results (tests/system/common.sh).
 pub const RESULTS: &str = "/var/lib/modtrace-test";
@@ -54,9 +54,9 @@ pub fn build(kernel: &Kernel, built: &Built, lock_point: LockPoint, root: &Path,
     let workspace = paths::workspace();
     let learn_unit = workspace.join(LEARN_UNIT);
     ensure!(learn_unit.exists(), "{} is missing", learn_unit.display());
-    install(&learn_unit, &root.join("usr/lib/systemd/system/modtrace-learn.service"), 0o644)?;
+    files::install(&learn_unit, &root.join("usr/lib/systemd/system/modtrace-learn.service"), 0o644)?;
     for (name, dest, mode) in TEST_FILES {
-        install(&workspace.join("tests/system").join(name), &root.join(dest), mode)?;
+        files::install(&workspace.join("tests/system").join(name), &root.join(dest), mode)?;
     }
     fs::create_dir_all(root.join("etc/modtrace-test"))?;
     fs::write(root.join("etc/modtrace-test/lock-point"), format!("{}\n", lock_point.as_str()))?;
@@ -86,9 +86,8 @@ fn install_modules(kernel: &Kernel, root: &Path) -> Result<()> {
 /// Installs a host-built program; the libraries it links must be in the guest
 /// already (bookworm's, the same release as the host's).
 fn install_program(program: &Path, root: &Path, dest: &str) -> Result<()> {
-    install(program, &root.join(dest), 0o755)?;
-    let out = Command::new("ldd").arg(program).output()?;
-    let missing: Vec<String> = libraries_in(&String::from_utf8_lossy(&out.stdout))
+    files::install(program, &root.join(dest), 0o755)?;
+    let missing: Vec<String> = files::shared_libraries(program)?
         .into_iter()
         .filter(|lib| !root.join(lib.strip_prefix("/").unwrap_or(lib)).exists())
         .map(|lib| lib.display().to_string())
@@ -100,27 +99,6 @@ fn install_program(program: &Path, root: &Path, dest: &str) -> Result<()> {
             missing.join(", ")
         );
     }
-    Ok(())
-}
-
-fn libraries_in(ldd_output: &str) -> Vec<PathBuf> {
-    ldd_output
-        .lines()
-        .filter_map(|line| match line.split_once("=>") {
-            Some((_, target)) => target.split_whitespace().next(),
-            None => line.split_whitespace().next(),
-        })
-        .filter(|path| path.starts_with('/'))
-        .map(PathBuf::from)
-        .collect()
-}
-
-fn install(from: &Path, to: &Path, mode: u32) -> Result<()> {
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    fs::set_permissions(to, fs::Permissions::from_mode(mode))?;
     Ok(())
 }
 
@@ -157,18 +135,3 @@ pub fn read_results(image: &Path, name: &str, dest: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_library_paths_from_ldd() {
-        let out = "\tlinux-vdso.so.1 (0x00007ffd)\n\
-                   \tlibkmod.so.2 => /lib/x86_64-linux-gnu/libkmod.so.2 (0x00007f)\n\
-                   \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
-        assert_eq!(
-            libraries_in(out),
-            [PathBuf::from("/lib/x86_64-linux-gnu/libkmod.so.2"), PathBuf::from("/lib64/ld-linux-x86-64.so.2")]
-        );
-    }
-}

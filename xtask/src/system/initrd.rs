@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::BufWriter;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::cpio::Archive;
 use crate::kernels::Kernel;
-use crate::{cmd, paths};
+use crate::{cmd, files, paths};
 
 const BUSYBOX: &str = "/bin/busybox";
 /// What the root disk needs, in load order (`modprobe --show-depends` adds the rest).
@@ -29,7 +29,7 @@ pub fn build(kernel: &Kernel, work: &Path) -> Result<PathBuf> {
     for dir in ["bin", "dev", "etc", "proc", "sys", "newroot", "lib/modules"] {
         fs::create_dir_all(root.join(dir))?;
     }
-    copy(Path::new(BUSYBOX), &root.join("bin/busybox"), 0o755)?;
+    files::install(Path::new(BUSYBOX), &root.join("bin/busybox"), 0o755)?;
     for applet in cmd::output_of(BUSYBOX, &["--list"])?.lines().map(str::trim) {
         // A link named busybox would replace the binary with a link to itself.
         if !applet.is_empty() && applet != "busybox" && !applet.contains('/') {
@@ -39,11 +39,11 @@ pub fn build(kernel: &Kernel, work: &Path) -> Result<PathBuf> {
     let mut list = String::new();
     for file in module_files(kernel)? {
         let relative = file.strip_prefix(kernel.modules_dir()).with_context(|| format!("{}", file.display()))?;
-        copy(&file, &root.join("lib/modules").join(relative), 0o644)?;
+        files::install(&file, &root.join("lib/modules").join(relative), 0o644)?;
         list += &format!("{}\n", relative.display());
     }
     fs::write(root.join("etc/modules.list"), list)?;
-    copy(&paths::workspace().join("tests/system/initramfs-init"), &root.join("init"), 0o755)?;
+    files::install(&paths::workspace().join("tests/system/initramfs-init"), &root.join("init"), 0o755)?;
 
     let image = work.join("initramfs.cpio");
     let file = fs::File::create(&image).with_context(|| format!("creating {}", image.display()))?;
@@ -83,15 +83,6 @@ fn insmod_files(show_depends: &str) -> Vec<PathBuf> {
         .filter_map(|rest| rest.split_whitespace().next())
         .map(PathBuf::from)
         .collect()
-}
-
-fn copy(from: &Path, to: &Path, mode: u32) -> Result<()> {
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    fs::set_permissions(to, fs::Permissions::from_mode(mode))?;
-    Ok(())
 }
 
 #[cfg(test)]
