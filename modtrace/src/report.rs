@@ -300,15 +300,32 @@ pub fn build(profile: &Profile, by: GroupBy) -> Report {
 }
 
 fn top_level(profile: &Profile, m: &Module) -> TopLevel {
+    let triggers: Vec<Cause> = m.triggers.iter().map(Cause::of).collect();
+    // A dependency loaded by the same udev event as its parent says nothing new.
+    let new_to_parent = |c: &Cause| !triggers.iter().any(|t| t.via == c.via);
     TopLevel {
         module: m.name.clone(),
         count: m.count,
         taints: m.taints.clone(),
-        triggers: m.triggers.iter().map(Cause::of).collect(),
         dependencies: folded_deps(profile, m)
             .into_iter()
-            .map(|d| Dependency { module: d.name.clone(), count: d.count, own_triggers: own_triggers(d) })
+            .map(|d| Dependency {
+                module: d.name.clone(),
+                count: d.count,
+                own_triggers: own_triggers(d).into_iter().filter(|c| new_to_parent(c)).collect(),
+            })
             .collect(),
+        triggers,
+    }
+}
+
+/// A CPU's modalias lists every CPU feature: hundreds of characters that would
+/// push a table off any screen. Tables show its start; JSON keeps it whole.
+fn shortened(via: &str) -> String {
+    const MAX: usize = 60;
+    match via.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &via[..cut]),
+        None => via.to_string(),
     }
 }
 
@@ -456,11 +473,11 @@ fn table(r: &Report) -> String {
                     t.count.to_string(),
                     dash(&t.unit),
                     dash(&t.process),
-                    t.via.clone(),
+                    shortened(&t.via),
                 ]);
             }
             for d in &m.dependencies {
-                let own = d.own_triggers.iter().map(|t| t.via.clone()).collect::<Vec<_>>();
+                let own = d.own_triggers.iter().map(|t| shortened(&t.via)).collect::<Vec<_>>();
                 let via = if own.is_empty() {
                     "dependency".to_string()
                 } else {
@@ -582,11 +599,11 @@ fn markdown(r: &Report) -> String {
                     t.count,
                     code(&dash(&t.unit)),
                     md(&dash(&t.process)),
-                    md(&t.via),
+                    md(&shortened(&t.via)),
                 ));
             }
             for d in &m.dependencies {
-                let own = d.own_triggers.iter().map(|t| t.via.clone()).collect::<Vec<_>>();
+                let own = d.own_triggers.iter().map(|t| shortened(&t.via)).collect::<Vec<_>>();
                 let via = if own.is_empty() {
                     "dependency".to_string()
                 } else {
@@ -756,5 +773,19 @@ mod tests {
         let text = render(&p, Format::Table, GroupBy::Module);
         assert!(text.contains("WARNING: 7 kernel events were lost"), "{text}");
         assert!(text.trim_end().ends_with("7 lost events"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod shortening_tests {
+    use super::*;
+
+    #[test]
+    fn a_cpu_modalias_is_cut_in_tables_and_short_text_is_kept() {
+        let cpu = format!("udev cpu:type:x86,ven0002fam000Fmod006B:feature:{}", ",0000".repeat(100));
+        let short = shortened(&cpu);
+        assert_eq!(short.chars().count(), 61);
+        assert!(short.ends_with('…') && cpu.starts_with(short.trim_end_matches('…')));
+        assert_eq!(shortened("request net-pf-5"), "request net-pf-5");
     }
 }
