@@ -647,21 +647,7 @@ mod tests {
     const CPU: &str = "cpu:type:x86,ven0002fam000Fmod006B:feature:,0000,0002,0003";
 
     fn udev_module(name: &str, deps: &[&str], top_level: bool) -> profile::Module {
-        use crate::profile::{Device, Trigger, TriggerKind};
-        let mut m = profile::Module::new(name, "2024-03-01T10:00:00Z");
-        m.top_level = top_level;
-        m.depends_on = deps.iter().map(|d| d.to_string()).collect();
-        m.count = 1;
-        m.triggers.push(Trigger {
-            device: Some(Device {
-                modalias: Some(CPU.to_string()),
-                devpath: Some("/devices/system/cpu/cpu1".to_string()),
-                extra: Default::default(),
-            }),
-            count: 1,
-            ..Trigger::new(TriggerKind::Udev)
-        });
-        m
+        crate::profile::testutil::udev_device_module(CPU, name, deps, top_level)
     }
 
     /// The kernel of the two-boot system test, in small: the CPU's modalias

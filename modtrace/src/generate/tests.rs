@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::modindex::StaticIndex;
-use crate::profile::testutil::{appletalk_index, example_profile, loaded_for_request, process, request, TempDir};
+use crate::profile::testutil::{
+    appletalk_index, example_profile, loaded_for_request, process, request, udev_device_module, TempDir,
+};
 use crate::profile::{Device, Module, Requester, Trigger, TriggerKind};
 
 const NOW: &str = "2024-03-02T08:00:00Z";
@@ -310,25 +312,9 @@ fn udev_loads_resolve_by_modalias() {
 const CPU: &str = "cpu:type:x86,ven0002fam000Fmod006B:feature:,0000,0002,0003";
 
 fn cpu_module(name: &str, deps: &[&str], top_level: bool) -> Module {
-    cpu_module_for(CPU, name, deps, top_level)
+    udev_device_module(CPU, name, deps, top_level)
 }
 
-fn cpu_module_for(modalias: &str, name: &str, deps: &[&str], top_level: bool) -> Module {
-    let mut m = Module::new(name, NOW);
-    m.top_level = top_level;
-    m.depends_on = deps.iter().map(|d| d.to_string()).collect();
-    m.count = 1;
-    m.triggers.push(Trigger {
-        device: Some(Device {
-            modalias: Some(modalias.into()),
-            devpath: Some("/devices/system/cpu/cpu1".into()),
-            extra: Default::default(),
-        }),
-        count: 1,
-        ..Trigger::new(TriggerKind::Udev)
-    });
-    m
-}
 
 /// What udev loaded for the CPU on the two-boot system test: edac_mce_amd (the
 /// dependency of amd64_edac, which then failed), kvm_amd with its dependencies
@@ -383,7 +369,7 @@ fn a_device_needs_the_module_loaded_for_it_not_every_module_its_modalias_names()
 fn a_modalias_ends_before_the_newline_the_kernel_sends_for_a_cpu() {
     // The kernel ends a CPU's MODALIAS with a newline; the profile keeps it.
     let mut p = Profile::new("6.1.0-18-amd64", "h");
-    p.modules = vec![cpu_module_for(&format!("{CPU}\n"), "powernow_k8_old", &[], true)];
+    p.modules = vec![udev_device_module(&format!("{CPU}\n"), "powernow_k8_old", &[], true)];
     let plan = plan(&p, &tree_target(cpu_index(), &[], &[])).unwrap();
     assert!(plan.unresolved.is_empty(), "{:?}", plan.unresolved);
     assert!(plan.top_level.contains(&"powernow_k8".to_string()), "{:?}", plan.top_level);

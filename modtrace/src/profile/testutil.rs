@@ -229,3 +229,23 @@ pub fn example_profile() -> crate::profile::Profile {
     p.settle(&appletalk_index());
     p
 }
+
+/// A module udev loaded for the device with `modalias` (a CPU's, in the tests),
+/// as a profile records it.
+pub fn udev_device_module(modalias: &str, name: &str, deps: &[&str], top_level: bool) -> super::Module {
+    use super::{Device, Module, Trigger, TriggerKind};
+    let mut m = Module::new(name, "2024-03-01T10:00:00Z");
+    m.top_level = top_level;
+    m.depends_on = deps.iter().map(|d| d.to_string()).collect();
+    m.count = 1;
+    m.triggers.push(Trigger {
+        device: Some(Device {
+            modalias: Some(modalias.into()),
+            devpath: Some("/devices/system/cpu/cpu1".into()),
+            extra: Default::default(),
+        }),
+        count: 1,
+        ..Trigger::new(TriggerKind::Udev)
+    });
+    m
+}
