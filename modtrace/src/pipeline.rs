@@ -26,6 +26,9 @@ use crate::{
 pub struct Options {
     /// Stop after this long; None runs until SIGINT or SIGTERM.
     pub duration: Option<Duration>,
+    /// Also call the sink with None this often, records or not (learn's
+    /// checkpoints must not wait for the next load).
+    pub tick: Option<Duration>,
 }
 
 /// What a run saw besides its records.
@@ -64,8 +67,9 @@ impl Tracer {
         Ok(Tracer { probes, rings, correlator, describer: SystemDescriber::new(), uevents })
     }
 
-    /// Feeds every record to `sink` until the duration ends or a signal arrives.
-    pub fn run(mut self, opts: &Options, sink: &mut dyn FnMut(&Record)) -> anyhow::Result<Summary> {
+    /// Feeds every record to `sink` until the duration ends or a signal arrives;
+    /// None is a tick (`Options::tick`).
+    pub fn run(mut self, opts: &Options, sink: &mut dyn FnMut(Option<&Record>)) -> anyhow::Result<Summary> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let mut summary = runtime.block_on(self.event_loop(opts, sink))?;
         summary.losses = self.probes.losses();
@@ -73,11 +77,16 @@ impl Tracer {
         Ok(summary)
     }
 
-    async fn event_loop(&mut self, opts: &Options, sink: &mut dyn FnMut(&Record)) -> anyhow::Result<Summary> {
+    async fn event_loop(
+        &mut self,
+        opts: &Options,
+        sink: &mut dyn FnMut(Option<&Record>),
+    ) -> anyhow::Result<Summary> {
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let deadline = sleep_or_forever(opts.duration);
         tokio::pin!(deadline);
+        let mut ticks = opts.tick.map(tokio::time::interval);
         let loads = watch(self.rings.loads.as_raw_fd())?;
         let failures = watch(self.rings.failures.as_raw_fd())?;
         let requests = watch(self.rings.requests.as_raw_fd())?;
@@ -92,6 +101,7 @@ impl Tracer {
                 _ = sigint.recv() => { summary.ended_by = "SIGINT"; break }
                 _ = sigterm.recv() => { summary.ended_by = "SIGTERM"; break }
                 _ = &mut deadline => { summary.ended_by = "duration"; break }
+                _ = tick(ticks.as_mut()) => sink(None),
             }
             self.drain(&mut summary, sink);
         }
@@ -102,7 +112,7 @@ impl Tracer {
     /// Empties the rings and handles the batch in time order. Loads and failures
     /// are read before requests: a helper's load is committed after the request
     /// that started it, so the request is then always in this batch or an earlier one.
-    fn drain(&mut self, summary: &mut Summary, sink: &mut dyn FnMut(&Record)) {
+    fn drain(&mut self, summary: &mut Summary, sink: &mut dyn FnMut(Option<&Record>)) {
         let mut batch = Vec::new();
         for ring in [&mut self.rings.loads, &mut self.rings.failures, &mut self.rings.requests] {
             drain_ring(ring, &mut batch, &mut summary.undecodable);
@@ -114,7 +124,7 @@ impl Tracer {
         for ev in batch {
             let record = self.correlator.handle(ev, &mut self.describer);
             summary.records += 1;
-            sink(&record);
+            sink(Some(&record));
         }
     }
 }
@@ -162,6 +172,16 @@ fn drain_ring(ring: &mut RingBuf<MapData>, batch: &mut Vec<Event>, undecodable: 
 fn watch(fd: RawFd) -> std::io::Result<AsyncFd<RawFd>> {
     // SAFETY: `fd` belongs to a ring kept open for the whole event loop.
     unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(|e| e.into())
+}
+
+/// The next tick of `ticks`; never when there is none.
+async fn tick(ticks: Option<&mut tokio::time::Interval>) {
+    match ticks {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_or_forever(duration: Option<Duration>) {

@@ -120,6 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let index = KmodIndex::running().context("reading the running kernel's module index")?;
     let duration = plan.duration;
+    let checkpoint_every = plan.checkpoint_every.max(std::time::Duration::from_millis(100));
     let outcome = learn(&plan, &index, |sink| {
         let tracer = Tracer::start()?;
         let probes = &tracer.probes;
@@ -132,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
             eprintln!("modtrace: note: could not tell systemd that learning started: {e}");
         }
-        let summary = tracer.run(&Options { duration }, sink)?;
+        let summary = tracer.run(&Options { duration, tick: Some(checkpoint_every) }, sink)?;
         Ok(TraceEnd {
             records: summary.records,
             lost: summary.losses.dropped(),
@@ -168,13 +169,13 @@ pub fn outcome_line(o: &Outcome) -> String {
 }
 
 /// Learns into `plan.out`: lock, check, load, record preloaded modules, then
-/// `trace` (which calls the sink for every record and returns when learning
-/// ends), checkpointing along the way, and save. When `trace` fails after
+/// `trace` (which calls the sink for every record, and with None now and then,
+/// and returns when learning ends), checkpointing along the way, and save. When `trace` fails after
 /// records arrived, what was learned is saved before the error is returned.
 pub fn learn(
     plan: &Plan,
     index: &dyn ModuleIndex,
-    trace: impl FnOnce(&mut dyn FnMut(&Record)) -> anyhow::Result<TraceEnd>,
+    trace: impl FnOnce(&mut dyn FnMut(Option<&Record>)) -> anyhow::Result<TraceEnd>,
 ) -> anyhow::Result<Outcome> {
     if let Some(dir) = plan.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -231,13 +232,17 @@ pub fn learn(
     let mut dirty = false;
     let mut checkpoints = 0u32;
     let mut last_checkpoint = Instant::now();
-    let result = trace(&mut |rec: &Record| {
-        records += 1;
-        dirty |= session.observe(rec);
-        if let What::Loaded { module, cause, .. } = &rec.what {
-            if let Ok(mut s) = status.lock() {
-                s.modules = module_count(&known, &session);
-                s.latest = Some(format!("{module} ({})", short_cause(cause)));
+    let result = trace(&mut |rec: Option<&Record>| {
+        // None is a tick: a change waiting for its checkpoint is saved even
+        // when no further record comes.
+        if let Some(rec) = rec {
+            records += 1;
+            dirty |= session.observe(rec);
+            if let What::Loaded { module, cause, .. } = &rec.what {
+                if let Ok(mut s) = status.lock() {
+                    s.modules = module_count(&known, &session);
+                    s.latest = Some(format!("{module} ({})", short_cause(cause)));
+                }
             }
         }
         if dirty && last_checkpoint.elapsed() >= plan.checkpoint_every {

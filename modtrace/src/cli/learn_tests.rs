@@ -34,11 +34,11 @@ fn plan(dir: &TempDir) -> Plan {
 fn replay(
     records: Vec<crate::event::Record>,
     lost: u64,
-) -> impl FnOnce(&mut dyn FnMut(&crate::event::Record)) -> anyhow::Result<TraceEnd> {
+) -> impl FnOnce(&mut dyn FnMut(Option<&crate::event::Record>)) -> anyhow::Result<TraceEnd> {
     move |sink| {
         let n = records.len() as u64;
         for r in &records {
-            sink(r);
+            sink(Some(r));
         }
         Ok(TraceEnd { records: n, lost, ended_by: "duration".to_string() })
     }
@@ -128,8 +128,8 @@ fn checkpoints_are_written_while_learning() {
     let path = plan.out.clone();
     let records = appletalk_sequence("2024-03-01T10:00:00Z", guest(5));
     let out = learn(&plan, &appletalk_index(), |sink| {
-        sink(&records[0]);
-        sink(&records[3]);
+        sink(Some(&records[0]));
+        sink(Some(&records[3]));
         let mid = profile::load(&path).expect("a checkpoint was written");
         assert_eq!(mid.sessions[0].ended_by.as_deref(), Some("checkpoint"));
         assert!(mid.module("appletalk").is_some());
@@ -143,13 +143,33 @@ fn checkpoints_are_written_while_learning() {
 }
 
 #[test]
+fn a_tick_saves_a_change_that_no_later_record_would() {
+    let dir = TempDir::new("tick");
+    let mut plan = plan(&dir);
+    plan.checkpoint_every = Duration::from_millis(50);
+    let path = plan.out.clone();
+    let records = appletalk_sequence("2024-03-01T10:00:00Z", guest(5));
+    learn(&plan, &appletalk_index(), |sink| {
+        sink(Some(&records[0]));
+        sink(Some(&records[3]));
+        assert!(!path.exists(), "no checkpoint before the interval");
+        std::thread::sleep(Duration::from_millis(80));
+        sink(None);
+        let mid = profile::load(&path).expect("the tick wrote a checkpoint");
+        assert!(mid.module("appletalk").is_some());
+        Ok(TraceEnd { records: 1, lost: 0, ended_by: "SIGINT".into() })
+    })
+    .unwrap();
+}
+
+#[test]
 fn a_tracer_that_fails_after_records_still_saves() {
     let dir = TempDir::new("fails");
     let plan = plan(&dir);
     let records = appletalk_sequence("2024-03-01T10:00:00Z", guest(5));
     let err = learn(&plan, &appletalk_index(), |sink| {
         for r in &records {
-            sink(r);
+            sink(Some(r));
         }
         Err(anyhow!("ring buffer went away"))
     })

@@ -30,7 +30,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     announce(&tracer);
     let mut out = io::stdout().lock();
     let mut broken_pipe = false;
-    let summary = tracer.run(&Options { duration: args.duration }, &mut |rec| {
+    let summary = tracer.run(&Options { duration: args.duration, tick: None }, &mut |rec| {
+        let Some(rec) = rec else { return };
         if broken_pipe {
             return;
         }
