@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context, Result};
 
 use crate::cpio::Archive;
-use crate::kernels::Kernel;
+use crate::kernels::{self, Kernel};
 use crate::{cmd, files, paths, scenario};
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -126,18 +126,8 @@ fn check_missing_alias(modules: &Path) -> Result<()> {
 
 /// The files `modprobe --show-depends` would insert for `module`, dependencies first.
 fn module_files(kernel: &Kernel, module: &str) -> Result<Vec<PathBuf>> {
-    let out = cmd::output(Command::new("modprobe").arg("-d").arg(&kernel.root).args([
-        "-S",
-        &kernel.kver,
-        "--show-depends",
-        module,
-    ]))?;
-    let files: Vec<PathBuf> = out
-        .lines()
-        .filter_map(|line| line.strip_prefix("insmod "))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .map(PathBuf::from)
-        .collect();
+    let out = kernel.show_depends(module)?;
+    let files = kernels::insmod_files(&out);
     if files.is_empty() {
         bail!("{module} is not a loadable module of {}: {out}", kernel.kver);
     }

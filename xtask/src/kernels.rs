@@ -89,6 +89,16 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// `modprobe --show-depends MODULE` against this kernel's tree.
+    pub fn show_depends(&self, module: &str) -> Result<String> {
+        crate::cmd::output(
+            Command::new("modprobe")
+                .arg("-d")
+                .arg(&self.root)
+                .args(["-S", &self.kver, "--show-depends", module]),
+        )
+    }
+
     pub fn modules_dir(&self) -> PathBuf {
         self.root.join("lib/modules").join(&self.kver)
     }
@@ -219,5 +229,27 @@ mod tests {
         ];
         sort_versions(&mut names);
         assert_eq!(names.last().unwrap(), "linux-image-6.12.38+deb12-amd64");
+    }
+}
+
+/// The files of the `insmod FILE ...` lines of `modprobe --show-depends`,
+/// dependencies first.
+pub fn insmod_files(show_depends: &str) -> Vec<PathBuf> {
+    show_depends
+        .lines()
+        .filter_map(|line| line.strip_prefix("insmod "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(PathBuf::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod show_depends_tests {
+    use super::*;
+
+    #[test]
+    fn reads_insmod_lines() {
+        let out = "insmod /m/kernel/drivers/virtio/virtio_ring.ko \nbuiltin crc32c\ninsmod /m/ext4.ko opt=1\n";
+        assert_eq!(insmod_files(out), [PathBuf::from("/m/kernel/drivers/virtio/virtio_ring.ko"), "/m/ext4.ko".into()]);
     }
 }

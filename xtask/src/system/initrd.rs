@@ -8,12 +8,11 @@ use std::fs;
 use std::io::BufWriter;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
 use crate::cpio::Archive;
-use crate::kernels::Kernel;
+use crate::kernels::{insmod_files, Kernel};
 use crate::{cmd, files, paths};
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -60,12 +59,7 @@ fn module_files(kernel: &Kernel) -> Result<Vec<PathBuf>> {
     let mut seen = BTreeSet::new();
     let mut files = Vec::new();
     for module in ROOT_DRIVERS {
-        let out = cmd::output(Command::new("modprobe").arg("-d").arg(&kernel.root).args([
-            "-S",
-            &kernel.kver,
-            "--show-depends",
-            module,
-        ]))?;
+        let out = kernel.show_depends(module)?;
         let mine = insmod_files(&out);
         if mine.is_empty() && !out.contains("builtin ") {
             bail!("{module} is neither a module nor built into {}: {out}", kernel.kver);
@@ -75,23 +69,4 @@ fn module_files(kernel: &Kernel) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The files of `insmod FILE ...` lines of `modprobe --show-depends`.
-fn insmod_files(show_depends: &str) -> Vec<PathBuf> {
-    show_depends
-        .lines()
-        .filter_map(|line| line.strip_prefix("insmod "))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .map(PathBuf::from)
-        .collect()
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_insmod_lines() {
-        let out = "insmod /m/kernel/drivers/virtio/virtio_ring.ko \nbuiltin crc32c\ninsmod /m/ext4.ko opt=1\n";
-        assert_eq!(insmod_files(out), [PathBuf::from("/m/kernel/drivers/virtio/virtio_ring.ko"), "/m/ext4.ko".into()]);
-    }
-}
