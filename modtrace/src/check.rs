@@ -642,32 +642,14 @@ mod tests {
         assert!(report.blockers.iter().any(|b| b.contains("no loadable module support")), "{:?}", report.blockers);
     }
 
-    /// A CPU's modalias: it names every CPU-feature module of the kernel, most
-    /// of which do not load.
-    const CPU: &str = "cpu:type:x86,ven0002fam000Fmod006B:feature:,0000,0002,0003";
+    use crate::profile::testutil::CPU_MODALIAS as CPU;
 
     fn udev_module(name: &str, deps: &[&str], top_level: bool) -> profile::Module {
         crate::profile::testutil::udev_device_module(CPU, name, deps, top_level)
     }
 
-    /// The kernel of the two-boot system test, in small: the CPU's modalias
-    /// names amd64_edac (which fails to load in a VM, after loading its
-    /// dependency edac_mce_amd), kvm_amd, kvm_intel, powernow_k8 and sha1_ssse3.
     fn cpu_index() -> StaticIndex {
-        let mut idx = appletalk_index()
-            .module("amd64_edac", &["edac_mce_amd"])
-            .module("edac_mce_amd", &[])
-            .module("kvm_amd", &["kvm", "ccp"])
-            .module("kvm_intel", &["kvm"])
-            .module("kvm", &["irqbypass"])
-            .module("irqbypass", &[])
-            .module("ccp", &[])
-            .module("powernow_k8", &[])
-            .module("sha1_ssse3", &[]);
-        for m in ["amd64_edac", "kvm_amd", "kvm_intel", "powernow_k8", "sha1_ssse3"] {
-            idx = idx.alias(CPU, m);
-        }
-        idx
+        crate::profile::testutil::with_cpu_modules(appletalk_index())
     }
 
     /// example_profile, learned on this kernel, plus what udev loaded for the

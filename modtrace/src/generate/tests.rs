@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::*;
 use crate::modindex::StaticIndex;
 use crate::profile::testutil::{
-    appletalk_index, example_profile, loaded_for_request, process, request, udev_device_module, TempDir,
+    appletalk_index, example_profile, loaded_for_request, process, request, udev_device_module, with_cpu_modules, TempDir, CPU_MODALIAS,
 };
 use crate::profile::{Device, Module, Requester, Trigger, TriggerKind};
 
@@ -309,7 +309,7 @@ fn udev_loads_resolve_by_modalias() {
 
 /// A CPU's modalias: it names every CPU-feature module, most of which fail to
 /// load or are not wanted.
-const CPU: &str = "cpu:type:x86,ven0002fam000Fmod006B:feature:,0000,0002,0003";
+const CPU: &str = CPU_MODALIAS;
 
 fn cpu_module(name: &str, deps: &[&str], top_level: bool) -> Module {
     udev_device_module(CPU, name, deps, top_level)
@@ -333,20 +333,7 @@ fn cpu_profile() -> Profile {
 }
 
 fn cpu_index() -> StaticIndex {
-    let mut idx = StaticIndex::default()
-        .module("amd64_edac", &["edac_mce_amd"])
-        .module("edac_mce_amd", &[])
-        .module("kvm_amd", &["kvm", "ccp"])
-        .module("kvm_intel", &["kvm"])
-        .module("kvm", &["irqbypass"])
-        .module("irqbypass", &[])
-        .module("ccp", &[])
-        .module("powernow_k8", &[])
-        .module("sha1_ssse3", &[]);
-    for m in ["amd64_edac", "kvm_amd", "kvm_intel", "powernow_k8", "sha1_ssse3"] {
-        idx = idx.alias(CPU, m);
-    }
-    idx
+    with_cpu_modules(StaticIndex::default())
 }
 
 #[test]

@@ -249,3 +249,27 @@ pub fn udev_device_module(modalias: &str, name: &str, deps: &[&str], top_level: 
     });
     m
 }
+
+/// A CPU's modalias: it names every CPU-feature module of the kernel, most of
+/// which do not load.
+pub const CPU_MODALIAS: &str = "cpu:type:x86,ven0002fam000Fmod006B:feature:,0000,0002,0003";
+
+/// `base` plus the kernel of the two-boot system test, in small: the CPU's
+/// modalias names amd64_edac (which fails to load in a VM, after loading its
+/// dependency edac_mce_amd), kvm_amd, kvm_intel, powernow_k8 and sha1_ssse3.
+pub fn with_cpu_modules(base: StaticIndex) -> StaticIndex {
+    let mut idx = base
+        .module("amd64_edac", &["edac_mce_amd"])
+        .module("edac_mce_amd", &[])
+        .module("kvm_amd", &["kvm", "ccp"])
+        .module("kvm_intel", &["kvm"])
+        .module("kvm", &["irqbypass"])
+        .module("irqbypass", &[])
+        .module("ccp", &[])
+        .module("powernow_k8", &[])
+        .module("sha1_ssse3", &[]);
+    for m in ["amd64_edac", "kvm_amd", "kvm_intel", "powernow_k8", "sha1_ssse3"] {
+        idx = idx.alias(CPU_MODALIAS, m);
+    }
+    idx
+}
