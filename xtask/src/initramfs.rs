@@ -149,7 +149,8 @@ fn install_loose_modules(kernel: &Kernel, root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn install_uncompressed(file: &Path, dest: &Path) -> Result<()> {
+/// Copies a module file to `dest`, decompressing a .ko.xz.
+pub fn install_uncompressed(file: &Path, dest: &Path) -> Result<()> {
     if file.extension().is_some_and(|e| e == "xz") {
         let out = Command::new("xz").arg("-dc").arg(file).output()?;
         ensure!(out.status.success(), "xz -dc {} failed", file.display());
