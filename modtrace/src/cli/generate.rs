@@ -11,6 +11,7 @@ use anyhow::{bail, Context as _};
 
 use crate::generate::{self, validate, LockPoint, Options, Output, Target};
 use crate::profile::{self, system, Profile};
+use crate::sitepolicy::SitePolicy;
 
 /// Where `generate` writes by default: next to the profile, to review first.
 pub const DEFAULT_OUT: &str = "/var/lib/modtrace/generated";
@@ -149,6 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         deny: args.deny,
         now: system::now(),
         command: command_line(&args),
+        site: SitePolicy::read(Path::new("/")),
     };
     let output = generate::generate(&profile, &target, &opts)?;
     let done = write_output(&args.out, &output)?;

@@ -18,6 +18,7 @@ fn opts(point: LockPoint, deny: bool) -> Options {
         deny,
         now: NOW.to_string(),
         command: "modtrace generate".to_string(),
+        site: Default::default(),
     }
 }
 
@@ -89,7 +90,7 @@ fn modules_load_lists_top_level_modules_only_with_reasons() {
     // Reasons: the unit and process, the alias, the count; the dependencies it brings.
     assert!(conf.contains("# appletalk, with llc, psnap:"), "{conf}");
     assert!(
-        conf.contains("request for net-pf-5 by example.service (modtrace-guest, /usr/bin/python3); once"),
+        conf.contains("request for net-pf-5 by example.service (modtrace-guest, /usr/bin/python3, uid 0); once"),
         "{conf}"
     );
     assert!(conf.contains("configured in /etc/modules-load.d/ext4.conf"), "{conf}");
@@ -133,6 +134,10 @@ fn drop_in_lists_top_level_modules_of_each_unit() {
             pid: None,
             unit: Some("mounter.service".into()),
             cgroup: Some("/system.slice/mounter.service".into()),
+            uid: Some(0),
+            euid: None,
+            loginuid: None,
+            scope: crate::scope::Scope::of(Some("/system.slice/mounter.service")),
             extra: Default::default(),
         }),
         count: 2,
@@ -288,6 +293,7 @@ fn udev_loads_resolve_by_modalias() {
             devpath: Some("/devices/pci0000:00/0000:00:1f.6".into()),
             extra: Default::default(),
         }),
+        loader: Some(crate::profile::testutil::udevd_loader()),
         count: 1,
         ..Trigger::new(TriggerKind::Udev)
     });
@@ -399,6 +405,10 @@ fn a_request_needs_the_module_of_its_alias_that_answered_it() {
             pid: Some(40),
             unit: Some("example.service".into()),
             cgroup: Some("/system.slice/example.service".into()),
+            uid: Some(0),
+            euid: None,
+            loginuid: None,
+            scope: crate::scope::Scope::of(Some("/system.slice/example.service")),
             extra: Default::default(),
         }),
         count: 1,

@@ -272,17 +272,17 @@ fn output_is_deterministic_and_keys_are_in_a_stable_order() {
     assert_eq!(a, b);
     let top: Vec<String> =
         serde_json::from_str::<serde_json::Value>(&a).unwrap().as_object().unwrap().keys().cloned().collect();
-    assert_eq!(top, ["schema", "kernel", "host", "boots", "sessions", "modules", "requests", "failed"]);
+    assert_eq!(top, ["schema", "kernel", "host", "boots", "sessions", "modules", "requests", "failed", "decisions"]);
 }
 
 #[test]
 fn unknown_schema_is_an_error() {
     let dir = TempDir::new("schema");
     let path = dir.join("p.json");
-    fs::write(&path, r#"{"schema": "modtrace-profile/2", "kernel": "x"}"#).unwrap();
+    fs::write(&path, r#"{"schema": "modtrace-profile/3", "kernel": "x"}"#).unwrap();
     let err = load(&path).unwrap_err().to_string();
     assert!(err.contains("p.json"), "{err}");
-    assert!(err.contains("unknown schema \"modtrace-profile/2\""), "{err}");
+    assert!(err.contains("unknown schema \"modtrace-profile/3\""), "{err}");
     fs::write(&path, r#"{"kernel": "x"}"#).unwrap();
     let err = load(&path).unwrap_err().to_string();
     assert!(err.contains("no \"schema\" field"), "{err}");

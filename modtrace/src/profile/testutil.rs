@@ -50,23 +50,37 @@ pub fn appletalk_index() -> StaticIndex {
         .module("mbcache", &[])
 }
 
+/// A root process in `unit`: a host system unit, or a login session of uid
+/// 1000; no unit: the root cgroup.
 pub fn process(pid: u32, comm: &str, exe: Option<&str>, unit: Option<&str>) -> Process {
+    let cgroup = match unit {
+        None => "/".to_string(),
+        Some("init.scope") => "/init.scope".to_string(),
+        Some(u) if u.starts_with("session-") => format!("/user.slice/user-1000.slice/{u}"),
+        Some(u) => format!("/system.slice/{u}"),
+    };
+    in_cgroup(pid, comm, exe, 0, &cgroup)
+}
+
+/// A process of `uid` in the cgroup at `path`, its unit and scope read from it.
+pub fn in_cgroup(pid: u32, comm: &str, exe: Option<&str>, uid: u32, path: &str) -> Process {
+    let scope = crate::scope::Scope::of(Some(path));
     Process {
         pid,
         tgid: pid,
         ppid: Some(1),
-        uid: 0,
+        uid,
+        euid: None,
+        loginuid: None,
+        sessionid: None,
         comm: comm.to_string(),
         parent_comm: Some("systemd".to_string()),
         exe: exe.map(str::to_string),
         cmdline: None,
         cgroup_id: 1000 + u64::from(pid),
-        cgroup: unit.map(|u| match u {
-            "init.scope" => "/init.scope".to_string(),
-            u if u.starts_with("session-") => format!("/user.slice/user-1000.slice/{u}"),
-            u => format!("/system.slice/{u}"),
-        }),
-        unit: unit.map(str::to_string),
+        cgroup: Some(path.to_string()),
+        unit: scope.unit().map(str::to_string),
+        scope,
     }
 }
 
@@ -230,6 +244,22 @@ pub fn example_profile() -> crate::profile::Profile {
     p
 }
 
+/// systemd-udevd, root in its system unit, as a profile records a loader.
+pub fn udevd_loader() -> super::Loader {
+    let p = process(300, "systemd-udevd", Some("/usr/lib/systemd/systemd-udevd"), Some("systemd-udevd.service"));
+    super::Loader {
+        comm: p.comm,
+        exe: p.exe,
+        uid: Some(0),
+        euid: None,
+        loginuid: None,
+        unit: p.unit,
+        scope: p.scope,
+        cgroup: p.cgroup,
+        extra: Default::default(),
+    }
+}
+
 /// A module udev loaded for the device with `modalias` (a CPU's, in the tests),
 /// as a profile records it.
 pub fn udev_device_module(modalias: &str, name: &str, deps: &[&str], top_level: bool) -> super::Module {
@@ -244,6 +274,7 @@ pub fn udev_device_module(modalias: &str, name: &str, deps: &[&str], top_level: 
             devpath: Some("/devices/system/cpu/cpu1".into()),
             extra: Default::default(),
         }),
+        loader: Some(udevd_loader()),
         count: 1,
         ..Trigger::new(TriggerKind::Udev)
     });
