@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod probes;
 pub mod profile;
 pub mod report;
+pub mod review;
 pub mod scope;
 pub mod sitepolicy;
 pub mod snapshot;

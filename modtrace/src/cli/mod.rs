@@ -11,13 +11,16 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub mod allow;
 pub mod check;
+pub mod deny;
 pub mod diff;
 pub mod docs;
 pub mod generate;
 pub mod learn;
 pub mod lock;
 pub mod report;
+pub mod review;
 pub mod snapshot;
 pub mod trace;
 
@@ -150,6 +153,41 @@ It refuses, with the reasons, when check finds blockers or a required module doe
 not load, unless --force. The lock cannot be undone: until the next reboot no module \
 can be loaded or unloaded. Already locked: it says so.";
 
+/// What trust means, for every page that lists or holds back modules.
+macro_rules! trust_text {
+    () => {
+        "A cause is trusted when root on the host caused it outside any container: a \
+system unit, PID 1, udev, a kernel thread, a login session's root, or a \
+configured preload. Anything else (an unprivileged uid, a user's own unit, a \
+container, a uid or cgroup not known) is not listed by generate, check or lock \
+until accepted (modtrace review, modtrace allow)."
+    };
+}
+
+const REVIEW_ABOUT: &str = concat!(
+    "Goes through the modules that only untrusted processes asked for, one at a time, \
+showing what the module is (modinfo's description), who asked (uid, scope, unit, \
+process), how often, and why that is not trusted, and asks: accept (list it), deny \
+(never list it; generate --deny refuses it), skip (decide later) or quit. The \
+decisions are written into the profile at the end, atomically and under the \
+learner's lock, and are kept when learning merges new sessions in.\n\n",
+    trust_text!()
+);
+
+const ALLOW_ABOUT: &str = "\
+Records in the profile that NAME, a module or an alias the kernel requested \
+(net-pf-5, fs-vfat), is accepted although only untrusted processes asked for it: \
+generate lists it (a user's or a container's unit still gets no drop-in), check \
+and lock load it. Names starting with '-' are refused. The decision is kept when \
+learning merges new sessions in; modtrace deny NAME replaces it.";
+
+const DENY_ABOUT: &str = "\
+Records in the profile that NAME, a module or an alias, is denied: generate, check \
+and lock never list it whoever asked for it, and generate --deny's modprobe.d file \
+refuses the module. A module the profile does not know may be denied too. Names \
+starting with '-' are refused. The decision is kept when learning merges new \
+sessions in; modtrace allow NAME replaces it.";
+
 /// Which kernel modules this machine needs, and who needs them.
 #[derive(Parser, Debug)]
 #[command(
@@ -189,6 +227,15 @@ pub enum Command {
     /// Load the needed modules, then set kernel.modules_disabled=1 now.
     #[command(long_about = LOCK_ABOUT)]
     Lock(lock::Args),
+    /// Accept, deny or skip, one at a time, what only untrusted processes asked for.
+    #[command(long_about = REVIEW_ABOUT)]
+    Review(review::Args),
+    /// Accept a module or alias that only untrusted processes asked for.
+    #[command(long_about = ALLOW_ABOUT)]
+    Allow(allow::Args),
+    /// Never list a module (or honour an alias), whoever asks.
+    #[command(long_about = DENY_ABOUT)]
+    Deny(deny::Args),
     /// Write the man pages and shell completions (packaging).
     #[command(hide = true)]
     GenerateDocs(docs::Args),
@@ -231,6 +278,9 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Check(args) => check::run(args),
         Command::Lock(args) => lock::run(args),
+        Command::Review(args) => review::run(args),
+        Command::Allow(args) => allow::run(args),
+        Command::Deny(args) => deny::run(args),
         Command::GenerateDocs(args) => docs::run(args),
     };
     match result {
