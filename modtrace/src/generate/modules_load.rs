@@ -12,6 +12,10 @@ pub fn reasons(cited: &[Cited], indent: &str) -> String {
     let mut text = String::new();
     for c in cited {
         let _ = write!(text, "{indent}- {}", c.reason.text);
+        // An untrusted cause that is listed says who accepted it.
+        if c.reason.trust.why().starts_with("accepted") {
+            let _ = write!(text, " [{}]", c.reason.trust.why());
+        }
         if let Some(n) = &c.note {
             let _ = write!(text, " [{n}]");
         }

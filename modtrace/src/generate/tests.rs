@@ -520,3 +520,56 @@ fn warnings_about_lost_events_reach_the_files() {
     assert!(out.file(MODULES_LOAD).unwrap().contents.contains("# WARNING: 7 kernel events were lost"));
     assert!(out.file(LOCK_UNIT).unwrap().contents.contains("# WARNING: 7 kernel events were lost"));
 }
+
+/// The measurements: uid 1000's unit named like a display manager, and
+/// root in a container's inner system.slice: neither is listed, neither gets a
+/// drop-in (also once accepted), and the comments say who asked.
+#[test]
+fn untrusted_requests_are_not_listed_and_user_or_container_units_get_no_drop_in() {
+    use crate::profile::testutil::{untrusted_index, untrusted_profile};
+    let mut p = untrusted_profile();
+    let target = tree_target(untrusted_index(), &[], &[]);
+    let out = gen(&p, &target, LockPoint::AfterUdev);
+    let conf = &out.file(MODULES_LOAD).unwrap().contents;
+    assert_eq!(listed(conf), ["appletalk", "binfmt_misc", "ext4", "snd_hda_intel"], "{conf}");
+    assert!(conf.contains("# NEEDS REVIEW, not listed"), "{conf}");
+    assert!(conf.contains("#   vfat: an unprivileged process (uid 1000) in the user unit lightdm.service of uid 1000 (accept: modtrace allow vfat"), "{conf}");
+    assert!(conf.contains("request for fs-vfat by the user unit lightdm.service of uid 1000 (Xorg, /usr/bin/Xorg, uid 1000); 2 times"), "{conf}");
+    assert!(conf.contains("dummy: root, but in the container web (systemd-nspawn), its unit fake-dm.service"), "{conf}");
+    let paths: Vec<String> = out.files.iter().map(|f| f.path.display().to_string()).collect();
+    assert!(paths.iter().all(|p| !p.contains("lightdm") && !p.contains("fake-dm")), "{paths:?}");
+    assert!(paths.contains(&"etc/systemd/system/example.service.d/modtrace-modules.conf".to_string()), "{paths:?}");
+
+    for name in ["vfat", "rtnl-link-dummy"] {
+        crate::profile::decide::decide(&mut p, name, crate::profile::Verdict::Allow, NOW).unwrap();
+    }
+    let out = gen(&p, &target, LockPoint::AfterUdev);
+    let conf = &out.file(MODULES_LOAD).unwrap().contents;
+    assert_eq!(listed(conf), ["appletalk", "binfmt_misc", "dummy", "ext4", "snd_hda_intel", "vfat"], "{conf}");
+    assert!(conf.contains("accepted by an admin (modtrace allow vfat"), "{conf}");
+    let paths: Vec<String> = out.files.iter().map(|f| f.path.display().to_string()).collect();
+    assert!(paths.iter().all(|p| !p.contains("lightdm") && !p.contains("fake-dm")), "{paths:?}");
+    let notes: Vec<&String> = out.plan.other_units.values().collect();
+    assert!(notes.iter().any(|n| n.contains("user unit lightdm.service of uid 1000")), "{notes:?}");
+}
+
+/// A denied module and one the site disables are never listed; --deny refuses both.
+#[test]
+fn denied_and_site_disabled_modules_are_not_listed_and_deny_refuses_them() {
+    let mut p = example_profile();
+    crate::profile::decide::decide(&mut p, "binfmt_misc", crate::profile::Verdict::Deny, NOW).unwrap();
+    let mut o = opts(LockPoint::AfterUdev, true);
+    o.site.add_file(std::path::Path::new("/etc/modprobe.d/30_security-misc_disable.conf"), "install appletalk /bin/disabled-network-by-security-misc\n");
+    let target = tree_target(appletalk_index(), &[], &[]);
+    let out = generate(&p, &target, &o).unwrap();
+    let conf = &out.file(MODULES_LOAD).unwrap().contents;
+    assert_eq!(listed(conf), ["ext4", "snd_hda_intel"], "{conf}");
+    assert!(conf.contains("#   binfmt_misc: denied by an admin (modtrace deny binfmt_misc"), "{conf}");
+    assert!(conf.contains("#   appletalk: disabled by site policy: /etc/modprobe.d/30_security-misc_disable.conf:1"), "{conf}");
+    let deny = &out.file(DENY).unwrap().contents;
+    for m in ["binfmt_misc", "appletalk"] {
+        assert!(deny.contains(&format!("\ninstall {m} ")), "{m}: {deny}");
+    }
+    assert!(!deny.contains("\ninstall ext4 "), "{deny}");
+    assert!(!out.files.iter().any(|f| f.path.display().to_string().contains("init.scope")));
+}

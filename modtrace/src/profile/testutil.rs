@@ -304,3 +304,31 @@ pub fn with_cpu_modules(base: StaticIndex) -> StaticIndex {
     }
     idx
 }
+
+/// The cgroup paths: uid 1000's own manager running a unit named like
+/// a system display manager, and a container's inner system unit.
+pub const USER_DM_CGROUP: &str = "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service";
+pub const CONTAINER_CGROUP: &str = "/machine.slice/systemd-nspawn@web.service/payload/system.slice/fake-dm.service";
+
+/// `untrusted_profile`'s kernel: the example's plus vfat (fs-vfat) and dummy
+/// (rtnl-link-dummy).
+pub fn untrusted_index() -> StaticIndex {
+    appletalk_index().alias("fs-vfat", "vfat").module("vfat", &[]).alias("rtnl-link-dummy", "dummy").module("dummy", &[])
+}
+
+/// The example profile, plus what untrusted processes caused: uid 1000 in its
+/// user unit lightdm.service asked for fs-vfat (twice), root in a container's
+/// fake-dm.service for rtnl-link-dummy.
+pub fn untrusted_profile() -> crate::profile::Profile {
+    let mut p = example_profile();
+    let user = in_cgroup(5000, "Xorg", Some("/usr/bin/Xorg"), 1000, USER_DM_CGROUP);
+    for t in ["2024-03-01T10:07:00Z", "2024-03-01T10:07:30Z"] {
+        p.observe(&request(t, user.clone(), "fs-vfat", &["vfat"]));
+        p.observe(&loaded_for_request(t, "vfat", "fs-vfat", "vfat", user.clone(), &[]));
+    }
+    let root_in_container = in_cgroup(6000, "ip", Some("/usr/sbin/ip"), 0, CONTAINER_CGROUP);
+    p.observe(&request("2024-03-01T10:08:00Z", root_in_container.clone(), "rtnl-link-dummy", &["dummy"]));
+    p.observe(&loaded_for_request("2024-03-01T10:08:00Z", "dummy", "rtnl-link-dummy", "dummy", root_in_container, &[]));
+    p.settle(&untrusted_index());
+    p
+}
