@@ -111,11 +111,17 @@ pub struct Written {
 /// generation did not write.
 pub fn write_output(out: &Path, output: &Output) -> anyhow::Result<Written> {
     let mut done = Written::default();
+    // Every destination is checked before the first file is replaced, so that a
+    // read-only directory does not leave half a generation behind.
     for f in &output.files {
         let dest = out.join(&f.path);
         if let Some(dir) = dest.parent() {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        profile::check_writable(&dest)?;
+    }
+    for f in &output.files {
+        let dest = out.join(&f.path);
         profile::atomic_write(&dest, f.contents.as_bytes())?;
         done.written.push(dest);
     }
