@@ -467,13 +467,29 @@ mod tests {
         let cg = TempDir::new();
         let svc = cg.0.join("system.slice/lightdm.service");
         fs::create_dir_all(&svc).unwrap();
+        let inner = cg.0.join("machine.slice/systemd-nspawn@web.service/payload/system.slice/lightdm.service");
+        fs::create_dir_all(&inner).unwrap();
         let mut d = SystemDescriber::with_roots(proc_root.0.clone(), Some(cg.0.clone()));
         let mut t = task(7, 7, "Xorg");
         t.cgroup_id = ino(&svc);
         let p = d.process(&t);
         assert_eq!(p.cgroup.as_deref(), Some("/system.slice/lightdm.service"));
         assert_eq!(p.unit.as_deref(), Some("lightdm.service"));
+        assert_eq!(p.scope, Scope::System { unit: "lightdm.service".into() });
         assert_eq!((p.exe, p.cmdline), (None, None));
+
+        // The same unit name inside a container's tree is the container's.
+        t.cgroup_id = ino(&inner);
+        let p = d.process(&t);
+        assert_eq!(p.unit.as_deref(), Some("lightdm.service"));
+        assert_eq!(
+            p.scope,
+            Scope::Container {
+                runtime: "systemd-nspawn".into(),
+                name: "web".into(),
+                unit: Some("lightdm.service".into())
+            }
+        );
     }
 
     #[test]

@@ -188,11 +188,8 @@ impl Report {
 }
 
 fn who_requested(r: &profile::AliasRequest) -> String {
-    let mut names: Vec<String> = r
-        .requesters
-        .iter()
-        .map(|q| format!("{}, {} time(s)", plan::who(&q.who), q.count))
-        .collect();
+    let mut names: Vec<String> =
+        r.requesters.iter().map(|q| format!("{}, {} time(s)", plan::who(&q.who), q.count)).collect();
     names.dedup();
     if names.is_empty() {
         "unknown requester".to_string()
@@ -367,8 +364,14 @@ pub fn evaluate(inputs: &Inputs) -> Report {
                 who_requested(r),
                 site.join("; ")
             ));
-        } else if now.loadable.iter().all(|m| plan.denied.contains_key(m)) || p.decision(&r.alias).is_some_and(|d| d.verdict == profile::Verdict::Deny) {
-            report.info.push(format!("request for {} ({}) will fail after the lock: {modules} denied by an admin", r.alias, who_requested(r)));
+        } else if now.loadable.iter().all(|m| plan.denied.contains_key(m))
+            || p.decision(&r.alias).is_some_and(|d| d.verdict == profile::Verdict::Deny)
+        {
+            report.info.push(format!(
+                "request for {} ({}) will fail after the lock: {modules} denied by an admin",
+                r.alias,
+                who_requested(r)
+            ));
         } else if !r.requesters.iter().any(|q| trust::requester(&q.who).trusted()) {
             let why = r.requesters.first().map(|q| trust::requester(&q.who).why().to_string()).unwrap_or_default();
             report.review.push(format!(
@@ -416,11 +419,7 @@ pub fn evaluate(inputs: &Inputs) -> Report {
         if p.module(&m).is_some() || is_covered(&m) || target.lookup(&m).is_empty() {
             continue;
         }
-        let by = f
-            .requester
-            .as_ref()
-            .map(plan::who)
-            .unwrap_or_else(|| plan::loader_who(&f.loader));
+        let by = f.requester.as_ref().map(plan::who).unwrap_or_else(|| plan::loader_who(&f.loader));
         let error = f.error.as_deref().unwrap_or("error");
         // A refusal (a lock or a policy already in force while learning) hides a
         // module that may be needed; any other error (ENODEV: no such hardware)
@@ -645,7 +644,13 @@ mod tests {
         p.modules.retain(|m| !["appletalk", "psnap", "llc"].contains(&m.name.as_str()));
         p.requests.retain(|q| q.alias != "net-pf-5");
         p.failed.clear();
-        let user = in_cgroup(5000, "Xorg", Some("/usr/bin/Xorg"), 1000, "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service");
+        let user = in_cgroup(
+            5000,
+            "Xorg",
+            Some("/usr/bin/Xorg"),
+            1000,
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service",
+        );
         for rec in appletalk_sequence("2024-03-01T10:06:00Z", user) {
             p.observe(&rec);
         }
@@ -697,7 +702,11 @@ mod tests {
         p.failed = vec![failure];
         let report = run(&r, &p, &target(idx, &[]), LockPoint::AfterUdev);
         assert!(!report.safe());
-        assert!(report.blockers.iter().any(|b| b.contains("tun was refused while learning (EPERM")), "{:?}", report.blockers);
+        assert!(
+            report.blockers.iter().any(|b| b.contains("tun was refused while learning (EPERM")),
+            "{:?}",
+            report.blockers
+        );
     }
 
     #[test]

@@ -187,11 +187,9 @@ impl Cause {
                 };
                 (loader_at.unwrap_or(none), loader_name, via)
             }
-            TriggerKind::Preloaded => (
-                none,
-                None,
-                format!("preloaded: {}", t.reason.as_deref().unwrap_or(crate::profile::BEFORE_LEARNING)),
-            ),
+            TriggerKind::Preloaded => {
+                (none, None, format!("preloaded: {}", t.reason.as_deref().unwrap_or(crate::profile::BEFORE_LEARNING)))
+            }
             TriggerKind::Unknown => (
                 loader_at.unwrap_or(none),
                 loader_name,
@@ -424,7 +422,8 @@ pub fn unit_label(unit: Option<&str>, scope: Option<&Scope>) -> Option<String> {
 fn by_unit(profile: &Profile) -> Vec<UnitGroup> {
     // Key: Some(unit) first in label order, then None (no unit / preloaded).
     type Key = (bool, String);
-    let mut groups: BTreeMap<Key, (Option<String>, Option<Scope>, Vec<UnitNeed>)> = BTreeMap::new();
+    type Group = (Option<String>, Option<Scope>, Vec<UnitNeed>);
+    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
     for m in &profile.modules {
         let shown: Vec<&Trigger> = if m.top_level {
             m.triggers.iter().filter(|t| t.needed_by.is_none()).collect()
@@ -467,13 +466,15 @@ fn by_unit(profile: &Profile) -> Vec<UnitGroup> {
     }
     groups
         .into_iter()
-        .map(|((none, _), (unit, scope, needs))| {
-            if none {
-                UnitGroup { unit: None, scope: None, needs }
-            } else {
-                UnitGroup { unit, scope, needs }
-            }
-        })
+        .map(
+            |((none, _), (unit, scope, needs))| {
+                if none {
+                    UnitGroup { unit: None, scope: None, needs }
+                } else {
+                    UnitGroup { unit, scope, needs }
+                }
+            },
+        )
         .collect()
 }
 
@@ -669,7 +670,9 @@ fn held_text(r: &Report) -> String {
             }
         }
     }
-    for (title, list) in [("Denied (never listed)", &r.denied), ("Disabled by site policy (not listed)", &r.site_disabled)] {
+    for (title, list) in
+        [("Denied (never listed)", &r.denied), ("Disabled by site policy (not listed)", &r.site_disabled)]
+    {
         if list.is_empty() {
             continue;
         }
@@ -923,7 +926,10 @@ mod tests {
         ext4.triggers[0].reason = Some("a|b".to_string());
         let text = render(&p, Format::Markdown, GroupBy::Module);
         assert!(text.starts_with("## modtrace profile of kicksecure (kernel 6.1.0-18-amd64)\n"), "{text}");
-        assert!(text.contains("| Module | Count | Unit | UID | Process | Via |\n|---|---:|---|---|---|---|\n"), "{text}");
+        assert!(
+            text.contains("| Module | Count | Unit | UID | Process | Via |\n|---|---:|---|---|---|---|\n"),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "| **appletalk** | 1 | `example.service` | 0 | modtrace-guest (/usr/bin/python3) | request net-pf-5 |"
@@ -974,14 +980,25 @@ mod tests {
         assert!(dummy.contains("fake-dm.service [container web, systemd-nspawn]"), "{dummy}");
         let start = text.find("Needs review:").unwrap_or_else(|| panic!("{text}"));
         let review = &text[start..start + text[start..].find("\n\n").unwrap()];
-        assert!(review.contains("vfat (2 time(s)): an unprivileged process (uid 1000) in the user unit lightdm.service of uid 1000"), "{review}");
-        assert!(review.contains("accept: modtrace allow vfat") && review.contains("accept: modtrace allow dummy"), "{review}");
+        assert!(
+            review.contains(
+                "vfat (2 time(s)): an unprivileged process (uid 1000) in the user unit lightdm.service of uid 1000"
+            ),
+            "{review}"
+        );
+        assert!(
+            review.contains("accept: modtrace allow vfat") && review.contains("accept: modtrace allow dummy"),
+            "{review}"
+        );
         assert!(!review.contains("appletalk"), "root in a system unit is trusted: {review}");
         assert!(text.trim_end().ends_with("2 need review"), "{text}");
 
         // By unit: the user's lightdm.service is not the host's.
         let by = render(&p, Format::Table, GroupBy::Unit);
-        assert!(by.contains("\nlightdm.service [user unit of uid 1000]\n  lightdm.service needs vfat via fs-vfat"), "{by}");
+        assert!(
+            by.contains("\nlightdm.service [user unit of uid 1000]\n  lightdm.service needs vfat via fs-vfat"),
+            "{by}"
+        );
         assert!(!by.contains("\nlightdm.service\n"), "{by}");
         let json: serde_json::Value = serde_json::from_str(&render(&p, Format::Json, GroupBy::Module)).unwrap();
         let m = json["modules"].as_array().unwrap().iter().find(|m| m["module"] == "vfat").unwrap();

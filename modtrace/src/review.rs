@@ -127,7 +127,15 @@ mod tests {
         assert!(items[1].why.contains("uid 1000") && items[1].count == 2, "{items:?}");
         let items = &items[1..];
         let mut out = Vec::new();
-        let s = run(&mut p, items, &|m| Some(format!("{m} is a file system")), &mut "x\na\n".as_bytes(), &mut out, "2024-03-02T00:00:00Z").unwrap();
+        let s = run(
+            &mut p,
+            items,
+            &|m| Some(format!("{m} is a file system")),
+            &mut "x\na\n".as_bytes(),
+            &mut out,
+            "2024-03-02T00:00:00Z",
+        )
+        .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("[1/1] vfat\n  what it is:   vfat is a file system"), "{text}");
         assert!(text.contains("user unit lightdm.service of uid 1000"), "{text}");

@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use crate::modindex::normalize;
 
 /// Where kmod looks for modprobe.d files, in order of precedence.
-pub const DIRS: &[&str] = &["etc/modprobe.d", "run/modprobe.d", "usr/local/lib/modprobe.d", "usr/lib/modprobe.d", "lib/modprobe.d"];
+pub const DIRS: &[&str] =
+    &["etc/modprobe.d", "run/modprobe.d", "usr/local/lib/modprobe.d", "usr/lib/modprobe.d", "lib/modprobe.d"];
 
 /// Where a rule was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,7 +291,10 @@ blacklist netrom
     #[test]
     fn the_kernel_command_line_blacklists() {
         let mut site = SitePolicy::default();
-        site.add_cmdline(Path::new("/proc/cmdline"), "quiet modprobe.blacklist=pcspkr,snd-pcsp module_blacklist=firewire-core");
+        site.add_cmdline(
+            Path::new("/proc/cmdline"),
+            "quiet modprobe.blacklist=pcspkr,snd-pcsp module_blacklist=firewire-core",
+        );
         assert!(site.refusal("snd_pcsp", true).is_some());
         assert_eq!(site.refusal("pcspkr", false), None);
         assert!(site.refusal("firewire_core", false).unwrap().to_string().contains("module_blacklist="));

@@ -186,6 +186,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for w in &plan.warnings {
         eprintln!("modtrace: warning: {w}");
     }
+    if !plan.review.is_empty() {
+        let names: Vec<&str> = plan.review.keys().map(String::as_str).collect();
+        eprintln!(
+            "modtrace: not listed, {} module(s) only untrusted processes asked for: {} (modtrace report says who; accept with modtrace review or modtrace allow NAME)",
+            names.len(),
+            names.join(", ")
+        );
+    }
+    for (m, held) in plan.denied.iter().chain(&plan.site_disabled) {
+        eprintln!("modtrace: not listed: {m}: {}", held.why);
+    }
     for (unit, why) in &plan.other_units {
         eprintln!("modtrace: note: no drop-in for {unit}: {why}");
     }

@@ -21,14 +21,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let site = SitePolicy::read(Path::new("/"));
     let stdin = io::stdin();
     if !stdin.is_terminal() {
-        eprintln!("modtrace: review reads its answers from standard input (a for accept, d for deny, s for skip, q for quit)");
+        eprintln!(
+            "modtrace: review reads its answers from standard input (a for accept, d for deny, s for skip, q for quit)"
+        );
     }
     let summary = decide::update(&args.profile, |p| {
         let plan = crate::needs::derive(p, &site, &Target::from_profile(p))
             .map_err(|bad| decide::DecideError::Unusable(bad.iter().map(|i| i.to_string()).collect()))?;
         let items = review::items(&plan);
         if items.is_empty() {
-            println!("nothing needs review: every listed module was asked for by root on the host, or was decided already");
+            println!(
+                "nothing needs review: every listed module was asked for by root on the host, or was decided already"
+            );
         }
         review::run(p, &items, &review::modinfo_description, &mut stdin.lock(), &mut io::stdout(), &system::now())
     })?;

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::*;
 use crate::modindex::StaticIndex;
 use crate::profile::testutil::{
-    appletalk_index, example_profile, loaded_for_request, process, request, udev_device_module, with_cpu_modules, TempDir, CPU_MODALIAS,
+    appletalk_index, example_profile, loaded_for_request, process, request, udev_device_module, with_cpu_modules,
+    TempDir, CPU_MODALIAS,
 };
 use crate::profile::{Device, Module, Requester, Trigger, TriggerKind};
 
@@ -321,7 +322,6 @@ fn cpu_module(name: &str, deps: &[&str], top_level: bool) -> Module {
     udev_device_module(CPU, name, deps, top_level)
 }
 
-
 /// What udev loaded for the CPU on the two-boot system test: edac_mce_amd (the
 /// dependency of amd64_edac, which then failed), kvm_amd with its dependencies
 /// (which carry the same udev trigger), sha1_ssse3.
@@ -534,8 +534,16 @@ fn untrusted_requests_are_not_listed_and_user_or_container_units_get_no_drop_in(
     assert_eq!(listed(conf), ["appletalk", "binfmt_misc", "ext4", "snd_hda_intel"], "{conf}");
     assert!(conf.contains("# NEEDS REVIEW, not listed"), "{conf}");
     assert!(conf.contains("#   vfat: an unprivileged process (uid 1000) in the user unit lightdm.service of uid 1000 (accept: modtrace allow vfat"), "{conf}");
-    assert!(conf.contains("request for fs-vfat by the user unit lightdm.service of uid 1000 (Xorg, /usr/bin/Xorg, uid 1000); 2 times"), "{conf}");
-    assert!(conf.contains("dummy: root, but in the container web (systemd-nspawn), its unit fake-dm.service"), "{conf}");
+    assert!(
+        conf.contains(
+            "request for fs-vfat by the user unit lightdm.service of uid 1000 (Xorg, /usr/bin/Xorg, uid 1000); 2 times"
+        ),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("dummy: root, but in the container web (systemd-nspawn), its unit fake-dm.service"),
+        "{conf}"
+    );
     let paths: Vec<String> = out.files.iter().map(|f| f.path.display().to_string()).collect();
     assert!(paths.iter().all(|p| !p.contains("lightdm") && !p.contains("fake-dm")), "{paths:?}");
     assert!(paths.contains(&"etc/systemd/system/example.service.d/modtrace-modules.conf".to_string()), "{paths:?}");
@@ -559,13 +567,19 @@ fn denied_and_site_disabled_modules_are_not_listed_and_deny_refuses_them() {
     let mut p = example_profile();
     crate::profile::decide::decide(&mut p, "binfmt_misc", crate::profile::Verdict::Deny, NOW).unwrap();
     let mut o = opts(LockPoint::AfterUdev, true);
-    o.site.add_file(std::path::Path::new("/etc/modprobe.d/30_security-misc_disable.conf"), "install appletalk /bin/disabled-network-by-security-misc\n");
+    o.site.add_file(
+        std::path::Path::new("/etc/modprobe.d/30_security-misc_disable.conf"),
+        "install appletalk /bin/disabled-network-by-security-misc\n",
+    );
     let target = tree_target(appletalk_index(), &[], &[]);
     let out = generate(&p, &target, &o).unwrap();
     let conf = &out.file(MODULES_LOAD).unwrap().contents;
     assert_eq!(listed(conf), ["ext4", "snd_hda_intel"], "{conf}");
     assert!(conf.contains("#   binfmt_misc: denied by an admin (modtrace deny binfmt_misc"), "{conf}");
-    assert!(conf.contains("#   appletalk: disabled by site policy: /etc/modprobe.d/30_security-misc_disable.conf:1"), "{conf}");
+    assert!(
+        conf.contains("#   appletalk: disabled by site policy: /etc/modprobe.d/30_security-misc_disable.conf:1"),
+        "{conf}"
+    );
     let deny = &out.file(DENY).unwrap().contents;
     for m in ["binfmt_misc", "appletalk"] {
         assert!(deny.contains(&format!("\ninstall {m} ")), "{m}: {deny}");

@@ -589,7 +589,8 @@ pub fn derive(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<P
             };
             if !accepted {
                 // Nothing to load for a cause nobody trusted: no blocker either.
-                let why = format!("{}; {} resolves to nothing in {}", e.reason.trust.why(), e.key.describe(), target.release);
+                let why =
+                    format!("{}; {} resolves to nothing in {}", e.reason.trust.why(), e.key.describe(), target.release);
                 hold(&mut plan.review, &e.module, why, &Cited { reason: e.reason.clone(), note: None });
                 continue;
             }

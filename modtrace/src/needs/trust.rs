@@ -88,7 +88,9 @@ pub fn of_trigger(t: &Trigger) -> Trust {
             },
             None => Trust::Review("no loader recorded".to_string()),
         },
-        TriggerKind::Unknown => Trust::Review("no request explains this load, so nobody can be trusted for it".to_string()),
+        TriggerKind::Unknown => {
+            Trust::Review("no request explains this load, so nobody can be trusted for it".to_string())
+        }
     }
 }
 
@@ -142,7 +144,10 @@ mod tests {
             let t = of_trigger(&request_by(req(uid, cg)));
             assert!(!t.trusted(), "{cg}: {t:?}");
         }
-        let t = of_trigger(&request_by(req(Some(1000), "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service")));
+        let t = of_trigger(&request_by(req(
+            Some(1000),
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service",
+        )));
         assert_eq!(t.why(), "an unprivileged process (uid 1000) in the user unit lightdm.service of uid 1000");
         let mut setuid = req(Some(1000), "/system.slice/example.service");
         setuid.euid = Some(0);

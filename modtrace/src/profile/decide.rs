@@ -68,10 +68,7 @@ pub fn decide(profile: &mut Profile, name: &str, verdict: Verdict, time: &str) -
 /// Loads the profile at `path` under the learner's lock, lets `change` decide,
 /// and saves it atomically when `change` succeeds. An unreadable profile is
 /// never written.
-pub fn update<T>(
-    path: &Path,
-    change: impl FnOnce(&mut Profile) -> Result<T, DecideError>,
-) -> Result<T, DecideError> {
+pub fn update<T>(path: &Path, change: impl FnOnce(&mut Profile) -> Result<T, DecideError>) -> Result<T, DecideError> {
     let _lock = store::lock(path)?;
     let mut profile = store::load_if_exists(path)?.ok_or_else(|| DecideError::NoProfile(path.to_path_buf()))?;
     let out = change(&mut profile)?;
@@ -88,7 +85,10 @@ mod tests {
     fn names_are_aliases_or_modules_and_options_are_refused() {
         let p = example_profile();
         assert_eq!(target_of(&p, "net-pf-5", Verdict::Allow).unwrap(), ("net-pf-5".into(), DecisionTarget::Alias));
-        assert_eq!(target_of(&p, "snd-hda-intel", Verdict::Allow).unwrap(), ("snd_hda_intel".into(), DecisionTarget::Module));
+        assert_eq!(
+            target_of(&p, "snd-hda-intel", Verdict::Allow).unwrap(),
+            ("snd_hda_intel".into(), DecisionTarget::Module)
+        );
         assert!(matches!(target_of(&p, "-r", Verdict::Deny), Err(DecideError::Dash(_))));
         assert!(matches!(target_of(&p, "--force", Verdict::Allow), Err(DecideError::Dash(_))));
         assert!(matches!(target_of(&p, "nope", Verdict::Allow), Err(DecideError::Unknown(_))));

@@ -149,7 +149,11 @@ pub fn loaded_udev(time: &str, module: &str) -> Record {
     Record {
         time: time.to_string(),
         ts_ns: 0,
-        what: What::Loaded { module: module.to_string(), taints: 0, cause: Cause::Udev { loader: udevd.clone(), device: None } },
+        what: What::Loaded {
+            module: module.to_string(),
+            taints: 0,
+            cause: Cause::Udev { loader: udevd.clone(), device: None },
+        },
         process: udevd,
     }
 }
@@ -313,7 +317,11 @@ pub const CONTAINER_CGROUP: &str = "/machine.slice/systemd-nspawn@web.service/pa
 /// `untrusted_profile`'s kernel: the example's plus vfat (fs-vfat) and dummy
 /// (rtnl-link-dummy).
 pub fn untrusted_index() -> StaticIndex {
-    appletalk_index().alias("fs-vfat", "vfat").module("vfat", &[]).alias("rtnl-link-dummy", "dummy").module("dummy", &[])
+    appletalk_index()
+        .alias("fs-vfat", "vfat")
+        .module("vfat", &[])
+        .alias("rtnl-link-dummy", "dummy")
+        .module("dummy", &[])
 }
 
 /// The example profile, plus what untrusted processes caused: uid 1000 in its
