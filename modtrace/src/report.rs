@@ -254,6 +254,19 @@ fn own_triggers(m: &Module) -> Vec<Cause> {
         .collect()
 }
 
+/// "comm (exe), unit" with the unit's scope when it is not the host's, and the
+/// uid when it is not root's.
+fn placed(comm: &str, exe: Option<&str>, unit: Option<&str>, scope: &Scope, uid: Option<u32>) -> String {
+    let mut name = process_name(comm, exe);
+    if let Some(u) = uid.filter(|u| *u != 0) {
+        name.push_str(&format!(" uid {u}"));
+    }
+    match unit_label(unit, Some(scope)) {
+        Some(u) => format!("{name}, {u}"),
+        None => name,
+    }
+}
+
 fn held(map: &std::collections::BTreeMap<String, needs::Held>, accept: bool) -> Vec<Held> {
     map.iter()
         .map(|(m, h)| Held {
@@ -280,13 +293,7 @@ pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
             requested_by: r
                 .requesters
                 .iter()
-                .map(|c| {
-                    let name = process_name(&c.who.comm, c.who.exe.as_deref());
-                    match &c.who.unit {
-                        Some(u) => format!("{name}, {u}"),
-                        None => name,
-                    }
-                })
+                .map(|c| placed(&c.who.comm, c.who.exe.as_deref(), c.who.unit.as_deref(), &c.who.scope, c.who.uid))
                 .collect(),
         })
         .collect();
@@ -297,20 +304,8 @@ pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
             module: f.module.clone(),
             alias: f.alias.clone(),
             error: f.error.clone().unwrap_or_else(|| format!("{}", f.ret)),
-            loader: {
-                let name = process_name(&f.loader.comm, f.loader.exe.as_deref());
-                match &f.loader.unit {
-                    Some(u) => format!("{name}, {u}"),
-                    None => name,
-                }
-            },
-            requested_by: f.requester.as_ref().map(|r| {
-                let name = process_name(&r.comm, r.exe.as_deref());
-                match &r.unit {
-                    Some(u) => format!("{name}, {u}"),
-                    None => name,
-                }
-            }),
+            loader: placed(&f.loader.comm, f.loader.exe.as_deref(), f.loader.unit.as_deref(), &f.loader.scope, f.loader.uid),
+            requested_by: f.requester.as_ref().map(|r| placed(&r.comm, r.exe.as_deref(), r.unit.as_deref(), &r.scope, r.uid)),
             count: f.count,
         })
         .collect();
