@@ -632,6 +632,12 @@ mod tests {
         let w = report.warnings.join("\n");
         assert!(w.contains("request for net-pf-5") && w.contains("denied by site policy"), "{w}");
         assert!(w.contains("30_security-misc_disable.conf:1"), "{w}");
+
+        // blacklist: the kernel's request (by alias) is refused on purpose too.
+        fs::write(&conf, "blacklist appletalk\n").unwrap();
+        let report = run(&r, &p, &target(appletalk_index(), &[]), LockPoint::AfterUdev);
+        assert!(report.safe(), "{}", render(&report));
+        assert!(report.warnings.join("\n").contains("not loaded by alias"), "{:?}", report.warnings);
     }
 
     /// uid 1000 in its own user manager, in a unit named like a display

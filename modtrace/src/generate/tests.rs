@@ -587,3 +587,17 @@ fn denied_and_site_disabled_modules_are_not_listed_and_deny_refuses_them() {
     assert!(!deny.contains("\ninstall ext4 "), "{deny}");
     assert!(!out.files.iter().any(|f| f.path.display().to_string().contains("init.scope")));
 }
+
+/// blacklist stops loads by alias only: a module the kernel requested is not
+/// listed, the same module loaded by name (modprobe NAME) still is.
+#[test]
+fn a_blacklisted_module_is_held_for_its_alias_loads_only() {
+    let p = example_profile();
+    let mut o = opts(LockPoint::AfterUdev, false);
+    o.site.add_file(std::path::Path::new("/etc/modprobe.d/blacklist.conf"), "blacklist appletalk\nblacklist ext4\n");
+    let out = generate(&p, &tree_target(appletalk_index(), &[], &[]), &o).unwrap();
+    let conf = &out.file(MODULES_LOAD).unwrap().contents;
+    assert_eq!(listed(conf), ["binfmt_misc", "ext4", "snd_hda_intel"], "{conf}");
+    assert!(conf.contains("appletalk: blacklisted by site policy (/etc/modprobe.d/blacklist.conf:1)"), "{conf}");
+    assert!(out.plan.units.is_empty() || !out.plan.units.values().any(|m| m.contains_key("appletalk")));
+}
