@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use crate::scope::Scope;
+
 /// The task that fired a probe, as the kernel saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
@@ -68,6 +70,11 @@ pub struct Process {
     pub tgid: u32,
     pub ppid: Option<u32>,
     pub uid: u32,
+    /// Effective uid, audit login uid and audit session id, where the kernel
+    /// side provides them.
+    pub euid: Option<u32>,
+    pub loginuid: Option<u32>,
+    pub sessionid: Option<u32>,
     pub comm: String,
     pub parent_comm: Option<String>,
     pub exe: Option<String>,
@@ -75,8 +82,11 @@ pub struct Process {
     pub cgroup_id: u64,
     /// cgroup v2 path below the cgroup root, e.g. /system.slice/lightdm.service.
     pub cgroup: Option<String>,
-    /// systemd unit named by the cgroup path, e.g. lightdm.service.
+    /// The unit named by the cgroup path, e.g. lightdm.service: whose unit it
+    /// is (the host's, a user's, a container's) is in `scope`.
     pub unit: Option<String>,
+    /// Whose unit: parsed from the whole cgroup path; unknown without it.
+    pub scope: Scope,
 }
 
 impl Process {
@@ -87,6 +97,9 @@ impl Process {
             tgid: t.tgid,
             ppid: t.ppid,
             uid: t.uid,
+            euid: None,
+            loginuid: None,
+            sessionid: None,
             comm: t.comm.clone(),
             parent_comm: t.parent_comm.clone(),
             exe: None,
@@ -94,6 +107,7 @@ impl Process {
             cgroup_id: t.cgroup_id,
             cgroup: None,
             unit: None,
+            scope: Scope::Unknown,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Rendering records for `modtrace trace`: one human line, or one JSON object.
 
 use crate::event::{Cause, Process, Record, Syscall, What};
+use crate::scope::Scope;
 
 pub fn json(rec: &Record) -> String {
     serde_json::to_string(rec).expect("records serialize")
@@ -41,10 +42,18 @@ fn repeated(n: u32) -> String {
     if n == 0 { String::new() } else { format!(" (+{n} identical, folded)") }
 }
 
+/// `comm[tgid] (unit)` for a host system unit; any other unit with its scope,
+/// so that a user's or a container's unit never reads as a system unit.
 fn who(p: &Process) -> String {
     let mut s = format!("{}[{}]", p.comm, p.tgid);
-    if let Some(unit) = &p.unit {
-        s.push_str(&format!(" ({unit})"));
+    if p.uid != 0 {
+        s.push_str(&format!(" uid {}", p.uid));
+    }
+    match (&p.scope, &p.unit) {
+        (Scope::System { unit }, _) => s.push_str(&format!(" ({unit})")),
+        (Scope::Unknown, Some(unit)) => s.push_str(&format!(" ({unit}, scope unknown)")),
+        (Scope::Unknown | Scope::NoUnit, None) => {}
+        (scope, _) => s.push_str(&format!(" ({scope})")),
     }
     s
 }
@@ -89,19 +98,43 @@ mod tests {
     use crate::event::{Device, Parent};
 
     fn process(comm: &str, tgid: u32, unit: Option<&str>) -> Process {
+        let cgroup = unit.map(|u| format!("/system.slice/{u}"));
         Process {
             pid: tgid,
             tgid,
             ppid: Some(1),
             uid: 0,
+            euid: None,
+            loginuid: None,
+            sessionid: None,
             comm: comm.into(),
             parent_comm: Some("sh".into()),
             exe: None,
             cmdline: None,
             cgroup_id: 1,
-            cgroup: None,
+            scope: Scope::of(cgroup.as_deref()),
+            cgroup,
             unit: unit.map(String::from),
         }
+    }
+
+    #[test]
+    fn a_users_or_a_containers_unit_is_shown_with_its_scope() {
+        let mut p = process("python3", 100, Some("lightdm.service"));
+        p.uid = 1000;
+        p.cgroup = Some("/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service".into());
+        p.scope = Scope::of(p.cgroup.as_deref());
+        let what = What::Request { alias: "net-pf-5".into(), wait: true, call_site: "x".into(), repeats: 0, resolves_to: vec![] };
+        let line = human(&record(what.clone(), p.clone()));
+        assert!(line.contains("by python3[100] uid 1000 (user unit lightdm.service of uid 1000) ->"), "{line}");
+        p.uid = 0;
+        p.scope = Scope::of(Some("/machine.slice/systemd-nspawn@web.service/payload/system.slice/lightdm.service"));
+        let line = human(&record(what.clone(), p.clone()));
+        assert!(line.contains("(container web (systemd-nspawn), its unit lightdm.service)"), "{line}");
+        p.scope = Scope::Unknown;
+        assert!(human(&record(what, p.clone())).contains("(lightdm.service, scope unknown)"));
+        let v: serde_json::Value = serde_json::from_str(&json(&record(What::Unloaded { module: "x".into() }, p))).unwrap();
+        assert_eq!(v["process"]["scope"]["kind"], "unknown");
     }
 
     fn record(what: What, by: Process) -> Record {

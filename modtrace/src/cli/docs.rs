@@ -349,6 +349,36 @@ pub const PAGES: &[Page] = &[
         ],
         see_also: &["modtrace(8)", "modtrace-check(8)", "modtrace-generate(8)", "proc(5)"],
     },
+    Page {
+        command: "review",
+        exit_status: &[("0", "The pass ended (every item answered, skipped, or quit); the decisions are saved."), ERROR, USAGE],
+        files: &[PROFILE],
+        examples: &[
+            ("sudo modtrace review", "Decide, one module at a time, what only untrusted processes asked for."),
+            ("sudo modtrace review --profile ./p.json", "The same for another profile."),
+        ],
+        see_also: &["modtrace(8)", "modtrace-allow(8)", "modtrace-deny(8)", "modtrace-report(8)", "modinfo(8)"],
+    },
+    Page {
+        command: "allow",
+        exit_status: &[("0", "The decision is recorded in the profile."), ERROR, USAGE],
+        files: &[PROFILE],
+        examples: &[
+            ("sudo modtrace allow net-pf-5", "Accept the AppleTalk socket requests an unprivileged user made."),
+            ("sudo modtrace allow vfat", "Accept the module vfat, whoever asked for it."),
+        ],
+        see_also: &["modtrace(8)", "modtrace-deny(8)", "modtrace-review(8)", "modtrace-generate(8)"],
+    },
+    Page {
+        command: "deny",
+        exit_status: &[("0", "The decision is recorded in the profile."), ERROR, USAGE],
+        files: &[PROFILE],
+        examples: &[
+            ("sudo modtrace deny algif_aead", "Never list algif_aead; generate --deny refuses it."),
+            ("sudo modtrace deny net-pf-38", "Never honour the kernel's requests for net-pf-38."),
+        ],
+        see_also: &["modtrace(8)", "modtrace-allow(8)", "modtrace-review(8)", "modprobe.d(5)"],
+    },
 ];
 
 /// The page of `command` ("" for modtrace itself).

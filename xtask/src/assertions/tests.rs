@@ -137,7 +137,8 @@ fn summary_line(events: usize) -> String {
 
 fn trigger_request(alias: &str, requester: &str, unit: Option<&str>, needed_by: Option<&str>) -> Value {
     let mut t = json!({"kind": "request", "alias": alias,
-                       "requester": {"comm": requester, "exe": null, "pid": 7, "unit": unit, "cgroup": null},
+                       "requester": {"comm": requester, "exe": null, "pid": 7, "uid": 0, "unit": unit, "cgroup": null,
+                                     "scope": match unit { Some(u) => json!({"kind": "system", "unit": u}), None => json!({"kind": "unknown"}) }},
                        "loader": {"comm": "modprobe", "exe": "/usr/bin/kmod", "unit": null}, "count": 1});
     if let Some(n) = needed_by {
         t["needed_by"] = json!(n);
@@ -172,7 +173,7 @@ fn session(ended_by: &str) -> Value {
 fn good_profile() -> Value {
     let tool_in_unit = |needed_by| trigger_request("net-pf-24", "modtrace-guest", Some("example.service"), needed_by);
     json!({
-        "schema": "modtrace-profile/1", "kernel": KERNEL, "host": "guest", "boots": [],
+        "schema": "modtrace-profile/2", "kernel": KERNEL, "host": "guest", "boots": [],
         "sessions": [session("SIGINT")],
         "modules": [
             profile_module("pppox", &["slhc", "ppp_generic"], &[], vec![tool_in_unit(None)]),
@@ -196,7 +197,7 @@ fn good_profile() -> Value {
 }
 
 fn killed_profile() -> Value {
-    json!({"schema": "modtrace-profile/1", "kernel": KERNEL, "host": "guest", "sessions": [session("checkpoint")],
+    json!({"schema": "modtrace-profile/2", "kernel": KERNEL, "host": "guest", "sessions": [session("checkpoint")],
            "modules": [profile_module("tcp_scalable", &[], &[], vec![trigger_explicit(None)])]})
 }
 
@@ -475,7 +476,7 @@ fn every_learning_check_can_fail() {
     expect_failure("learner_saved_on_sigint", f, |r| r.set_exit_code(cap::LEARN, 130));
     expect_failure("learner_saved_on_sigint", f, |r| r.replace("learn.stderr", "(SIGINT)", "(error)"));
     expect_failure("profile_schema_kernel_session", f, |r| {
-        r.edit_json(section::PROFILE, |p| p["schema"] = json!("modtrace-profile/2"))
+        r.edit_json(section::PROFILE, |p| p["schema"] = json!("modtrace-profile/1"))
     });
     expect_failure("profile_schema_kernel_session", f, |r| r.console[0] = "guest: kernel 6.12.1, x".into());
     expect_failure("profile_schema_kernel_session", f, |r| {
@@ -492,6 +493,14 @@ fn every_learning_check_can_fail() {
     });
     expect_failure("profile_chain_top_requested_by_unit", f, |r| {
         r.edit_module("pppox", |m| m["top_level"] = json!(false))
+    });
+    expect_failure("profile_chain_top_requested_by_unit", f, |r| {
+        r.edit_module("pppox", |m| {
+            m["triggers"][0]["requester"]["scope"] = json!({"kind": "user", "uid": 1000, "unit": "example.service"})
+        })
+    });
+    expect_failure("profile_chain_top_requested_by_unit", f, |r| {
+        r.edit_module("pppox", |m| m["triggers"][0]["requester"]["uid"] = json!(1000))
     });
     expect_failure("profile_chain_dependencies_needed_by_top", f, |r| {
         r.edit_module("slhc", |m| m["needed_by"] = json!(["ppp_generic"]))
