@@ -15,6 +15,7 @@ pub mod check;
 pub mod diff;
 pub mod docs;
 pub mod generate;
+pub mod guard;
 pub mod learn;
 pub mod lock;
 pub mod report;
@@ -150,6 +151,22 @@ It refuses, with the reasons, when check finds blockers or a required module doe
 not load, unless --force. The lock cannot be undone: until the next reboot no module \
 can be loaded or unloaded. Already locked: it says so.";
 
+const GUARD_ABOUT: &str = "\
+Enforces the profile in the kernel with BPF LSM programs, while the profile's \
+modules keep loading on demand: a request_module alias that leads to no module of \
+the profile is refused before any modprobe starts; finit_module must read an \
+allowed module's own file in the running kernel's module tree (identified by \
+device and inode, so a copy elsewhere is refused whatever its name); \
+init_module (an image from memory) is refused unless --allow-init-module. \
+complain mode allows everything and reports what enforce would refuse.
+
+The programs are pinned under /sys/fs/bpf/modtrace/guard, so they keep deciding \
+after guard start returns; starting again replaces the policy atomically. Every \
+decision is counted (guard status) and sent to the journal by guard log \
+(modtrace-guard.service runs both), and shown by modtrace trace while it runs. \
+guard stop detaches it. Root can always stop it: it is a policy against everyone \
+else and against mistakes; kernel.modules_disabled=1 is the final freeze.";
+
 /// Which kernel modules this machine needs, and who needs them.
 #[derive(Parser, Debug)]
 #[command(
@@ -189,6 +206,9 @@ pub enum Command {
     /// Load the needed modules, then set kernel.modules_disabled=1 now.
     #[command(long_about = LOCK_ABOUT)]
     Lock(lock::Args),
+    /// Enforce the profile in the kernel (BPF LSM): complain first, then enforce.
+    #[command(long_about = GUARD_ABOUT)]
+    Guard(guard::Args),
     /// Write the man pages and shell completions (packaging).
     #[command(hide = true)]
     GenerateDocs(docs::Args),
@@ -231,6 +251,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Check(args) => check::run(args),
         Command::Lock(args) => lock::run(args),
+        Command::Guard(args) => guard::run(args),
         Command::GenerateDocs(args) => docs::run(args),
     };
     match result {

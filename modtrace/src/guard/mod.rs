@@ -1,0 +1,77 @@
+//! `modtrace guard`: the profile enforced in the kernel by BPF LSM programs,
+//! pinned so that they keep deciding after the command returns.
+//!
+//! policy (what the profile allows) -> encode (map entries of one generation)
+//! -> kernel (load, pin, swap generations, counters) ; decision (what the
+//! programs report) -> trace and the journal.
+
+pub mod decision;
+pub mod encode;
+pub mod kernel;
+pub mod policy;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::generate::{plan, Target};
+use crate::modindex::KmodIndex;
+use crate::profile::{self, Profile};
+pub use encode::Mode;
+use policy::Policy;
+
+/// What `guard start` records for `guard status` (tmpfs: gone at reboot, as
+/// the pins are).
+pub const STATE_FILE: &str = "/run/modtrace/guard.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub mode: Mode,
+    pub allow_init_module: bool,
+    pub since: String,
+    pub profile: PathBuf,
+    pub kernel: String,
+    pub generation: u32,
+    pub modules: usize,
+    pub aliases: usize,
+    pub files: usize,
+}
+
+/// The allowed set of the running kernel for `profile`.
+pub fn compute(profile: &Profile, release: &str, modules_dir: &Path) -> anyhow::Result<Policy> {
+    let target = Target::open(release, modules_dir)?;
+    let plan = plan::plan(profile, &target).map_err(|invalid| {
+        let list: Vec<String> = invalid.iter().map(|i| i.to_string()).collect();
+        anyhow::anyhow!("the profile has names that cannot be used: {}", list.join("; "))
+    })?;
+    let index = KmodIndex::open(modules_dir)?;
+    let read = |name: &str| std::fs::read_to_string(modules_dir.join(name)).unwrap_or_default();
+    let softdeps = policy::parse_softdeps(&read("modules.softdep"));
+    let modules = policy::with_softdeps(&policy::allowed_modules(&plan), &softdeps, &index);
+    let builtin: BTreeSet<String> = plan.builtin.keys().cloned().collect();
+    let aliases = policy::allowed_aliases(&modules, &read("modules.alias"), profile, &index);
+    let kmod = kmod::Context::new_with_dirname(modules_dir).context("opening the module index")?;
+    let path_of = |m: &str| kmod.module_new_from_name(m).ok()?.path().map(|p| modules_dir.join(p));
+    let (files, mut notes) = policy::module_files(&modules, &builtin, &path_of, modules_dir);
+    notes.extend(plan.unresolved.iter().map(|u| format!("not allowed: {u}")));
+    Ok(Policy { modules, aliases, files, notes })
+}
+
+pub fn read_state() -> Option<State> {
+    let text = std::fs::read_to_string(STATE_FILE).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub fn write_state(state: &State) -> anyhow::Result<()> {
+    let path = Path::new(STATE_FILE);
+    std::fs::create_dir_all(path.parent().expect("a directory")).with_context(|| format!("creating {}", STATE_FILE))?;
+    let text = serde_json::to_string_pretty(state)? + "\n";
+    profile::atomic_write(path, text.as_bytes())?;
+    Ok(())
+}
+
+pub fn remove_state() {
+    let _ = std::fs::remove_file(STATE_FILE);
+}
