@@ -80,10 +80,15 @@ pub struct GuardConfig {
     pub reading_module_compressed: u32,
     /// enum kernel_load_data_id LOADING_MODULE, from BTF.
     pub loading_module: u32,
+    /// offsetof(struct module, name): where an init_module image's
+    /// .gnu.linkonce.this_module section holds the module's name.
+    pub module_name: u32,
+    pub _pad: u32,
     pub offsets: FileOffsets,
 }
 
-/// An allowed alias (or module name) for request_module, in one generation.
+/// An allowed alias (or module name) for request_module, or an allowed
+/// module name for init_module (another map), in one generation.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AliasKey {
@@ -125,7 +130,8 @@ pub struct GuardEvent {
     /// enum kernel_read_file_id / kernel_load_data_id as the kernel passed it.
     pub id: u32,
     pub ino: u64,
-    /// REQUEST: the alias; READ_FILE: the module an allowed file holds.
+    /// REQUEST: the alias; READ_FILE: the module an allowed file holds;
+    /// LOAD_DATA: the name in the image (with --allow-init-module).
     pub name: [u8; NAME_LEN],
     /// READ_FILE: the file's own name (its dentry), whatever module it holds.
     pub file: [u8; NAME_LEN],
@@ -149,7 +155,7 @@ mod tests {
     #[test]
     fn sizes_have_no_hidden_padding() {
         assert_eq!(size_of::<FileOffsets>(), 24);
-        assert_eq!(size_of::<GuardConfig>(), 24 + 24);
+        assert_eq!(size_of::<GuardConfig>(), 32 + 24);
         assert_eq!(size_of::<AliasKey>(), 8 + NAME_LEN);
         assert_eq!(size_of::<FileKey>(), 16);
         assert_eq!(size_of::<FileValue>(), NAME_LEN);

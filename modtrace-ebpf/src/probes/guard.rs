@@ -9,7 +9,7 @@
 //! config entry is one hash-map update, so each decision sees one policy.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes},
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes},
     macros::{lsm, map},
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::LsmContext,
@@ -35,6 +35,10 @@ static GUARD_CONFIG: HashMap<u32, GuardConfig> = HashMap::with_max_entries(1, 0)
 /// Allowed request_module strings. Room for two generations during a swap.
 #[map]
 static GUARD_ALIASES: HashMap<AliasKey, u8> = HashMap::with_max_entries(65536, BPF_F_NO_PREALLOC);
+
+/// Module names an init_module image may carry (with --allow-init-module).
+#[map]
+static GUARD_MODULES: HashMap<AliasKey, u8> = HashMap::with_max_entries(32768, BPF_F_NO_PREALLOC);
 
 /// Allowed module files by (dev, ino), with the module each holds.
 #[map]
@@ -112,6 +116,8 @@ pub fn guard_read_file(ctx: LsmContext) -> i32 {
     ret
 }
 
+/// init_module: before the image is copied in. Without --allow-init-module
+/// it is refused (enforce) here; with it, the name is checked after the copy.
 #[lsm(hook = "kernel_load_data")]
 pub fn guard_load_data(ctx: LsmContext) -> i32 {
     let earlier: i32 = ctx.arg(2);
@@ -120,15 +126,84 @@ pub fn guard_load_data(ctx: LsmContext) -> i32 {
     }
     let Some(cfg) = config() else { return 0 };
     let id: u32 = ctx.arg(0);
-    if id != cfg.loading_module {
+    if id != cfg.loading_module || cfg.allow_init_module != 0 {
         return 0;
     }
-    let (verdict, ret) = decide(&cfg, cfg.allow_init_module != 0);
+    let (verdict, ret) = decide(&cfg, false);
     report(&cfg, verdict, |ev| {
         ev.hook = hook::LOAD_DATA;
         ev.id = id;
     });
     ret
+}
+
+/// init_module with --allow-init-module: the image is in kernel memory now;
+/// the module's name is in its .gnu.linkonce.this_module section (a struct
+/// module), and must be an allowed module's.
+#[lsm(hook = "kernel_post_load_data")]
+pub fn guard_post_load_data(ctx: LsmContext) -> i32 {
+    let earlier: i32 = ctx.arg(4);
+    if earlier != 0 {
+        return earlier;
+    }
+    let Some(cfg) = config() else { return 0 };
+    let id: u32 = ctx.arg(2);
+    if id != cfg.loading_module || cfg.allow_init_module == 0 {
+        return 0;
+    }
+    let image: *const u8 = ctx.arg(0);
+    let size: u64 = ctx.arg(1);
+    let mut key = AliasKey { generation: cfg.generation, _pad: 0, name: [0; NAME_LEN] };
+    let named = image_module_name(&cfg, image, size, &mut key.name).is_ok();
+    let allowed = named && unsafe { GUARD_MODULES.get(&key) }.is_some();
+    let (verdict, ret) = decide(&cfg, allowed);
+    report(&cfg, verdict, |ev| {
+        ev.hook = hook::LOAD_DATA;
+        ev.id = id;
+        ev.name = key.name;
+    });
+    ret
+}
+
+const THIS_MODULE: &[u8; 26] = b".gnu.linkonce.this_module\0";
+/// Section headers looked at; Debian's modules have 30 to 70.
+const MAX_SECTIONS: u32 = 128;
+
+/// The name in an ELF64 module image: finds the section named
+/// .gnu.linkonce.this_module through the section-name string table, then
+/// reads struct module's name there. Every offset is checked against `size`.
+fn image_module_name(cfg: &GuardConfig, image: *const u8, size: u64, out: &mut [u8; NAME_LEN]) -> Result<(), i32> {
+    let at = |off: u64, len: u64| -> Result<*const u8, i32> {
+        if off > size || len > size - off { Err(0) } else { Ok(unsafe { image.add(off as usize) }) }
+    };
+    let magic: u32 = unsafe { bpf_probe_read_kernel(at(0, 4)? as *const u32)? };
+    if magic != u32::from_le_bytes(*b"\x7fELF") {
+        return Err(0);
+    }
+    let shoff: u64 = unsafe { bpf_probe_read_kernel(at(0x28, 8)? as *const u64)? };
+    let shnum = u32::from(unsafe { bpf_probe_read_kernel(at(0x3c, 2)? as *const u16)? });
+    let shstrndx = u64::from(unsafe { bpf_probe_read_kernel(at(0x3e, 2)? as *const u16)? });
+    let section = |i: u64, field: u64| -> Result<u64, i32> {
+        let off = shoff.checked_add(i * 64 + field).ok_or(0)?;
+        unsafe { bpf_probe_read_kernel(at(off, 8)? as *const u64) }
+    };
+    let strtab = section(shstrndx, 0x18)?;
+    for i in 0..MAX_SECTIONS {
+        if i >= shnum {
+            break;
+        }
+        let name_off = section(u64::from(i), 0)? & 0xffff_ffff;
+        let mut name = [0u8; 26];
+        let Ok(p) = at(strtab + name_off, 26) else { continue };
+        if unsafe { bpf_probe_read_kernel_buf(p, &mut name) }.is_err() || &name != THIS_MODULE {
+            continue;
+        }
+        let start = section(u64::from(i), 0x18)?;
+        let p = at(start + u64::from(cfg.module_name), NAME_LEN as u64)?;
+        unsafe { bpf_probe_read_kernel_str_bytes(p, out)? };
+        return Ok(());
+    }
+    Err(0)
 }
 
 fn config() -> Option<GuardConfig> {

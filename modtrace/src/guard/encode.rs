@@ -14,6 +14,8 @@ pub struct KernelFacts {
     /// None before kernels with in-kernel decompression of finit_module files.
     pub reading_module_compressed: Option<u32>,
     pub loading_module: u32,
+    /// offsetof(struct module, name).
+    pub module_name: u32,
     pub offsets: FileOffsets,
 }
 
@@ -46,6 +48,8 @@ impl Mode {
 #[derive(Debug, Clone, Default)]
 pub struct Encoded {
     pub aliases: Vec<AliasKey>,
+    /// Module names an init_module image may carry (with --allow-init-module).
+    pub modules: Vec<AliasKey>,
     pub files: Vec<(FileKey, FileValue)>,
     /// Names too long for the kernel's buffers: left out, said so.
     pub skipped: Vec<String>,
@@ -70,6 +74,12 @@ pub fn encode(policy: &Policy, generation: u32) -> Encoded {
             None => out.skipped.push(alias.clone()),
         }
     }
+    for m in &policy.modules {
+        match name_bytes(m) {
+            Some(name) => out.modules.push(AliasKey { generation, _pad: 0, name }),
+            None => out.skipped.push(m.clone()),
+        }
+    }
     for f in &policy.files {
         match name_bytes(&f.module) {
             Some(module) => out.files.push((FileKey { generation, dev: f.dev, ino: f.ino }, FileValue { module })),
@@ -87,6 +97,8 @@ pub fn config(generation: u32, mode: Mode, allow_init_module: bool, facts: &Kern
         reading_module: facts.reading_module,
         reading_module_compressed: facts.reading_module_compressed.unwrap_or(NO_ID),
         loading_module: facts.loading_module,
+        module_name: facts.module_name,
+        _pad: 0,
         offsets: facts.offsets,
     }
 }
@@ -108,6 +120,7 @@ mod tests {
     fn aliases_and_files_are_nul_padded_in_their_generation() {
         let policy = Policy {
             aliases: ["net-pf-5".to_string(), "x".repeat(NAME_LEN)].into(),
+            modules: ["vfat".to_string()].into(),
             files: vec![AllowedFile { module: "vfat".into(), path: "/lib/modules/k/vfat.ko".into(), dev: (8 << 20) | 1, ino: 42 }],
             ..Policy::default()
         };
@@ -118,6 +131,7 @@ mod tests {
         assert_eq!(&key.name[..9], b"net-pf-5\0");
         assert!(key.name[8..].iter().all(|&b| b == 0), "the kernel compares all {NAME_LEN} bytes");
         assert_eq!(enc.skipped, ["x".repeat(NAME_LEN)], "a name without room for its NUL is left out, said so");
+        assert_eq!((enc.modules.len(), enc.modules[0].generation, &enc.modules[0].name[..5]), (1, 7, &b"vfat\0"[..]));
         let (fk, fv) = enc.files[0];
         assert_eq!((fk.generation, fk.dev, fk.ino), (7, (8 << 20) | 1, 42));
         assert_eq!(&fv.module[..5], b"vfat\0");
@@ -125,10 +139,10 @@ mod tests {
 
     #[test]
     fn the_config_carries_mode_flags_and_the_kernels_ids() {
-        let facts = KernelFacts { reading_module: 2, reading_module_compressed: None, loading_module: 3, offsets: FileOffsets::default() };
+        let facts = KernelFacts { reading_module: 2, reading_module_compressed: None, loading_module: 3, module_name: 24, offsets: FileOffsets::default() };
         let c = config(4, Mode::Enforce, true, &facts);
         assert_eq!((c.generation, c.mode, c.allow_init_module), (4, mode::ENFORCE, 1));
-        assert_eq!((c.reading_module, c.reading_module_compressed, c.loading_module), (2, NO_ID, 3));
+        assert_eq!((c.reading_module, c.reading_module_compressed, c.loading_module, c.module_name), (2, NO_ID, 3, 24));
         let c = config(5, Mode::Complain, false, &KernelFacts { reading_module_compressed: Some(3), ..facts });
         assert_eq!((c.mode, c.allow_init_module, c.reading_module_compressed), (mode::COMPLAIN, 0, 3));
     }

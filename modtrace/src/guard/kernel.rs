@@ -26,9 +26,10 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("guard_request", "kernel_module_request"),
     ("guard_read_file", "kernel_read_file"),
     ("guard_load_data", "kernel_load_data"),
+    ("guard_post_load_data", "kernel_post_load_data"),
 ];
 /// Maps pinned so that later commands (start again, status, log, trace) find them.
-const PINNED_MAPS: &[&str] = &["GUARD_CONFIG", "GUARD_ALIASES", "GUARD_FILES", "GUARD_COUNTS", "GUARD_LOST", "GUARD_LOG", "GUARD_TRACE"];
+const PINNED_MAPS: &[&str] = &["GUARD_CONFIG", "GUARD_ALIASES", "GUARD_MODULES", "GUARD_FILES", "GUARD_COUNTS", "GUARD_LOST", "GUARD_LOG", "GUARD_TRACE"];
 
 #[derive(Debug, Error)]
 pub enum GuardError {
@@ -98,6 +99,7 @@ pub fn kernel_facts(path: &Path) -> Result<KernelFacts, GuardError> {
         reading_module: need(&read_ids, "kernel_read_file_id", "READING_MODULE")?,
         reading_module_compressed: id(&read_ids, "READING_MODULE_COMPRESSED"),
         loading_module: need(&load_ids, "kernel_load_data_id", "LOADING_MODULE")?,
+        module_name: offset("module", "name")?,
         offsets: FileOffsets {
             f_inode: offset("file", "f_inode")?,
             f_dentry: offset("file", "f_path")? + offset("path", "dentry")?,
@@ -187,46 +189,52 @@ pub fn current_config() -> Result<Option<GuardConfig>, GuardError> {
 /// entries are removed and the old policy stays.
 pub fn replace_policy(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig)) -> Result<u32, GuardError> {
     let mut config: HashMap<MapData, u32, GuardConfig> = hash("GUARD_CONFIG")?;
-    let mut aliases: HashMap<MapData, AliasKey, u8> = hash("GUARD_ALIASES")?;
-    let mut files: HashMap<MapData, FileKey, FileValue> = hash("GUARD_FILES")?;
+    let mut maps = PolicyMaps { aliases: hash("GUARD_ALIASES")?, modules: hash("GUARD_MODULES")?, files: hash("GUARD_FILES")? };
     let generation = super::encode::next_generation(config.get(&0, 0).ok().map(|c| c.generation));
     let (enc, cfg) = encoded(generation);
-    let written = write_entries(&mut aliases, &mut files, &enc);
-    if let Err(e) = written {
-        remove_generations(&mut aliases, &mut files, |g| g == generation);
+    if let Err(e) = maps.write(&enc) {
+        maps.remove_generations(|g| g == generation);
         return Err(e);
     }
     config.insert(0, cfg, 0).map_err(|e| GuardError::Maps(format!("GUARD_CONFIG: {e}")))?;
-    remove_generations(&mut aliases, &mut files, |g| g != generation);
+    maps.remove_generations(|g| g != generation);
     Ok(generation)
 }
 
-fn write_entries(
-    aliases: &mut HashMap<MapData, AliasKey, u8>,
-    files: &mut HashMap<MapData, FileKey, FileValue>,
-    enc: &Encoded,
-) -> Result<(), GuardError> {
-    for key in &enc.aliases {
-        aliases.insert(key, 1, 0).map_err(|e| GuardError::Maps(format!("GUARD_ALIASES: {e}")))?;
-    }
-    for (key, value) in &enc.files {
-        files.insert(key, value, 0).map_err(|e| GuardError::Maps(format!("GUARD_FILES: {e}")))?;
-    }
-    Ok(())
+struct PolicyMaps {
+    aliases: HashMap<MapData, AliasKey, u8>,
+    modules: HashMap<MapData, AliasKey, u8>,
+    files: HashMap<MapData, FileKey, FileValue>,
 }
 
-fn remove_generations(
-    aliases: &mut HashMap<MapData, AliasKey, u8>,
-    files: &mut HashMap<MapData, FileKey, FileValue>,
-    doomed: impl Fn(u32) -> bool,
-) {
-    let old: Vec<AliasKey> = aliases.keys().filter_map(Result::ok).filter(|k| doomed(k.generation)).collect();
-    for k in old {
-        let _ = aliases.remove(&k);
+impl PolicyMaps {
+    fn write(&mut self, enc: &Encoded) -> Result<(), GuardError> {
+        fn full(name: &'static str) -> impl Fn(aya::maps::MapError) -> GuardError {
+            move |e| GuardError::Maps(format!("{name}: {e}"))
+        }
+        for key in &enc.aliases {
+            self.aliases.insert(key, 1, 0).map_err(full("GUARD_ALIASES"))?;
+        }
+        for key in &enc.modules {
+            self.modules.insert(key, 1, 0).map_err(full("GUARD_MODULES"))?;
+        }
+        for (key, value) in &enc.files {
+            self.files.insert(key, value, 0).map_err(full("GUARD_FILES"))?;
+        }
+        Ok(())
     }
-    let old: Vec<FileKey> = files.keys().filter_map(Result::ok).filter(|k| doomed(k.generation)).collect();
-    for k in old {
-        let _ = files.remove(&k);
+
+    fn remove_generations(&mut self, doomed: impl Fn(u32) -> bool) {
+        for names in [&mut self.aliases, &mut self.modules] {
+            let old: Vec<AliasKey> = names.keys().filter_map(Result::ok).filter(|k| doomed(k.generation)).collect();
+            for k in old {
+                let _ = names.remove(&k);
+            }
+        }
+        let old: Vec<FileKey> = self.files.keys().filter_map(Result::ok).filter(|k| doomed(k.generation)).collect();
+        for k in old {
+            let _ = self.files.remove(&k);
+        }
     }
 }
 
