@@ -123,7 +123,7 @@ pub struct GuardEvent {
     pub hook: u32,
     pub decision: u32,
     pub mode: u32,
-    /// Identical refusals by the same process folded into this one.
+    /// Identical decisions by the same process folded into this one.
     pub repeats: u32,
     /// The file's device and inode (READ_FILE), else 0.
     pub dev: u32,

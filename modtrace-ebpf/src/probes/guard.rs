@@ -60,7 +60,7 @@ static GUARD_LOG: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 #[map]
 static GUARD_TRACE: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 
-/// Folding of identical refusals by one process (a loop of socket() calls).
+/// Folding of identical decisions by one process (a loop of socket() calls).
 #[map]
 static GUARD_REPEATS: LruHashMap<RequestKey, RepeatState> = LruHashMap::with_max_entries(4096, 0);
 
@@ -244,8 +244,9 @@ fn file_name(cfg: &GuardConfig, file: *const u8, out: &mut [u8; NAME_LEN]) -> Re
     Ok(())
 }
 
-/// Counts the decision and sends it to both rings. Refusals repeated by the
-/// same process within the fold window are counted, not sent.
+/// Counts the decision and sends it to both rings. The same decision on the
+/// same thing by the same process within the fold window is counted, not
+/// sent: a loop cannot flood the journal.
 fn report(cfg: &GuardConfig, verdict: u32, fill: impl FnOnce(&mut GuardEvent)) {
     add(&GUARD_COUNTS, verdict);
     let Some(ev) = GUARD_SCRATCH.get_ptr_mut(0) else { return };
@@ -263,11 +264,9 @@ fn report(cfg: &GuardConfig, verdict: u32, fill: impl FnOnce(&mut GuardEvent)) {
     ev.name = [0; NAME_LEN];
     ev.file = [0; NAME_LEN];
     fill(ev);
-    if verdict != decision::ALLOWED {
-        match fold(ev) {
-            Some(folded) => ev.repeats = folded,
-            None => return,
-        }
+    match fold(ev) {
+        Some(folded) => ev.repeats = folded,
+        None => return,
     }
     if GUARD_LOG.output::<GuardEvent>(&*ev, 0).is_err() {
         add(&GUARD_LOST, lost::LOG);
@@ -279,9 +278,13 @@ fn report(cfg: &GuardConfig, verdict: u32, fill: impl FnOnce(&mut GuardEvent)) {
 
 fn fold(ev: &GuardEvent) -> Option<u32> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ ev.hook as u64 ^ ev.ino;
-    for &b in ev.name.iter().chain(ev.file.iter()) {
-        hash = (hash ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ ((ev.hook as u64) << 8 | ev.decision as u64) ^ ev.ino;
+    // Indexed loops with a constant bound: the verifier follows these.
+    for i in 0..NAME_LEN {
+        hash = (hash ^ ev.name[i] as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    for i in 0..NAME_LEN {
+        hash = (hash ^ ev.file[i] as u64).wrapping_mul(0x0100_0000_01b3);
     }
     fold_in(&GUARD_REPEATS, &RequestKey { tgid, _pad: 0, name_hash: hash }, ev.header.ts_ns)
 }

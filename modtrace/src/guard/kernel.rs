@@ -147,7 +147,14 @@ pub fn install(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig)) -> Result<u32, G
 
 fn install_pinned(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig)) -> Result<u32, GuardError> {
     let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/modtrace-probes"));
-    let mut ebpf = EbpfLoader::new().btf(None).load(object).map_err(|e| GuardError::Load(format!("{e:#}")))?;
+    // The decision events carry the same task fields as the tracer's (parent,
+    // argv, cgroup name); without these offsets they stay empty.
+    let offsets = btf::task_offsets(Path::new(btf::VMLINUX_BTF)).unwrap_or_default();
+    let mut ebpf = EbpfLoader::new()
+        .btf(None)
+        .override_global("TASK_OFFSETS", &offsets, true)
+        .load(object)
+        .map_err(|e| GuardError::Load(format!("{e:#}")))?;
     for name in PINNED_MAPS {
         let map = ebpf.map(name).ok_or_else(|| GuardError::Load(format!("map {name} missing")))?;
         map.pin(pin_path(name)).map_err(|e| GuardError::Maps(format!("pinning {name}: {e}")))?;

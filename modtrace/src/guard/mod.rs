@@ -75,3 +75,54 @@ pub fn write_state(state: &State) -> anyhow::Result<()> {
 pub fn remove_state() {
     let _ = std::fs::remove_file(STATE_FILE);
 }
+
+/// One line on the guard for `check`: None when none is pinned under `pin_dir`.
+pub fn summary(pin_dir: &Path, state_file: &Path) -> Option<String> {
+    if !pin_dir.join("GUARD_CONFIG").exists() {
+        return None;
+    }
+    let state = std::fs::read_to_string(state_file).ok().and_then(|t| serde_json::from_str::<State>(&t).ok());
+    Some(match state {
+        Some(s) => format!(
+            "{} since {}, from {} ({} modules allowed)",
+            s.mode.as_str(),
+            s.since,
+            s.profile.display(),
+            s.modules
+        ),
+        None => format!("running (pinned under {}; mode unknown)", pin_dir.display()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_for_check_names_mode_since_and_profile() {
+        let dir = std::env::temp_dir().join(format!("modtrace-guard-summary-{}", std::process::id()));
+        let pins = dir.join("pins");
+        let state_file = dir.join("guard.json");
+        std::fs::create_dir_all(&pins).unwrap();
+        assert_eq!(summary(&pins, &state_file), None, "nothing pinned: not running");
+        std::fs::write(pins.join("GUARD_CONFIG"), b"").unwrap();
+        assert!(summary(&pins, &state_file).unwrap().contains("mode unknown"));
+        let state = State {
+            mode: Mode::Enforce,
+            allow_init_module: false,
+            since: "2026-12-01T20:00:00Z".into(),
+            profile: "/var/lib/modtrace/profile.json".into(),
+            kernel: "6.1.0-57-amd64".into(),
+            generation: 2,
+            modules: 14,
+            aliases: 90,
+            files: 13,
+        };
+        std::fs::write(&state_file, serde_json::to_string(&state).unwrap()).unwrap();
+        assert_eq!(
+            summary(&pins, &state_file).unwrap(),
+            "enforce since 2026-12-01T20:00:00Z, from /var/lib/modtrace/profile.json (14 modules allowed)"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
