@@ -274,11 +274,16 @@ pub fn ring(name: &str) -> Result<aya::maps::RingBuf<MapData>, GuardError> {
     aya::maps::RingBuf::try_from(Map::RingBuf(open_map(name)?)).map_err(|e| GuardError::Maps(format!("{name}: {e}")))
 }
 
-/// Unpins everything: the links go with their last reference, which detaches
-/// the programs. Returns whether a guard was there.
+/// Removes the policy, then unpins everything: the links go with their last
+/// reference, which detaches the programs. The kernel may release a link a
+/// moment after its pin is gone; without a config entry the programs allow
+/// everything meanwhile. Returns whether a guard was there.
 pub fn uninstall() -> Result<bool, GuardError> {
     if !Path::new(PIN_DIR).exists() {
         return Ok(false);
+    }
+    if let Ok(mut config) = hash::<u32, GuardConfig>("GUARD_CONFIG") {
+        let _ = config.remove(&0);
     }
     fs::remove_dir_all(PIN_DIR).map_err(|e| GuardError::Maps(format!("removing {PIN_DIR}: {e}")))?;
     Ok(true)
