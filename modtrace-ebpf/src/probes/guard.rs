@@ -252,9 +252,6 @@ fn report(cfg: &GuardConfig, verdict: u32, fill: impl FnOnce(&mut GuardEvent)) {
     let Some(ev) = GUARD_SCRATCH.get_ptr_mut(0) else { return };
     let ev = unsafe { &mut *ev };
     let ts = now();
-    if !fill_header(&mut ev.header, kind::GUARD, ts) {
-        return;
-    }
     ev.decision = verdict;
     ev.mode = cfg.mode;
     ev.repeats = 0;
@@ -264,9 +261,13 @@ fn report(cfg: &GuardConfig, verdict: u32, fill: impl FnOnce(&mut GuardEvent)) {
     ev.name = [0; NAME_LEN];
     ev.file = [0; NAME_LEN];
     fill(ev);
-    match fold(ev) {
+    match fold(ev, ts) {
         Some(folded) => ev.repeats = folded,
         None => return,
+    }
+    // Only for a decision that is sent: the header is the costly part.
+    if !fill_header(&mut ev.header, kind::GUARD, ts) {
+        return;
     }
     if GUARD_LOG.output::<GuardEvent>(&*ev, 0).is_err() {
         add(&GUARD_LOST, lost::LOG);
@@ -276,7 +277,7 @@ fn report(cfg: &GuardConfig, verdict: u32, fill: impl FnOnce(&mut GuardEvent)) {
     }
 }
 
-fn fold(ev: &GuardEvent) -> Option<u32> {
+fn fold(ev: &GuardEvent, ts: u64) -> Option<u32> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ ((ev.hook as u64) << 8 | ev.decision as u64) ^ ev.ino;
     // Indexed loops with a constant bound: the verifier follows these.
@@ -286,7 +287,7 @@ fn fold(ev: &GuardEvent) -> Option<u32> {
     for i in 0..NAME_LEN {
         hash = (hash ^ ev.file[i] as u64).wrapping_mul(0x0100_0000_01b3);
     }
-    fold_in(&GUARD_REPEATS, &RequestKey { tgid, _pad: 0, name_hash: hash }, ev.header.ts_ns)
+    fold_in(&GUARD_REPEATS, &RequestKey { tgid, _pad: 0, name_hash: hash }, ts)
 }
 
 fn add(counters: &PerCpuArray<u64>, slot: u32) {

@@ -228,3 +228,48 @@ pub fn journal_fields(rec: &decision::GuardRecord) -> Vec<(&'static str, String)
     f.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Process;
+
+    #[test]
+    fn journal_entries_carry_the_decision_and_the_requester_as_fields() {
+        let rec = decision::GuardRecord {
+            time: "2026-12-01T20:42:18.360Z".into(),
+            ts_ns: 1,
+            kind: "guard_denied".into(),
+            hook: "request",
+            mode: "enforce",
+            alias: Some("net-pf-38".into()),
+            module: None,
+            file: None,
+            dev: None,
+            ino: None,
+            reason: "net-pf-38 resolves to no module of the profile".into(),
+            repeats: 2,
+            process: Process {
+                pid: 9,
+                tgid: 9,
+                ppid: Some(1),
+                uid: 1000,
+                comm: "python3".into(),
+                parent_comm: None,
+                exe: Some("/usr/bin/python3.11".into()),
+                cmdline: None,
+                cgroup_id: 7,
+                cgroup: Some("/user.slice/user-1000.slice/session-2.scope".into()),
+                unit: Some("session-2.scope".into()),
+            },
+        };
+        let fields = journal_fields(&rec);
+        let get = |k: &str| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("MODTRACE_DECISION"), Some("denied"));
+        assert_eq!((get("MODTRACE_HOOK"), get("MODTRACE_MODE")), (Some("request"), Some("enforce")));
+        assert_eq!((get("MODTRACE_ALIAS"), get("MODTRACE_UID"), get("MODTRACE_PID")), (Some("net-pf-38"), Some("1000"), Some("9")));
+        assert_eq!((get("MODTRACE_EXE"), get("MODTRACE_UNIT")), (Some("/usr/bin/python3.11"), Some("session-2.scope")));
+        assert_eq!(get("MODTRACE_REPEATS"), Some("2"));
+        assert_eq!((get("MODTRACE_FILE"), get("MODTRACE_MODULE")), (None, None), "unknown fields are left out, not empty");
+    }
+}
