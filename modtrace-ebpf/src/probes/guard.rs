@@ -9,15 +9,16 @@
 //! config entry is one hash-map update, so each decision sees one policy.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
+    },
     macros::{lsm, map},
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::LsmContext,
 };
 use modtrace_common::{
-    NAME_LEN, RepeatState, RequestKey,
-    guard::{AliasKey, FileKey, FileValue, GuardConfig, GuardEvent, decision, hook, lost, mode},
-    kind,
+    guard::{decision, hook, lost, mode, AliasKey, FileKey, FileValue, GuardConfig, GuardEvent},
+    kind, RepeatState, RequestKey, NAME_LEN,
 };
 
 use crate::{
@@ -174,7 +175,11 @@ const MAX_SECTIONS: u32 = 128;
 /// reads struct module's name there. Every offset is checked against `size`.
 fn image_module_name(cfg: &GuardConfig, image: *const u8, size: u64, out: &mut [u8; NAME_LEN]) -> Result<(), i32> {
     let at = |off: u64, len: u64| -> Result<*const u8, i32> {
-        if off > size || len > size - off { Err(0) } else { Ok(unsafe { image.add(off as usize) }) }
+        if off > size || len > size - off {
+            Err(0)
+        } else {
+            Ok(unsafe { image.add(off as usize) })
+        }
     };
     let magic: u32 = unsafe { bpf_probe_read_kernel(at(0, 4)? as *const u32)? };
     if magic != u32::from_le_bytes(*b"\x7fELF") {

@@ -198,7 +198,12 @@ fn emit(journal: Option<&systemd_journal_logger::JournalLog>, rec: &decision::Gu
     let level = if rec.kind == "guard_allowed" { log::Level::Info } else { log::Level::Warn };
     let message = output::guard_human(rec);
     let _ = journal.journal_send(
-        &log::Record::builder().level(level).target("modtrace-guard").args(format_args!("{message}")).key_values(&kv).build(),
+        &log::Record::builder()
+            .level(level)
+            .target("modtrace-guard")
+            .args(format_args!("{message}"))
+            .key_values(&kv)
+            .build(),
     );
 }
 
@@ -267,9 +272,16 @@ mod tests {
         let get = |k: &str| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("MODTRACE_DECISION"), Some("denied"));
         assert_eq!((get("MODTRACE_HOOK"), get("MODTRACE_MODE")), (Some("request"), Some("enforce")));
-        assert_eq!((get("MODTRACE_ALIAS"), get("MODTRACE_UID"), get("MODTRACE_PID")), (Some("net-pf-38"), Some("1000"), Some("9")));
+        assert_eq!(
+            (get("MODTRACE_ALIAS"), get("MODTRACE_UID"), get("MODTRACE_PID")),
+            (Some("net-pf-38"), Some("1000"), Some("9"))
+        );
         assert_eq!((get("MODTRACE_EXE"), get("MODTRACE_UNIT")), (Some("/usr/bin/python3.11"), Some("session-2.scope")));
         assert_eq!(get("MODTRACE_REPEATS"), Some("2"));
-        assert_eq!((get("MODTRACE_FILE"), get("MODTRACE_MODULE")), (None, None), "unknown fields are left out, not empty");
+        assert_eq!(
+            (get("MODTRACE_FILE"), get("MODTRACE_MODULE")),
+            (None, None),
+            "unknown fields are left out, not empty"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::mem::size_of;
 
-use modtrace_common::guard::{GuardEvent, decision, hook, mode};
+use modtrace_common::guard::{decision, hook, mode, GuardEvent};
 use serde::Serialize;
 
 use crate::attribute::Describe;
@@ -110,7 +110,9 @@ fn reason(d: &Decision) -> String {
     match (d.hook, allowed) {
         ("request", true) => format!("{} leads to a module of the profile", d.name.as_deref().unwrap_or("?")),
         ("request", false) => format!("{} resolves to no module of the profile", d.name.as_deref().unwrap_or("?")),
-        ("finit_module", true) => format!("the file is {}'s in the kernel's module tree", d.name.as_deref().unwrap_or("?")),
+        ("finit_module", true) => {
+            format!("the file is {}'s in the kernel's module tree", d.name.as_deref().unwrap_or("?"))
+        }
         ("finit_module", false) => "the file is no allowed module's file in the kernel's module tree".to_string(),
         (_, true) => "init_module allowed by --allow-init-module".to_string(),
         (_, false) => "init_module (an image from memory: no file to check)".to_string(),
@@ -121,7 +123,7 @@ fn reason(d: &Decision) -> String {
 mod tests {
     use super::*;
     use crate::decode::encode;
-    use modtrace_common::{NAME_LEN, kind};
+    use modtrace_common::{kind, NAME_LEN};
 
     fn event(hook_: u32, verdict: u32, name: &str, file: &str) -> Vec<u8> {
         let t = Task {
@@ -159,15 +161,24 @@ mod tests {
     fn a_refused_request_decodes_with_its_requester() {
         let d = decode(&event(hook::REQUEST, decision::DENIED, "net-pf-38", "")).unwrap();
         assert_eq!((d.hook, d.verdict, d.mode, d.repeats), ("request", "denied", "enforce", 3));
-        assert_eq!((d.name.as_deref(), d.file.as_deref(), d.dev.as_deref(), d.ino), (Some("net-pf-38"), None, None, None));
-        assert_eq!((d.task.comm.as_str(), d.task.uid, d.task.cgroup_name.as_deref()), ("evil", 1000, Some("session-2.scope")));
+        assert_eq!(
+            (d.name.as_deref(), d.file.as_deref(), d.dev.as_deref(), d.ino),
+            (Some("net-pf-38"), None, None, None)
+        );
+        assert_eq!(
+            (d.task.comm.as_str(), d.task.uid, d.task.cgroup_name.as_deref()),
+            ("evil", 1000, Some("session-2.scope"))
+        );
     }
 
     #[test]
     fn a_refused_file_names_the_file_its_device_and_inode() {
         let d = decode(&event(hook::READ_FILE, decision::WOULD_DENY, "", "evil.ko")).unwrap();
         assert_eq!((d.hook, d.verdict), ("finit_module", "would_deny"));
-        assert_eq!((d.name.as_deref(), d.file.as_deref(), d.dev.as_deref(), d.ino), (None, Some("evil.ko"), Some("8:1"), Some(1234)));
+        assert_eq!(
+            (d.name.as_deref(), d.file.as_deref(), d.dev.as_deref(), d.ino),
+            (None, Some("evil.ko"), Some("8:1"), Some(1234))
+        );
         assert!(reason(&d).contains("no allowed module's file"));
     }
 

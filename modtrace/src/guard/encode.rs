@@ -1,8 +1,8 @@
 //! Policy -> the keys and values of the guard's maps, in one generation.
 
 use modtrace_common::{
+    guard::{mode, AliasKey, FileKey, FileOffsets, FileValue, GuardConfig, NO_ID},
     NAME_LEN,
-    guard::{AliasKey, FileKey, FileOffsets, FileValue, GuardConfig, NO_ID, mode},
 };
 
 use super::policy::Policy;
@@ -121,7 +121,12 @@ mod tests {
         let policy = Policy {
             aliases: ["net-pf-5".to_string(), "x".repeat(NAME_LEN)].into(),
             modules: ["vfat".to_string()].into(),
-            files: vec![AllowedFile { module: "vfat".into(), path: "/lib/modules/k/vfat.ko".into(), dev: (8 << 20) | 1, ino: 42 }],
+            files: vec![AllowedFile {
+                module: "vfat".into(),
+                path: "/lib/modules/k/vfat.ko".into(),
+                dev: (8 << 20) | 1,
+                ino: 42,
+            }],
             ..Policy::default()
         };
         let enc = encode(&policy, 7);
@@ -139,7 +144,13 @@ mod tests {
 
     #[test]
     fn the_config_carries_mode_flags_and_the_kernels_ids() {
-        let facts = KernelFacts { reading_module: 2, reading_module_compressed: None, loading_module: 3, module_name: 24, offsets: FileOffsets::default() };
+        let facts = KernelFacts {
+            reading_module: 2,
+            reading_module_compressed: None,
+            loading_module: 3,
+            module_name: 24,
+            offsets: FileOffsets::default(),
+        };
         let c = config(4, Mode::Enforce, true, &facts);
         assert_eq!((c.generation, c.mode, c.allow_init_module), (4, mode::ENFORCE, 1));
         assert_eq!((c.reading_module, c.reading_module_compressed, c.loading_module, c.module_name), (2, NO_ID, 3, 24));

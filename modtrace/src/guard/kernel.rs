@@ -6,12 +6,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use aya::{
-    EbpfLoader,
     maps::{HashMap, Map, MapData, PerCpuArray},
-    programs::{Lsm, links::FdLink},
+    programs::{links::FdLink, Lsm},
+    EbpfLoader,
 };
 use btf_rs::Type;
-use modtrace_common::guard::{AliasKey, FileKey, FileOffsets, FileValue, GuardConfig, decision, lost};
+use modtrace_common::guard::{decision, lost, AliasKey, FileKey, FileOffsets, FileValue, GuardConfig};
 use thiserror::Error;
 
 use super::encode::{Encoded, KernelFacts};
@@ -29,7 +29,16 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("guard_post_load_data", "kernel_post_load_data"),
 ];
 /// Maps pinned so that later commands (start again, status, log, trace) find them.
-const PINNED_MAPS: &[&str] = &["GUARD_CONFIG", "GUARD_ALIASES", "GUARD_MODULES", "GUARD_FILES", "GUARD_COUNTS", "GUARD_LOST", "GUARD_LOG", "GUARD_TRACE"];
+const PINNED_MAPS: &[&str] = &[
+    "GUARD_CONFIG",
+    "GUARD_ALIASES",
+    "GUARD_MODULES",
+    "GUARD_FILES",
+    "GUARD_COUNTS",
+    "GUARD_LOST",
+    "GUARD_LOG",
+    "GUARD_TRACE",
+];
 
 #[derive(Debug, Error)]
 pub enum GuardError {
@@ -90,10 +99,14 @@ pub fn kernel_facts(path: &Path) -> Result<KernelFacts, GuardError> {
     let read_ids = enum_values(&b, "kernel_read_file_id")?;
     let load_ids = enum_values(&b, "kernel_load_data_id")?;
     let id = |ids: &[(String, u32)], name: &str| ids.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
-    let need = |ids: &[(String, u32)], e: &str, name: &str| id(ids, name).ok_or_else(|| GuardError::Btf(format!("enum {e} has no {name}")));
+    let need = |ids: &[(String, u32)], e: &str, name: &str| {
+        id(ids, name).ok_or_else(|| GuardError::Btf(format!("enum {e} has no {name}")))
+    };
     let offset = |s: &str, f: &str| -> Result<u32, GuardError> {
         let st = btf::find_struct(&b, s).map_err(GuardError::Btf)?;
-        btf::member_offset(&b, &st, f).map_err(GuardError::Btf)?.ok_or_else(|| GuardError::Btf(format!("struct {s} has no {f}")))
+        btf::member_offset(&b, &st, f)
+            .map_err(GuardError::Btf)?
+            .ok_or_else(|| GuardError::Btf(format!("struct {s} has no {f}")))
     };
     Ok(KernelFacts {
         reading_module: need(&read_ids, "kernel_read_file_id", "READING_MODULE")?,
@@ -196,7 +209,8 @@ pub fn current_config() -> Result<Option<GuardConfig>, GuardError> {
 /// entries are removed and the old policy stays.
 pub fn replace_policy(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig)) -> Result<u32, GuardError> {
     let mut config: HashMap<MapData, u32, GuardConfig> = hash("GUARD_CONFIG")?;
-    let mut maps = PolicyMaps { aliases: hash("GUARD_ALIASES")?, modules: hash("GUARD_MODULES")?, files: hash("GUARD_FILES")? };
+    let mut maps =
+        PolicyMaps { aliases: hash("GUARD_ALIASES")?, modules: hash("GUARD_MODULES")?, files: hash("GUARD_FILES")? };
     let generation = super::encode::next_generation(config.get(&0, 0).ok().map(|c| c.generation));
     let (enc, cfg) = encoded(generation);
     if let Err(e) = maps.write(&enc) {

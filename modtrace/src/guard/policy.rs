@@ -150,7 +150,9 @@ pub fn module_files(
             continue;
         }
         match std::fs::metadata(&real) {
-            Ok(meta) => files.push(AllowedFile { module: m.clone(), path: real, dev: kernel_dev(meta.dev()), ino: meta.ino() }),
+            Ok(meta) => {
+                files.push(AllowedFile { module: m.clone(), path: real, dev: kernel_dev(meta.dev()), ino: meta.ino() })
+            }
             Err(e) => notes.push(format!("{m}: {}: {e} (left out)", real.display())),
         }
     }
@@ -174,9 +176,12 @@ mod tests {
     fn allowed_modules_are_the_loaded_set_and_the_builtin_ones() {
         let plan = Plan {
             top_level: vec!["vfat".into(), "appletalk".into()],
-            brings: [("vfat".to_string(), vec!["fat".to_string()]), ("appletalk".into(), vec!["psnap".into(), "llc".into()])]
-                .into_iter()
-                .collect(),
+            brings: [
+                ("vfat".to_string(), vec!["fat".to_string()]),
+                ("appletalk".into(), vec!["psnap".into(), "llc".into()]),
+            ]
+            .into_iter()
+            .collect(),
             builtin: [("ext4".to_string(), vec![])].into_iter().collect(),
             ..Plan::default()
         };
@@ -186,10 +191,12 @@ mod tests {
 
     #[test]
     fn softdeps_and_their_dependencies_are_allowed_too() {
-        let text = "# Soft dependencies\nsoftdep ext4 pre: crc32c\nsoftdep crc32c post: crc32c-intel\nsoftdep other pre: x\n";
+        let text =
+            "# Soft dependencies\nsoftdep ext4 pre: crc32c\nsoftdep crc32c post: crc32c-intel\nsoftdep other pre: x\n";
         let soft = parse_softdeps(text);
         assert_eq!(soft["crc32c"], ["crc32c_intel"]);
-        let index = StaticIndex::default().module("crc32c", &["crypto_hash"]).module("crc32c_intel", &[]).module("x", &[]);
+        let index =
+            StaticIndex::default().module("crc32c", &["crypto_hash"]).module("crc32c_intel", &[]).module("x", &[]);
         let start: BTreeSet<String> = ["ext4".to_string()].into();
         let got: Vec<String> = with_softdeps(&start, &soft, &index).into_iter().collect();
         assert_eq!(got, ["crc32c", "crc32c_intel", "crypto_hash", "ext4"]);
@@ -238,7 +245,10 @@ mod tests {
         let (files, notes) = module_files(&modules, &builtin, &path_of, &tree);
         assert_eq!(files.len(), 1, "{files:?}");
         let meta = std::fs::metadata(tree.join("kernel/fs/vfat.ko")).unwrap();
-        assert_eq!((files[0].module.as_str(), files[0].ino, files[0].dev), ("vfat", meta.ino(), kernel_dev(meta.dev())));
+        assert_eq!(
+            (files[0].module.as_str(), files[0].ino, files[0].dev),
+            ("vfat", meta.ino(), kernel_dev(meta.dev()))
+        );
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes.iter().any(|n| n.starts_with("fat: ") && n.contains("outside")), "{notes:?}");
         assert!(notes.iter().any(|n| n.starts_with("gone: no file")), "{notes:?}");

@@ -100,7 +100,9 @@ pub fn enforce_refuses_explicit_load_outside(f: &Facts) -> Result<(), String> {
     status(f, "guard-enforce-outside-loaded", |c| c != 0, "not loaded")?;
     let list = traced(f)?;
     decision(&list, &format!("denied load of {OUTSIDE} by modprobe"), |r| {
-        text(r, "/kind") == "guard_denied" && by(r, "modprobe", "enforce") && (is_file_of(r, OUTSIDE) || text(r, "/module") == OUTSIDE)
+        text(r, "/kind") == "guard_denied"
+            && by(r, "modprobe", "enforce")
+            && (is_file_of(r, OUTSIDE) || text(r, "/module") == OUTSIDE)
     })?;
     Ok(())
 }
@@ -134,7 +136,9 @@ pub fn enforce_refuses_init_module_outside(f: &Facts) -> Result<(), String> {
     refused(f, "guard-enforce-init-module")?;
     let list = traced(f)?;
     decision(&list, "denied init_module by modtrace-guest", |r| {
-        text(r, "/kind") == "guard_denied" && text(r, "/hook") == "init_module" && by(r, sc::comm::GUEST_TOOL, "enforce")
+        text(r, "/kind") == "guard_denied"
+            && text(r, "/hook") == "init_module"
+            && by(r, sc::comm::GUEST_TOOL, "enforce")
     })?;
     Ok(())
 }
@@ -179,7 +183,9 @@ pub fn log_carries_the_refusals(f: &Facts) -> Result<(), String> {
     decision(&list, &format!("logged denied request {OUTSIDE}"), |r| {
         text(r, "/kind") == "guard_denied" && text(r, "/alias") == OUTSIDE && text(r, "/process/comm") == "sh"
     })?;
-    decision(&list, "logged denied renamed.ko", |r| text(r, "/kind") == "guard_denied" && text(r, "/file") == "renamed.ko")?;
+    decision(&list, "logged denied renamed.ko", |r| {
+        text(r, "/kind") == "guard_denied" && text(r, "/file") == "renamed.ko"
+    })?;
     Ok(())
 }
 
