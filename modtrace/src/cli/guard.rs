@@ -54,6 +54,9 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // The pins and maps are root's: without root a running guard looks absent.
+    let proc_status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    crate::probes::preflight::check_capabilities(&proc_status)?;
     match args.command {
         Sub::Start(a) => start(a),
         Sub::Status(a) => status(a),
