@@ -98,6 +98,8 @@ pub struct State {
     pub lsm: Option<Vec<String>>,
     /// Modules in /proc/modules; None when there is no /proc/modules.
     pub loaded: Option<Vec<String>>,
+    /// `modtrace guard`: None when it is not running.
+    pub guard: Option<String>,
     /// Problems reading the above (other than absence).
     pub errors: Vec<String>,
 }
@@ -143,7 +145,8 @@ pub fn read_state(paths: &SystemPaths) -> State {
             None
         }
     };
-    State { release, modules_disabled, modprobe, lockdown, sig_enforce, lsm, loaded, errors }
+    let guard = crate::guard::summary(&paths.at(crate::guard::kernel::PIN_DIR), &paths.at(crate::guard::STATE_FILE));
+    State { release, modules_disabled, modprobe, lockdown, sig_enforce, lsm, loaded, guard, errors }
 }
 
 /// An installed modtrace-lock.service, if there is one written by modtrace.
@@ -211,6 +214,7 @@ pub fn evaluate(inputs: &Inputs) -> Report {
         Some(false) => "kernel.modules_disabled = 0: module loading is open".to_string(),
         None => "kernel.modules_disabled: not available (no module support?)".to_string(),
     });
+    report.info.push(format!("modtrace guard: {}", state.guard.as_deref().unwrap_or("not running")));
     report.info.push(match state.modprobe.as_deref() {
         Some("") => {
             "kernel.modprobe is empty: the kernel requests no module by itself (request_module fails)".to_string()

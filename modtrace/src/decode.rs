@@ -49,7 +49,7 @@ fn read<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
 }
 
-fn task(h: &Header) -> Task {
+pub fn task(h: &Header) -> Task {
     let parent_known = h.flags & flags::PARENT_KNOWN != 0;
     Task {
         pid: h.task.pid,

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod diff;
 pub mod event;
 pub mod generate;
+pub mod guard;
 pub mod lock;
 pub mod modindex;
 pub mod needs;
