@@ -453,7 +453,7 @@ mod tests {
     }
 
     fn task(pid: u32, tgid: u32, comm: &str) -> Task {
-        Task { pid, tgid, ppid: Some(50), uid: 1000, cgroup_id: 0, comm: comm.into(), parent_comm: Some("bash".into()), args: None, cgroup_name: None }
+        Task { pid, tgid, ppid: Some(50), uid: 1000, cgroup_id: 0, comm: comm.into(), parent_comm: Some("bash".into()), args: None, cgroup_name: None, ..Task::default() }
     }
 
     #[test]
@@ -544,7 +544,7 @@ mod tests {
             (Some(root), Some(path)) => ino(&root.join(path.trim_start_matches('/'))),
             _ => 0,
         };
-        let t = Task { pid, tgid, ppid: None, uid: 0, cgroup_id, comm: comm.trim_end().into(), parent_comm: None, args: None, cgroup_name: None };
+        let t = Task { pid, tgid, ppid: None, uid: 0, cgroup_id, comm: comm.trim_end().into(), parent_comm: None, args: None, cgroup_name: None, ..Task::default() };
         let p = d.process(&t);
         let me = std::env::current_exe().unwrap();
         assert_eq!(p.exe.as_deref(), Some(me.to_str().unwrap()));
