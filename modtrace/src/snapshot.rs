@@ -100,9 +100,7 @@ fn holders(col: &str) -> Vec<String> {
 pub fn read_proc_modules(path: &Path) -> anyhow::Result<Vec<LoadedModule>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound && path == Path::new("/proc/modules") {
-            anyhow::anyhow!(
-                "/proc/modules does not exist: this kernel cannot load modules (built without CONFIG_MODULES)"
-            )
+            crate::probes::ProbeError::NoModules.into()
         } else {
             anyhow::anyhow!("{}: {e}", path.display())
         }

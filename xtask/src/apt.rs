@@ -1,6 +1,6 @@
-//! A private apt configuration (own source list, lists and cache) that can see
-//! bookworm, its updates, security and backports, without touching the system's
-//! apt setup. Used only to find and download kernel packages.
+//! A private apt configuration (own source list, lists and cache) for one Debian
+//! release with its updates, security and backports, without touching the
+//! system's apt setup. Used only to find and download kernel packages.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,8 +10,6 @@ use anyhow::{bail, Context, Result};
 
 use crate::cmd;
 
-/// The distribution whose kernels the tests boot, whatever the host runs.
-const DIST: &str = "bookworm";
 const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 pub struct PrivateApt {
@@ -19,14 +17,15 @@ pub struct PrivateApt {
 }
 
 impl PrivateApt {
-    /// Writes the private source list (mirrors taken from the system's) under `dir`.
-    pub fn prepare(dir: &Path) -> Result<Self> {
+    /// Writes the private source list for Debian release `dist` (e.g. trixie;
+    /// mirrors taken from the system's) under `dir`.
+    pub fn prepare(dir: &Path, dist: &str) -> Result<Self> {
         let mirrors = Mirrors::from_system()?;
         for sub in ["state/lists/partial", "cache/archives/partial"] {
             fs::create_dir_all(dir.join(sub))?;
         }
         fs::write(dir.join("state/status"), "")?;
-        fs::write(dir.join("sources.list"), mirrors.source_list())?;
+        fs::write(dir.join("sources.list"), mirrors.source_list(dist))?;
         Ok(Self { dir: dir.to_path_buf() })
     }
 
@@ -61,12 +60,6 @@ impl PrivateApt {
             .filter_map(|l| l.trim().strip_prefix("Depends: "))
             .map(|name| name.trim_matches(|c| c == '<' || c == '>').to_string())
             .collect())
-    }
-
-    /// Package names matching an extended regular expression.
-    pub fn search_names(&self, regex: &str) -> Result<Vec<String>> {
-        let text = cmd::output(self.command("apt-cache").args(["search", "--names-only", regex]))?;
-        Ok(text.lines().filter_map(|l| l.split_whitespace().next()).map(String::from).collect())
     }
 
     /// Downloads `package` into `into` and returns the .deb's path.
@@ -107,14 +100,14 @@ impl Mirrors {
         Ok(Self { main, security })
     }
 
-    fn source_list(&self) -> String {
+    fn source_list(&self, dist: &str) -> String {
         let signed = if Path::new(KEYRING).exists() { format!("[signed-by={KEYRING}] ") } else { String::new() };
         let mut text = String::new();
         for suite in ["", "-updates", "-backports"] {
-            text += &format!("deb {signed}{} {DIST}{suite} main\n", self.main);
+            text += &format!("deb {signed}{} {dist}{suite} main\n", self.main);
         }
         if let Some(security) = &self.security {
-            text += &format!("deb {signed}{security} {DIST}-security main\n");
+            text += &format!("deb {signed}{security} {dist}-security main\n");
         }
         text
     }

@@ -39,9 +39,9 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("failed_init_module_reported", failed_init_module),
     ("binfmt_misc_request_by_mount", binfmt_request),
     ("binfmt_misc_loaded_by_request", binfmt_loaded),
-    ("appletalk_loaded_by_unit_request", appletalk_loaded),
-    ("psnap_needed_by_appletalk", psnap_loaded),
-    ("llc_needed_by_psnap", llc_loaded),
+    ("chain_top_loaded_by_unit_request", chain_top_loaded),
+    ("chain_middle_needed_by_top", chain_middle_loaded),
+    ("chain_bottom_needed_by_both", chain_bottom_loaded),
     ("unit_explicit_modprobe", unit_explicit_modprobe),
     ("dummy_loaded_by_ip_request", dummy_loaded),
     ("net_pf_38_request_fails", missing_alias_request),
@@ -49,8 +49,8 @@ const CHECKS: &[(&str, CheckFn)] = &[
     // learning, the profile, report, snapshot, diff
     ("learner_saved_on_sigint", learn::learner_saved_on_sigint),
     ("profile_schema_kernel_session", learn::profile_schema_kernel_session),
-    ("profile_appletalk_requested_by_unit", learn::profile_appletalk),
-    ("profile_psnap_llc_needed_by_appletalk", learn::profile_appletalk_dependencies),
+    ("profile_chain_top_requested_by_unit", learn::profile_chain_top),
+    ("profile_chain_dependencies_needed_by_top", learn::profile_chain_dependencies),
     ("profile_binfmt_misc_by_request", learn::profile_binfmt_misc),
     ("profile_vfat_top_level_fat_not", learn::profile_vfat_fat),
     ("profile_net_pf_38_without_module", learn::profile_request_without_module),
@@ -301,34 +301,34 @@ fn expect_requested(r: &Value, alias: &str, requester: &str) -> Result<(), Strin
     expect(r, "/process/comm", comm::MODPROBE)
 }
 
-/// Requested from inside example.service by the guest tool's socket(AF_APPLETALK).
+/// Requested from inside example.service by the guest tool's socket(AF_PPPOX).
 fn expect_requested_by_unit(r: &Value) -> Result<(), String> {
-    expect_requested(r, sc::APPLETALK_ALIAS, comm::GUEST_TOOL)?;
+    expect_requested(r, sc::CHAIN_ALIAS, comm::GUEST_TOOL)?;
     // The kernel's helper is `modprobe -q -- ALIAS`: its argv is read in the kernel.
-    expect_contains(r, "/process/cmdline", &[sc::APPLETALK_ALIAS])?;
+    expect_contains(r, "/process/cmdline", &[sc::CHAIN_ALIAS])?;
     expect(r, "/cause/requester/unit", sc::UNIT)?;
     expect_suffix(r, "/cause/requester/cgroup", sc::UNIT_CGROUP)
 }
 
-fn appletalk_loaded(f: &Facts) -> Result<(), String> {
-    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
-    let r = loaded(f, appletalk)?;
+fn chain_top_loaded(f: &Facts) -> Result<(), String> {
+    let [top, _, _] = sc::CHAIN;
+    let r = loaded(f, top)?;
     expect_requested_by_unit(r)?;
     expect_empty(r, "/cause/needed_by")
 }
 
-fn psnap_loaded(f: &Facts) -> Result<(), String> {
-    let [appletalk, psnap, _] = sc::APPLETALK_CHAIN;
-    let r = loaded(f, psnap)?;
+fn chain_middle_loaded(f: &Facts) -> Result<(), String> {
+    let [top, middle, _] = sc::CHAIN;
+    let r = loaded(f, middle)?;
     expect_requested_by_unit(r)?;
-    expect_contains(r, "/cause/needed_by", &[appletalk])
+    expect_contains(r, "/cause/needed_by", &[top])
 }
 
-fn llc_loaded(f: &Facts) -> Result<(), String> {
-    let [appletalk, psnap, llc] = sc::APPLETALK_CHAIN;
-    let r = loaded(f, llc)?;
+fn chain_bottom_loaded(f: &Facts) -> Result<(), String> {
+    let [top, middle, bottom] = sc::CHAIN;
+    let r = loaded(f, bottom)?;
     expect_requested_by_unit(r)?;
-    expect_contains(r, "/cause/needed_by", &[psnap, appletalk])
+    expect_contains(r, "/cause/needed_by", &[middle, top])
 }
 
 fn dummy_loaded(f: &Facts) -> Result<(), String> {

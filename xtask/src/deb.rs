@@ -287,10 +287,36 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("bash_completion_loads", bash_completion_loads),
     ("maintainer_scripts_parse", maintainer_scripts_parse),
     ("maintainer_scripts_keep_the_profile", maintainer_scripts_keep_the_profile),
+    ("lintian_clean", lintian_clean),
 ];
+
+/// lintian finds no error and no warning (informational tags are not policy).
+fn lintian_clean(facts: &Facts) -> Result<(), String> {
+    let out = Command::new("lintian")
+        .arg(&facts.deb)
+        .output()
+        .map_err(|e| format!("cannot run lintian (installed by `cargo xtask setup`): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let problems = lintian_problems(&text);
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    // Exit 0, or 2 when only informational tags were emitted.
+    match out.status.code() {
+        Some(0) | Some(2) => Ok(()),
+        code => Err(format!("lintian exited {code:?}: {}", String::from_utf8_lossy(&out.stderr).trim())),
+    }
+}
+
+/// The error (E:) and warning (W:) tags of lintian's output.
+pub fn lintian_problems(output: &str) -> Vec<&str> {
+    output.lines().map(str::trim).filter(|l| l.starts_with("E: ") || l.starts_with("W: ")).collect()
+}
 
 /// What the checks look at, read once.
 pub struct Facts {
+    /// The package file itself.
+    pub deb: PathBuf,
     pub control: BTreeMap<String, String>,
     pub entries: Vec<Entry>,
     /// The control archive (dpkg-deb -e): control, conffiles, postinst, ...
@@ -314,7 +340,14 @@ impl Facts {
         cmd::output(Command::new("dpkg").arg("-x").arg(deb).arg(&root))?;
         let info = cmd::output(Command::new("dpkg-deb").arg("-f").arg(deb))?;
         let listing = cmd::output(Command::new("dpkg-deb").arg("-c").arg(deb))?;
-        Ok(Facts { control: parse_control(&info), entries: parse_contents(&listing)?, control_dir, root, work })
+        Ok(Facts {
+            deb: deb.to_path_buf(),
+            control: parse_control(&info),
+            entries: parse_contents(&listing)?,
+            control_dir,
+            root,
+            work,
+        })
     }
 
     fn in_root(&self, path: &str) -> PathBuf {

@@ -142,3 +142,15 @@ fn the_packaged_maintainer_scripts_enable_nothing() {
         assert!(script.starts_with("#!/bin/sh\n"), "{name} is not a sh script");
     }
 }
+
+#[test]
+fn lintian_errors_and_warnings_count_information_does_not() {
+    let out = "E: modtrace: no-changelog usr/share/doc/modtrace/changelog.Debian.gz\n\
+               W: modtrace: copyright-without-copyright-notice\n\
+               I: modtrace: hardening-no-fortify-functions [usr/sbin/modtrace]\n";
+    assert_eq!(
+        lintian_problems(out),
+        ["E: modtrace: no-changelog usr/share/doc/modtrace/changelog.Debian.gz", "W: modtrace: copyright-without-copyright-notice"]
+    );
+    assert!(lintian_problems("I: modtrace: no-md5sums-control-file\n").is_empty());
+}

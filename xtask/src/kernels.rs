@@ -1,10 +1,12 @@
 //! `cargo xtask kernels`: Debian kernel packages, downloaded, unpacked and
 //! depmod'ed once into the cache.
 //!
-//! Layout under `<cache>/kernels/`: `apt/` (private apt), `debs/`, `<series>.kver`
+//! Layout under `<cache>/kernels/`: `apt-<dist>/` (a private apt per Debian release), `debs/`, `<dist>-<series>.kver`
 //! (which release the series resolved to), `<KVER>/` (the unpacked package, with
 //! `.modtrace-ready` once complete).
 
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,39 +20,53 @@ use crate::{cmd, paths};
 
 const READY: &str = ".modtrace-ready";
 
-/// The kernel series the tests boot.
+/// The kernel series the tests boot: what Debian users run now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Series {
-    /// bookworm's own kernel.
-    #[value(name = "6.1")]
-    V6_1,
-    /// bookworm-backports' kernel.
-    #[value(name = "6.12")]
-    V6_12,
+    /// bookworm's own kernel (6.1).
+    #[value(name = "6.1", alias = "bookworm")]
+    Bookworm,
+    /// trixie's own kernel (6.12, +deb13).
+    #[value(name = "6.12", alias = "trixie")]
+    Trixie,
+    /// The newest kernel in trixie-backports (7.x on 2026-12-01), resolved at run time.
+    #[value(name = "backports", alias = "trixie-backports")]
+    TrixieBackports,
 }
 
 impl Series {
-    pub const ALL: [Series; 2] = [Series::V6_1, Series::V6_12];
+    pub const ALL: [Series; 3] = [Series::Bookworm, Series::Trixie, Series::TrixieBackports];
 
     fn name(self) -> &'static str {
         match self {
-            Series::V6_1 => "6.1",
-            Series::V6_12 => "6.12",
+            Series::Bookworm => "6.1",
+            Series::Trixie => "6.12",
+            Series::TrixieBackports => "backports",
+        }
+    }
+
+    /// The Debian release whose archive has this series.
+    pub fn dist(self) -> &'static str {
+        match self {
+            Series::Bookworm => "bookworm",
+            Series::Trixie | Series::TrixieBackports => "trixie",
         }
     }
 
     /// The image package of this series' newest release, e.g. linux-image-6.1.0-37-amd64.
     fn resolve_package(self, apt: &PrivateApt) -> Result<String> {
-        let mut candidates = match self {
-            Series::V6_1 => apt
-                .depends("linux-image-amd64")?
-                .into_iter()
-                .filter(|p| p.starts_with("linux-image-6.1.0-") && p.ends_with("-amd64"))
-                .collect(),
-            Series::V6_12 => apt.search_names(r"^linux-image-6\.12\.[0-9]+\+[a-z0-9]+-amd64$")?,
+        let (meta, prefix) = match self {
+            Series::Bookworm => ("linux-image-amd64", "linux-image-6.1.0-"),
+            Series::Trixie => ("linux-image-amd64", "linux-image-6.12."),
+            Series::TrixieBackports => ("linux-image-amd64/trixie-backports", "linux-image-"),
         };
+        let mut candidates: Vec<String> = apt
+            .depends(meta)?
+            .into_iter()
+            .filter(|p| p.starts_with(prefix) && p.ends_with("-amd64") && p != "linux-image-amd64")
+            .collect();
         sort_versions(&mut candidates);
-        candidates.pop().with_context(|| format!("no linux-image package found for {self}"))
+        candidates.pop().with_context(|| format!("no linux-image package found for {self} ({meta})"))
     }
 }
 
@@ -63,18 +79,21 @@ impl fmt::Display for Series {
 /// Which series a command works on.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Choice {
-    #[value(name = "6.1")]
-    V6_1,
-    #[value(name = "6.12")]
-    V6_12,
+    #[value(name = "6.1", alias = "bookworm")]
+    Bookworm,
+    #[value(name = "6.12", alias = "trixie")]
+    Trixie,
+    #[value(name = "backports", alias = "trixie-backports")]
+    TrixieBackports,
     All,
 }
 
 impl Choice {
     pub fn series(self) -> Vec<Series> {
         match self {
-            Choice::V6_1 => vec![Series::V6_1],
-            Choice::V6_12 => vec![Series::V6_12],
+            Choice::Bookworm => vec![Series::Bookworm],
+            Choice::Trixie => vec![Series::Trixie],
+            Choice::TrixieBackports => vec![Series::TrixieBackports],
             Choice::All => Series::ALL.to_vec(),
         }
     }
@@ -103,8 +122,9 @@ impl Kernel {
         self.root.join("lib/modules").join(&self.kver)
     }
 
+    /// /boot/vmlinuz-KVER, or from 7.x (linux-binary-KVER) /usr/lib/modules/KVER/vmlinuz.
     pub fn vmlinuz(&self) -> PathBuf {
-        self.root.join("boot").join(format!("vmlinuz-{}", self.kver))
+        vmlinuz_in(&self.root, &self.kver).unwrap_or_else(|| self.root.join("boot").join(format!("vmlinuz-{}", self.kver)))
     }
 }
 
@@ -112,7 +132,7 @@ pub fn run(choice: Choice, refresh: bool) -> Result<()> {
     let kernels = ensure(&choice.series(), refresh)?;
     for kernel in &kernels {
         println!("kernel {} {}: {}", kernel.series, kernel.kver, kernel.root.display());
-        if kernel.series == Series::V6_1 {
+        if kernel.series == Series::Bookworm {
             println!("MODTRACE_TEST_MODULES={}", kernel.modules_dir().display());
         }
     }
@@ -123,7 +143,7 @@ pub fn run(choice: Choice, refresh: bool) -> Result<()> {
 pub fn ensure(series: &[Series], refresh: bool) -> Result<Vec<Kernel>> {
     let dir = paths::kernels();
     fs::create_dir_all(&dir)?;
-    let mut apt = None;
+    let mut apts: BTreeMap<&str, PrivateApt> = BTreeMap::new();
     let mut kernels = Vec::new();
     for &s in series {
         let kernel = match cached(&dir, s).filter(|_| !refresh) {
@@ -132,12 +152,15 @@ pub fn ensure(series: &[Series], refresh: bool) -> Result<Vec<Kernel>> {
                 kernel
             }
             None => {
-                if apt.is_none() {
-                    let private = PrivateApt::prepare(&dir.join("apt"))?;
-                    private.update()?;
-                    apt = Some(private);
-                }
-                fetch(&dir, s, apt.as_ref().expect("apt was just prepared"))?
+                let apt = match apts.entry(s.dist()) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        let private = PrivateApt::prepare(&dir.join(format!("apt-{}", s.dist())), s.dist())?;
+                        private.update()?;
+                        e.insert(private)
+                    }
+                };
+                fetch(&dir, s, apt)?
             }
         };
         kernels.push(kernel);
@@ -145,8 +168,9 @@ pub fn ensure(series: &[Series], refresh: bool) -> Result<Vec<Kernel>> {
     Ok(kernels)
 }
 
+/// Names the suite too: "6.12" once meant bookworm-backports' kernel.
 fn kver_file(dir: &Path, series: Series) -> PathBuf {
-    dir.join(format!("{series}.kver"))
+    dir.join(format!("{}-{series}.kver", series.dist()))
 }
 
 fn cached(dir: &Path, series: Series) -> Option<Kernel> {
@@ -161,24 +185,51 @@ fn fetch(dir: &Path, series: Series, apt: &PrivateApt) -> Result<Kernel> {
     let root = dir.join(&kver);
     if !root.join(READY).exists() {
         eprintln!("kernels: {series} is {package}: downloading");
-        let deb = apt.download(&package, &dir.join("debs"))?;
-        unpack(&deb, &root, &kver)?;
+        let mut debs = Vec::new();
+        for part in packages_of(apt, &package, &kver)? {
+            debs.push(apt.download(&part, &dir.join("debs"))?);
+        }
+        unpack(&debs, &root, &kver)?;
     }
     fs::write(kver_file(dir, series), format!("{kver}\n"))?;
     Ok(Kernel { series, kver, root })
 }
 
-/// dpkg-deb -x into a scratch directory, depmod, then move into place and mark it.
-fn unpack(deb: &Path, root: &Path, kver: &str) -> Result<()> {
+/// The packages that hold one kernel release: the image package itself, and from
+/// 7.x the parts it depends on (linux-binary-, linux-modules-, linux-base-KVER),
+/// since the image package has become a meta package there.
+fn packages_of(apt: &PrivateApt, image: &str, kver: &str) -> Result<Vec<String>> {
+    let mut packages = vec![image.to_string()];
+    packages.extend(apt.depends(image)?.into_iter().filter(|p| is_kernel_part(p, kver)));
+    Ok(packages)
+}
+
+fn is_kernel_part(package: &str, kver: &str) -> bool {
+    ["linux-binary-", "linux-modules-", "linux-base-"]
+        .iter()
+        .any(|prefix| package.strip_prefix(prefix) == Some(kver))
+}
+
+/// Where a package set put the kernel: /boot (up to 6.x) or the modules directory (7.x).
+fn vmlinuz_in(root: &Path, kver: &str) -> Option<PathBuf> {
+    [root.join("boot").join(format!("vmlinuz-{kver}")), root.join("usr/lib/modules").join(kver).join("vmlinuz")]
+        .into_iter()
+        .find(|p| p.exists())
+}
+
+/// dpkg-deb -x every part into a scratch directory, depmod, then move into place and mark it.
+fn unpack(debs: &[PathBuf], root: &Path, kver: &str) -> Result<()> {
     let scratch = PathBuf::from(format!("{}.partial", root.display()));
     if scratch.exists() {
         fs::remove_dir_all(&scratch)?;
     }
-    cmd::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&scratch))?;
+    for deb in debs {
+        cmd::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&scratch))?;
+    }
     link_usr_modules(&scratch, kver)?;
     let modules = scratch.join("lib/modules").join(kver);
-    ensure!(modules.is_dir(), "{} has no lib/modules/{kver}", deb.display());
-    ensure!(scratch.join(format!("boot/vmlinuz-{kver}")).exists(), "no vmlinuz in {}", deb.display());
+    ensure!(modules.is_dir(), "{debs:?} have no lib/modules/{kver}");
+    ensure!(vmlinuz_in(&scratch, kver).is_some(), "no vmlinuz in {debs:?}");
     cmd::run(Command::new("depmod").arg("-b").arg(&scratch).arg(kver))?;
     if root.exists() {
         fs::remove_dir_all(root)?;
@@ -210,7 +261,7 @@ fn numbers_in(text: &str) -> Vec<u64> {
 
 /// The cached 6.1 modules directory for host tests of the real libkmod index.
 pub fn test_modules_dir() -> Result<PathBuf> {
-    match cached(&paths::kernels(), Series::V6_1) {
+    match cached(&paths::kernels(), Series::Bookworm) {
         Some(kernel) => Ok(kernel.modules_dir()),
         None => bail!("the 6.1 kernel is not in the cache: run `cargo xtask kernels` first"),
     }
@@ -229,6 +280,20 @@ mod tests {
         ];
         sort_versions(&mut names);
         assert_eq!(names.last().unwrap(), "linux-image-6.12.38+deb12-amd64");
+        let mut names = vec!["linux-image-7.3.4+deb13-amd64".to_string(), "linux-image-6.19.14+deb13-amd64".into()];
+        sort_versions(&mut names);
+        assert_eq!(names.last().unwrap(), "linux-image-7.3.4+deb13-amd64");
+    }
+
+    #[test]
+    fn split_packages_are_the_parts_of_the_same_release() {
+        let kver = "7.3.4+deb13-amd64";
+        assert!(is_kernel_part("linux-binary-7.3.4+deb13-amd64", kver));
+        assert!(is_kernel_part("linux-modules-7.3.4+deb13-amd64", kver));
+        assert!(is_kernel_part("linux-base-7.3.4+deb13-amd64", kver));
+        assert!(!is_kernel_part("linux-base", kver));
+        assert!(!is_kernel_part("linux-modules-7.2.12+deb13-amd64", kver));
+        assert!(!is_kernel_part("initramfs-tools", kver));
     }
 }
 

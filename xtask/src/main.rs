@@ -59,6 +59,10 @@ enum Task {
         /// Put this binary in the guest instead of building target/release/modtrace.
         #[arg(long)]
         modtrace: Option<PathBuf>,
+        /// Boot the first kernel once with a broken initramfs first: its early
+        /// death must be retried and reported (what `cargo xtask test` does).
+        #[arg(long)]
+        break_first_boot: bool,
         /// Instead: boot a whole Debian system (6.1) twice, learning then locked
         /// (tests/system/README.md). --timeout is then per boot.
         #[arg(long)]
@@ -99,9 +103,13 @@ fn run(task: Task) -> Result<()> {
         Task::VmTest { system: true, keep, timeout, modtrace, lock_point, .. } => {
             system::run(system::Options { lock_point, keep, timeout: Duration::from_secs(timeout), modtrace })
         }
-        Task::VmTest { kernel, keep, timeout, modtrace, .. } => {
-            vm_test::run(vm_test::Options { kernel, keep, timeout: Duration::from_secs(timeout), modtrace })
-        }
+        Task::VmTest { kernel, keep, timeout, modtrace, break_first_boot, .. } => vm_test::run(vm_test::Options {
+            kernel,
+            keep,
+            timeout: Duration::from_secs(timeout),
+            modtrace,
+            break_first_boot,
+        }),
         Task::Deb { check } => deb::run(check),
         Task::Test { timeout } => {
             // The system test runs even when an earlier part failed: CI then

@@ -2,7 +2,8 @@
 //! /etc/scenario.env for tests/guest/init) and the host-side assertions.
 //!
 //! Every step loads a distinct module so each assertion names exactly one load.
-//! All of them are modules (not built in) in both bookworm 6.1 and 6.12.
+//! All of them are modules (not built in) in every kernel of the matrix:
+//! bookworm's 6.1, trixie's 6.12 and trixie-backports' 7.x.
 
 /// `modprobe vfat` (explicit; pulls fat), `rmmod vfat` at the end.
 pub const EXPLICIT_MODULE: &str = "vfat";
@@ -16,9 +17,15 @@ pub const UNIT_MODULE: &str = "nls_utf8";
 /// Autoloaded when `mount -t binfmt_misc` asks for fs-binfmt_misc.
 pub const BINFMT_MODULE: &str = "binfmt_misc";
 pub const BINFMT_ALIAS: &str = "fs-binfmt_misc";
-/// Autoloaded by socket(AF_APPLETALK) from inside the unit; pulls psnap and llc.
-pub const APPLETALK_ALIAS: &str = "net-pf-5";
-pub const APPLETALK_CHAIN: [&str; 3] = ["appletalk", "psnap", "llc"];
+/// Autoloaded by socket(AF_PPPOX) from inside the unit; pulls ppp_generic and
+/// slhc: a dependency chain of three on every kernel (AppleTalk is gone from 7.x).
+pub const CHAIN_ALIAS: &str = "net-pf-24";
+pub const CHAIN: [&str; 3] = ["pppox", "ppp_generic", "slhc"];
+/// The socket: family AF_PPPOX, SOCK_DGRAM, protocol 4. The protocol is past
+/// PX_MAX_PROTO, so once the kernel has loaded pppox for the family, pppox
+/// refuses it (EPROTOTYPE) before it would request a PPPoE/L2TP/PPTP module.
+pub const CHAIN_SOCKET: [i32; 3] = [24, 2, 4];
+pub const CHAIN_SOCKET_ERRNO: i32 = libc::EPROTOTYPE;
 /// Autoloaded by `ip link add mtdummy0 type dummy`.
 pub const DUMMY_MODULE: &str = "dummy";
 pub const DUMMY_ALIAS: &str = "rtnl-link-dummy";
@@ -64,7 +71,7 @@ pub const FLOOD_EXPLICIT_MODULE: &str = "tcp_illinois";
 pub const MODPROBE_MODULES: [&str; 10] = [
     EXPLICIT_MODULE,
     BINFMT_MODULE,
-    APPLETALK_CHAIN[0],
+    CHAIN[0],
     DUMMY_MODULE,
     UNIT_MODULE,
     CONFIGURED_MODULE,
@@ -98,12 +105,15 @@ const TRACER_WAIT_SECS: u32 = 150;
 
 /// The guest's /etc/scenario.env, sourced by tests/guest/init.
 pub fn env_file() -> String {
+    let chain_socket = CHAIN_SOCKET.map(|n| n.to_string()).join(" ");
     format!(
         "EXPLICIT_MODULE={EXPLICIT_MODULE}\n\
          INSMOD_KO=/{LOOSE_DIR}/{INSMOD_MODULE}.ko\n\
          INIT_MODULE_KO=/{LOOSE_DIR}/{INIT_MODULE_MODULE}.ko\n\
          UNIT_MODULE={UNIT_MODULE}\n\
          UNIT_CGROUP=/sys/fs/cgroup{UNIT_CGROUP}\n\
+         CHAIN_SOCKET='{chain_socket}'\n\
+         CHAIN_SOCKET_ERRNO={CHAIN_SOCKET_ERRNO}\n\
          TRACER_WAIT={TRACER_WAIT_SECS}\n\
          CONFIGURED_MODULE={CONFIGURED_MODULE}\n\
          MODULES_LOAD_CONF={MODULES_LOAD_CONF}\n\

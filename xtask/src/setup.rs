@@ -30,6 +30,9 @@ const PACKAGES: &[&str] = &[
     "dpkg-dev",
     "man-db",
     "groff-base",
+    // The package's lintian check; the demo's FAT image.
+    "lintian",
+    "dosfstools",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -13,19 +13,24 @@ use crate::guest_output::GuestOutput;
 use crate::initramfs::{self, Programs};
 use crate::kernels::{self, Choice, Kernel};
 use crate::paths;
-use crate::qemu::{Boot, BootResult, Outcome};
+use crate::qemu::{self, Boot, BootResult, Outcome};
 
 pub struct Options {
     pub kernel: Choice,
     pub keep: bool,
     pub timeout: Duration,
     pub modtrace: Option<PathBuf>,
+    /// Boot the first kernel once with a broken initramfs, to prove that a guest
+    /// dying before its init is retried and reported.
+    pub break_first_boot: bool,
 }
 
 struct Report {
     label: String,
     initramfs_time: Duration,
     boot_time: Duration,
+    /// Why the first boot was retried, when it was.
+    retried: Option<String>,
     attach: Option<String>,
     checks: Vec<Check>,
     logs: PathBuf,
@@ -41,8 +46,8 @@ pub fn run(options: Options) -> Result<()> {
     let kernels = kernels::ensure(&options.kernel.series(), false)?;
     let built = artifacts::build(options.modtrace.as_deref())?;
     let mut reports = Vec::new();
-    for kernel in &kernels {
-        let report = run_kernel(kernel, &built, &options)?;
+    for (i, kernel) in kernels.iter().enumerate() {
+        let report = run_kernel(kernel, &built, &options, options.break_first_boot && i == 0)?;
         print_report(&report);
         reports.push(report);
     }
@@ -54,7 +59,7 @@ pub fn run(options: Options) -> Result<()> {
     Ok(())
 }
 
-fn run_kernel(kernel: &Kernel, built: &Built, options: &Options) -> Result<Report> {
+fn run_kernel(kernel: &Kernel, built: &Built, options: &Options, break_first_boot: bool) -> Result<Report> {
     let label = format!("{} ({})", kernel.series, kernel.kver);
     let work = paths::vm_work().join(&kernel.kver);
     fs::create_dir_all(&work)?;
@@ -63,19 +68,37 @@ fn run_kernel(kernel: &Kernel, built: &Built, options: &Options) -> Result<Repor
     let image = initramfs::build(kernel, &programs, &work)?;
     let initramfs_time = start.elapsed();
     let serial_log = work.join("ttyS1.log");
-    let _ = fs::remove_file(&serial_log);
-    let boot = Boot {
-        label: kernel.series.to_string(),
-        kernel: kernel.vmlinuz(),
-        initrd: image.clone(),
-        serial_log: serial_log.clone(),
-        timeout: options.timeout,
+    let broken = work.join("broken-initramfs.cpio");
+    if break_first_boot {
+        fs::write(&broken, "not a cpio archive: the kernel finds no init and panics\n".repeat(64))?;
     }
-    .run()?;
+    let attempt = |n: u32| {
+        let _ = fs::remove_file(&serial_log);
+        let initrd = if break_first_boot && n == 0 { broken.clone() } else { image.clone() };
+        let boot = Boot {
+            label: kernel.series.to_string(),
+            kernel: kernel.vmlinuz(),
+            initrd,
+            serial_log: serial_log.clone(),
+            timeout: options.timeout,
+        };
+        boot.run()
+    };
+    let (mut boot, retried) = qemu::retry_early_death(&label, attempt, BootResult::early_death)?;
+    boot.retried = retried;
     let serial = String::from_utf8_lossy(&fs::read(&serial_log).unwrap_or_default()).into_owned();
     let output = GuestOutput::parse(&boot.console, &serial);
     save_logs(&work, &boot, &output)?;
     let mut checks = vec![Check { name: "guest_finished", result: boot_result(&boot) }];
+    if break_first_boot {
+        let result = match &boot.retried {
+            // What a kernel says when the initramfs holds no init.
+            Some(why) if why.contains("Unable to mount root fs") => Ok(()),
+            Some(why) => Err(format!("retried, but not for the broken initramfs: {why}")),
+            None => Err("the boot with a broken initramfs was not retried".into()),
+        };
+        checks.push(Check { name: "early_death_retried", result });
+    }
     checks.extend(assertions::check_all(&output, initramfs::compressed_modules(kernel)?));
     if !options.keep {
         fs::remove_dir_all(work.join("root"))?;
@@ -85,6 +108,7 @@ fn run_kernel(kernel: &Kernel, built: &Built, options: &Options) -> Result<Repor
         label,
         initramfs_time,
         boot_time: boot.elapsed,
+        retried: boot.retried.clone(),
         attach: assertions::attach_line(&output).map(String::from),
         checks,
         logs: work,
@@ -96,6 +120,7 @@ fn boot_result(boot: &BootResult) -> Result<(), String> {
         Outcome::Done => Ok(()),
         Outcome::Exited(how) => Err(format!("the guest stopped without its done marker ({how})")),
         Outcome::Panicked => Err("kernel panic (see the console above)".into()),
+        Outcome::NoInit => Err(format!("the guest's init did not start within {:?}", qemu::INIT_DEADLINE)),
         Outcome::TimedOut => Err(format!("timed out after {:.0?}; QEMU killed", boot.elapsed)),
     }
 }
@@ -119,6 +144,9 @@ fn print_report(report: &Report) {
         report.boot_time.as_secs_f64(),
         report.attach.as_deref().unwrap_or("modtrace never attached")
     );
+    if let Some(why) = &report.retried {
+        println!("   RETRIED once: the first boot died before its init ran ({why})");
+    }
     for check in &report.checks {
         match &check.result {
             Ok(()) => println!("   PASS {}", check.name),
@@ -134,7 +162,8 @@ fn print_summary(reports: &[Report]) {
         let total = report.checks.len();
         let failed = report.failed();
         let verdict = if failed == 0 { "PASS" } else { "FAIL" };
-        println!("vm-test {verdict} {}: {} passed, {failed} failed", report.label, total - failed);
+        let retried = if report.retried.is_some() { " (after one retried early boot)" } else { "" };
+        println!("vm-test {verdict} {}: {} passed, {failed} failed{retried}", report.label, total - failed);
     }
     let total: usize = reports.iter().map(|r| r.checks.len()).sum();
     let failed: usize = reports.iter().map(Report::failed).sum();

@@ -121,6 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         host: system::hostname(),
         boot_id: system::boot_id(),
     };
+    crate::probes::preflight::require_modules()?;
     let index = KmodIndex::running().context("reading the running kernel's module index")?;
     let duration = plan.duration;
     let checkpoint_every = plan.checkpoint_every.max(std::time::Duration::from_millis(100));

@@ -20,9 +20,7 @@ pub struct System {
 pub fn check() -> Result<System, ProbeError> {
     let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
     check_capabilities(&status)?;
-    if !Path::new("/proc/modules").exists() {
-        return Err(ProbeError::NoModules);
-    }
+    require_modules()?;
     let lockdown = fs::read_to_string("/sys/kernel/security/lockdown").ok().and_then(|s| active_lockdown(&s));
     if lockdown.as_deref() == Some("confidentiality") {
         return Err(ProbeError::Lockdown);
@@ -32,6 +30,16 @@ pub fn check() -> Result<System, ProbeError> {
         lockdown,
         btf: Path::new(super::btf::VMLINUX_BTF).exists(),
     })
+}
+
+/// Every command that reads the running kernel's modules starts here, so a
+/// kernel without module support is named the same way by all of them.
+pub fn require_modules() -> Result<(), ProbeError> {
+    if Path::new("/proc/modules").exists() {
+        Ok(())
+    } else {
+        Err(ProbeError::NoModules)
+    }
 }
 
 fn read_trimmed(path: &str) -> Option<String> {

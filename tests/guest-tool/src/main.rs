@@ -21,11 +21,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Action {
-    /// socket(FAMILY, TYPE, 0); the kernel requests net-pf-FAMILY if no module has it.
+    /// socket(FAMILY, TYPE, PROTOCOL); the kernel requests net-pf-FAMILY if no module has it.
     Socket {
         family: i32,
         #[arg(default_value_t = libc::SOCK_DGRAM)]
         kind: i32,
+        #[arg(default_value_t = 0)]
+        protocol: i32,
+        /// Succeed only when socket() fails with this errno (the family's module
+        /// loads, then the module refuses the protocol).
+        #[arg(long)]
+        expect_errno: Option<i32>,
     },
     /// init_module(2) with the bytes of an uncompressed .ko file.
     InitModule {
@@ -49,7 +55,7 @@ enum Action {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Action::Socket { family, kind } => socket(family, kind),
+        Action::Socket { family, kind, protocol, expect_errno } => socket(family, kind, protocol, expect_errno),
         Action::InitModule { file, params } => init_module(&file, &params),
         Action::EnterCgroup { path, command } => enter_cgroup(&path, &command),
         Action::SpamFailedLoads { seconds } => spam_failed_loads(Duration::from_secs(seconds)),
@@ -64,17 +70,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn socket(family: i32, kind: i32) -> io::Result<()> {
+fn socket(family: i32, kind: i32, protocol: i32, expect_errno: Option<i32>) -> io::Result<()> {
+    let call = format!("socket({family}, {kind}, {protocol})");
     // SAFETY: socket(2) takes plain integers; the descriptor is closed below.
-    let fd = unsafe { libc::socket(family, kind, 0) };
-    if fd < 0 {
-        let err = io::Error::last_os_error();
-        return Err(io::Error::new(err.kind(), format!("socket({family}, {kind}, 0): {err}")));
+    let fd = unsafe { libc::socket(family, kind, protocol) };
+    if fd >= 0 {
+        // SAFETY: fd is a descriptor this function just opened and owns.
+        unsafe { libc::close(fd) };
+        println!("{call} = {fd}");
+        return match expect_errno {
+            None => Ok(()),
+            Some(errno) => Err(io::Error::other(format!("{call} succeeded; errno {errno} was expected"))),
+        };
     }
-    println!("socket({family}, {kind}, 0) = {fd}");
-    // SAFETY: fd is a descriptor this function just opened and owns.
-    unsafe { libc::close(fd) };
-    Ok(())
+    let err = io::Error::last_os_error();
+    match expect_errno {
+        Some(errno) if err.raw_os_error() == Some(errno) => {
+            println!("{call} failed as expected: {err}");
+            Ok(())
+        }
+        _ => Err(io::Error::new(err.kind(), format!("{call}: {err}"))),
+    }
 }
 
 fn init_module(file: &Path, params: &str) -> io::Result<()> {

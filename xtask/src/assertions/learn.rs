@@ -105,30 +105,30 @@ pub fn profile_schema_kernel_session(f: &Facts) -> Result<(), String> {
     }
 }
 
-/// appletalk is top-level, requested (net-pf-5) by the guest tool in the unit.
-pub fn profile_appletalk(f: &Facts) -> Result<(), String> {
+/// top is top-level, requested (net-pf-24) by the guest tool in the unit.
+pub fn profile_chain_top(f: &Facts) -> Result<(), String> {
     let p = profile(f)?;
-    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
-    let m = module(&p, appletalk)?;
+    let [top, _, _] = sc::CHAIN;
+    let m = module(&p, top)?;
     expect_top_level(m, true)?;
-    trigger(m, &format!("request {} by {} in {}", sc::APPLETALK_ALIAS, comm::GUEST_TOOL, sc::UNIT), |t| {
+    trigger(m, &format!("request {} by {} in {}", sc::CHAIN_ALIAS, comm::GUEST_TOOL, sc::UNIT), |t| {
         text(t, "/kind") == "request"
-            && text(t, "/alias") == sc::APPLETALK_ALIAS
+            && text(t, "/alias") == sc::CHAIN_ALIAS
             && text(t, "/requester/comm") == comm::GUEST_TOOL
             && text(t, "/requester/unit") == sc::UNIT
     })
     .map(|_| ())
 }
 
-/// psnap and llc are dependencies only, needed by appletalk.
-pub fn profile_appletalk_dependencies(f: &Facts) -> Result<(), String> {
+/// middle and bottom are dependencies only, needed by top.
+pub fn profile_chain_dependencies(f: &Facts) -> Result<(), String> {
     let p = profile(f)?;
-    let [appletalk, psnap, llc] = sc::APPLETALK_CHAIN;
-    for name in [psnap, llc] {
+    let [top, middle, bottom] = sc::CHAIN;
+    for name in [middle, bottom] {
         let m = module(&p, name)?;
         expect_top_level(m, false)?;
-        if !strings(m, "/needed_by").contains(&appletalk) {
-            return Err(evidence(&format!("needed_by of {name} lacks {appletalk}"), m));
+        if !strings(m, "/needed_by").contains(&top) {
+            return Err(evidence(&format!("needed_by of {name} lacks {top}"), m));
         }
     }
     Ok(())
@@ -232,56 +232,56 @@ pub fn profile_keeps_flood_loads(f: &Facts) -> Result<(), String> {
 
 // ---- report ----
 
-/// The table's appletalk row shows its unit and its trigger.
+/// The table's top row shows its unit and its trigger.
 pub fn report_table(f: &Facts) -> Result<(), String> {
     let out = output_of(f, cap::REPORT_TABLE, 0)?;
-    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
-    let row = out.lines().find(|l| l.split_whitespace().next() == Some(appletalk));
+    let [top, _, _] = sc::CHAIN;
+    let row = out.lines().find(|l| l.split_whitespace().next() == Some(top));
     match row {
-        Some(r) if r.contains(&format!("request {}", sc::APPLETALK_ALIAS)) && r.contains(sc::UNIT) => Ok(()),
-        _ => Err(format!("no `{appletalk} ... {} ... request {}` row:\n{out}", sc::UNIT, sc::APPLETALK_ALIAS)),
+        Some(r) if r.contains(&format!("request {}", sc::CHAIN_ALIAS)) && r.contains(sc::UNIT) => Ok(()),
+        _ => Err(format!("no `{top} ... {} ... request {}` row:\n{out}", sc::UNIT, sc::CHAIN_ALIAS)),
     }
 }
 
-/// Markdown: a table header with its separator line, and the appletalk row.
+/// Markdown: a table header with its separator line, and the top row.
 pub fn report_markdown(f: &Facts) -> Result<(), String> {
     let out = output_of(f, cap::REPORT_MARKDOWN, 0)?;
     let lines: Vec<&str> = out.lines().collect();
     let header = lines.windows(2).any(|w| w[0].starts_with("| Module |") && w[1].starts_with("|---"));
-    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
-    let row = lines.iter().any(|l| l.starts_with(&format!("| **{appletalk}** |")) && l.contains(sc::APPLETALK_ALIAS));
+    let [top, _, _] = sc::CHAIN;
+    let row = lines.iter().any(|l| l.starts_with(&format!("| **{top}** |")) && l.contains(sc::CHAIN_ALIAS));
     if header && row {
         Ok(())
     } else {
-        Err(format!("no `| Module |` header with its `|---` line, or no {appletalk} row:\n{out}"))
+        Err(format!("no `| Module |` header with its `|---` line, or no {top} row:\n{out}"))
     }
 }
 
-/// JSON: parses, has its schema, the guest's kernel and appletalk top-level.
+/// JSON: parses, has its schema, the guest's kernel and top top-level.
 pub fn report_json(f: &Facts) -> Result<(), String> {
     let out = output_of(f, cap::REPORT_JSON, 0)?;
     let r: Value = serde_json::from_str(&out).map_err(|e| format!("not JSON ({e}):\n{out}"))?;
-    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
+    let [top, _, _] = sc::CHAIN;
     let modules = r.pointer("/modules").and_then(Value::as_array);
-    let has = modules.is_some_and(|m| m.iter().any(|m| text(m, "/module") == appletalk));
+    let has = modules.is_some_and(|m| m.iter().any(|m| text(m, "/module") == top));
     let kernel = f.output.kernel.as_deref().unwrap_or("?");
     if text(&r, "/schema") == "modtrace-report/1" && text(&r, "/kernel") == kernel && has {
         Ok(())
     } else {
-        Err(format!("expected schema modtrace-report/1, kernel {kernel} and module {appletalk}:\n{out}"))
+        Err(format!("expected schema modtrace-report/1, kernel {kernel} and module {top}:\n{out}"))
     }
 }
 
 /// `--by unit` names the unit and what it needs.
 pub fn report_by_unit(f: &Facts) -> Result<(), String> {
     let out = output_of(f, cap::REPORT_BY_UNIT, 0)?;
-    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
+    let [top, _, _] = sc::CHAIN;
     let heading = out.lines().any(|l| l.trim() == sc::UNIT);
-    let need = out.lines().any(|l| l.contains(&format!("{} needs {appletalk}", sc::UNIT)));
+    let need = out.lines().any(|l| l.contains(&format!("{} needs {top}", sc::UNIT)));
     if heading && need {
         Ok(())
     } else {
-        Err(format!("no `{}` group saying it needs {appletalk}:\n{out}", sc::UNIT))
+        Err(format!("no `{}` group saying it needs {top}:\n{out}", sc::UNIT))
     }
 }
 
@@ -290,9 +290,9 @@ pub fn report_by_unit(f: &Facts) -> Result<(), String> {
 /// diff(1)'s convention: 1 when the snapshots differ, 0 when they are the same.
 pub fn diff_exit_codes(f: &Facts) -> Result<(), String> {
     let changed = output_of(f, cap::DIFF_CHANGED, 1)?;
-    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
-    if !changed.lines().any(|l| l == format!("+ {appletalk}")) {
-        return Err(format!("the diff does not add {appletalk}:\n{changed}"));
+    let [top, _, _] = sc::CHAIN;
+    if !changed.lines().any(|l| l == format!("+ {top}")) {
+        return Err(format!("the diff does not add {top}:\n{changed}"));
     }
     let same = output_of(f, cap::DIFF_SAME, 0)?;
     if !same.contains("no difference") {
@@ -304,11 +304,11 @@ pub fn diff_exit_codes(f: &Facts) -> Result<(), String> {
 /// With --profile, an added module is shown with its cause.
 pub fn diff_explained_by_profile(f: &Facts) -> Result<(), String> {
     let out = output_of(f, cap::DIFF_EXPLAINED, 1)?;
-    let [appletalk, _, _] = sc::APPLETALK_CHAIN;
-    let line = out.lines().find(|l| l.starts_with(&format!("+ {appletalk} (")));
+    let [top, _, _] = sc::CHAIN;
+    let line = out.lines().find(|l| l.starts_with(&format!("+ {top} (")));
     match line {
-        Some(l) if l.contains(sc::APPLETALK_ALIAS) => Ok(()),
-        _ => Err(format!("no `+ {appletalk} (... {} ...)` line:\n{out}", sc::APPLETALK_ALIAS)),
+        Some(l) if l.contains(sc::CHAIN_ALIAS) => Ok(()),
+        _ => Err(format!("no `+ {top} (... {} ...)` line:\n{out}", sc::CHAIN_ALIAS)),
     }
 }
 

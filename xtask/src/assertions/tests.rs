@@ -79,10 +79,10 @@ fn good_records(compressed: bool) -> Vec<Value> {
         load("init_module", None, -17, process("modtrace-guest", None)),
         request("fs-binfmt_misc", process("mount", None), &["binfmt_misc"]),
         requested("binfmt_misc", "fs-binfmt_misc", process("mount", None), &[]),
-        request("net-pf-5", tool_in_unit.clone(), &["appletalk"]),
-        requested("llc", "net-pf-5", tool_in_unit.clone(), &["psnap", "appletalk"]),
-        requested("psnap", "net-pf-5", tool_in_unit.clone(), &["appletalk"]),
-        requested("appletalk", "net-pf-5", tool_in_unit, &[]),
+        request("net-pf-24", tool_in_unit.clone(), &["pppox"]),
+        requested("slhc", "net-pf-24", tool_in_unit.clone(), &["ppp_generic", "pppox"]),
+        requested("ppp_generic", "net-pf-24", tool_in_unit.clone(), &["pppox"]),
+        requested("pppox", "net-pf-24", tool_in_unit, &[]),
         unit_modprobe,
         request("rtnl-link-dummy", process("ip", None), &["dummy"]),
         requested("dummy", "rtnl-link-dummy", process("ip", None), &[]),
@@ -170,17 +170,17 @@ fn session(ended_by: &str) -> Value {
 }
 
 fn good_profile() -> Value {
-    let tool_in_unit = |needed_by| trigger_request("net-pf-5", "modtrace-guest", Some("example.service"), needed_by);
+    let tool_in_unit = |needed_by| trigger_request("net-pf-24", "modtrace-guest", Some("example.service"), needed_by);
     json!({
         "schema": "modtrace-profile/1", "kernel": KERNEL, "host": "guest", "boots": [],
         "sessions": [session("SIGINT")],
         "modules": [
-            profile_module("appletalk", &["llc", "psnap"], &[], vec![tool_in_unit(None)]),
+            profile_module("pppox", &["slhc", "ppp_generic"], &[], vec![tool_in_unit(None)]),
             profile_module("binfmt_misc", &[], &[], vec![trigger_request("fs-binfmt_misc", "mount", None, None)]),
             profile_module("fat", &[], &["vfat"], vec![trigger_explicit(Some("vfat"))]),
-            profile_module("llc", &[], &["appletalk", "psnap"], vec![tool_in_unit(Some("appletalk"))]),
+            profile_module("slhc", &[], &["pppox", "ppp_generic"], vec![tool_in_unit(Some("pppox"))]),
             profile_module("phonet", &[], &[], vec![trigger_request("net-pf-35", "modtrace-guest", None, None)]),
-            profile_module("psnap", &["llc"], &["appletalk"], vec![tool_in_unit(Some("appletalk"))]),
+            profile_module("ppp_generic", &["slhc"], &["pppox"], vec![tool_in_unit(Some("pppox"))]),
             profile_module("tcp_bic", &[], &[], vec![trigger_preloaded("/etc/modules-load.d/modtrace-test.conf")]),
             profile_module("tcp_highspeed", &[], &[], vec![trigger_preloaded("before learning")]),
             profile_module("tcp_illinois", &[], &[], vec![trigger_explicit(None)]),
@@ -208,9 +208,9 @@ const LSMOD_AT_END: [&str; 15] = [
     "phonet 16384 0",
     "dummy 16384 0",
     "nls_utf8 16384 0",
-    "appletalk 16384 0",
-    "psnap 16384 1 appletalk",
-    "llc 16384 2 psnap,appletalk",
+    "pppox 16384 0",
+    "ppp_generic 16384 1 pppox",
+    "slhc 16384 2 ppp_generic,pppox",
     "binfmt_misc 16384 1",
     "tcp_htcp 16384 0",
     "tcp_westwood 16384 0",
@@ -222,9 +222,9 @@ const LSMOD_AT_END: [&str; 15] = [
 const REPORT_TABLE: &str = "host guest, kernel 6.1.0-56-amd64: 1 learning session (30s), 0 boots
 
 MODULE     COUNT  UNIT             PROCESS         VIA
-appletalk      1  example.service  modtrace-guest  request net-pf-5
-  psnap        1                                   dependency
-  llc          1                                   dependency";
+pppox      1  example.service  modtrace-guest  request net-pf-24
+  ppp_generic        1                                   dependency
+  slhc          1                                   dependency";
 
 const REPORT_MARKDOWN: &str = "## modtrace profile of guest (kernel 6.1.0-56-amd64)
 
@@ -232,13 +232,13 @@ const REPORT_MARKDOWN: &str = "## modtrace profile of guest (kernel 6.1.0-56-amd
 
 | Module | Count | Unit | Process | Via |
 |---|---:|---|---|---|
-| **appletalk** | 1 | `example.service` | modtrace-guest | request net-pf-5 |
-| ↳ psnap | 1 | | | dependency |";
+| **pppox** | 1 | `example.service` | modtrace-guest | request net-pf-24 |
+| ↳ ppp_generic | 1 | | | dependency |";
 
 const REPORT_BY_UNIT: &str = "host guest, kernel 6.1.0-56-amd64: 1 learning session (30s), 0 boots
 
 example.service
-  example.service needs appletalk (with psnap, llc) via net-pf-5 (by modtrace-guest, once)
+  example.service needs pppox (with ppp_generic, slhc) via net-pf-24 (by modtrace-guest, once)
 (no unit: preloaded, or outside systemd)
   tcp_highspeed was already loaded when learning started (once)";
 
@@ -247,7 +247,7 @@ const DIFF_HEAD: &str =
 
 /// Everything the guest sends besides the events and the tracer's stderr.
 fn good_sections() -> BTreeMap<String, String> {
-    let report_json = json!({"schema": "modtrace-report/1", "kernel": KERNEL, "modules": [{"module": "appletalk"}]});
+    let report_json = json!({"schema": "modtrace-report/1", "kernel": KERNEL, "modules": [{"module": "pppox"}]});
     let exit_codes = "learn-second 1\nspam-failed-loads 0\nspam-requests 0\nlearn 0\ndiff-before-after 1\n\
                       diff-before-before 0\ndiff-profile 1\nreport-table 0\nreport-markdown 0\nreport-json 0\n\
                       report-by-unit 0\nlearn-killed 137\nlearn-corrupt 1\ncorrupt-cmp 0";
@@ -256,7 +256,7 @@ fn good_sections() -> BTreeMap<String, String> {
         ("lsmod", LSMOD_AT_END.join("\n")),
         (section::EXIT_CODES, exit_codes.into()),
         ("learn.pid", LEARNER_PID.into()),
-        ("learn.stderr", "modtrace: learning ended (SIGINT); profile saved to /var/lib/modtrace/profile.json: 10 modules, 7 top-level (new: appletalk); see: modtrace report --profile /var/lib/modtrace/profile.json".into()),
+        ("learn.stderr", "modtrace: learning ended (SIGINT); profile saved to /var/lib/modtrace/profile.json: 10 modules, 7 top-level (new: pppox); see: modtrace report --profile /var/lib/modtrace/profile.json".into()),
         ("learn-second.stderr", format!("modtrace: another modtrace learn (pid {LEARNER_PID}) is already learning into /var/lib/modtrace/profile.json (it holds /var/lib/modtrace/profile.json.lock); wait for it to finish or stop it")),
         ("learn-corrupt.stderr", "modtrace: /tmp/corrupt.json:1:47: the file ends early, a truncated modtrace profile? (EOF while parsing a list)\nrefusing to learn into it: the file is left as it is.".into()),
         (section::CORRUPT_AFTER, sc::CORRUPT_TEXT.into()),
@@ -266,9 +266,9 @@ fn good_sections() -> BTreeMap<String, String> {
         ("report-markdown.stdout", REPORT_MARKDOWN.into()),
         ("report-json.stdout", serde_json::to_string_pretty(&report_json).unwrap()),
         ("report-by-unit.stdout", REPORT_BY_UNIT.into()),
-        ("diff-before-after.stdout", format!("{DIFF_HEAD}\n+ appletalk\n+ llc\n2 added, 0 removed, 0 changed, 2 the same")),
+        ("diff-before-after.stdout", format!("{DIFF_HEAD}\n+ pppox\n+ slhc\n2 added, 0 removed, 0 changed, 2 the same")),
         ("diff-before-before.stdout", format!("{DIFF_HEAD}\nno difference: the same 2 modules")),
-        ("diff-profile.stdout", format!("{DIFF_HEAD}\n+ appletalk (request net-pf-5 by modtrace-guest, example.service)\n+ llc (needed by appletalk)\n2 added, 0 removed, 0 changed, 2 the same")),
+        ("diff-profile.stdout", format!("{DIFF_HEAD}\n+ pppox (request net-pf-24 by modtrace-guest, example.service)\n+ slhc (needed by pppox)\n2 added, 0 removed, 0 changed, 2 the same")),
         ("spam-failed-loads.stdout", format!("spam-failed-loads: pid={SPAM_LOADS_PID} attempts=121000 failed=121000 seconds=5.0")),
         ("spam-requests.stdout", format!("spam-requests: pid={SPAM_REQUESTS_PID} attempts=180 failed=180 seconds=5.0")),
     ];
@@ -440,17 +440,17 @@ fn every_check_can_fail() {
     expect_failure("binfmt_misc_loaded_by_request", false, |r| {
         r.edit(i(r, "loaded", "binfmt_misc"), |v| v["cause"] = json!({"kind": "unknown", "reason": "x"}))
     });
-    expect_failure("appletalk_loaded_by_unit_request", false, |r| {
-        r.edit(i(r, "loaded", "appletalk"), |v| v["cause"]["requester"]["unit"] = json!(null))
+    expect_failure("chain_top_loaded_by_unit_request", false, |r| {
+        r.edit(i(r, "loaded", "pppox"), |v| v["cause"]["requester"]["unit"] = json!(null))
     });
-    expect_failure("appletalk_loaded_by_unit_request", false, |r| {
-        r.edit(i(r, "loaded", "appletalk"), |v| v["process"]["comm"] = json!("modtrace-guest"))
+    expect_failure("chain_top_loaded_by_unit_request", false, |r| {
+        r.edit(i(r, "loaded", "pppox"), |v| v["process"]["comm"] = json!("modtrace-guest"))
     });
-    expect_failure("psnap_needed_by_appletalk", false, |r| {
-        r.edit(i(r, "loaded", "psnap"), |v| v["cause"]["needed_by"] = json!([]))
+    expect_failure("chain_middle_needed_by_top", false, |r| {
+        r.edit(i(r, "loaded", "ppp_generic"), |v| v["cause"]["needed_by"] = json!([]))
     });
-    expect_failure("llc_needed_by_psnap", false, |r| {
-        r.edit(i(r, "loaded", "llc"), |v| v["cause"]["requester"]["cgroup"] = json!("/"))
+    expect_failure("chain_bottom_needed_by_both", false, |r| {
+        r.edit(i(r, "loaded", "slhc"), |v| v["cause"]["requester"]["cgroup"] = json!("/"))
     });
     expect_failure("unit_explicit_modprobe", false, |r| {
         r.edit(i(r, "loaded", "nls_utf8"), |v| v["process"]["unit"] = json!("other.service"))
@@ -487,17 +487,17 @@ fn every_learning_check_can_fail() {
     expect_failure("profile_schema_kernel_session", f, |r| {
         r.edit_json(section::PROFILE, |p| p["sessions"].as_array_mut().unwrap().push(session("SIGINT")))
     });
-    expect_failure("profile_appletalk_requested_by_unit", f, |r| {
-        r.edit_module("appletalk", |m| m["triggers"][0]["requester"]["unit"] = json!(null))
+    expect_failure("profile_chain_top_requested_by_unit", f, |r| {
+        r.edit_module("pppox", |m| m["triggers"][0]["requester"]["unit"] = json!(null))
     });
-    expect_failure("profile_appletalk_requested_by_unit", f, |r| {
-        r.edit_module("appletalk", |m| m["top_level"] = json!(false))
+    expect_failure("profile_chain_top_requested_by_unit", f, |r| {
+        r.edit_module("pppox", |m| m["top_level"] = json!(false))
     });
-    expect_failure("profile_psnap_llc_needed_by_appletalk", f, |r| {
-        r.edit_module("llc", |m| m["needed_by"] = json!(["psnap"]))
+    expect_failure("profile_chain_dependencies_needed_by_top", f, |r| {
+        r.edit_module("slhc", |m| m["needed_by"] = json!(["ppp_generic"]))
     });
-    expect_failure("profile_psnap_llc_needed_by_appletalk", f, |r| {
-        r.edit_module("psnap", |m| m["top_level"] = json!(true))
+    expect_failure("profile_chain_dependencies_needed_by_top", f, |r| {
+        r.edit_module("ppp_generic", |m| m["top_level"] = json!(true))
     });
     expect_failure("profile_binfmt_misc_by_request", f, |r| {
         r.edit_module("binfmt_misc", |m| m["triggers"][0]["alias"] = json!("binfmt_misc"))
@@ -527,7 +527,7 @@ fn every_learning_check_can_fail() {
     expect_failure("profile_keeps_flood_loads", f, |r| {
         r.edit_module("tcp_illinois", |m| m["triggers"][0]["kind"] = json!("unknown"))
     });
-    expect_failure("report_table", f, |r| r.replace("report-table.stdout", "request net-pf-5", "request ?"));
+    expect_failure("report_table", f, |r| r.replace("report-table.stdout", "request net-pf-24", "request ?"));
     expect_failure("report_table", f, |r| r.set_exit_code(cap::REPORT_TABLE, 1));
     expect_failure("report_markdown", f, |r| r.replace("report-markdown.stdout", "|---|---:|", "| - | -: |"));
     expect_failure("report_json", f, |r| r.replace("report-json.stdout", "{", "["));
@@ -535,9 +535,9 @@ fn every_learning_check_can_fail() {
     expect_failure("report_by_unit", f, |r| r.replace("report-by-unit.stdout", "example.service\n", "\n"));
     expect_failure("diff_exit_codes", f, |r| r.set_exit_code(cap::DIFF_CHANGED, 0));
     expect_failure("diff_exit_codes", f, |r| r.set_exit_code(cap::DIFF_SAME, 1));
-    expect_failure("diff_exit_codes", f, |r| r.replace("diff-before-after.stdout", "+ appletalk", "+ x"));
+    expect_failure("diff_exit_codes", f, |r| r.replace("diff-before-after.stdout", "+ pppox", "+ x"));
     expect_failure("diff_explained_by_profile", f, |r| {
-        r.replace("diff-profile.stdout", "(request net-pf-5 by", "(request by")
+        r.replace("diff-profile.stdout", "(request net-pf-24 by", "(request by")
     });
     expect_failure("diff_explained_by_profile", f, |r| r.set_exit_code(cap::DIFF_EXPLAINED, 2));
     expect_failure("second_learner_refused", f, |r| r.set_exit_code(cap::SECOND_LEARNER, 0));

@@ -1,14 +1,14 @@
 //! One boot of the Debian system image under QEMU: streams the console, notes
 //! when the guest's done marker comes, and waits for the guest to power off.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread;
+use std::process::{Child, Command};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+
+use crate::qemu::{self, console_lines, kill, INIT_DEADLINE, INIT_MARKER};
 
 /// Printed by tests/system/common.sh just before `systemctl poweroff`.
 pub const DONE_MARKER: &str = "MODTRACE-SYSTEM-DONE";
@@ -43,6 +43,8 @@ pub enum Outcome {
     NoMarker(String),
     /// A panic, emergency mode, or the initramfs could not mount the root.
     Failed(String),
+    /// The initramfs's init did not start within INIT_DEADLINE; QEMU killed.
+    NoInit,
     TimedOut,
 }
 
@@ -56,6 +58,15 @@ pub struct Run {
 }
 
 impl Run {
+    /// Why this boot died before the initramfs's init ran, if it did: such a
+    /// boot changed nothing on the disk and may be tried again.
+    pub fn early_death(&self) -> Option<String> {
+        if self.outcome == Outcome::PoweredOff || qemu::init_ran(&self.console) {
+            return None;
+        }
+        Some(format!("{:?}", self.outcome))
+    }
+
     /// Ok when the guest did all it had to and powered off.
     pub fn verdict(&self) -> Result<(), String> {
         match &self.outcome {
@@ -65,6 +76,7 @@ impl Run {
             }
             Outcome::NoMarker(how) => Err(format!("the guest stopped without its done marker ({how})")),
             Outcome::Failed(line) => Err(format!("the boot failed: {line}")),
+            Outcome::NoInit => Err(format!("the initramfs's init did not start within {INIT_DEADLINE:?}")),
             Outcome::TimedOut => Err(format!("timed out after {:.0?}; QEMU killed", self.elapsed)),
         }
     }
@@ -72,12 +84,10 @@ impl Run {
 
 impl Machine<'_> {
     fn command(&self) -> Command {
-        let accel = std::env::var("MODTRACE_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
-        let mut cmd = Command::new("qemu-system-x86_64");
+        let mut cmd = qemu::command(2048);
         // q35 boots quicker than pc (no floppy, no ata_piix). A VGA card, a
         // virtio NIC and a virtio RNG give udev's coldplug some drivers to load.
-        cmd.args(["-accel", &accel, "-cpu", "max", "-machine", "q35", "-m", "2048", "-smp", "2"])
-            .args(["-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none", "-serial", "stdio"])
+        cmd.args(["-machine", "q35"])
             .args(["-vga", "std", "-nic", "user,model=virtio-net-pci", "-device", "virtio-rng-pci"])
             .arg("-drive")
             .arg(format!("file={},format=raw,if=virtio", self.image.display()))
@@ -85,9 +95,7 @@ impl Machine<'_> {
             .arg(self.kernel)
             .arg("-initrd")
             .arg(self.initrd)
-            .args(["-append", CMDLINE])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
+            .args(["-append", CMDLINE]);
         cmd
     }
 
@@ -99,14 +107,19 @@ impl Machine<'_> {
         let lines = console_lines(&mut child);
         let mut console = Vec::new();
         let mut to_marker = None;
+        let mut init_seen = false;
         let mut deadline = start + self.timeout;
         let outcome = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match lines.recv_timeout(left) {
+            let until = if init_seen { deadline } else { deadline.min(start + INIT_DEADLINE) };
+            let line = match lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
                 Ok(line) => line,
                 Err(RecvTimeoutError::Timeout) => {
                     kill(&mut child);
-                    break if to_marker.is_some() { Outcome::Hung } else { Outcome::TimedOut };
+                    break match (to_marker, init_seen) {
+                        (Some(_), _) => Outcome::Hung,
+                        (None, false) => Outcome::NoInit,
+                        (None, true) => Outcome::TimedOut,
+                    };
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = wait(&mut child);
@@ -114,6 +127,7 @@ impl Machine<'_> {
                 }
             };
             println!("[{}] {line}", self.label);
+            init_seen |= line.contains(INIT_MARKER);
             if to_marker.is_none() && line.contains(DONE_MARKER) {
                 to_marker = Some(start.elapsed());
                 deadline = Instant::now() + POWEROFF_GRACE;
@@ -139,25 +153,4 @@ fn wait(child: &mut Child) -> String {
         Ok(status) => format!("QEMU exited: {status}"),
         Err(err) => format!("cannot wait for QEMU: {err}"),
     }
-}
-
-fn kill(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// QEMU's stdout (the guest console), line by line, from a reader thread.
-fn console_lines(child: &mut Child) -> Receiver<String> {
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).split(b'\n') {
-            let Ok(bytes) = line else { break };
-            let text = String::from_utf8_lossy(&bytes).trim_end_matches('\r').to_string();
-            if tx.send(text).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }

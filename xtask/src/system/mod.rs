@@ -57,11 +57,13 @@ struct Times {
     image: Duration,
     initrd: Duration,
     boots: Vec<(String, Option<Duration>, Duration)>,
+    /// Boots that died before init and were tried again, and why.
+    retried: Vec<String>,
 }
 
 pub fn run(options: Options) -> Result<()> {
     let start = Instant::now();
-    let kernel = kernels::ensure(&[Series::V6_1], false)?.remove(0);
+    let kernel = kernels::ensure(&[Series::Bookworm], false)?.remove(0);
     let built = artifacts::build(options.modtrace.as_deref())?;
     let work = paths::vm_work().join("system");
     if work.exists() {
@@ -122,7 +124,11 @@ fn boot(
 ) -> Result<Boot> {
     let vmlinuz = kernel.vmlinuz();
     let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout: options.timeout };
-    let run = machine.run()?;
+    // A boot that died before the initramfs's init never mounted the disk: trying again is safe.
+    let (run, retried) = crate::qemu::retry_early_death(label, |_| machine.run(), boot::Run::early_death)?;
+    if let Some(why) = &retried {
+        times.retried.push(format!("{label}: the first boot died before its init ran ({why}); retried once"));
+    }
     fs::write(work.join(format!("console-{label}.log")), run.console.join("\n") + "\n")?;
     times.boots.push((label.to_string(), run.to_marker, run.elapsed));
     let recorded = match image::read_results(image, label, &work.join("results")) {
@@ -158,6 +164,9 @@ fn print_report(kernel: &Kernel, options: &Options, times: &Times, boots: [&Boot
                 println!("      {line}");
             }
         }
+    }
+    for line in &times.retried {
+        println!("   RETRIED {line}");
     }
     for check in results {
         match &check.result {
