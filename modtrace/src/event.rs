@@ -205,7 +205,9 @@ pub enum What {
         repeats: u32,
         /// The module this call linked into the kernel (a `loaded` event from the
         /// same task came before the result). With an error, its init failed and
-        /// the kernel removed it again.
+        /// the kernel removed it again. For a kernel helper's call that failed
+        /// before linking: the module of its request it was loading, when only
+        /// one could have been next.
         module: Option<String>,
         cause: Option<Cause>,
     },

@@ -90,8 +90,8 @@ pub const AUDIT_UNSET: u64 = u32::MAX as u64;
 
 /// For this long, PARALLEL new processes at a time each request BATCH file
 /// system types never requested before (fs-PREFIXn): nothing folds.
-pub const DISTINCT_FLOOD_SECS: u32 = 4;
-pub const DISTINCT_FLOOD_BATCH: u32 = 25;
+pub const DISTINCT_FLOOD_SECS: u32 = 1;
+pub const DISTINCT_FLOOD_BATCH: u32 = 10;
 pub const DISTINCT_FLOOD_PARALLEL: u32 = 4;
 pub const DISTINCT_FLOOD_PREFIX: &str = "mtflood";
 /// socket(AF_QIPCRTR) during that flood: autoloads qrtr (no dependencies).

@@ -147,13 +147,19 @@ fn spam(what: &str, length: Duration, batch: u32, mut attempt: impl FnMut() -> b
             failed += u64::from(attempt());
         }
     }
+    tally(what, "", start, attempts, failed)
+}
+
+/// Prints `WHAT: pid=P EXTRAattempts=N failed=F seconds=S`; every attempt must
+/// have failed.
+fn tally(what: &str, extra: &str, start: Instant, attempts: u64, failed: u64) -> io::Result<()> {
     println!(
-        "{what}: pid={} attempts={attempts} failed={failed} seconds={:.1}",
+        "{what}: pid={} {extra}attempts={attempts} failed={failed} seconds={:.1}",
         std::process::id(),
         start.elapsed().as_secs_f64()
     );
     if failed != attempts {
-        return Err(io::Error::other(format!("{} of {attempts} calls succeeded", attempts - failed)));
+        return Err(io::Error::other(format!("{} of {attempts} calls did not fail as they must", attempts - failed)));
     }
     Ok(())
 }
@@ -217,15 +223,7 @@ fn spam_distinct_requests(length: Duration, batch: u32, parallel: u32, prefix: &
             failed += if ok { u64::from(batch) } else { 0 };
         }
     }
-    println!(
-        "spam-distinct-requests: pid={} processes={processes} attempts={attempts} failed={failed} seconds={:.1}",
-        std::process::id(),
-        start.elapsed().as_secs_f64()
-    );
-    if failed != attempts {
-        return Err(io::Error::other(format!("{} of {attempts} mounts did not fail with ENODEV", attempts - failed)));
-    }
-    Ok(())
+    tally("spam-distinct-requests", &format!("processes={processes} "), start, attempts, failed)
 }
 
 fn request_batch(prefix: &str, first: u64, count: u32) -> io::Result<()> {
