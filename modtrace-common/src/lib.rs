@@ -5,6 +5,8 @@
 //! valid value and userspace can decode with a length check and an unaligned read.
 #![no_std]
 
+pub mod guard;
+
 /// Bytes kept of a task's `comm` (TASK_COMM_LEN).
 pub const COMM_LEN: usize = 16;
 /// Bytes kept of a module name or requested alias (MODULE_NAME_LEN is 56 on 64-bit).
@@ -35,6 +37,8 @@ pub mod kind {
     pub const LOADED: u32 = 3;
     /// module:module_free: a module was removed.
     pub const UNLOADED: u32 = 4;
+    /// A decision of `modtrace guard`'s LSM programs (guard::GuardEvent).
+    pub const GUARD: u32 = 5;
 }
 
 /// `Header::flags` bits.

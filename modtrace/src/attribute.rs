@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::event::{Parent, Process, Task};
+use crate::scope::Scope;
 
 /// What the correlator needs to know about tasks, addresses and times. The real
 /// one is `SystemDescriber`; tests use a fake.
@@ -30,31 +31,7 @@ pub trait Describe {
 // ---------------------------------------------------------------------------
 // systemd units from cgroup paths
 
-const UNIT_SUFFIXES: &[&str] = &[
-    ".service",
-    ".scope",
-    ".slice",
-    ".socket",
-    ".mount",
-    ".swap",
-    ".timer",
-    ".path",
-    ".target",
-    ".device",
-    ".automount",
-];
-
-fn has_suffix(name: &str, suffixes: &[&str]) -> bool {
-    suffixes.iter().any(|s| name.len() > s.len() && name.ends_with(s))
-}
-
-/// The systemd unit a cgroup v2 path names: the deepest .service or .scope, else
-/// the deepest component that looks like a unit; None for the root.
-pub fn unit_of(cgroup_path: &str) -> Option<String> {
-    let parts: Vec<&str> = cgroup_path.split('/').filter(|p| !p.is_empty()).collect();
-    let deepest = |suffixes: &[&str]| parts.iter().rev().find(|p| has_suffix(p, suffixes)).copied();
-    deepest(&[".service", ".scope"]).or_else(|| deepest(UNIT_SUFFIXES)).map(str::to_string)
-}
+pub use crate::scope::unit_of;
 
 /// The cgroup v2 path in a /proc/PID/cgroup text (the "0::PATH" line).
 pub fn proc_cgroup_path(text: &str) -> Option<String> {
@@ -303,14 +280,18 @@ impl Default for SystemDescriber {
 impl Describe for SystemDescriber {
     fn process(&mut self, task: &Task) -> Process {
         let alive = still_there(&self.proc_root, task.tgid, task.pid, &task.comm);
-        let cgroup = self.cgroup_path(task, alive);
+        // A short-lived unit's cgroup may be gone before the walk finds its id:
+        // the kernel's copy of the whole path, read at event time, stands in.
+        let cgroup = self.cgroup_path(task, alive).or_else(|| task.cgroup_path.clone());
         Process {
             exe: alive.then(|| exe(&self.proc_root, task.tgid)).flatten(),
             // The kernel's copy is from event time; /proc only while the process lives.
             cmdline: task.args.clone().or_else(|| alive.then(|| cmdline(&self.proc_root, task.tgid)).flatten()),
-            // A short-lived unit's cgroup may be gone before the walk finds its id;
-            // the kernel's copy of the directory name still names the unit.
+            // Without any path (the kernel's was cut, or its layout is unknown),
+            // the leaf name still names the unit, but not whose unit it is: the
+            // scope stays unknown.
             unit: cgroup.as_deref().or(task.cgroup_name.as_deref()).and_then(unit_of),
+            scope: Scope::of(cgroup.as_deref()),
             cgroup,
             ..Process::from_task(task)
         }
@@ -369,26 +350,6 @@ mod tests {
 
     fn ino(p: &Path) -> u64 {
         fs::metadata(p).unwrap().ino()
-    }
-
-    #[test]
-    fn unit_is_the_deepest_service_or_scope() {
-        let cases = [
-            ("/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service", Some("foo.service")),
-            ("/user.slice/user-1000.slice/user@1000.service/app.slice", Some("user@1000.service")),
-            ("/user.slice/user-1000.slice/session-2.scope", Some("session-2.scope")),
-            ("/system.slice/lightdm.service", Some("lightdm.service")),
-            ("/system.slice/docker.service/payload", Some("docker.service")),
-            ("/init.scope", Some("init.scope")),
-            ("/system.slice", Some("system.slice")),
-            ("/machine.slice/x.mount", Some("x.mount")),
-            ("/", None),
-            ("", None),
-            ("/not-a-unit/.service", None),
-        ];
-        for (path, unit) in cases {
-            assert_eq!(unit_of(path).as_deref(), unit, "{path}");
-        }
     }
 
     #[test]
@@ -477,6 +438,7 @@ mod tests {
         // No cgroup id from the kernel: /proc/TGID/cgroup stands in.
         assert_eq!(p.cgroup.as_deref(), Some("/system.slice/example.service"));
         assert_eq!(p.unit.as_deref(), Some("example.service"));
+        assert_eq!(p.scope, Scope::System { unit: "example.service".into() });
 
         let parent = d.parent(&task(101, 100, "python3")).unwrap();
         assert_eq!(parent.pid, 50);
@@ -507,13 +469,29 @@ mod tests {
         let cg = TempDir::new();
         let svc = cg.0.join("system.slice/lightdm.service");
         fs::create_dir_all(&svc).unwrap();
+        let inner = cg.0.join("machine.slice/systemd-nspawn@web.service/payload/system.slice/lightdm.service");
+        fs::create_dir_all(&inner).unwrap();
         let mut d = SystemDescriber::with_roots(proc_root.0.clone(), Some(cg.0.clone()));
         let mut t = task(7, 7, "Xorg");
         t.cgroup_id = ino(&svc);
         let p = d.process(&t);
         assert_eq!(p.cgroup.as_deref(), Some("/system.slice/lightdm.service"));
         assert_eq!(p.unit.as_deref(), Some("lightdm.service"));
+        assert_eq!(p.scope, Scope::System { unit: "lightdm.service".into() });
         assert_eq!((p.exe, p.cmdline), (None, None));
+
+        // The same unit name inside a container's tree is the container's.
+        t.cgroup_id = ino(&inner);
+        let p = d.process(&t);
+        assert_eq!(p.unit.as_deref(), Some("lightdm.service"));
+        assert_eq!(
+            p.scope,
+            Scope::Container {
+                runtime: "systemd-nspawn".into(),
+                name: "web".into(),
+                unit: Some("lightdm.service".into())
+            }
+        );
     }
 
     #[test]
@@ -527,8 +505,17 @@ mod tests {
         t.cgroup_name = Some("fake-dm.service".into());
         let p = d.process(&t);
         assert_eq!((p.cgroup, p.unit.as_deref()), (None, Some("fake-dm.service")));
+        // The leaf name alone does not say whose unit it is.
+        assert_eq!(p.scope, Scope::Unknown);
         t.cgroup_name = Some("user-1000.slice".into());
         assert_eq!(d.process(&t).unit.as_deref(), Some("user-1000.slice"));
+        // The kernel's copy of the whole path scopes it, gone or not.
+        let path = "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service";
+        t.cgroup_name = Some("lightdm.service".into());
+        t.cgroup_path = Some(path.into());
+        let p = d.process(&t);
+        assert_eq!((p.cgroup.as_deref(), p.unit.as_deref()), (Some(path), Some("lightdm.service")));
+        assert_eq!(p.scope, Scope::User { uid: 1000, unit: "lightdm.service".into() });
     }
 
     #[test]

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use crate::generate::lock_unit::{parse_installed, Installed};
 use crate::generate::{plan, LockPoint, Plan, Target};
 use crate::modindex::normalize;
+use crate::needs::trust;
 use crate::profile::{self, PreloadSources, Profile};
+use crate::sitepolicy::SitePolicy;
 use crate::snapshot::parse_proc_modules;
 
 /// Where the system's files are: everything under `root` ("/" on a real system).
@@ -96,6 +98,8 @@ pub struct State {
     pub lsm: Option<Vec<String>>,
     /// Modules in /proc/modules; None when there is no /proc/modules.
     pub loaded: Option<Vec<String>>,
+    /// `modtrace guard`: None when it is not running.
+    pub guard: Option<String>,
     /// Problems reading the above (other than absence).
     pub errors: Vec<String>,
 }
@@ -141,7 +145,8 @@ pub fn read_state(paths: &SystemPaths) -> State {
             None
         }
     };
-    State { release, modules_disabled, modprobe, lockdown, sig_enforce, lsm, loaded, errors }
+    let guard = crate::guard::summary(&paths.at(crate::guard::kernel::PIN_DIR), &paths.at(crate::guard::STATE_FILE));
+    State { release, modules_disabled, modprobe, lockdown, sig_enforce, lsm, loaded, guard, errors }
 }
 
 /// An installed modtrace-lock.service, if there is one written by modtrace.
@@ -164,12 +169,17 @@ pub struct Inputs<'a> {
     pub installed: Option<Installed>,
     /// Modules systemd-modules-load loads anyway (modules-load.d, command line).
     pub configured: BTreeSet<String>,
+    /// The site's modprobe.d policy.
+    pub site: SitePolicy,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub blockers: Vec<String>,
     pub warnings: Vec<String>,
+    /// What only untrusted processes asked for: not loaded before the lock
+    /// unless accepted; each with who asked, how often, why, and the command.
+    pub review: Vec<String>,
     pub info: Vec<String>,
     pub plan: Option<Plan>,
 }
@@ -181,14 +191,8 @@ impl Report {
 }
 
 fn who_requested(r: &profile::AliasRequest) -> String {
-    let mut names: Vec<String> = r
-        .requesters
-        .iter()
-        .map(|q| match &q.who.unit {
-            Some(u) => format!("{} in {u}", q.who.comm),
-            None => q.who.comm.clone(),
-        })
-        .collect();
+    let mut names: Vec<String> =
+        r.requesters.iter().map(|q| format!("{}, {} time(s)", plan::who(&q.who), q.count)).collect();
     names.dedup();
     if names.is_empty() {
         "unknown requester".to_string()
@@ -210,6 +214,7 @@ pub fn evaluate(inputs: &Inputs) -> Report {
         Some(false) => "kernel.modules_disabled = 0: module loading is open".to_string(),
         None => "kernel.modules_disabled: not available (no module support?)".to_string(),
     });
+    report.info.push(format!("modtrace guard: {}", state.guard.as_deref().unwrap_or("not running")));
     report.info.push(match state.modprobe.as_deref() {
         Some("") => {
             "kernel.modprobe is empty: the kernel requests no module by itself (request_module fails)".to_string()
@@ -285,7 +290,7 @@ pub fn evaluate(inputs: &Inputs) -> Report {
             return report;
         }
     };
-    let plan = match plan::plan(p, target) {
+    let plan = match plan::derive(p, &inputs.site, target) {
         Ok(plan) => plan,
         Err(invalid) => {
             unexplained(&mut report, &|_| false);
@@ -342,7 +347,9 @@ pub fn evaluate(inputs: &Inputs) -> Report {
     }
     let is_covered = |m: &str| covered.contains(m) || target.is_builtin(m);
 
-    // 3. Requests that would fail after the lock.
+    // 3. Requests that would fail after the lock: a blocker when someone
+    // trusted asked; the site's or an admin's refusal, or an untrusted
+    // requester, is what the lock is for.
     for r in &p.requests {
         let now = target.lookup(&r.alias);
         if now.is_empty() {
@@ -363,14 +370,58 @@ pub fn evaluate(inputs: &Inputs) -> Report {
             }
             continue;
         }
-        if !now.loadable.iter().chain(&now.builtin).any(|m| is_covered(m)) {
-            report.blockers.push(format!(
-                "request for {} ({}) would fail after the lock: it resolves to {}, which nothing loads before the lock",
+        if now.loadable.iter().chain(&now.builtin).any(|m| is_covered(m)) {
+            continue;
+        }
+        let modules = now.loadable.join(", ");
+        let site: Vec<String> =
+            now.loadable.iter().filter_map(|m| inputs.site.refusal(m, true).map(|why| format!("{m}: {why}"))).collect();
+        if site.len() == now.loadable.len() {
+            report.warnings.push(format!(
+                "request for {} ({}) is denied by site policy, and keeps failing: {}",
                 r.alias,
                 who_requested(r),
-                now.loadable.join(", ")
+                site.join("; ")
+            ));
+        } else if now.loadable.iter().all(|m| plan.denied.contains_key(m))
+            || p.decision(&r.alias).is_some_and(|d| d.verdict == profile::Verdict::Deny)
+        {
+            report.info.push(format!(
+                "request for {} ({}) will fail after the lock: {modules} denied by an admin",
+                r.alias,
+                who_requested(r)
+            ));
+        } else if !r.requesters.iter().any(|q| trust::requester(&q.who).trusted()) {
+            if now.loadable.iter().all(|m| plan.review.contains_key(m)) {
+                continue; // listed below, by module, with who asked
+            }
+            let why = r.requesters.first().map(|q| trust::requester(&q.who).why().to_string()).unwrap_or_default();
+            report.review.push(format!(
+                "request for {} ({}) resolves to {modules}, which is not loaded before the lock: {why}; accept: modtrace allow {}",
+                r.alias,
+                who_requested(r),
+                r.alias
+            ));
+        } else {
+            report.blockers.push(format!(
+                "request for {} ({}) would fail after the lock: it resolves to {modules}, which nothing loads before the lock",
+                r.alias,
+                who_requested(r),
             ));
         }
+    }
+    for (m, held) in &plan.review {
+        if is_covered(m) {
+            continue;
+        }
+        let asked: Vec<&str> = held.cited.iter().map(|c| c.reason.text.as_str()).collect();
+        report.review.push(format!("{m}: {}; asked: {}; accept: modtrace allow {m}", held.why, asked.join(" | ")));
+    }
+    for (m, held) in &plan.denied {
+        report.info.push(format!("{m} is not listed: {}", held.why));
+    }
+    for (m, held) in &plan.site_disabled {
+        report.warnings.push(format!("{m} is not listed: {}", held.why));
     }
 
     // 4. Units whose modules would not be there after the lock point.
@@ -390,16 +441,23 @@ pub fn evaluate(inputs: &Inputs) -> Report {
         if p.module(&m).is_some() || is_covered(&m) || target.lookup(&m).is_empty() {
             continue;
         }
-        let by = f
-            .requester
-            .as_ref()
-            .map(|r| format!("{}{}", r.comm, r.unit.as_deref().map(|u| format!(" in {u}")).unwrap_or_default()))
-            .unwrap_or_else(|| f.loader.comm.clone());
+        let by = f.requester.as_ref().map(plan::who).unwrap_or_else(|| plan::loader_who(&f.loader));
         let error = f.error.as_deref().unwrap_or("error");
         // A refusal (a lock or a policy already in force while learning) hides a
         // module that may be needed; any other error (ENODEV: no such hardware)
         // is the module's own and happens with or without the lock.
-        if matches!(error, "EPERM" | "EACCES") {
+        let trusted = f.requester.as_ref().is_none_or(|r| trust::requester(r).trusted());
+        if let Some(why) = inputs.site.disables(&m) {
+            report.warnings.push(format!(
+                "{m} was refused while learning ({error}, {} time(s), for {by}): denied by site policy ({why})",
+                f.count
+            ));
+        } else if matches!(error, "EPERM" | "EACCES") && !trusted {
+            report.review.push(format!(
+                "{m} was refused while learning ({error}, {} time(s), for {by}), and only an untrusted process asked: accept: modtrace allow {m}",
+                f.count
+            ));
+        } else if matches!(error, "EPERM" | "EACCES") {
             report.blockers.push(format!(
                 "{m} was refused while learning ({error}, {} time(s), for {by}) and is not in the list: \
                  if it is needed, learn again without what refused it",
@@ -439,6 +497,16 @@ pub fn render(report: &Report) -> String {
             plan.loaded_set().len(),
             plan.builtin.len()
         );
+    }
+    if !report.review.is_empty() {
+        let _ = writeln!(
+            out,
+            "needs review: {} item(s) only untrusted processes asked for; not loaded before the lock unless accepted:",
+            report.review.len()
+        );
+        for r in &report.review {
+            let _ = writeln!(out, "  - {r}");
+        }
     }
     if report.blockers.is_empty() {
         out.push_str("safe to lock: no blocker found\n");
@@ -505,6 +573,7 @@ mod tests {
             lock_point: point,
             installed: read_installed(&paths),
             configured: configured_modules(&paths),
+            site: SitePolicy::read(root.path()),
         })
     }
 
@@ -555,10 +624,89 @@ mod tests {
             "{all}"
         );
         assert!(
-            all.contains("request for fs-binfmt_misc (systemd in init.scope) would fail: it resolved to binfmt_misc"),
+            all.contains("request for fs-binfmt_misc (init.scope (systemd, /usr/lib/systemd/systemd, uid 0), 1 time(s)) would fail: it resolved to binfmt_misc"),
             "{all}"
         );
         assert!(render(&report).contains("NOT safe to lock"));
+    }
+
+    /// The issue's Kicksecure case: security-misc disables appletalk; the
+    /// request failed while learning, on purpose, and must not stop the lock.
+    #[test]
+    fn a_request_the_site_disables_is_a_warning_not_a_blocker() {
+        use crate::profile::testutil::{guest, request};
+        let loaded = LOADED.replace("appletalk 40960 0 - Live 0x0\n", "");
+        let r = root(Some(&loaded));
+        let mut p = example_profile();
+        p.modules.retain(|m| m.name != "appletalk");
+        p.failed.clear();
+        p.observe(&request("2024-03-01T10:06:00Z", guest(4300), "net-pf-5", &["appletalk"]));
+        p.settle(&appletalk_index());
+        let report = run(&r, &p, &target(appletalk_index(), &[]), LockPoint::AfterUdev);
+        assert!(!report.safe(), "without the site's file it is a blocker: {}", render(&report));
+        assert!(report.blockers.iter().any(|b| b.contains("request for net-pf-5")), "{:?}", report.blockers);
+
+        let conf = r.join("etc/modprobe.d/30_security-misc_disable.conf");
+        fs::create_dir_all(conf.parent().unwrap()).unwrap();
+        fs::write(&conf, "install appletalk /bin/disabled-network-by-security-misc\n").unwrap();
+        let report = run(&r, &p, &target(appletalk_index(), &[]), LockPoint::AfterUdev);
+        assert!(report.safe(), "{}", render(&report));
+        let w = report.warnings.join("\n");
+        assert!(w.contains("request for net-pf-5") && w.contains("denied by site policy"), "{w}");
+        assert!(w.contains("30_security-misc_disable.conf:1"), "{w}");
+
+        // blacklist: the kernel's request (by alias) is refused on purpose too.
+        fs::write(&conf, "blacklist appletalk\n").unwrap();
+        let report = run(&r, &p, &target(appletalk_index(), &[]), LockPoint::AfterUdev);
+        assert!(report.safe(), "{}", render(&report));
+        assert!(report.warnings.join("\n").contains("not loaded by alias"), "{:?}", report.warnings);
+    }
+
+    /// uid 1000 in its own user manager, in a unit named like a display
+    /// manager: its request is for review, not a blocker, and not listed.
+    #[test]
+    fn an_untrusted_request_is_for_review_not_a_blocker() {
+        use crate::profile::testutil::{appletalk_sequence, in_cgroup};
+        let r = root(Some(LOADED));
+        let mut p = example_profile();
+        p.modules.retain(|m| !["appletalk", "psnap", "llc"].contains(&m.name.as_str()));
+        p.requests.retain(|q| q.alias != "net-pf-5");
+        p.failed.clear();
+        let user = in_cgroup(
+            5000,
+            "Xorg",
+            Some("/usr/bin/Xorg"),
+            1000,
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service",
+        );
+        for rec in appletalk_sequence("2024-03-01T10:06:00Z", user) {
+            p.observe(&rec);
+        }
+        p.settle(&appletalk_index());
+        let report = run(&r, &p, &target(appletalk_index(), &[]), LockPoint::AfterUdev);
+        assert!(report.safe(), "{}", render(&report));
+        let plan = report.plan.as_ref().unwrap();
+        assert!(!plan.top_level.contains(&"appletalk".to_string()), "{:?}", plan.top_level);
+        assert!(plan.units.is_empty(), "no drop-in for a user's unit: {:?}", plan.units);
+        let text = render(&report);
+        assert!(text.contains("needs review:"), "{text}");
+        assert!(text.contains("accept: modtrace allow appletalk"), "{text}");
+        assert_eq!(report.review.len(), 1, "one item, by module: {:?}", report.review);
+        assert!(text.contains("uid 1000") && text.contains("user unit lightdm.service of uid 1000"), "{text}");
+
+        // Accepted: listed, and check then asks for it like any other need.
+        p.decide(crate::profile::Decision {
+            name: "net-pf-5".into(),
+            target: crate::profile::DecisionTarget::Alias,
+            verdict: crate::profile::Verdict::Allow,
+            time: "2024-03-02T00:00:00Z".into(),
+            extra: Default::default(),
+        });
+        let report = run(&r, &p, &target(appletalk_index(), &[]), LockPoint::AfterUdev);
+        let plan = report.plan.as_ref().unwrap();
+        assert!(plan.top_level.contains(&"appletalk".to_string()), "{:?}", plan.top_level);
+        assert!(plan.units.is_empty(), "accepted, but still no drop-in for a user's unit");
+        assert!(report.review.is_empty(), "{:?}", report.review);
     }
 
     /// Seen in a Debian guest: udev tries cpufreq drivers whose init fails
@@ -583,7 +731,11 @@ mod tests {
         p.failed = vec![failure];
         let report = run(&r, &p, &target(idx, &[]), LockPoint::AfterUdev);
         assert!(!report.safe());
-        assert!(report.blockers.iter().any(|b| b.contains("tun was refused while learning (EPERM")), "{:?}", report.blockers);
+        assert!(
+            report.blockers.iter().any(|b| b.contains("tun was refused while learning (EPERM")),
+            "{:?}",
+            report.blockers
+        );
     }
 
     #[test]
@@ -603,6 +755,7 @@ mod tests {
                 deny: false,
                 now: "now".into(),
                 command: "test".into(),
+                site: Default::default(),
             },
         )
         .unwrap();
@@ -612,7 +765,7 @@ mod tests {
         let report = run(&r, &p, &target(idx2, &[]), LockPoint::Early);
         let all = report.blockers.join("\n");
         assert!(
-            all.contains("request for net-pf-5 (modtrace-guest in example.service) would fail after the lock: it resolves to appletalk_ng"),
+            all.contains("request for net-pf-5 (example.service (modtrace-guest, /usr/bin/python3, uid 0), 1 time(s)) would fail after the lock: it resolves to appletalk_ng"),
             "{all}"
         );
         assert!(all.contains("the installed modtrace-lock.service does not load appletalk_ng"), "{all}");
@@ -723,6 +876,7 @@ mod tests {
                 deny: false,
                 now: "now".into(),
                 command: "test".into(),
+                site: Default::default(),
             },
         )
         .unwrap();
@@ -795,6 +949,7 @@ mod tests {
             lock_point: LockPoint::Late,
             installed: None,
             configured: BTreeSet::new(),
+            site: SitePolicy::default(),
         });
         assert!(report.blockers.iter().any(|b| b.contains("no modules.dep.bin")), "{:?}", report.blockers);
     }

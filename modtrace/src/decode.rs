@@ -52,7 +52,7 @@ fn read<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
 }
 
-fn task(h: &Header) -> Task {
+pub fn task(h: &Header) -> Task {
     let has = |flag: u32| h.flags & flag != 0;
     let parent_known = has(flags::PARENT_KNOWN);
     let cgroup_known = has(flags::CGROUP_NAME_KNOWN);

@@ -141,7 +141,11 @@ pub fn cause_of(profile: &Profile, module: &str) -> Option<String> {
     let mut triggers: Vec<_> = m.triggers.iter().collect();
     triggers.sort_by_key(|t| std::cmp::Reverse(t.count));
     let t = triggers.first()?;
-    let who = |comm: &str, unit: &Option<String>| match unit {
+    // A user's or a container's unit says whose it is.
+    let who = |comm: &str, unit: &Option<String>, scope: &crate::scope::Scope| match crate::report::unit_label(
+        unit.as_deref(),
+        Some(scope),
+    ) {
         Some(u) => format!("{comm}, {u}"),
         None => comm.to_string(),
     };
@@ -152,13 +156,13 @@ pub fn cause_of(profile: &Profile, module: &str) -> Option<String> {
             TriggerKind::Request => {
                 let alias = t.alias.as_deref().unwrap_or("?");
                 match &t.requester {
-                    Some(r) => format!("request {alias} by {}", who(&r.comm, &r.unit)),
+                    Some(r) => format!("request {alias} by {}", who(&r.comm, &r.unit, &r.scope)),
                     None => format!("request {alias}"),
                 }
             }
             TriggerKind::Explicit => match (&t.loader, &t.requester) {
-                (Some(l), Some(r)) => format!("explicit: {} from {}", l.comm, who(&r.comm, &r.unit)),
-                (Some(l), None) => format!("explicit: {}", who(&l.comm, &l.unit)),
+                (Some(l), Some(r)) => format!("explicit: {} from {}", l.comm, who(&r.comm, &r.unit, &r.scope)),
+                (Some(l), None) => format!("explicit: {}", who(&l.comm, &l.unit, &l.scope)),
                 _ => "explicit".to_string(),
             },
             TriggerKind::Udev => match t.device.as_ref().and_then(|d| d.modalias.clone()) {

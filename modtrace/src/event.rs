@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use crate::scope::Scope;
+
 /// The task that fired a probe, as the kernel saw it. Every Option is None when
 /// the kernel could not tell (no BTF, another layout, lockdown): never a guess.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,6 +96,11 @@ pub struct Process {
     pub tgid: u32,
     pub ppid: Option<u32>,
     pub uid: u32,
+    /// Effective uid, audit login uid and audit session id, where the kernel
+    /// side provides them.
+    pub euid: Option<u32>,
+    pub loginuid: Option<u32>,
+    pub sessionid: Option<u32>,
     pub comm: String,
     pub parent_comm: Option<String>,
     pub exe: Option<String>,
@@ -101,8 +108,11 @@ pub struct Process {
     pub cgroup_id: u64,
     /// cgroup v2 path below the cgroup root, e.g. /system.slice/lightdm.service.
     pub cgroup: Option<String>,
-    /// systemd unit named by the cgroup path, e.g. lightdm.service.
+    /// The unit named by the cgroup path, e.g. lightdm.service: whose unit it
+    /// is (the host's, a user's, a container's) is in `scope`.
     pub unit: Option<String>,
+    /// Whose unit: parsed from the whole cgroup path; unknown without it.
+    pub scope: Scope,
 }
 
 impl Process {
@@ -113,6 +123,9 @@ impl Process {
             tgid: t.tgid,
             ppid: t.ppid,
             uid: t.uid,
+            euid: t.euid,
+            loginuid: t.loginuid,
+            sessionid: t.sessionid,
             comm: t.comm.clone(),
             parent_comm: t.parent_comm.clone(),
             exe: None,
@@ -120,6 +133,7 @@ impl Process {
             cgroup_id: t.cgroup_id,
             cgroup: None,
             unit: None,
+            scope: Scope::Unknown,
         }
     }
 }

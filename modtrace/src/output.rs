@@ -1,6 +1,8 @@
 //! Rendering records for `modtrace trace`: one human line, or one JSON object.
 
 use crate::event::{Cause, Process, Record, Syscall, What};
+use crate::scope::Scope;
+use crate::guard::decision::GuardRecord;
 
 pub fn json(rec: &Record) -> String {
     serde_json::to_string(rec).expect("records serialize")
@@ -30,6 +32,41 @@ pub fn human(rec: &Record) -> String {
     }
 }
 
+/// A guard decision: `HH:MM:SS.mmm guard    denied request net-pf-38 by x[9] (unit): reason`.
+pub fn guard_human(rec: &GuardRecord) -> String {
+    let clock = rec.time.get(11..23).unwrap_or(&rec.time);
+    let verdict = rec.kind.trim_start_matches("guard_").replace('_', " ");
+    let what = match (rec.hook, &rec.alias, &rec.module, &rec.file) {
+        ("request", Some(alias), _, _) => format!("request {alias}"),
+        (hook, _, module, file) => {
+            let mut s = hook.to_string();
+            if let Some(m) = module {
+                s.push_str(&format!(" {m}"));
+            }
+            if let Some(f) = file {
+                s.push_str(&format!(" file {f}"));
+            }
+            if let (Some(dev), Some(ino)) = (&rec.dev, rec.ino) {
+                s.push_str(&format!(" (dev {dev} ino {ino})"));
+            }
+            s
+        }
+    };
+    let exe = rec.process.exe.as_deref().map(|e| format!(" {e}")).unwrap_or_default();
+    format!(
+        "{clock} guard    {verdict} ({}) {what} by {} uid {}{exe}: {}{}",
+        rec.mode,
+        who(&rec.process),
+        rec.process.uid,
+        rec.reason,
+        repeated(rec.repeats)
+    )
+}
+
+pub fn guard_json(rec: &GuardRecord) -> String {
+    serde_json::to_string(rec).expect("records serialize")
+}
+
 fn syscall_name(s: Syscall) -> &'static str {
     match s {
         Syscall::FinitModule => "finit_module",
@@ -41,10 +78,18 @@ fn repeated(n: u32) -> String {
     if n == 0 { String::new() } else { format!(" (+{n} identical, folded)") }
 }
 
+/// `comm[tgid] (unit)` for a host system unit; any other unit with its scope,
+/// so that a user's or a container's unit never reads as a system unit.
 fn who(p: &Process) -> String {
     let mut s = format!("{}[{}]", p.comm, p.tgid);
-    if let Some(unit) = &p.unit {
-        s.push_str(&format!(" ({unit})"));
+    if p.uid != 0 {
+        s.push_str(&format!(" uid {}", p.uid));
+    }
+    match (&p.scope, &p.unit) {
+        (Scope::System { unit }, _) => s.push_str(&format!(" ({unit})")),
+        (Scope::Unknown, Some(unit)) => s.push_str(&format!(" ({unit}, scope unknown)")),
+        (Scope::Unknown | Scope::NoUnit, None) => {}
+        (scope, _) => s.push_str(&format!(" ({scope})")),
     }
     s
 }
@@ -89,19 +134,43 @@ mod tests {
     use crate::event::{Device, Parent};
 
     fn process(comm: &str, tgid: u32, unit: Option<&str>) -> Process {
+        let cgroup = unit.map(|u| format!("/system.slice/{u}"));
         Process {
             pid: tgid,
             tgid,
             ppid: Some(1),
             uid: 0,
+            euid: None,
+            loginuid: None,
+            sessionid: None,
             comm: comm.into(),
             parent_comm: Some("sh".into()),
             exe: None,
             cmdline: None,
             cgroup_id: 1,
-            cgroup: None,
+            scope: Scope::of(cgroup.as_deref()),
+            cgroup,
             unit: unit.map(String::from),
         }
+    }
+
+    #[test]
+    fn a_users_or_a_containers_unit_is_shown_with_its_scope() {
+        let mut p = process("python3", 100, Some("lightdm.service"));
+        p.uid = 1000;
+        p.cgroup = Some("/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service".into());
+        p.scope = Scope::of(p.cgroup.as_deref());
+        let what = What::Request { alias: "net-pf-5".into(), wait: true, call_site: "x".into(), repeats: 0, resolves_to: vec![] };
+        let line = human(&record(what.clone(), p.clone()));
+        assert!(line.contains("by python3[100] uid 1000 (user unit lightdm.service of uid 1000) ->"), "{line}");
+        p.uid = 0;
+        p.scope = Scope::of(Some("/machine.slice/systemd-nspawn@web.service/payload/system.slice/lightdm.service"));
+        let line = human(&record(what.clone(), p.clone()));
+        assert!(line.contains("(container web (systemd-nspawn), its unit lightdm.service)"), "{line}");
+        p.scope = Scope::Unknown;
+        assert!(human(&record(what, p.clone())).contains("(lightdm.service, scope unknown)"));
+        let v: serde_json::Value = serde_json::from_str(&json(&record(What::Unloaded { module: "x".into() }, p))).unwrap();
+        assert_eq!(v["process"]["scope"]["kind"], "unknown");
     }
 
     fn record(what: What, by: Process) -> Record {
@@ -168,6 +237,31 @@ mod tests {
         let unknown = Cause::Unknown { reason: "no request seen".into() };
         let line = human(&record(What::Loaded { module: "x".into(), taints: 0, cause: unknown }, loader));
         assert!(line.ends_with("<- unknown: no request seen"), "{line}");
+    }
+
+    #[test]
+    fn guard_decisions_read_plainly_and_as_json() {
+        let rec = GuardRecord {
+            time: "2026-11-27T21:57:50.080Z".into(),
+            ts_ns: 1,
+            kind: "guard_denied".into(),
+            hook: "finit_module",
+            mode: "enforce",
+            alias: None,
+            module: None,
+            file: Some("evil.ko".into()),
+            dev: Some("0:1".into()),
+            ino: Some(77),
+            reason: "the file is no allowed module's file in the kernel's module tree".into(),
+            repeats: 0,
+            process: process("insmod", 12, Some("session-2.scope")),
+        };
+        assert_eq!(
+            guard_human(&rec),
+            "21:57:50.080 guard    denied (enforce) finit_module file evil.ko (dev 0:1 ino 77) by insmod[12] (session-2.scope) uid 0: the file is no allowed module's file in the kernel's module tree"
+        );
+        let v: serde_json::Value = serde_json::from_str(&guard_json(&rec)).unwrap();
+        assert_eq!((v["kind"].as_str(), v["file"].as_str(), v["process"]["comm"].as_str()), (Some("guard_denied"), Some("evil.ko"), Some("insmod")));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::{
     decode::decode,
     drops::Drops,
     event::{Event, Record},
+    guard::decision::{self as guard_decision, GuardRecord},
     modindex::KmodIndex,
     probes::{Probes, Rings},
     snapshot::read_proc_modules,
@@ -56,6 +57,10 @@ pub struct Tracer {
     describer: SystemDescriber,
     /// Device announcements, for naming the device of a udev load.
     uevents: Option<UeventSocket>,
+    /// The running guard's decisions, when one is pinned (`modtrace guard`).
+    guard: Option<RingBuf<MapData>>,
+    /// Where guard decisions go; None: they are read and dropped.
+    pub guard_sink: Option<Box<dyn FnMut(&GuardRecord)>>,
 }
 
 impl Tracer {
@@ -74,7 +79,13 @@ impl Tracer {
             Ok(loaded) => correlator.seed_present(loaded.into_iter().map(|m| m.name), monotonic_ns()),
             Err(e) => probes.notes.push(format!("cannot read /proc/modules ({e}): requests for modules loaded before tracing wait for a helper until they expire")),
         }
-        Ok(Tracer { probes, rings, correlator, describer: SystemDescriber::new(), uevents })
+        let guard = crate::guard::kernel::is_pinned().then(|| crate::guard::kernel::ring("GUARD_TRACE").ok()).flatten();
+        let mut tracer = Tracer { probes, rings, correlator, describer: SystemDescriber::new(), uevents, guard, guard_sink: None };
+        // Decisions taken before this trace began are not its to show.
+        if let Some(ring) = tracer.guard.as_mut() {
+            while ring.next().is_some() {}
+        }
+        Ok(tracer)
     }
 
     /// Feeds every record to `sink` until the duration ends or a signal arrives;
@@ -110,6 +121,7 @@ impl Tracer {
         let failures = watch(self.rings.failures.as_raw_fd())?;
         let requests = watch(self.rings.requests.as_raw_fd())?;
         let devices = self.uevents.as_ref().map(|s| watch(s.as_raw_fd())).transpose()?;
+        let guard = self.guard.as_ref().map(|r| watch(r.as_raw_fd())).transpose()?;
         let mut summary = Summary::default();
         loop {
             tokio::select! {
@@ -117,6 +129,7 @@ impl Tracer {
                 guard = failures.readable() => guard?.clear_ready(),
                 guard = requests.readable() => guard?.clear_ready(),
                 Some(guard) = readable(devices.as_ref()) => guard?.clear_ready(),
+                Some(ready) = readable(guard.as_ref()) => ready?.clear_ready(),
                 _ = sigint.recv() => { summary.ended_by = "SIGINT"; break }
                 _ = sigterm.recv() => { summary.ended_by = "SIGTERM"; break }
                 _ = &mut deadline => { summary.ended_by = "duration"; break }
@@ -140,6 +153,7 @@ impl Tracer {
         // A device's uevent went out before udevd loaded its driver: read after
         // the rings, it is known before any load in this batch is handled.
         self.read_uevents();
+        self.drain_guard();
         batch.sort_by_key(|ev| ev.ts_ns);
         for ev in batch {
             let record = self.correlator.handle(ev, &mut self.describer);
@@ -150,6 +164,16 @@ impl Tracer {
 }
 
 impl Tracer {
+    fn drain_guard(&mut self) {
+        let Some(ring) = self.guard.as_mut() else { return };
+        while let Some(item) = ring.next() {
+            let Ok(d) = guard_decision::decode(&item) else { continue };
+            if let Some(sink) = self.guard_sink.as_mut() {
+                sink(&guard_decision::record(&d, &mut self.describer));
+            }
+        }
+    }
+
     fn read_uevents(&mut self) {
         let Some(socket) = &self.uevents else { return };
         let mut buf = vec![0u8; 8192];

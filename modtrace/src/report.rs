@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::needs::{self, trust, Plan};
 use crate::profile::{Module, Profile, Trigger, TriggerKind};
+use crate::scope::Scope;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -40,7 +42,26 @@ pub struct Report {
     pub units: Option<Vec<UnitGroup>>,
     pub requests_without_module: Vec<MissingRequest>,
     pub failed: Vec<FailedLoad>,
+    /// Modules only untrusted processes asked for: not listed until accepted.
+    pub needs_review: Vec<Held>,
+    /// Modules an admin denied.
+    pub denied: Vec<Held>,
+    /// Modules the site's modprobe.d keeps out.
+    pub site_disabled: Vec<Held>,
     pub warnings: Vec<String>,
+}
+
+/// A module the needs stage holds back, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Held {
+    pub module: String,
+    pub why: String,
+    /// Who asked, each cause as a sentence with its count.
+    pub asked: Vec<String>,
+    pub count: u64,
+    /// The command that accepts it (needs review only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accept: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +73,7 @@ pub struct Summary {
     pub failed_loads: usize,
     pub failed_attempts: u64,
     pub lost_events: u64,
+    pub needs_review: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +98,13 @@ pub struct Dependency {
 pub struct Cause {
     pub kind: TriggerKind,
     pub unit: Option<String>,
+    /// Whose unit `unit` is; None for preloaded modules.
+    pub scope: Option<Scope>,
+    /// The uid of who asked (or of the loader for udev, explicit and unknown loads).
+    pub uid: Option<u32>,
+    /// Whether the cause may reach the generated files by itself, and why.
+    pub trusted: bool,
+    pub trust: String,
     /// "comm (exe)" of who asked (or of the loader for udev and unknown loads).
     pub process: Option<String>,
     /// Alias, device, or reason: "request net-pf-5", "udev pci:v...", "preloaded: before learning".
@@ -87,6 +116,9 @@ pub struct Cause {
 pub struct UnitGroup {
     /// None: processes outside any systemd unit, or preloaded modules.
     pub unit: Option<String>,
+    /// Whose unit it is: a user's or a container's unit of the same name is
+    /// another group than the host's.
+    pub scope: Option<Scope>,
     pub needs: Vec<UnitNeed>,
 }
 
@@ -94,6 +126,7 @@ pub struct UnitGroup {
 pub struct UnitNeed {
     pub module: String,
     pub kind: TriggerKind,
+    pub trusted: bool,
     pub via: String,
     pub process: Option<String>,
     pub count: u64,
@@ -131,16 +164,20 @@ impl Cause {
         let loader = t.loader.as_ref();
         let req_name = requester.map(|r| process_name(&r.comm, r.exe.as_deref()));
         let loader_name = loader.map(|l| process_name(&l.comm, l.exe.as_deref()));
-        let req_unit = requester.and_then(|r| r.unit.clone());
-        let loader_unit = loader.and_then(|l| l.unit.clone());
-        let (unit, process, via) = match t.kind {
-            TriggerKind::Request => (req_unit, req_name, format!("request {}", t.alias.as_deref().unwrap_or("?"))),
+        let req_at = requester.map(|r| (r.unit.clone(), Some(r.scope.clone()), r.uid));
+        let loader_at = loader.map(|l| (l.unit.clone(), Some(l.scope.clone()), l.uid));
+        let none = (None, None, None);
+        let (at, process, via) = match t.kind {
+            TriggerKind::Request => {
+                (req_at.unwrap_or(none), req_name, format!("request {}", t.alias.as_deref().unwrap_or("?")))
+            }
             TriggerKind::Explicit => {
                 let process = match (&loader_name, &req_name) {
                     (Some(l), Some(r)) => Some(format!("{l} from {r}")),
                     (l, r) => l.clone().or(r.clone()),
                 };
-                (req_unit.or(loader_unit), process, "explicit".to_string())
+                // The loader's cgroup is recorded (its scope is known), its parent's is not.
+                (loader_at.or(req_at).unwrap_or(none), process, "explicit".to_string())
             }
             TriggerKind::Udev => {
                 let device = t.device.as_ref().and_then(|d| d.modalias.clone().or(d.devpath.clone()));
@@ -148,13 +185,13 @@ impl Cause {
                     Some(d) => format!("udev {d}"),
                     None => "udev".to_string(),
                 };
-                (loader_unit, loader_name, via)
+                (loader_at.unwrap_or(none), loader_name, via)
             }
             TriggerKind::Preloaded => {
-                (None, None, format!("preloaded: {}", t.reason.as_deref().unwrap_or(crate::profile::BEFORE_LEARNING)))
+                (none, None, format!("preloaded: {}", t.reason.as_deref().unwrap_or(crate::profile::BEFORE_LEARNING)))
             }
             TriggerKind::Unknown => (
-                loader_unit,
+                loader_at.unwrap_or(none),
                 loader_name,
                 format!("unknown: {}", t.reason.as_deref().unwrap_or("no request explains it")),
             ),
@@ -163,7 +200,19 @@ impl Cause {
             Some(n) => format!("{via} (for {n})"),
             None => via,
         };
-        Cause { kind: t.kind, unit, process, via, count: t.count }
+        let (unit, scope, uid) = at;
+        let trust = trust::of_trigger(t);
+        Cause {
+            kind: t.kind,
+            unit,
+            scope,
+            uid,
+            trusted: trust.trusted(),
+            trust: trust.why().to_string(),
+            process,
+            via,
+            count: t.count,
+        }
     }
 }
 
@@ -205,8 +254,34 @@ fn own_triggers(m: &Module) -> Vec<Cause> {
         .collect()
 }
 
-/// Builds the report's contents.
-pub fn build(profile: &Profile, by: GroupBy) -> Report {
+/// "comm (exe), unit" with the unit's scope when it is not the host's, and the
+/// uid when it is not root's.
+fn placed(comm: &str, exe: Option<&str>, unit: Option<&str>, scope: &Scope, uid: Option<u32>) -> String {
+    let mut name = process_name(comm, exe);
+    if let Some(u) = uid.filter(|u| *u != 0) {
+        name.push_str(&format!(" uid {u}"));
+    }
+    match unit_label(unit, Some(scope)) {
+        Some(u) => format!("{name}, {u}"),
+        None => name,
+    }
+}
+
+fn held(map: &std::collections::BTreeMap<String, needs::Held>, accept: bool) -> Vec<Held> {
+    map.iter()
+        .map(|(m, h)| Held {
+            module: m.clone(),
+            why: h.why.clone(),
+            asked: h.cited.iter().map(|c| c.reason.text.clone()).collect(),
+            count: h.cited.iter().map(|c| c.reason.count).sum(),
+            accept: accept.then(|| format!("modtrace allow {m}")),
+        })
+        .collect()
+}
+
+/// Builds the report's contents; `plan` is the needs stage's view of the
+/// profile (what is listed, held for review, denied, disabled by the site).
+pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
     let top: Vec<&Module> = profile.modules.iter().filter(|m| m.top_level).collect();
     let missing: Vec<MissingRequest> = profile
         .requests
@@ -218,13 +293,7 @@ pub fn build(profile: &Profile, by: GroupBy) -> Report {
             requested_by: r
                 .requesters
                 .iter()
-                .map(|c| {
-                    let name = process_name(&c.who.comm, c.who.exe.as_deref());
-                    match &c.who.unit {
-                        Some(u) => format!("{name}, {u}"),
-                        None => name,
-                    }
-                })
+                .map(|c| placed(&c.who.comm, c.who.exe.as_deref(), c.who.unit.as_deref(), &c.who.scope, c.who.uid))
                 .collect(),
         })
         .collect();
@@ -235,20 +304,8 @@ pub fn build(profile: &Profile, by: GroupBy) -> Report {
             module: f.module.clone(),
             alias: f.alias.clone(),
             error: f.error.clone().unwrap_or_else(|| format!("{}", f.ret)),
-            loader: {
-                let name = process_name(&f.loader.comm, f.loader.exe.as_deref());
-                match &f.loader.unit {
-                    Some(u) => format!("{name}, {u}"),
-                    None => name,
-                }
-            },
-            requested_by: f.requester.as_ref().map(|r| {
-                let name = process_name(&r.comm, r.exe.as_deref());
-                match &r.unit {
-                    Some(u) => format!("{name}, {u}"),
-                    None => name,
-                }
-            }),
+            loader: placed(&f.loader.comm, f.loader.exe.as_deref(), f.loader.unit.as_deref(), &f.loader.scope, f.loader.uid),
+            requested_by: f.requester.as_ref().map(|r| placed(&r.comm, r.exe.as_deref(), r.unit.as_deref(), &r.scope, r.uid)),
             count: f.count,
         })
         .collect();
@@ -271,6 +328,12 @@ pub fn build(profile: &Profile, by: GroupBy) -> Report {
     if profile.sessions.is_empty() {
         warnings.push("the profile has no learning session".to_string());
     }
+    if let Some(old) = &profile.migrated_from {
+        warnings.push(format!(
+            "read as {old}, which recorded no uid: its requests and loads need review (modtrace review) or a new learning session"
+        ));
+    }
+    let needs_review = held(&plan.review, true);
 
     let (modules, units) = match by {
         GroupBy::Module => (Some(top.iter().map(|m| top_level(profile, m)).collect()), None),
@@ -290,11 +353,15 @@ pub fn build(profile: &Profile, by: GroupBy) -> Report {
             failed_loads: failed.len(),
             failed_attempts: profile.failed.iter().map(|f| f.count).sum(),
             lost_events: lost,
+            needs_review: needs_review.len(),
         },
         modules,
         units,
         requests_without_module: missing,
         failed,
+        needs_review,
+        denied: held(&plan.denied, false),
+        site_disabled: held(&plan.site_disabled, false),
         warnings,
     }
 }
@@ -329,9 +396,29 @@ fn shortened(via: &str) -> String {
     }
 }
 
+/// "lightdm.service", or with its scope when it is not a host system unit:
+/// "lightdm.service [user unit of uid 1000]".
+pub fn unit_label(unit: Option<&str>, scope: Option<&Scope>) -> Option<String> {
+    let note = match scope {
+        None | Some(Scope::System { .. }) | Some(Scope::NoUnit) => None,
+        Some(Scope::User { uid, .. }) => Some(format!("user unit of uid {uid}")),
+        Some(Scope::Session { uid, .. }) => Some(format!("session of uid {uid}")),
+        Some(Scope::Container { runtime, name, .. }) => Some(format!("container {name}, {runtime}")),
+        Some(Scope::Unknown) => Some("scope unknown".to_string()),
+    };
+    match (unit, note) {
+        (Some(u), Some(n)) => Some(format!("{u} [{n}]")),
+        (Some(u), None) => Some(u.to_string()),
+        (None, Some(n)) if !matches!(scope, Some(Scope::Unknown)) => Some(format!("[{n}]")),
+        _ => None,
+    }
+}
+
 fn by_unit(profile: &Profile) -> Vec<UnitGroup> {
-    // Key: Some(unit) first in name order, then None (no unit / preloaded).
-    let mut groups: BTreeMap<(bool, String), Vec<UnitNeed>> = BTreeMap::new();
+    // Key: Some(unit) first in label order, then None (no unit / preloaded).
+    type Key = (bool, String);
+    type Group = (Option<String>, Option<Scope>, Vec<UnitNeed>);
+    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
     for m in &profile.modules {
         let shown: Vec<&Trigger> = if m.top_level {
             m.triggers.iter().filter(|t| t.needed_by.is_none()).collect()
@@ -347,29 +434,48 @@ fn by_unit(profile: &Profile) -> Vec<UnitGroup> {
         };
         for t in shown {
             let cause = Cause::of(t);
-            let key = match &cause.unit {
-                Some(u) => (false, u.clone()),
-                None => (true, String::new()),
-            };
-            groups.entry(key).or_default().push(UnitNeed {
-                module: m.name.clone(),
-                kind: t.kind,
-                via: cause.via,
-                process: cause.process,
-                count: t.count,
-                dependencies: folded_deps(profile, m).iter().map(|d| d.name.clone()).collect(),
-            });
+            // Every unit the needs stage attributes the trigger to (all who
+            // asked for a shared load), else the cause's own (udev's loader).
+            let mut places: Vec<(Option<String>, Option<Scope>)> =
+                needs::units_of(t).into_iter().map(|(u, s)| (Some(u), Some(s))).collect();
+            if places.is_empty() {
+                places.push((cause.unit.clone(), cause.scope.clone()));
+            }
+            for (unit, scope) in places {
+                let key = match unit_label(unit.as_deref(), scope.as_ref()) {
+                    Some(label) if unit.is_some() => (false, label),
+                    _ => (true, String::new()),
+                };
+                let entry = groups.entry(key).or_insert_with(|| (unit.clone(), scope.clone(), Vec::new()));
+                entry.2.push(UnitNeed {
+                    module: m.name.clone(),
+                    kind: t.kind,
+                    trusted: cause.trusted,
+                    via: cause.via.clone(),
+                    process: cause.process.clone(),
+                    count: t.count,
+                    dependencies: folded_deps(profile, m).iter().map(|d| d.name.clone()).collect(),
+                });
+            }
         }
     }
     groups
         .into_iter()
-        .map(|((none, unit), needs)| UnitGroup { unit: if none { None } else { Some(unit) }, needs })
+        .map(
+            |((none, _), (unit, scope, needs))| {
+                if none {
+                    UnitGroup { unit: None, scope: None, needs }
+                } else {
+                    UnitGroup { unit, scope, needs }
+                }
+            },
+        )
         .collect()
 }
 
 /// Renders the profile.
-pub fn render(profile: &Profile, format: Format, by: GroupBy) -> String {
-    let report = build(profile, by);
+pub fn render(profile: &Profile, plan: &Plan, format: Format, by: GroupBy) -> String {
+    let report = build(profile, plan, by);
     match format {
         Format::Json => {
             let mut s = serde_json::to_string_pretty(&report).expect("a report always serializes");
@@ -388,8 +494,9 @@ fn duration_text(secs: u64) -> String {
 fn summary_line(r: &Report) -> String {
     let s = &r.summary;
     let plural = |n: u64, one: &str, many: &str| if n == 1 { format!("{n} {one}") } else { format!("{n} {many}") };
+    let review = if s.needs_review > 0 { format!("; {} need review", s.needs_review) } else { String::new() };
     format!(
-        "{}, {} top-level; {} found no module; {}{}; {}",
+        "{}, {} top-level; {} found no module; {}{}; {}{review}",
         plural(s.modules as u64, "module", "modules"),
         s.top_level,
         plural(s.requests_without_module as u64, "request", "requests"),
@@ -460,18 +567,20 @@ fn table(r: &Report) -> String {
     }
     out.push('\n');
     if let Some(modules) = &r.modules {
-        let mut rows = vec![vec!["MODULE".into(), "COUNT".into(), "UNIT".into(), "PROCESS".into(), "VIA".into()]];
+        let mut rows =
+            vec![vec!["MODULE".into(), "COUNT".into(), "UNIT".into(), "UID".into(), "PROCESS".into(), "VIA".into()]];
         for m in modules {
             let name =
                 if m.taints.is_empty() { m.module.clone() } else { format!("{} ({})", m.module, m.taints.concat()) };
             if m.triggers.is_empty() {
-                rows.push(vec![name.clone(), m.count.to_string(), "-".into(), "-".into(), "-".into()]);
+                rows.push(vec![name.clone(), m.count.to_string(), "-".into(), "-".into(), "-".into(), "-".into()]);
             }
             for (i, t) in m.triggers.iter().enumerate() {
                 rows.push(vec![
                     if i == 0 { name.clone() } else { String::new() },
                     t.count.to_string(),
-                    dash(&t.unit),
+                    dash(&unit_label(t.unit.as_deref(), t.scope.as_ref())),
+                    uid_cell(t),
                     dash(&t.process),
                     shortened(&t.via),
                 ]);
@@ -483,19 +592,28 @@ fn table(r: &Report) -> String {
                 } else {
                     format!("dependency; also {}", own.join("; "))
                 };
-                rows.push(vec![format!("  {}", d.module), d.count.to_string(), String::new(), String::new(), via]);
+                rows.push(vec![
+                    format!("  {}", d.module),
+                    d.count.to_string(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    via,
+                ]);
             }
         }
         out.push_str(&columns(&rows, &[1]));
     }
     if let Some(units) = &r.units {
         for g in units {
-            out.push_str(&format!("{}\n", g.unit.as_deref().unwrap_or("(no unit: preloaded, or outside systemd)")));
+            let label = unit_label(g.unit.as_deref(), g.scope.as_ref());
+            out.push_str(&format!("{}\n", label.as_deref().unwrap_or("(no unit: preloaded, or outside systemd)")));
             for n in &g.needs {
                 out.push_str(&format!("  {}\n", unit_sentence(g.unit.as_deref(), n)));
             }
         }
     }
+    out.push_str(&held_text(r));
     if !r.requests_without_module.is_empty() {
         out.push_str("\nRequests that found no module (they fail now, and after a lock too):\n");
         let mut rows = vec![vec!["ALIAS".into(), "COUNT".into(), "REQUESTED BY".into()]];
@@ -521,6 +639,53 @@ fn table(r: &Report) -> String {
     }
     out.push_str(&format!("\n{}\n", summary_line(r)));
     out
+}
+
+fn uid_cell(c: &Cause) -> String {
+    match (c.kind, c.uid) {
+        (TriggerKind::Preloaded, _) => "-".to_string(),
+        (_, Some(u)) => u.to_string(),
+        (_, None) => "?".to_string(),
+    }
+}
+
+/// The held-back modules as text: for review (with the command that accepts
+/// each), denied, disabled by the site.
+fn held_text(r: &Report) -> String {
+    let mut out = String::new();
+    if !r.needs_review.is_empty() {
+        out.push_str("\nNeeds review: only processes that are not root on the host asked for these; not listed until accepted:\n");
+        for h in &r.needs_review {
+            out.push_str(&format!("  {} ({} time(s)): {}\n", h.module, h.count, h.why));
+            for a in &h.asked {
+                out.push_str(&format!("    - {}\n", shortened_long(a)));
+            }
+            if let Some(cmd) = &h.accept {
+                out.push_str(&format!("    accept: {cmd}\n"));
+            }
+        }
+    }
+    for (title, list) in
+        [("Denied (never listed)", &r.denied), ("Disabled by site policy (not listed)", &r.site_disabled)]
+    {
+        if list.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n{title}:\n"));
+        for h in list {
+            out.push_str(&format!("  {}: {}\n", h.module, h.why));
+        }
+    }
+    out
+}
+
+/// A sentence cut at 200 characters (a CPU modalias inside would push a
+/// terminal's line off the screen).
+fn shortened_long(s: &str) -> String {
+    match s.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_string(),
+    }
 }
 
 fn failed_what(f: &FailedLoad) -> String {
@@ -582,7 +747,7 @@ fn markdown(r: &Report) -> String {
         }
     }
     if let Some(modules) = &r.modules {
-        out.push_str("\n### Modules\n\n| Module | Count | Unit | Process | Via |\n|---|---:|---|---|---|\n");
+        out.push_str("\n### Modules\n\n| Module | Count | Unit | UID | Process | Via |\n|---|---:|---|---|---|---|\n");
         for m in modules {
             let name = if m.taints.is_empty() {
                 format!("**{}**", md(&m.module))
@@ -590,14 +755,15 @@ fn markdown(r: &Report) -> String {
                 format!("**{}** ({})", md(&m.module), m.taints.concat())
             };
             if m.triggers.is_empty() {
-                out.push_str(&format!("| {name} | {} | | | |\n", m.count));
+                out.push_str(&format!("| {name} | {} | | | | |\n", m.count));
             }
             for (i, t) in m.triggers.iter().enumerate() {
                 out.push_str(&format!(
-                    "| {} | {} | {} | {} | {} |\n",
+                    "| {} | {} | {} | {} | {} | {} |\n",
                     if i == 0 { name.as_str() } else { "" },
                     t.count,
-                    code(&dash(&t.unit)),
+                    code(&dash(&unit_label(t.unit.as_deref(), t.scope.as_ref()))),
+                    uid_cell(t),
                     md(&dash(&t.process)),
                     md(&shortened(&t.via)),
                 ));
@@ -609,7 +775,7 @@ fn markdown(r: &Report) -> String {
                 } else {
                     format!("dependency; also {}", own.join("; "))
                 };
-                out.push_str(&format!("| ↳ {} | {} | | | {} |\n", md(&d.module), d.count, md(&via)));
+                out.push_str(&format!("| ↳ {} | {} | | | | {} |\n", md(&d.module), d.count, md(&via)));
             }
         }
     }
@@ -618,9 +784,9 @@ fn markdown(r: &Report) -> String {
         for g in units {
             out.push_str(&format!(
                 "\n#### {}\n\n",
-                match &g.unit {
-                    Some(u) => code(u),
-                    None => "No unit (preloaded, or outside systemd)".to_string(),
+                match unit_label(g.unit.as_deref(), g.scope.as_ref()) {
+                    Some(u) if g.unit.is_some() => code(&u),
+                    _ => "No unit (preloaded, or outside systemd)".to_string(),
                 }
             ));
             for n in &g.needs {
@@ -649,6 +815,29 @@ fn markdown(r: &Report) -> String {
             ));
         }
     }
+    if !r.needs_review.is_empty() {
+        out.push_str("\n### Needs review\n\nOnly processes that are not root on the host asked for these; not listed until accepted.\n\n| Module | Count | Why | Asked | Accept |\n|---|---:|---|---|---|\n");
+        for h in &r.needs_review {
+            let asked: Vec<String> = h.asked.iter().map(|a| shortened_long(a)).collect();
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                md(&h.module),
+                h.count,
+                md(&h.why),
+                md(&asked.join("; ")),
+                code(h.accept.as_deref().unwrap_or("-"))
+            ));
+        }
+    }
+    for (title, list) in [("Denied", &r.denied), ("Disabled by site policy", &r.site_disabled)] {
+        if list.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n### {title}\n\n"));
+        for h in list {
+            out.push_str(&format!("- {}: {}\n", code(&h.module), md(&h.why)));
+        }
+    }
     out.push_str(&format!("\n**Summary:** {}\n", md(&summary_line(r))));
     out
 }
@@ -656,7 +845,13 @@ fn markdown(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generate::Target;
     use crate::profile::testutil::example_profile;
+
+    fn render(p: &Profile, format: Format, by: GroupBy) -> String {
+        let plan = needs::plan(p, &Target::from_profile(p)).unwrap();
+        super::render(p, &plan, format, by)
+    }
 
     #[test]
     fn table_shows_top_level_modules_with_causes_and_folded_dependencies() {
@@ -726,14 +921,17 @@ mod tests {
         ext4.triggers[0].reason = Some("a|b".to_string());
         let text = render(&p, Format::Markdown, GroupBy::Module);
         assert!(text.starts_with("## modtrace profile of kicksecure (kernel 6.1.0-18-amd64)\n"), "{text}");
-        assert!(text.contains("| Module | Count | Unit | Process | Via |\n|---|---:|---|---|---|\n"), "{text}");
+        assert!(
+            text.contains("| Module | Count | Unit | UID | Process | Via |\n|---|---:|---|---|---|---|\n"),
+            "{text}"
+        );
         assert!(
             text.contains(
-                "| **appletalk** | 1 | `example.service` | modtrace-guest (/usr/bin/python3) | request net-pf-5 |"
+                "| **appletalk** | 1 | `example.service` | 0 | modtrace-guest (/usr/bin/python3) | request net-pf-5 |"
             ),
             "{text}"
         );
-        assert!(text.contains("| ↳ psnap | 1 | | | dependency |"), "{text}");
+        assert!(text.contains("| ↳ psnap | 1 | | | | dependency |"), "{text}");
         assert!(text.contains("a\\|b"), "pipes escaped: {text}");
         assert!(text.contains("### Requests that found no module"), "{text}");
         assert!(text.contains("| `net-pf-38` | 1 |"), "{text}");
@@ -764,6 +962,59 @@ mod tests {
         assert_eq!(u["units"][0]["unit"], "example.service");
         assert_eq!(u["units"][0]["needs"][0]["module"], "appletalk");
         assert_eq!(u["units"][0]["needs"][0]["via"], "request net-pf-5");
+    }
+
+    #[test]
+    fn untrusted_requesters_are_shown_with_uid_and_scope_under_their_own_heading() {
+        use crate::profile::testutil::untrusted_profile;
+        let p = untrusted_profile();
+        let text = render(&p, Format::Table, GroupBy::Module);
+        let vfat = text.lines().find(|l| l.starts_with("vfat ")).unwrap_or_else(|| panic!("{text}"));
+        assert!(vfat.contains("lightdm.service [user unit of uid 1000]") && vfat.contains(" 1000 "), "{vfat}");
+        let dummy = text.lines().find(|l| l.starts_with("dummy ")).unwrap();
+        assert!(dummy.contains("fake-dm.service [container web, systemd-nspawn]"), "{dummy}");
+        let start = text.find("Needs review:").unwrap_or_else(|| panic!("{text}"));
+        let review = &text[start..start + text[start..].find("\n\n").unwrap()];
+        assert!(
+            review.contains(
+                "vfat (2 time(s)): an unprivileged process (uid 1000) in the user unit lightdm.service of uid 1000"
+            ),
+            "{review}"
+        );
+        assert!(
+            review.contains("accept: modtrace allow vfat") && review.contains("accept: modtrace allow dummy"),
+            "{review}"
+        );
+        assert!(!review.contains("appletalk"), "root in a system unit is trusted: {review}");
+        assert!(text.trim_end().ends_with("2 need review"), "{text}");
+
+        // By unit: the user's lightdm.service is not the host's.
+        let by = render(&p, Format::Table, GroupBy::Unit);
+        assert!(
+            by.contains("\nlightdm.service [user unit of uid 1000]\n  lightdm.service needs vfat via fs-vfat"),
+            "{by}"
+        );
+        assert!(!by.contains("\nlightdm.service\n"), "{by}");
+        let json: serde_json::Value = serde_json::from_str(&render(&p, Format::Json, GroupBy::Module)).unwrap();
+        let m = json["modules"].as_array().unwrap().iter().find(|m| m["module"] == "vfat").unwrap();
+        assert_eq!(m["triggers"][0]["scope"]["kind"], "user");
+        assert_eq!(m["triggers"][0]["uid"], 1000);
+        assert_eq!(m["triggers"][0]["trusted"], false);
+        assert_eq!(json["needs_review"][1]["accept"], "modtrace allow vfat");
+        let md = render(&p, Format::Markdown, GroupBy::Module);
+        assert!(md.contains("### Needs review") && md.contains("`modtrace allow vfat`"), "{md}");
+    }
+
+    #[test]
+    fn by_unit_names_every_requester_of_a_shared_load() {
+        let mut p = example_profile();
+        let at = p.modules.iter_mut().find(|m| m.name == "appletalk").unwrap();
+        let mut other = at.triggers[0].requester.clone().unwrap();
+        other.unit = Some("other.service".into());
+        other.scope = Scope::System { unit: "other.service".into() };
+        at.triggers[0].also_requested_by.push(other);
+        let by = render(&p, Format::Table, GroupBy::Unit);
+        assert!(by.contains("\nother.service\n  other.service needs appletalk"), "{by}");
     }
 
     #[test]

@@ -44,7 +44,10 @@ impl Drop for Temp {
 
 fn requester(comm: &str, unit: &str) -> String {
     let cgroup = if unit == "init.scope" { "/init.scope".to_string() } else { format!("/system.slice/{unit}") };
-    format!(r#"{{"comm": "{comm}", "exe": "/usr/bin/{comm}", "pid": 42, "unit": "{unit}", "cgroup": "{cgroup}"}}"#)
+    format!(
+        r#"{{"comm": "{comm}", "exe": "/usr/bin/{comm}", "pid": 42, "uid": 0, "unit": "{unit}", "cgroup": "{cgroup}",
+             "scope": {{"kind": "system", "unit": "{unit}"}}}}"#
+    )
 }
 
 fn module(name: &str, triggers: &str) -> String {
@@ -59,7 +62,7 @@ fn module(name: &str, triggers: &str) -> String {
 /// through its alias; vfat loaded by a service; a NIC driver by udev; ipv6
 /// requested (built into Debian's kernel); a module this kernel does not have.
 fn profile_json() -> String {
-    let modprobe = r#"{"comm": "modprobe", "exe": "/usr/bin/kmod", "unit": null}"#;
+    let modprobe = r#"{"comm": "modprobe", "exe": "/usr/bin/kmod", "uid": 0, "unit": null, "cgroup": "/", "scope": {"kind": "no_unit"}}"#;
     let modules = [
         module(
             "appletalk_old",
@@ -77,7 +80,8 @@ fn profile_json() -> String {
         ),
         module(
             "e1000e",
-            r#"{"kind": "udev", "device": {"modalias": "pci:v00008086d000015B8sv00001028sd000007A1bc02sc00i00", "devpath": "/devices/pci0000:00/0000:00:1f.6"}, "count": 1}"#,
+            r#"{"kind": "udev", "device": {"modalias": "pci:v00008086d000015B8sv00001028sd000007A1bc02sc00i00", "devpath": "/devices/pci0000:00/0000:00:1f.6"},
+                "loader": {"comm": "systemd-udevd", "uid": 0, "unit": "systemd-udevd.service", "scope": {"kind": "system", "unit": "systemd-udevd.service"}}, "count": 1}"#,
         ),
         module(
             "ipv6",
@@ -90,13 +94,13 @@ fn profile_json() -> String {
         module(
             "vfat",
             &format!(
-                r#"{{"kind": "explicit", "requester": {}, "loader": {{"comm": "modprobe", "exe": "/usr/bin/kmod", "unit": "mounter.service"}}, "count": 3}}"#,
+                r#"{{"kind": "explicit", "requester": {}, "loader": {{"comm": "modprobe", "exe": "/usr/bin/kmod", "uid": 0, "unit": "mounter.service", "scope": {{"kind": "system", "unit": "mounter.service"}}}}, "count": 3}}"#,
                 requester("mounter", "mounter.service")
             ),
         ),
     ];
     format!(
-        r#"{{"schema": "modtrace-profile/1", "kernel": "6.1.0-18-amd64", "host": "test", "boots": [], "sessions": [],
+        r#"{{"schema": "modtrace-profile/2", "kernel": "6.1.0-18-amd64", "host": "test", "boots": [], "sessions": [],
             "modules": [{}], "requests": [], "failed": []}}"#,
         modules.join(",")
     )
@@ -113,6 +117,7 @@ fn opts(deny: bool) -> Options {
         deny,
         now: "2024-03-02T08:00:00Z".into(),
         command: "test".into(),
+        site: Default::default(),
     }
 }
 
@@ -326,7 +331,8 @@ fn cpu_profile_json(without: &[&str]) -> String {
     ];
     let loaded: Vec<_> = loaded.iter().filter(|(m, _)| !without.contains(m)).collect();
     let trigger = format!(
-        r#"{{"kind": "udev", "loader": {{"comm": "(udev-worker)", "exe": "/usr/bin/udevadm", "unit": "systemd-udevd.service"}},
+        r#"{{"kind": "udev", "loader": {{"comm": "(udev-worker)", "exe": "/usr/bin/udevadm", "uid": 0, "unit": "systemd-udevd.service",
+                                       "scope": {{"kind": "system", "unit": "systemd-udevd.service"}}}},
             "device": {{"modalias": {}, "devpath": "/devices/system/cpu/cpu1"}}, "count": 1}}"#,
         serde_json::to_string(CPU_MODALIAS).unwrap()
     );
@@ -347,10 +353,11 @@ fn cpu_profile_json(without: &[&str]) -> String {
         })
         .collect();
     format!(
-        r#"{{"schema": "modtrace-profile/1", "kernel": "{KVER}", "host": "modtrace-test", "boots": [], "sessions": [],
+        r#"{{"schema": "modtrace-profile/2", "kernel": "{KVER}", "host": "modtrace-test", "boots": [], "sessions": [],
             "modules": [{}], "requests": [],
             "failed": [{{"module": null, "syscall": "finit_module", "ret": -19, "error": "ENODEV",
-                         "loader": {{"comm": "(udev-worker)", "exe": "/usr/bin/udevadm", "unit": "systemd-udevd.service"}},
+                         "loader": {{"comm": "(udev-worker)", "exe": "/usr/bin/udevadm", "uid": 0, "unit": "systemd-udevd.service",
+                                       "scope": {{"kind": "system", "unit": "systemd-udevd.service"}}}},
                          "count": 7, "first_seen": "2026-11-27T22:40:51Z", "last_seen": "2026-11-27T22:41:00Z"}}]}}"#,
         modules.join(",")
     )

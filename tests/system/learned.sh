@@ -8,6 +8,8 @@
 
 begin boot1
 boot_facts
+# Installed from its .deb when the image was made, as a user would.
+dpkg-query -W -f='${Status} ${Version}\n' modtrace >"$OUT/package-status" 2>&1
 
 # The learner saves /var/lib/modtrace/profile.json when stopped.
 record learn-stop systemctl stop modtrace-learn.service
@@ -18,6 +20,8 @@ record report "$MODTRACE" report
 
 # What a user does after learning (docs/lockdown.md), with --out / to install.
 record generate "$MODTRACE" generate --out / --lock-point "$LOCK_POINT"
+# Also into the default place, /var/lib/modtrace/generated, which purge removes.
+record generate-default "$MODTRACE" generate
 record check "$MODTRACE" check
 mkdir -p "$OUT/generated"
 cp /etc/modules-load.d/modtrace.conf /etc/systemd/system/modtrace-lock.service "$OUT/generated/" 2>>"$OUT/generate.err"

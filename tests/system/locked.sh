@@ -7,11 +7,15 @@
 #   in memory: modtrace-guest init-module F.ko (init_module by modtrace-guest)
 #   automatic: modtrace-guest socket 35        (AF_PHONET: the kernel requests
 #              net-pf-35, its modprobe helper's load of phonet is refused)
+# and last, `apt-get purge modtrace`: the profile must stay, generate's copy and
+# the program must go, the installed lock service must stay (it locks without
+# modtrace).
 
 . /usr/local/lib/modtrace-test/common.sh
 
 TRACE_SECONDS=6
-INIT_MODULE_FILE=/usr/lib/modules/$(uname -r)/kernel/fs/nls/nls_utf8.ko
+# Uncompressed by the host (the kernel's own copy may be .ko.xz).
+INIT_MODULE_FILE=/usr/local/lib/modtrace-test/nls_utf8.ko
 
 begin boot2
 boot_facts
@@ -29,5 +33,12 @@ record deny-request "$GUEST_TOOL" socket 35
 wait "$tracer"
 echo $? >"$OUT/trace.status"
 cat /proc/modules >"$OUT/proc-modules-after"
+
+record purge apt-get purge -y modtrace
+for path in /var/lib/modtrace/profile.json /var/lib/modtrace/generated /usr/sbin/modtrace \
+    /etc/systemd/system/modtrace-lock.service; do
+    if [ -e "$path" ]; then echo "present $path"; else echo "absent $path"; fi
+done >"$OUT/after-purge"
+dpkg-query -W -f='${Status}\n' modtrace >"$OUT/package-status-after-purge" 2>&1
 
 finish

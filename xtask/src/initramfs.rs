@@ -41,6 +41,7 @@ pub fn build(kernel: &Kernel, programs: &Programs, work: &Path) -> Result<PathBu
     install_program(&root, programs.modtrace, "bin/modtrace")?;
     install_program(&root, programs.guest_tool, "bin/modtrace-guest")?;
     files::install(&paths::workspace().join("tests/guest/init"), &root.join("init"), 0o755)?;
+    files::install(&paths::workspace().join("tests/guest/guard.sh"), &root.join("guard.sh"), 0o755)?;
     fs::write(root.join("etc/scenario.env"), scenario::env_file())?;
     install_modules(kernel, &root)?;
     install_loose_modules(kernel, &root)?;
@@ -149,7 +150,8 @@ fn install_loose_modules(kernel: &Kernel, root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn install_uncompressed(file: &Path, dest: &Path) -> Result<()> {
+/// Copies a module file to `dest`, decompressing a .ko.xz.
+pub fn install_uncompressed(file: &Path, dest: &Path) -> Result<()> {
     if file.extension().is_some_and(|e| e == "xz") {
         let out = Command::new("xz").arg("-dc").arg(file).output()?;
         ensure!(out.status.success(), "xz -dc {} failed", file.display());

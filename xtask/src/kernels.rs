@@ -110,12 +110,12 @@ pub struct Kernel {
 impl Kernel {
     /// `modprobe --show-depends MODULE` against this kernel's tree.
     pub fn show_depends(&self, module: &str) -> Result<String> {
-        crate::cmd::output(
-            Command::new("modprobe")
-                .arg("-d")
-                .arg(&self.root)
-                .args(["-S", &self.kver, "--show-depends", module]),
-        )
+        crate::cmd::output(Command::new("modprobe").arg("-d").arg(&self.root).args([
+            "-S",
+            &self.kver,
+            "--show-depends",
+            module,
+        ]))
     }
 
     pub fn modules_dir(&self) -> PathBuf {
@@ -124,7 +124,8 @@ impl Kernel {
 
     /// /boot/vmlinuz-KVER, or from 7.x (linux-binary-KVER) /usr/lib/modules/KVER/vmlinuz.
     pub fn vmlinuz(&self) -> PathBuf {
-        vmlinuz_in(&self.root, &self.kver).unwrap_or_else(|| self.root.join("boot").join(format!("vmlinuz-{}", self.kver)))
+        vmlinuz_in(&self.root, &self.kver)
+            .unwrap_or_else(|| self.root.join("boot").join(format!("vmlinuz-{}", self.kver)))
     }
 }
 
@@ -205,9 +206,7 @@ fn packages_of(apt: &PrivateApt, image: &str, kver: &str) -> Result<Vec<String>>
 }
 
 fn is_kernel_part(package: &str, kver: &str) -> bool {
-    ["linux-binary-", "linux-modules-", "linux-base-"]
-        .iter()
-        .any(|prefix| package.strip_prefix(prefix) == Some(kver))
+    ["linux-binary-", "linux-modules-", "linux-base-"].iter().any(|prefix| package.strip_prefix(prefix) == Some(kver))
 }
 
 /// Where a package set put the kernel: /boot (up to 6.x) or the modules directory (7.x).

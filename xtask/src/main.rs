@@ -6,6 +6,7 @@ mod assertions;
 mod cmd;
 mod cpio;
 mod deb;
+mod demo;
 mod files;
 mod guest_output;
 mod initramfs;
@@ -63,10 +64,15 @@ enum Task {
         /// death must be retried and reported (what `cargo xtask test` does).
         #[arg(long)]
         break_first_boot: bool,
-        /// Instead: boot a whole Debian system (6.1) twice, learning then locked
-        /// (tests/system/README.md). --timeout is then per boot.
+        /// Instead: boot a whole Debian system twice, learning then locked, with
+        /// modtrace installed from its package (tests/system/README.md).
+        /// --timeout is then per boot.
         #[arg(long)]
         system: bool,
+        /// With --system: the Debian release(s) to boot (bookworm with 6.1, trixie
+        /// with 6.12); all by default.
+        #[arg(long, value_enum, requires = "system")]
+        suite: Vec<system::Suite>,
         /// With --system: the lock point modtrace generate is given.
         #[arg(long, value_enum, default_value = "after-udev", requires = "system")]
         lock_point: system::LockPoint,
@@ -78,7 +84,12 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
-    /// The full test suite: kernels, cargo test --workspace, vm-test on all kernels, vm-test --system.
+    /// Show the whole workflow (learn, report, generate, check, lock, a refused
+    /// load) inside a Debian trixie guest under QEMU, in about two minutes: for
+    /// machines whose own kernel cannot trace.
+    Demo,
+    /// The full test suite: kernels, cargo test --workspace, the package, vm-test on
+    /// all kernels, vm-test --system on bookworm and trixie.
     Test {
         /// Seconds each guest may run before QEMU is killed.
         #[arg(long, default_value_t = 300)]
@@ -100,9 +111,12 @@ fn run(task: Task) -> Result<()> {
     match task {
         Task::Setup => setup::run(),
         Task::Kernels { kernel, refresh } => kernels::run(kernel, refresh),
-        Task::VmTest { system: true, keep, timeout, modtrace, lock_point, .. } => {
-            system::run(system::Options { lock_point, keep, timeout: Duration::from_secs(timeout), modtrace })
-        }
+        Task::VmTest { system: true, keep, timeout, lock_point, suite, .. } => system::run(system::Options {
+            suites: if suite.is_empty() { system::Suite::ALL.to_vec() } else { suite },
+            lock_point,
+            keep,
+            timeout: Duration::from_secs(timeout),
+        }),
         Task::VmTest { kernel, keep, timeout, modtrace, break_first_boot, .. } => vm_test::run(vm_test::Options {
             kernel,
             keep,
@@ -111,16 +125,25 @@ fn run(task: Task) -> Result<()> {
             break_first_boot,
         }),
         Task::Deb { check } => deb::run(check),
+        Task::Demo => demo::run(),
         Task::Test { timeout } => {
             // The system test runs even when an earlier part failed: CI then
             // reports every failure of the run at once.
+            let start = std::time::Instant::now();
             let suite = test::run(Duration::from_secs(timeout));
+            let suite_time = start.elapsed();
             let system = system::run(system::Options {
+                suites: system::Suite::ALL.to_vec(),
                 lock_point: system::LockPoint::AfterUdev,
                 keep: false,
                 timeout: Duration::from_secs(timeout),
-                modtrace: None,
             });
+            println!(
+                "xtask test: wall time {:.0} s (host tests, package and vm-test {:.0} s; system tests {:.0} s)",
+                start.elapsed().as_secs_f64(),
+                suite_time.as_secs_f64(),
+                (start.elapsed() - suite_time).as_secs_f64()
+            );
             match (suite, system) {
                 (Ok(()), system) => system,
                 (Err(suite), Ok(())) => Err(suite),

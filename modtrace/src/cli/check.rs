@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use crate::check::{self, Inputs, SystemPaths};
 use crate::generate::{validate, LockPoint, Target};
 use crate::profile::{self, Profile};
+use crate::sitepolicy::SitePolicy;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -44,6 +45,7 @@ pub fn evaluate(profile: &Profile, paths: &SystemPaths, lock_point: Option<LockP
         lock_point,
         installed,
         configured: check::configured_modules(paths),
+        site: SitePolicy::read(&paths.root),
     })
 }
 

@@ -11,6 +11,7 @@ use anyhow::{bail, Context as _};
 
 use crate::generate::{self, validate, LockPoint, Options, Output, Target};
 use crate::profile::{self, system, Profile};
+use crate::sitepolicy::SitePolicy;
 
 /// Where `generate` writes by default: next to the profile, to review first.
 pub const DEFAULT_OUT: &str = "/var/lib/modtrace/generated";
@@ -110,11 +111,17 @@ pub struct Written {
 /// generation did not write.
 pub fn write_output(out: &Path, output: &Output) -> anyhow::Result<Written> {
     let mut done = Written::default();
+    // Every destination is checked before the first file is replaced, so that a
+    // read-only directory does not leave half a generation behind.
     for f in &output.files {
         let dest = out.join(&f.path);
         if let Some(dir) = dest.parent() {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        profile::check_writable(&dest)?;
+    }
+    for f in &output.files {
+        let dest = out.join(&f.path);
         profile::atomic_write(&dest, f.contents.as_bytes())?;
         done.written.push(dest);
     }
@@ -149,6 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         deny: args.deny,
         now: system::now(),
         command: command_line(&args),
+        site: SitePolicy::read(Path::new("/")),
     };
     let output = generate::generate(&profile, &target, &opts)?;
     let done = write_output(&args.out, &output)?;
@@ -177,6 +185,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     for w in &plan.warnings {
         eprintln!("modtrace: warning: {w}");
+    }
+    if !plan.review.is_empty() {
+        let names: Vec<&str> = plan.review.keys().map(String::as_str).collect();
+        eprintln!(
+            "modtrace: not listed, {} module(s) only untrusted processes asked for: {} (modtrace report says who; accept with modtrace review or modtrace allow NAME)",
+            names.len(),
+            names.join(", ")
+        );
+    }
+    for (m, held) in plan.denied.iter().chain(&plan.site_disabled) {
+        eprintln!("modtrace: not listed: {m}: {}", held.why);
     }
     for (unit, why) in &plan.other_units {
         eprintln!("modtrace: note: no drop-in for {unit}: {why}");

@@ -196,7 +196,9 @@ pub fn learn(
     let _lock = store::lock(&plan.out)?;
     let base = if plan.fresh {
         keep_backup(&plan.out)?;
-        None
+        // Starting over forgets what was seen, not what an admin decided.
+        let decisions = store::load_if_exists(&plan.out).ok().flatten().map(|p| p.decisions).unwrap_or_default();
+        (!decisions.is_empty()).then(|| Profile { decisions, ..Profile::new(&plan.kernel, &plan.host) })
     } else {
         store::load_if_exists(&plan.out).map_err(|e| {
             anyhow!(

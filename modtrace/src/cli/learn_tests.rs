@@ -78,6 +78,27 @@ fn learn_records_preloaded_and_traced_modules_and_accumulates() {
 }
 
 #[test]
+fn relearning_keeps_an_admins_decisions_also_when_starting_fresh() {
+    let dir = TempDir::new("decisions");
+    let mut plan = plan(&dir);
+    let index = appletalk_index();
+    learn(&plan, &index, replay(appletalk_sequence("2024-03-01T10:00:00Z", guest(5)), 0)).unwrap();
+    crate::profile::decide::update(&plan.out, |p| {
+        crate::profile::decide::decide(p, "net-pf-5", crate::profile::Verdict::Deny, "2024-03-01T11:00:00Z")
+    })
+    .unwrap();
+    learn(&plan, &index, replay(appletalk_sequence("2024-03-02T10:00:00Z", guest(6)), 0)).unwrap();
+    let p = profile::load(&plan.out).unwrap();
+    assert_eq!(p.decision("net-pf-5").map(|d| d.verdict), Some(crate::profile::Verdict::Deny));
+    assert_eq!(p.sessions.len(), 2);
+    plan.fresh = true;
+    learn(&plan, &index, replay(Vec::new(), 0)).unwrap();
+    let p = profile::load(&plan.out).unwrap();
+    assert_eq!(p.sessions.len(), 1, "fresh: the sessions are gone");
+    assert_eq!(p.decision("net-pf-5").map(|d| d.verdict), Some(crate::profile::Verdict::Deny), "the decision is not");
+}
+
+#[test]
 fn learn_refuses_a_corrupt_profile_before_tracing_and_leaves_it() {
     let dir = TempDir::new("corrupt");
     let plan = plan(&dir);

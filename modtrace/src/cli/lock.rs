@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use crate::check::SystemPaths;
 use crate::generate::LockPoint;
 use crate::lock::{self, Options, SystemHost, Verdict};
-use crate::profile;
+use crate::needs::trust;
+use crate::profile::{self, Verdict as Decided};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -34,11 +35,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let required: Vec<String> = match &report.plan {
         Some(plan) => plan.top_level.clone(),
         // No plan for this kernel (its index is unreadable): only with --force,
-        // and then the profile's own top-level modules.
+        // and then the profile's own top-level modules that a trusted cause or
+        // an admin's allow asked for, and no deny refused.
         None => profile
             .modules
             .iter()
             .filter(|m| m.top_level && crate::generate::validate::check_module(&m.name).is_ok())
+            .filter(|m| {
+                let decided = profile.decision(&m.name).map(|d| d.verdict);
+                decided == Some(Decided::Allow)
+                    || (decided.is_none() && m.triggers.iter().any(|t| trust::of_trigger(t).trusted()))
+            })
             .map(|m| m.name.clone())
             .collect(),
     };

@@ -11,15 +11,30 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub mod allow;
 pub mod check;
+pub mod deny;
 pub mod diff;
 pub mod docs;
 pub mod generate;
+pub mod guard;
 pub mod learn;
 pub mod lock;
 pub mod report;
+pub mod review;
 pub mod snapshot;
 pub mod trace;
+
+/// What trust means, for every page that lists or holds back modules.
+macro_rules! trust_text {
+    () => {
+        "A cause is trusted when root on the host caused it outside any container: a \
+system unit, PID 1, udev, a kernel thread, a login session's root, or a \
+configured preload. Anything else (an unprivileged uid, a user's own unit, a \
+container, a uid or cgroup not known) is not listed by generate, check or lock \
+until accepted (modtrace review, modtrace allow)."
+    };
+}
 
 const LONG_ABOUT: &str = "\
 modtrace watches, with eBPF, every way a kernel module gets into the kernel: \
@@ -82,11 +97,17 @@ systemd-modules-load and udev's coldplug, so that the boot's own loads are \
 attributed too. It is installed disabled: enable it for a few boots (the hardware \
 you use plugged in, your services started), then disable it.";
 
-const REPORT_ABOUT: &str = "\
-Shows one row per top-level module (no other module in the profile depends on it: \
+const REPORT_ABOUT: &str = concat!(
+    "Shows one row per top-level module (no other module in the profile depends on it: \
 the ones to list, since their dependencies follow by themselves, also after a \
-kernel upgrade) with what caused it to load, and its dependencies folded under it. \
---by unit answers the other question: what does a given systemd unit need?";
+kernel upgrade) with what caused it to load (the unit with its scope, the uid, the \
+process), and its dependencies folded under it. --by unit answers the other \
+question: what does a given systemd unit need? A user's or a container's unit is \
+shown apart from the host's unit of the same name. Modules that need review, that \
+an admin denied and that the site's modprobe.d disables have sections of their \
+own, with the command that accepts each one waiting for review.\n\n",
+    trust_text!()
+);
 
 const SNAPSHOT_ABOUT: &str = "\
 Writes the list of loaded modules (/proc/modules) with the kernel release, host name \
@@ -99,7 +120,8 @@ plain /proc/modules or lsmod output, or profiles, in any combination. Modules on
 in A and only in B are listed; where a profile knows why a module was loaded (A or B \
 when they are profiles, or --profile), the cause is shown.";
 
-const GENERATE_ABOUT: &str = "\
+const GENERATE_ABOUT: &str = concat!(
+    "\
 Reads the profile and writes, under --out and in the root file system's layout, the \
 files that make the lock-down, printing every file it wrote:
 
@@ -122,9 +144,16 @@ built in is not listed; what resolves to nothing is reported as unresolved.
 
 To install after review: cp -r /var/lib/modtrace/generated/etc/. /etc/, then \
 systemctl daemon-reload and systemctl enable modtrace-lock.service. \
-/usr/share/doc/modtrace/docs/lockdown.md explains the lock points and how to back out.";
+/usr/share/doc/modtrace/docs/lockdown.md explains the lock points and how to back out.\n\n",
+    trust_text!(),
+    " Modules the site's modprobe.d disables (install NAME /bin/false, a disabled-* \
+script, blacklist for loads by alias) and modules an admin denied are not listed \
+either; all of them are named in the comments of modules-load.d/modtrace.conf. \
+No drop-in is written for a user's or a container's unit."
+);
 
-const CHECK_ABOUT: &str = "\
+const CHECK_ABOUT: &str = concat!(
+    "\
 Reads the profile and the running system, and lists what would break if module \
 loading were locked at the lock point (the installed modtrace-lock.service's, or \
 --lock-point):
@@ -138,7 +167,13 @@ loading were locked at the lock point (the installed modtrace-lock.service's, or
 
 Requests that already failed while learning only warn. Shown as information: \
 kernel.modules_disabled, kernel.modprobe, the kernel lockdown mode, \
-module.sig_enforce and the active LSMs.";
+module.sig_enforce and the active LSMs.\n\n\
+Not blockers: what only untrusted processes asked for (listed under \"needs \
+review\", with the command that accepts it), requests for a module the site's \
+modprobe.d disables (a warning: denied by site policy), and modules an admin \
+denied.\n\n",
+    trust_text!()
+);
 
 const LOCK_ABOUT: &str = "\
 Locks the running system now, as the late lock point would: runs the checks of \
@@ -149,6 +184,45 @@ modtrace check, loads each top-level module of the profile that is not loaded ye
 It refuses, with the reasons, when check finds blockers or a required module does \
 not load, unless --force. The lock cannot be undone: until the next reboot no module \
 can be loaded or unloaded. Already locked: it says so.";
+
+const REVIEW_ABOUT: &str = concat!(
+    "Goes through the modules that only untrusted processes asked for, one at a time, \
+showing what the module is (modinfo's description), who asked (uid, scope, unit, \
+process), how often, and why that is not trusted, and asks: accept (list it), deny \
+(never list it; generate --deny refuses it), skip (decide later) or quit. The \
+decisions are written into the profile at the end, atomically and under the \
+learner's lock, and are kept when learning merges new sessions in.\n\n",
+    trust_text!()
+);
+
+const ALLOW_ABOUT: &str = "\
+Records in the profile that NAME, a module or an alias the kernel requested \
+(net-pf-5, fs-vfat), is accepted although only untrusted processes asked for it: \
+generate lists it (a user's or a container's unit still gets no drop-in), check \
+and lock load it. Names starting with '-' are refused. The decision is kept when \
+learning merges new sessions in; modtrace deny NAME replaces it.";
+
+const DENY_ABOUT: &str = "\
+Records in the profile that NAME, a module or an alias, is denied: generate, check \
+and lock never list it whoever asked for it, and generate --deny's modprobe.d file \
+refuses the module. A module the profile does not know may be denied too. Names \
+starting with '-' are refused. The decision is kept when learning merges new \
+sessions in; modtrace allow NAME replaces it.";
+const GUARD_ABOUT: &str = "\
+Enforces the profile in the kernel with BPF LSM programs, while the profile's \
+modules keep loading on demand: a request_module alias that leads to no module of \
+the profile is refused before any modprobe starts; finit_module must read an \
+allowed module's own file in the running kernel's module tree (identified by \
+device and inode, so a copy elsewhere is refused whatever its name); \
+init_module (an image from memory) is refused unless --allow-init-module. \
+complain mode allows everything and reports what enforce would refuse.
+
+The programs are pinned under /sys/fs/bpf/modtrace/guard, so they keep deciding \
+after guard start returns; starting again replaces the policy atomically. Every \
+decision is counted (guard status) and sent to the journal by guard log \
+(modtrace-guard.service runs both), and shown by modtrace trace while it runs. \
+guard stop detaches it. Root can always stop it: it is a policy against everyone \
+else and against mistakes; kernel.modules_disabled=1 is the final freeze.";
 
 /// Which kernel modules this machine needs, and who needs them.
 #[derive(Parser, Debug)]
@@ -189,6 +263,18 @@ pub enum Command {
     /// Load the needed modules, then set kernel.modules_disabled=1 now.
     #[command(long_about = LOCK_ABOUT)]
     Lock(lock::Args),
+    /// Accept, deny or skip, one at a time, what only untrusted processes asked for.
+    #[command(long_about = REVIEW_ABOUT)]
+    Review(review::Args),
+    /// Accept a module or alias that only untrusted processes asked for.
+    #[command(long_about = ALLOW_ABOUT)]
+    Allow(allow::Args),
+    /// Never list a module (or honour an alias), whoever asks.
+    #[command(long_about = DENY_ABOUT)]
+    Deny(deny::Args),
+    /// Enforce the profile in the kernel (BPF LSM): complain first, then enforce.
+    #[command(long_about = GUARD_ABOUT)]
+    Guard(guard::Args),
     /// Write the man pages and shell completions (packaging).
     #[command(hide = true)]
     GenerateDocs(docs::Args),
@@ -231,6 +317,10 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Check(args) => check::run(args),
         Command::Lock(args) => lock::run(args),
+        Command::Review(args) => review::run(args),
+        Command::Allow(args) => allow::run(args),
+        Command::Deny(args) => deny::run(args),
+        Command::Guard(args) => guard::run(args),
         Command::GenerateDocs(args) => docs::run(args),
     };
     match result {

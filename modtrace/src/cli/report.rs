@@ -1,12 +1,14 @@
 //! `modtrace report`: what the profile says, for a person deciding what to keep.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::bail;
 
+use crate::generate::Target;
 use crate::profile;
 use crate::report::{self, Format, GroupBy};
+use crate::sitepolicy::SitePolicy;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -33,6 +35,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         );
     };
-    print!("{}", report::render(&p, args.format, args.by));
+    let plan = needs_of(&p, Path::new("/"));
+    print!("{}", report::render(&p, &plan, args.format, args.by));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The needs stage's view of the profile as learned, under the site policy of
+/// the system at `root`. A profile with names that cannot be written still
+/// gets a report, without what is held back (the names are warned about).
+pub fn needs_of(p: &profile::Profile, root: &Path) -> crate::needs::Plan {
+    let site = SitePolicy::read(root);
+    match crate::needs::derive(p, &site, &Target::from_profile(p)) {
+        Ok(plan) => plan,
+        Err(bad) => {
+            for i in bad {
+                eprintln!("modtrace: warning: the profile cannot be used to generate anything: {i}");
+            }
+            crate::needs::Plan::default()
+        }
+    }
 }

@@ -15,12 +15,22 @@ use crate::profile::Profile;
 
 /// Modules that must stay loadable: what the plan loads (top-level modules
 /// and their dependencies in the target kernel), and every module the profile
-/// names with its dependencies there.
+/// names with its dependencies there, except those held back (for review,
+/// denied by an admin, disabled by the site).
 pub fn allowed(profile: &Profile, plan: &Plan, target: &Target) -> BTreeSet<String> {
     let mut allowed = plan.loaded_set();
     allowed.extend(plan.needs.keys().cloned());
+    let held = |m: &str| {
+        plan.review.contains_key(m)
+            || plan.denied.contains_key(m)
+            || plan.site_disabled.contains_key(m)
+            || profile.decision(m).is_some_and(|d| d.verdict == crate::profile::Verdict::Deny)
+    };
     for m in &profile.modules {
         let name = normalize(&m.name);
+        if held(&name) {
+            continue;
+        }
         if target.has_module(&name) == Some(true) {
             allowed.extend(target.closure(&name));
         }
@@ -49,7 +59,8 @@ pub fn render(profile: &Profile, plan: &Plan, target: &Target, ctx: &Context) ->
              run the install command instead of loading it: it logs to the journal (tag modtrace)\n\
              and fails. This does not stop insmod or a direct init_module/finit_module call;\n\
              kernel.modules_disabled=1 (modtrace-lock.service) does.\n\
-             Allowed: the profile's modules with their dependencies in this kernel.\n\
+             Allowed: the profile's modules with their dependencies in this kernel, except those\n\
+             that wait for review, were denied (modtrace deny) or the site disables.\n\
              initramfs-tools copies /etc/modprobe.d into the initramfs: run update-initramfs -u\n\
              after installing, changing or removing this file.",
             plan.release,

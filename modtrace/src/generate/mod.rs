@@ -3,7 +3,8 @@
 //! target kernel + options in, file contents out; the CLI writes them.
 //!
 //! - `target`: the kernel the files are for (a /lib/modules tree, or the profile).
-//! - `plan`: what that kernel must load, and why (aliases re-resolved there).
+//! - `plan` (crate::needs): what that kernel must load, and why, with the
+//!   trust of each cause, decisions and site policy applied.
 //! - `validate`: what may be written into a file, and escaping of comments.
 //! - one file per artifact: `modules_load` (modules-load.d), `dropins` (unit
 //!   drop-ins), `lock_unit` (modtrace-lock.service), `deny` (modprobe.d).
@@ -13,7 +14,8 @@ pub mod dropins;
 pub mod header;
 pub mod lock_unit;
 pub mod modules_load;
-pub mod plan;
+/// The needs stage, where it was before it had its own module.
+pub use crate::needs as plan;
 pub mod target;
 pub mod validate;
 
@@ -84,6 +86,8 @@ pub struct Options {
     pub now: String,
     /// The command that regenerates the files (for the header).
     pub command: String,
+    /// The site's modprobe.d policy: what it disables is not listed.
+    pub site: crate::sitepolicy::SitePolicy,
 }
 
 /// One file, at a path relative to the root it belongs in (etc/...).
@@ -122,7 +126,7 @@ pub fn generate(profile: &Profile, target: &Target, opts: &Options) -> Result<Ou
     if opts.deny && target.all_modules().is_none() {
         return Err(GenerateError::DenyNeedsTree);
     }
-    let plan = plan::plan(profile, target).map_err(GenerateError::Invalid)?;
+    let plan = plan::derive(profile, &opts.site, target).map_err(GenerateError::Invalid)?;
     let ctx = header::Context::new(profile, target, opts);
     let mut files = vec![
         GeneratedFile { path: PathBuf::from(MODULES_LOAD), contents: modules_load::render(&plan, &ctx) },

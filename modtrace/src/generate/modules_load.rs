@@ -12,6 +12,10 @@ pub fn reasons(cited: &[Cited], indent: &str) -> String {
     let mut text = String::new();
     for c in cited {
         let _ = write!(text, "{indent}- {}", c.reason.text);
+        // An untrusted cause that is listed says who accepted it.
+        if c.reason.trust.why().starts_with("accepted") {
+            let _ = write!(text, " [{}]", c.reason.trust.why());
+        }
         if let Some(n) = &c.note {
             let _ = write!(text, " [{n}]");
         }
@@ -32,6 +36,37 @@ pub fn unresolved_section(plan: &Plan) -> String {
     );
     for u in &plan.unresolved {
         let _ = writeln!(text, "  - {u}");
+    }
+    comment_lines(&text)
+}
+
+/// The modules held back, as comment lines: for review (with the command that
+/// accepts each), denied by an admin, disabled by the site.
+pub fn held_section(plan: &Plan) -> String {
+    let mut text = String::new();
+    if !plan.review.is_empty() {
+        let _ = writeln!(
+            text,
+            "\nNEEDS REVIEW, not listed: only processes that are not root on the host asked for these\n(an unprivileged uid, a user's unit, a container, or a uid or scope not known):"
+        );
+        for (m, held) in &plan.review {
+            let _ = writeln!(text, "  {m}: {} (accept: modtrace allow {m}; or modtrace review)", held.why);
+            for c in &held.cited {
+                let _ = writeln!(text, "    - {}", c.reason.text);
+            }
+        }
+    }
+    if !plan.denied.is_empty() {
+        let _ = writeln!(text, "\nDenied, not listed:");
+        for (m, held) in &plan.denied {
+            let _ = writeln!(text, "  {m}: {}", held.why);
+        }
+    }
+    if !plan.site_disabled.is_empty() {
+        let _ = writeln!(text, "\nDisabled by this site's modprobe.d, not listed (requests for them fail on purpose):");
+        for (m, held) in &plan.site_disabled {
+            let _ = writeln!(text, "  {m}: {}", held.why);
+        }
     }
     comment_lines(&text)
 }
@@ -79,5 +114,6 @@ pub fn render(plan: &Plan, ctx: &Context) -> String {
         }
     }
     out.push_str(&unresolved_section(plan));
+    out.push_str(&held_section(plan));
     out
 }

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::*;
 use crate::modindex::StaticIndex;
 use crate::profile::testutil::{
-    appletalk_index, example_profile, loaded_for_request, process, request, udev_device_module, with_cpu_modules, TempDir, CPU_MODALIAS,
+    appletalk_index, example_profile, loaded_for_request, process, request, udev_device_module, with_cpu_modules,
+    TempDir, CPU_MODALIAS,
 };
 use crate::profile::{Device, Module, Requester, Trigger, TriggerKind};
 
@@ -18,6 +19,7 @@ fn opts(point: LockPoint, deny: bool) -> Options {
         deny,
         now: NOW.to_string(),
         command: "modtrace generate".to_string(),
+        site: Default::default(),
     }
 }
 
@@ -89,7 +91,7 @@ fn modules_load_lists_top_level_modules_only_with_reasons() {
     // Reasons: the unit and process, the alias, the count; the dependencies it brings.
     assert!(conf.contains("# appletalk, with llc, psnap:"), "{conf}");
     assert!(
-        conf.contains("request for net-pf-5 by example.service (modtrace-guest, /usr/bin/python3); once"),
+        conf.contains("request for net-pf-5 by example.service (modtrace-guest, /usr/bin/python3, uid 0); once"),
         "{conf}"
     );
     assert!(conf.contains("configured in /etc/modules-load.d/ext4.conf"), "{conf}");
@@ -133,6 +135,10 @@ fn drop_in_lists_top_level_modules_of_each_unit() {
             pid: None,
             unit: Some("mounter.service".into()),
             cgroup: Some("/system.slice/mounter.service".into()),
+            uid: Some(0),
+            euid: None,
+            loginuid: None,
+            scope: crate::scope::Scope::of(Some("/system.slice/mounter.service")),
             extra: Default::default(),
         }),
         count: 2,
@@ -288,6 +294,7 @@ fn udev_loads_resolve_by_modalias() {
             devpath: Some("/devices/pci0000:00/0000:00:1f.6".into()),
             extra: Default::default(),
         }),
+        loader: Some(crate::profile::testutil::udevd_loader()),
         count: 1,
         ..Trigger::new(TriggerKind::Udev)
     });
@@ -314,7 +321,6 @@ const CPU: &str = CPU_MODALIAS;
 fn cpu_module(name: &str, deps: &[&str], top_level: bool) -> Module {
     udev_device_module(CPU, name, deps, top_level)
 }
-
 
 /// What udev loaded for the CPU on the two-boot system test: edac_mce_amd (the
 /// dependency of amd64_edac, which then failed), kvm_amd with its dependencies
@@ -399,6 +405,10 @@ fn a_request_needs_the_module_of_its_alias_that_answered_it() {
             pid: Some(40),
             unit: Some("example.service".into()),
             cgroup: Some("/system.slice/example.service".into()),
+            uid: Some(0),
+            euid: None,
+            loginuid: None,
+            scope: crate::scope::Scope::of(Some("/system.slice/example.service")),
             extra: Default::default(),
         }),
         count: 1,
@@ -509,4 +519,85 @@ fn warnings_about_lost_events_reach_the_files() {
     let out = gen(&p, &Target::from_profile(&p), LockPoint::AfterUdev);
     assert!(out.file(MODULES_LOAD).unwrap().contents.contains("# WARNING: 7 kernel events were lost"));
     assert!(out.file(LOCK_UNIT).unwrap().contents.contains("# WARNING: 7 kernel events were lost"));
+}
+
+/// The measurements: uid 1000's unit named like a display manager, and
+/// root in a container's inner system.slice: neither is listed, neither gets a
+/// drop-in (also once accepted), and the comments say who asked.
+#[test]
+fn untrusted_requests_are_not_listed_and_user_or_container_units_get_no_drop_in() {
+    use crate::profile::testutil::{untrusted_index, untrusted_profile};
+    let mut p = untrusted_profile();
+    let target = tree_target(untrusted_index(), &[], &[]);
+    let out = gen(&p, &target, LockPoint::AfterUdev);
+    let conf = &out.file(MODULES_LOAD).unwrap().contents;
+    assert_eq!(listed(conf), ["appletalk", "binfmt_misc", "ext4", "snd_hda_intel"], "{conf}");
+    assert!(conf.contains("# NEEDS REVIEW, not listed"), "{conf}");
+    assert!(conf.contains("#   vfat: an unprivileged process (uid 1000) in the user unit lightdm.service of uid 1000 (accept: modtrace allow vfat"), "{conf}");
+    assert!(
+        conf.contains(
+            "request for fs-vfat by the user unit lightdm.service of uid 1000 (Xorg, /usr/bin/Xorg, uid 1000); 2 times"
+        ),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("dummy: root, but in the container web (systemd-nspawn), its unit fake-dm.service"),
+        "{conf}"
+    );
+    let paths: Vec<String> = out.files.iter().map(|f| f.path.display().to_string()).collect();
+    assert!(paths.iter().all(|p| !p.contains("lightdm") && !p.contains("fake-dm")), "{paths:?}");
+    assert!(paths.contains(&"etc/systemd/system/example.service.d/modtrace-modules.conf".to_string()), "{paths:?}");
+
+    for name in ["vfat", "rtnl-link-dummy"] {
+        crate::profile::decide::decide(&mut p, name, crate::profile::Verdict::Allow, NOW).unwrap();
+    }
+    let out = gen(&p, &target, LockPoint::AfterUdev);
+    let conf = &out.file(MODULES_LOAD).unwrap().contents;
+    assert_eq!(listed(conf), ["appletalk", "binfmt_misc", "dummy", "ext4", "snd_hda_intel", "vfat"], "{conf}");
+    assert!(conf.contains("accepted by an admin (modtrace allow vfat"), "{conf}");
+    let paths: Vec<String> = out.files.iter().map(|f| f.path.display().to_string()).collect();
+    assert!(paths.iter().all(|p| !p.contains("lightdm") && !p.contains("fake-dm")), "{paths:?}");
+    let notes: Vec<&String> = out.plan.other_units.values().collect();
+    assert!(notes.iter().any(|n| n.contains("user unit lightdm.service of uid 1000")), "{notes:?}");
+}
+
+/// A denied module and one the site disables are never listed; --deny refuses both.
+#[test]
+fn denied_and_site_disabled_modules_are_not_listed_and_deny_refuses_them() {
+    let mut p = example_profile();
+    crate::profile::decide::decide(&mut p, "binfmt_misc", crate::profile::Verdict::Deny, NOW).unwrap();
+    let mut o = opts(LockPoint::AfterUdev, true);
+    o.site.add_file(
+        std::path::Path::new("/etc/modprobe.d/30_security-misc_disable.conf"),
+        "install appletalk /bin/disabled-network-by-security-misc\n",
+    );
+    let target = tree_target(appletalk_index(), &[], &[]);
+    let out = generate(&p, &target, &o).unwrap();
+    let conf = &out.file(MODULES_LOAD).unwrap().contents;
+    assert_eq!(listed(conf), ["ext4", "snd_hda_intel"], "{conf}");
+    assert!(conf.contains("#   binfmt_misc: denied by an admin (modtrace deny binfmt_misc"), "{conf}");
+    assert!(
+        conf.contains("#   appletalk: disabled by site policy: /etc/modprobe.d/30_security-misc_disable.conf:1"),
+        "{conf}"
+    );
+    let deny = &out.file(DENY).unwrap().contents;
+    for m in ["binfmt_misc", "appletalk"] {
+        assert!(deny.contains(&format!("\ninstall {m} ")), "{m}: {deny}");
+    }
+    assert!(!deny.contains("\ninstall ext4 "), "{deny}");
+    assert!(!out.files.iter().any(|f| f.path.display().to_string().contains("init.scope")));
+}
+
+/// blacklist stops loads by alias only: a module the kernel requested is not
+/// listed, the same module loaded by name (modprobe NAME) still is.
+#[test]
+fn a_blacklisted_module_is_held_for_its_alias_loads_only() {
+    let p = example_profile();
+    let mut o = opts(LockPoint::AfterUdev, false);
+    o.site.add_file(std::path::Path::new("/etc/modprobe.d/blacklist.conf"), "blacklist appletalk\nblacklist ext4\n");
+    let out = generate(&p, &tree_target(appletalk_index(), &[], &[]), &o).unwrap();
+    let conf = &out.file(MODULES_LOAD).unwrap().contents;
+    assert_eq!(listed(conf), ["binfmt_misc", "ext4", "snd_hda_intel"], "{conf}");
+    assert!(conf.contains("appletalk: blacklisted by site policy (/etc/modprobe.d/blacklist.conf:1)"), "{conf}");
+    assert!(out.plan.units.is_empty() || !out.plan.units.values().any(|m| m.contains_key("appletalk")));
 }

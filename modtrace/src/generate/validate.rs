@@ -44,6 +44,9 @@ pub fn check_module(name: &str) -> Result<(), &'static str> {
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
         return Err("module names may only hold A-Z, a-z, 0-9, '_' and '-'");
     }
+    if name.starts_with('-') {
+        return Err("a module name cannot start with '-' (modprobe would read it as an option)");
+    }
     Ok(())
 }
 
@@ -123,6 +126,7 @@ mod tests {
     fn module_names() {
         assert!(check_module("snd_hda_intel").is_ok());
         assert!(check_module("snd-hda-intel").is_ok());
+        assert!(check_module("-v").is_err(), "an option, not a module");
         for bad in ["", "x\nExecStart=/bin/sh", "a b", "a;b", "$x", "%n", "a/b", "ä", &"x".repeat(56)] {
             assert!(check_module(bad).is_err(), "{bad:?} accepted");
         }

@@ -87,7 +87,7 @@ fn start_offsets(btf: &Btf, task: &btf_rs::Struct) -> Option<TaskOffsets> {
 /// Mapping the file and decoding only the types asked for is ~30 times faster than
 /// parsing all of vmlinux's BTF (6 ms against 190 ms here). Kernels before 6.x
 /// cannot mmap the sysfs file: then a copy in memory (memfd) is mapped instead.
-fn open(path: &Path) -> Result<Btf, String> {
+pub(crate) fn open(path: &Path) -> Result<Btf, String> {
     let err = |e: &dyn std::fmt::Display| format!("cannot read {}: {e}", path.display());
     if let Ok(btf) = Btf::from_file_with_backend(path, Backend::Mmap) {
         return Ok(btf);
@@ -130,7 +130,7 @@ fn cgroup_offsets(btf: &Btf, task: &btf_rs::Struct) -> Option<TaskOffsets> {
     })
 }
 
-fn find_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct, String> {
+pub(crate) fn find_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct, String> {
     let types = btf.resolve_types_by_name(name).map_err(|e| format!("{name}: {e}"))?;
     types
         .into_iter()
@@ -142,7 +142,7 @@ fn find_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct, String> {
 }
 
 /// Byte offset of `field`, looking through anonymous struct/union members.
-fn member_offset(btf: &Btf, s: &btf_rs::Struct, field: &str) -> Result<Option<u32>, String> {
+pub(crate) fn member_offset(btf: &Btf, s: &btf_rs::Struct, field: &str) -> Result<Option<u32>, String> {
     for m in &s.members {
         let name = btf.resolve_name(m).unwrap_or_default();
         let here = m.bit_offset() / 8;

@@ -23,7 +23,7 @@ pub enum ProbeError {
     )]
     NotPrivileged,
     #[error(
-        "this kernel was built without loadable module support (CONFIG_MODULES is off: no /proc/modules, no module tracepoints): no module can ever be loaded here, so there is nothing to trace, learn or lock"
+        "this kernel was built without loadable module support (CONFIG_MODULES is off: no /proc/modules, no module tracepoints): no module can ever be loaded here, so there is nothing to trace, learn or lock (to see modtrace at work anyway, run `cargo xtask demo` in its source tree: it boots a Debian guest)"
     )]
     NoModules,
     #[error(

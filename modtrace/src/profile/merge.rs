@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::model::{earliest, latest, Profile};
+use super::model::{earliest, latest, time_cmp, Profile};
 use super::observe::{add_failure, add_requester, add_trigger, insert_sorted};
 
 fn merge_extra(into: &mut Map<String, Value>, from: Map<String, Value>) {
@@ -69,6 +69,17 @@ impl Profile {
 
         for f in newer.failed {
             add_failure(&mut self.failed, f);
+        }
+
+        // An admin's decisions outlive relearning: the later of two wins.
+        for d in newer.decisions {
+            let keep_mine = self.decision(&d.name).is_some_and(|mine| time_cmp(&mine.time, &d.time).is_gt());
+            if !keep_mine {
+                self.decide(d);
+            }
+        }
+        if self.migrated_from.is_none() {
+            self.migrated_from = newer.migrated_from;
         }
     }
 }

@@ -1,12 +1,16 @@
 //! The profile: every module a machine loaded while learning, why, and who asked.
 //!
-//! - `model`: the file's types (schema "modtrace-profile/1", docs/profile.md).
+//! - `model`: the file's types (schema "modtrace-profile/2", docs/profile.md).
+//! - `migrate`: reading /1 profiles, and hand-edited ones (sorting, duplicates).
 //! - `observe`: building from records, pure.
-//! - `merge`: accumulating sessions and profiles.
+//! - `merge`: accumulating sessions and profiles (decisions: the later wins).
+//! - `decide`: an admin's allow/deny, written under the lock.
 //! - `preload`: why a module loaded before learning is there (modules-load.d, cmdline).
 //! - `store`: load with clear errors, atomic write, writability check, learner lock.
 
+pub mod decide;
 pub mod merge;
+pub mod migrate;
 pub mod model;
 pub mod observe;
 pub mod preload;

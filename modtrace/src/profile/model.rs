@@ -9,8 +9,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The `schema` value of the only profile format this modtrace reads and writes.
-pub const SCHEMA: &str = "modtrace-profile/1";
+use crate::scope::Scope;
+
+/// The `schema` value of the profile format this modtrace writes.
+pub const SCHEMA: &str = "modtrace-profile/2";
+/// The format before requesters and loaders carried uid and scope: read, and
+/// migrated on reading (store::load), never written.
+pub const SCHEMA_V1: &str = "modtrace-profile/1";
 
 type Extra = Map<String, Value>;
 
@@ -36,6 +41,15 @@ pub struct Profile {
     /// Load attempts that failed, identical ones folded.
     #[serde(default)]
     pub failed: Vec<Failure>,
+    /// An admin's word on a module or alias (modtrace allow/deny/review),
+    /// sorted by name; kept through merges and relearning.
+    #[serde(default)]
+    pub decisions: Vec<Decision>,
+    /// Set when the file was read as an older schema and migrated: its
+    /// requesters and loaders have no uid, so no trigger of theirs is trusted
+    /// by that alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrated_from: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
     /// The last `loaded` record of each loader pid until its load call returns:
@@ -170,8 +184,19 @@ pub struct Requester {
     pub exe: Option<String>,
     #[serde(default)]
     pub pid: Option<u32>,
+    /// Real and effective uid, audit login uid; None when not known (a
+    /// migrated /1 profile, or a kernel that did not say).
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub euid: Option<u32>,
+    #[serde(default)]
+    pub loginuid: Option<u32>,
     #[serde(default)]
     pub unit: Option<String>,
+    /// Whose unit `unit` is (the host's, a user's, a container's).
+    #[serde(default)]
+    pub scope: Scope,
     #[serde(default)]
     pub cgroup: Option<String>,
     #[serde(flatten)]
@@ -185,7 +210,47 @@ pub struct Loader {
     #[serde(default)]
     pub exe: Option<String>,
     #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub euid: Option<u32>,
+    #[serde(default)]
+    pub loginuid: Option<u32>,
+    #[serde(default)]
     pub unit: Option<String>,
+    #[serde(default)]
+    pub scope: Scope,
+    #[serde(default)]
+    pub cgroup: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// What an admin decided about a module or an alias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Accepted: listed even though who asked is not trusted.
+    Allow,
+    /// Never listed; goes into generate --deny's modprobe.d file.
+    Deny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionTarget {
+    Module,
+    Alias,
+}
+
+/// One decision; the latest for a name replaces earlier ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// A module name (normalised, `_` for `-`) or an alias as the kernel requested it.
+    pub name: String,
+    pub target: DecisionTarget,
+    pub verdict: Verdict,
+    /// RFC 3339, when it was decided.
+    pub time: String,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -263,6 +328,8 @@ impl Profile {
             modules: Vec::new(),
             requests: Vec::new(),
             failed: Vec::new(),
+            decisions: Vec::new(),
+            migrated_from: None,
             extra: Extra::new(),
             in_flight: Default::default(),
         }
@@ -304,14 +371,40 @@ impl Module {
 }
 
 impl Requester {
+    /// The same process for counting: command, executable, uids, unit and scope.
     pub fn same_as(&self, other: &Requester) -> bool {
-        self.comm == other.comm && self.exe == other.exe && self.unit == other.unit
+        self.comm == other.comm
+            && self.exe == other.exe
+            && self.uid == other.uid
+            && self.euid == other.euid
+            && self.unit == other.unit
+            && self.scope == other.scope
     }
 }
 
 impl Loader {
     pub fn same_as(&self, other: &Loader) -> bool {
-        self.comm == other.comm && self.exe == other.exe && self.unit == other.unit
+        self.comm == other.comm
+            && self.exe == other.exe
+            && self.uid == other.uid
+            && self.euid == other.euid
+            && self.unit == other.unit
+            && self.scope == other.scope
+    }
+}
+
+impl Profile {
+    /// The decision about `name` (a module, normalised, or an alias).
+    pub fn decision(&self, name: &str) -> Option<&Decision> {
+        self.decisions.iter().find(|d| d.name == name)
+    }
+
+    /// Records a decision, replacing an earlier one for the same name.
+    pub fn decide(&mut self, decision: Decision) {
+        match self.decisions.binary_search_by(|d| d.name.as_str().cmp(&decision.name)) {
+            Ok(i) => self.decisions[i] = decision,
+            Err(i) => self.decisions.insert(i, decision),
+        }
     }
 }
 

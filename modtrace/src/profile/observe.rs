@@ -287,25 +287,44 @@ fn requester_of(p: &Process) -> Requester {
         comm: p.comm.clone(),
         exe: p.exe.clone(),
         pid: Some(p.tgid),
+        uid: Some(p.uid),
+        euid: p.euid,
+        loginuid: p.loginuid,
         unit: p.unit.clone(),
+        scope: p.scope.clone(),
         cgroup: p.cgroup.clone(),
         extra: Default::default(),
     }
 }
 
+/// A loader's parent: the kernel gives neither its uid nor its cgroup.
 fn parent_requester(p: &Parent) -> Requester {
     Requester {
         comm: p.comm.clone().unwrap_or_default(),
         exe: p.exe.clone(),
         pid: Some(p.pid),
+        uid: None,
+        euid: None,
+        loginuid: None,
         unit: p.unit.clone(),
+        scope: Default::default(),
         cgroup: None,
         extra: Default::default(),
     }
 }
 
 fn loader_of(p: &Process) -> Loader {
-    Loader { comm: p.comm.clone(), exe: p.exe.clone(), unit: p.unit.clone(), extra: Default::default() }
+    Loader {
+        comm: p.comm.clone(),
+        exe: p.exe.clone(),
+        uid: Some(p.uid),
+        euid: p.euid,
+        loginuid: p.loginuid,
+        unit: p.unit.clone(),
+        scope: p.scope.clone(),
+        cgroup: p.cgroup.clone(),
+        extra: Default::default(),
+    }
 }
 
 /// The module a dependency load was for: the alias's module when the kernel

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use thiserror::Error;
 
-use super::model::{Profile, SCHEMA};
+use super::model::{Profile, SCHEMA, SCHEMA_V1};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -46,9 +46,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
-/// Reads a JSON document whose `schema` must be `expected`; `what` names the
-/// kind of file in messages ("profile", "snapshot").
-pub fn read_json_checked(path: &Path, expected: &str, what: &str) -> Result<String, StoreError> {
+/// Reads a JSON document whose `schema` is one of `accepted` (the first is
+/// the current one, named in messages); returns the text and its schema.
+pub fn read_json_schemas(path: &Path, accepted: &[&str], what: &str) -> Result<(String, String), StoreError> {
+    let expected = accepted[0];
     let mut bytes = Vec::new();
     File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io_err(path))?;
     let text = String::from_utf8(bytes).map_err(|e| StoreError::Parse {
@@ -73,7 +74,10 @@ pub fn read_json_checked(path: &Path, expected: &str, what: &str) -> Result<Stri
         });
     };
     match object.get("schema") {
-        Some(Value::String(s)) if s == expected => Ok(text),
+        Some(Value::String(s)) if accepted.contains(&s.as_str()) => {
+            let schema = s.clone();
+            Ok((text, schema))
+        }
         Some(Value::String(s)) => Err(StoreError::Schema {
             path: path.to_path_buf(),
             message: format!(
@@ -108,10 +112,18 @@ pub(crate) fn parse_error(path: &Path, e: &serde_json::Error, what: &str) -> Sto
     StoreError::Parse { path: path.to_path_buf(), line: e.line(), column: e.column(), message }
 }
 
-/// Loads a profile. Errors name the file and, for bad contents, the line and column.
+/// Loads a profile; a modtrace-profile/1 file is migrated (see
+/// [`Profile::migrate_v1`]), and a hand-edited one with unsorted or duplicate
+/// entries is normalised or refused (see [`Profile::normalize`]). Errors name
+/// the file and, for bad contents, the line and column or the entry.
 pub fn load(path: &Path) -> Result<Profile, StoreError> {
-    let text = read_json_checked(path, SCHEMA, "profile")?;
-    serde_json::from_str(&text).map_err(|e| parse_error(path, &e, "profile"))
+    let (text, schema) = read_json_schemas(path, &[SCHEMA, SCHEMA_V1], "profile")?;
+    let mut profile: Profile = serde_json::from_str(&text).map_err(|e| parse_error(path, &e, "profile"))?;
+    if schema == SCHEMA_V1 {
+        profile.migrate_v1();
+    }
+    profile.normalize().map_err(|message| StoreError::Schema { path: path.to_path_buf(), message })?;
+    Ok(profile)
 }
 
 /// Loads a profile, or None when there is no file at `path`.

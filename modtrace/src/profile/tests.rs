@@ -273,17 +273,17 @@ fn output_is_deterministic_and_keys_are_in_a_stable_order() {
     assert_eq!(a, b);
     let top: Vec<String> =
         serde_json::from_str::<serde_json::Value>(&a).unwrap().as_object().unwrap().keys().cloned().collect();
-    assert_eq!(top, ["schema", "kernel", "host", "boots", "sessions", "modules", "requests", "failed"]);
+    assert_eq!(top, ["schema", "kernel", "host", "boots", "sessions", "modules", "requests", "failed", "decisions"]);
 }
 
 #[test]
 fn unknown_schema_is_an_error() {
     let dir = TempDir::new("schema");
     let path = dir.join("p.json");
-    fs::write(&path, r#"{"schema": "modtrace-profile/2", "kernel": "x"}"#).unwrap();
+    fs::write(&path, r#"{"schema": "modtrace-profile/3", "kernel": "x"}"#).unwrap();
     let err = load(&path).unwrap_err().to_string();
     assert!(err.contains("p.json"), "{err}");
-    assert!(err.contains("unknown schema \"modtrace-profile/2\""), "{err}");
+    assert!(err.contains("unknown schema \"modtrace-profile/3\""), "{err}");
     fs::write(&path, r#"{"kernel": "x"}"#).unwrap();
     let err = load(&path).unwrap_err().to_string();
     assert!(err.contains("no \"schema\" field"), "{err}");
@@ -453,4 +453,64 @@ fn a_module_whose_init_failed_is_taken_back_and_listed_as_failed() {
     p.observe(&udev_load_failed("2024-03-01T10:02:00Z", "acpi_cpufreq"));
     assert_eq!(module(&p, "acpi_cpufreq").count, 1);
     assert_eq!(module(&p, "acpi_cpufreq").triggers[0].count, 1);
+}
+
+/// A modtrace-profile/1 file: read, never refused; scopes from the recorded
+/// cgroups, uids unknown, so its request is for review and its preload trusted.
+#[test]
+fn a_v1_profile_is_migrated_and_its_requests_are_not_trusted_by_themselves() {
+    let dir = TempDir::new("v1");
+    let path = dir.join("p.json");
+    let v1 = r#"{"schema": "modtrace-profile/1", "kernel": "6.1.0-18-amd64", "host": "h", "boots": [], "sessions": [],
+      "modules": [
+        {"name": "ext4", "top_level": true, "count": 1, "first_seen": "t", "last_seen": "t",
+         "triggers": [{"kind": "preloaded", "reason": "/etc/modules-load.d/ext4.conf", "count": 1}]},
+        {"name": "appletalk", "top_level": true, "count": 1, "first_seen": "t", "last_seen": "t",
+         "triggers": [{"kind": "request", "alias": "net-pf-5", "count": 1,
+           "requester": {"comm": "Xorg", "exe": null, "pid": 7, "unit": "lightdm.service",
+                         "cgroup": "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service"},
+           "loader": {"comm": "modprobe", "exe": "/usr/bin/kmod", "unit": null}}]}],
+      "requests": [{"alias": "net-pf-5", "resolves_to": ["appletalk"], "count": 1, "first_seen": "t", "last_seen": "t",
+                    "requesters": [{"comm": "Xorg", "unit": "lightdm.service", "cgroup": "/system.slice/lightdm.service", "count": 1}]}],
+      "failed": []}"#;
+    fs::write(&path, v1).unwrap();
+    let p = load(&path).unwrap();
+    assert_eq!(p.schema, SCHEMA);
+    assert_eq!(p.migrated_from.as_deref(), Some(SCHEMA_V1));
+    assert_eq!(p.modules[0].name, "appletalk", "sorted on reading");
+    let t = &p.modules[0].triggers[0];
+    let r = t.requester.as_ref().unwrap();
+    assert_eq!(r.uid, None);
+    assert_eq!(r.scope, crate::scope::Scope::User { uid: 1000, unit: "lightdm.service".into() });
+    assert_eq!(t.loader.as_ref().unwrap().scope, crate::scope::Scope::Unknown, "a /1 loader has no cgroup");
+    assert_eq!(p.requests[0].requesters[0].who.scope, crate::scope::Scope::System { unit: "lightdm.service".into() });
+    let plan = crate::needs::plan(&p, &crate::generate::Target::from_profile(&p)).unwrap();
+    assert_eq!(plan.top_level, ["ext4"]);
+    assert!(plan.review.contains_key("appletalk"), "{:?}", plan.review);
+    // Saving writes /2, and reading that back is no migration.
+    save(&path, &p).unwrap();
+    let again = load(&path).unwrap();
+    assert!(fs::read_to_string(&path).unwrap().contains("\"schema\": \"modtrace-profile/2\""));
+    assert_eq!(again.migrated_from.as_deref(), Some(SCHEMA_V1), "the note stays");
+}
+
+/// A hand edit: unsorted entries are sorted, duplicates refused with both positions.
+#[test]
+fn hand_edited_duplicates_are_refused_with_their_positions() {
+    let dir = TempDir::new("dups");
+    let path = dir.join("p.json");
+    let mut p = example_profile();
+    p.modules.reverse();
+    save(&path, &p).unwrap();
+    assert_eq!(load(&path).unwrap().modules, example_profile().modules);
+    let dup = p.modules[0].clone();
+    p.modules.push(dup);
+    save(&path, &p).unwrap();
+    let err = load(&path).unwrap_err().to_string();
+    assert!(err.contains("modules[0] and modules[8] are both \"snd_hda_intel\""), "{err}");
+    let mut p = example_profile();
+    p.modules[1].name = "binfmt-misc".into();
+    p.modules.push(example_profile().modules[1].clone());
+    save(&path, &p).unwrap();
+    assert!(load(&path).unwrap_err().to_string().contains("are both \"binfmt_misc\""), "names are compared normalised");
 }

@@ -50,23 +50,37 @@ pub fn appletalk_index() -> StaticIndex {
         .module("mbcache", &[])
 }
 
+/// A root process in `unit`: a host system unit, or a login session of uid
+/// 1000; no unit: the root cgroup.
 pub fn process(pid: u32, comm: &str, exe: Option<&str>, unit: Option<&str>) -> Process {
+    let cgroup = match unit {
+        None => "/".to_string(),
+        Some("init.scope") => "/init.scope".to_string(),
+        Some(u) if u.starts_with("session-") => format!("/user.slice/user-1000.slice/{u}"),
+        Some(u) => format!("/system.slice/{u}"),
+    };
+    in_cgroup(pid, comm, exe, 0, &cgroup)
+}
+
+/// A process of `uid` in the cgroup at `path`, its unit and scope read from it.
+pub fn in_cgroup(pid: u32, comm: &str, exe: Option<&str>, uid: u32, path: &str) -> Process {
+    let scope = crate::scope::Scope::of(Some(path));
     Process {
         pid,
         tgid: pid,
         ppid: Some(1),
-        uid: 0,
+        uid,
+        euid: None,
+        loginuid: None,
+        sessionid: None,
         comm: comm.to_string(),
         parent_comm: Some("systemd".to_string()),
         exe: exe.map(str::to_string),
         cmdline: None,
         cgroup_id: 1000 + u64::from(pid),
-        cgroup: unit.map(|u| match u {
-            "init.scope" => "/init.scope".to_string(),
-            u if u.starts_with("session-") => format!("/user.slice/user-1000.slice/{u}"),
-            u => format!("/system.slice/{u}"),
-        }),
-        unit: unit.map(str::to_string),
+        cgroup: Some(path.to_string()),
+        unit: scope.unit().map(str::to_string),
+        scope,
     }
 }
 
@@ -135,7 +149,11 @@ pub fn loaded_udev(time: &str, module: &str) -> Record {
     Record {
         time: time.to_string(),
         ts_ns: 0,
-        what: What::Loaded { module: module.to_string(), taints: 0, cause: Cause::Udev { loader: udevd.clone(), device: None } },
+        what: What::Loaded {
+            module: module.to_string(),
+            taints: 0,
+            cause: Cause::Udev { loader: udevd.clone(), device: None },
+        },
         process: udevd,
     }
 }
@@ -231,6 +249,22 @@ pub fn example_profile() -> crate::profile::Profile {
     p
 }
 
+/// systemd-udevd, root in its system unit, as a profile records a loader.
+pub fn udevd_loader() -> super::Loader {
+    let p = process(300, "systemd-udevd", Some("/usr/lib/systemd/systemd-udevd"), Some("systemd-udevd.service"));
+    super::Loader {
+        comm: p.comm,
+        exe: p.exe,
+        uid: Some(0),
+        euid: None,
+        loginuid: None,
+        unit: p.unit,
+        scope: p.scope,
+        cgroup: p.cgroup,
+        extra: Default::default(),
+    }
+}
+
 /// A module udev loaded for the device with `modalias` (a CPU's, in the tests),
 /// as a profile records it.
 pub fn udev_device_module(modalias: &str, name: &str, deps: &[&str], top_level: bool) -> super::Module {
@@ -245,6 +279,7 @@ pub fn udev_device_module(modalias: &str, name: &str, deps: &[&str], top_level: 
             devpath: Some("/devices/system/cpu/cpu1".into()),
             extra: Default::default(),
         }),
+        loader: Some(udevd_loader()),
         count: 1,
         ..Trigger::new(TriggerKind::Udev)
     });
@@ -273,4 +308,36 @@ pub fn with_cpu_modules(base: StaticIndex) -> StaticIndex {
         idx = idx.alias(CPU_MODALIAS, m);
     }
     idx
+}
+
+/// The cgroup paths: uid 1000's own manager running a unit named like
+/// a system display manager, and a container's inner system unit.
+pub const USER_DM_CGROUP: &str = "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service";
+pub const CONTAINER_CGROUP: &str = "/machine.slice/systemd-nspawn@web.service/payload/system.slice/fake-dm.service";
+
+/// `untrusted_profile`'s kernel: the example's plus vfat (fs-vfat) and dummy
+/// (rtnl-link-dummy).
+pub fn untrusted_index() -> StaticIndex {
+    appletalk_index()
+        .alias("fs-vfat", "vfat")
+        .module("vfat", &[])
+        .alias("rtnl-link-dummy", "dummy")
+        .module("dummy", &[])
+}
+
+/// The example profile, plus what untrusted processes caused: uid 1000 in its
+/// user unit lightdm.service asked for fs-vfat (twice), root in a container's
+/// fake-dm.service for rtnl-link-dummy.
+pub fn untrusted_profile() -> crate::profile::Profile {
+    let mut p = example_profile();
+    let user = in_cgroup(5000, "Xorg", Some("/usr/bin/Xorg"), 1000, USER_DM_CGROUP);
+    for t in ["2024-03-01T10:07:00Z", "2024-03-01T10:07:30Z"] {
+        p.observe(&request(t, user.clone(), "fs-vfat", &["vfat"]));
+        p.observe(&loaded_for_request(t, "vfat", "fs-vfat", "vfat", user.clone(), &[]));
+    }
+    let root_in_container = in_cgroup(6000, "ip", Some("/usr/sbin/ip"), 0, CONTAINER_CGROUP);
+    p.observe(&request("2024-03-01T10:08:00Z", root_in_container.clone(), "rtnl-link-dummy", &["dummy"]));
+    p.observe(&loaded_for_request("2024-03-01T10:08:00Z", "dummy", "rtnl-link-dummy", "dummy", root_in_container, &[]));
+    p.settle(&untrusted_index());
+    p
 }

@@ -69,6 +69,9 @@ enum Action {
     /// socket(AF_ALG) in a loop for SECONDS: with no module for net-pf-38 each call
     /// makes the kernel request it again; prints `pid=P attempts=N failed=F`.
     SpamRequests { seconds: u64 },
+    /// finit_module(2) on FILE COUNT times (a module already loaded: EEXIST; a
+    /// refused file: EPERM); prints `finit-loop: count=N errors=E:N... micros_per_call=U`.
+    FinitLoop { file: PathBuf, count: u32 },
 }
 
 fn main() -> ExitCode {
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
             spam_distinct_requests(Duration::from_secs(seconds), batch, parallel, &prefix)
         }
         Action::RequestBatch { prefix, first, count } => request_batch(&prefix, first, count),
+        Action::FinitLoop { file, count } => finit_loop(&file, count),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,6 +177,25 @@ fn spam_failed_loads(length: Duration) -> io::Result<()> {
         // SAFETY: fd stays open for the whole loop; params is a valid C string.
         unsafe { libc::syscall(libc::SYS_finit_module, fd, empty.as_ptr(), 0) != 0 }
     })
+}
+
+/// The cost of one load decision: COUNT finit_module calls on one file.
+fn finit_loop(file: &Path, count: u32) -> io::Result<()> {
+    let f = std::fs::File::open(file)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    let empty = c"";
+    let mut errors = std::collections::BTreeMap::new();
+    let start = Instant::now();
+    for _ in 0..count {
+        // SAFETY: fd stays open for the loop; params is a valid C string.
+        let ret = unsafe { libc::syscall(libc::SYS_finit_module, fd, empty.as_ptr(), 0) };
+        let errno = if ret == 0 { 0 } else { io::Error::last_os_error().raw_os_error().unwrap_or(-1) };
+        *errors.entry(errno).or_insert(0u32) += 1;
+    }
+    let micros = start.elapsed().as_secs_f64() * 1e6 / f64::from(count.max(1));
+    let errors: Vec<String> = errors.iter().map(|(e, n)| format!("{e}:{n}")).collect();
+    println!("finit-loop: file={} count={count} errors={} micros_per_call={micros:.1}", file.display(), errors.join(","));
+    Ok(())
 }
 
 fn spam_requests(length: Duration) -> io::Result<()> {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{evidence, Facts};
 use crate::scenario::{self as sc, captured as cap, comm, section};
 
-const SCHEMA: &str = "modtrace-profile/1";
+const SCHEMA: &str = "modtrace-profile/2";
 /// docs/profile.md: the reason of a module nothing configures.
 const BEFORE_LEARNING: &str = "before learning";
 
@@ -105,17 +105,22 @@ pub fn profile_schema_kernel_session(f: &Facts) -> Result<(), String> {
     }
 }
 
-/// top is top-level, requested (net-pf-24) by the guest tool in the unit.
+/// top is top-level, requested (net-pf-24) by the guest tool, root, in the
+/// unit, whose scope is the host's system unit.
 pub fn profile_chain_top(f: &Facts) -> Result<(), String> {
     let p = profile(f)?;
     let [top, _, _] = sc::CHAIN;
     let m = module(&p, top)?;
     expect_top_level(m, true)?;
-    trigger(m, &format!("request {} by {} in {}", sc::CHAIN_ALIAS, comm::GUEST_TOOL, sc::UNIT), |t| {
+    let what = format!("request {} by {} (uid 0) in system unit {}", sc::CHAIN_ALIAS, comm::GUEST_TOOL, sc::UNIT);
+    trigger(m, &what, |t| {
         text(t, "/kind") == "request"
             && text(t, "/alias") == sc::CHAIN_ALIAS
             && text(t, "/requester/comm") == comm::GUEST_TOOL
             && text(t, "/requester/unit") == sc::UNIT
+            && t.pointer("/requester/uid").and_then(Value::as_u64) == Some(0)
+            && text(t, "/requester/scope/kind") == "system"
+            && text(t, "/requester/scope/unit") == sc::UNIT
     })
     .map(|_| ())
 }

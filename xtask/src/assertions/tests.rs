@@ -192,7 +192,8 @@ fn summary_line(events: usize) -> String {
 
 fn trigger_request(alias: &str, requester: &str, unit: Option<&str>, needed_by: Option<&str>) -> Value {
     let mut t = json!({"kind": "request", "alias": alias,
-                       "requester": {"comm": requester, "exe": null, "pid": 7, "unit": unit, "cgroup": null},
+                       "requester": {"comm": requester, "exe": null, "pid": 7, "uid": 0, "unit": unit, "cgroup": null,
+                                     "scope": match unit { Some(u) => json!({"kind": "system", "unit": u}), None => json!({"kind": "unknown"}) }},
                        "loader": {"comm": "modprobe", "exe": "/usr/bin/kmod", "unit": null}, "count": 1});
     if let Some(n) = needed_by {
         t["needed_by"] = json!(n);
@@ -231,7 +232,7 @@ fn session(ended_by: &str) -> Value {
 fn good_profile() -> Value {
     let tool_in_unit = |needed_by| trigger_request("net-pf-24", "modtrace-guest", Some("example.service"), needed_by);
     json!({
-        "schema": "modtrace-profile/1", "kernel": KERNEL, "host": "guest", "boots": [],
+        "schema": "modtrace-profile/2", "kernel": KERNEL, "host": "guest", "boots": [],
         "sessions": [session("SIGINT")],
         "modules": [
             profile_module("pppox", &["slhc", "ppp_generic"], &[], vec![tool_in_unit(None)]),
@@ -255,7 +256,7 @@ fn good_profile() -> Value {
 }
 
 fn killed_profile() -> Value {
-    json!({"schema": "modtrace-profile/1", "kernel": KERNEL, "host": "guest", "sessions": [session("checkpoint")],
+    json!({"schema": "modtrace-profile/2", "kernel": KERNEL, "host": "guest", "sessions": [session("checkpoint")],
            "modules": [profile_module("tcp_scalable", &[], &[], vec![trigger_explicit(None)])]})
 }
 
@@ -336,7 +337,67 @@ fn good_sections() -> BTreeMap<String, String> {
         ("spam-requests.stdout", format!("spam-requests: pid={SPAM_REQUESTS_PID} attempts=180 failed=180 seconds=5.0")),
         ("spam-distinct-requests.stdout", format!("spam-distinct-requests: pid=699 processes={DISTINCT_PROCESSES} attempts=8 failed=8 seconds=4.0")),
     ];
-    texts.into_iter().map(|(name, text)| (name.to_string(), text)).collect()
+    let mut all: BTreeMap<String, String> = texts.into_iter().map(|(name, text)| (name.to_string(), text)).collect();
+    let codes = all.get_mut(section::EXIT_CODES).unwrap();
+    codes.push('\n');
+    codes.push_str(GUARD_EXIT_CODES);
+    all.extend(guard_sections());
+    all
+}
+
+// ---- modtrace guard (tests/guest/guard.sh), shaped after a real 6.1 run ----
+
+const GUARD_EXIT_CODES: &str = "guard-status-before 3\nguard-start-complain 0\nguard-complain-modprobe-outside 0\n\
+    guard-complain-outside-loaded 0\nguard-start-enforce 0\nguard-enforce-modprobe-profile 0\n\
+    guard-enforce-profile-loaded 0\nguard-enforce-autoload-profile 0\nguard-enforce-autoload-profile-loaded 0\n\
+    guard-enforce-modprobe-outside 1\nguard-enforce-autoload-outside 1\nguard-enforce-outside-loaded 1\n\
+    guard-enforce-renamed-file 1\nguard-enforce-renamed-loaded 1\nguard-enforce-init-module 1\nguard-status 0\n\
+    guard-status-json 0\nguard-trace 0\nguard-cost-allowed 0\nguard-cost-refused 0\nguard-stop 0\n\
+    guard-status-after 3\nguard-after-autoload 0\nguard-after-outside-loaded 0\n\
+    guard-cost-allowed-unguarded 0\nguard-cost-renamed-unguarded 0\nguard-log 0";
+
+fn guard_decision(kind: &str, hook: &str, mode: &str, comm: &str, what: Value) -> Value {
+    let mut r = json!({
+        "time": "2026-12-01T20:42:18.340Z", "ts_ns": 36022146676u64, "kind": kind, "hook": hook, "mode": mode,
+        "alias": null, "module": null, "file": null, "dev": null, "ino": null, "reason": "r", "repeats": 0,
+        "process": {"pid": 286, "tgid": 286, "ppid": 1, "uid": 0, "comm": comm, "cgroup_id": 1, "cgroup": "/", "unit": null},
+    });
+    for (k, v) in what.as_object().unwrap() {
+        r[k] = v.clone();
+    }
+    r
+}
+
+fn guard_decisions() -> Vec<Value> {
+    let file = |f: &str| json!({"file": f, "dev": "0:2", "ino": 305});
+    vec![
+        guard_decision("guard_would_deny", "finit_module", "complain", "modprobe", file("tcp_scalable.ko")),
+        guard_decision("guard_allowed", "finit_module", "enforce", "modprobe", json!({"module": "vfat", "file": "vfat.ko", "dev": "0:2", "ino": 293})),
+        guard_decision("guard_allowed", "request", "enforce", "ip", json!({"alias": "rtnl-link-dummy"})),
+        guard_decision("guard_denied", "finit_module", "enforce", "modprobe", file("tcp_scalable.ko")),
+        guard_decision("guard_denied", "request", "enforce", "sh", json!({"alias": "tcp_scalable"})),
+        guard_decision("guard_denied", "finit_module", "enforce", "insmod", json!({"file": "renamed.ko", "dev": "0:22", "ino": 66})),
+        guard_decision("guard_denied", "init_module", "enforce", "modtrace-guest", json!({})),
+    ]
+}
+
+fn guard_sections() -> Vec<(String, String)> {
+    let lines = |v: Vec<Value>| v.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+    let status_json = json!({"active": true, "state": {"mode": "enforce", "profile": sc::PROFILE}, "generation": 2,
+        "decisions": {"allowed": 3, "denied": 4, "would_deny": 1, "lost": 0}});
+    let texts = [
+        ("guard-trace.jsonl", lines(guard_decisions())),
+        ("guard-log.jsonl", lines(guard_decisions())),
+        ("guard-status-before.stdout", "modtrace: the guard is not running".to_string()),
+        ("guard-status.stdout", format!("modtrace: guard active, mode enforce, since 2026-12-01T20:42:17Z, profile {} (kernel 6.1.0-57-amd64): 12 modules allowed (12 files, 22 request names), init_module not allowed\ndecisions: 3 allowed, 4 denied, 1 would deny; 0 lost (never logged)", sc::PROFILE)),
+        ("guard-status-json.stdout", status_json.to_string()),
+        ("guard-stop.stdout", "modtrace: guard stopped: its programs are detached and /sys/fs/bpf/modtrace/guard is removed".to_string()),
+        ("guard-cost-allowed.stdout", "finit-loop: file=/lib/modules/k/kernel/fs/fat/vfat.ko count=1000 errors=17:1000 micros_per_call=5601.2".to_string()),
+        ("guard-cost-refused.stdout", "finit-loop: file=/tmp/renamed.ko count=1000 errors=1:1000 micros_per_call=40.0".to_string()),
+        ("guard-cost-allowed-unguarded.stdout", "finit-loop: file=/lib/modules/k/kernel/fs/fat/vfat.ko count=1000 errors=17:1000 micros_per_call=5579.4".to_string()),
+        ("guard-cost-renamed-unguarded.stdout", "finit-loop: file=/tmp/renamed.ko count=1000 errors=17:1000 micros_per_call=4484.6".to_string()),
+    ];
+    texts.into_iter().map(|(n, t)| (n.to_string(), t)).collect()
 }
 
 struct Run {
@@ -539,7 +600,7 @@ fn every_learning_check_can_fail() {
     expect_failure("learner_saved_on_sigint", f, |r| r.set_exit_code(cap::LEARN, 130));
     expect_failure("learner_saved_on_sigint", f, |r| r.replace("learn.stderr", "(SIGINT)", "(error)"));
     expect_failure("profile_schema_kernel_session", f, |r| {
-        r.edit_json(section::PROFILE, |p| p["schema"] = json!("modtrace-profile/2"))
+        r.edit_json(section::PROFILE, |p| p["schema"] = json!("modtrace-profile/1"))
     });
     expect_failure("profile_schema_kernel_session", f, |r| r.console[0] = "guest: kernel 6.12.1, x".into());
     expect_failure("profile_schema_kernel_session", f, |r| {
@@ -556,6 +617,14 @@ fn every_learning_check_can_fail() {
     });
     expect_failure("profile_chain_top_requested_by_unit", f, |r| {
         r.edit_module("pppox", |m| m["top_level"] = json!(false))
+    });
+    expect_failure("profile_chain_top_requested_by_unit", f, |r| {
+        r.edit_module("pppox", |m| {
+            m["triggers"][0]["requester"]["scope"] = json!({"kind": "user", "uid": 1000, "unit": "example.service"})
+        })
+    });
+    expect_failure("profile_chain_top_requested_by_unit", f, |r| {
+        r.edit_module("pppox", |m| m["triggers"][0]["requester"]["uid"] = json!(1000))
     });
     expect_failure("profile_chain_dependencies_needed_by_top", f, |r| {
         r.edit_module("slhc", |m| m["needed_by"] = json!(["ppp_generic"]))
@@ -812,4 +881,54 @@ fn lost_counts_read_the_number_after_lost() {
     assert_eq!(lost_counts(&summary_line(20)), [0]);
     assert_eq!(lost_counts("modtrace: 5 events (x); lost 2 (requests 2)"), [2]);
     assert!(lost_counts("nothing here 5").is_empty());
+}
+
+#[test]
+fn every_guard_check_can_fail() {
+    let f = false;
+    let without = |r: &mut Run, section: &str, kind: &str, key: &str, value: &str| {
+        let text = r.section(section);
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                !(v["kind"] == kind && v[key] == value)
+            })
+            .collect();
+        assert_ne!(kept.len(), text.lines().count(), "{section}: nothing to remove");
+        *text = kept.join("\n");
+    };
+    expect_failure("guard_status_before_start", f, |r| r.set_exit_code("guard-status-before", 0));
+    expect_failure("guard_complain_lets_outside_load_and_reports_it", f, |r| r.set_exit_code("guard-complain-modprobe-outside", 1));
+    expect_failure("guard_complain_lets_outside_load_and_reports_it", f, |r| {
+        without(r, "guard-trace.jsonl", "guard_would_deny", "mode", "complain")
+    });
+    expect_failure("guard_enforce_loads_profile_modules_on_demand", f, |r| r.set_exit_code("guard-enforce-autoload-profile", 2));
+    expect_failure("guard_enforce_loads_profile_modules_on_demand", f, |r| {
+        without(r, "guard-trace.jsonl", "guard_allowed", "alias", "rtnl-link-dummy")
+    });
+    expect_failure("guard_enforce_refuses_explicit_load_outside", f, |r| r.set_exit_code("guard-enforce-outside-loaded", 0));
+    expect_failure("guard_enforce_refuses_explicit_load_outside", f, |r| {
+        r.replace("guard-trace.jsonl", r#""kind":"guard_denied","hook":"finit_module","mode":"enforce""#, r#""kind":"guard_allowed","hook":"finit_module","mode":"enforce""#)
+    });
+    expect_failure("guard_enforce_refuses_autoload_outside", f, |r| r.set_exit_code("guard-enforce-autoload-outside", 0));
+    expect_failure("guard_enforce_refuses_autoload_outside", f, |r| r.replace("guard-trace.jsonl", r#""comm":"sh""#, r#""comm":"kworker/0:1""#));
+    expect_failure("guard_enforce_refuses_renamed_module_file", f, |r| r.set_exit_code("guard-enforce-renamed-loaded", 0));
+    expect_failure("guard_enforce_refuses_renamed_module_file", f, |r| {
+        without(r, "guard-trace.jsonl", "guard_denied", "file", "renamed.ko")
+    });
+    expect_failure("guard_enforce_refuses_init_module_outside", f, |r| r.set_exit_code("guard-enforce-init-module", 0));
+    expect_failure("guard_enforce_refuses_init_module_outside", f, |r| {
+        without(r, "guard-trace.jsonl", "guard_denied", "hook", "init_module")
+    });
+    expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status.stdout", "mode enforce", "mode complain"));
+    expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status-json.stdout", r#""lost":0"#, r#""lost":3"#));
+    expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status-json.stdout", r#""denied":4"#, r#""denied":1"#));
+    expect_failure("guard_stop_restores_loading", f, |r| r.set_exit_code("guard-after-autoload", 1));
+    expect_failure("guard_stop_restores_loading", f, |r| r.set_exit_code("guard-status-after", 0));
+    expect_failure("guard_log_carries_the_refusals", f, |r| without(r, "guard-log.jsonl", "guard_denied", "alias", "tcp_scalable"));
+    expect_failure("guard_log_carries_the_refusals", f, |r| r.set_exit_code("guard-log", 1));
+    expect_failure("guard_cost_of_a_decision_measured", f, |r| r.replace("guard-cost-refused.stdout", "errors=1:1000", "errors=1:999,17:1"));
+    expect_failure("guard_cost_of_a_decision_measured", f, |r| r.replace("guard-cost-renamed-unguarded.stdout", "errors=17:1000", "errors=1:1000"));
+    expect_failure("guard_cost_of_a_decision_measured", f, |r| r.section("guard-cost-allowed.stdout").clear());
 }

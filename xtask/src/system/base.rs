@@ -1,7 +1,7 @@
 //! The Debian system the test boots: `debootstrap --variant=minbase` once,
 //! trimmed, kept as a tarball under `<cache>/system/` whose name carries a hash
 //! of what was asked for (suite, variant, packages), so a changed package list
-//! makes a new one and reruns skip the download.
+//! makes a new one and reruns skip the download. One tarball per Debian suite.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,9 +12,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::{cmd, paths};
 
-const SUITE: &str = "bookworm";
 const VARIANT: &str = "minbase";
-/// systemd as init, udev for coldplug, kmod (libkmod2 for modtrace), iproute2.
+/// systemd as init, udev for coldplug, kmod (libkmod2 for modtrace), iproute2;
+/// apt is in minbase (the test installs modtrace's package with it).
 const INCLUDE: [&str; 5] = ["systemd", "systemd-sysv", "udev", "kmod", "iproute2"];
 /// Removed after debootstrap: not needed to boot, a third of the size.
 const TRIM: [&str; 6] =
@@ -29,12 +29,12 @@ pub struct Base {
 }
 
 /// What the tarball holds; its hash names the file.
-fn key() -> String {
-    format!("suite={SUITE} variant={VARIANT} include={} trim={}", INCLUDE.join(","), TRIM.join(","))
+fn key(suite: &str) -> String {
+    format!("suite={suite} variant={VARIANT} include={} trim={}", INCLUDE.join(","), TRIM.join(","))
 }
 
-fn file_name(key: &str) -> String {
-    format!("debian-{SUITE}-{VARIANT}-{:016x}.tar", fnv1a(key.as_bytes()))
+fn file_name(suite: &str, key: &str) -> String {
+    format!("debian-{suite}-{VARIANT}-{:016x}.tar", fnv1a(key.as_bytes()))
 }
 
 /// FNV-1a, 64 bits: stable across Rust releases (std's hasher is not).
@@ -42,13 +42,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// The cached tarball, made first if missing.
-pub fn ensure() -> Result<Base> {
+/// The cached tarball of Debian `suite` (bookworm, trixie), made first if missing.
+pub fn ensure(suite: &str) -> Result<Base> {
     let start = Instant::now();
     let dir = paths::cache().join("system");
     fs::create_dir_all(&dir)?;
-    let key = key();
-    let tarball = dir.join(file_name(&key));
+    let key = key(suite);
+    let name = file_name(suite, &key);
+    let tarball = dir.join(&name);
     if tarball.exists() {
         eprintln!("system: debootstrap result is cached: {}", tarball.display());
         return Ok(Base { tarball, cached: true, elapsed: start.elapsed() });
@@ -57,26 +58,26 @@ pub fn ensure() -> Result<Base> {
         bail!("debootstrap is not installed: run `cargo xtask setup`");
     }
     let mirror = mirror()?;
-    let staging = dir.join(format!("{}.root", file_name(&key)));
+    let staging = dir.join(format!("{name}.root"));
     if staging.exists() {
         fs::remove_dir_all(&staging)?;
     }
-    eprintln!("system: debootstrap {SUITE} ({VARIANT}, {}) from {mirror}", INCLUDE.join(","));
+    eprintln!("system: debootstrap {suite} ({VARIANT}, {}) from {mirror}", INCLUDE.join(","));
     cmd::run(
         Command::new("debootstrap")
             .arg(format!("--variant={VARIANT}"))
             .arg(format!("--include={}", INCLUDE.join(",")))
-            .arg(SUITE)
+            .arg(suite)
             .arg(&staging)
             .arg(&mirror),
     )?;
     for sub in TRIM {
         empty_dir(&staging.join(sub))?;
     }
-    let partial = dir.join(format!("{}.partial", file_name(&key)));
+    let partial = dir.join(format!("{name}.partial"));
     cmd::run(Command::new("tar").arg("--numeric-owner").arg("-C").arg(&staging).arg("-cf").arg(&partial).arg("."))?;
     fs::rename(&partial, &tarball)?;
-    fs::write(dir.join(format!("{}.key", file_name(&key))), format!("{key}\nmirror={mirror}\n"))?;
+    fs::write(dir.join(format!("{name}.key")), format!("{key}\nmirror={mirror}\n"))?;
     fs::remove_dir_all(&staging)?;
     Ok(Base { tarball, cached: false, elapsed: start.elapsed() })
 }
@@ -133,9 +134,10 @@ mod tests {
 
     #[test]
     fn the_tarball_name_follows_the_package_list() {
-        let name = file_name(&key());
+        let name = file_name("bookworm", &key("bookworm"));
         assert!(name.starts_with("debian-bookworm-minbase-") && name.ends_with(".tar"), "{name}");
-        assert_ne!(file_name("include=systemd"), file_name("include=systemd,udev"));
-        assert_eq!(file_name(&key()), name);
+        assert_ne!(file_name("x", "include=systemd"), file_name("x", "include=systemd,udev"));
+        assert_ne!(file_name("trixie", &key("trixie")), name);
+        assert_eq!(file_name("bookworm", &key("bookworm")), name);
     }
 }

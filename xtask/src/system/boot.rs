@@ -31,6 +31,9 @@ pub struct Machine<'a> {
     pub initrd: &'a Path,
     pub image: &'a Path,
     pub timeout: Duration,
+    /// When set, only console lines holding this prefix are shown (what follows
+    /// it); all lines are kept either way.
+    pub only: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +129,7 @@ impl Machine<'_> {
                     break if to_marker.is_some() { Outcome::PoweredOff } else { Outcome::NoMarker(status) };
                 }
             };
-            println!("[{}] {line}", self.label);
+            self.echo(&line);
             init_seen |= line.contains(INIT_MARKER);
             if to_marker.is_none() && line.contains(DONE_MARKER) {
                 to_marker = Some(start.elapsed());
@@ -136,7 +139,7 @@ impl Machine<'_> {
                 console.push(line);
                 let tail_end = Instant::now() + FAILURE_TAIL;
                 while let Ok(more) = lines.recv_timeout(tail_end.saturating_duration_since(Instant::now())) {
-                    println!("[{}] {more}", self.label);
+                    self.echo(&more);
                     console.push(more);
                 }
                 kill(&mut child);
@@ -145,6 +148,19 @@ impl Machine<'_> {
             console.push(line);
         };
         Ok(Run { outcome, console, to_marker, elapsed: start.elapsed() })
+    }
+}
+
+impl Machine<'_> {
+    fn echo(&self, line: &str) {
+        match self.only {
+            None => println!("[{}] {line}", self.label),
+            Some(prefix) => {
+                if let Some((_, shown)) = line.split_once(prefix) {
+                    println!("{shown}");
+                }
+            }
+        }
     }
 }
 

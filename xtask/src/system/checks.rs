@@ -203,6 +203,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("boot1_reached_multi_user", |f| reached_multi_user(f.b1()?)),
     ("boot1_no_failed_units", |f| no_failed_units(f.b1()?)),
     ("boot1_unlocked", |f| modules_disabled(f.b1()?, "0")),
+    ("package_installed_from_deb", package_installed),
     ("learn_service_learned_and_saved", learned_and_saved),
     ("profile_has_fake_dm_requests", profile_has_fake_dm_requests),
     ("generate_installed_lock_down", generate_installed),
@@ -225,6 +226,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("traced_denied_modprobe", traced_denied_modprobe),
     ("traced_denied_init_module", traced_denied_init_module),
     ("traced_denied_request", traced_denied_request),
+    ("purge_keeps_profile_and_lock", purge_keeps_profile),
 ];
 
 pub fn check_all(facts: &Facts) -> Vec<Check> {
@@ -260,6 +262,15 @@ fn modules_disabled(r: &Recorded, want: &str) -> Result<(), String> {
 }
 
 // ---- boot 1: learning and generating ----
+
+/// dpkg knows modtrace as installed: the image got it from its .deb.
+fn package_installed(f: &Facts) -> Result<(), String> {
+    let status = f.b1()?.text("package-status")?.trim();
+    match status.strip_prefix("install ok installed ") {
+        Some(version) if !version.is_empty() => Ok(()),
+        _ => Err(format!("dpkg-query says {status:?}, not `install ok installed VERSION`")),
+    }
+}
 
 /// The learner ran through the boot, saved on SIGTERM and lost nothing.
 fn learned_and_saved(f: &Facts) -> Result<(), String> {
@@ -362,6 +373,29 @@ fn boot2_units_enabled(f: &Facts) -> Result<(), String> {
 }
 
 // ---- boot 2: locked ----
+
+/// What `apt-get purge modtrace` left (tests/system/locked.sh): the profile and
+/// the installed lock service stay, the program and generate's output go.
+fn purge_keeps_profile(f: &Facts) -> Result<(), String> {
+    let r = f.b2()?;
+    let status = r.text("purge.status")?.trim();
+    if status != "0" {
+        return Err(format!("apt-get purge exited {status}: {}", r.text("purge.err").unwrap_or_default()));
+    }
+    let after = r.text("after-purge")?;
+    let want = [
+        "present /var/lib/modtrace/profile.json",
+        "absent /var/lib/modtrace/generated",
+        "absent /usr/sbin/modtrace",
+        "present /etc/systemd/system/modtrace-lock.service",
+    ];
+    let missing: Vec<&str> = want.into_iter().filter(|w| !after.lines().any(|l| l == *w)).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("after the purge, expected {missing:?}; the guest recorded:\n{after}"))
+    }
+}
 
 fn lock_service_succeeded(f: &Facts) -> Result<(), String> {
     let lock = f.b2()?.unit(LOCK_UNIT)?;

@@ -10,23 +10,24 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context, Result};
 
 use super::LockPoint;
-use crate::artifacts::Built;
 use crate::kernels::Kernel;
 use crate::{cmd, files, paths};
 
 /// Where the guest scripts write their results (tests/system/common.sh).
 pub const RESULTS: &str = "/var/lib/modtrace-test";
-/// The real learning unit, installed as a package would.
-const LEARN_UNIT: &str = "packaging/systemd/modtrace-learn.service";
-/// tests/system files: (name, destination in the guest, mode).
+/// Where the package is copied in the guest for `apt-get install ./FILE`.
+const PACKAGE_IN_GUEST: &str = "var/tmp/modtrace.deb";
+/// tests/system files: (file, destination in the guest, mode).
 const TEST_FILES: [(&str, &str, u32); 6] = [
-    ("fake-dm.service", "etc/systemd/system/fake-dm.service", 0o644),
-    ("modtrace-test-learned.service", "etc/systemd/system/modtrace-test-learned.service", 0o644),
-    ("modtrace-test-locked.service", "etc/systemd/system/modtrace-test-locked.service", 0o644),
-    ("common.sh", "usr/local/lib/modtrace-test/common.sh", 0o644),
-    ("learned.sh", "usr/local/lib/modtrace-test/learned.sh", 0o755),
-    ("locked.sh", "usr/local/lib/modtrace-test/locked.sh", 0o755),
+    (FAKE_DM_UNIT, "etc/systemd/system/fake-dm.service", 0o644),
+    ("tests/system/modtrace-test-learned.service", "etc/systemd/system/modtrace-test-learned.service", 0o644),
+    ("tests/system/modtrace-test-locked.service", "etc/systemd/system/modtrace-test-locked.service", 0o644),
+    ("tests/system/common.sh", "usr/local/lib/modtrace-test/common.sh", 0o644),
+    ("tests/system/learned.sh", "usr/local/lib/modtrace-test/learned.sh", 0o755),
+    ("tests/system/locked.sh", "usr/local/lib/modtrace-test/locked.sh", 0o755),
 ];
+/// The stand-in display manager, in the test and in the demo.
+pub const FAKE_DM_UNIT: &str = "tests/system/fake-dm.service";
 /// Enabled for boot 1; learned.sh switches to the locked boot's units.
 const BOOT1_UNITS: [&str; 3] = ["modtrace-learn.service", "fake-dm.service", "modtrace-test-learned.service"];
 /// Masked for a quick, quiet boot: no login prompts on the console, no timers,
@@ -46,21 +47,53 @@ const MASKED: [&str; 12] = [
     "systemd-tmpfiles-clean.timer",
 ];
 
-/// Fills `root` (already holding the base system) and writes `image`.
-pub fn build(kernel: &Kernel, built: &Built, lock_point: LockPoint, root: &Path, image: &Path) -> Result<()> {
-    install_modules(kernel, root)?;
-    install_program(&built.modtrace, root, "usr/sbin/modtrace")?;
-    install_program(&built.guest_tool, root, "usr/local/bin/modtrace-guest")?;
-    let workspace = paths::workspace();
-    let learn_unit = workspace.join(LEARN_UNIT);
-    ensure!(learn_unit.exists(), "{} is missing", learn_unit.display());
-    files::install(&learn_unit, &root.join("usr/lib/systemd/system/modtrace-learn.service"), 0o644)?;
-    for (name, dest, mode) in TEST_FILES {
-        files::install(&workspace.join("tests/system").join(name), &root.join(dest), mode)?;
+/// What a guest image holds besides the base system, the kernel's modules,
+/// modtrace's package and the guest tool.
+pub struct Contents<'a> {
+    /// (file under the workspace, destination in the guest, mode).
+    pub files: &'a [(&'a str, &'a str, u32)],
+    /// Files written as they are: (destination in the guest, contents).
+    pub written: Vec<(&'a str, Vec<u8>)>,
+    /// Appended to /etc/fstab after the root file system's line.
+    pub fstab: &'a str,
+    /// Units to enable (with the guest's own systemctl).
+    pub enable: &'a [&'a str],
+}
+
+/// The system test's first boot: learning, the fake display manager, learned.sh.
+pub fn test_contents(lock_point: LockPoint) -> Contents<'static> {
+    Contents {
+        files: &TEST_FILES,
+        written: vec![("etc/modtrace-test/lock-point", format!("{}\n", lock_point.as_str()).into_bytes())],
+        fstab: "",
+        enable: &BOOT1_UNITS,
     }
-    fs::create_dir_all(root.join("etc/modtrace-test"))?;
-    fs::write(root.join("etc/modtrace-test/lock-point"), format!("{}\n", lock_point.as_str()))?;
-    fs::write(root.join("etc/fstab"), "/dev/vda / ext4 rw,errors=remount-ro 0 1\n")?;
+}
+
+/// Fills `root` (already holding the base system) and writes `image`.
+pub fn build(
+    kernel: &Kernel,
+    package: &Path,
+    guest_tool: &Path,
+    contents: &Contents,
+    root: &Path,
+    image: &Path,
+) -> Result<()> {
+    install_modules(kernel, root)?;
+    install_package(package, root)?;
+    install_program(guest_tool, root, "usr/local/bin/modtrace-guest")?;
+    install_loose_module(kernel, root)?;
+    let workspace = paths::workspace();
+    for (name, dest, mode) in contents.files {
+        files::install(&workspace.join(name), &root.join(dest), *mode)?;
+    }
+    for (dest, bytes) in &contents.written {
+        let dest = root.join(dest);
+        fs::create_dir_all(dest.parent().expect("a guest path has a parent"))?;
+        fs::write(&dest, bytes)?;
+    }
+    let fstab = format!("/dev/vda / ext4 rw,errors=remount-ro 0 1\n{}", contents.fstab);
+    fs::write(root.join("etc/fstab"), fstab)?;
     fs::write(root.join("etc/hostname"), "modtrace-test\n")?;
     for unit in MASKED {
         let link = root.join("etc/systemd/system").join(unit);
@@ -70,7 +103,7 @@ pub fn build(kernel: &Kernel, built: &Built, lock_point: LockPoint, root: &Path,
         symlink("/dev/null", &link)?;
     }
     // The guest's own systemctl (the host may have none) and [Install] sections.
-    cmd::run(Command::new("chroot").arg(root).args(["systemctl", "enable"]).args(BOOT1_UNITS))?;
+    cmd::run(Command::new("chroot").arg(root).args(["systemctl", "enable"]).args(contents.enable))?;
     make_image(root, image)
 }
 
@@ -83,8 +116,37 @@ fn install_modules(kernel: &Kernel, root: &Path) -> Result<()> {
     cmd::run(Command::new("depmod").arg("-b").arg(root).arg(&kernel.kver))
 }
 
+/// An uncompressed module outside the profile, for locked.sh's init_module
+/// attempt (trixie's modules are .ko.xz; init_module(2) wants an ELF image).
+pub const LOOSE_MODULE: &str = "nls_utf8";
+const LOOSE_MODULE_DEST: &str = "usr/local/lib/modtrace-test/nls_utf8.ko";
+
+fn install_loose_module(kernel: &Kernel, root: &Path) -> Result<()> {
+    let out = kernel.show_depends(LOOSE_MODULE)?;
+    let files = crate::kernels::insmod_files(&out);
+    ensure!(files.len() == 1, "{LOOSE_MODULE} should have no dependencies in {}: {out}", kernel.kver);
+    let dest = root.join(LOOSE_MODULE_DEST);
+    fs::create_dir_all(dest.parent().expect("the destination has a parent"))?;
+    crate::initramfs::install_uncompressed(&files[0], &dest)
+}
+
+/// Installs modtrace's Debian package with the guest's own apt, as a user
+/// would: its dependencies must be in the base system already (no network).
+fn install_package(package: &Path, root: &Path) -> Result<()> {
+    files::install(package, &root.join(PACKAGE_IN_GUEST), 0o644)?;
+    cmd::run(
+        Command::new("chroot")
+            .arg(root)
+            .args(["apt-get", "install", "-y", "--no-install-recommends"])
+            .arg(format!("/{PACKAGE_IN_GUEST}"))
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    fs::remove_file(root.join(PACKAGE_IN_GUEST))?;
+    Ok(())
+}
+
 /// Installs a host-built program; the libraries it links must be in the guest
-/// already (bookworm's, the same release as the host's).
+/// already.
 fn install_program(program: &Path, root: &Path, dest: &str) -> Result<()> {
     files::install(program, &root.join(dest), 0o755)?;
     let missing: Vec<String> = files::shared_libraries(program)?
@@ -134,4 +196,3 @@ pub fn read_results(image: &Path, name: &str, dest: &Path) -> Result<PathBuf> {
     ensure!(out.is_dir(), "the image has no {RESULTS}/{name}");
     Ok(out)
 }
-

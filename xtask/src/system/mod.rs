@@ -1,26 +1,52 @@
 //! `cargo xtask vm-test --system`: the proof that the lock-down works. A real
-//! Debian system (systemd, udev, kmod, the 6.1 kernel) boots twice under QEMU:
-//! boot 1 learns with modtrace-learn.service and generates the lock-down, boot 2
-//! boots locked; the host judges what both recorded (tests/system/README.md).
+//! Debian system (systemd, udev, kmod and the suite's own kernel: bookworm with
+//! 6.1, trixie with 6.12), with modtrace installed from its Debian package,
+//! boots twice under QEMU: boot 1 learns with modtrace-learn.service and
+//! generates the lock-down, boot 2 boots locked and ends by purging the package;
+//! the host judges what both recorded (tests/system/README.md).
 
-mod base;
-mod boot;
+pub mod base;
+pub mod boot;
 mod checks;
-mod image;
-mod initrd;
+pub mod image;
+pub mod initrd;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 
-use crate::artifacts;
 use crate::assertions::Check;
 use crate::kernels::{self, Kernel, Series};
-use crate::paths;
+use crate::{artifacts, deb, paths};
 use checks::{Boot, Facts, Recorded};
+
+/// The Debian releases the system test boots, each with its own kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Suite {
+    Bookworm,
+    Trixie,
+}
+
+impl Suite {
+    pub const ALL: [Suite; 2] = [Suite::Bookworm, Suite::Trixie];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Bookworm => "bookworm",
+            Suite::Trixie => "trixie",
+        }
+    }
+
+    fn kernel(self) -> Series {
+        match self {
+            Suite::Bookworm => Series::Bookworm,
+            Suite::Trixie => Series::Trixie,
+        }
+    }
+}
 
 /// `modtrace generate --lock-point`: where modtrace-lock.service locks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -41,12 +67,12 @@ impl LockPoint {
 }
 
 pub struct Options {
+    pub suites: Vec<Suite>,
     pub lock_point: LockPoint,
     /// Keep the staged root and the disk image.
     pub keep: bool,
     /// Per boot.
     pub timeout: Duration,
-    pub modtrace: Option<PathBuf>,
 }
 
 /// How long each part took.
@@ -63,22 +89,44 @@ struct Times {
 
 pub fn run(options: Options) -> Result<()> {
     let start = Instant::now();
-    let kernel = kernels::ensure(&[Series::Bookworm], false)?.remove(0);
-    let built = artifacts::build(options.modtrace.as_deref())?;
-    let work = paths::vm_work().join("system");
+    // What users install: the package, and the guest tool beside it.
+    let package = deb::build()?;
+    let built = artifacts::build(None)?;
+    let mut summary = Vec::new();
+    for &suite in &options.suites {
+        let (passed, failed) = run_suite(suite, &package, &built.guest_tool, &options)?;
+        summary.push((suite, passed, failed));
+    }
+    println!();
+    for (suite, passed, failed) in &summary {
+        println!("vm-test --system {}: {passed} passed, {failed} failed", suite.name());
+    }
+    let (passed, failed) = summary.iter().fold((0, 0), |(p, f), (_, sp, sf)| (p + sp, f + sf));
+    println!("vm-test --system: {passed} passed, {failed} failed in {:.0} s", start.elapsed().as_secs_f64());
+    if failed > 0 {
+        bail!("vm-test --system failed");
+    }
+    Ok(())
+}
+
+/// Both boots of one suite; returns how many checks passed and failed.
+fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options) -> Result<(usize, usize)> {
+    let start = Instant::now();
+    let kernel = kernels::ensure(&[suite.kernel()], false)?.remove(0);
+    let work = paths::vm_work().join(format!("system-{}", suite.name()));
     if work.exists() {
         fs::remove_dir_all(&work)?;
     }
     fs::create_dir_all(&work)?;
     let mut times = Times::default();
 
-    let base = base::ensure()?;
+    let base = base::ensure(suite.name())?;
     (times.base, times.base_cached) = (base.elapsed, base.cached);
     let t = Instant::now();
     let root = work.join("root");
     base::extract(&base.tarball, &root)?;
     let image = work.join("root.img");
-    image::build(&kernel, &built, options.lock_point, &root, &image)?;
+    image::build(&kernel, package, guest_tool, &image::test_contents(options.lock_point), &root, &image)?;
     if !options.keep {
         fs::remove_dir_all(&root)?;
     }
@@ -87,9 +135,9 @@ pub fn run(options: Options) -> Result<()> {
     let initrd = initrd::build(&kernel, &work)?;
     times.initrd = t.elapsed();
 
-    let boot1 = boot(&kernel, &initrd, &image, "boot1", &options, &work, &mut times)?;
+    let boot1 = boot(&kernel, &initrd, &image, "boot1", options, &work, &mut times)?;
     let boot2 = if boot1.recorded.is_some() && boot1.finished.is_ok() {
-        boot(&kernel, &initrd, &image, "boot2", &options, &work, &mut times)?
+        boot(&kernel, &initrd, &image, "boot2", options, &work, &mut times)?
     } else {
         Boot::not_run("not booted: boot 1 did not finish")
     };
@@ -99,17 +147,15 @@ pub fn run(options: Options) -> Result<()> {
 
     let facts = Facts { lock_point: options.lock_point, boot1: &boot1, boot2: &boot2 };
     let results = checks::check_all(&facts);
-    print_report(&kernel, &options, &times, [&boot1, &boot2], &results, &work);
+    print_report(suite, &kernel, options, &times, [&boot1, &boot2], &results, &work);
     let failed = results.iter().filter(|c| c.result.is_err()).count();
     println!(
-        "vm-test --system: {} passed, {failed} failed in {:.0} s",
+        "vm-test --system {}: {} passed, {failed} failed in {:.0} s",
+        suite.name(),
         results.len() - failed,
         start.elapsed().as_secs_f64()
     );
-    if failed > 0 {
-        bail!("vm-test --system failed");
-    }
-    Ok(())
+    Ok((results.len() - failed, failed))
 }
 
 /// Boots the image once and reads back what the guest recorded.
@@ -123,7 +169,7 @@ fn boot(
     times: &mut Times,
 ) -> Result<Boot> {
     let vmlinuz = kernel.vmlinuz();
-    let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout: options.timeout };
+    let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout: options.timeout, only: None };
     // A boot that died before the initramfs's init never mounted the disk: trying again is safe.
     let (run, retried) = crate::qemu::retry_early_death(label, |_| machine.run(), boot::Run::early_death)?;
     if let Some(why) = &retried {
@@ -141,10 +187,19 @@ fn boot(
     Ok(Boot { finished: run.verdict(), recorded })
 }
 
-fn print_report(kernel: &Kernel, options: &Options, times: &Times, boots: [&Boot; 2], results: &[Check], work: &Path) {
+fn print_report(
+    suite: Suite,
+    kernel: &Kernel,
+    options: &Options,
+    times: &Times,
+    boots: [&Boot; 2],
+    results: &[Check],
+    work: &Path,
+) {
     println!();
     println!(
-        "== vm-test --system: Debian bookworm, kernel {}, lock point {}",
+        "== vm-test --system: Debian {}, kernel {}, lock point {}",
+        suite.name(),
         kernel.kver,
         options.lock_point.as_str()
     );

@@ -61,6 +61,7 @@ fn good_boot1() -> Recorded {
     r.insert("unit-modtrace-learn.service.show", &show("modtrace-learn.service", "active", "success", 2_000_000, 1));
     r.insert("unit-modtrace-learn.service.stopped", &show("modtrace-learn.service", "inactive", "success", 0, 0));
     r.insert("learn-stop.status", "0\n");
+    r.insert("package-status", "install ok installed 0.1.0\n");
     r.insert("learn.log", "modtrace: learning ended (SIGTERM); profile saved\n");
     r.insert("profile.json", &profile(&[]).to_string());
     r.insert("generate.status", "0\n");
@@ -115,6 +116,12 @@ fn good_boot2() -> Recorded {
     r.insert(
         "unit-modtrace-lock.service.show",
         &show("modtrace-lock.service", "active", "success", 11_000_000, 9_000_000),
+    );
+    r.insert("purge.status", "0\n");
+    r.insert(
+        "after-purge",
+        "present /var/lib/modtrace/profile.json\nabsent /var/lib/modtrace/generated\nabsent /usr/sbin/modtrace\n\
+         present /etc/systemd/system/modtrace-lock.service\n",
     );
     r.insert("deny-modprobe.status", "1\n");
     r.insert("deny-modprobe.err", "modprobe: ERROR: could not insert 'vfat': Operation not permitted\n");
@@ -189,6 +196,23 @@ fn every_check_can_fail() {
         p.b1().insert("failed-units", "systemd-modules-load.service loaded failed failed Load Kernel Modules\n");
     });
     expect_failure("boot1_unlocked", |p| p.b1().insert("modules-disabled", "1\n"));
+    expect_failure("package_installed_from_deb", |p| {
+        p.b1().insert("package-status", "dpkg-query: no packages found\n")
+    });
+    expect_failure("purge_keeps_profile_and_lock", |p| p.b2().insert("purge.status", "100\n"));
+    expect_failure("purge_keeps_profile_and_lock", |p| {
+        let after = p
+            .b2()
+            .text("after-purge")
+            .unwrap()
+            .replace("present /var/lib/modtrace/profile.json", "absent /var/lib/modtrace/profile.json");
+        p.b2().insert("after-purge", &after);
+    });
+    expect_failure("purge_keeps_profile_and_lock", |p| {
+        let after =
+            p.b2().text("after-purge").unwrap().replace("absent /usr/sbin/modtrace", "present /usr/sbin/modtrace");
+        p.b2().insert("after-purge", &after);
+    });
     expect_failure("learn_service_learned_and_saved", |p| {
         p.b1().insert("unit-modtrace-learn.service.stopped", &show("modtrace-learn.service", "failed", "signal", 0, 0))
     });

@@ -1,14 +1,26 @@
-//! From a profile to what a kernel must load: every cause the profile recorded is
-//! resolved in the target kernel (a request by its alias, a udev load by its
-//! device's modalias, anything else by the module's name), so that a module that
-//! was renamed, split or built in since learning is still found; what cannot be
-//! resolved is reported, never guessed.
+//! The needs stage, between the profile and every output: from a profile, the
+//! admin's decisions in it, the site's modprobe.d policy and a target kernel to
+//! what that kernel must load, who needs it, and whether that may be trusted.
+//! report, generate, check and lock all read what [`derive`] says.
+//!
+//! Every cause the profile recorded is resolved in the target kernel (a request
+//! by its alias, a udev load by its device's modalias, anything else by the
+//! module's name), so that a module that was renamed, split or built in since
+//! learning is still found; what cannot be resolved is reported, never guessed.
+//! Then each resolved module is, in this order: denied (an admin's `deny`),
+//! disabled by the site (modprobe.d), listed (a trusted cause, or an admin's
+//! `allow`), or left for review (see [`trust`]).
+
+pub mod trust;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::target::{Lookup, Target};
-use super::validate::{check_module, check_release, check_unit, Invalid};
-use crate::profile::{Module, Profile, Requester, Trigger, TriggerKind, BEFORE_LEARNING};
+use crate::generate::target::{Lookup, Target};
+use crate::generate::validate::{check_module, check_release, check_unit, Invalid};
+use crate::profile::{Module, Profile, Requester, Trigger, TriggerKind, Verdict, BEFORE_LEARNING};
+use crate::scope::Scope;
+use crate::sitepolicy::SitePolicy;
+pub use trust::Trust;
 
 /// Why a module is needed: one recorded cause.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +32,10 @@ pub struct Reason {
     /// profile text: escape it before writing (validate::comment).
     pub text: String,
     pub count: u64,
+    /// Whether the cause may reach the files by itself, and why.
+    pub trust: Trust,
+    /// The alias the kernel requested, for a request.
+    pub alias: Option<String>,
 }
 
 /// A reason, and how the target kernel matched it when that differs from the
@@ -51,12 +67,30 @@ impl std::fmt::Display for Unresolved {
     }
 }
 
+/// A module that is not listed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// For review: why its causes are not trusted. Denied: the decision. Site:
+    /// the modprobe.d rule.
+    pub why: String,
+    pub cited: Vec<Cited>,
+}
+
 /// What one kernel must load for one profile.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub release: String,
-    /// Every loadable module a recorded cause resolved to, with its reasons.
+    /// Every loadable module a trusted or accepted cause resolved to, with its
+    /// reasons: what is listed.
     pub needs: BTreeMap<String, Vec<Cited>>,
+    /// Modules only untrusted causes asked for, and no decision accepted:
+    /// not listed until `modtrace allow` (or `modtrace review`).
+    pub review: BTreeMap<String, Held>,
+    /// Modules an admin denied: never listed.
+    pub denied: BTreeMap<String, Held>,
+    /// Modules the site's modprobe.d keeps from loading the way they were asked
+    /// for: not listed; requests for them fail on purpose.
+    pub site_disabled: BTreeMap<String, Held>,
     /// The needed modules no other needed module depends on: the list to load
     /// (modprobe loads the rest as their dependencies). Sorted.
     pub top_level: Vec<String>,
@@ -74,7 +108,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Every module the plan loads: the top-level ones and their dependencies.
+    /// Every module the plan loads: the top-level ones and their dependencies
+    /// (built-in ones are in `builtin`).
     pub fn loaded_set(&self) -> BTreeSet<String> {
         let mut all: BTreeSet<String> = self.top_level.iter().cloned().collect();
         for deps in self.brings.values() {
@@ -162,16 +197,26 @@ struct Entry {
     module: String,
     key: Key,
     reason: Reason,
-    /// Units (with their cgroup when known) the need is attributed to.
-    units: Vec<(String, Option<String>)>,
+    /// Units (with their scope) the need is attributed to.
+    units: Vec<(String, Scope)>,
 }
 
-fn who(r: &Requester) -> String {
+/// "example.service (python3, /usr/bin/python3, uid 0)", with the scope when
+/// the unit is not the host's.
+pub fn who(r: &Requester) -> String {
     let exe = r.exe.as_deref().map(|e| format!(", {e}")).unwrap_or_default();
-    match &r.unit {
-        Some(u) => format!("{u} ({}{exe})", r.comm),
-        None => format!("{}{exe} (no unit)", r.comm),
-    }
+    let uid = match r.uid {
+        Some(u) => format!(", uid {u}"),
+        None => ", uid unknown".to_string(),
+    };
+    let place = match (&r.scope, &r.unit) {
+        (Scope::System { unit }, _) => unit.clone(),
+        (Scope::Unknown, Some(u)) => format!("{u} (scope unknown)"),
+        (Scope::Unknown, None) => "unknown unit".to_string(),
+        (Scope::NoUnit, _) => "no unit".to_string(),
+        (scope, _) => format!("the {scope}"),
+    };
+    format!("{place} ({}{exe}{uid})", r.comm)
 }
 
 fn times(count: u64) -> String {
@@ -180,6 +225,17 @@ fn times(count: u64) -> String {
     } else {
         format!("{count} times")
     }
+}
+
+/// "modprobe (uid 0) in the system unit X.service", or with the scope it has.
+pub fn loader_who(l: &crate::profile::Loader) -> String {
+    let uid = l.uid.map(|u| format!("uid {u}")).unwrap_or_else(|| "uid unknown".to_string());
+    let place = match (&l.scope, &l.unit) {
+        (Scope::Unknown, Some(u)) => format!(" in {u} (scope unknown)"),
+        (Scope::Unknown, None) => String::new(),
+        (scope, _) => format!(" in the {scope}"),
+    };
+    format!("{} ({uid}){place}", l.comm)
 }
 
 /// A person's summary of a trigger.
@@ -198,9 +254,7 @@ pub fn describe_trigger(t: &Trigger) -> String {
         }
         TriggerKind::Explicit => {
             let mut s = match &t.loader {
-                Some(l) => {
-                    format!("loaded by {}{}", l.comm, l.unit.as_deref().map(|u| format!(" in {u}")).unwrap_or_default())
-                }
+                Some(l) => format!("loaded by {}", loader_who(l)),
                 None => "loaded explicitly".to_string(),
             };
             if let Some(r) = &t.requester {
@@ -230,33 +284,28 @@ pub fn describe_trigger(t: &Trigger) -> String {
     format!("{base}; {}", times(t.count))
 }
 
-fn units_of(t: &Trigger) -> Vec<(String, Option<String>)> {
-    let mut out: Vec<(String, Option<String>)> = Vec::new();
-    let mut add = |unit: Option<&String>, cgroup: Option<&String>| {
+/// The units a trigger's need is attributed to, each with its scope: every
+/// requester of a request (also_requested_by too), the loader of an explicit
+/// load (its parent's cgroup is not recorded, so the parent's unit would have
+/// no scope).
+pub fn units_of(t: &Trigger) -> Vec<(String, Scope)> {
+    let mut out: Vec<(String, Scope)> = Vec::new();
+    let mut add = |unit: Option<&String>, scope: &Scope| {
         if let Some(u) = unit {
-            if !out.iter().any(|(x, _)| x == u) {
-                out.push((u.clone(), cgroup.cloned()));
+            if !out.iter().any(|(x, s)| x == u && s == scope) {
+                out.push((u.clone(), scope.clone()));
             }
         }
     };
     match t.kind {
         TriggerKind::Request => {
-            if let Some(r) = &t.requester {
-                add(r.unit.as_ref(), r.cgroup.as_ref());
-            }
-            for r in &t.also_requested_by {
-                add(r.unit.as_ref(), r.cgroup.as_ref());
+            for r in t.requester.iter().chain(&t.also_requested_by) {
+                add(r.unit.as_ref(), &r.scope);
             }
         }
         TriggerKind::Explicit => {
-            // The loader's cgroup is not recorded; its parent's (the requester) is,
-            // and tells a user's unit from a system one.
-            let parent_cgroup = t.requester.as_ref().and_then(|r| r.cgroup.as_ref());
             if let Some(l) = &t.loader {
-                add(l.unit.as_ref(), parent_cgroup);
-            }
-            if let Some(r) = &t.requester {
-                add(r.unit.as_ref(), r.cgroup.as_ref());
+                add(l.unit.as_ref(), &l.scope);
             }
         }
         // udev loads follow devices; preloaded and unknown ones name no unit.
@@ -283,6 +332,8 @@ fn entries(profile: &Profile) -> Vec<Entry> {
                 // Only seen as a dependency of something the profile does not
                 // have (its load failed, say): kept, since nothing says it is not needed.
                 let text = m.triggers.iter().map(describe_trigger).collect::<Vec<_>>().join(" | ");
+                let trusts: Vec<Trust> = m.triggers.iter().map(trust::of_trigger).collect();
+                let trust = trusts.iter().find(|t| t.trusted()).or(trusts.first()).cloned();
                 out.push(Entry {
                     module: m.name.clone(),
                     key: Key::Name(m.name.clone()),
@@ -291,6 +342,8 @@ fn entries(profile: &Profile) -> Vec<Entry> {
                         kind: m.triggers.first().map(|t| t.kind).unwrap_or(TriggerKind::Unknown),
                         text: if text.is_empty() { "no recorded cause".to_string() } else { text },
                         count: m.count,
+                        trust: trust.unwrap_or_else(|| Trust::Review("no recorded cause".to_string())),
+                        alias: None,
                     },
                     units: Vec::new(),
                 });
@@ -309,7 +362,14 @@ fn entries(profile: &Profile) -> Vec<Entry> {
             out.push(Entry {
                 module: m.name.clone(),
                 key,
-                reason: Reason { learned_as: m.name.clone(), kind: t.kind, text: describe_trigger(t), count: t.count },
+                reason: Reason {
+                    learned_as: m.name.clone(),
+                    kind: t.kind,
+                    text: describe_trigger(t),
+                    count: t.count,
+                    trust: trust::of_trigger(t),
+                    alias: t.alias.clone(),
+                },
                 units: units_of(t),
             });
         }
@@ -318,19 +378,20 @@ fn entries(profile: &Profile) -> Vec<Entry> {
 }
 
 /// Units whose processes the generated files can order after their modules:
-/// system services, sockets, mounts and swaps. Anything else, and units that
-/// load modules themselves, get none (and the reason is kept for the report).
-pub fn drop_in_refusal(unit: &str, cgroup: Option<&str>) -> Option<String> {
+/// the host's system services, sockets, mounts and swaps. A user's or a
+/// container's unit (whatever its name), anything else, and units that load
+/// modules themselves, get none (and the reason is kept for the report).
+pub fn drop_in_refusal(unit: &str, scope: &Scope) -> Option<String> {
+    if scope.system_unit().is_none() {
+        return Some(format!(
+            "not a unit of the host's system manager but the {scope}: drop-ins in /etc/systemd/system do not apply to it"
+        ));
+    }
     let kind = unit.rsplit('.').next().unwrap_or("");
     if !matches!(kind, "service" | "socket" | "mount" | "swap") {
         return Some(format!(
             "a .{kind} unit (a login session, PID 1, a slice or a transient scope): no unit file can declare its modules"
         ));
-    }
-    if cgroup.is_some_and(|c| c.starts_with("/user.slice/")) {
-        return Some(
-            "a user's unit (under user.slice): drop-ins in /etc/systemd/system do not apply to it".to_string(),
-        );
     }
     if unit.contains("@.") {
         return Some("a template, not a running unit".to_string());
@@ -423,9 +484,75 @@ fn required(target: &Target, learned: &str, key: &Key) -> Lookup {
     }
 }
 
-/// What `target` must load for `profile`. Refuses profiles with names that
-/// cannot be written safely (all of them listed).
+/// Where one resolved module of one cause goes.
+enum Status {
+    Listed(Cited),
+    Review(String),
+    Denied(String),
+    Site(String),
+}
+
+/// The admin's decision with `verdict` on any of `names` (module names, the
+/// alias), as a sentence.
+fn decided(profile: &Profile, names: &[&str], verdict: Verdict) -> Option<String> {
+    names.iter().find_map(|n| {
+        let d = profile.decision(n).filter(|d| d.verdict == verdict)?;
+        let word = match verdict {
+            Verdict::Allow => "accepted",
+            Verdict::Deny => "denied",
+        };
+        Some(format!("{word} by an admin (modtrace {} {}, {})", word_of(verdict), d.name, d.time))
+    })
+}
+
+fn word_of(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Allow => "allow",
+        Verdict::Deny => "deny",
+    }
+}
+
+/// Denied, disabled by the site, listed (trusted or accepted), or for review.
+fn status(profile: &Profile, site: &SitePolicy, module: &str, e: &Entry, cited: &Cited) -> Status {
+    let mut names = vec![module, e.module.as_str()];
+    names.extend(e.reason.alias.as_deref());
+    if let Some(why) = decided(profile, &names, Verdict::Deny) {
+        return Status::Denied(why);
+    }
+    if let Some(r) = site.refusal(module, !matches!(e.key, Key::Name(_))) {
+        return Status::Site(r.to_string());
+    }
+    if e.reason.trust.trusted() {
+        return Status::Listed(cited.clone());
+    }
+    match decided(profile, &names, Verdict::Allow) {
+        Some(why) => {
+            let mut accepted = cited.clone();
+            accepted.reason.trust = Trust::Trusted(format!("{why}; {}", e.reason.trust.why()));
+            Status::Listed(accepted)
+        }
+        None => Status::Review(e.reason.trust.why().to_string()),
+    }
+}
+
+fn hold(map: &mut BTreeMap<String, Held>, module: &str, why: String, cited: &Cited) {
+    let held = map.entry(module.to_string()).or_insert_with(|| Held { why: why.clone(), cited: Vec::new() });
+    if !held.why.split("; ").any(|w| w == why) {
+        held.why = format!("{}; {why}", held.why);
+    }
+    held.cited.push(cited.clone());
+}
+
+/// The profile's needs on `target`, with no site policy: for tests and for
+/// profiles read away from their machine.
 pub fn plan(profile: &Profile, target: &Target) -> Result<Plan, Vec<Invalid>> {
+    derive(profile, &SitePolicy::default(), target)
+}
+
+/// What `target` must load for `profile` under the site's policy `site`, and
+/// what is held back (for review, denied, disabled by the site). Refuses
+/// profiles with names that cannot be written safely (all of them listed).
+pub fn derive(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<Plan, Vec<Invalid>> {
     let invalid = validate(profile, &target.release);
     if !invalid.is_empty() {
         return Err(invalid);
@@ -444,6 +571,11 @@ pub fn plan(profile: &Profile, target: &Target) -> Result<Plan, Vec<Invalid>> {
                 });
             }
         }
+        let accepted = e.reason.trust.trusted() || {
+            let mut names = vec![e.module.as_str()];
+            names.extend(e.reason.alias.as_deref());
+            decided(profile, &names, Verdict::Allow).is_some()
+        };
         if lookup.is_empty() {
             let hint = match &e.key {
                 Key::Name(_) => None,
@@ -455,6 +587,13 @@ pub fn plan(profile: &Profile, target: &Target) -> Result<Plan, Vec<Invalid>> {
                 )),
                 _ => None,
             };
+            if !accepted {
+                // Nothing to load for a cause nobody trusted: no blocker either.
+                let why =
+                    format!("{}; {} resolves to nothing in {}", e.reason.trust.why(), e.key.describe(), target.release);
+                hold(&mut plan.review, &e.module, why, &Cited { reason: e.reason.clone(), note: None });
+                continue;
+            }
             plan.unresolved.push(Unresolved {
                 learned_as: e.module.clone(),
                 looked_up: e.key.describe(),
@@ -477,22 +616,35 @@ pub fn plan(profile: &Profile, target: &Target) -> Result<Plan, Vec<Invalid>> {
         for m in &lookup.builtin {
             plan.builtin.entry(m.clone()).or_default().push(cited.clone());
         }
+        let mut listed: Vec<(String, Cited)> = Vec::new();
         for m in &lookup.loadable {
-            plan.needs.entry(m.clone()).or_default().push(cited.clone());
+            match status(profile, site, m, &e, &cited) {
+                Status::Listed(c) => listed.push((m.clone(), c)),
+                Status::Review(why) => hold(&mut plan.review, m, why, &cited),
+                Status::Denied(why) => hold(&mut plan.denied, m, why, &cited),
+                Status::Site(why) => hold(&mut plan.site_disabled, m, why, &cited),
+            }
         }
-        for (unit, cgroup) in &e.units {
-            if let Some(why) = drop_in_refusal(unit, cgroup.as_deref()) {
+        for (m, c) in &listed {
+            plan.needs.entry(m.clone()).or_default().push(c.clone());
+        }
+        if listed.is_empty() {
+            continue;
+        }
+        for (unit, scope) in &e.units {
+            if let Some(why) = drop_in_refusal(unit, scope) {
                 plan.other_units.entry(unit.clone()).or_insert(why);
                 continue;
             }
-            if lookup.loadable.is_empty() {
-                continue;
-            }
             let needs = plan.units.entry(unit.clone()).or_default();
-            for m in &lookup.loadable {
-                needs.entry(m.clone()).or_default().push(cited.clone());
+            for (m, c) in &listed {
+                needs.entry(m.clone()).or_default().push(c.clone());
             }
         }
+    }
+    // A module listed for one cause is not held back for another.
+    for held in [&mut plan.review, &mut plan.denied, &mut plan.site_disabled] {
+        held.retain(|m, _| !plan.needs.contains_key(m));
     }
     if !bad_names.is_empty() {
         bad_names.dedup();

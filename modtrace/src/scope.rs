@@ -1,0 +1,317 @@
+//! Whose unit a process runs in, read from its whole cgroup v2 path: the host's
+//! system manager, a user's own manager, a login session, a container, or no
+//! unit at all. The leaf name alone never tells: a container's inner tree has
+//! its own /system.slice/NAME.service, and a user may name a unit of theirs like
+//! a system display manager.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a process's cgroup puts it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Scope {
+    /// A unit of the host's system manager (PID 1): /init.scope,
+    /// /system.slice/NAME.service, or a unit in another top-level host slice.
+    System { unit: String },
+    /// A unit of user UID's own manager (below user@UID.service), or the user's
+    /// slice itself.
+    User { uid: u32, unit: String },
+    /// A login session of UID (session-N.scope).
+    Session { uid: u32, unit: String },
+    /// A container or machine. `unit` is the unit inside its own tree, if any:
+    /// never one of the host's.
+    Container {
+        runtime: String,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unit: Option<String>,
+    },
+    /// The root cgroup: kernel threads, or a process outside every unit.
+    NoUnit,
+    /// The cgroup path is not known, or has a shape no manager known here makes.
+    #[default]
+    Unknown,
+}
+
+const UNIT_SUFFIXES: &[&str] = &[
+    ".service",
+    ".scope",
+    ".slice",
+    ".socket",
+    ".mount",
+    ".swap",
+    ".timer",
+    ".path",
+    ".target",
+    ".device",
+    ".automount",
+];
+
+fn has_suffix(name: &str, suffixes: &[&str]) -> bool {
+    suffixes.iter().any(|s| name.len() > s.len() && name.ends_with(s))
+}
+
+fn components(path: &str) -> Vec<&str> {
+    path.split('/').filter(|p| !p.is_empty()).collect()
+}
+
+fn deepest_unit(parts: &[&str]) -> Option<String> {
+    let deepest = |suffixes: &[&str]| parts.iter().rev().find(|p| has_suffix(p, suffixes)).copied();
+    deepest(&[".service", ".scope"]).or_else(|| deepest(UNIT_SUFFIXES)).map(str::to_string)
+}
+
+/// The deepest .service or .scope a cgroup path names, else its deepest
+/// component that looks like a unit; None for the root. Only the unit's name:
+/// [`Scope::of`] says whose unit it is.
+pub fn unit_of(cgroup_path: &str) -> Option<String> {
+    deepest_unit(&components(cgroup_path))
+}
+
+/// The uid in "user-UID.slice" or "user@UID.service".
+fn uid_in(part: &str, prefix: &str, suffix: &str) -> Option<u32> {
+    part.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()
+}
+
+/// A container marker at `parts[i]`: (runtime, name, index of the first
+/// component inside the container).
+fn container_at(parts: &[&str], i: usize) -> Option<(String, String, usize)> {
+    let part = parts[i];
+    let next = |runtime: &str, name: &str| Some((runtime.to_string(), name.to_string(), i + 1));
+    let between = |prefix: &str, suffix: &str| part.strip_prefix(prefix).and_then(|r| r.strip_suffix(suffix));
+    if let Some(name) = between("systemd-nspawn@", ".service") {
+        return next("systemd-nspawn", name);
+    }
+    if let Some(name) = part.strip_prefix("lxc.payload.").or_else(|| part.strip_prefix("lxc.monitor.")) {
+        return next("lxc", name);
+    }
+    if let Some(id) = between("libpod-conmon-", ".scope").or_else(|| between("libpod-", ".scope")) {
+        return next("podman", id);
+    }
+    for (prefix, runtime) in
+        [("docker-", "docker"), ("cri-containerd-", "containerd"), ("crio-", "cri-o"), ("machine-", "machine")]
+    {
+        if let Some(id) = between(prefix, ".scope") {
+            return next(runtime, id);
+        }
+    }
+    // cgroupfs layouts: /docker/ID, /lxc/NAME
+    if i == 0 && matches!(part, "docker" | "lxc") {
+        return parts.get(1).map(|name| (part.to_string(), name.to_string(), 2));
+    }
+    None
+}
+
+/// Trees only containers live in, when no runtime's own marker is in the path.
+fn container_tree(parts: &[&str]) -> Option<(String, String, usize)> {
+    if parts[0].starts_with("kubepods") {
+        let name = parts.last().copied().unwrap_or(parts[0]);
+        return Some(("kubernetes".to_string(), name.to_string(), parts.len()));
+    }
+    if parts[0] == "machine.slice" {
+        let name = parts.get(1).copied().unwrap_or("machine.slice");
+        return Some(("machine".to_string(), name.to_string(), 2));
+    }
+    None
+}
+
+impl Scope {
+    /// The scope of a cgroup v2 path below the cgroup root; Unknown when the
+    /// path is not known.
+    pub fn of(cgroup_path: Option<&str>) -> Scope {
+        let Some(path) = cgroup_path else { return Scope::Unknown };
+        let parts = components(path);
+        if parts.is_empty() {
+            return Scope::NoUnit;
+        }
+        // A container anywhere in the path makes everything below it its own.
+        let marker = (0..parts.len()).find_map(|i| container_at(&parts, i)).or_else(|| container_tree(&parts));
+        if let Some((runtime, name, inside)) = marker {
+            let inner = parts.get(inside..).unwrap_or(&[]);
+            return Scope::Container { runtime, name, unit: deepest_unit(inner) };
+        }
+        if parts[0] == "user.slice" {
+            if let Some(uid) = parts.get(1).and_then(|p| uid_in(p, "user-", ".slice")) {
+                return match parts.get(2) {
+                    Some(p) if uid_in(p, "user@", ".service") == Some(uid) => {
+                        Scope::User { uid, unit: deepest_unit(&parts[3..]).unwrap_or_else(|| p.to_string()) }
+                    }
+                    Some(p) if p.starts_with("session-") && p.ends_with(".scope") => {
+                        Scope::Session { uid, unit: p.to_string() }
+                    }
+                    _ => Scope::User { uid, unit: deepest_unit(&parts[1..]).unwrap_or_default() },
+                };
+            }
+        }
+        if has_suffix(parts[0], UNIT_SUFFIXES) {
+            return match deepest_unit(&parts) {
+                Some(unit) => Scope::System { unit },
+                None => Scope::Unknown,
+            };
+        }
+        Scope::Unknown
+    }
+
+    /// The unit's name, whatever manager it belongs to.
+    pub fn unit(&self) -> Option<&str> {
+        match self {
+            Scope::System { unit } | Scope::User { unit, .. } | Scope::Session { unit, .. } => Some(unit),
+            Scope::Container { unit, .. } => unit.as_deref(),
+            Scope::NoUnit | Scope::Unknown => None,
+        }
+    }
+
+    /// A unit of the host's system manager, the only kind a drop-in in
+    /// /etc/systemd/system applies to.
+    pub fn system_unit(&self) -> Option<&str> {
+        match self {
+            Scope::System { unit } => Some(unit),
+            _ => None,
+        }
+    }
+
+    /// Outside every container and every user's manager: the host's system
+    /// units, login sessions, and the root cgroup.
+    pub fn on_host(&self) -> bool {
+        matches!(self, Scope::System { .. } | Scope::Session { .. } | Scope::NoUnit)
+    }
+
+    /// The short word for tables: system, user, session, container, none, unknown.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::System { .. } => "system",
+            Scope::User { .. } => "user",
+            Scope::Session { .. } => "session",
+            Scope::Container { .. } => "container",
+            Scope::NoUnit => "none",
+            Scope::Unknown => "unknown",
+        }
+    }
+}
+
+/// "system unit example.service", "user unit X.service of uid 1000", ...
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::System { unit } => write!(f, "system unit {unit}"),
+            Scope::User { uid, unit } => write!(f, "user unit {unit} of uid {uid}"),
+            Scope::Session { uid, unit } => write!(f, "login session {unit} of uid {uid}"),
+            Scope::Container { runtime, name, unit } => {
+                write!(f, "container {name} ({runtime})")?;
+                match unit {
+                    Some(u) => write!(f, ", its unit {u}"),
+                    None => Ok(()),
+                }
+            }
+            Scope::NoUnit => write!(f, "no unit (root cgroup)"),
+            Scope::Unknown => write!(f, "unknown scope (cgroup not known)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sys(u: &str) -> Scope {
+        Scope::System { unit: u.into() }
+    }
+
+    fn container(runtime: &str, name: &str, unit: Option<&str>) -> Scope {
+        Scope::Container { runtime: runtime.into(), name: name.into(), unit: unit.map(Into::into) }
+    }
+
+    #[test]
+    fn every_path_shape_has_its_scope() {
+        let cases = [
+            ("/system.slice/lightdm.service", sys("lightdm.service")),
+            ("/system.slice/docker.service", sys("docker.service")),
+            ("/init.scope", sys("init.scope")),
+            ("/system.slice", sys("system.slice")),
+            ("/background.slice/backup.service", sys("backup.service")),
+            ("/system.slice/system-getty.slice/getty@tty1.service", sys("getty@tty1.service")),
+            (
+                "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service",
+                Scope::User { uid: 1000, unit: "lightdm.service".into() },
+            ),
+            (
+                "/user.slice/user-1000.slice/user@1000.service/init.scope",
+                Scope::User { uid: 1000, unit: "init.scope".into() },
+            ),
+            (
+                "/user.slice/user-1000.slice/user@1000.service",
+                Scope::User { uid: 1000, unit: "user@1000.service".into() },
+            ),
+            (
+                "/user.slice/user-1000.slice/session-2.scope",
+                Scope::Session { uid: 1000, unit: "session-2.scope".into() },
+            ),
+            ("/user.slice/user-0.slice/session-c1.scope", Scope::Session { uid: 0, unit: "session-c1.scope".into() }),
+            ("/user.slice/user-1000.slice", Scope::User { uid: 1000, unit: "user-1000.slice".into() }),
+            (
+                "/machine.slice/systemd-nspawn@web.service/payload/system.slice/fake-dm.service",
+                container("systemd-nspawn", "web", Some("fake-dm.service")),
+            ),
+            ("/machine.slice/systemd-nspawn@web.service/payload", container("systemd-nspawn", "web", None)),
+            ("/machine.slice/machine-vm1.scope", container("machine", "vm1", None)),
+            ("/machine.slice/libpod-0a1b2c.scope/container", container("podman", "0a1b2c", None)),
+            (
+                "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-77aa.scope",
+                container("podman", "77aa", None),
+            ),
+            ("/system.slice/docker-3f4e.scope", container("docker", "3f4e", None)),
+            ("/docker/3f4e", container("docker", "3f4e", None)),
+            ("/lxc.payload.box/system.slice/cron.service", container("lxc", "box", Some("cron.service"))),
+            ("/lxc/box", container("lxc", "box", None)),
+            ("/kubepods.slice/kubepods-besteffort.slice/cri-containerd-9.scope", container("containerd", "9", None)),
+            ("/machine.slice/odd-thing", container("machine", "odd-thing", None)),
+            ("/", Scope::NoUnit),
+            ("", Scope::NoUnit),
+            ("/not-a-unit/x.service", Scope::Unknown),
+        ];
+        for (path, scope) in cases {
+            assert_eq!(Scope::of(Some(path)), scope, "{path}");
+        }
+        assert_eq!(Scope::of(None), Scope::Unknown);
+    }
+
+    #[test]
+    fn a_containers_or_users_unit_is_never_a_system_unit() {
+        for path in [
+            "/machine.slice/systemd-nspawn@web.service/payload/system.slice/lightdm.service",
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service",
+        ] {
+            let s = Scope::of(Some(path));
+            assert_eq!(s.unit(), Some("lightdm.service"), "{path}");
+            assert_eq!(s.system_unit(), None, "{path}");
+            assert!(!s.on_host(), "{path}");
+        }
+        assert_eq!(sys("lightdm.service").system_unit(), Some("lightdm.service"));
+    }
+
+    #[test]
+    fn unit_is_the_deepest_service_or_scope() {
+        let cases = [
+            ("/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service", Some("foo.service")),
+            ("/user.slice/user-1000.slice/user@1000.service/app.slice", Some("user@1000.service")),
+            ("/system.slice/docker.service/payload", Some("docker.service")),
+            ("/machine.slice/x.mount", Some("x.mount")),
+            ("/", None),
+            ("/not-a-unit/.service", None),
+        ];
+        for (path, unit) in cases {
+            assert_eq!(unit_of(path).as_deref(), unit, "{path}");
+        }
+    }
+
+    #[test]
+    fn scopes_serialize_with_their_kind() {
+        let s = Scope::Session { uid: 1000, unit: "session-2.scope".into() };
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, r#"{"kind":"session","uid":1000,"unit":"session-2.scope"}"#);
+        assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), s);
+        assert_eq!(serde_json::to_string(&Scope::Unknown).unwrap(), r#"{"kind":"unknown"}"#);
+        assert_eq!(s.to_string(), "login session session-2.scope of uid 1000");
+    }
+}
