@@ -117,8 +117,10 @@ fn kernel_helper(mut r: Value) -> Value {
 /// A logged-in uid 1000 in a user unit, and root in a container's unit.
 fn who_records() -> Vec<Value> {
     let uid = u64::from(sc::WHO_USER_UID);
-    let user = who(process("modtrace-guest", None), uid, uid, sc::WHO_USER_CGROUP);
-    let container = who(process("mount", None), 0, sc::AUDIT_UNSET, sc::WHO_CONTAINER_CGROUP);
+    let mut user = who(process("modtrace-guest", None), uid, uid, sc::WHO_USER_CGROUP);
+    user["scope"] = json!({"kind": "user", "uid": uid, "unit": "lightdm.service"});
+    let mut container = who(process("mount", None), 0, sc::AUDIT_UNSET, sc::WHO_CONTAINER_CGROUP);
+    container["scope"] = json!({"kind": "container", "runtime": "systemd-nspawn", "name": "box", "unit": "cron.service"});
     vec![
         request(sc::WHO_USER_ALIAS, user.clone(), &[sc::WHO_USER_MODULE]),
         kernel_helper(requested(sc::WHO_USER_MODULE, sc::WHO_USER_ALIAS, user, &[])),
@@ -826,6 +828,18 @@ fn every_who_asked_check_can_fail() {
     });
     expect_failure("who_container_unit_requester", f, |r| {
         r.records.remove(i(r, "request", sc::WHO_CONTAINER_ALIAS));
+    });
+    // Named like a host unit: it must not pass for one.
+    expect_failure("who_container_unit_requester", f, |r| {
+        r.edit(i(r, "loaded", container), |v| {
+            v["cause"]["requester"]["scope"] = json!({"kind": "system", "unit": "cron.service"})
+        })
+    });
+    expect_failure("who_user_unit_requester", f, |r| {
+        r.edit(i(r, "request", sc::WHO_USER_ALIAS), |v| v["process"]["scope"] = json!({"kind": "system", "unit": "lightdm.service"}))
+    });
+    expect_failure("who_user_unit_requester", f, |r| {
+        r.edit(i(r, "loaded", user), |v| v["cause"]["requester"]["scope"]["uid"] = json!(1001))
     });
 }
 

@@ -1,10 +1,11 @@
 //! Who asked: the kernel's facts about a requester (uid, euid, audit login uid
-//! and session, the whole cgroup path) on the request and on the loads it
-//! caused, for a logged-in user's unit named like a system unit and for a unit
-//! in a container's cgroup tree named like a host unit.
+//! and session, the whole cgroup path) and the scope parsed from them, on the
+//! request and on the loads it caused, for a logged-in user's unit named like a
+//! system unit and for a unit in a container's cgroup tree named like a host
+//! unit.
 //!
 //! Each scenario has one function returning its request and loaded records, so
-//! a check of another field (the scope, once it is reported) is one more line.
+//! a check of another field (the profile's or the report's view) is one more line.
 
 use serde_json::Value;
 
@@ -65,17 +66,36 @@ fn expect_kernel_helper(load: &Value, alias: &str) -> Result<(), String> {
     expect_suffix(load, "/process/cmdline/3", alias)
 }
 
+/// The scope parsed from that path: whose unit it is.
+fn expect_scope(r: &Value, at: &str, fields: &[(&str, &str)]) -> Result<(), String> {
+    for (field, value) in fields {
+        let pointer = format!("{at}/scope/{field}");
+        match r.pointer(&pointer) {
+            Some(Value::String(s)) if s == value => {}
+            Some(Value::Number(n)) if n.to_string() == *value => {}
+            other => return Err(evidence(&format!("{pointer} is {other:?}, expected {value}"), r)),
+        }
+    }
+    Ok(())
+}
+
 pub fn user_unit_requester(f: &Facts) -> Result<(), String> {
     let [request, load] = user_unit(f)?;
     let uid = u64::from(sc::WHO_USER_UID);
-    expect_who(request, "/process", uid, uid, sc::WHO_USER_CGROUP)?;
-    expect_who(load, "/cause/requester", uid, uid, sc::WHO_USER_CGROUP)?;
+    let scope = [("kind", "user"), ("uid", &*uid.to_string()), ("unit", "lightdm.service")];
+    for (r, at) in [(request, "/process"), (load, "/cause/requester")] {
+        expect_who(r, at, uid, uid, sc::WHO_USER_CGROUP)?;
+        expect_scope(r, at, &scope)?;
+    }
     expect_kernel_helper(load, sc::WHO_USER_ALIAS)
 }
 
 pub fn container_unit_requester(f: &Facts) -> Result<(), String> {
     let [request, load] = container_unit(f)?;
-    expect_who(request, "/process", 0, sc::AUDIT_UNSET, sc::WHO_CONTAINER_CGROUP)?;
-    expect_who(load, "/cause/requester", 0, sc::AUDIT_UNSET, sc::WHO_CONTAINER_CGROUP)?;
+    let scope = [("kind", "container"), ("runtime", "systemd-nspawn"), ("name", "box"), ("unit", "cron.service")];
+    for (r, at) in [(request, "/process"), (load, "/cause/requester")] {
+        expect_who(r, at, 0, sc::AUDIT_UNSET, sc::WHO_CONTAINER_CGROUP)?;
+        expect_scope(r, at, &scope)?;
+    }
     expect_kernel_helper(load, sc::WHO_CONTAINER_ALIAS)
 }
