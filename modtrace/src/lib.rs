@@ -10,6 +10,7 @@ pub mod check;
 pub mod correlate;
 pub mod decode;
 pub mod diff;
+pub mod drops;
 pub mod event;
 pub mod generate;
 pub mod guard;

@@ -2,6 +2,7 @@
 
 use std::{
     os::fd::{AsRawFd, RawFd},
+    path::Path,
     time::Duration,
 };
 
@@ -16,10 +17,12 @@ use crate::{
     attribute::SystemDescriber,
     correlate::Correlator,
     decode::decode,
+    drops::Drops,
     event::{Event, Record},
     guard::decision::{self as guard_decision, GuardRecord},
     modindex::KmodIndex,
-    probes::{Losses, Probes, Rings},
+    probes::{Probes, Rings},
+    snapshot::read_proc_modules,
     uevent::UeventSocket,
 };
 
@@ -28,7 +31,8 @@ pub struct Options {
     /// Stop after this long; None runs until SIGINT or SIGTERM.
     pub duration: Option<Duration>,
     /// Also call the sink with None this often, records or not (learn's
-    /// checkpoints must not wait for the next load).
+    /// checkpoints must not wait for the next load). The sink is always called
+    /// with None once first, when the probes are attached and before any record.
     pub tick: Option<Duration>,
 }
 
@@ -36,11 +40,11 @@ pub struct Options {
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
     pub records: u64,
-    /// Ring records that did not decode (a kernel/userspace mismatch, never expected).
-    pub undecodable: u64,
-    pub losses: Losses,
-    /// Requests dropped unserved because too many were waiting (see correlate).
-    pub evicted_requests: u64,
+    /// Every event lost, by where (undecodable records are a kernel/userspace
+    /// mismatch, never expected).
+    pub drops: Drops,
+    /// Repeats folded in the kernel and not yet carried by a later event.
+    pub folded_pending: u64,
     /// Why the run ended: "duration", "SIGINT" or "SIGTERM".
     pub ended_by: &'static str,
 }
@@ -68,7 +72,13 @@ impl Tracer {
         let uevents = UeventSocket::open()
             .map_err(|e| probes.notes.push(format!("no uevent socket ({e}): udev loads will not name their device")))
             .ok();
-        let correlator = Correlator::new(index);
+        let mut correlator = Correlator::new(index).with_helper_program(&helper_program());
+        // Read after attaching: a module loaded meanwhile is both here and in a
+        // ring, and a request for it is satisfied, not left pending.
+        match read_proc_modules(Path::new("/proc/modules")) {
+            Ok(loaded) => correlator.seed_present(loaded.into_iter().map(|m| m.name), monotonic_ns()),
+            Err(e) => probes.notes.push(format!("cannot read /proc/modules ({e}): requests for modules loaded before tracing wait for a helper until they expire")),
+        }
         let guard = crate::guard::kernel::is_pinned().then(|| crate::guard::kernel::ring("GUARD_TRACE").ok()).flatten();
         let mut tracer = Tracer { probes, rings, correlator, describer: SystemDescriber::new(), uevents, guard, guard_sink: None };
         // Decisions taken before this trace began are not its to show.
@@ -82,9 +92,18 @@ impl Tracer {
     /// None is a tick (`Options::tick`).
     pub fn run(mut self, opts: &Options, sink: &mut dyn FnMut(Option<&Record>)) -> anyhow::Result<Summary> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        sink(None);
         let mut summary = runtime.block_on(self.event_loop(opts, sink))?;
-        summary.losses = self.probes.losses();
-        summary.evicted_requests = self.correlator.evicted();
+        let kernel = self.probes.losses();
+        let d = &mut summary.drops;
+        d.ring_requests = kernel.requests;
+        d.ring_loads = kernel.loads;
+        d.ring_failures = kernel.failures;
+        d.unreadable_aliases = kernel.request_names;
+        d.unreadable_module_names = kernel.module_names;
+        d.results_without_call = kernel.exits_without_entry;
+        d.evicted_requests = self.correlator.evicted();
+        summary.folded_pending = kernel.folded_pending;
         Ok(summary)
     }
 
@@ -127,9 +146,10 @@ impl Tracer {
     /// that started it, so the request is then always in this batch or an earlier one.
     fn drain(&mut self, summary: &mut Summary, sink: &mut dyn FnMut(Option<&Record>)) {
         let mut batch = Vec::new();
-        for ring in [&mut self.rings.loads, &mut self.rings.failures, &mut self.rings.requests] {
-            drain_ring(ring, &mut batch, &mut summary.undecodable);
-        }
+        let d = &mut summary.drops;
+        drain_ring(&mut self.rings.loads, &mut batch, &mut d.undecodable_loads);
+        drain_ring(&mut self.rings.failures, &mut batch, &mut d.undecodable_failures);
+        drain_ring(&mut self.rings.requests, &mut batch, &mut d.undecodable_requests);
         // A device's uevent went out before udevd loaded its driver: read after
         // the rings, it is known before any load in this batch is handled.
         self.read_uevents();
@@ -164,8 +184,17 @@ impl Tracer {
     }
 }
 
+/// kernel.modprobe: the program the kernel's helper runs.
+fn helper_program() -> String {
+    let text = std::fs::read_to_string("/proc/sys/kernel/modprobe").unwrap_or_default();
+    match text.trim() {
+        "" => "/sbin/modprobe".to_string(),
+        path => path.to_string(),
+    }
+}
+
 /// CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns().
-fn monotonic_ns() -> u64 {
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid timespec to write into.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };

@@ -76,6 +76,12 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("trace_summary_adds_up", flood::trace_summary_adds_up),
     ("no_lost_loads", flood::no_lost_loads),
     ("every_new_module_has_loaded_record", flood::every_new_module_has_loaded_record),
+    ("distinct_flood_every_request_counted", flood::distinct_flood_every_request_counted),
+    ("distinct_flood_real_loads_keep_their_cause", flood::distinct_flood_real_loads_keep_their_cause),
+    ("profile_session_drops_by_kind", learn::profile_session_drops_by_kind),
+    // who asked: the kernel's facts about the requester
+    ("who_user_unit_requester", who::user_unit_requester),
+    ("who_container_unit_requester", who::container_unit_requester),
     // modtrace guard (tests/guest/guard.sh)
     ("guard_status_before_start", guard::status_before_start),
     ("guard_complain_lets_outside_load_and_reports_it", guard::complain_lets_outside_load_and_reports_it),
@@ -428,6 +434,7 @@ fn expect_empty(r: &Value, pointer: &str) -> Result<(), String> {
 mod flood;
 mod guard;
 mod learn;
+mod who;
 
 #[cfg(test)]
 mod tests;

@@ -136,6 +136,7 @@ mod tests {
             parent_comm: Some("sh".into()),
             args: None,
             cgroup_name: Some("session-2.scope".into()),
+            ..Task::default()
         };
         let mut n = [0u8; NAME_LEN];
         n[..name.len()].copy_from_slice(name.as_bytes());
