@@ -190,6 +190,18 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// Where a process ran, after a verb: "in the system unit X.service",
+    /// "outside any unit (the root cgroup)", ...
+    pub fn locative(&self) -> String {
+        match self {
+            Scope::NoUnit => "outside any unit (the root cgroup)".to_string(),
+            Scope::Unknown => "in a scope not known (its cgroup is not known)".to_string(),
+            other => format!("in the {other}"),
+        }
+    }
+}
+
 /// "system unit example.service", "user unit X.service of uid 1000", ...
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

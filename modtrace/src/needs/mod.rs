@@ -212,7 +212,7 @@ pub fn who(r: &Requester) -> String {
     let place = match (&r.scope, &r.unit) {
         (Scope::System { unit }, _) => unit.clone(),
         (Scope::Unknown, Some(u)) => format!("{u} (scope unknown)"),
-        (Scope::Unknown, None) => "unknown unit".to_string(),
+        (Scope::Unknown, None) => return format!("{} (unit unknown{exe}{uid})", r.comm),
         (Scope::NoUnit, _) => "no unit".to_string(),
         (scope, _) => format!("the {scope}"),
     };
@@ -233,7 +233,7 @@ pub fn loader_who(l: &crate::profile::Loader) -> String {
     let place = match (&l.scope, &l.unit) {
         (Scope::Unknown, Some(u)) => format!(" in {u} (scope unknown)"),
         (Scope::Unknown, None) => String::new(),
-        (scope, _) => format!(" in the {scope}"),
+        (scope, _) => format!(" {}", scope.locative()),
     };
     format!("{} ({uid}){place}", l.comm)
 }

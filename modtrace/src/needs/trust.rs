@@ -38,7 +38,7 @@ fn root_on_host(uid: Option<u32>, euid: Option<u32>, scope: &Scope) -> Trust {
     };
     if uid != 0 || euid.is_some_and(|e| e != 0) {
         let euid = euid.filter(|e| *e != uid).map(|e| format!(", euid {e}")).unwrap_or_default();
-        return Trust::Review(format!("an unprivileged process (uid {uid}{euid}) in the {scope}"));
+        return Trust::Review(format!("an unprivileged process (uid {uid}{euid}) {}", scope.locative()));
     }
     match scope {
         Scope::System { unit } if unit == "init.scope" => Trust::Trusted("root: PID 1 (init.scope)".to_string()),
