@@ -82,6 +82,12 @@ const CHECKS: &[(&str, CheckFn)] = &[
     // who asked: the kernel's facts about the requester
     ("who_user_unit_requester", who::user_unit_requester),
     ("who_container_unit_requester", who::container_unit_requester),
+    // trust: generate, check and allow on the learned profile
+    ("trust_generate_lists_root_needs_only", trust::generate_lists_root_needs_only),
+    ("trust_no_drop_in_for_user_or_container_unit", trust::no_drop_in_for_user_or_container_unit),
+    ("trust_check_puts_untrusted_under_review", trust::check_puts_untrusted_under_review),
+    ("trust_site_disabled_request_warns_not_blocks", trust::site_disabled_request_warns_not_blocks),
+    ("trust_allow_lists_the_accepted_module", trust::allow_lists_the_accepted_module),
     // modtrace guard (tests/guest/guard.sh)
     ("guard_status_before_start", guard::status_before_start),
     ("guard_complain_lets_outside_load_and_reports_it", guard::complain_lets_outside_load_and_reports_it),
@@ -434,6 +440,7 @@ fn expect_empty(r: &Value, pointer: &str) -> Result<(), String> {
 mod flood;
 mod guard;
 mod learn;
+mod trust;
 mod who;
 
 #[cfg(test)]

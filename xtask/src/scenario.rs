@@ -101,8 +101,25 @@ pub const DISTINCT_FLOOD_AUTOLOAD_MODULE: &str = "qrtr";
 /// modprobe'd during that flood.
 pub const DISTINCT_FLOOD_EXPLICIT_MODULE: &str = "tcp_vegas";
 
+// ---- trust: what generate, check and report make of the learned profile ----
+
+/// Disabled by the site's modprobe.d the way Kicksecure's security-misc does
+/// (`install can /bin/false`): socket(AF_CAN, SOCK_RAW, CAN_RAW) during learning
+/// makes the kernel request net-pf-29, and its modprobe runs /bin/false instead
+/// of loading can (the socket then fails with EAFNOSUPPORT).
+pub const SITE_DISABLED_MODULE: &str = "can";
+pub const SITE_DISABLED_ALIAS: &str = "net-pf-29";
+pub const SITE_DISABLED_SOCKET: [i32; 3] = [29, 3, 1];
+pub const SITE_DISABLED_ERRNO: i32 = libc::EAFNOSUPPORT;
+pub const SITE_MODPROBE_CONF: &str = "/etc/modprobe.d/modtrace-test-site.conf";
+/// `generate --out` of the learned profile, and of a copy in which the user
+/// unit's module was accepted with `modtrace allow`.
+pub const GENERATED_DIR: &str = "/tmp/generated";
+pub const ACCEPTED_PROFILE: &str = "/tmp/accepted.json";
+pub const ACCEPTED_GENERATED_DIR: &str = "/tmp/generated-accepted";
+
 /// Modules whose files (and dependencies) the guest's modprobe can find.
-pub const MODPROBE_MODULES: [&str; 14] = [
+pub const MODPROBE_MODULES: [&str; 15] = [
     EXPLICIT_MODULE,
     BINFMT_MODULE,
     CHAIN[0],
@@ -115,6 +132,7 @@ pub const MODPROBE_MODULES: [&str; 14] = [
     FLOOD_EXPLICIT_MODULE,
     WHO_USER_MODULE,
     WHO_CONTAINER_MODULE,
+    SITE_DISABLED_MODULE,
     DISTINCT_FLOOD_AUTOLOAD_MODULE,
     DISTINCT_FLOOD_EXPLICIT_MODULE,
 ];
@@ -144,6 +162,7 @@ const TRACER_WAIT_SECS: u32 = 150;
 /// The guest's /etc/scenario.env, sourced by tests/guest/init.
 pub fn env_file() -> String {
     let chain_socket = CHAIN_SOCKET.map(|n| n.to_string()).join(" ");
+    let site_socket = SITE_DISABLED_SOCKET.map(|n| n.to_string()).join(" ");
     format!(
         "EXPLICIT_MODULE={EXPLICIT_MODULE}\n\
          INSMOD_KO=/{LOOSE_DIR}/{INSMOD_MODULE}.ko\n\
@@ -167,6 +186,14 @@ pub fn env_file() -> String {
          FLOOD_SECS={FLOOD_SECS}\n\
          FLOOD_SOCKET_FAMILY={FLOOD_SOCKET_FAMILY}\n\
          FLOOD_EXPLICIT_MODULE={FLOOD_EXPLICIT_MODULE}\n\
+         SITE_DISABLED_MODULE={SITE_DISABLED_MODULE}\n\
+         SITE_DISABLED_SOCKET='{site_socket}'\n\
+         SITE_DISABLED_ERRNO={SITE_DISABLED_ERRNO}\n\
+         SITE_MODPROBE_CONF={SITE_MODPROBE_CONF}\n\
+         GENERATED_DIR={GENERATED_DIR}\n\
+         ACCEPTED_PROFILE={ACCEPTED_PROFILE}\n\
+         ACCEPTED_GENERATED_DIR={ACCEPTED_GENERATED_DIR}\n\
+         WHO_USER_MODULE={WHO_USER_MODULE}\n\
          WHO_USER_UID={WHO_USER_UID}\n\
          WHO_USER_CGROUP=/sys/fs/cgroup{WHO_USER_CGROUP}\n\
          WHO_USER_FAMILY={WHO_USER_FAMILY}\n\
@@ -191,6 +218,12 @@ pub mod section {
     pub const KILLED_PROFILE: &str = "killed.json";
     /// The corrupt profile after learn refused it.
     pub const CORRUPT_AFTER: &str = "corrupt.json";
+    /// `find -type f` of generate's output, and its modules-load.d list; the
+    /// same after `modtrace allow` of the user unit's module.
+    pub const GENERATED_FILES: &str = "generated-files";
+    pub const GENERATED_LIST: &str = "generated-modules-load.conf";
+    pub const ACCEPTED_FILES: &str = "accepted-files";
+    pub const ACCEPTED_LIST: &str = "accepted-modules-load.conf";
 }
 
 /// Names of the commands tests/guest/init captures: `NAME.stdout`,
@@ -210,6 +243,11 @@ pub mod captured {
     pub const REPORT_MARKDOWN: &str = "report-markdown";
     pub const REPORT_JSON: &str = "report-json";
     pub const REPORT_BY_UNIT: &str = "report-by-unit";
+    /// generate, check and allow on the learned profile (trust outputs).
+    pub const GENERATE: &str = "generate";
+    pub const CHECK: &str = "check";
+    pub const ALLOW: &str = "allow";
+    pub const GENERATE_ACCEPTED: &str = "generate-accepted";
     pub const SPAM_FAILED_LOADS: &str = "spam-failed-loads";
     pub const SPAM_REQUESTS: &str = "spam-requests";
     pub const SPAM_DISTINCT_REQUESTS: &str = "spam-distinct-requests";

@@ -343,8 +343,39 @@ fn good_sections() -> BTreeMap<String, String> {
     let codes = all.get_mut(section::EXIT_CODES).unwrap();
     codes.push('\n');
     codes.push_str(GUARD_EXIT_CODES);
+    codes.push_str(TRUST_EXIT_CODES);
     all.extend(guard_sections());
+    all.extend(trust_sections());
     all
+}
+
+// ---- trust: generate, check and allow on the learned profile ----
+
+const TRUST_EXIT_CODES: &str = "\ngenerate 0\ncheck 1\nallow 0\ngenerate-accepted 0";
+
+const TRUST_CHECK: &str = "info: kernel: 6.1.0-57-amd64
+warning: request for net-pf-29 (modtrace-guest) is denied by site policy, and keeps failing: install can /bin/false (/etc/modprobe.d/modtrace-test-site.conf)
+needed: 9 top-level module(s) (12 with dependencies), 0 built in
+needs review: 2 item(s) only untrusted processes asked for; not loaded before the lock unless accepted:
+  - kcm: asked only by uid 1000 in user unit lightdm.service of uid 1000; asked: modtrace-guest (uid 1000, user unit lightdm.service of uid 1000); accept: modtrace allow kcm
+  - minix: asked only in container box (systemd-nspawn), its unit cron.service; asked: mount (container box (systemd-nspawn), its unit cron.service); accept: modtrace allow minix
+NOT safe to lock: 1 blocker(s):
+  - tcp_westwood is loaded now but not in the profile: after a locked boot nothing would load it";
+
+fn trust_sections() -> Vec<(String, String)> {
+    let files = "./etc/modules-load.d/modtrace.conf\n./etc/systemd/system/example.service.d/modtrace-modules.conf\n\
+                 ./etc/systemd/system/modtrace-lock.service";
+    let texts = [
+        ("generate.stdout", "wrote /tmp/generated/etc/modules-load.d/modtrace.conf".to_string()),
+        ("check.stdout", TRUST_CHECK.to_string()),
+        ("allow.stdout", "modtrace: kcm is accepted in /tmp/accepted.json".to_string()),
+        ("generate-accepted.stdout", "wrote /tmp/generated-accepted/etc/modules-load.d/modtrace.conf".to_string()),
+        (section::GENERATED_FILES, files.to_string()),
+        (section::GENERATED_LIST, "# modtrace\nbinfmt_misc\npppox\nvfat".to_string()),
+        (section::ACCEPTED_FILES, files.to_string()),
+        (section::ACCEPTED_LIST, "# modtrace\nbinfmt_misc\nkcm\npppox\nvfat".to_string()),
+    ];
+    texts.into_iter().map(|(n, t)| (n.to_string(), t)).collect()
 }
 
 // ---- modtrace guard (tests/guest/guard.sh), shaped after a real 6.1 run ----
@@ -880,6 +911,40 @@ fn finds_a_file_position_in_a_message() {
     assert!(!learn::names_position("x: /tmp/c.json: ends early", "/tmp/c.json"));
     assert!(!learn::names_position("x: /tmp/c.json:1: ends early", "/tmp/c.json"));
     assert!(!learn::names_position("x: /tmp/d.json:1:2: ends early", "/tmp/c.json"));
+}
+
+#[test]
+fn every_trust_check_can_fail() {
+    use section::{ACCEPTED_FILES, ACCEPTED_LIST, GENERATED_FILES, GENERATED_LIST};
+    let f = false;
+    expect_failure("trust_generate_lists_root_needs_only", f, |r| r.replace(GENERATED_LIST, "pppox", "pppox\nkcm"));
+    expect_failure("trust_generate_lists_root_needs_only", f, |r| r.replace(GENERATED_LIST, "pppox", "pppox\nminix"));
+    expect_failure("trust_generate_lists_root_needs_only", f, |r| r.replace(GENERATED_LIST, "pppox", "pppox\ncan"));
+    expect_failure("trust_generate_lists_root_needs_only", f, |r| r.replace(GENERATED_LIST, "pppox\n", ""));
+    expect_failure("trust_generate_lists_root_needs_only", f, |r| r.set_exit_code(cap::GENERATE, 1));
+    expect_failure("trust_no_drop_in_for_user_or_container_unit", f, |r| {
+        r.replace(GENERATED_FILES, "example.service.d", "lightdm.service.d")
+    });
+    expect_failure("trust_no_drop_in_for_user_or_container_unit", f, |r| {
+        r.section(GENERATED_FILES).push_str("\n./etc/systemd/system/cron.service.d/modtrace-modules.conf")
+    });
+    expect_failure("trust_check_puts_untrusted_under_review", f, |r| {
+        r.replace("check.stdout", "accept: modtrace allow minix", "")
+    });
+    expect_failure("trust_check_puts_untrusted_under_review", f, |r| r.replace("check.stdout", "needs review:", "review:"));
+    expect_failure("trust_check_puts_untrusted_under_review", f, |r| r.set_exit_code(cap::CHECK, 2));
+    expect_failure("trust_site_disabled_request_warns_not_blocks", f, |r| {
+        r.replace("check.stdout", "denied by site policy", "resolves to can")
+    });
+    expect_failure("trust_site_disabled_request_warns_not_blocks", f, |r| {
+        r.section("check.stdout").push_str("\n  - request for net-pf-29 (modtrace-guest) would fail after the lock")
+    });
+    expect_failure("trust_allow_lists_the_accepted_module", f, |r| r.replace(ACCEPTED_LIST, "kcm\n", ""));
+    expect_failure("trust_allow_lists_the_accepted_module", f, |r| r.replace(ACCEPTED_LIST, "kcm", "kcm\nminix"));
+    expect_failure("trust_allow_lists_the_accepted_module", f, |r| r.set_exit_code(cap::ALLOW, 1));
+    expect_failure("trust_allow_lists_the_accepted_module", f, |r| {
+        r.section(ACCEPTED_FILES).push_str("\n./etc/systemd/system/lightdm.service.d/modtrace-modules.conf")
+    });
 }
 
 #[test]
