@@ -10,7 +10,7 @@
 //! kernel.modules_disabled, kernel.modprobe, lockdown, module.sig_enforce and the
 //! LSM list is information.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -190,6 +190,17 @@ impl Report {
     }
 }
 
+/// Who asked for a request, without the counts: the key that groups requests.
+fn requesters_of(r: &profile::AliasRequest) -> String {
+    let mut names: Vec<String> = r.requesters.iter().map(|q| plan::who(&q.who)).collect();
+    names.dedup();
+    if names.is_empty() {
+        "unknown requester".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
 fn who_requested(r: &profile::AliasRequest) -> String {
     let mut names: Vec<String> =
         r.requesters.iter().map(|q| format!("{}, {} time(s)", plan::who(&q.who), q.count)).collect();
@@ -350,15 +361,14 @@ pub fn evaluate(inputs: &Inputs) -> Report {
     // 3. Requests that would fail after the lock: a blocker when someone
     // trusted asked; the site's or an admin's refusal, or an untrusted
     // requester, is what the lock is for.
+    // Requests that found no module, by who asked: one warning each, so that a
+    // flood of them (or the kernel's crypto self-tests) cannot bury the rest.
+    let mut no_module: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for r in &p.requests {
         let now = target.lookup(&r.alias);
         if now.is_empty() {
             if r.resolves_to.is_empty() {
-                report.warnings.push(format!(
-                    "request for {} ({}) resolves to no module: it fails already and will keep failing",
-                    r.alias,
-                    who_requested(r)
-                ));
+                no_module.entry(requesters_of(r)).or_default().push(&r.alias);
             } else {
                 report.blockers.push(format!(
                     "request for {} ({}) would fail: it resolved to {} when learned, and to no module in {}",
@@ -409,6 +419,9 @@ pub fn evaluate(inputs: &Inputs) -> Report {
                 who_requested(r),
             ));
         }
+    }
+    for (who, aliases) in &no_module {
+        report.warnings.push(no_module_warning(who, aliases));
     }
     for (m, held) in &plan.review {
         if is_covered(m) {
@@ -479,6 +492,24 @@ pub fn evaluate(inputs: &Inputs) -> Report {
     }
     report.plan = Some(plan);
     report
+}
+
+/// The aliases listed in one warning about requests that found no module.
+const ALIASES_SHOWN: usize = 8;
+
+fn no_module_warning(who: &str, aliases: &[&str]) -> String {
+    if let [alias] = aliases {
+        return format!("request for {alias} ({who}) resolves to no module: it fails already and will keep failing");
+    }
+    let shown = aliases.iter().take(ALIASES_SHOWN).copied().collect::<Vec<_>>().join(", ");
+    let more = match aliases.len().saturating_sub(ALIASES_SHOWN) {
+        0 => String::new(),
+        n => format!(" and {n} more (modtrace report lists them)"),
+    };
+    format!(
+        "{} requests by {who} resolve to no module: {shown}{more}; they fail already and will keep failing",
+        aliases.len()
+    )
 }
 
 pub fn render(report: &Report) -> String {
@@ -575,6 +606,19 @@ mod tests {
             configured: configured_modules(&paths),
             site: SitePolicy::read(root.path()),
         })
+    }
+
+    #[test]
+    fn requests_without_module_are_one_warning_per_requester() {
+        assert_eq!(
+            no_module_warning("x (uid 0)", &["net-pf-38"]),
+            "request for net-pf-38 (x (uid 0)) resolves to no module: it fails already and will keep failing"
+        );
+        let many: Vec<String> = (0..10).map(|i| format!("fs-f{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let w = no_module_warning("spam (uid 0)", &many);
+        assert!(w.starts_with("10 requests by spam (uid 0) resolve to no module: fs-f0, fs-f1,"), "{w}");
+        assert!(w.contains("fs-f7 and 2 more (modtrace report lists them)") && !w.contains("fs-f8"), "{w}");
     }
 
     #[test]
