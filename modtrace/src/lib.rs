@@ -15,6 +15,7 @@ pub mod generate;
 pub mod lock;
 pub mod modindex;
 pub mod needs;
+pub mod onbehalf;
 pub mod output;
 pub mod pipeline;
 pub mod probes;

@@ -20,6 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::event::{Cause, Record, What};
 use crate::modindex::{KmodIndex, ModuleIndex};
+use crate::onbehalf::{NoSystemd, OnBehalf, RealSystemd, Systemd};
 use crate::pipeline::{Options, Tracer};
 use super::trace::parse_duration;
 use crate::profile::{self, store, system, PreloadSources, Profile, Session};
@@ -72,6 +73,9 @@ pub struct Plan {
     pub kernel: String,
     pub host: String,
     pub boot_id: Option<String>,
+    /// Ask systemd (systemctl, journal, /proc) who an automount or a
+    /// modprobe@ load was for (onbehalf.rs): when PID 1 is systemd.
+    pub follow_systemd: bool,
 }
 
 /// What the tracer reports when it returns.
@@ -117,6 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         kernel: system::kernel_release(),
         host: system::hostname(),
         boot_id: system::boot_id(),
+        follow_systemd: Path::new("/run/systemd/system").is_dir(),
     };
     crate::probes::preflight::require_modules()?;
     let index = KmodIndex::running().context("reading the running kernel's module index")?;
@@ -208,10 +213,17 @@ pub fn learn(
     let reasons = profile::configured_reasons(&plan.preload);
     session.add_preloaded(&loaded, &reasons, &start_text);
 
+    // onbehalf: loads systemd made for another unit, given to that unit.
+    let behalf = std::cell::RefCell::new(OnBehalf::new(if plan.follow_systemd {
+        Box::new(RealSystemd::default()) as Box<dyn Systemd>
+    } else {
+        Box::new(NoSystemd)
+    }));
     let compose = |session: &Profile, ended_by: &str, records: u64, lost: u64| -> Profile {
         let end = SystemTime::now();
         let mut profile = base.clone().unwrap_or_else(|| Profile::new(&plan.kernel, &plan.host));
         let mut s = session.clone();
+        behalf.borrow_mut().apply(&mut s);
         s.sessions.push(Session {
             start: start_text.clone(),
             end: system::rfc3339(end),
@@ -240,6 +252,7 @@ pub fn learn(
         // when no further record comes.
         if let Some(rec) = rec {
             records += 1;
+            behalf.borrow_mut().see(rec);
             dirty |= session.observe(rec);
             if let What::Loaded { module, cause, .. } = &rec.what {
                 if let Ok(mut s) = status.lock() {
