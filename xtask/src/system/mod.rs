@@ -10,6 +10,7 @@ pub mod boot;
 mod checks;
 pub mod image;
 pub mod initrd;
+pub mod services;
 
 use std::fs;
 use std::path::Path;
@@ -126,7 +127,8 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     let root = work.join("root");
     base::extract(&base.tarball, &root)?;
     let image = work.join("root.img");
-    image::build(&kernel, package, guest_tool, &image::test_contents(options.lock_point), &root, &image)?;
+    let contents = services::test_contents(suite.name(), options.lock_point, &work)?;
+    image::build(&kernel, package, guest_tool, &contents.contents(), &root, &image)?;
     if !options.keep {
         fs::remove_dir_all(&root)?;
     }
@@ -145,9 +147,13 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         fs::remove_file(&image)?;
     }
 
-    let facts = Facts { lock_point: options.lock_point, boot1: &boot1, boot2: &boot2 };
+    let known = match services::suite_has_services(suite.name()) {
+        true => Some(services::Known { initramfs: initrd::module_names(&kernel)? }),
+        false => None,
+    };
+    let facts = Facts { lock_point: options.lock_point, boot1: &boot1, boot2: &boot2, services: known.as_ref() };
     let results = checks::check_all(&facts);
-    print_report(suite, &kernel, options, &times, [&boot1, &boot2], &results, &work);
+    print_report(suite, &kernel, options, &times, [&boot1, &boot2], &results, &work, known.as_ref());
     let failed = results.iter().filter(|c| c.result.is_err()).count();
     println!(
         "vm-test --system {}: {} passed, {failed} failed in {:.0} s",
@@ -195,6 +201,7 @@ fn print_report(
     boots: [&Boot; 2],
     results: &[Check],
     work: &Path,
+    known: Option<&services::Known>,
 ) {
     println!();
     println!(
@@ -218,6 +225,16 @@ fn print_report(
             for line in checks::timings(recorded) {
                 println!("      {line}");
             }
+        }
+    }
+    if let (Some(known), Some(r)) = (known, &boots[0].recorded) {
+        if let Ok((counts, unexplained)) = checks::explained(r, known) {
+            let counts: Vec<String> = counts.iter().map(|(how, n)| format!("{n} {how}")).collect();
+            println!(
+                "   profile: explained by {}; unexplained {}",
+                counts.join(", "),
+                unexplained.len()
+            );
         }
     }
     for line in &times.retried {
