@@ -13,7 +13,9 @@
 //! Like the modprobe join, each is right or left alone: an automount request
 //! is taken only when exactly one journal record of that automount, for that
 //! path, lies in the time window before the request, and the trigger's unit
-//! only while /proc still shows that process (else its unit is unknown).
+//! only from /proc: as it was while the process waited on the automount
+//! (wchan autofs_wait, read when the mount's request arrives), or as it is
+//! when the load is handled; else its unit is unknown.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -53,6 +55,9 @@ pub trait Systemd {
     fn automount_requests(&mut self, automount: &str) -> Vec<AutomountRequest>;
     /// The process `pid`, when /proc still shows it with this comm.
     fn process(&mut self, pid: u32, comm: &str) -> Option<Requester>;
+    /// The processes the kernel has waiting on an automount now (their
+    /// /proc/PID/wchan is autofs_wait), as they are.
+    fn waiting(&mut self) -> Vec<Requester>;
     /// The units that want, require or bind `unit` (`WantedBy=`, `RequiredBy=`,
     /// `RequisiteOf=`, `BoundBy=`), sorted.
     fn wanted_by(&mut self, unit: &str) -> Vec<String>;
@@ -77,6 +82,9 @@ pub struct OnBehalf<S: Systemd> {
     /// Mount unit -> resolution; a second, different resolution for the same
     /// unit in one session makes it ambiguous (Left).
     mounts: BTreeMap<String, Resolution>,
+    /// Mount unit -> who waited on an automount when its mount asked the
+    /// kernel (the trigger may be gone by the time the load is handled).
+    waiting: BTreeMap<String, Vec<Requester>>,
     wanted: BTreeMap<String, Vec<String>>,
     /// How many times to ask the journal before giving up.
     tries: u32,
@@ -130,16 +138,24 @@ pub fn the_one(requests: &[AutomountRequest], path: &str, at_us: u64) -> Result<
 
 impl<S: Systemd> OnBehalf<S> {
     pub fn new(system: S) -> Self {
-        OnBehalf { system, mounts: BTreeMap::new(), wanted: BTreeMap::new(), tries: 50 }
+        OnBehalf { system, mounts: BTreeMap::new(), waiting: BTreeMap::new(), wanted: BTreeMap::new(), tries: 50 }
     }
 
     pub fn with_tries(system: S, tries: u32) -> Self {
         OnBehalf { tries, ..Self::new(system) }
     }
 
-    /// Looks at one record as it arrives: a load requested by a mount unit's
-    /// mount is resolved now, while the triggering process still waits.
+    /// Looks at one record as it arrives. A mount unit's request: who waits on
+    /// an automount is noted at once, while the trigger still waits. A load
+    /// it requested: resolved now.
     pub fn see(&mut self, rec: &Record) {
+        if let What::Request { .. } = &rec.what {
+            if let Some(unit) = mount_unit_of(&rec.process) {
+                let now = self.system.waiting();
+                self.waiting.insert(unit.to_string(), now);
+            }
+            return;
+        }
         let What::Loaded { cause: Cause::Request { requester, .. }, .. } = &rec.what else { return };
         let Some(unit) = mount_unit_of(requester) else { return };
         let resolution = self.resolve_mount(unit, rec.ts_ns / 1000);
@@ -171,7 +187,10 @@ impl<S: Systemd> OnBehalf<S> {
             }
             match the_one(&self.system.automount_requests(&automount), &path, at) {
                 Ok(req) => {
-                    let who = self.system.process(req.pid, &req.comm).unwrap_or_else(|| gone(&req));
+                    let waited = self.waiting.get(unit).and_then(|w| {
+                        w.iter().find(|r| r.pid == Some(req.pid) && r.comm == req.comm).cloned()
+                    });
+                    let who = waited.or_else(|| self.system.process(req.pid, &req.comm)).unwrap_or_else(|| gone(&req));
                     return Resolution::Trigger(who);
                 }
                 // More than one will not become one by waiting.
@@ -286,6 +305,9 @@ impl<T: Systemd + ?Sized> Systemd for Box<T> {
     fn process(&mut self, pid: u32, comm: &str) -> Option<Requester> {
         (**self).process(pid, comm)
     }
+    fn waiting(&mut self) -> Vec<Requester> {
+        (**self).waiting()
+    }
     fn wanted_by(&mut self, unit: &str) -> Vec<String> {
         (**self).wanted_by(unit)
     }
@@ -306,6 +328,9 @@ impl Systemd for NoSystemd {
     }
     fn process(&mut self, _: u32, _: &str) -> Option<Requester> {
         None
+    }
+    fn waiting(&mut self) -> Vec<Requester> {
+        Vec::new()
     }
     fn wanted_by(&mut self, _: &str) -> Vec<String> {
         Vec::new()
@@ -392,11 +417,36 @@ impl Systemd for RealSystemd {
     }
 
     fn process(&mut self, pid: u32, comm: &str) -> Option<Requester> {
+        let r = self.read_process(pid)?;
+        (r.comm == comm).then_some(r)
+    }
+
+    fn waiting(&mut self) -> Vec<Requester> {
+        let Ok(entries) = fs::read_dir(&self.proc_root) else { return Vec::new() };
+        let pids = entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+        let waiting: Vec<u32> = pids
+            .filter(|pid| {
+                let wchan = fs::read_to_string(self.proc_root.join(pid.to_string()).join("wchan"));
+                wchan.is_ok_and(|w| w.trim() == "autofs_wait")
+            })
+            .collect();
+        waiting.into_iter().filter_map(|pid| self.read_process(pid)).collect()
+    }
+
+    fn wanted_by(&mut self, unit: &str) -> Vec<String> {
+        systemctl_show(unit, &["WantedBy", "RequiredBy", "RequisiteOf", "BoundBy"])
+    }
+
+    fn pause(&mut self) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl RealSystemd {
+    /// What /proc says of `pid` now: comm, uids, login uid, exe, cgroup.
+    fn read_process(&self, pid: u32) -> Option<Requester> {
         let dir = self.proc_root.join(pid.to_string());
-        let now = fs::read_to_string(dir.join("comm")).ok()?;
-        if now.trim_end_matches('\n') != comm {
-            return None;
-        }
+        let comm = fs::read_to_string(dir.join("comm")).ok()?.trim_end_matches('\n').to_string();
         let status = fs::read_to_string(dir.join("status")).ok()?;
         let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
         let mut ids = uids.split_whitespace().map(|x| x.parse::<u32>().ok());
@@ -404,7 +454,7 @@ impl Systemd for RealSystemd {
         let cgroup = proc_cgroup_path(&fs::read_to_string(dir.join("cgroup")).ok()?);
         let loginuid = fs::read_to_string(dir.join("loginuid")).ok().and_then(|s| s.trim().parse().ok());
         Some(Requester {
-            comm: comm.to_string(),
+            comm,
             exe: exe(&self.proc_root, pid),
             pid: Some(pid),
             uid: Some(uid),
@@ -415,14 +465,6 @@ impl Systemd for RealSystemd {
             cgroup,
             extra: Default::default(),
         })
-    }
-
-    fn wanted_by(&mut self, unit: &str) -> Vec<String> {
-        systemctl_show(unit, &["WantedBy", "RequiredBy", "RequisiteOf", "BoundBy"])
-    }
-
-    fn pause(&mut self) {
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

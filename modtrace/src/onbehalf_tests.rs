@@ -12,6 +12,8 @@ struct Fake {
     lag: u32,
     asked_journal: u32,
     procs: BTreeMap<u32, Requester>,
+    /// Who waits on the automount when the mount's request is seen.
+    waiting: Vec<Requester>,
     wanted: BTreeMap<String, Vec<String>>,
 }
 
@@ -29,6 +31,9 @@ impl Systemd for &mut Fake {
     }
     fn process(&mut self, pid: u32, comm: &str) -> Option<Requester> {
         self.procs.get(&pid).filter(|r| r.comm == comm).cloned()
+    }
+    fn waiting(&mut self) -> Vec<Requester> {
+        self.waiting.clone()
     }
     fn wanted_by(&mut self, unit: &str) -> Vec<String> {
         self.wanted.get(unit).cloned().unwrap_or_default()
@@ -267,4 +272,33 @@ fn journal_json_lines_are_read() {
         [AutomountRequest { monotonic_us: 4_123_456, path: PATH.into(), pid: 233, comm: "systemd-binfmt".into() }]
     );
     assert_eq!(parse_automount_message("Got automount request for /a, b, triggered by 9 (x y)"), Some(("/a, b".into(), 9, "x y".into())));
+}
+
+/// The mount's own request (What::Request), seen before its load.
+fn binfmt_request() -> Record {
+    let mount = in_cgroup(400, "mount", Some("/usr/bin/mount"), 0, &format!("/system.slice/{MOUNT}"));
+    let mut rec = crate::profile::testutil::request("2026-12-01T10:00:05Z", mount, "fs-binfmt_misc", &["binfmt_misc"]);
+    rec.ts_ns = 5_000_000_000;
+    rec
+}
+
+#[test]
+fn a_trigger_seen_waiting_at_the_request_is_known_after_it_exited() {
+    let mut fake = binfmt_fake();
+    let waiting = fake.procs.remove(&233).unwrap();
+    fake.waiting = vec![waiting];
+    let p = learned(&[binfmt_request(), binfmt_load(5)], &mut fake);
+    let t = only_trigger(&p, "binfmt_misc");
+    assert_eq!(t.requester.as_ref().unwrap().unit.as_deref(), Some("systemd-binfmt.service"));
+    assert_eq!(t.via.as_deref(), Some(MOUNT));
+}
+
+#[test]
+fn a_waiting_process_the_journal_does_not_name_is_not_taken() {
+    let mut fake = binfmt_fake();
+    fake.procs.clear();
+    fake.waiting = vec![requester_in(500, "lightdm", "/system.slice/lightdm.service")];
+    let p = learned(&[binfmt_request(), binfmt_load(5)], &mut fake);
+    let r = only_trigger(&p, "binfmt_misc").requester.clone().unwrap();
+    assert_eq!((r.comm.as_str(), r.unit), ("systemd-binfmt", None));
 }
