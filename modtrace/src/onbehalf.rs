@@ -138,7 +138,7 @@ pub fn the_one(requests: &[AutomountRequest], path: &str, at_us: u64) -> Result<
 
 impl<S: Systemd> OnBehalf<S> {
     pub fn new(system: S) -> Self {
-        OnBehalf { system, mounts: BTreeMap::new(), waiting: BTreeMap::new(), wanted: BTreeMap::new(), tries: 50 }
+        OnBehalf { system, mounts: BTreeMap::new(), waiting: BTreeMap::new(), wanted: BTreeMap::new(), tries: 5 }
     }
 
     pub fn with_tries(system: S, tries: u32) -> Self {
@@ -379,9 +379,16 @@ struct JournalEntry {
     monotonic: Option<String>,
 }
 
-/// "Got automount request for /proc/sys/fs/binfmt_misc, triggered by 233 (systemd-binfmt)"
+/// "proc-sys-fs-binfmt_misc.automount: Got automount request for
+/// /proc/sys/fs/binfmt_misc, triggered by 233 (systemd-binfmt)" (PID 1 puts
+/// the unit first, as systemd 252 and 257 do; without it is read too).
 pub fn parse_automount_message(message: &str) -> Option<(String, u32, String)> {
-    let rest = message.strip_prefix("Got automount request for ")?;
+    const GOT: &str = "Got automount request for ";
+    let rest = match message.split_once(": ") {
+        Some((unit, rest)) if unit.ends_with(".automount") => rest,
+        _ => message,
+    };
+    let rest = rest.strip_prefix(GOT)?;
     let (path, rest) = rest.rsplit_once(", triggered by ")?;
     let (pid, comm) = rest.split_once(' ')?;
     let comm = comm.strip_prefix('(')?.strip_suffix(')')?;
@@ -437,8 +444,9 @@ impl Systemd for RealSystemd {
         systemctl_show(unit, &["WantedBy", "RequiredBy", "RequisiteOf", "BoundBy"])
     }
 
+    /// The learner's event loop waits meanwhile: a few short waits only.
     fn pause(&mut self) {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

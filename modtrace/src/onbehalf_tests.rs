@@ -259,7 +259,7 @@ fn unit_names_unescape_as_systemd_writes_them() {
 #[test]
 fn journal_json_lines_are_read() {
     let text = concat!(
-        r#"{"MESSAGE":"Got automount request for /proc/sys/fs/binfmt_misc, triggered by 233 (systemd-binfmt)","__MONOTONIC_TIMESTAMP":"4123456","_PID":"1"}"#,
+        r#"{"MESSAGE":"proc-sys-fs-binfmt_misc.automount: Got automount request for /proc/sys/fs/binfmt_misc, triggered by 233 (systemd-binfmt)","__MONOTONIC_TIMESTAMP":"4123456","_PID":"1"}"#,
         "\n",
         r#"{"MESSAGE":"Mounting proc-sys-fs-binfmt_misc.mount...","__MONOTONIC_TIMESTAMP":"4200000"}"#,
         "\n",
@@ -272,6 +272,10 @@ fn journal_json_lines_are_read() {
         [AutomountRequest { monotonic_us: 4_123_456, path: PATH.into(), pid: 233, comm: "systemd-binfmt".into() }]
     );
     assert_eq!(parse_automount_message("Got automount request for /a, b, triggered by 9 (x y)"), Some(("/a, b".into(), 9, "x y".into())));
+    // As PID 1 writes it to the journal: the unit first.
+    let msg = "proc-sys-fs-binfmt_misc.automount: Got automount request for /proc/sys/fs/binfmt_misc, triggered by 302 (systemd-binfmt)";
+    assert_eq!(parse_automount_message(msg), Some((PATH.into(), 302, "systemd-binfmt".into())));
+    assert_eq!(parse_automount_message("x.service: Got automount request for /a, triggered by 9 (x)"), None);
 }
 
 /// The mount's own request (What::Request), seen before its load.

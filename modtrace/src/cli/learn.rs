@@ -210,7 +210,11 @@ pub fn learn(
     let mut session = Profile::new(&plan.kernel, &plan.host);
     session.boots.extend(plan.boot_id.clone());
     let loaded = read_proc_modules(&plan.proc_modules)?;
-    let reasons = profile::configured_reasons(&plan.preload);
+    let mut reasons = profile::configured_reasons(&plan.preload);
+    if plan.follow_systemd {
+        let inserted = profile::preload::pid1_inserted(&profile::preload::pid1_journal());
+        profile::preload::add_reason(&mut reasons, &inserted, profile::preload::PID1_INSERTED);
+    }
     session.add_preloaded(&loaded, &reasons, &start_text);
 
     // onbehalf: loads systemd made for another unit, given to that unit.

@@ -10,6 +10,11 @@ use crate::system::services::{Known, Service, SERVICES};
 
 const LEARNER: &str = "modtrace-learn.service";
 const BEFORE_LEARNING: &str = "before learning";
+/// What PID 1 loads itself before it starts any unit (systemd's
+/// src/core/kmod-setup.c, for this QEMU machine: virtio-rng, fw_cfg), without
+/// a word in the journal: "before learning" by necessity. autofs4 is in that
+/// list too, but PID 1 logs it, and the profile says so.
+const PID1_SILENT: [&str; 3] = ["ip_tables", "virtio_rng", "qemu_fw_cfg"];
 
 pub const SERVICE_CHECKS: &[(&str, CheckFn)] = &[
     ("generator_ordered_early_units", generator_ordered),
@@ -86,11 +91,23 @@ fn names(f: &Facts, service: &Service) -> Result<(), String> {
     Ok(())
 }
 
-/// Why a trigger explains its module, or None.
-fn explanation(t: &Value, known: &Known, module: &str) -> Option<&'static str> {
+/// Why a trigger explains its module `m`, or None.
+fn explanation(t: &Value, known: &Known, m: &Value) -> Option<&'static str> {
+    let module = s(m, "/name");
+    let needed = m.get("needed_by").and_then(Value::as_array).is_some_and(|n| !n.is_empty());
+    let top_level = m.get("top_level").and_then(Value::as_bool).unwrap_or(true);
     match s(t, "/kind") {
         "preloaded" if s(t, "/reason") == BEFORE_LEARNING || t.get("reason").is_none() => {
-            known.initramfs.contains(module).then_some("initramfs")
+            if known.initramfs.contains(module) {
+                Some("initramfs")
+            } else if PID1_SILENT.contains(&module) {
+                Some("PID 1 before any unit")
+            } else if needed && !top_level {
+                // A dependency: the modules that need it carry the need.
+                Some("dependency")
+            } else {
+                None
+            }
         }
         "preloaded" => Some("configured"),
         "request" if s(t, "/requester/scope/kind") == "no_unit" => Some("kernel"),
@@ -107,7 +124,12 @@ pub fn explained(r: &Recorded, known: &Known) -> Result<(Vec<(&'static str, usiz
     let mut unexplained = Vec::new();
     for m in modules(&profile)? {
         let name = s(m, "/name");
-        match triggers(m).iter().find_map(|t| explanation(t, known, name)) {
+        // The best explanation any trigger gives: a unit before anything else.
+        let found: Vec<&'static str> = triggers(m).iter().filter_map(|t| explanation(t, known, m)).collect();
+        let best = ["unit", "kernel", "configured", "initramfs", "PID 1 before any unit", "dependency"]
+            .into_iter()
+            .find(|how| found.contains(how));
+        match best {
             Some(how) => match counts.iter_mut().find(|(h, _)| *h == how) {
                 Some((_, n)) => *n += 1,
                 None => counts.push((how, 1)),
