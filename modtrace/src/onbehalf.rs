@@ -63,7 +63,14 @@ pub trait Systemd {
     fn wanted_by(&mut self, unit: &str) -> Vec<String>;
     /// Waits a little before asking the journal again (it may lag behind).
     fn pause(&mut self);
+    /// A handle another thread can ask, so that the learner's event loop never
+    /// waits for systemctl or journalctl; None: ask in line (tests' fakes).
+    fn fork(&self) -> Option<Box<dyn Systemd + Send>> {
+        None
+    }
 }
+
+type Job<T> = std::thread::JoinHandle<(String, T)>;
 
 /// What became of one mount unit's request.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +92,14 @@ pub struct OnBehalf<S: Systemd> {
     /// Mount unit -> who waited on an automount when its mount asked the
     /// kernel (the trigger may be gone by the time the load is handled).
     waiting: BTreeMap<String, Vec<Requester>>,
+    /// (mount unit, mount's pid) already resolved: one mount's several loads
+    /// (a module and its dependencies) ask systemd once.
+    resolved: std::collections::BTreeSet<(String, u32)>,
     wanted: BTreeMap<String, Vec<String>>,
+    /// Questions asked on other threads: mount unit -> resolution, and
+    /// modprobe@ unit -> who wants it.
+    mount_jobs: Vec<Job<Resolution>>,
+    wanted_jobs: Vec<Job<Vec<String>>>,
     /// How many times to ask the journal before giving up.
     tries: u32,
 }
@@ -138,7 +152,16 @@ pub fn the_one(requests: &[AutomountRequest], path: &str, at_us: u64) -> Result<
 
 impl<S: Systemd> OnBehalf<S> {
     pub fn new(system: S) -> Self {
-        OnBehalf { system, mounts: BTreeMap::new(), waiting: BTreeMap::new(), wanted: BTreeMap::new(), tries: 5 }
+        OnBehalf {
+            system,
+            mounts: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            resolved: Default::default(),
+            wanted: BTreeMap::new(),
+            mount_jobs: Vec::new(),
+            wanted_jobs: Vec::new(),
+            tries: 5,
+        }
     }
 
     pub fn with_tries(system: S, tries: u32) -> Self {
@@ -156,9 +179,66 @@ impl<S: Systemd> OnBehalf<S> {
             }
             return;
         }
-        let What::Loaded { cause: Cause::Request { requester, .. }, .. } = &rec.what else { return };
+        match &rec.what {
+            What::Loaded { cause: Cause::Request { requester, .. }, .. } => self.see_mount_load(requester, rec.ts_ns),
+            What::Loaded { cause: Cause::Explicit { loader, .. }, .. } => self.see_modprobe_at(loader),
+            _ => {}
+        }
+    }
+
+    fn see_mount_load(&mut self, requester: &crate::event::Process, ts_ns: u64) {
         let Some(unit) = mount_unit_of(requester) else { return };
-        let resolution = self.resolve_mount(unit, rec.ts_ns / 1000);
+        if !self.resolved.insert((unit.to_string(), requester.tgid)) {
+            return;
+        }
+        let waiting = self.waiting.get(unit).cloned().unwrap_or_default();
+        let (unit, at, tries) = (unit.to_string(), ts_ns / 1000, self.tries);
+        match self.system.fork() {
+            Some(mut system) => self.mount_jobs.push(std::thread::spawn(move || {
+                let r = resolve_mount(&mut *system, &unit, at, &waiting, tries);
+                (unit, r)
+            })),
+            None => {
+                let r = resolve_mount(&mut self.system, &unit, at, &waiting, tries);
+                self.record_mount(&unit, r);
+            }
+        }
+    }
+
+    fn see_modprobe_at(&mut self, loader: &crate::event::Process) {
+        let Some(unit) = modprobe_at_unit(&loader.scope) else { return };
+        if self.wanted.contains_key(unit) || !self.resolved.insert((unit.to_string(), 0)) {
+            return;
+        }
+        let unit = unit.to_string();
+        match self.system.fork() {
+            Some(mut system) => self.wanted_jobs.push(std::thread::spawn(move || {
+                let units = system.wanted_by(&unit);
+                (unit, units)
+            })),
+            None => {
+                let units = self.system.wanted_by(&unit);
+                self.wanted.insert(unit, units);
+            }
+        }
+    }
+
+    /// Takes in what the other threads found; with `wait`, waits for all.
+    fn collect(&mut self, wait: bool) {
+        for job in take_done(&mut self.mount_jobs, wait) {
+            self.record_mount(&job.0, job.1);
+        }
+        for (unit, units) in take_done(&mut self.wanted_jobs, wait) {
+            self.wanted.insert(unit, units);
+        }
+    }
+
+    /// Waits for every question still out (before the final save).
+    pub fn finish(&mut self) {
+        self.collect(true);
+    }
+
+    fn record_mount(&mut self, unit: &str, resolution: Resolution) {
         match self.mounts.get(unit) {
             None => {
                 self.mounts.insert(unit.to_string(), resolution);
@@ -171,39 +251,10 @@ impl<S: Systemd> OnBehalf<S> {
         }
     }
 
-    fn resolve_mount(&mut self, unit: &str, at: u64) -> Resolution {
-        let stem = unit.strip_suffix(".mount").unwrap_or(unit);
-        let automount = format!("{stem}.automount");
-        if !self.system.triggered_by(unit).contains(&automount) {
-            return Resolution::Left(format!("{unit} is not triggered by {automount}"));
-        }
-        let Some(path) = unescape_path(stem) else {
-            return Resolution::Left(format!("{unit}: not a mount unit name systemd writes"));
-        };
-        let mut last = String::new();
-        for attempt in 0..self.tries.max(1) {
-            if attempt > 0 {
-                self.system.pause();
-            }
-            match the_one(&self.system.automount_requests(&automount), &path, at) {
-                Ok(req) => {
-                    let waited = self.waiting.get(unit).and_then(|w| {
-                        w.iter().find(|r| r.pid == Some(req.pid) && r.comm == req.comm).cloned()
-                    });
-                    let who = waited.or_else(|| self.system.process(req.pid, &req.comm)).unwrap_or_else(|| gone(&req));
-                    return Resolution::Trigger(who);
-                }
-                // More than one will not become one by waiting.
-                Err(why) if why.contains("which one") => return Resolution::Left(why),
-                Err(why) => last = why,
-            }
-        }
-        Resolution::Left(last)
-    }
-
     /// Rewrites the session's triggers: requests by an automount's mount unit
     /// go to the trigger, loads by modprobe@NAME.service to the units that want it.
     pub fn apply(&mut self, profile: &mut Profile) {
+        self.collect(false);
         for m in &mut profile.modules {
             for t in &mut m.triggers {
                 if t.via.is_some() {
@@ -229,22 +280,58 @@ impl<S: Systemd> OnBehalf<S> {
     }
 
     fn apply_modprobe_at(&mut self, t: &mut Trigger) {
-        let Some(l) = &t.loader else { return };
-        let Some(unit) = l.scope.system_unit().filter(|u| u.starts_with("modprobe@") && u.ends_with(".service"))
-        else {
-            return;
-        };
-        let unit = unit.to_string();
-        if !self.wanted.contains_key(&unit) {
-            let units = self.system.wanted_by(&unit);
-            self.wanted.insert(unit.clone(), units);
-        }
-        let consumers = &self.wanted[&unit];
+        let Some(unit) = t.loader.as_ref().and_then(|l| modprobe_at_unit(&l.scope)) else { return };
+        // Not asked yet (a trigger from before this run): nothing to say.
+        let Some(consumers) = self.wanted.get(unit) else { return };
         let Some((first, rest)) = consumers.split_first() else { return };
-        t.via = Some(unit);
+        t.via = Some(unit.to_string());
         t.requester = Some(unit_requester(first));
         t.also_requested_by = rest.iter().map(|u| unit_requester(u)).collect();
     }
+}
+
+/// modprobe@NAME.service of the host's system manager.
+fn modprobe_at_unit(scope: &Scope) -> Option<&str> {
+    scope.system_unit().filter(|u| u.starts_with("modprobe@") && u.ends_with(".service"))
+}
+
+/// The finished jobs (all, with `wait`), joined; a job that panicked is dropped.
+fn take_done<T>(jobs: &mut Vec<Job<T>>, wait: bool) -> Vec<(String, T)> {
+    let (done, out): (Vec<_>, Vec<_>) = jobs.drain(..).partition(|j| wait || j.is_finished());
+    *jobs = out;
+    done.into_iter().filter_map(|j| j.join().ok()).collect()
+}
+
+/// Who triggered the automount of mount unit `unit` whose mount asked the
+/// kernel at `at` (monotonic µs): PID 1's journal must name exactly one
+/// process for that path; its unit is the one it had while it waited, or
+/// what /proc says now, or unknown.
+fn resolve_mount(system: &mut dyn Systemd, unit: &str, at: u64, waiting: &[Requester], tries: u32) -> Resolution {
+    let stem = unit.strip_suffix(".mount").unwrap_or(unit);
+    let automount = format!("{stem}.automount");
+    if !system.triggered_by(unit).contains(&automount) {
+        return Resolution::Left(format!("{unit} is not triggered by {automount}"));
+    }
+    let Some(path) = unescape_path(stem) else {
+        return Resolution::Left(format!("{unit}: not a mount unit name systemd writes"));
+    };
+    let mut last = String::new();
+    for attempt in 0..tries.max(1) {
+        if attempt > 0 {
+            system.pause();
+        }
+        match the_one(&system.automount_requests(&automount), &path, at) {
+            Ok(req) => {
+                let waited = waiting.iter().find(|r| r.pid == Some(req.pid) && r.comm == req.comm).cloned();
+                let who = waited.or_else(|| system.process(req.pid, &req.comm)).unwrap_or_else(|| gone(&req));
+                return Resolution::Trigger(who);
+            }
+            // More than one will not become one by waiting.
+            Err(why) if why.contains("which one") => return Resolution::Left(why),
+            Err(why) => last = why,
+        }
+    }
+    Resolution::Left(last)
 }
 
 /// The trigger as the journal named it, /proc no longer showing it: its unit
@@ -313,6 +400,9 @@ impl<T: Systemd + ?Sized> Systemd for Box<T> {
     }
     fn pause(&mut self) {
         (**self).pause()
+    }
+    fn fork(&self) -> Option<Box<dyn Systemd + Send>> {
+        (**self).fork()
     }
 }
 
@@ -447,6 +537,10 @@ impl Systemd for RealSystemd {
     /// The learner's event loop waits meanwhile: a few short waits only.
     fn pause(&mut self) {
         std::thread::sleep(Duration::from_millis(200));
+    }
+
+    fn fork(&self) -> Option<Box<dyn Systemd + Send>> {
+        Some(Box::new(RealSystemd { proc_root: self.proc_root.clone() }))
     }
 }
 

@@ -306,3 +306,60 @@ fn a_waiting_process_the_journal_does_not_name_is_not_taken() {
     let r = only_trigger(&p, "binfmt_misc").requester.clone().unwrap();
     assert_eq!((r.comm.as_str(), r.unit), ("systemd-binfmt", None));
 }
+
+#[test]
+fn one_mount_s_loads_ask_systemd_once() {
+    let mut fake = binfmt_fake();
+    let mut dependency = binfmt_load(5);
+    if let What::Loaded { module, .. } = &mut dependency.what {
+        *module = "llc".into();
+    }
+    let p = learned(&[binfmt_load(5), dependency], &mut fake);
+    assert_eq!(fake.asked_journal, 1);
+    assert_eq!(only_trigger(&p, "llc").via.as_deref(), Some(MOUNT));
+}
+
+/// A system that can be asked from another thread, answering as `binfmt_fake`.
+#[derive(Clone)]
+struct Forking {
+    journal: Vec<AutomountRequest>,
+    waiting: Vec<Requester>,
+}
+
+impl Systemd for Forking {
+    fn triggered_by(&mut self, _: &str) -> Vec<String> {
+        vec![AUTOMOUNT.into()]
+    }
+    fn automount_requests(&mut self, _: &str) -> Vec<AutomountRequest> {
+        self.journal.clone()
+    }
+    fn process(&mut self, _: u32, _: &str) -> Option<Requester> {
+        None
+    }
+    fn waiting(&mut self) -> Vec<Requester> {
+        self.waiting.clone()
+    }
+    fn wanted_by(&mut self, _: &str) -> Vec<String> {
+        vec!["a.service".into()]
+    }
+    fn pause(&mut self) {}
+    fn fork(&self) -> Option<Box<dyn Systemd + Send>> {
+        Some(Box::new(self.clone()))
+    }
+}
+
+#[test]
+fn questions_go_to_another_thread_and_are_taken_in_before_saving() {
+    let fake = binfmt_fake();
+    let system = Forking { journal: fake.journal.clone(), waiting: fake.procs.values().cloned().collect() };
+    let mut on = OnBehalf::new(system);
+    let mut p = Profile::new("k", "h");
+    for r in [binfmt_request(), binfmt_load(5), modprobe_at_load("llc")] {
+        on.see(&r);
+        p.observe(&r);
+    }
+    on.finish();
+    on.apply(&mut p);
+    assert_eq!(only_trigger(&p, "binfmt_misc").requester.as_ref().unwrap().unit.as_deref(), Some("systemd-binfmt.service"));
+    assert_eq!(only_trigger(&p, "llc").via.as_deref(), Some("modprobe@llc.service"));
+}

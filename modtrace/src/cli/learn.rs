@@ -288,6 +288,7 @@ pub fn learn(
             (TraceEnd { records, lost: 0, ended_by: "error".to_string() }, Some(e))
         }
     };
+    behalf.borrow_mut().finish();
     let finished = compose(&session, &end.ended_by, end.records.max(records), end.lost);
     store::save(&plan.out, &finished).context("saving the profile")?;
     if let Some(e) = failure {

@@ -146,7 +146,9 @@ pub fn pid1_inserted(journal: &str) -> Vec<String> {
 /// PID 1's messages of this boot, as text; empty when the journal cannot be read.
 pub fn pid1_journal() -> String {
     let out = std::process::Command::new("journalctl")
-        .args(["--boot", "--output=cat", "--no-pager", "--quiet", "_PID=1"])
+        // Before journald ran, PID 1 wrote to kmsg: imported from there its
+        // lines carry SYSLOG_PID, not _PID.
+        .args(["--boot", "--output=cat", "--no-pager", "--quiet", "_PID=1", "+", "SYSLOG_IDENTIFIER=systemd", "SYSLOG_PID=1"])
         .output();
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
