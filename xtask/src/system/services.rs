@@ -112,3 +112,78 @@ pub struct Known {
     /// Modules the initramfs loaded (before any learner could run).
     pub initramfs: BTreeSet<String>,
 }
+
+/// modtrace-learn-generator, run on a made-up root (MODTRACE_GENERATOR_ROOT).
+#[cfg(test)]
+mod generator_tests {
+    use std::fs;
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+    use std::process::Command;
+
+    const GENERATOR: &str = "packaging/systemd/modtrace-learn-generator";
+
+    fn unit(root: &Path, name: &str, text: &str) {
+        let dir = root.join("usr/lib/systemd/system");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(name), text).unwrap();
+    }
+
+    fn enable(root: &Path, target: &str, name: &str) {
+        let wants = root.join("etc/systemd/system").join(format!("{target}.wants"));
+        fs::create_dir_all(&wants).unwrap();
+        symlink(format!("/usr/lib/systemd/system/{name}"), wants.join(name)).unwrap();
+    }
+
+    /// The units the generator ordered after the learner.
+    fn run(root: &Path) -> Vec<String> {
+        let out = root.join("out");
+        let _ = fs::remove_dir_all(&out);
+        fs::create_dir_all(&out).unwrap();
+        let status = Command::new("sh")
+            .arg(crate::paths::workspace().join(GENERATOR))
+            .arg(&out)
+            .env("MODTRACE_GENERATOR_ROOT", root)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut units: Vec<String> = fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().trim_end_matches(".d").to_string())
+            .collect();
+        units.sort();
+        for u in &units {
+            let text = fs::read_to_string(out.join(format!("{u}.d/50-modtrace-learn.conf"))).unwrap();
+            assert!(text.contains("[Unit]\nAfter=modtrace-learn.service\n"), "{text}");
+        }
+        units
+    }
+
+    #[test]
+    fn early_units_wait_for_the_learner_only_while_it_is_enabled() {
+        let root = std::env::temp_dir().join(format!("modtrace-generator-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let early = "[Unit]\nDefaultDependencies=no\nBefore=network-pre.target shutdown.target\n";
+        unit(&root, "nftables.service", early);
+        unit(&root, "systemd-binfmt.service", "[Unit]\nDefaultDependencies=no\nAfter=local-fs.target\n");
+        unit(&root, "modprobe@.service", "[Unit]\nDefaultDependencies=no\nBefore=sysinit.target\n");
+        unit(&root, "wg@.service", "[Unit]\nDefaultDependencies=no\n");
+        // What the learner waits for: ordering it after the learner would make a cycle.
+        unit(&root, "early-fs.service", "[Unit]\nDefaultDependencies=no\nBefore=local-fs.target\n");
+        unit(&root, "crypt.service", "[Unit]\nDefaultDependencies=no\nBefore=cryptsetup.target\n");
+        // Default dependencies: after sysinit.target, so after the learner already.
+        unit(&root, "late.service", "[Unit]\nDescription=late\n");
+        for name in ["nftables.service", "early-fs.service", "crypt.service"] {
+            enable(&root, "sysinit.target", name);
+        }
+        enable(&root, "multi-user.target", "late.service");
+        let wg = root.join("etc/systemd/system/multi-user.target.wants/wg@x.service");
+        symlink("/usr/lib/systemd/system/wg@.service", wg).unwrap();
+        assert!(run(&root).is_empty(), "learning is not enabled: nothing is ordered");
+        unit(&root, "modtrace-learn.service", "[Unit]\nDefaultDependencies=no\n");
+        enable(&root, "sysinit.target", "modtrace-learn.service");
+        assert_eq!(run(&root), ["modprobe@.service", "nftables.service", "systemd-binfmt.service", "wg@x.service"]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
