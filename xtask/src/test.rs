@@ -14,7 +14,7 @@ pub fn run(timeout: Duration) -> Result<()> {
     host_tests()?;
     // The Debian package: built from the release binary, then inspected.
     deb::check(&deb::build()?)?;
-    vm_test::run(Options { kernel: Choice::All, keep: false, timeout, modtrace: None, break_first_boot: true })
+    vm_test::run(Options { kernel: Choice::ALL, keep: false, timeout, modtrace: None, break_first_boot: true })
 }
 
 /// cargo test over the workspace, with the real 6.1 module index as a fixture.
