@@ -86,6 +86,8 @@ struct Times {
     boots: Vec<(String, Option<Duration>, Duration)>,
     /// Boots that died before init and were tried again, and why.
     retried: Vec<String>,
+    /// For a suite with services: how the profile's modules are explained.
+    explained: Option<String>,
 }
 
 pub fn run(options: Options) -> Result<()> {
@@ -153,7 +155,14 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     };
     let facts = Facts { lock_point: options.lock_point, boot1: &boot1, boot2: &boot2, services: known.as_ref() };
     let results = checks::check_all(&facts);
-    print_report(suite, &kernel, options, &times, [&boot1, &boot2], &results, &work, known.as_ref());
+    if let (Some(known), Some(r)) = (&known, &boot1.recorded) {
+        if let Ok((counts, unexplained)) = checks::explained(r, known) {
+            let counts: Vec<String> = counts.iter().map(|(how, n)| format!("{n} {how}")).collect();
+            times.explained =
+                Some(format!("profile: explained by {}; unexplained {}", counts.join(", "), unexplained.len()));
+        }
+    }
+    print_report(suite, &kernel, options, &times, [&boot1, &boot2], &results, &work);
     let failed = results.iter().filter(|c| c.result.is_err()).count();
     println!(
         "vm-test --system {}: {} passed, {failed} failed in {:.0} s",
@@ -201,7 +210,6 @@ fn print_report(
     boots: [&Boot; 2],
     results: &[Check],
     work: &Path,
-    known: Option<&services::Known>,
 ) {
     println!();
     println!(
@@ -227,15 +235,8 @@ fn print_report(
             }
         }
     }
-    if let (Some(known), Some(r)) = (known, &boots[0].recorded) {
-        if let Ok((counts, unexplained)) = checks::explained(r, known) {
-            let counts: Vec<String> = counts.iter().map(|(how, n)| format!("{n} {how}")).collect();
-            println!(
-                "   profile: explained by {}; unexplained {}",
-                counts.join(", "),
-                unexplained.len()
-            );
-        }
+    if let Some(line) = &times.explained {
+        println!("   {line}");
     }
     for line in &times.retried {
         println!("   RETRIED {line}");

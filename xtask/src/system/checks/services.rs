@@ -116,9 +116,12 @@ fn explanation(t: &Value, known: &Known, m: &Value) -> Option<&'static str> {
     }
 }
 
+/// (how, count) per kind of explanation, and the modules nothing explains.
+pub type Explained = (Vec<(&'static str, usize)>, Vec<String>);
+
 /// Counts of how the profile's modules are explained (for the report), and
 /// the ones nothing explains.
-pub fn explained(r: &Recorded, known: &Known) -> Result<(Vec<(&'static str, usize)>, Vec<String>), String> {
+pub fn explained(r: &Recorded, known: &Known) -> Result<Explained, String> {
     let profile = r.profile()?;
     let mut counts: Vec<(&'static str, usize)> = Vec::new();
     let mut unexplained = Vec::new();
