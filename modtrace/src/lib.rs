@@ -17,6 +17,7 @@ pub mod guard;
 pub mod lock;
 pub mod modindex;
 pub mod needs;
+pub mod onbehalf;
 pub mod output;
 pub mod pipeline;
 pub mod probes;

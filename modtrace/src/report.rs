@@ -169,15 +169,20 @@ impl Cause {
         let none = (None, None, None);
         let (at, process, via) = match t.kind {
             TriggerKind::Request => {
-                (req_at.unwrap_or(none), req_name, format!("request {}", t.alias.as_deref().unwrap_or("?")))
+                let via = t.via.as_ref().map(|v| format!(" via {v}")).unwrap_or_default();
+                (req_at.unwrap_or(none), req_name, format!("request {}{via}", t.alias.as_deref().unwrap_or("?")))
             }
             TriggerKind::Explicit => {
                 let process = match (&loader_name, &req_name) {
                     (Some(l), Some(r)) => Some(format!("{l} from {r}")),
                     (l, r) => l.clone().or(r.clone()),
                 };
-                // The loader's cgroup is recorded (its scope is known), its parent's is not.
-                (loader_at.or(req_at).unwrap_or(none), process, "explicit".to_string())
+                match &t.via {
+                    // modprobe@NAME.service: the unit that wants it (onbehalf.rs).
+                    Some(via) => (req_at.unwrap_or(none), process, format!("explicit via {via}")),
+                    // The loader's cgroup is recorded (its scope is known), its parent's is not.
+                    None => (loader_at.or(req_at).unwrap_or(none), process, "explicit".to_string()),
+                }
             }
             TriggerKind::Udev => {
                 let device = t.device.as_ref().and_then(|d| d.modalias.clone().or(d.devpath.clone()));

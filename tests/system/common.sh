@@ -66,3 +66,21 @@ finish() {
         "$(cat "$OUT/system-state" 2>/dev/null)" >/dev/console
     systemctl poweroff
 }
+
+# services_facts: the real services of the trixie test (xtask/src/system/services.rs),
+# when the host installed them: their units, and whether each really works.
+services_facts() {
+    [ -e /etc/modtrace-test/services ] || return 0
+    for unit in nftables.service wg-quick@mtwg0.service systemd-binfmt.service \
+        proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount mnt-fat.mount \
+        modtrace-test-tun.service; do
+        show_unit "$unit"
+    done
+    record nft-ruleset nft list ruleset
+    record wg-link ip -details link show mtwg0
+    record binfmt-entry cat /proc/sys/fs/binfmt_misc/modtrace-test
+    record fat-mount findmnt --noheadings --output FSTYPE,OPTIONS /mnt/fat
+    record tun-link ip link show mttun0
+    # modtrace-learn-generator's orderings (boot 1: while learning is enabled).
+    ls /run/systemd/generator/*.d/50-modtrace-learn.conf >"$OUT/generator-dropins" 2>&1
+}

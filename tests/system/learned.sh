@@ -8,6 +8,7 @@
 
 begin boot1
 boot_facts
+services_facts
 # Installed from its .deb when the image was made, as a user would.
 dpkg-query -W -f='${Status} ${Version}\n' modtrace >"$OUT/package-status" 2>&1
 

@@ -3,7 +3,8 @@
 # once the boot is over): record how the locked boot went, then, with
 # `modtrace trace --json` running, try three loads of modules the profile does
 # not have, each of which the lock must refuse with EPERM:
-#   explicit:  modprobe vfat                   (finit_module by modprobe)
+#   explicit:  modprobe isofs                  (finit_module by modprobe; the
+#              trixie test mounts a FAT image, so vfat is in its profile)
 #   in memory: modtrace-guest init-module F.ko (init_module by modtrace-guest)
 #   automatic: modtrace-guest socket 35        (AF_PHONET: the kernel requests
 #              net-pf-35, its modprobe helper's load of phonet is refused)
@@ -19,6 +20,7 @@ INIT_MODULE_FILE=/usr/local/lib/modtrace-test/nls_utf8.ko
 
 begin boot2
 boot_facts
+services_facts
 
 "$MODTRACE" trace --json --duration "${TRACE_SECONDS}s" >"$OUT/trace.jsonl" 2>"$OUT/trace.err" &
 tracer=$!
@@ -27,7 +29,7 @@ while ! grep -q '^modtrace: attached' "$OUT/trace.err" && kill -0 "$tracer" 2>/d
     sleep 0.1
     waited=$((waited + 1))
 done
-record deny-modprobe /sbin/modprobe vfat
+record deny-modprobe /sbin/modprobe isofs
 record deny-init-module "$GUEST_TOOL" init-module "$INIT_MODULE_FILE"
 record deny-request "$GUEST_TOOL" socket 35
 wait "$tracer"

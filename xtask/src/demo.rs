@@ -8,14 +8,13 @@
 //! console shows each command with its real output.
 
 use std::fs;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
 use crate::kernels::{self, Series};
 use crate::system::{base, boot, image, initrd};
-use crate::{artifacts, cmd, deb, paths};
+use crate::{artifacts, deb, paths};
 
 const SUITE: &str = "trixie";
 /// demo.sh prefixes what it shows with this.
@@ -47,7 +46,7 @@ pub fn run() -> Result<()> {
     base::extract(&base.tarball, &root)?;
     let contents = image::Contents {
         files: &FILES,
-        written: vec![(FAT_IMAGE, fat_image(&work)?)],
+        written: vec![(FAT_IMAGE, crate::system::services::fat_image(&work)?)],
         fstab: FSTAB,
         enable: &ENABLE,
     };
@@ -79,11 +78,4 @@ pub fn run() -> Result<()> {
         }
         Err(why) => bail!("the demo guest did not finish: {why}; its console: {}", work.join("console.log").display()),
     }
-}
-
-/// A small FAT file system image, made with mkfs.vfat (dosfstools).
-fn fat_image(work: &std::path::Path) -> Result<Vec<u8>> {
-    let file = work.join("disk.img");
-    cmd::run(Command::new("mkfs.vfat").args(["-C", "-n", "DEMO"]).arg(&file).arg("4096"))?;
-    Ok(fs::read(&file)?)
 }

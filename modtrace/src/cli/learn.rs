@@ -22,6 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::event::{Cause, Record, What};
 use crate::modindex::{KmodIndex, ModuleIndex};
+use crate::onbehalf::{NoSystemd, OnBehalf, RealSystemd, Systemd};
 use crate::pipeline::{Options, Tracer};
 use super::trace::parse_duration;
 use crate::profile::{self, store, system, PreloadSources, Profile, Session};
@@ -75,6 +76,9 @@ pub struct Plan {
     pub kernel: String,
     pub host: String,
     pub boot_id: Option<String>,
+    /// Ask systemd (systemctl, journal, /proc) who an automount or a
+    /// modprobe@ load was for (onbehalf.rs): when PID 1 is systemd.
+    pub follow_systemd: bool,
 }
 
 /// What the tracer reports when it returns.
@@ -120,6 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         kernel: system::kernel_release(),
         host: system::hostname(),
         boot_id: system::boot_id(),
+        follow_systemd: Path::new("/run/systemd/system").is_dir(),
     };
     crate::probes::preflight::require_modules()?;
     let index = KmodIndex::running().context("reading the running kernel's module index")?;
@@ -213,16 +218,27 @@ pub fn learn(
     let start_text = system::rfc3339(start);
     let mut session = Profile::new(&plan.kernel, &plan.host);
     session.boots.extend(plan.boot_id.clone());
-    let reasons = profile::configured_reasons(&plan.preload);
+    let mut reasons = profile::configured_reasons(&plan.preload);
+    if plan.follow_systemd {
+        let inserted = profile::preload::pid1_inserted(&profile::preload::pid1_journal());
+        profile::preload::add_reason(&mut reasons, &inserted, profile::preload::PID1_INSERTED);
+    }
     // Checked now, so a kernel without modules stops learning before it starts.
     read_proc_modules(&plan.proc_modules)?;
     let mut preloaded = Preloaded::default();
 
+    // onbehalf: loads systemd made for another unit, given to that unit.
+    let behalf = std::cell::RefCell::new(OnBehalf::new(if plan.follow_systemd {
+        Box::new(RealSystemd::default()) as Box<dyn Systemd>
+    } else {
+        Box::new(NoSystemd)
+    }));
     let compose = |session: &Profile, preloaded: &Preloaded, ended_by: &str, records: u64, drops: Drops| -> Profile {
         let end = SystemTime::now();
         let mut profile = base.clone().unwrap_or_else(|| Profile::new(&plan.kernel, &plan.host));
         let mut s = session.clone();
         s.add_preloaded(&preloaded.before_tracing(), &reasons, &start_text);
+        behalf.borrow_mut().apply(&mut s);
         s.sessions.push(Session {
             start: start_text.clone(),
             end: system::rfc3339(end),
@@ -258,6 +274,7 @@ pub fn learn(
         // when no further record comes.
         if let Some(rec) = rec {
             records += 1;
+            behalf.borrow_mut().see(rec);
             preloaded.saw(rec);
             dirty |= session.observe(rec);
             if let What::Loaded { module, cause, .. } = &rec.what {
@@ -294,6 +311,7 @@ pub fn learn(
         // The tracer never called the sink: what is loaded now is all there is.
         preloaded.read_now(&plan.proc_modules)?;
     }
+    behalf.borrow_mut().finish();
     let finished = compose(&session, &preloaded, &end.ended_by, end.records.max(records), end.drops);
     store::save(&plan.out, &finished).context("saving the profile")?;
     if let Some(e) = failure {

@@ -28,6 +28,7 @@ fn plan(dir: &TempDir) -> Plan {
         kernel: "6.1.0-18-amd64".to_string(),
         host: "test".to_string(),
         boot_id: Some("boot-1".to_string()),
+        follow_systemd: false,
     }
 }
 

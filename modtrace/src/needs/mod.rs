@@ -250,6 +250,9 @@ pub fn describe_trigger(t: &Trigger) -> String {
                 let others: Vec<String> = t.also_requested_by.iter().map(who).collect();
                 s.push_str(&format!(", also by {}", others.join(", ")));
             }
+            if let Some(via) = &t.via {
+                s.push_str(&format!(", through the automount's {via}"));
+            }
             s
         }
         TriggerKind::Explicit => {
@@ -257,8 +260,16 @@ pub fn describe_trigger(t: &Trigger) -> String {
                 Some(l) => format!("loaded by {}", loader_who(l)),
                 None => "loaded explicitly".to_string(),
             };
-            if let Some(r) = &t.requester {
-                s.push_str(&format!(", run by {}", who(r)));
+            match &t.via {
+                Some(via) => {
+                    let wanted: Vec<String> = t.requester.iter().chain(&t.also_requested_by).map(who).collect();
+                    s.push_str(&format!(" for {}, wanted by {}", via, wanted.join(", ")));
+                }
+                None => {
+                    if let Some(r) = &t.requester {
+                        s.push_str(&format!(", run by {}", who(r)));
+                    }
+                }
             }
             s
         }
@@ -299,6 +310,17 @@ pub fn units_of(t: &Trigger) -> Vec<(String, Scope)> {
     };
     match t.kind {
         TriggerKind::Request => {
+            for r in t.requester.iter().chain(&t.also_requested_by) {
+                add(r.unit.as_ref(), &r.scope);
+            }
+            // An automount's mount unit (onbehalf.rs) needs it too: it is a
+            // host system unit, since only those are followed.
+            if let Some(via) = &t.via {
+                add(Some(via), &Scope::System { unit: via.clone() });
+            }
+        }
+        // modprobe@NAME.service: the units that want it (onbehalf.rs).
+        TriggerKind::Explicit if t.via.is_some() => {
             for r in t.requester.iter().chain(&t.also_requested_by) {
                 add(r.unit.as_ref(), &r.scope);
             }

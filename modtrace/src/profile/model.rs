@@ -167,6 +167,12 @@ pub struct Trigger {
     /// The device a udev load was for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<Device>,
+    /// The unit systemd ran on the requester's behalf, through which the load
+    /// came: the mount unit of an automount (the requester is the process that
+    /// touched the path), or modprobe@NAME.service (the requesters are the
+    /// units that want it). See onbehalf.rs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     /// Preloaded: the configuration that loads it at boot, or "before learning".
     /// Unknown: why no cause could be told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -418,6 +424,7 @@ impl Trigger {
             also_requested_by: Vec::new(),
             loader: None,
             device: None,
+            via: None,
             reason: None,
             count: 0,
             extra: Extra::new(),
@@ -442,6 +449,7 @@ impl Trigger {
             && opt_eq(&self.loader, &other.loader, Loader::same_as)
             && opt_eq(&self.device, &other.device, |a, b| a.modalias == b.modalias && a.devpath == b.devpath)
             && self.reason == other.reason
+            && self.via == other.via
     }
 }
 

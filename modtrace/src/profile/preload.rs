@@ -129,3 +129,42 @@ fn split_cmdline(text: &str) -> Vec<String> {
     }
     words
 }
+
+/// The reason for a module PID 1 inserted itself before starting any unit.
+pub const PID1_INSERTED: &str = "inserted by systemd (PID 1) before any unit (its journal)";
+
+/// Modules PID 1's journal says it inserted ("Inserted module 'autofs4'"),
+/// from `journalctl -o cat` lines of PID 1.
+pub fn pid1_inserted(journal: &str) -> Vec<String> {
+    journal
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Inserted module '")?.strip_suffix('\''))
+        .map(normalize)
+        .collect()
+}
+
+/// PID 1's messages of this boot, as text; empty when the journal cannot be read.
+pub fn pid1_journal() -> String {
+    let out = std::process::Command::new("journalctl")
+        // Before journald ran, PID 1 wrote to kmsg: imported from there its
+        // lines carry SYSLOG_PID, not _PID.
+        .args(["--boot", "--output=cat", "--no-pager", "--quiet", "_PID=1", "+", "SYSLOG_IDENTIFIER=systemd", "SYSLOG_PID=1"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Adds `why` to each module's reason (joined with "; ", as configured_reasons does).
+pub fn add_reason(reasons: &mut BTreeMap<String, String>, modules: &[String], why: &str) {
+    for m in modules {
+        let r = reasons.entry(m.clone()).or_default();
+        if !r.split("; ").any(|x| x == why) {
+            if !r.is_empty() {
+                r.push_str("; ");
+            }
+            r.push_str(why);
+        }
+    }
+}

@@ -514,3 +514,16 @@ fn hand_edited_duplicates_are_refused_with_their_positions() {
     save(&path, &p).unwrap();
     assert!(load(&path).unwrap_err().to_string().contains("are both \"binfmt_misc\""), "names are compared normalised");
 }
+
+#[test]
+fn pid1_s_own_insertions_are_a_reason() {
+    use super::preload::{add_reason, pid1_inserted, PID1_INSERTED};
+    let journal = "systemd 257.9-1~deb13u1 running in system mode\nInserted module 'autofs4'\nInserted module 'dmi-sysfs'\nSet hostname to <x>.\n";
+    let inserted = pid1_inserted(journal);
+    assert_eq!(inserted, ["autofs4", "dmi_sysfs"]);
+    let mut reasons = BTreeMap::from([("autofs4".to_string(), "/etc/modules-load.d/a.conf".to_string())]);
+    add_reason(&mut reasons, &inserted, PID1_INSERTED);
+    add_reason(&mut reasons, &inserted, PID1_INSERTED);
+    assert_eq!(reasons["autofs4"], format!("/etc/modules-load.d/a.conf; {PID1_INSERTED}"));
+    assert_eq!(reasons["dmi_sysfs"], PID1_INSERTED);
+}

@@ -16,6 +16,18 @@ const VARIANT: &str = "minbase";
 /// systemd as init, udev for coldplug, kmod (libkmod2 for modtrace), iproute2;
 /// apt is in minbase (the test installs modtrace's package with it).
 const INCLUDE: [&str; 5] = ["systemd", "systemd-sysv", "udev", "kmod", "iproute2"];
+/// The real services the trixie system test runs (services.rs): a firewall
+/// ruleset and a WireGuard interface, from the suite's own archive.
+const SERVICES_INCLUDE: [&str; 2] = ["nftables", "wireguard-tools"];
+
+/// What debootstrap installs for `suite`.
+fn include(suite: &str) -> Vec<&'static str> {
+    let mut all = INCLUDE.to_vec();
+    if super::services::suite_has_services(suite) {
+        all.extend(SERVICES_INCLUDE);
+    }
+    all
+}
 /// Removed after debootstrap: not needed to boot, a third of the size.
 const TRIM: [&str; 6] =
     ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt", "var/lib/apt/lists"];
@@ -30,7 +42,7 @@ pub struct Base {
 
 /// What the tarball holds; its hash names the file.
 fn key(suite: &str) -> String {
-    format!("suite={suite} variant={VARIANT} include={} trim={}", INCLUDE.join(","), TRIM.join(","))
+    format!("suite={suite} variant={VARIANT} include={} trim={}", include(suite).join(","), TRIM.join(","))
 }
 
 fn file_name(suite: &str, key: &str) -> String {
@@ -62,11 +74,11 @@ pub fn ensure(suite: &str) -> Result<Base> {
     if staging.exists() {
         fs::remove_dir_all(&staging)?;
     }
-    eprintln!("system: debootstrap {suite} ({VARIANT}, {}) from {mirror}", INCLUDE.join(","));
+    eprintln!("system: debootstrap {suite} ({VARIANT}, {}) from {mirror}", include(suite).join(","));
     cmd::run(
         Command::new("debootstrap")
             .arg(format!("--variant={VARIANT}"))
-            .arg(format!("--include={}", INCLUDE.join(",")))
+            .arg(format!("--include={}", include(suite).join(",")))
             .arg(suite)
             .arg(&staging)
             .arg(&mirror),

@@ -11,6 +11,10 @@ use serde_json::Value;
 
 use super::LockPoint;
 use crate::assertions::Check;
+use crate::system::services::Known;
+
+mod services;
+pub use services::explained;
 
 /// The fake display manager and the modules it makes the kernel request.
 const FAKE_DM: &str = "fake-dm.service";
@@ -22,8 +26,8 @@ const LOCK_UNIT: &str = "modtrace-lock.service";
 /// The unit of locked.sh, which makes the denied attempts.
 const LOCKED_UNIT: &str = "modtrace-test-locked.service";
 /// locked.sh's attempts (tests/system/locked.sh): modules the profile must not have.
-const DENIED_EXPLICIT: &str = "vfat";
-const DENIED_EXPLICIT_DEPENDENCY: &str = "fat";
+const DENIED_EXPLICIT: &str = "isofs";
+const DENIED_EXPLICIT_DEPENDENCY: &str = "cdrom";
 const DENIED_IN_MEMORY: &str = "nls_utf8";
 const DENIED_ALIAS: &str = "net-pf-35";
 const DENIED_REQUESTED: &str = "phonet";
@@ -177,6 +181,8 @@ pub struct Facts<'a> {
     pub lock_point: LockPoint,
     pub boot1: &'a Boot,
     pub boot2: &'a Boot,
+    /// For a suite with the real services (services.rs): what the host knows.
+    pub services: Option<&'a Known>,
 }
 
 impl Facts<'_> {
@@ -230,7 +236,8 @@ const CHECKS: &[(&str, CheckFn)] = &[
 ];
 
 pub fn check_all(facts: &Facts) -> Vec<Check> {
-    CHECKS.iter().map(|&(name, check)| Check { name, result: check(facts) }).collect()
+    let services = if facts.services.is_some() { services::SERVICE_CHECKS } else { &[] };
+    CHECKS.iter().chain(services).map(|&(name, check)| Check { name, result: check(facts) }).collect()
 }
 
 // ---- both boots ----
@@ -608,13 +615,13 @@ fn expect_unit(r: &Value, unit: &str) -> Result<(), String> {
     }
 }
 
-/// modprobe vfat: its finit_module (of fat, vfat's dependency, first) failed
+/// modprobe isofs: its finit_module (of cdrom, isofs's dependency, first) failed
 /// with EPERM, attributed to modprobe in locked.sh's unit.
 fn traced_denied_modprobe(f: &Facts) -> Result<(), String> {
     locked(f)?;
     let records = f.b2()?.trace()?;
     // Not the kernel's helper (`modprobe -q -- ALIAS`); its command line, when
-    // modtrace has it, names vfat.
+    // modtrace has it, names isofs.
     let by_locked_sh = |r: &Value| match r.pointer("/process/cmdline").and_then(Value::as_array) {
         Some(_) => mentions(r, "/process/cmdline", DENIED_EXPLICIT) && !mentions(r, "/process/cmdline", "--"),
         None => true,

@@ -54,6 +54,14 @@ pub fn build(kernel: &Kernel, work: &Path) -> Result<PathBuf> {
     Ok(image)
 }
 
+/// The module names the initramfs loads ("crc32c-intel.ko.xz" is crc32c_intel).
+pub fn module_names(kernel: &Kernel) -> Result<BTreeSet<String>> {
+    Ok(module_files(kernel)?
+        .iter()
+        .filter_map(|f| f.file_name()?.to_str()?.split('.').next().map(|n| n.replace('-', "_")))
+        .collect())
+}
+
 /// The .ko files of ROOT_DRIVERS and their dependencies, each once, in load order.
 fn module_files(kernel: &Kernel) -> Result<Vec<PathBuf>> {
     let mut seen = BTreeSet::new();

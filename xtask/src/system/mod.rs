@@ -10,6 +10,7 @@ pub mod boot;
 mod checks;
 pub mod image;
 pub mod initrd;
+pub mod services;
 
 use std::fs;
 use std::path::Path;
@@ -85,6 +86,8 @@ struct Times {
     boots: Vec<(String, Option<Duration>, Duration)>,
     /// Boots that died before init and were tried again, and why.
     retried: Vec<String>,
+    /// For a suite with services: how the profile's modules are explained.
+    explained: Option<String>,
 }
 
 pub fn run(options: Options) -> Result<()> {
@@ -126,7 +129,8 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     let root = work.join("root");
     base::extract(&base.tarball, &root)?;
     let image = work.join("root.img");
-    image::build(&kernel, package, guest_tool, &image::test_contents(options.lock_point), &root, &image)?;
+    let contents = services::test_contents(suite.name(), options.lock_point, &work)?;
+    image::build(&kernel, package, guest_tool, &contents.contents(), &root, &image)?;
     if !options.keep {
         fs::remove_dir_all(&root)?;
     }
@@ -145,8 +149,19 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         fs::remove_file(&image)?;
     }
 
-    let facts = Facts { lock_point: options.lock_point, boot1: &boot1, boot2: &boot2 };
+    let known = match services::suite_has_services(suite.name()) {
+        true => Some(services::Known { initramfs: initrd::module_names(&kernel)? }),
+        false => None,
+    };
+    let facts = Facts { lock_point: options.lock_point, boot1: &boot1, boot2: &boot2, services: known.as_ref() };
     let results = checks::check_all(&facts);
+    if let (Some(known), Some(r)) = (&known, &boot1.recorded) {
+        if let Ok((counts, unexplained)) = checks::explained(r, known) {
+            let counts: Vec<String> = counts.iter().map(|(how, n)| format!("{n} {how}")).collect();
+            times.explained =
+                Some(format!("profile: explained by {}; unexplained {}", counts.join(", "), unexplained.len()));
+        }
+    }
     print_report(suite, &kernel, options, &times, [&boot1, &boot2], &results, &work);
     let failed = results.iter().filter(|c| c.result.is_err()).count();
     println!(
@@ -219,6 +234,9 @@ fn print_report(
                 println!("      {line}");
             }
         }
+    }
+    if let Some(line) = &times.explained {
+        println!("   {line}");
     }
     for line in &times.retried {
         println!("   RETRIED {line}");

@@ -94,7 +94,7 @@ fn denied_load(syscall: &str, by: Value) -> Value {
 fn good_trace() -> Vec<Value> {
     let unit = "modtrace-test-locked.service";
     vec![
-        denied_load("finit_module", process("modprobe", unit, &["/sbin/modprobe", "vfat"])),
+        denied_load("finit_module", process("modprobe", unit, &["/sbin/modprobe", "isofs"])),
         denied_load("init_module", process("modtrace-guest", unit, &["modtrace-guest", "init-module", "f.ko"])),
         json!({"kind": "request", "alias": "net-pf-35", "resolves_to": ["phonet"],
                "process": process("modtrace-guest", unit, &["modtrace-guest", "socket", "35"])}),
@@ -124,7 +124,7 @@ fn good_boot2() -> Recorded {
          present /etc/systemd/system/modtrace-lock.service\n",
     );
     r.insert("deny-modprobe.status", "1\n");
-    r.insert("deny-modprobe.err", "modprobe: ERROR: could not insert 'vfat': Operation not permitted\n");
+    r.insert("deny-modprobe.err", "modprobe: ERROR: could not insert 'isofs': Operation not permitted\n");
     r.insert("deny-init-module.status", "1\n");
     r.insert("deny-init-module.err", "modtrace-guest: init_module(f.ko): Operation not permitted (os error 1)\n");
     r.insert("deny-request.status", "1\n");
@@ -143,6 +143,7 @@ struct Pair {
     lock_point: LockPoint,
     boot1: Boot,
     boot2: Boot,
+    services: Option<Known>,
 }
 
 impl Pair {
@@ -151,6 +152,7 @@ impl Pair {
             lock_point: LockPoint::AfterUdev,
             boot1: Boot { finished: Ok(()), recorded: Some(good_boot1()) },
             boot2: Boot { finished: Ok(()), recorded: Some(good_boot2()) },
+            services: None,
         }
     }
 
@@ -163,18 +165,24 @@ impl Pair {
     }
 
     fn failures(&self) -> Vec<&'static str> {
-        let facts = Facts { lock_point: self.lock_point, boot1: &self.boot1, boot2: &self.boot2 };
+        let facts =
+            Facts { lock_point: self.lock_point, boot1: &self.boot1, boot2: &self.boot2, services: self.services.as_ref() };
         check_all(&facts).into_iter().filter(|c| c.result.is_err()).map(|c| c.name).collect()
     }
 }
 
 #[test]
 fn a_correct_pair_of_boots_passes_every_check() {
-    let pair = Pair::good();
-    let facts = Facts { lock_point: pair.lock_point, boot1: &pair.boot1, boot2: &pair.boot2 };
-    let failed: Vec<String> =
-        check_all(&facts).into_iter().filter_map(|c| c.result.err().map(|e| format!("{}: {e}", c.name))).collect();
-    assert!(failed.is_empty(), "{failed:#?}");
+    for pair in [Pair::good(), Pair::with_services()] {
+        let facts =
+            Facts { lock_point: pair.lock_point, boot1: &pair.boot1, boot2: &pair.boot2, services: pair.services.as_ref() };
+        let results = check_all(&facts);
+        let failed: Vec<String> =
+            results.iter().filter_map(|c| c.result.clone().err().map(|e| format!("{}: {e}", c.name))).collect();
+        assert!(failed.is_empty(), "{failed:#?}");
+        let want = CHECKS.len() + if pair.services.is_some() { services::SERVICE_CHECKS.len() } else { 0 };
+        assert_eq!(results.len(), want);
+    }
 }
 
 /// Applies `break_it` to a correct pair and expects `check` among the failures.
@@ -267,9 +275,9 @@ fn every_check_can_fail() {
     });
     expect_failure("denied_modprobe_eperm", |p| p.b2().insert("deny-modprobe.status", "0\n"));
     expect_failure("denied_modprobe_eperm", |p| {
-        p.b2().insert("deny-modprobe.err", "modprobe: FATAL: Module vfat not found\n")
+        p.b2().insert("deny-modprobe.err", "modprobe: FATAL: Module isofs not found\n")
     });
-    expect_failure("denied_modprobe_eperm", |p| p.b1().insert("profile.json", &profile(&["vfat"]).to_string()));
+    expect_failure("denied_modprobe_eperm", |p| p.b1().insert("profile.json", &profile(&["isofs"]).to_string()));
     expect_failure("denied_init_module_eperm", |p| {
         let mut after = BOOT_MODULES.to_vec();
         after.extend(["llc", "nls_utf8"]);
@@ -323,4 +331,148 @@ fn every_check_is_tested_for_failure() {
     for (name, _) in CHECKS {
         assert!(source.contains(&format!("expect_failure(\"{name}\"")), "no failure test for {name}");
     }
+    for (name, _) in services::SERVICE_CHECKS {
+        assert!(source.contains(&format!("expect_service_failure(\"{name}\"")), "no failure test for {name}");
+    }
+}
+
+// ---- the real services (services.rs) ----
+
+/// Modules of the services pair: the base boot's, and the services' own.
+const SERVICE_MODULES: [&str; 10] =
+    ["nf_tables", "nft_ct", "nft_chain_nat", "nft_masq", "wireguard", "vfat", "fat", "tun", "loop", "nls_ascii"];
+
+fn trigger(kind: &str, who: &str, unit: &str) -> Value {
+    json!({"kind": kind, "count": 1, who: {"comm": "x", "unit": unit, "scope": {"kind": "system", "unit": unit}}})
+}
+
+fn services_profile() -> Value {
+    let mut p = profile(&SERVICE_MODULES);
+    for m in p["modules"].as_array_mut().unwrap() {
+        let name = m["name"].as_str().unwrap().to_string();
+        let t = match name.as_str() {
+            "nf_tables" | "nft_ct" | "nft_chain_nat" | "nft_masq" => trigger("request", "requester", "nftables.service"),
+            "wireguard" => trigger("request", "requester", "wg-quick@mtwg0.service"),
+            "vfat" | "fat" | "nls_ascii" => trigger("request", "requester", "mnt-fat.mount"),
+            "tun" => trigger("request", "requester", "modtrace-test-tun.service"),
+            "loop" => {
+                let mut t = trigger("explicit", "requester", "mnt-fat.mount");
+                t["via"] = json!("modprobe@loop.service");
+                t
+            }
+            "binfmt_misc" => {
+                let mut t = trigger("request", "requester", "systemd-binfmt.service");
+                t["alias"] = json!("fs-binfmt_misc");
+                t["via"] = json!("proc-sys-fs-binfmt_misc.mount");
+                t
+            }
+            "evdev" | "bochs" | "virtio_net" => trigger("udev", "loader", "systemd-udevd.service"),
+            _ => continue,
+        };
+        m["triggers"] = json!([t]);
+    }
+    p
+}
+
+fn all_modules() -> Vec<&'static str> {
+    BOOT_MODULES.iter().chain(["llc"].iter()).chain(SERVICE_MODULES.iter()).copied().collect()
+}
+
+fn works_after_lock(r: &mut Recorded) {
+    for unit in ["nftables.service", "wg-quick@mtwg0.service", "systemd-binfmt.service", "mnt-fat.mount", "modtrace-test-tun.service"] {
+        r.insert(&format!("unit-{unit}.show"), &show(unit, "active", "success", 5_000_000, 4_000_000));
+    }
+    let said = [
+        ("nft-ruleset", "table inet modtrace_filter {\n\tct state established,related accept\n}\ntable ip modtrace_nat {\n\toifname \"mtwg0\" masquerade\n}\n"),
+        ("wg-link", "5: mtwg0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420\n    link/none  promiscuity 0\n    wireguard\n"),
+        ("binfmt-entry", "enabled\ninterpreter /bin/true\nflags: \noffset 0\nmagic 4d5454\n"),
+        ("fat-mount", "vfat ro,relatime,fmask=0022\n"),
+        ("tun-link", "6: mttun0: <NO-CARRIER,POINTOPOINT,MULTICAST,NOARP,UP> mtu 1500 state DOWN\n"),
+    ];
+    for (step, out) in said {
+        r.insert(&format!("{step}.status"), "0\n");
+        r.insert(&format!("{step}.out"), out);
+    }
+}
+
+impl Pair {
+    fn with_services() -> Self {
+        let mut pair = Pair::good();
+        let initramfs = ["virtio_blk", "ext4", "psnap", "llc"].map(String::from).into_iter().collect();
+        pair.services = Some(Known { initramfs });
+        let modules = all_modules();
+        pair.b1().insert("proc-modules", &proc_modules(&modules));
+        pair.b1().insert("profile.json", &services_profile().to_string());
+        pair.b1().insert(
+            "generator-dropins",
+            "/run/systemd/generator/nftables.service.d/50-modtrace-learn.conf\n\
+             /run/systemd/generator/systemd-binfmt.service.d/50-modtrace-learn.conf\n",
+        );
+        pair.b2().insert("proc-modules", &proc_modules(&modules));
+        pair.b2().insert("proc-modules-after", &proc_modules(&modules));
+        works_after_lock(pair.b2());
+        pair
+    }
+}
+
+fn edit_module(p: &mut Pair, name: &str, edit: impl FnOnce(&mut Value)) {
+    let mut profile: Value = serde_json::from_str(p.b1().text("profile.json").unwrap()).unwrap();
+    let m = profile["modules"].as_array_mut().unwrap().iter_mut().find(|m| m["name"] == name).unwrap();
+    edit(m);
+    p.b1().insert("profile.json", &profile.to_string());
+}
+
+fn expect_service_failure(check: &str, break_it: impl FnOnce(&mut Pair)) {
+    let mut pair = Pair::with_services();
+    break_it(&mut pair);
+    let failed = pair.failures();
+    assert!(failed.contains(&check), "{check} did not fail; failures: {failed:?}");
+}
+
+#[test]
+fn every_service_check_can_fail() {
+    expect_service_failure("generator_ordered_early_units", |p| {
+        p.b1().insert("generator-dropins", "/run/systemd/generator/systemd-binfmt.service.d/50-modtrace-learn.conf\n")
+    });
+    // The race the generator closes: nf_tables found loaded when learning began.
+    expect_service_failure("profile_names_nftables", |p| {
+        edit_module(p, "nf_tables", |m| m["triggers"] = json!([{"kind": "preloaded", "reason": "before learning", "count": 1}]))
+    });
+    expect_service_failure("profile_explains_every_module", |p| {
+        edit_module(p, "nf_tables", |m| m["triggers"] = json!([{"kind": "preloaded", "reason": "before learning", "count": 1}]))
+    });
+    expect_service_failure("profile_explains_every_module", |p| {
+        edit_module(p, "evdev", |m| m["triggers"] = json!([{"kind": "unknown", "reason": "no request", "count": 1}]))
+    });
+    expect_service_failure("profile_names_wireguard", |p| {
+        edit_module(p, "wireguard", |m| m["triggers"][0]["requester"]["unit"] = json!("init.scope"))
+    });
+    // The automount's mount unit as requester is what modtrace said before following it.
+    expect_service_failure("profile_names_binfmt_trigger", |p| {
+        edit_module(p, "binfmt_misc", |m| m["triggers"][0] = trigger("request", "requester", "proc-sys-fs-binfmt_misc.mount"))
+    });
+    expect_service_failure("profile_names_binfmt_trigger", |p| {
+        edit_module(p, "binfmt_misc", |m| m["triggers"][0].as_object_mut().unwrap().remove("via").map(|_| ()).unwrap())
+    });
+    expect_service_failure("profile_names_fat_mount", |p| {
+        let mut profile: Value = serde_json::from_str(p.b1().text("profile.json").unwrap()).unwrap();
+        profile["modules"].as_array_mut().unwrap().retain(|m| m["name"] != "vfat");
+        p.b1().insert("profile.json", &profile.to_string());
+    });
+    expect_service_failure("profile_names_tun_user", |p| {
+        edit_module(p, "tun", |m| m["triggers"][0]["kind"] = json!("unknown"))
+    });
+    expect_service_failure("nftables_ruleset_after_lock", |p| p.b2().insert("nft-ruleset.out", "table inet modtrace_filter {\n}\n"));
+    expect_service_failure("nftables_ruleset_after_lock", |p| {
+        p.b2().insert("unit-nftables.service.show", &show("nftables.service", "failed", "exit-code", 0, 1))
+    });
+    expect_service_failure("wireguard_up_after_lock", |p| {
+        p.b2().insert("wg-link.status", "1\n");
+        p.b2().insert("wg-link.err", "Device \"mtwg0\" does not exist.\n");
+    });
+    expect_service_failure("binfmt_registered_after_lock", |p| p.b2().insert("binfmt-entry.out", "disabled\n"));
+    expect_service_failure("fat_mounted_after_lock", |p| p.b2().insert("fat-mount.out", ""));
+    expect_service_failure("tun_up_after_lock", |p| {
+        p.b2().insert("tun-link.out", "6: mttun0: <POINTOPOINT,MULTICAST,NOARP> mtu 1500 state DOWN\n")
+    });
 }

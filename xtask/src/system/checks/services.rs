@@ -1,0 +1,196 @@
+//! The checks of the real services (services.rs), run for a suite that has
+//! them: each service's modules are learned under its unit, nothing in the
+//! profile is unexplained but what the initramfs loaded, and after the lock
+//! each service really works.
+
+use serde_json::Value;
+
+use super::{CheckFn, Facts, Recorded};
+use crate::system::services::{Known, Service, SERVICES};
+
+const LEARNER: &str = "modtrace-learn.service";
+const BEFORE_LEARNING: &str = "before learning";
+/// What PID 1 loads itself before it starts any unit (systemd's
+/// src/core/kmod-setup.c, for this QEMU machine: virtio-rng, fw_cfg), without
+/// a word in the journal: "before learning" by necessity. autofs4 is in that
+/// list too, but PID 1 logs it, and the profile says so.
+const PID1_SILENT: [&str; 3] = ["ip_tables", "virtio_rng", "qemu_fw_cfg"];
+
+pub const SERVICE_CHECKS: &[(&str, CheckFn)] = &[
+    ("generator_ordered_early_units", generator_ordered),
+    ("profile_names_nftables", |f| names(f, &SERVICES[0])),
+    ("profile_names_wireguard", |f| names(f, &SERVICES[1])),
+    ("profile_names_binfmt_trigger", |f| names(f, &SERVICES[2])),
+    ("profile_names_fat_mount", |f| names(f, &SERVICES[3])),
+    ("profile_names_tun_user", |f| names(f, &SERVICES[4])),
+    ("profile_explains_every_module", explains_every_module),
+    ("nftables_ruleset_after_lock", nftables_works),
+    ("wireguard_up_after_lock", wireguard_works),
+    ("binfmt_registered_after_lock", binfmt_works),
+    ("fat_mounted_after_lock", fat_works),
+    ("tun_up_after_lock", tun_works),
+];
+
+fn known<'a>(f: &Facts<'a>) -> Result<&'a Known, String> {
+    f.services.ok_or_else(|| "this suite has no services".to_string())
+}
+
+/// modtrace-learn-generator ordered nftables.service and systemd-binfmt.service
+/// (both DefaultDependencies=no) after the learner in boot 1.
+fn generator_ordered(f: &Facts) -> Result<(), String> {
+    let listed = f.b1()?.text("generator-dropins")?;
+    let missing: Vec<&str> = ["nftables.service", "systemd-binfmt.service"]
+        .into_iter()
+        .filter(|u| !listed.contains(&format!("/{u}.d/50-modtrace-learn.conf")))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("no generator drop-in ordering {missing:?} after {LEARNER}; found: {listed:?}"));
+    }
+    Ok(())
+}
+
+fn modules(profile: &Value) -> Result<&Vec<Value>, String> {
+    profile.get("modules").and_then(Value::as_array).ok_or_else(|| "the profile has no modules list".into())
+}
+
+fn triggers(m: &Value) -> &[Value] {
+    m.get("triggers").and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The unit a trigger names: the requester's for a request (and a modprobe@
+/// load followed to who wants it), the loader's for other explicit loads and udev.
+fn unit_of(t: &Value) -> &str {
+    match (s(t, "/kind"), t.get("via").is_some()) {
+        ("request", _) | ("explicit", true) => s(t, "/requester/unit"),
+        _ => s(t, "/loader/unit"),
+    }
+}
+
+/// Every module of the service has a trigger naming its unit (and the way
+/// it came, for the automount), and none found it "before learning".
+fn names(f: &Facts, service: &Service) -> Result<(), String> {
+    let profile = f.b1()?.profile()?;
+    let all = modules(&profile)?;
+    for name in service.modules {
+        let m = all
+            .iter()
+            .find(|m| s(m, "/name") == *name)
+            .ok_or_else(|| format!("{name} ({}) is not in the profile", service.unit))?;
+        let ts = triggers(m);
+        let named = ts.iter().any(|t| unit_of(t) == service.unit && service.via.is_none_or(|v| s(t, "/via") == v));
+        let early = ts.iter().any(|t| s(t, "/kind") == "preloaded");
+        if !named || early {
+            let via = service.via.map(|v| format!(" via {v}")).unwrap_or_default();
+            return Err(format!("{name} is not attributed to {}{via} alone: triggers {}", service.unit, Value::from(ts)));
+        }
+    }
+    Ok(())
+}
+
+/// Why a trigger explains its module `m`, or None.
+fn explanation(t: &Value, known: &Known, m: &Value) -> Option<&'static str> {
+    let module = s(m, "/name");
+    let needed = m.get("needed_by").and_then(Value::as_array).is_some_and(|n| !n.is_empty());
+    let top_level = m.get("top_level").and_then(Value::as_bool).unwrap_or(true);
+    match s(t, "/kind") {
+        "preloaded" if s(t, "/reason") == BEFORE_LEARNING || t.get("reason").is_none() => {
+            if known.initramfs.contains(module) {
+                Some("initramfs")
+            } else if PID1_SILENT.contains(&module) {
+                Some("PID 1 before any unit")
+            } else if needed && !top_level {
+                // A dependency: the modules that need it carry the need.
+                Some("dependency")
+            } else {
+                None
+            }
+        }
+        "preloaded" => Some("configured"),
+        "request" if s(t, "/requester/scope/kind") == "no_unit" => Some("kernel"),
+        "request" | "explicit" | "udev" if !unit_of(t).is_empty() => Some("unit"),
+        _ => None,
+    }
+}
+
+/// (how, count) per kind of explanation, and the modules nothing explains.
+pub type Explained = (Vec<(&'static str, usize)>, Vec<String>);
+
+/// Counts of how the profile's modules are explained (for the report), and
+/// the ones nothing explains.
+pub fn explained(r: &Recorded, known: &Known) -> Result<Explained, String> {
+    let profile = r.profile()?;
+    let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    let mut unexplained = Vec::new();
+    for m in modules(&profile)? {
+        let name = s(m, "/name");
+        // The best explanation any trigger gives: a unit before anything else.
+        let found: Vec<&'static str> = triggers(m).iter().filter_map(|t| explanation(t, known, m)).collect();
+        let best = ["unit", "kernel", "configured", "initramfs", "PID 1 before any unit", "dependency"]
+            .into_iter()
+            .find(|how| found.contains(how));
+        match best {
+            Some(how) => match counts.iter_mut().find(|(h, _)| *h == how) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((how, 1)),
+            },
+            None => unexplained.push(format!("{name}: {}", Value::from(triggers(m)))),
+        }
+    }
+    Ok((counts, unexplained))
+}
+
+/// Every module has a cause naming a unit (or the kernel's own request), or was
+/// loaded by the initramfs before any learner could run.
+fn explains_every_module(f: &Facts) -> Result<(), String> {
+    let (_, unexplained) = explained(f.b1()?, known(f)?)?;
+    if !unexplained.is_empty() {
+        return Err(format!("{} modules have no cause naming a unit: {}", unexplained.len(), unexplained.join("; ")));
+    }
+    Ok(())
+}
+
+/// After the lock the unit is active and its command said `want`.
+fn works(f: &Facts, unit: &str, step: &str, want: &[&str]) -> Result<(), String> {
+    let r = f.b2()?;
+    let u = r.unit(unit)?;
+    u.expect("ActiveState", "active")?;
+    if r.status(step)? != 0 {
+        return Err(format!("{step} failed after the lock: {}", r.said(step)));
+    }
+    let out = r.text(&format!("{step}.out"))?;
+    match want.iter().find(|w| !out.contains(**w)) {
+        Some(w) => Err(format!("{step} after the lock does not show {w:?}: {out:?}")),
+        None => Ok(()),
+    }
+}
+
+fn nftables_works(f: &Facts) -> Result<(), String> {
+    works(f, "nftables.service", "nft-ruleset", &["ct state established,related accept", "masquerade"])
+}
+
+fn wireguard_works(f: &Facts) -> Result<(), String> {
+    works(f, "wg-quick@mtwg0.service", "wg-link", &["mtwg0", "wireguard"])
+}
+
+fn binfmt_works(f: &Facts) -> Result<(), String> {
+    works(f, "systemd-binfmt.service", "binfmt-entry", &["enabled", "interpreter /bin/true"])
+}
+
+fn fat_works(f: &Facts) -> Result<(), String> {
+    works(f, "mnt-fat.mount", "fat-mount", &["vfat"])
+}
+
+/// The interface exists and is administratively up (`<...,UP,...>`).
+fn tun_works(f: &Facts) -> Result<(), String> {
+    works(f, "modtrace-test-tun.service", "tun-link", &["mttun0"])?;
+    let out = f.b2()?.text("tun-link.out")?;
+    let flags = out.split_once('<').and_then(|(_, r)| r.split_once('>')).map_or("", |(flags, _)| flags);
+    match flags.split(',').any(|fl| fl == "UP") {
+        true => Ok(()),
+        false => Err(format!("mttun0 is not up after the lock: {out:?}")),
+    }
+}
