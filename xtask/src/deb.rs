@@ -43,6 +43,9 @@ const EXPECTED_FILES: &[(&str, &str)] = &[
     ("/usr/share/doc/modtrace/docs/lockdown.md", "-rw-r--r--"),
     ("/usr/share/doc/modtrace/docs/profile.md", "-rw-r--r--"),
     ("/usr/share/doc/modtrace/copyright", "-rw-r--r--"),
+    // Orders early units after the learner while modtrace-learn.service is enabled.
+    ("/lib/systemd/system-generators/modtrace-learn-generator", "-rwxr-xr-x"),
+    ("/usr/share/doc/modtrace/changelog.Debian.gz", "-rw-r--r--"),
 ];
 
 pub fn run(check_it: bool) -> Result<()> {

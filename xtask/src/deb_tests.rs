@@ -14,12 +14,14 @@ drwxr-xr-x 0/0               0 2026-11-27 00:00 ./usr/
 -rw-r--r-- 0/0            9401 2026-11-27 00:00 ./usr/share/doc/modtrace/docs/lockdown.md
 -rw-r--r-- 0/0           17738 2026-11-27 00:00 ./usr/share/doc/modtrace/docs/profile.md
 -rw-r--r-- 0/0             156 2026-11-27 00:00 ./usr/share/doc/modtrace/copyright
+-rw-r--r-- 0/0             310 2026-11-27 00:00 ./usr/share/doc/modtrace/changelog.Debian.gz
+-rwxr-xr-x 0/0            3100 2026-11-27 00:00 ./lib/systemd/system-generators/modtrace-learn-generator
 ";
 
 #[test]
 fn contents_parse_into_absolute_paths() {
     let entries = parse_contents(LISTING).unwrap();
-    assert_eq!(entries.len(), 13);
+    assert_eq!(entries.len(), 15);
     assert_eq!(entries[0].path, "/usr");
     assert_eq!(
         entries[1],
