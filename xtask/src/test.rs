@@ -7,11 +7,12 @@ use anyhow::Result;
 
 use crate::kernels::{self, Choice, Series};
 use crate::vm_test::{self, Options};
-use crate::{cmd, deb, paths};
+use crate::{cmd, deb, fuzz, paths};
 
 pub fn run(timeout: Duration) -> Result<()> {
     kernels::ensure(&Series::ALL, false)?;
     host_tests()?;
+    fuzz::run(fuzz::Options { seconds: 40, target: None })?;
     // The Debian package: built from the release binary, then inspected.
     deb::check(&deb::build()?)?;
     vm_test::run(Options { kernel: Choice::All, keep: false, timeout, modtrace: None, break_first_boot: true })

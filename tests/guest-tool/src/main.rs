@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+
 #[derive(Parser)]
 #[command(name = "modtrace-guest", about = "System calls for modtrace's guest scenario")]
 struct Cli {
@@ -51,6 +53,11 @@ enum Action {
     /// socket(AF_ALG) in a loop for SECONDS: with no module for net-pf-38 each call
     /// makes the kernel request it again; prints `pid=P attempts=N failed=F`.
     SpamRequests { seconds: u64 },
+    /// The storms and timers of `cargo xtask bench` (tests/bench/init).
+    Bench {
+        #[command(subcommand)]
+        action: bench::Action,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +67,7 @@ fn main() -> ExitCode {
         Action::EnterCgroup { path, command } => enter_cgroup(&path, &command),
         Action::SpamFailedLoads { seconds } => spam_failed_loads(Duration::from_secs(seconds)),
         Action::SpamRequests { seconds } => spam_requests(Duration::from_secs(seconds)),
+        Action::Bench { action } => bench::run(action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
