@@ -136,3 +136,10 @@ pub fn decode_seeds() -> Vec<Vec<u8>> {
     }
     seeds
 }
+
+/// The committed modtrace-profile/1 seed, migrated and saved as the current
+/// schema: the profile target's seed in today's format.
+pub fn profile_seed() -> String {
+    let v1 = include_bytes!("../seeds/profile/v1.json");
+    store::parse(Path::new("v1.json"), v1.to_vec()).expect("the /1 seed loads").to_json()
+}

@@ -13,6 +13,9 @@ fn replay(target: &str, check: fn(&[u8])) {
             seen += 1;
         }
     }
+    if target == "profile" {
+        check(modtrace_fuzz::profile_seed().as_bytes());
+    }
     for dir in ["seeds", "regressions"] {
         let Ok(entries) = fs::read_dir(root.join(dir).join(target)) else { continue };
         for entry in entries {

@@ -155,7 +155,10 @@ fn install_packaged(root: &Path, packages: &Path, program: &str) -> Result<()> {
     let lib_dirs = ["usr/lib/x86_64-linux-gnu", "usr/lib"].map(|d| packages.join(d).display().to_string()).join(":");
     let out = Command::new("ldd").arg(&source).env("LD_LIBRARY_PATH", lib_dirs).output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    ensure!(!text.contains("not found"), "{program} needs libraries this host lacks:\n{text}");
+    ensure!(
+        !text.contains("not found"),
+        "{program} needs libraries this host lacks (cargo xtask setup installs them):\n{text}"
+    );
     for library in files::libraries_in(&text) {
         // A library from the packages goes where the package puts it.
         let path = library.strip_prefix(packages).unwrap_or(library.strip_prefix("/").expect("ldd paths are absolute"));

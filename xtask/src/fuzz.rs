@@ -55,8 +55,8 @@ pub fn run(options: Options) -> Result<()> {
     for target in &targets {
         let corpus = target_dir().join("corpus").join(target);
         fs::create_dir_all(&corpus)?;
-        if *target == "decode" {
-            cmd::run(Command::new(bin.join("seeds")).arg(&corpus))?;
+        if matches!(*target, "decode" | "profile") {
+            cmd::run(Command::new(bin.join("seeds")).arg(target).arg(&corpus))?;
         }
         if let Err(e) = fuzz_one(&bin.join(target), target, &corpus, share) {
             eprintln!("fuzz: {target}: {e:#}");

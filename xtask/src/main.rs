@@ -120,7 +120,8 @@ enum Task {
         target: Option<String>,
     },
     /// The full test suite: kernels, cargo test --workspace, 40 s of fuzzing, the
-    /// package, vm-test on all kernels, vm-test --system on bookworm and trixie.
+    /// package, vm-test on all kernels, bench --smoke, vm-test --system on
+    /// bookworm and trixie.
     Test {
         /// Seconds each guest may run before QEMU is killed.
         #[arg(long, default_value_t = 300)]

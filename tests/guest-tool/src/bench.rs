@@ -180,6 +180,7 @@ fn launch(ready: &str, event: &str, fire_early: bool, idle: Option<u64>, command
         })
     });
     let ms = |t: Instant| format!("{:.0}", (t - start).as_secs_f64() * 1000.0);
+    eprintln!("bench launch: {} started", command[0]);
     let (mut ready_at, mut event_at, mut fired_after_ready) = (None, None, None);
     let deadline = start + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -208,6 +209,7 @@ fn launch(ready: &str, event: &str, fire_early: bool, idle: Option<u64>, command
             break;
         }
     }
+    eprintln!("bench launch: ready {:?}, event {:?}", ready_at.map(ms), event_at.map(ms));
     firing.store(false, Ordering::Relaxed);
     if let Some(f) = firer {
         let _ = f.join();
@@ -222,10 +224,9 @@ fn launch(ready: &str, event: &str, fire_early: bool, idle: Option<u64>, command
         _ => None,
     };
     let rss = peak_rss_kib(pid).unwrap_or(0);
-    // SAFETY: pid is this process's child, not yet reaped.
-    unsafe { libc::kill(pid as i32, libc::SIGINT) };
-    let _ = child.wait();
-    let mut out = format!("launch ready_ms={} peak_rss_kib={rss}", ready_at.map(ms).unwrap_or("none".into()));
+    let stopped = stop(&mut child)?;
+    let mut out =
+        format!("launch ready_ms={} peak_rss_kib={rss} stopped={stopped}", ready_at.map(ms).unwrap_or("none".into()));
     if fire_early {
         out += &format!(" first_event_ms={}", event_at.map(ms).unwrap_or("none".into()));
     } else {
@@ -236,6 +237,22 @@ fn launch(ready: &str, event: &str, fire_early: bool, idle: Option<u64>, command
     }
     println!("{out}");
     Ok(())
+}
+
+/// SIGINT, then SIGKILL if it has not exited 10 s later; says which ended it.
+fn stop(child: &mut std::process::Child) -> io::Result<&'static str> {
+    // SAFETY: the pid is this process's child, not yet reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        if child.try_wait()?.is_some() {
+            return Ok("sigint");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    child.kill()?;
+    child.wait()?;
+    Ok("sigkill")
 }
 
 /// utime + stime of a process, in clock ticks (/proc/PID/stat fields 14 and 15).
