@@ -5,16 +5,24 @@
 //! valid value and userspace can decode with a length check and an unaligned read.
 #![no_std]
 
+pub mod guard;
+
 /// Bytes kept of a task's `comm` (TASK_COMM_LEN).
 pub const COMM_LEN: usize = 16;
 /// Bytes kept of a module name or requested alias (MODULE_NAME_LEN is 56 on 64-bit).
 pub const NAME_LEN: usize = 64;
 /// Bytes kept of the parameter string passed to init_module/finit_module.
 pub const PARAMS_LEN: usize = 128;
-/// Bytes kept of the name of the task's cgroup v2 directory (a systemd unit name
-/// such as lightdm.service), read in the kernel because a short-lived unit's
-/// cgroup can be gone before userspace looks its id up.
-pub const CGROUP_NAME_LEN: usize = 64;
+/// Bytes kept of each cgroup v2 directory name on the way from the task's cgroup
+/// up to the root (systemd unit names such as lightdm.service; docker-ID.scope
+/// names are 77 bytes). Read in the kernel because a short-lived unit's cgroup
+/// can be gone before userspace looks its id up, and names (unlike ancestor
+/// ids) still say where it was once it is gone.
+pub const CGROUP_NAME_LEN: usize = 96;
+/// Levels of the cgroup path kept, leaf first. systemd's deepest usual paths
+/// (a user's app in user@UID.service, a unit in an nspawn container's payload)
+/// have 5; deeper ones are cut at the top and flagged CGROUP_PATH_CUT.
+pub const CGROUP_DEPTH: usize = 6;
 /// Bytes kept of the task's argv (NUL-separated), read in the kernel at event time
 /// because short-lived loaders (modprobe) are gone before userspace could look.
 pub const ARGS_LEN: usize = 128;
@@ -29,6 +37,8 @@ pub mod kind {
     pub const LOADED: u32 = 3;
     /// module:module_free: a module was removed.
     pub const UNLOADED: u32 = 4;
+    /// A decision of `modtrace guard`'s LSM programs (guard::GuardEvent).
+    pub const GUARD: u32 = 5;
 }
 
 /// `Header::flags` bits.
@@ -37,9 +47,30 @@ pub mod flags {
     pub const PARENT_KNOWN: u32 = 1;
     /// `Header::args` holds the task's argv.
     pub const ARGS_KNOWN: u32 = 2;
-    /// `Header::cgroup_name` holds the task's cgroup directory name.
+    /// `Header::cgroup` holds the task's cgroup path, leaf first, up to the first
+    /// empty slot (the root is not stored).
     pub const CGROUP_NAME_KNOWN: u32 = 4;
+    /// The cgroup path has more levels than CGROUP_DEPTH: the top is missing.
+    pub const CGROUP_PATH_CUT: u32 = 8;
+    /// A cgroup name filled its whole slot and may be cut.
+    pub const CGROUP_NAME_CUT: u32 = 16;
+    /// `Task::euid` was read from the task's credentials.
+    pub const EUID_KNOWN: u32 = 32;
+    /// `Task::loginuid` and `Task::sessionid` were read (kernels with CONFIG_AUDIT).
+    pub const AUDIT_KNOWN: u32 = 64;
+    /// `Task::start_time` was read.
+    pub const START_TIME_KNOWN: u32 = 128;
+    /// The task's own flags were read; KTHREAD tells whether it is a kernel thread.
+    pub const KTHREAD_KNOWN: u32 = 256;
+    pub const KTHREAD: u32 = 512;
+    /// The parent's flags were read; PARENT_KTHREAD tells whether it is a kernel
+    /// thread (PF_KTHREAD): the mark of the kernel's usermode helper.
+    pub const PARENT_KTHREAD_KNOWN: u32 = 1024;
+    pub const PARENT_KTHREAD: u32 = 2048;
 }
+
+/// task_struct.flags bit of kernel threads (include/linux/sched.h).
+pub const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// `LoadEvent::syscall` values.
 pub mod syscall {
@@ -55,8 +86,22 @@ pub mod ring {
     pub const LOADS: u32 = 1;
     /// Failed load attempts: the cheapest thing for an attacker to repeat.
     pub const FAILURES: u32 = 2;
-    /// Number of rings, and of slots in the drop counter array.
+    /// Number of rings.
     pub const COUNT: u32 = 3;
+}
+
+/// Slots of the drop counter array: the rings' own (indexed by `ring::*`), then
+/// the other ways an event is lost in the kernel.
+pub mod drop {
+    /// module_request whose alias could not be read: a lost request.
+    pub const REQUEST_NAME_UNREAD: u32 = 3;
+    /// module_load/module_free whose module name could not be read: a lost load.
+    pub const MODULE_NAME_UNREAD: u32 = 4;
+    /// A syscall exit with no entry kept for it (the map was full, or tracing
+    /// began during the call): its result is not known.
+    pub const EXIT_WITHOUT_ENTRY: u32 = 5;
+    /// Number of slots.
+    pub const COUNT: u32 = 6;
 }
 
 /// Who was running when the event fired.
@@ -72,6 +117,16 @@ pub struct Task {
     pub cgroup_id: u64,
     pub comm: [u8; COMM_LEN],
     pub parent_comm: [u8; COMM_LEN],
+    /// Effective uid (cred->euid); valid with EUID_KNOWN.
+    pub euid: u32,
+    /// Audit login uid and session id (task->loginuid, task->sessionid); valid
+    /// with AUDIT_KNOWN. u32::MAX is the kernel's "not set".
+    pub loginuid: u32,
+    pub sessionid: u32,
+    pub _pad: u32,
+    /// The process's start (group_leader->start_time, CLOCK_MONOTONIC ns): with
+    /// the tgid it names one process, even once its pid is reused.
+    pub start_time: u64,
 }
 
 #[repr(C)]
@@ -87,8 +142,9 @@ pub struct Header {
     pub _pad: u32,
     /// The start of the argv area: arguments separated by NULs.
     pub args: [u8; ARGS_LEN],
-    /// The last component of the task's cgroup v2 path.
-    pub cgroup_name: [u8; CGROUP_NAME_LEN],
+    /// The task's cgroup v2 path, leaf first: [0] is the task's own directory,
+    /// [1] its parent, ... The root and unused slots are empty.
+    pub cgroup: [[u8; CGROUP_NAME_LEN]; CGROUP_DEPTH],
 }
 
 #[repr(C)]
@@ -187,6 +243,19 @@ pub struct TaskOffsets {
     pub dfl_cgrp: u32,
     pub cgroup_kn: u32,
     pub kn_name: u32,
+    /// kernfs_node.parent (__parent on newer kernels): the walk up the cgroup path.
+    pub kn_parent: u32,
+    /// task_struct.cred, then cred.euid; zero when unknown.
+    pub cred: u32,
+    pub cred_euid: u32,
+    /// task_struct.loginuid and sessionid (CONFIG_AUDIT); zero when absent.
+    pub loginuid: u32,
+    pub sessionid: u32,
+    /// task_struct.group_leader and start_time; zero when unknown.
+    pub group_leader: u32,
+    pub start_time: u32,
+    /// task_struct.flags; zero when unknown.
+    pub task_flags: u32,
 }
 
 /// Tracepoint record layouts the probes read, by (group, event, field) offset.
@@ -245,8 +314,8 @@ mod tests {
 
     #[test]
     fn sizes_have_no_hidden_padding() {
-        const HEADER: usize = 72 + 8 + ARGS_LEN + CGROUP_NAME_LEN;
-        assert_eq!(size_of::<Task>(), 56);
+        const HEADER: usize = 96 + 8 + ARGS_LEN + CGROUP_NAME_LEN * CGROUP_DEPTH;
+        assert_eq!(size_of::<Task>(), 80);
         assert_eq!(size_of::<Header>(), HEADER);
         assert_eq!(size_of::<RequestEvent>(), HEADER + 16 + NAME_LEN);
         assert_eq!(size_of::<LoadEvent>(), HEADER + 32 + PARAMS_LEN);
@@ -254,6 +323,6 @@ mod tests {
         assert_eq!(size_of::<PendingLoad>(), 32 + PARAMS_LEN);
         assert_eq!(size_of::<RepeatState>(), 16);
         assert_eq!(size_of::<RequestKey>(), 16);
-        assert_eq!(size_of::<TaskOffsets>(), 40);
+        assert_eq!(size_of::<TaskOffsets>(), 72);
     }
 }

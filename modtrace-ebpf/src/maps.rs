@@ -4,24 +4,25 @@ use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
-use modtrace_common::{PendingLoad, RepeatState, RequestKey, TaskOffsets, ring};
+use modtrace_common::{PendingLoad, RepeatState, RequestKey, TaskOffsets, drop};
 
 /// Requests: anyone can cause them (socket families, mounts), so they get a ring of
 /// their own and can never crowd out a load.
 #[map]
-pub static REQUESTS: RingBuf = RingBuf::with_byte_size(128 * 1024, 0);
+pub static REQUESTS: RingBuf = RingBuf::with_byte_size(512 * 1024, 0);
 
 /// Successful loads, loaded and unloaded modules.
 #[map]
-pub static LOADS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+pub static LOADS: RingBuf = RingBuf::with_byte_size(512 * 1024, 0);
 
 /// Failed load attempts.
 #[map]
-pub static FAILURES: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+pub static FAILURES: RingBuf = RingBuf::with_byte_size(128 * 1024, 0);
 
-/// Events that found their ring full, per ring (index `ring::*`).
+/// Events lost in the kernel: per ring that was full (index `ring::*`), and per
+/// other cause (index `drop::*`).
 #[map]
-pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ring::COUNT, 0);
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 0);
 
 /// Syscall enter -> exit hand-over, keyed by pid_tgid.
 #[map]
@@ -53,6 +54,14 @@ static TASK_OFFSETS: TaskOffsets = TaskOffsets {
     dfl_cgrp: 0,
     cgroup_kn: 0,
     kn_name: 0,
+    kn_parent: 0,
+    cred: 0,
+    cred_euid: 0,
+    loginuid: 0,
+    sessionid: 0,
+    group_leader: 0,
+    start_time: 0,
+    task_flags: 0,
 };
 
 pub fn self_tgid() -> u32 {
@@ -64,9 +73,9 @@ pub fn task_offsets() -> TaskOffsets {
     unsafe { core::ptr::read_volatile(&TASK_OFFSETS) }
 }
 
-/// Counts one event lost because `ring` was full.
-pub fn count_drop(ring: u32) {
-    if let Some(slot) = DROPS.get_ptr_mut(ring) {
+/// Counts one event lost: `slot` is the full ring's index or a `drop::*` cause.
+pub fn count_drop(slot: u32) {
+    if let Some(slot) = DROPS.get_ptr_mut(slot) {
         unsafe { *slot += 1 };
     }
 }

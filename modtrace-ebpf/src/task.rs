@@ -7,7 +7,7 @@ use aya_ebpf::helpers::{
 };
 use core::ffi::c_void;
 
-use modtrace_common::{ARGS_LEN, CGROUP_NAME_LEN, Header, TaskOffsets, flags};
+use modtrace_common::{ARGS_LEN, CGROUP_DEPTH, CGROUP_NAME_LEN, Header, PF_KTHREAD, TaskOffsets, flags};
 
 use crate::maps::task_offsets;
 
@@ -42,26 +42,96 @@ pub fn fill_header(h: &mut Header, kind: u32, ts_ns: u64) -> bool {
     if fill_args(h, &off, task).is_ok() {
         h.flags |= flags::ARGS_KNOWN;
     }
-    h.cgroup_name = [0; CGROUP_NAME_LEN];
-    if fill_cgroup_name(h, &off, task).is_ok() {
-        h.flags |= flags::CGROUP_NAME_KNOWN;
+    h.cgroup = [[0; CGROUP_NAME_LEN]; CGROUP_DEPTH];
+    if let Ok(cut) = fill_cgroup_path(h, &off, task) {
+        h.flags |= flags::CGROUP_NAME_KNOWN | cut;
     }
+    h.flags |= fill_identity(h, &off, task);
     true
 }
 
-/// The name of the task's cgroup v2 directory, from task->cgroups->dfl_cgrp->kn.
-fn fill_cgroup_name(h: &mut Header, off: &TaskOffsets, task: *const u8) -> Result<(), i32> {
-    if off.cgroups == 0 || off.cgroup_kn == 0 || off.kn_name == 0 {
+/// The names of the task's cgroup v2 directory and its ancestors, leaf first,
+/// from task->cgroups->dfl_cgrp->kn up the kernfs parents. Returns the CUT flags.
+fn fill_cgroup_path(h: &mut Header, off: &TaskOffsets, task: *const u8) -> Result<u32, i32> {
+    if off.cgroups == 0 || off.cgroup_kn == 0 || off.kn_name == 0 || off.kn_parent == 0 {
         return Err(0);
     }
+    let mut cut = 0;
     unsafe {
         let css_set: *const u8 = bpf_probe_read_kernel(task.add(off.cgroups as usize) as *const *const u8)?;
         let cgroup: *const u8 = bpf_probe_read_kernel(css_set.add(off.dfl_cgrp as usize) as *const *const u8)?;
-        let kn: *const u8 = bpf_probe_read_kernel(cgroup.add(off.cgroup_kn as usize) as *const *const u8)?;
-        let name: *const u8 = bpf_probe_read_kernel(kn.add(off.kn_name as usize) as *const *const u8)?;
-        bpf_probe_read_kernel_str_bytes(name, &mut h.cgroup_name)?;
+        let mut kn: *const u8 = bpf_probe_read_kernel(cgroup.add(off.cgroup_kn as usize) as *const *const u8)?;
+        for level in 0..CGROUP_DEPTH {
+            let parent: *const u8 = bpf_probe_read_kernel(kn.add(off.kn_parent as usize) as *const *const u8)?;
+            if parent.is_null() {
+                return Ok(cut); // kn is the root, which has no name of its own
+            }
+            let name: *const u8 = bpf_probe_read_kernel(kn.add(off.kn_name as usize) as *const *const u8)?;
+            let read = bpf_probe_read_kernel_str_bytes(name, &mut h.cgroup[level])?;
+            if read.len() + 1 >= CGROUP_NAME_LEN {
+                cut |= flags::CGROUP_NAME_CUT;
+            }
+            kn = parent;
+        }
+        let parent: *const u8 = bpf_probe_read_kernel(kn.add(off.kn_parent as usize) as *const *const u8)?;
+        if !parent.is_null() {
+            cut |= flags::CGROUP_PATH_CUT;
+        }
     }
-    Ok(())
+    Ok(cut)
+}
+
+/// euid, audit loginuid/sessionid, the process's start time and whether the task
+/// and its parent are kernel threads. Each is read on its own: one missing offset
+/// or failed read leaves only that field unknown. Returns the KNOWN flags.
+fn fill_identity(h: &mut Header, off: &TaskOffsets, task: *const u8) -> u32 {
+    h.task.euid = 0;
+    h.task.loginuid = 0;
+    h.task.sessionid = 0;
+    h.task._pad = 0;
+    h.task.start_time = 0;
+    let mut known = 0;
+    unsafe {
+        if off.cred != 0 && off.cred_euid != 0 {
+            if let Ok(cred) = bpf_probe_read_kernel(task.add(off.cred as usize) as *const *const u8) {
+                if let Ok(euid) = bpf_probe_read_kernel(cred.add(off.cred_euid as usize) as *const u32) {
+                    h.task.euid = euid;
+                    known |= flags::EUID_KNOWN;
+                }
+            }
+        }
+        if off.loginuid != 0 && off.sessionid != 0 {
+            let login = bpf_probe_read_kernel(task.add(off.loginuid as usize) as *const u32);
+            let session = bpf_probe_read_kernel(task.add(off.sessionid as usize) as *const u32);
+            if let (Ok(login), Ok(session)) = (login, session) {
+                h.task.loginuid = login;
+                h.task.sessionid = session;
+                known |= flags::AUDIT_KNOWN;
+            }
+        }
+        if off.group_leader != 0 && off.start_time != 0 {
+            if let Ok(leader) = bpf_probe_read_kernel(task.add(off.group_leader as usize) as *const *const u8) {
+                if let Ok(start) = bpf_probe_read_kernel(leader.add(off.start_time as usize) as *const u64) {
+                    h.task.start_time = start;
+                    known |= flags::START_TIME_KNOWN;
+                }
+            }
+        }
+        if off.task_flags != 0 {
+            if let Ok(f) = bpf_probe_read_kernel(task.add(off.task_flags as usize) as *const u32) {
+                known |= flags::KTHREAD_KNOWN | if f & PF_KTHREAD != 0 { flags::KTHREAD } else { 0 };
+            }
+            if off.real_parent != 0 {
+                if let Ok(parent) = bpf_probe_read_kernel(task.add(off.real_parent as usize) as *const *const u8) {
+                    if let Ok(f) = bpf_probe_read_kernel(parent.add(off.task_flags as usize) as *const u32) {
+                        let kthread = if f & PF_KTHREAD != 0 { flags::PARENT_KTHREAD } else { 0 };
+                        known |= flags::PARENT_KTHREAD_KNOWN | kthread;
+                    }
+                }
+            }
+        }
+    }
+    known
 }
 
 /// Reads real_parent's tgid and comm at the offsets userspace found in BTF. Fails

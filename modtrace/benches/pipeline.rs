@@ -41,7 +41,21 @@ fn index() -> StaticIndex {
 }
 
 fn task(pid: u32, comm: &str, parent: &str) -> Task {
-    Task { pid, tgid: pid, ppid: Some(2), uid: 0, cgroup_id: 1, comm: comm.into(), parent_comm: Some(parent.into()), args: None, cgroup_name: None }
+    let kthread = parent.starts_with("kworker");
+    let args = kthread.then(|| ["/sbin/modprobe", "-q", "--", "net-pf-5"].map(String::from).to_vec());
+    Task {
+        pid,
+        tgid: pid,
+        ppid: Some(2),
+        cgroup_id: 1,
+        comm: comm.into(),
+        parent_comm: Some(parent.into()),
+        args,
+        parent_is_kthread: Some(kthread),
+        is_kthread: Some(false),
+        start_time_ns: Some(u64::from(pid)),
+        ..Task::default()
+    }
 }
 
 fn ev(ts_ns: u64, task: Task, body: Body) -> Event {

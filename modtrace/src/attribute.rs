@@ -280,14 +280,16 @@ impl Default for SystemDescriber {
 impl Describe for SystemDescriber {
     fn process(&mut self, task: &Task) -> Process {
         let alive = still_there(&self.proc_root, task.tgid, task.pid, &task.comm);
-        let cgroup = self.cgroup_path(task, alive);
+        // A short-lived unit's cgroup may be gone before the walk finds its id:
+        // the kernel's copy of the whole path, read at event time, stands in.
+        let cgroup = self.cgroup_path(task, alive).or_else(|| task.cgroup_path.clone());
         Process {
             exe: alive.then(|| exe(&self.proc_root, task.tgid)).flatten(),
             // The kernel's copy is from event time; /proc only while the process lives.
             cmdline: task.args.clone().or_else(|| alive.then(|| cmdline(&self.proc_root, task.tgid)).flatten()),
-            // A short-lived unit's cgroup may be gone before the walk finds its id;
-            // the kernel's copy of the directory name still names the unit, but
-            // not whose unit it is: the scope stays unknown.
+            // Without any path (the kernel's was cut, or its layout is unknown),
+            // the leaf name still names the unit, but not whose unit it is: the
+            // scope stays unknown.
             unit: cgroup.as_deref().or(task.cgroup_name.as_deref()).and_then(unit_of),
             scope: Scope::of(cgroup.as_deref()),
             cgroup,
@@ -412,7 +414,7 @@ mod tests {
     }
 
     fn task(pid: u32, tgid: u32, comm: &str) -> Task {
-        Task { pid, tgid, ppid: Some(50), uid: 1000, cgroup_id: 0, comm: comm.into(), parent_comm: Some("bash".into()), args: None, cgroup_name: None }
+        Task { pid, tgid, ppid: Some(50), uid: 1000, cgroup_id: 0, comm: comm.into(), parent_comm: Some("bash".into()), args: None, cgroup_name: None, ..Task::default() }
     }
 
     #[test]
@@ -507,6 +509,13 @@ mod tests {
         assert_eq!(p.scope, Scope::Unknown);
         t.cgroup_name = Some("user-1000.slice".into());
         assert_eq!(d.process(&t).unit.as_deref(), Some("user-1000.slice"));
+        // The kernel's copy of the whole path scopes it, gone or not.
+        let path = "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service";
+        t.cgroup_name = Some("lightdm.service".into());
+        t.cgroup_path = Some(path.into());
+        let p = d.process(&t);
+        assert_eq!((p.cgroup.as_deref(), p.unit.as_deref()), (Some(path), Some("lightdm.service")));
+        assert_eq!(p.scope, Scope::User { uid: 1000, unit: "lightdm.service".into() });
     }
 
     #[test]
@@ -522,7 +531,7 @@ mod tests {
             (Some(root), Some(path)) => ino(&root.join(path.trim_start_matches('/'))),
             _ => 0,
         };
-        let t = Task { pid, tgid, ppid: None, uid: 0, cgroup_id, comm: comm.trim_end().into(), parent_comm: None, args: None, cgroup_name: None };
+        let t = Task { pid, tgid, ppid: None, uid: 0, cgroup_id, comm: comm.trim_end().into(), parent_comm: None, args: None, cgroup_name: None, ..Task::default() };
         let p = d.process(&t);
         let me = std::env::current_exe().unwrap();
         assert_eq!(p.exe.as_deref(), Some(me.to_str().unwrap()));

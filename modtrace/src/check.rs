@@ -98,6 +98,8 @@ pub struct State {
     pub lsm: Option<Vec<String>>,
     /// Modules in /proc/modules; None when there is no /proc/modules.
     pub loaded: Option<Vec<String>>,
+    /// `modtrace guard`: None when it is not running.
+    pub guard: Option<String>,
     /// Problems reading the above (other than absence).
     pub errors: Vec<String>,
 }
@@ -143,7 +145,8 @@ pub fn read_state(paths: &SystemPaths) -> State {
             None
         }
     };
-    State { release, modules_disabled, modprobe, lockdown, sig_enforce, lsm, loaded, errors }
+    let guard = crate::guard::summary(&paths.at(crate::guard::kernel::PIN_DIR), &paths.at(crate::guard::STATE_FILE));
+    State { release, modules_disabled, modprobe, lockdown, sig_enforce, lsm, loaded, guard, errors }
 }
 
 /// An installed modtrace-lock.service, if there is one written by modtrace.
@@ -211,6 +214,7 @@ pub fn evaluate(inputs: &Inputs) -> Report {
         Some(false) => "kernel.modules_disabled = 0: module loading is open".to_string(),
         None => "kernel.modules_disabled: not available (no module support?)".to_string(),
     });
+    report.info.push(format!("modtrace guard: {}", state.guard.as_deref().unwrap_or("not running")));
     report.info.push(match state.modprobe.as_deref() {
         Some("") => {
             "kernel.modprobe is empty: the kernel requests no module by itself (request_module fails)".to_string()
@@ -236,10 +240,25 @@ pub fn evaluate(inputs: &Inputs) -> Report {
         report.warnings.push(format!("could not read {e}"));
     }
     report.warnings.extend(plan::profile_warnings(p).into_iter().filter(|w| !w.contains("events were lost")));
-    if p.lost_events() > 0 {
+    let lost = crate::drops::Verdict::of(p.sessions.iter().map(|s| (s.lost_events, s.drops.as_ref())));
+    if lost.blocking > 0 {
         report.blockers.push(format!(
-            "{} kernel events were lost while learning: the profile may miss modules; learn again",
-            p.lost_events()
+            "{} module requests or loads were lost while learning: the profile may miss modules; learn again",
+            lost.blocking
+        ));
+    }
+    if lost.unknown_kind > 0 {
+        report.blockers.push(format!(
+            "{} kernel events were lost while learning, by a modtrace that did not tell lost loads from lost \
+             failures: the profile may miss modules; learn again",
+            lost.unknown_kind
+        ));
+    }
+    if lost.reported > 0 {
+        report.warnings.push(format!(
+            "{} failed load attempts or load results were lost while learning (a flood of failures): no module is \
+             missing for them",
+            lost.reported
         ));
     }
 
@@ -784,11 +803,36 @@ mod tests {
         let mut p = example_profile();
         p.sessions[0].lost_events = 3;
         let report = run(&r, &p, &target(appletalk_index(), &[]), LockPoint::AfterUdev);
+        // A session that did not say what it lost blocks: it may have been loads.
         assert!(report.blockers.iter().any(|b| b.contains("3 kernel events were lost")), "{:?}", report.blockers);
 
         let r = root(None);
         let report = run(&r, &example_profile(), &target(appletalk_index(), &[]), LockPoint::AfterUdev);
         assert!(report.blockers.iter().any(|b| b.contains("no loadable module support")), "{:?}", report.blockers);
+    }
+
+    #[test]
+    fn lost_failures_are_reported_and_only_lost_loads_or_requests_block() {
+        use crate::drops::Drops;
+        let r = root(Some(LOADED));
+        let with = |d: Drops| {
+            let mut p = example_profile();
+            p.sessions[0].lost_events = d.total();
+            p.sessions[0].drops = Some(d);
+            run(&r, &p, &target(appletalk_index(), &[]), LockPoint::AfterUdev)
+        };
+        let flood = with(Drops { ring_failures: 5000, results_without_call: 3, ..Drops::default() });
+        assert!(flood.safe(), "{}", render(&flood));
+        assert!(flood.warnings.iter().any(|w| w.contains("5003 failed load attempts")), "{:?}", flood.warnings);
+        for d in [Drops { ring_loads: 1, ..Drops::default() }, Drops { evicted_requests: 2, ..Drops::default() }] {
+            let report = with(d);
+            let n = d.blocking();
+            assert!(
+                report.blockers.iter().any(|b| b.contains(&format!("{n} module requests or loads were lost"))),
+                "{:?}",
+                report.blockers
+            );
+        }
     }
 
     use crate::profile::testutil::CPU_MODALIAS as CPU;

@@ -3,7 +3,10 @@
 
 use std::mem::size_of;
 
-use modtrace_common::{self as wire, ARGS_LEN, Header, LoadEvent, ModuleEvent, RequestEvent, flags, kind, syscall};
+use modtrace_common::{
+    self as wire, ARGS_LEN, CGROUP_DEPTH, CGROUP_NAME_LEN, Header, LoadEvent, ModuleEvent, RequestEvent, flags, kind,
+    syscall,
+};
 use thiserror::Error;
 
 use crate::event::{Body, Event, Syscall, Task};
@@ -49,19 +52,45 @@ fn read<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
 }
 
-fn task(h: &Header) -> Task {
-    let parent_known = h.flags & flags::PARENT_KNOWN != 0;
+pub fn task(h: &Header) -> Task {
+    let has = |flag: u32| h.flags & flag != 0;
+    let parent_known = has(flags::PARENT_KNOWN);
+    let cgroup_known = has(flags::CGROUP_NAME_KNOWN);
     Task {
         pid: h.task.pid,
         tgid: h.task.tgid,
         ppid: parent_known.then_some(h.task.ppid),
         uid: h.task.uid,
+        euid: has(flags::EUID_KNOWN).then_some(h.task.euid),
+        loginuid: has(flags::AUDIT_KNOWN).then_some(h.task.loginuid),
+        sessionid: has(flags::AUDIT_KNOWN).then_some(h.task.sessionid),
+        start_time_ns: has(flags::START_TIME_KNOWN).then_some(h.task.start_time),
+        is_kthread: has(flags::KTHREAD_KNOWN).then(|| has(flags::KTHREAD)),
+        parent_is_kthread: has(flags::PARENT_KTHREAD_KNOWN).then(|| has(flags::PARENT_KTHREAD)),
         cgroup_id: h.task.cgroup_id,
         comm: cstr(&h.task.comm),
         parent_comm: parent_known.then(|| cstr(&h.task.parent_comm)),
-        args: (h.flags & flags::ARGS_KNOWN != 0).then(|| args(&h.args, h.args_len)),
-        cgroup_name: (h.flags & flags::CGROUP_NAME_KNOWN != 0).then(|| cstr(&h.cgroup_name)),
+        args: has(flags::ARGS_KNOWN).then(|| args(&h.args, h.args_len)),
+        args_cut: has(flags::ARGS_KNOWN) && h.args_len as usize > ARGS_LEN,
+        cgroup_name: cgroup_known.then(|| cstr(&h.cgroup[0])),
+        cgroup_path: cgroup_known.then(|| cgroup_path(&h.cgroup, h.flags)).flatten(),
     }
+}
+
+/// The cgroup path from its names, leaf first, up to the first empty slot; "/"
+/// for the root. None when the kernel cut the path or one of its names.
+fn cgroup_path(names: &[[u8; CGROUP_NAME_LEN]; CGROUP_DEPTH], flag_bits: u32) -> Option<String> {
+    if flag_bits & (flags::CGROUP_PATH_CUT | flags::CGROUP_NAME_CUT) != 0 {
+        return None;
+    }
+    let parts: Vec<String> = names.iter().map(|n| cstr(n)).take_while(|n| !n.is_empty()).collect();
+    if parts.iter().any(|p| p.contains('/')) {
+        return None; // no kernfs name holds a slash: the record is damaged
+    }
+    if parts.is_empty() {
+        return Some("/".to_string());
+    }
+    Some(parts.iter().rev().fold(String::new(), |path, p| format!("{path}/{p}")))
 }
 
 /// The argv block cut at the area's real length; a final argument cut by the
@@ -130,13 +159,38 @@ pub mod encode {
             args[..n].copy_from_slice(&joined[..n]);
             args_len = joined.len() as u32;
         }
-        let parent = if t.ppid.is_some() { flags::PARENT_KNOWN } else { 0 };
-        let argv = if t.args.is_some() { flags::ARGS_KNOWN } else { 0 };
-        let cgroup = if t.cgroup_name.is_some() { flags::CGROUP_NAME_KNOWN } else { 0 };
+        let flag = |known: bool, bit: u32| if known { bit } else { 0 };
+        let mut bits = flag(t.ppid.is_some(), flags::PARENT_KNOWN)
+            | flag(t.args.is_some(), flags::ARGS_KNOWN)
+            | flag(t.cgroup_name.is_some() || t.cgroup_path.is_some(), flags::CGROUP_NAME_KNOWN)
+            | flag(t.euid.is_some(), flags::EUID_KNOWN)
+            | flag(t.loginuid.is_some() && t.sessionid.is_some(), flags::AUDIT_KNOWN)
+            | flag(t.start_time_ns.is_some(), flags::START_TIME_KNOWN)
+            | flag(t.is_kthread.is_some(), flags::KTHREAD_KNOWN)
+            | flag(t.is_kthread == Some(true), flags::KTHREAD)
+            | flag(t.parent_is_kthread.is_some(), flags::PARENT_KTHREAD_KNOWN)
+            | flag(t.parent_is_kthread == Some(true), flags::PARENT_KTHREAD);
+        let mut cgroup = [[0u8; CGROUP_NAME_LEN]; CGROUP_DEPTH];
+        match t.cgroup_path.as_deref() {
+            Some(path) => {
+                let names: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).rev().collect();
+                bits |= flag(names.len() > CGROUP_DEPTH, flags::CGROUP_PATH_CUT);
+                for (slot, name) in cgroup.iter_mut().zip(&names) {
+                    bits |= flag(name.len() >= CGROUP_NAME_LEN - 1, flags::CGROUP_NAME_CUT);
+                    *slot = fill(name);
+                }
+            }
+            // Only the leaf's name is known: the path above it is cut.
+            None if t.cgroup_name.is_some() => {
+                cgroup[0] = fill(t.cgroup_name.as_deref().unwrap_or(""));
+                bits |= flags::CGROUP_PATH_CUT;
+            }
+            None => {}
+        }
         Header {
             kind,
-            flags: parent | argv | cgroup,
-            cgroup_name: fill(t.cgroup_name.as_deref().unwrap_or("")),
+            flags: bits,
+            cgroup,
             ts_ns,
             args_len,
             _pad: 0,
@@ -149,6 +203,11 @@ pub mod encode {
                 cgroup_id: t.cgroup_id,
                 comm: fill(&t.comm),
                 parent_comm: fill(t.parent_comm.as_deref().unwrap_or("")),
+                euid: t.euid.unwrap_or(0),
+                loginuid: t.loginuid.unwrap_or(0),
+                sessionid: t.sessionid.unwrap_or(0),
+                _pad: 0,
+                start_time: t.start_time_ns.unwrap_or(0),
             },
         }
     }
@@ -204,7 +263,15 @@ mod tests {
             comm: "modprobe".into(),
             parent_comm: Some("kworker/u4:1".into()),
             args: Some(vec!["/sbin/modprobe".into(), "-q".into(), "--".into(), "net-pf-5".into()]),
+            args_cut: false,
             cgroup_name: Some("example.service".into()),
+            cgroup_path: Some("/system.slice/example.service".into()),
+            euid: Some(0),
+            loginuid: Some(u32::MAX),
+            sessionid: Some(u32::MAX),
+            start_time_ns: Some(1_234_567),
+            is_kthread: Some(false),
+            parent_is_kthread: Some(true),
         }
     }
 
@@ -248,6 +315,13 @@ mod tests {
         ev.task.parent_comm = None;
         ev.task.args = None;
         ev.task.cgroup_name = None;
+        ev.task.cgroup_path = None;
+        ev.task.euid = None;
+        ev.task.loginuid = None;
+        ev.task.sessionid = None;
+        ev.task.start_time_ns = None;
+        ev.task.is_kthread = None;
+        ev.task.parent_is_kthread = None;
         if let Body::Load { syscall, fd, .. } = &mut ev.body {
             *syscall = Syscall::InitModule;
             *fd = None;
@@ -273,6 +347,61 @@ mod tests {
         assert_eq!(back[..21], long[..21]);
         assert_eq!(back[21], "ar");
         assert_eq!(back.len(), 22);
+    }
+
+    fn through_the_wire(t: Task) -> Task {
+        decode(&encode::event(&Event { ts_ns: 1, task: t, body: Body::Unloaded { module: "x".into() } })).unwrap().task
+    }
+
+    #[test]
+    fn a_long_argv_is_flagged_cut_and_a_short_one_is_not() {
+        let mut t = task();
+        assert!(!through_the_wire(t.clone()).args_cut);
+        // 116 bytes of argv: the block holds it whole.
+        t.args = Some(vec!["modprobe".into(), "-q".into(), "--".into(), "a".repeat(100)]);
+        assert!(!through_the_wire(t.clone()).args_cut);
+        t.args = Some(vec!["modprobe".into(), "-q".into(), "--".into(), "a".repeat(120)]);
+        let back = through_the_wire(t);
+        assert!(back.args_cut);
+        assert_eq!(back.args.unwrap()[3].len(), ARGS_LEN - 15);
+    }
+
+    #[test]
+    fn identity_fields_are_kept_and_each_unknown_stays_unknown() {
+        let t = Task { uid: 1000, euid: Some(0), loginuid: Some(1000), sessionid: Some(3), ..task() };
+        let back = through_the_wire(t.clone());
+        assert_eq!((back.uid, back.euid, back.loginuid, back.sessionid), (1000, Some(0), Some(1000), Some(3)));
+        assert_eq!((back.start_time_ns, back.is_kthread, back.parent_is_kthread), (Some(1_234_567), Some(false), Some(true)));
+        let mut bytes = encode::event(&Event { ts_ns: 1, task: t, body: Body::Unloaded { module: "x".into() } });
+        // The same values with their KNOWN flags cleared read as unknown.
+        let known = flags::EUID_KNOWN | flags::AUDIT_KNOWN | flags::START_TIME_KNOWN | flags::PARENT_KTHREAD_KNOWN;
+        let bits = u32::from_ne_bytes(bytes[4..8].try_into().unwrap()) & !known;
+        bytes[4..8].copy_from_slice(&bits.to_ne_bytes());
+        let back = decode(&bytes).unwrap().task;
+        assert_eq!((back.euid, back.loginuid, back.sessionid, back.start_time_ns), (None, None, None, None));
+        assert_eq!((back.is_kthread, back.parent_is_kthread), (Some(false), None));
+    }
+
+    #[test]
+    fn the_cgroup_path_is_rebuilt_from_its_names_and_a_cut_one_is_none() {
+        let user = "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service";
+        let back = through_the_wire(Task { cgroup_path: Some(user.into()), cgroup_name: None, ..task() });
+        assert_eq!(back.cgroup_path.as_deref(), Some(user));
+        assert_eq!(back.cgroup_name.as_deref(), Some("lightdm.service"));
+        let root = through_the_wire(Task { cgroup_path: Some("/".into()), cgroup_name: None, ..task() });
+        assert_eq!(root.cgroup_path.as_deref(), Some("/"));
+
+        // Seven levels: the kernel keeps six, the top is missing.
+        let deep = "/machine.slice/systemd-nspawn@box.service/payload/a.slice/b.slice/system.slice/y.service";
+        let back = through_the_wire(Task { cgroup_path: Some(deep.into()), cgroup_name: None, ..task() });
+        assert_eq!(back.cgroup_path, None);
+        assert_eq!(back.cgroup_name.as_deref(), Some("y.service"));
+        // A name that filled its slot may be cut: the path is not trusted either.
+        let long = format!("/system.slice/{}.service", "d".repeat(CGROUP_NAME_LEN));
+        assert_eq!(through_the_wire(Task { cgroup_path: Some(long), ..task() }).cgroup_path, None);
+        // Only a leaf name known (no path): the name stays, the path is unknown.
+        let leaf = through_the_wire(Task { cgroup_path: None, ..task() });
+        assert_eq!((leaf.cgroup_name.as_deref(), leaf.cgroup_path), (Some("example.service"), None));
     }
 
     #[test]

@@ -8,23 +8,49 @@ use serde::Serialize;
 
 use crate::scope::Scope;
 
-/// The task that fired a probe, as the kernel saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The task that fired a probe, as the kernel saw it. Every Option is None when
+/// the kernel could not tell (no BTF, another layout, lockdown): never a guess.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Task {
     pub pid: u32,
     pub tgid: u32,
     /// None when the parent could not be read (no BTF, or lockdown).
     pub ppid: Option<u32>,
+    /// Real uid (the kernel's, as in the initial user namespace).
     pub uid: u32,
+    /// Effective uid.
+    pub euid: Option<u32>,
+    /// Audit login uid; u32::MAX (4294967295) is the kernel's "not set" (no login
+    /// session: boot services, the kernel's own helpers).
+    pub loginuid: Option<u32>,
+    /// Audit session id; u32::MAX is "not set".
+    pub sessionid: Option<u32>,
+    /// When the process started (CLOCK_MONOTONIC ns): with the tgid it names one
+    /// process even after its pid is reused.
+    pub start_time_ns: Option<u64>,
+    /// The task is a kernel thread (PF_KTHREAD).
+    pub is_kthread: Option<bool>,
+    /// The task's parent is a kernel thread: the mark of the kernel's usermode
+    /// helper (modprobe started for request_module).
+    pub parent_is_kthread: Option<bool>,
     pub cgroup_id: u64,
     pub comm: String,
     pub parent_comm: Option<String>,
     /// argv as the kernel saw it at event time (the first ARGS_LEN bytes); None
     /// for kernel threads or when it could not be read.
     pub args: Option<Vec<String>>,
+    /// The argv area was longer than ARGS_LEN: the last argument of `args` may
+    /// be cut short and must not be read as a whole one.
+    pub args_cut: bool,
     /// The name of the task's cgroup v2 directory as the kernel saw it at event
     /// time (e.g. fake-dm.service); None when this kernel's layout is unknown.
     pub cgroup_name: Option<String>,
+    /// The task's whole cgroup v2 path as the kernel saw it at event time,
+    /// rebuilt from the directory names up to the root (e.g.
+    /// /user.slice/user-1000.slice/user@1000.service/app.slice/x.service).
+    /// None when unknown, or when it was deeper than the kernel side keeps
+    /// (CGROUP_DEPTH) or a name was cut: a partial path never passes for a whole.
+    pub cgroup_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -97,9 +123,9 @@ impl Process {
             tgid: t.tgid,
             ppid: t.ppid,
             uid: t.uid,
-            euid: None,
-            loginuid: None,
-            sessionid: None,
+            euid: t.euid,
+            loginuid: t.loginuid,
+            sessionid: t.sessionid,
             comm: t.comm.clone(),
             parent_comm: t.parent_comm.clone(),
             exe: None,
@@ -193,7 +219,9 @@ pub enum What {
         repeats: u32,
         /// The module this call linked into the kernel (a `loaded` event from the
         /// same task came before the result). With an error, its init failed and
-        /// the kernel removed it again.
+        /// the kernel removed it again. For a kernel helper's call that failed
+        /// before linking: the module of its request it was loading, when only
+        /// one could have been next.
         module: Option<String>,
         cause: Option<Cause>,
     },

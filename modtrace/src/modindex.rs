@@ -18,6 +18,26 @@ pub trait ModuleIndex {
     /// Direct dependencies of `module` per modules.dep.
     fn depends_on(&self, module: &str) -> Vec<String>;
 
+    /// `module`'s softdeps (modinfo softdep= and modprobe.d `softdep`): the
+    /// modules modprobe loads before it, and those it loads after.
+    fn softdeps(&self, _module: &str) -> (Vec<String>, Vec<String>) {
+        (Vec::new(), Vec::new())
+    }
+
+    /// Whether `module` is built into the kernel (modules.builtin).
+    fn builtin(&self, _module: &str) -> bool {
+        false
+    }
+
+    /// Everything `modprobe module` may load, in its order: each module's
+    /// pre-softdeps and dependencies before it, its post-softdeps after.
+    fn load_order(&self, module: &str) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        let mut order = Vec::new();
+        visit_with_softdeps(self, &normalize(module), &mut seen, &mut order);
+        order
+    }
+
     /// `module` and everything it needs, transitively, dependencies first.
     fn closure(&self, module: &str) -> Vec<String> {
         let mut seen = BTreeSet::new();
@@ -37,11 +57,36 @@ fn visit<I: ModuleIndex + ?Sized>(index: &I, module: &str, seen: &mut BTreeSet<S
     order.push(module.to_string());
 }
 
+fn visit_with_softdeps<I: ModuleIndex + ?Sized>(
+    index: &I,
+    module: &str,
+    seen: &mut BTreeSet<String>,
+    order: &mut Vec<String>,
+) {
+    if !seen.insert(module.to_string()) {
+        return;
+    }
+    let (pre, post) = index.softdeps(module);
+    for dep in pre.iter().chain(&index.depends_on(module)) {
+        visit_with_softdeps(index, &normalize(dep), seen, order);
+    }
+    order.push(module.to_string());
+    for dep in &post {
+        visit_with_softdeps(index, &normalize(dep), seen, order);
+    }
+}
+
+/// (pre, post) softdeps of a module.
+type Softdeps = (Vec<String>, Vec<String>);
+
 /// An index held in memory: for tests and recorded sequences.
 #[derive(Debug, Default, Clone)]
 pub struct StaticIndex {
     pub aliases: BTreeMap<String, Vec<String>>,
     pub deps: BTreeMap<String, Vec<String>>,
+    /// module -> (pre, post) softdeps.
+    pub softdeps: BTreeMap<String, (Vec<String>, Vec<String>)>,
+    pub builtin: BTreeSet<String>,
 }
 
 impl StaticIndex {
@@ -53,6 +98,17 @@ impl StaticIndex {
 
     pub fn module(mut self, module: &str, deps: &[&str]) -> Self {
         self.deps.insert(normalize(module), deps.iter().map(|d| normalize(d)).collect());
+        self
+    }
+
+    pub fn softdep(mut self, module: &str, pre: &[&str], post: &[&str]) -> Self {
+        let names = |l: &[&str]| l.iter().map(|d| normalize(d)).collect();
+        self.softdeps.insert(normalize(module), (names(pre), names(post)));
+        self
+    }
+
+    pub fn builtin(mut self, module: &str) -> Self {
+        self.builtin.insert(normalize(module));
         self
     }
 }
@@ -73,6 +129,14 @@ impl ModuleIndex for StaticIndex {
     fn depends_on(&self, module: &str) -> Vec<String> {
         self.deps.get(&normalize(module)).cloned().unwrap_or_default()
     }
+
+    fn softdeps(&self, module: &str) -> (Vec<String>, Vec<String>) {
+        self.softdeps.get(&normalize(module)).cloned().unwrap_or_default()
+    }
+
+    fn builtin(&self, module: &str) -> bool {
+        self.builtin.contains(&normalize(module))
+    }
 }
 
 #[derive(Debug, Error)]
@@ -90,8 +154,13 @@ pub enum IndexError {
 /// libkmod handles are not Send: keep a `KmodIndex` on the thread that made it.
 pub struct KmodIndex {
     ctx: kmod::Context,
+    /// A second libkmod context on the same directory, for softdeps.
+    raw: Option<raw::Context>,
+    /// modules.builtin, by module name.
+    builtin: BTreeSet<String>,
     aliases: RefCell<HashMap<String, Vec<String>>>,
     deps: RefCell<HashMap<String, Vec<String>>>,
+    softdeps: RefCell<HashMap<String, Softdeps>>,
 }
 
 impl KmodIndex {
@@ -111,7 +180,15 @@ impl KmodIndex {
     }
 
     fn with_context(ctx: kmod::Context) -> Self {
-        KmodIndex { ctx, aliases: RefCell::default(), deps: RefCell::default() }
+        let dir = PathBuf::from(ctx.dirname());
+        KmodIndex {
+            raw: raw::Context::new(&dir),
+            builtin: read_builtin(&dir),
+            ctx,
+            aliases: RefCell::default(),
+            deps: RefCell::default(),
+            softdeps: RefCell::default(),
+        }
     }
 
     fn lookup(&self, alias: &str) -> Vec<String> {
@@ -127,6 +204,17 @@ impl KmodIndex {
             Err(_) => Vec::new(),
         }
     }
+}
+
+/// The names in modules.builtin (lines such as kernel/fs/ext4/ext4.ko); none
+/// when the file is missing.
+fn read_builtin(dir: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.trim().rsplit('/').next())
+        .filter_map(|f| f.strip_suffix(".ko"))
+        .map(normalize)
+        .collect()
 }
 
 /// libkmod reads only depmod's binary indexes and finds nothing without them.
@@ -166,6 +254,94 @@ impl ModuleIndex for KmodIndex {
     fn depends_on(&self, module: &str) -> Vec<String> {
         let module = normalize(module);
         cached(&self.deps, &module, || self.dependencies(&module))
+    }
+
+    fn softdeps(&self, module: &str) -> (Vec<String>, Vec<String>) {
+        let module = normalize(module);
+        if let Some(hit) = self.softdeps.borrow().get(&module) {
+            return hit.clone();
+        }
+        let found = self.raw.as_ref().map(|r| r.softdeps(&module)).unwrap_or_default();
+        self.softdeps.borrow_mut().insert(module, found.clone());
+        found
+    }
+
+    fn builtin(&self, module: &str) -> bool {
+        self.builtin.contains(&normalize(module))
+    }
+}
+
+/// kmod_module_get_softdeps, which the kmod crate leaves out.
+mod raw {
+    use std::ffi::{CStr, CString};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+    use std::ptr::{null, null_mut};
+
+    use kmod_sys as k;
+
+    use super::normalize;
+
+    pub struct Context(*mut k::kmod_ctx);
+
+    impl Context {
+        pub fn new(dir: &Path) -> Option<Context> {
+            let dir = CString::new(dir.as_os_str().as_bytes()).ok()?;
+            // SAFETY: a valid C string; NULL config paths mean libkmod's defaults
+            // (modprobe.d and the directory's modules.softdep).
+            let ctx = unsafe { k::kmod_new(dir.as_ptr(), null()) };
+            (!ctx.is_null()).then_some(Context(ctx))
+        }
+
+        /// (pre, post) softdeps of `module`, each resolved to module names.
+        pub fn softdeps(&self, module: &str) -> (Vec<String>, Vec<String>) {
+            let Ok(name) = CString::new(module) else { return Default::default() };
+            let mut m = null_mut();
+            // SAFETY: self.0 is a live context, name a valid C string; m is
+            // released below.
+            if unsafe { k::kmod_module_new_from_name(self.0, name.as_ptr(), &mut m) } < 0 || m.is_null() {
+                return Default::default();
+            }
+            let (mut pre, mut post) = (null_mut(), null_mut());
+            // SAFETY: m is a live module; the lists it returns are ours to free.
+            let rc = unsafe { k::kmod_module_get_softdeps(m, &mut pre, &mut post) };
+            let found = if rc < 0 { Default::default() } else { (names(pre), names(post)) };
+            // SAFETY: each was returned by libkmod above and is released once.
+            unsafe {
+                k::kmod_module_unref_list(pre);
+                k::kmod_module_unref_list(post);
+                k::kmod_module_unref(m);
+            }
+            found
+        }
+    }
+
+    fn names(list: *mut k::kmod_list) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut entry = list;
+        while !entry.is_null() {
+            // SAFETY: entry is an element of a live list; the module reference
+            // taken by get_module is dropped after its name is copied.
+            unsafe {
+                let m = k::kmod_module_get_module(entry);
+                if !m.is_null() {
+                    let name = normalize(&CStr::from_ptr(k::kmod_module_get_name(m)).to_string_lossy());
+                    if !out.contains(&name) {
+                        out.push(name);
+                    }
+                    k::kmod_module_unref(m);
+                }
+                entry = k::kmod_list_next(list, entry);
+            }
+        }
+        out
+    }
+
+    impl Drop for Context {
+        fn drop(&mut self) {
+            // SAFETY: the context was made by kmod_new and is released once.
+            unsafe { k::kmod_unref(self.0) };
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::event::{Cause, Process, Record, Syscall, What};
 use crate::scope::Scope;
+use crate::guard::decision::GuardRecord;
 
 pub fn json(rec: &Record) -> String {
     serde_json::to_string(rec).expect("records serialize")
@@ -29,6 +30,41 @@ pub fn human(rec: &Record) -> String {
         What::Loaded { module, cause, .. } => format!("{clock} loaded   {module} by {who} <- {}", cause_text(cause)),
         What::Unloaded { module } => format!("{clock} unloaded {module} by {who}"),
     }
+}
+
+/// A guard decision: `HH:MM:SS.mmm guard    denied request net-pf-38 by x[9] (unit): reason`.
+pub fn guard_human(rec: &GuardRecord) -> String {
+    let clock = rec.time.get(11..23).unwrap_or(&rec.time);
+    let verdict = rec.kind.trim_start_matches("guard_").replace('_', " ");
+    let what = match (rec.hook, &rec.alias, &rec.module, &rec.file) {
+        ("request", Some(alias), _, _) => format!("request {alias}"),
+        (hook, _, module, file) => {
+            let mut s = hook.to_string();
+            if let Some(m) = module {
+                s.push_str(&format!(" {m}"));
+            }
+            if let Some(f) = file {
+                s.push_str(&format!(" file {f}"));
+            }
+            if let (Some(dev), Some(ino)) = (&rec.dev, rec.ino) {
+                s.push_str(&format!(" (dev {dev} ino {ino})"));
+            }
+            s
+        }
+    };
+    let exe = rec.process.exe.as_deref().map(|e| format!(" {e}")).unwrap_or_default();
+    format!(
+        "{clock} guard    {verdict} ({}) {what} by {} uid {}{exe}: {}{}",
+        rec.mode,
+        who(&rec.process),
+        rec.process.uid,
+        rec.reason,
+        repeated(rec.repeats)
+    )
+}
+
+pub fn guard_json(rec: &GuardRecord) -> String {
+    serde_json::to_string(rec).expect("records serialize")
 }
 
 fn syscall_name(s: Syscall) -> &'static str {
@@ -201,6 +237,31 @@ mod tests {
         let unknown = Cause::Unknown { reason: "no request seen".into() };
         let line = human(&record(What::Loaded { module: "x".into(), taints: 0, cause: unknown }, loader));
         assert!(line.ends_with("<- unknown: no request seen"), "{line}");
+    }
+
+    #[test]
+    fn guard_decisions_read_plainly_and_as_json() {
+        let rec = GuardRecord {
+            time: "2026-11-27T21:57:50.080Z".into(),
+            ts_ns: 1,
+            kind: "guard_denied".into(),
+            hook: "finit_module",
+            mode: "enforce",
+            alias: None,
+            module: None,
+            file: Some("evil.ko".into()),
+            dev: Some("0:1".into()),
+            ino: Some(77),
+            reason: "the file is no allowed module's file in the kernel's module tree".into(),
+            repeats: 0,
+            process: process("insmod", 12, Some("session-2.scope")),
+        };
+        assert_eq!(
+            guard_human(&rec),
+            "21:57:50.080 guard    denied (enforce) finit_module file evil.ko (dev 0:1 ino 77) by insmod[12] (session-2.scope) uid 0: the file is no allowed module's file in the kernel's module tree"
+        );
+        let v: serde_json::Value = serde_json::from_str(&guard_json(&rec)).unwrap();
+        assert_eq!((v["kind"].as_str(), v["file"].as_str(), v["process"]["comm"].as_str()), (Some("guard_denied"), Some("evil.ko"), Some("insmod")));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::{
     os::fd::{AsRawFd, RawFd},
+    path::Path,
     time::Duration,
 };
 
@@ -16,9 +17,12 @@ use crate::{
     attribute::SystemDescriber,
     correlate::Correlator,
     decode::decode,
+    drops::Drops,
     event::{Event, Record},
+    guard::decision::{self as guard_decision, GuardRecord},
     modindex::KmodIndex,
-    probes::{Losses, Probes, Rings},
+    probes::{Probes, Rings},
+    snapshot::read_proc_modules,
     uevent::UeventSocket,
 };
 
@@ -27,7 +31,8 @@ pub struct Options {
     /// Stop after this long; None runs until SIGINT or SIGTERM.
     pub duration: Option<Duration>,
     /// Also call the sink with None this often, records or not (learn's
-    /// checkpoints must not wait for the next load).
+    /// checkpoints must not wait for the next load). The sink is always called
+    /// with None once first, when the probes are attached and before any record.
     pub tick: Option<Duration>,
 }
 
@@ -35,11 +40,11 @@ pub struct Options {
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
     pub records: u64,
-    /// Ring records that did not decode (a kernel/userspace mismatch, never expected).
-    pub undecodable: u64,
-    pub losses: Losses,
-    /// Requests dropped unserved because too many were waiting (see correlate).
-    pub evicted_requests: u64,
+    /// Every event lost, by where (undecodable records are a kernel/userspace
+    /// mismatch, never expected).
+    pub drops: Drops,
+    /// Repeats folded in the kernel and not yet carried by a later event.
+    pub folded_pending: u64,
     /// Why the run ended: "duration", "SIGINT" or "SIGTERM".
     pub ended_by: &'static str,
 }
@@ -52,6 +57,10 @@ pub struct Tracer {
     describer: SystemDescriber,
     /// Device announcements, for naming the device of a udev load.
     uevents: Option<UeventSocket>,
+    /// The running guard's decisions, when one is pinned (`modtrace guard`).
+    guard: Option<RingBuf<MapData>>,
+    /// Where guard decisions go; None: they are read and dropped.
+    pub guard_sink: Option<Box<dyn FnMut(&GuardRecord)>>,
 }
 
 impl Tracer {
@@ -63,17 +72,38 @@ impl Tracer {
         let uevents = UeventSocket::open()
             .map_err(|e| probes.notes.push(format!("no uevent socket ({e}): udev loads will not name their device")))
             .ok();
-        let correlator = Correlator::new(index);
-        Ok(Tracer { probes, rings, correlator, describer: SystemDescriber::new(), uevents })
+        let mut correlator = Correlator::new(index).with_helper_program(&helper_program());
+        // Read after attaching: a module loaded meanwhile is both here and in a
+        // ring, and a request for it is satisfied, not left pending.
+        match read_proc_modules(Path::new("/proc/modules")) {
+            Ok(loaded) => correlator.seed_present(loaded.into_iter().map(|m| m.name), monotonic_ns()),
+            Err(e) => probes.notes.push(format!("cannot read /proc/modules ({e}): requests for modules loaded before tracing wait for a helper until they expire")),
+        }
+        let guard = crate::guard::kernel::is_pinned().then(|| crate::guard::kernel::ring("GUARD_TRACE").ok()).flatten();
+        let mut tracer = Tracer { probes, rings, correlator, describer: SystemDescriber::new(), uevents, guard, guard_sink: None };
+        // Decisions taken before this trace began are not its to show.
+        if let Some(ring) = tracer.guard.as_mut() {
+            while ring.next().is_some() {}
+        }
+        Ok(tracer)
     }
 
     /// Feeds every record to `sink` until the duration ends or a signal arrives;
     /// None is a tick (`Options::tick`).
     pub fn run(mut self, opts: &Options, sink: &mut dyn FnMut(Option<&Record>)) -> anyhow::Result<Summary> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        sink(None);
         let mut summary = runtime.block_on(self.event_loop(opts, sink))?;
-        summary.losses = self.probes.losses();
-        summary.evicted_requests = self.correlator.evicted();
+        let kernel = self.probes.losses();
+        let d = &mut summary.drops;
+        d.ring_requests = kernel.requests;
+        d.ring_loads = kernel.loads;
+        d.ring_failures = kernel.failures;
+        d.unreadable_aliases = kernel.request_names;
+        d.unreadable_module_names = kernel.module_names;
+        d.results_without_call = kernel.exits_without_entry;
+        d.evicted_requests = self.correlator.evicted();
+        summary.folded_pending = kernel.folded_pending;
         Ok(summary)
     }
 
@@ -91,6 +121,7 @@ impl Tracer {
         let failures = watch(self.rings.failures.as_raw_fd())?;
         let requests = watch(self.rings.requests.as_raw_fd())?;
         let devices = self.uevents.as_ref().map(|s| watch(s.as_raw_fd())).transpose()?;
+        let guard = self.guard.as_ref().map(|r| watch(r.as_raw_fd())).transpose()?;
         let mut summary = Summary::default();
         loop {
             tokio::select! {
@@ -98,6 +129,7 @@ impl Tracer {
                 guard = failures.readable() => guard?.clear_ready(),
                 guard = requests.readable() => guard?.clear_ready(),
                 Some(guard) = readable(devices.as_ref()) => guard?.clear_ready(),
+                Some(ready) = readable(guard.as_ref()) => ready?.clear_ready(),
                 _ = sigint.recv() => { summary.ended_by = "SIGINT"; break }
                 _ = sigterm.recv() => { summary.ended_by = "SIGTERM"; break }
                 _ = &mut deadline => { summary.ended_by = "duration"; break }
@@ -114,12 +146,14 @@ impl Tracer {
     /// that started it, so the request is then always in this batch or an earlier one.
     fn drain(&mut self, summary: &mut Summary, sink: &mut dyn FnMut(Option<&Record>)) {
         let mut batch = Vec::new();
-        for ring in [&mut self.rings.loads, &mut self.rings.failures, &mut self.rings.requests] {
-            drain_ring(ring, &mut batch, &mut summary.undecodable);
-        }
+        let d = &mut summary.drops;
+        drain_ring(&mut self.rings.loads, &mut batch, &mut d.undecodable_loads);
+        drain_ring(&mut self.rings.failures, &mut batch, &mut d.undecodable_failures);
+        drain_ring(&mut self.rings.requests, &mut batch, &mut d.undecodable_requests);
         // A device's uevent went out before udevd loaded its driver: read after
         // the rings, it is known before any load in this batch is handled.
         self.read_uevents();
+        self.drain_guard();
         batch.sort_by_key(|ev| ev.ts_ns);
         for ev in batch {
             let record = self.correlator.handle(ev, &mut self.describer);
@@ -130,6 +164,16 @@ impl Tracer {
 }
 
 impl Tracer {
+    fn drain_guard(&mut self) {
+        let Some(ring) = self.guard.as_mut() else { return };
+        while let Some(item) = ring.next() {
+            let Ok(d) = guard_decision::decode(&item) else { continue };
+            if let Some(sink) = self.guard_sink.as_mut() {
+                sink(&guard_decision::record(&d, &mut self.describer));
+            }
+        }
+    }
+
     fn read_uevents(&mut self) {
         let Some(socket) = &self.uevents else { return };
         let mut buf = vec![0u8; 8192];
@@ -140,8 +184,17 @@ impl Tracer {
     }
 }
 
+/// kernel.modprobe: the program the kernel's helper runs.
+fn helper_program() -> String {
+    let text = std::fs::read_to_string("/proc/sys/kernel/modprobe").unwrap_or_default();
+    match text.trim() {
+        "" => "/sbin/modprobe".to_string(),
+        path => path.to_string(),
+    }
+}
+
 /// CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns().
-fn monotonic_ns() -> u64 {
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid timespec to write into.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };

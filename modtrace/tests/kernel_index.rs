@@ -60,3 +60,18 @@ fn a_tree_without_depmod_output_is_refused() {
     let err = KmodIndex::open(std::path::Path::new("/nonexistent/lib/modules/0.0")).unwrap_err();
     assert!(err.to_string().contains("depmod"), "{err}");
 }
+
+#[test]
+fn softdeps_resolve_to_modules_and_come_first_and_builtins_are_known() {
+    let idx = index();
+    // modules.softdep: "softdep ext4 pre: crypto-crc32c".
+    let (pre, post) = idx.softdeps("ext4");
+    assert!(pre.contains(&"crc32c_generic".to_string()), "{pre:?}");
+    assert!(post.is_empty(), "{post:?}");
+    let order = idx.load_order("ext4");
+    let at = |m: &str| order.iter().position(|x| x == m).unwrap_or_else(|| panic!("{m} not in {order:?}"));
+    assert!(at("crc32c_generic") < at("ext4") && at("jbd2") < at("ext4"), "{order:?}");
+    assert!(!idx.closure("ext4").contains(&"crc32c_generic".to_string()));
+    assert!(idx.builtin("unix") && idx.builtin("af_packet"));
+    assert!(!idx.builtin("appletalk") && !idx.builtin("no_such_module"));
+}

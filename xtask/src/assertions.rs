@@ -76,6 +76,24 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("trace_summary_adds_up", flood::trace_summary_adds_up),
     ("no_lost_loads", flood::no_lost_loads),
     ("every_new_module_has_loaded_record", flood::every_new_module_has_loaded_record),
+    ("distinct_flood_every_request_counted", flood::distinct_flood_every_request_counted),
+    ("distinct_flood_real_loads_keep_their_cause", flood::distinct_flood_real_loads_keep_their_cause),
+    ("profile_session_drops_by_kind", learn::profile_session_drops_by_kind),
+    // who asked: the kernel's facts about the requester
+    ("who_user_unit_requester", who::user_unit_requester),
+    ("who_container_unit_requester", who::container_unit_requester),
+    // modtrace guard (tests/guest/guard.sh)
+    ("guard_status_before_start", guard::status_before_start),
+    ("guard_complain_lets_outside_load_and_reports_it", guard::complain_lets_outside_load_and_reports_it),
+    ("guard_enforce_loads_profile_modules_on_demand", guard::enforce_loads_profile_modules_on_demand),
+    ("guard_enforce_refuses_explicit_load_outside", guard::enforce_refuses_explicit_load_outside),
+    ("guard_enforce_refuses_autoload_outside", guard::enforce_refuses_autoload_outside),
+    ("guard_enforce_refuses_renamed_module_file", guard::enforce_refuses_renamed_module_file),
+    ("guard_enforce_refuses_init_module_outside", guard::enforce_refuses_init_module_outside),
+    ("guard_status_reports_mode_profile_and_counts", guard::status_reports_mode_profile_and_counts),
+    ("guard_stop_restores_loading", guard::stop_restores_loading),
+    ("guard_log_carries_the_refusals", guard::log_carries_the_refusals),
+    ("guard_cost_of_a_decision_measured", guard::cost_of_a_decision_measured),
 ];
 
 pub fn check_all(output: &GuestOutput, compressed: bool) -> Vec<Check> {
@@ -414,7 +432,9 @@ fn expect_empty(r: &Value, pointer: &str) -> Result<(), String> {
 }
 
 mod flood;
+mod guard;
 mod learn;
+mod who;
 
 #[cfg(test)]
 mod tests;

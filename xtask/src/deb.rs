@@ -25,6 +25,7 @@ pub const CARGO_DEB_VERSION: &str = "3.8.0";
 /// Where the package's binary goes; the units and the kernel hook call it there.
 const BINARY: &str = "/usr/sbin/modtrace";
 const LEARN_UNIT: &str = "/lib/systemd/system/modtrace-learn.service";
+const GUARD_UNIT: &str = "/lib/systemd/system/modtrace-guard.service";
 const KERNEL_HOOK: &str = "/etc/kernel/postinst.d/modtrace";
 const MAN_DIR: &str = "/usr/share/man/man8";
 
@@ -32,6 +33,7 @@ const MAN_DIR: &str = "/usr/share/man/man8";
 const EXPECTED_FILES: &[(&str, &str)] = &[
     (BINARY, "-rwxr-xr-x"),
     (LEARN_UNIT, "-rw-r--r--"),
+    (GUARD_UNIT, "-rw-r--r--"),
     (KERNEL_HOOK, "-rwxr-xr-x"),
     ("/usr/share/man/man8/modtrace.8.gz", "-rw-r--r--"),
     ("/usr/share/bash-completion/completions/modtrace", "-rw-r--r--"),
@@ -495,9 +497,11 @@ fn learn_unit_installed_disabled(facts: &Facts) -> Result<(), String> {
     if facts.script("postinst").is_none() {
         problems.push("no postinst (it creates /var/lib/modtrace)".into());
     }
-    let unit = fs::read_to_string(facts.in_root(LEARN_UNIT)).map_err(|e| format!("{LEARN_UNIT}: {e}"))?;
-    if !unit.contains("[Install]") {
-        problems.push(format!("{LEARN_UNIT} has no [Install] section: it could not be enabled"));
+    for path in [LEARN_UNIT, GUARD_UNIT] {
+        let unit = fs::read_to_string(facts.in_root(path)).map_err(|e| format!("{path}: {e}"))?;
+        if !unit.contains("[Install]") {
+            problems.push(format!("{path} has no [Install] section: it could not be enabled"));
+        }
     }
     if problems.is_empty() {
         Ok(())
@@ -511,6 +515,11 @@ fn units_and_hook_call_the_packaged_binary(facts: &Facts) -> Result<(), String> 
     let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).ok_or("the learn unit has no ExecStart=")?;
     if !exec.starts_with(&format!("ExecStart={BINARY} ")) {
         return Err(format!("the learn unit runs {exec:?}, not {BINARY}"));
+    }
+    let guard = fs::read_to_string(facts.in_root(GUARD_UNIT)).map_err(|e| format!("{GUARD_UNIT}: {e}"))?;
+    let execs: Vec<&str> = guard.lines().filter(|l| l.starts_with("ExecStart")).collect();
+    if execs.is_empty() || execs.iter().any(|l| !l.contains(&format!("={BINARY} guard "))) {
+        return Err(format!("the guard unit runs {execs:?}, not {BINARY} guard"));
     }
     let hook = fs::read_to_string(facts.in_root(KERNEL_HOOK)).map_err(|e| format!("{KERNEL_HOOK}: {e}"))?;
     if !hook.contains(&format!(":-{BINARY}}}")) {

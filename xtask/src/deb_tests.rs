@@ -4,6 +4,7 @@ const LISTING: &str = "\
 drwxr-xr-x 0/0               0 2026-11-27 00:00 ./usr/
 -rwxr-xr-x 0/0         4217328 2026-11-27 00:00 ./usr/sbin/modtrace
 -rw-r--r-- 0/0            3282 2026-11-27 00:00 ./lib/systemd/system/modtrace-learn.service
+-rw-r--r-- 0/0            2500 2026-11-27 00:00 ./lib/systemd/system/modtrace-guard.service
 -rwxr-xr-x 0/0            4805 2026-11-27 00:00 ./etc/kernel/postinst.d/modtrace
 -rw-r--r-- 0/0            2028 2026-11-27 00:00 ./usr/share/man/man8/modtrace.8.gz
 -rw-r--r-- 0/0           14005 2026-11-27 00:00 ./usr/share/bash-completion/completions/modtrace
@@ -18,7 +19,7 @@ drwxr-xr-x 0/0               0 2026-11-27 00:00 ./usr/
 #[test]
 fn contents_parse_into_absolute_paths() {
     let entries = parse_contents(LISTING).unwrap();
-    assert_eq!(entries.len(), 12);
+    assert_eq!(entries.len(), 13);
     assert_eq!(entries[0].path, "/usr");
     assert_eq!(
         entries[1],

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
+use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
 use crate::apt::PrivateApt;
@@ -76,25 +77,36 @@ impl fmt::Display for Series {
     }
 }
 
-/// Which series a command works on.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Choice {
-    #[value(name = "6.1", alias = "bookworm")]
-    Bookworm,
-    #[value(name = "6.12", alias = "trixie")]
-    Trixie,
-    #[value(name = "backports", alias = "trixie-backports")]
-    TrixieBackports,
-    All,
+/// Which series a command works on: one (named as `Series` names it), or all.
+#[derive(Clone, Copy, Debug)]
+pub struct Choice(Option<Series>);
+
+impl ValueEnum for Choice {
+    fn value_variants<'a>() -> &'a [Self] {
+        const ALL: [Choice; 4] = [
+            Choice(Some(Series::Bookworm)),
+            Choice(Some(Series::Trixie)),
+            Choice(Some(Series::TrixieBackports)),
+            Choice(None),
+        ];
+        &ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        match self.0 {
+            Some(series) => series.to_possible_value(),
+            None => Some(PossibleValue::new("all")),
+        }
+    }
 }
 
 impl Choice {
+    pub const ALL: Choice = Choice(None);
+
     pub fn series(self) -> Vec<Series> {
-        match self {
-            Choice::Bookworm => vec![Series::Bookworm],
-            Choice::Trixie => vec![Series::Trixie],
-            Choice::TrixieBackports => vec![Series::TrixieBackports],
-            Choice::All => Series::ALL.to_vec(),
+        match self.0 {
+            Some(series) => vec![series],
+            None => Series::ALL.to_vec(),
         }
     }
 }

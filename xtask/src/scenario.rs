@@ -67,8 +67,42 @@ pub const FLOOD_AUTOLOAD_MODULE: &str = "phonet";
 /// modprobe'd during the flood.
 pub const FLOOD_EXPLICIT_MODULE: &str = "tcp_illinois";
 
+// ---- who asked: an unprivileged user's unit, a container's unit (issue 7) ----
+
+/// A process of this uid (logged in: loginuid set) in a user unit named like a
+/// system display manager (lightdm.service) opens a socket of family
+/// WHO_USER_FAMILY (AF_KCM).
+pub const WHO_USER_UID: u32 = 1000;
+pub const WHO_USER_CGROUP: &str = "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service";
+pub const WHO_USER_FAMILY: u32 = 41;
+pub const WHO_USER_ALIAS: &str = "net-pf-41";
+pub const WHO_USER_MODULE: &str = "kcm";
+/// A root process in a container's cgroup tree, in a unit named like a host
+/// unit (cron.service), mounts a file system whose module is not loaded.
+pub const WHO_CONTAINER_CGROUP: &str = "/machine.slice/systemd-nspawn@box.service/payload/system.slice/cron.service";
+pub const WHO_CONTAINER_FS: &str = "minix";
+pub const WHO_CONTAINER_ALIAS: &str = "fs-minix";
+pub const WHO_CONTAINER_MODULE: &str = "minix";
+/// The kernel's "not set" for loginuid and sessionid.
+pub const AUDIT_UNSET: u64 = u32::MAX as u64;
+
+// ---- a flood of distinct requests from many processes, and real loads in it ----
+
+/// For this long, PARALLEL new processes at a time each request BATCH file
+/// system types never requested before (fs-PREFIXn): nothing folds.
+pub const DISTINCT_FLOOD_SECS: u32 = 1;
+pub const DISTINCT_FLOOD_BATCH: u32 = 10;
+pub const DISTINCT_FLOOD_PARALLEL: u32 = 4;
+pub const DISTINCT_FLOOD_PREFIX: &str = "mtflood";
+/// socket(AF_QIPCRTR) during that flood: autoloads qrtr (no dependencies).
+pub const DISTINCT_FLOOD_SOCKET_FAMILY: u32 = 42;
+pub const DISTINCT_FLOOD_ALIAS: &str = "net-pf-42";
+pub const DISTINCT_FLOOD_AUTOLOAD_MODULE: &str = "qrtr";
+/// modprobe'd during that flood.
+pub const DISTINCT_FLOOD_EXPLICIT_MODULE: &str = "tcp_vegas";
+
 /// Modules whose files (and dependencies) the guest's modprobe can find.
-pub const MODPROBE_MODULES: [&str; 10] = [
+pub const MODPROBE_MODULES: [&str; 14] = [
     EXPLICIT_MODULE,
     BINFMT_MODULE,
     CHAIN[0],
@@ -79,6 +113,10 @@ pub const MODPROBE_MODULES: [&str; 10] = [
     KILLED_LEARNER_MODULE,
     FLOOD_AUTOLOAD_MODULE,
     FLOOD_EXPLICIT_MODULE,
+    WHO_USER_MODULE,
+    WHO_CONTAINER_MODULE,
+    DISTINCT_FLOOD_AUTOLOAD_MODULE,
+    DISTINCT_FLOOD_EXPLICIT_MODULE,
 ];
 /// Modules copied uncompressed to /opt/ko for insmod and init_module.
 pub const LOOSE_MODULES: [&str; 2] = [INSMOD_MODULE, INIT_MODULE_MODULE];
@@ -128,7 +166,18 @@ pub fn env_file() -> String {
          CORRUPT_TEXT='{CORRUPT_TEXT}'\n\
          FLOOD_SECS={FLOOD_SECS}\n\
          FLOOD_SOCKET_FAMILY={FLOOD_SOCKET_FAMILY}\n\
-         FLOOD_EXPLICIT_MODULE={FLOOD_EXPLICIT_MODULE}\n"
+         FLOOD_EXPLICIT_MODULE={FLOOD_EXPLICIT_MODULE}\n\
+         WHO_USER_UID={WHO_USER_UID}\n\
+         WHO_USER_CGROUP=/sys/fs/cgroup{WHO_USER_CGROUP}\n\
+         WHO_USER_FAMILY={WHO_USER_FAMILY}\n\
+         WHO_CONTAINER_CGROUP=/sys/fs/cgroup{WHO_CONTAINER_CGROUP}\n\
+         WHO_CONTAINER_FS={WHO_CONTAINER_FS}\n\
+         DISTINCT_FLOOD_SECS={DISTINCT_FLOOD_SECS}\n\
+         DISTINCT_FLOOD_BATCH={DISTINCT_FLOOD_BATCH}\n\
+         DISTINCT_FLOOD_PARALLEL={DISTINCT_FLOOD_PARALLEL}\n\
+         DISTINCT_FLOOD_PREFIX={DISTINCT_FLOOD_PREFIX}\n\
+         DISTINCT_FLOOD_SOCKET_FAMILY={DISTINCT_FLOOD_SOCKET_FAMILY}\n\
+         DISTINCT_FLOOD_EXPLICIT_MODULE={DISTINCT_FLOOD_EXPLICIT_MODULE}\n"
     )
 }
 
@@ -163,4 +212,5 @@ pub mod captured {
     pub const REPORT_BY_UNIT: &str = "report-by-unit";
     pub const SPAM_FAILED_LOADS: &str = "spam-failed-loads";
     pub const SPAM_REQUESTS: &str = "spam-requests";
+    pub const SPAM_DISTINCT_REQUESTS: &str = "spam-distinct-requests";
 }

@@ -15,7 +15,7 @@ pub fn run(timeout: Duration) -> Result<()> {
     fuzz::run(fuzz::Options { seconds: 40, target: None })?;
     // The Debian package: built from the release binary, then inspected.
     deb::check(&deb::build()?)?;
-    vm_test::run(Options { kernel: Choice::All, keep: false, timeout, modtrace: None, break_first_boot: true })?;
+    vm_test::run(Options { kernel: Choice::ALL, keep: false, timeout, modtrace: None, break_first_boot: true })?;
     // The bench's machinery in one short run (about a minute); its figures
     // are printed, not judged: `cargo xtask bench` is the measurement.
     bench::run(bench::Options { runs: 1, smoke: true, keep: false, timeout })

@@ -7,7 +7,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, kind, ring, syscall};
+use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, drop, kind, ring, syscall};
 
 use crate::{
     maps::{FAIL_REPEATS, FAILURES, LOADS, PENDING, count_drop, fold_in, self_tgid},
@@ -64,6 +64,9 @@ fn remember(sys: u32, fd: i32, flags: u32, image_len: u64, params_ptr: u64) {
 fn send(ret: i64) -> Result<(), i32> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let Some(pending) = PENDING.get_ptr(&pid_tgid) else {
+        if (pid_tgid >> 32) as u32 != self_tgid() {
+            count_drop(drop::EXIT_WITHOUT_ENTRY);
+        }
         return Ok(());
     };
     let result = emit(unsafe { &*pending }, (pid_tgid >> 32) as u32, ret);

@@ -1,6 +1,7 @@
 //! One file per load path. Tracepoint field offsets live in modtrace_common::tp,
 //! where userspace checks them against the kernel's format files before loading.
 
+mod guard;
 mod load;
 mod module;
 mod request;

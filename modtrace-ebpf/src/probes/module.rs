@@ -1,7 +1,7 @@
 //! module:module_load and module:module_free, in the loader's (or remover's) context.
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use modtrace_common::{ModuleEvent, kind, ring};
+use modtrace_common::{ModuleEvent, drop, kind, ring};
 
 use crate::{
     maps::{LOADS, count_drop},
@@ -41,6 +41,7 @@ fn send(ctx: &TracePointContext, event_kind: u32, taints: u32, name_offset: usiz
     ev.name = [0; modtrace_common::NAME_LEN];
     if let Err(e) = super::read_data_loc(ctx, name_offset, &mut ev.name) {
         entry.discard(0);
+        count_drop(drop::MODULE_NAME_UNREAD);
         return Err(e);
     }
     entry.submit(0);

@@ -4,7 +4,7 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
-use modtrace_common::{NAME_LEN, RequestEvent, RequestKey, kind, ring};
+use modtrace_common::{NAME_LEN, RequestEvent, RequestKey, drop, kind, ring};
 
 use crate::{
     maps::{REQUEST_REPEATS, REQUESTS, count_drop, fold_in, self_tgid},
@@ -27,7 +27,10 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
     }
     let ts = now();
     let mut name = [0u8; NAME_LEN];
-    super::read_data_loc(ctx, NAME_OFFSET, &mut name)?;
+    if let Err(e) = super::read_data_loc(ctx, NAME_OFFSET, &mut name) {
+        count_drop(drop::REQUEST_NAME_UNREAD);
+        return Err(e);
+    }
     let Some(repeats) = fold_request(tgid, &name, ts) else {
         return Ok(());
     };

@@ -151,6 +151,7 @@ pub const PAGES: &[Page] = &[
             "modtrace-generate(8)",
             "modtrace-check(8)",
             "modtrace-lock(8)",
+            "modtrace-guard(8)",
             "modprobe(8)",
             "modules-load.d(5)",
             "systemd-modules-load.service(8)",
@@ -378,6 +379,34 @@ pub const PAGES: &[Page] = &[
             ("sudo modtrace deny net-pf-38", "Never honour the kernel's requests for net-pf-38."),
         ],
         see_also: &["modtrace(8)", "modtrace-allow(8)", "modtrace-review(8)", "modprobe.d(5)"],
+    },
+    Page {
+        command: "guard",
+        exit_status: &[
+            ("0", "start: the policy is in force (pinned); status: a guard is running; stop: none is running any more."),
+            (
+                "1",
+                "The guard could not start (not root, no kernel BTF, bpf missing from the active LSMs, \
+                 lockdown=confidentiality, a profile that cannot be read) or another error; the reason and the fix \
+                 are printed. A policy already in force stays as it was.",
+            ),
+            ("3", "status: no guard is running."),
+            USAGE,
+        ],
+        files: &[
+            PROFILE,
+            ("/sys/fs/bpf/modtrace/guard/", "The pinned programs (link-*) and maps: the guard in force."),
+            ("/run/modtrace/guard.json", "What guard start enforced, and since when, for guard status."),
+            ("/sys/kernel/security/lsm", "The active LSMs; bpf must be among them."),
+            ("/lib/systemd/system/modtrace-guard.service", "Starts the guard at boot and runs guard log; installed disabled."),
+        ],
+        examples: &[
+            ("sudo modtrace guard start", "Complain mode: allow everything, report what enforce would refuse."),
+            ("sudo modtrace guard start --mode enforce", "Refuse every module outside the profile; starting again replaces the policy."),
+            ("journalctl MODTRACE_DECISION=denied", "Who tried to load what, and why it was refused."),
+            ("sudo modtrace guard stop", "Back out: detach the programs."),
+        ],
+        see_also: &["modtrace(8)", "modtrace-learn(8)", "modtrace-lock(8)", "journalctl(1)"],
     },
 ];
 

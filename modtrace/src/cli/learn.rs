@@ -4,7 +4,9 @@
 //! Order matters: the lock, the writability check and loading the existing
 //! profile all happen before tracing starts, so a second learner, a read-only
 //! directory or a corrupt profile stop it at once (the corrupt file untouched)
-//! instead of after hours of learning.
+//! instead of after hours of learning. /proc/modules is read once the probes
+//! are attached, not before: a module loaded in between is then both there and
+//! traced, and keeps its traced cause instead of going missing.
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -23,7 +25,8 @@ use crate::modindex::{KmodIndex, ModuleIndex};
 use crate::pipeline::{Options, Tracer};
 use super::trace::parse_duration;
 use crate::profile::{self, store, system, PreloadSources, Profile, Session};
-use crate::snapshot::read_proc_modules;
+use crate::drops::Drops;
+use crate::snapshot::{read_proc_modules, LoadedModule};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -78,8 +81,8 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub struct TraceEnd {
     pub records: u64,
-    /// Kernel events lost (ring buffers full).
-    pub lost: u64,
+    /// Events lost, by kind.
+    pub drops: Drops,
     /// "duration", "SIGINT" or "SIGTERM".
     pub ended_by: String,
 }
@@ -93,7 +96,7 @@ pub struct Outcome {
     /// Modules this run added to the profile.
     pub new_modules: Vec<String>,
     pub records: u64,
-    pub lost: u64,
+    pub drops: Drops,
     pub ended_by: String,
     pub checkpoints: u32,
 }
@@ -135,17 +138,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("modtrace: note: could not tell systemd that learning started: {e}");
         }
         let summary = tracer.run(&Options { duration, tick: Some(checkpoint_every) }, sink)?;
-        Ok(TraceEnd {
-            records: summary.records,
-            lost: summary.losses.dropped(),
-            ended_by: summary.ended_by.to_string(),
-        })
+        Ok(TraceEnd { records: summary.records, drops: summary.drops, ended_by: summary.ended_by.to_string() })
     })?;
     eprintln!("{}", outcome_line(&outcome));
-    if outcome.lost > 0 {
+    let d = &outcome.drops;
+    if d.blocking() > 0 {
         eprintln!(
-            "modtrace: warning: {} kernel events were lost; the profile may miss modules, learn again before locking",
-            outcome.lost
+            "modtrace: warning: {} requests or loads were lost ({}); the profile may miss modules, learn again before locking",
+            d.blocking(),
+            d.describe()
+        );
+    } else if d.reported() > 0 {
+        eprintln!(
+            "modtrace: note: {} failed load attempts or load results were lost ({}); no module is missing for them",
+            d.reported(),
+            d.describe()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -169,10 +176,12 @@ pub fn outcome_line(o: &Outcome) -> String {
     )
 }
 
-/// Learns into `plan.out`: lock, check, load, record preloaded modules, then
-/// `trace` (which calls the sink for every record, and with None now and then,
-/// and returns when learning ends), checkpointing along the way, and save. When `trace` fails after
-/// records arrived, what was learned is saved before the error is returned.
+/// Learns into `plan.out`: lock, check, load, then `trace` (which calls the sink
+/// with None once its probes are attached, then for every record and with None
+/// now and then, and returns when learning ends), checkpointing along the way,
+/// and save. The modules already loaded are read at the sink's first call. When
+/// `trace` fails after records arrived, what was learned is saved before the
+/// error is returned.
 pub fn learn(
     plan: &Plan,
     index: &dyn ModuleIndex,
@@ -204,14 +213,16 @@ pub fn learn(
     let start_text = system::rfc3339(start);
     let mut session = Profile::new(&plan.kernel, &plan.host);
     session.boots.extend(plan.boot_id.clone());
-    let loaded = read_proc_modules(&plan.proc_modules)?;
     let reasons = profile::configured_reasons(&plan.preload);
-    session.add_preloaded(&loaded, &reasons, &start_text);
+    // Checked now, so a kernel without modules stops learning before it starts.
+    read_proc_modules(&plan.proc_modules)?;
+    let mut preloaded = Preloaded::default();
 
-    let compose = |session: &Profile, ended_by: &str, records: u64, lost: u64| -> Profile {
+    let compose = |session: &Profile, preloaded: &Preloaded, ended_by: &str, records: u64, drops: Drops| -> Profile {
         let end = SystemTime::now();
         let mut profile = base.clone().unwrap_or_else(|| Profile::new(&plan.kernel, &plan.host));
         let mut s = session.clone();
+        s.add_preloaded(&preloaded.before_tracing(), &reasons, &start_text);
         s.sessions.push(Session {
             start: start_text.clone(),
             end: system::rfc3339(end),
@@ -220,7 +231,8 @@ pub fn learn(
             boot_id: plan.boot_id.clone(),
             ended_by: Some(ended_by.to_string()),
             records,
-            lost_events: lost,
+            lost_events: drops.total(),
+            drops: Some(drops),
             extra: Default::default(),
         });
         profile.merge(s);
@@ -236,10 +248,17 @@ pub fn learn(
     let mut checkpoints = 0u32;
     let mut last_checkpoint = Instant::now();
     let result = trace(&mut |rec: Option<&Record>| {
+        if !preloaded.read {
+            match preloaded.read_now(&plan.proc_modules) {
+                Ok(n) => dirty |= n > 0,
+                Err(e) => ticker.say(&format!("modtrace: warning: {e:#}")),
+            }
+        }
         // None is a tick: a change waiting for its checkpoint is saved even
         // when no further record comes.
         if let Some(rec) = rec {
             records += 1;
+            preloaded.saw(rec);
             dirty |= session.observe(rec);
             if let What::Loaded { module, cause, .. } = &rec.what {
                 if let Ok(mut s) = status.lock() {
@@ -249,7 +268,7 @@ pub fn learn(
             }
         }
         if dirty && last_checkpoint.elapsed() >= plan.checkpoint_every {
-            match store::save(&plan.out, &compose(&session, "checkpoint", records, 0)) {
+            match store::save(&plan.out, &compose(&session, &preloaded, "checkpoint", records, Drops::default())) {
                 Ok(()) => {
                     dirty = false;
                     checkpoints += 1;
@@ -268,10 +287,14 @@ pub fn learn(
                 // Tracing never started (or saw nothing): nothing to save.
                 return Err(e);
             }
-            (TraceEnd { records, lost: 0, ended_by: "error".to_string() }, Some(e))
+            (TraceEnd { records, drops: Drops::default(), ended_by: "error".to_string() }, Some(e))
         }
     };
-    let finished = compose(&session, &end.ended_by, end.records.max(records), end.lost);
+    if !preloaded.read {
+        // The tracer never called the sink: what is loaded now is all there is.
+        preloaded.read_now(&plan.proc_modules)?;
+    }
+    let finished = compose(&session, &preloaded, &end.ended_by, end.records.max(records), end.drops);
     store::save(&plan.out, &finished).context("saving the profile")?;
     if let Some(e) = failure {
         return Err(
@@ -284,10 +307,46 @@ pub fn learn(
         top_level: finished.modules.iter().filter(|m| m.top_level).count(),
         new_modules: finished.modules.iter().filter(|m| !known.contains(&m.name)).map(|m| m.name.clone()).collect(),
         records: end.records.max(records),
-        lost: end.lost,
+        drops: end.drops,
         ended_by: end.ended_by,
         checkpoints,
     })
+}
+
+/// The modules loaded when learning began, read once the probes were attached,
+/// and the traced loads from before that read: those were loaded while tracing,
+/// so they keep their traced cause and are not "preloaded".
+#[derive(Debug, Default)]
+struct Preloaded {
+    read: bool,
+    /// When /proc/modules was read (CLOCK_MONOTONIC, the records' clock).
+    at_ns: u64,
+    modules: Vec<LoadedModule>,
+    traced_before: BTreeSet<String>,
+}
+
+impl Preloaded {
+    /// Reads /proc/modules; returns how many modules it lists.
+    fn read_now(&mut self, path: &Path) -> anyhow::Result<usize> {
+        self.read = true;
+        self.at_ns = crate::pipeline::monotonic_ns();
+        self.modules = read_proc_modules(path)?;
+        Ok(self.modules.len())
+    }
+
+    fn saw(&mut self, rec: &Record) {
+        if let What::Loaded { module, .. } = &rec.what {
+            if !self.read || rec.ts_ns <= self.at_ns {
+                self.traced_before.insert(crate::modindex::normalize(module));
+            }
+        }
+    }
+
+    /// The modules loaded before tracing began.
+    fn before_tracing(&self) -> Vec<LoadedModule> {
+        let traced = |m: &LoadedModule| self.traced_before.contains(&crate::modindex::normalize(&m.name));
+        self.modules.iter().filter(|m| !traced(m)).cloned().collect()
+    }
 }
 
 /// --fresh: the old file (readable or not) is kept as PATH.bak before anything

@@ -40,7 +40,7 @@ fn replay(
         for r in &records {
             sink(Some(r));
         }
-        Ok(TraceEnd { records: n, lost, ended_by: "duration".to_string() })
+        Ok(TraceEnd { records: n, drops: Drops { ring_loads: lost, ..Drops::default() }, ended_by: "duration".to_string() })
     }
 }
 
@@ -68,7 +68,7 @@ fn learn_records_preloaded_and_traced_modules_and_accumulates() {
     // A second run adds to it.
     let out = learn(&plan, &index, replay(appletalk_sequence("2024-03-02T10:00:00Z", guest(6)), 3)).unwrap();
     assert!(out.new_modules.is_empty());
-    assert_eq!(out.lost, 3);
+    assert_eq!(out.drops.total(), 3);
     let p = profile::load(&plan.out).unwrap();
     assert_eq!(p.sessions.len(), 2);
     assert_eq!(p.lost_events(), 3);
@@ -107,7 +107,7 @@ fn learn_refuses_a_corrupt_profile_before_tracing_and_leaves_it() {
     let mut traced = false;
     let err = learn(&plan, &appletalk_index(), |_sink| {
         traced = true;
-        Ok(TraceEnd { records: 0, lost: 0, ended_by: "duration".into() })
+        Ok(TraceEnd { records: 0, drops: Drops::default(), ended_by: "duration".into() })
     })
     .unwrap_err();
     assert!(!traced, "tracing must not start");
@@ -154,7 +154,7 @@ fn checkpoints_are_written_while_learning() {
         let mid = profile::load(&path).expect("a checkpoint was written");
         assert_eq!(mid.sessions[0].ended_by.as_deref(), Some("checkpoint"));
         assert!(mid.module("appletalk").is_some());
-        Ok(TraceEnd { records: 2, lost: 0, ended_by: "SIGINT".into() })
+        Ok(TraceEnd { records: 2, drops: Drops::default(), ended_by: "SIGINT".into() })
     })
     .unwrap();
     assert!(out.checkpoints >= 1);
@@ -178,7 +178,7 @@ fn a_tick_saves_a_change_that_no_later_record_would() {
         sink(None);
         let mid = profile::load(&path).expect("the tick wrote a checkpoint");
         assert!(mid.module("appletalk").is_some());
-        Ok(TraceEnd { records: 1, lost: 0, ended_by: "SIGINT".into() })
+        Ok(TraceEnd { records: 1, drops: Drops::default(), ended_by: "SIGINT".into() })
     })
     .unwrap();
 }
@@ -239,4 +239,36 @@ fn short_causes_read_well() {
     let rec = loaded_explicit("2024-03-01T10:00:00Z", "llc", 0);
     let crate::event::What::Loaded { cause, .. } = &rec.what else { panic!() };
     assert_eq!(short_cause(cause), "explicit by modprobe from bash");
+}
+
+#[test]
+fn a_module_loaded_between_attaching_and_reading_proc_modules_keeps_its_traced_cause() {
+    let dir = TempDir::new("attach-first");
+    let plan = plan(&dir);
+    let records = appletalk_sequence("2024-03-01T10:00:00Z", guest(5));
+    let proc_modules = plan.proc_modules.clone();
+    learn(&plan, &appletalk_index(), |sink| {
+        // tcp_bic loaded while the probes were being attached (no record);
+        // then, attached, the autoload happens; then the tracer says it is
+        // attached (learn reads /proc/modules), and the ring is drained after.
+        let mut text = fs::read_to_string(&proc_modules).unwrap();
+        text.push_str("tcp_bic 16384 0 - Live 0x0\nllc 16384 2 psnap,appletalk, Live 0x0\npsnap 16384 1 appletalk, Live 0x0\nappletalk 45056 0 - Live 0x0\n");
+        fs::write(&proc_modules, text).unwrap();
+        sink(None);
+        for r in &records {
+            sink(Some(r));
+        }
+        Ok(TraceEnd { records: 4, drops: Drops::default(), ended_by: "duration".into() })
+    })
+    .unwrap();
+    let p = profile::load(&plan.out).unwrap();
+    for m in ["llc", "psnap", "appletalk"] {
+        let kinds: Vec<_> = p.module(m).unwrap().triggers.iter().map(|t| t.kind).collect();
+        assert_eq!(kinds, [TriggerKind::Request], "{m}");
+    }
+    for m in ["ext4", "tcp_bic"] {
+        let kinds: Vec<_> = p.module(m).expect(m).triggers.iter().map(|t| t.kind).collect();
+        assert_eq!(kinds, [TriggerKind::Preloaded], "{m}");
+    }
+    assert_eq!(p.sessions[0].drops, Some(Drops::default()));
 }

@@ -17,6 +17,7 @@ pub mod deny;
 pub mod diff;
 pub mod docs;
 pub mod generate;
+pub mod guard;
 pub mod learn;
 pub mod lock;
 pub mod report;
@@ -207,6 +208,21 @@ and lock never list it whoever asked for it, and generate --deny's modprobe.d fi
 refuses the module. A module the profile does not know may be denied too. Names \
 starting with '-' are refused. The decision is kept when learning merges new \
 sessions in; modtrace allow NAME replaces it.";
+const GUARD_ABOUT: &str = "\
+Enforces the profile in the kernel with BPF LSM programs, while the profile's \
+modules keep loading on demand: a request_module alias that leads to no module of \
+the profile is refused before any modprobe starts; finit_module must read an \
+allowed module's own file in the running kernel's module tree (identified by \
+device and inode, so a copy elsewhere is refused whatever its name); \
+init_module (an image from memory) is refused unless --allow-init-module. \
+complain mode allows everything and reports what enforce would refuse.
+
+The programs are pinned under /sys/fs/bpf/modtrace/guard, so they keep deciding \
+after guard start returns; starting again replaces the policy atomically. Every \
+decision is counted (guard status) and sent to the journal by guard log \
+(modtrace-guard.service runs both), and shown by modtrace trace while it runs. \
+guard stop detaches it. Root can always stop it: it is a policy against everyone \
+else and against mistakes; kernel.modules_disabled=1 is the final freeze.";
 
 /// Which kernel modules this machine needs, and who needs them.
 #[derive(Parser, Debug)]
@@ -256,6 +272,9 @@ pub enum Command {
     /// Never list a module (or honour an alias), whoever asks.
     #[command(long_about = DENY_ABOUT)]
     Deny(deny::Args),
+    /// Enforce the profile in the kernel (BPF LSM): complain first, then enforce.
+    #[command(long_about = GUARD_ABOUT)]
+    Guard(guard::Args),
     /// Write the man pages and shell completions (packaging).
     #[command(hide = true)]
     GenerateDocs(docs::Args),
@@ -301,6 +320,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Review(args) => review::run(args),
         Command::Allow(args) => allow::run(args),
         Command::Deny(args) => deny::run(args),
+        Command::Guard(args) => guard::run(args),
         Command::GenerateDocs(args) => docs::run(args),
     };
     match result {

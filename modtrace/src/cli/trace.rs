@@ -26,7 +26,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let tracer = Tracer::start()?;
+    let mut tracer = Tracer::start()?;
+    let json = args.json;
+    tracer.guard_sink = Some(Box::new(move |rec| {
+        let line = if json { output::guard_json(rec) } else { output::guard_human(rec) };
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+    }));
     announce(&tracer);
     let mut out = io::stdout().lock();
     let mut broken_pipe = false;
@@ -53,21 +59,49 @@ fn announce(tracer: &Tracer) {
 }
 
 fn report(s: &Summary) {
-    let l = &s.losses;
-    eprintln!(
-        "modtrace: {} events ({}); lost {} (requests {}, loads {}, failures {}); repeats folded and not yet reported: {}",
+    eprintln!("{}", summary_line(s));
+    let d = &s.drops;
+    if d.blocking() > 0 {
+        eprintln!(
+            "modtrace: warning: {} requests or loads were lost: modules may have loaded unseen, or without their cause",
+            d.blocking()
+        );
+    }
+    let undecodable = d.undecodable_requests + d.undecodable_loads + d.undecodable_failures;
+    if undecodable > 0 {
+        eprintln!("modtrace: warning: {undecodable} kernel records could not be decoded (modtrace binary and programs disagree)");
+    }
+}
+
+/// `modtrace: N events (HOW); lost L (requests a, loads b, failures c, ...);
+/// lost loads and requests: B; repeats folded and not yet reported: F`
+pub fn summary_line(s: &Summary) -> String {
+    let d = &s.drops;
+    format!(
+        "modtrace: {} events ({}); lost {} ({}); lost loads and requests: {}; repeats folded and not yet reported: {}",
         s.records,
         s.ended_by,
-        l.dropped(),
-        l.requests,
-        l.loads,
-        l.failures,
-        l.folded_pending
-    );
-    if s.evicted_requests > 0 {
-        eprintln!("modtrace: warning: {} requests were dropped unserved: too many were waiting at once", s.evicted_requests);
-    }
-    if s.undecodable > 0 {
-        eprintln!("modtrace: warning: {} kernel records could not be decoded (modtrace binary and programs disagree)", s.undecodable);
+        d.total(),
+        d.describe(),
+        d.blocking(),
+        s.folded_pending
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drops::Drops;
+
+    #[test]
+    fn the_summary_names_every_kind_of_drop() {
+        let drops = Drops { ring_failures: 40, unreadable_aliases: 1, results_without_call: 2, evicted_requests: 3, ..Drops::default() };
+        let s = Summary { records: 9, drops, folded_pending: 5, ended_by: "SIGINT" };
+        assert_eq!(
+            summary_line(&s),
+            "modtrace: 9 events (SIGINT); lost 46 (requests 0, loads 0, failures 40, unreadable aliases 1, \
+             unreadable module names 0, results without their call 2, requests evicted 3, undecodable 0); \
+             lost loads and requests: 4; repeats folded and not yet reported: 5"
+        );
     }
 }

@@ -13,7 +13,8 @@ use modtrace_common::TaskOffsets;
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Reads the offsets of real_parent, tgid, comm and mm in task_struct, and of
-/// arg_start and arg_end in mm_struct.
+/// arg_start and arg_end in mm_struct (required), then those of the cgroup path
+/// and of the task's identity (each group optional: absent fields stay unknown).
 pub fn task_offsets(path: &Path) -> Result<TaskOffsets, String> {
     let btf = open(path)?;
     let task = find_struct(&btf, "task_struct")?;
@@ -28,14 +29,65 @@ pub fn task_offsets(path: &Path) -> Result<TaskOffsets, String> {
         mm: offset(&task, "task_struct", "mm")?,
         arg_start: offset(&mm, "mm_struct", "arg_start")?,
         arg_end: offset(&mm, "mm_struct", "arg_end")?,
-        ..cgroup_offsets(&btf, &task).unwrap_or_default()
+        ..optional_offsets(&btf, &task)
+    })
+}
+
+/// The groups of offsets a kernel may lack or rename; each group is all or nothing.
+fn optional_offsets(btf: &Btf, task: &btf_rs::Struct) -> TaskOffsets {
+    let cgroup = cgroup_offsets(btf, task).unwrap_or_default();
+    let cred = cred_offsets(btf, task).unwrap_or_default();
+    let audit = audit_offsets(btf, task).unwrap_or_default();
+    let start = start_offsets(btf, task).unwrap_or_default();
+    TaskOffsets {
+        cgroups: cgroup.cgroups,
+        dfl_cgrp: cgroup.dfl_cgrp,
+        cgroup_kn: cgroup.cgroup_kn,
+        kn_name: cgroup.kn_name,
+        kn_parent: cgroup.kn_parent,
+        cred: cred.cred,
+        cred_euid: cred.cred_euid,
+        loginuid: audit.loginuid,
+        sessionid: audit.sessionid,
+        group_leader: start.group_leader,
+        start_time: start.start_time,
+        task_flags: member_offset(btf, task, "flags").ok().flatten().unwrap_or(0),
+        ..TaskOffsets::default()
+    }
+}
+
+/// task->cred->euid (kuid_t: a struct holding one u32).
+fn cred_offsets(btf: &Btf, task: &btf_rs::Struct) -> Option<TaskOffsets> {
+    let cred = find_struct(btf, "cred").ok()?;
+    Some(TaskOffsets {
+        cred: member_offset(btf, task, "cred").ok()??,
+        cred_euid: member_offset(btf, &cred, "euid").ok()??,
+        ..TaskOffsets::default()
+    })
+}
+
+/// task->loginuid and task->sessionid exist only with CONFIG_AUDIT.
+fn audit_offsets(btf: &Btf, task: &btf_rs::Struct) -> Option<TaskOffsets> {
+    Some(TaskOffsets {
+        loginuid: member_offset(btf, task, "loginuid").ok()??,
+        sessionid: member_offset(btf, task, "sessionid").ok()??,
+        ..TaskOffsets::default()
+    })
+}
+
+/// task->group_leader->start_time: when the process started.
+fn start_offsets(btf: &Btf, task: &btf_rs::Struct) -> Option<TaskOffsets> {
+    Some(TaskOffsets {
+        group_leader: member_offset(btf, task, "group_leader").ok()??,
+        start_time: member_offset(btf, task, "start_time").ok()??,
+        ..TaskOffsets::default()
     })
 }
 
 /// Mapping the file and decoding only the types asked for is ~30 times faster than
 /// parsing all of vmlinux's BTF (6 ms against 190 ms here). Kernels before 6.x
 /// cannot mmap the sysfs file: then a copy in memory (memfd) is mapped instead.
-fn open(path: &Path) -> Result<Btf, String> {
+pub(crate) fn open(path: &Path) -> Result<Btf, String> {
     let err = |e: &dyn std::fmt::Display| format!("cannot read {}: {e}", path.display());
     if let Ok(btf) = Btf::from_file_with_backend(path, Backend::Mmap) {
         return Ok(btf);
@@ -59,11 +111,12 @@ fn memory_copy(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
-/// The chain to the task's cgroup directory name. Optional: kernels rename these
-/// fields now and then (kernfs_node.name became __name), and only the cgroup name
-/// depends on them.
+/// The chain to the task's cgroup directory and up its ancestors. Optional:
+/// kernels rename these fields now and then (kernfs_node.name and parent became
+/// __name and __parent in 6.15), and only the cgroup path depends on them.
 fn cgroup_offsets(btf: &Btf, task: &btf_rs::Struct) -> Option<TaskOffsets> {
     let field = |s: &btf_rs::Struct, f: &str| member_offset(btf, s, f).ok().flatten();
+    let either = |s: &btf_rs::Struct, a: &str, b: &str| field(s, a).or_else(|| field(s, b));
     let css_set = find_struct(btf, "css_set").ok()?;
     let cgroup = find_struct(btf, "cgroup").ok()?;
     let kn = find_struct(btf, "kernfs_node").ok()?;
@@ -71,12 +124,13 @@ fn cgroup_offsets(btf: &Btf, task: &btf_rs::Struct) -> Option<TaskOffsets> {
         cgroups: field(task, "cgroups")?,
         dfl_cgrp: field(&css_set, "dfl_cgrp")?,
         cgroup_kn: field(&cgroup, "kn")?,
-        kn_name: field(&kn, "name")?,
+        kn_name: either(&kn, "name", "__name")?,
+        kn_parent: either(&kn, "parent", "__parent")?,
         ..TaskOffsets::default()
     })
 }
 
-fn find_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct, String> {
+pub(crate) fn find_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct, String> {
     let types = btf.resolve_types_by_name(name).map_err(|e| format!("{name}: {e}"))?;
     types
         .into_iter()
@@ -88,7 +142,7 @@ fn find_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct, String> {
 }
 
 /// Byte offset of `field`, looking through anonymous struct/union members.
-fn member_offset(btf: &Btf, s: &btf_rs::Struct, field: &str) -> Result<Option<u32>, String> {
+pub(crate) fn member_offset(btf: &Btf, s: &btf_rs::Struct, field: &str) -> Result<Option<u32>, String> {
     for m in &s.members {
         let name = btf.resolve_name(m).unwrap_or_default();
         let here = m.bit_offset() / 8;
@@ -128,5 +182,10 @@ mod tests {
         let off = task_offsets(path).unwrap();
         assert!(off.tgid > 0 && off.real_parent > off.tgid && off.comm > off.real_parent, "{off:?}");
         assert!(off.mm > 0 && off.arg_end == off.arg_start + 8, "{off:?}");
+        // Every kernel has these; the host's was built with CONFIG_AUDIT too.
+        assert!(off.kn_parent > 0 && off.kn_name > 0 && off.kn_parent != off.kn_name, "{off:?}");
+        assert!(off.cred > off.real_parent && off.cred_euid > 0, "{off:?}");
+        assert!(off.group_leader > 0 && off.start_time > 0 && off.task_flags > 0, "{off:?}");
+        assert!(off.loginuid > 0 && off.sessionid == off.loginuid + 4, "{off:?}");
     }
 }

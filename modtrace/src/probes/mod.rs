@@ -11,7 +11,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::TracePoint,
 };
-use modtrace_common::{RepeatState, RequestKey, TaskOffsets, ring};
+use modtrace_common::{RepeatState, RequestKey, TaskOffsets, drop, ring};
 use thiserror::Error;
 
 pub use preflight::System;
@@ -73,17 +73,17 @@ pub struct Rings {
 /// Events lost or folded in the kernel.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Losses {
+    /// Rings that were full.
     pub requests: u64,
     pub loads: u64,
     pub failures: u64,
+    /// Names the probes could not read (the event was not sent).
+    pub request_names: u64,
+    pub module_names: u64,
+    /// Syscall exits with no entry kept for them.
+    pub exits_without_entry: u64,
     /// Repeats folded into a count but not yet carried by a later event.
     pub folded_pending: u64,
-}
-
-impl Losses {
-    pub fn dropped(&self) -> u64 {
-        self.requests + self.loads + self.failures
-    }
 }
 
 impl Probes {
@@ -128,6 +128,9 @@ impl Probes {
             requests: drops(ring::REQUESTS),
             loads: drops(ring::LOADS),
             failures: drops(ring::FAILURES),
+            request_names: drops(drop::REQUEST_NAME_UNREAD),
+            module_names: drops(drop::MODULE_NAME_UNREAD),
+            exits_without_entry: drops(drop::EXIT_WITHOUT_ENTRY),
             folded_pending: self.folded::<u32>("FAIL_REPEATS") + self.folded::<RequestKey>("REQUEST_REPEATS"),
         }
     }
@@ -157,13 +160,18 @@ impl Phases {
     }
 }
 
+/// What tracing without BTF loses (the offsets into task_struct come from it).
+const NO_BTF_EFFECT: &str = "the kernel side cannot read a task's parent, argv, euid, audit login uid or cgroup path \
+     (/proc fills in what it still can), and a modprobe cannot be told from the kernel's helper: its loads are reported \
+     with cause unknown";
+
 fn task_offsets(system: &System, notes: &mut Vec<String>) -> TaskOffsets {
     if !system.btf {
-        notes.push("no kernel BTF (/sys/kernel/btf/vmlinux): parent process fields come from /proc only".into());
+        notes.push(format!("no kernel BTF (/sys/kernel/btf/vmlinux): {NO_BTF_EFFECT}"));
         return TaskOffsets::default();
     }
     btf::task_offsets(Path::new(btf::VMLINUX_BTF)).unwrap_or_else(|e| {
-        notes.push(format!("kernel BTF unusable ({e}): parent process fields come from /proc only"));
+        notes.push(format!("kernel BTF unusable ({e}): {NO_BTF_EFFECT}"));
         TaskOffsets::default()
     })
 }

@@ -80,6 +80,10 @@ pub struct Session {
     /// means the profile may miss something.
     #[serde(default)]
     pub lost_events: u64,
+    /// The lost events by kind (absent in sessions from before modtrace told
+    /// them apart): only lost requests and loads can hide a module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drops: Option<crate::drops::Drops>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -186,6 +186,7 @@ fn session(start: &str, end: &str, boot: &str) -> Session {
         ended_by: Some("duration".to_string()),
         records: 4,
         lost_events: 1,
+        drops: None,
         extra: Default::default(),
     }
 }

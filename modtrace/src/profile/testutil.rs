@@ -242,6 +242,7 @@ pub fn example_profile() -> crate::profile::Profile {
         ended_by: Some("duration".to_string()),
         records: 9,
         lost_events: 0,
+        drops: None,
         extra: Default::default(),
     });
     p.settle(&appletalk_index());

@@ -1,7 +1,8 @@
 //! `modtrace-guest`: the system calls of the vm-test scenario that no busybox
 //! applet makes: a socket of a given family (module autoload by the kernel),
-//! init_module(2) from memory, running a command inside a cgroup, and floods of
-//! failed loads and of requests that must not hide the loads that matter.
+//! init_module(2) from memory, running a command inside a cgroup or as another
+//! user, and floods of failed loads and of requests that must not hide the
+//! loads that matter.
 
 use std::ffi::{CString, OsString};
 use std::io;
@@ -47,12 +48,32 @@ enum Action {
         #[arg(required = true, trailing_var_arg = true)]
         command: Vec<OsString>,
     },
+    /// Logs in as UID the way pam_loginuid does (writes /proc/self/loginuid, so
+    /// the kernel starts an audit session), drops to UID (setgroups(0), setgid,
+    /// setuid), then runs COMMAND.
+    AsUser {
+        uid: u32,
+        #[arg(required = true, trailing_var_arg = true)]
+        command: Vec<OsString>,
+    },
+    /// For SECONDS, starts PARALLEL new processes at a time, each asking the
+    /// kernel for BATCH file system types no one has ever asked for (mount(2) of
+    /// PREFIX0, PREFIX1, ...: each a distinct fs-PREFIXn request, so nothing
+    /// folds); prints `pid=P processes=N attempts=A failed=F`.
+    SpamDistinctRequests { seconds: u64, batch: u32, parallel: u32, prefix: String },
+    /// One process of spam-distinct-requests: mount(2) of PREFIXn for n in
+    /// FIRST..FIRST+COUNT, each of which must fail with ENODEV.
+    #[command(hide = true)]
+    RequestBatch { prefix: String, first: u64, count: u32 },
     /// finit_module(2) on /dev/null (EINVAL: not a regular file) in a loop for
     /// SECONDS, then prints `pid=P attempts=N failed=F`.
     SpamFailedLoads { seconds: u64 },
     /// socket(AF_ALG) in a loop for SECONDS: with no module for net-pf-38 each call
     /// makes the kernel request it again; prints `pid=P attempts=N failed=F`.
     SpamRequests { seconds: u64 },
+    /// finit_module(2) on FILE COUNT times (a module already loaded: EEXIST; a
+    /// refused file: EPERM); prints `finit-loop: count=N errors=E:N... micros_per_call=U`.
+    FinitLoop { file: PathBuf, count: u32 },
     /// The storms and timers of `cargo xtask bench` (tests/bench/init).
     Bench {
         #[command(subcommand)]
@@ -67,6 +88,12 @@ fn main() -> ExitCode {
         Action::EnterCgroup { path, command } => enter_cgroup(&path, &command),
         Action::SpamFailedLoads { seconds } => spam_failed_loads(Duration::from_secs(seconds)),
         Action::SpamRequests { seconds } => spam_requests(Duration::from_secs(seconds)),
+        Action::AsUser { uid, command } => as_user(uid, &command),
+        Action::SpamDistinctRequests { seconds, batch, parallel, prefix } => {
+            spam_distinct_requests(Duration::from_secs(seconds), batch, parallel, &prefix)
+        }
+        Action::RequestBatch { prefix, first, count } => request_batch(&prefix, first, count),
+        Action::FinitLoop { file, count } => finit_loop(&file, count),
         Action::Bench { action } => bench::run(action),
     };
     match result {
@@ -132,13 +159,19 @@ fn spam(what: &str, length: Duration, batch: u32, mut attempt: impl FnMut() -> b
             failed += u64::from(attempt());
         }
     }
+    tally(what, "", start, attempts, failed)
+}
+
+/// Prints `WHAT: pid=P EXTRAattempts=N failed=F seconds=S`; every attempt must
+/// have failed.
+fn tally(what: &str, extra: &str, start: Instant, attempts: u64, failed: u64) -> io::Result<()> {
     println!(
-        "{what}: pid={} attempts={attempts} failed={failed} seconds={:.1}",
+        "{what}: pid={} {extra}attempts={attempts} failed={failed} seconds={:.1}",
         std::process::id(),
         start.elapsed().as_secs_f64()
     );
     if failed != attempts {
-        return Err(io::Error::other(format!("{} of {attempts} calls succeeded", attempts - failed)));
+        return Err(io::Error::other(format!("{} of {attempts} calls did not fail as they must", attempts - failed)));
     }
     Ok(())
 }
@@ -154,6 +187,25 @@ fn spam_failed_loads(length: Duration) -> io::Result<()> {
     })
 }
 
+/// The cost of one load decision: COUNT finit_module calls on one file.
+fn finit_loop(file: &Path, count: u32) -> io::Result<()> {
+    let f = std::fs::File::open(file)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    let empty = c"";
+    let mut errors = std::collections::BTreeMap::new();
+    let start = Instant::now();
+    for _ in 0..count {
+        // SAFETY: fd stays open for the loop; params is a valid C string.
+        let ret = unsafe { libc::syscall(libc::SYS_finit_module, fd, empty.as_ptr(), 0) };
+        let errno = if ret == 0 { 0 } else { io::Error::last_os_error().raw_os_error().unwrap_or(-1) };
+        *errors.entry(errno).or_insert(0u32) += 1;
+    }
+    let micros = start.elapsed().as_secs_f64() * 1e6 / f64::from(count.max(1));
+    let errors: Vec<String> = errors.iter().map(|(e, n)| format!("{e}:{n}")).collect();
+    println!("finit-loop: file={} count={count} errors={} micros_per_call={micros:.1}", file.display(), errors.join(","));
+    Ok(())
+}
+
 fn spam_requests(length: Duration) -> io::Result<()> {
     // Each call waits for the kernel's modprobe helper: slow enough to time each.
     spam("spam-requests", length, 1, || {
@@ -165,4 +217,57 @@ fn spam_requests(length: Duration) -> io::Result<()> {
         }
         fd < 0
     })
+}
+
+fn as_user(uid: u32, command: &[OsString]) -> io::Result<()> {
+    std::fs::write("/proc/self/loginuid", uid.to_string())
+        .map_err(|e| io::Error::new(e.kind(), format!("writing /proc/self/loginuid: {e}")))?;
+    // SAFETY: plain system calls on this process's credentials; each result is checked.
+    let dropped = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(uid) == 0 && libc::setuid(uid) == 0
+    };
+    if !dropped {
+        let err = io::Error::last_os_error();
+        return Err(io::Error::new(err.kind(), format!("dropping to uid {uid}: {err}")));
+    }
+    Err(Command::new(&command[0]).args(&command[1..]).exec())
+}
+
+fn spam_distinct_requests(length: Duration, batch: u32, parallel: u32, prefix: &str) -> io::Result<()> {
+    let start = Instant::now();
+    let me = std::env::current_exe()?;
+    let (mut processes, mut attempts, mut failed, mut next) = (0u64, 0u64, 0u64, 0u64);
+    while start.elapsed() < length {
+        let mut children = Vec::new();
+        for _ in 0..parallel {
+            let child = Command::new(&me)
+                .args(["request-batch", prefix, &next.to_string(), &batch.to_string()])
+                .spawn()?;
+            children.push(child);
+            next += u64::from(batch);
+        }
+        for mut child in children {
+            let ok = child.wait()?.success();
+            processes += 1;
+            attempts += u64::from(batch);
+            // A batch that did not fail every call says so on its stderr.
+            failed += if ok { u64::from(batch) } else { 0 };
+        }
+    }
+    tally("spam-distinct-requests", &format!("processes={processes} "), start, attempts, failed)
+}
+
+fn request_batch(prefix: &str, first: u64, count: u32) -> io::Result<()> {
+    let target = c"/mnt";
+    let source = c"none";
+    for n in first..first + u64::from(count) {
+        let fstype = CString::new(format!("{prefix}{n}")).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: valid C strings that outlive the call; no data argument.
+        let ret = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+        let err = io::Error::last_os_error();
+        if ret == 0 || err.raw_os_error() != Some(libc::ENODEV) {
+            return Err(io::Error::other(format!("mount -t {prefix}{n}: {ret} ({err}), ENODEV expected")));
+        }
+    }
+    Ok(())
 }

@@ -10,7 +10,9 @@ use super::{evidence, expect_explicit_by_modprobe_from_shell, expect_requested, 
 use crate::scenario::{self as sc, captured as cap, comm, section};
 
 /// modtrace trace's closing line on stderr: `modtrace: N events (HOW); lost L
-/// (requests a, loads b, failures c); repeats folded and not yet reported: F`.
+/// (requests a, loads b, failures c, unreadable aliases d, unreadable module
+/// names e, results without their call g, requests evicted h, undecodable u);
+/// lost loads and requests: B; repeats folded and not yet reported: F`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TraceSummary {
     pub events: u64,
@@ -18,7 +20,35 @@ pub struct TraceSummary {
     pub requests: u64,
     pub loads: u64,
     pub failures: u64,
+    pub unreadable_aliases: u64,
+    pub unreadable_module_names: u64,
+    pub results_without_call: u64,
+    pub evicted_requests: u64,
+    pub undecodable: u64,
+    /// What the tracer says may hide a module.
+    pub blocking: u64,
     pub folded_pending: u64,
+}
+
+impl TraceSummary {
+    /// Every count of the breakdown.
+    fn parts(&self) -> [u64; 8] {
+        [
+            self.requests,
+            self.loads,
+            self.failures,
+            self.unreadable_aliases,
+            self.unreadable_module_names,
+            self.results_without_call,
+            self.evicted_requests,
+            self.undecodable,
+        ]
+    }
+
+    /// Lost requests, however they were lost.
+    fn lost_requests(&self) -> u64 {
+        self.requests + self.unreadable_aliases + self.evicted_requests
+    }
 }
 
 /// The number right after `key` in `line`.
@@ -36,6 +66,12 @@ pub fn parse_summary(line: &str) -> Option<TraceSummary> {
         requests: number_after(line, "(requests ")?,
         loads: number_after(line, ", loads ")?,
         failures: number_after(line, ", failures ")?,
+        unreadable_aliases: number_after(line, ", unreadable aliases ")?,
+        unreadable_module_names: number_after(line, ", unreadable module names ")?,
+        results_without_call: number_after(line, ", results without their call ")?,
+        evicted_requests: number_after(line, ", requests evicted ")?,
+        undecodable: number_after(line, ", undecodable ")?,
+        blocking: number_after(line, "; lost loads and requests: ")?,
         folded_pending: number_after(line, "not yet reported: ")?,
     })
 }
@@ -49,12 +85,16 @@ pub fn summary(f: &Facts) -> Result<TraceSummary, String> {
         .and_then(|l| parse_summary(l).ok_or_else(|| format!("cannot read the summary line: {l}")))
 }
 
-/// The summary adds up: lost is the sum of the rings' losses, and every record
-/// it counted is a line of events.jsonl.
+/// The summary adds up: lost is the sum of every kind of loss, the blocking
+/// ones are the lost requests and loads, and every record it counted is a line
+/// of events.jsonl.
 pub fn trace_summary_adds_up(f: &Facts) -> Result<(), String> {
     let s = summary(f)?;
-    if s.lost != s.requests + s.loads + s.failures {
-        return Err(format!("lost {} is not the sum of the rings' losses: {s:?}", s.lost));
+    if s.lost != s.parts().iter().sum::<u64>() {
+        return Err(format!("lost {} is not the sum of its kinds: {s:?}", s.lost));
+    }
+    if s.blocking > s.lost - s.failures - s.results_without_call {
+        return Err(format!("more lost loads and requests than losses other than failures: {s:?}"));
     }
     let lines = f.records.len() + f.bad_lines.len();
     if s.events != lines as u64 {
@@ -225,6 +265,60 @@ pub fn flood_overlaps_real_loads(f: &Facts) -> Result<(), String> {
         if !(from..=to).contains(&ts(r)) {
             let why = format!("{module} loaded outside the flood (both spammers sent records from {from} to {to} ns)");
             return Err(evidence(&why, r));
+        }
+    }
+    Ok(())
+}
+
+// ---- a flood of distinct requests from many processes ----
+
+/// Requests of the distinct flood: fs-PREFIXn.
+fn distinct_requests<'a>(f: &'a Facts<'_>) -> Vec<&'a Value> {
+    let prefix = format!("fs-{}", sc::DISTINCT_FLOOD_PREFIX);
+    f.records.iter().filter(|r| text(r, "/kind") == "request" && text(r, "/alias").starts_with(&prefix)).collect()
+}
+
+/// Each process asked for aliases nobody asked for before, so nothing folds:
+/// every request made is a record, or is counted as lost. And they came from
+/// new processes, one per batch.
+pub fn distinct_flood_every_request_counted(f: &Facts) -> Result<(), String> {
+    let spam = spam(f, cap::SPAM_DISTINCT_REQUESTS)?;
+    let processes = number_after(&f.output.text(&format!("{}.stdout", cap::SPAM_DISTINCT_REQUESTS))?, "processes=")
+        .ok_or("the distinct flood printed no process count")?;
+    let records = distinct_requests(f);
+    let seen: u64 = records.iter().map(|r| 1 + repeats(r)).sum();
+    let lost = summary(f)?.lost_requests();
+    let figures = format!("{} attempts by {processes} processes, {seen} seen, {lost} requests lost", spam.attempts);
+    if let Some(r) = records.iter().find(|r| repeats(r) > 0) {
+        return Err(evidence(&format!("distinct aliases were folded: {figures}"), r));
+    }
+    if spam.failed != spam.attempts || processes < 2 {
+        return Err(format!("not a flood of several processes, or a mount did not fail as it must: {figures}"));
+    }
+    if seen > spam.attempts || spam.attempts > seen + lost {
+        return Err(format!("the request records and the losses do not account for the attempts: {figures}"));
+    }
+    let senders: BTreeSet<u64> = records.iter().filter_map(|r| r.pointer("/process/tgid")?.as_u64()).collect();
+    if lost == 0 && senders.len() as u64 != processes {
+        return Err(format!("{} processes sent requests, the flood started {processes}: {figures}", senders.len()));
+    }
+    Ok(())
+}
+
+/// The autoload and the modprobe in the middle of the distinct flood keep
+/// their causes, and happened while the flood's requests were coming.
+pub fn distinct_flood_real_loads_keep_their_cause(f: &Facts) -> Result<(), String> {
+    let r = loaded(f, sc::DISTINCT_FLOOD_AUTOLOAD_MODULE)?;
+    expect_requested(r, sc::DISTINCT_FLOOD_ALIAS, comm::GUEST_TOOL)?;
+    let top = loaded(f, sc::DISTINCT_FLOOD_EXPLICIT_MODULE)?;
+    expect_explicit_by_modprobe_from_shell(top)?;
+    let times: Vec<u64> = distinct_requests(f).iter().map(|r| ts(r)).collect();
+    let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) else {
+        return Err("no request of the distinct flood was seen".into());
+    };
+    for r in [r, top] {
+        if !(*first..=*last).contains(&ts(r)) {
+            return Err(evidence(&format!("loaded outside the distinct flood ({first}..{last} ns)"), r));
         }
     }
     Ok(())

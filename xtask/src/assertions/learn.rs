@@ -380,3 +380,31 @@ pub(super) fn names_position(text: &str, path: &str) -> bool {
         number(parts.next()) && number(parts.next())
     })
 }
+
+/// The learner stored its session's losses by kind, and they add up to the
+/// session's total.
+pub fn profile_session_drops_by_kind(f: &Facts) -> Result<(), String> {
+    const KINDS: [&str; 10] = [
+        "ring_requests",
+        "ring_loads",
+        "ring_failures",
+        "unreadable_aliases",
+        "unreadable_module_names",
+        "results_without_call",
+        "evicted_requests",
+        "undecodable_requests",
+        "undecodable_loads",
+        "undecodable_failures",
+    ];
+    let p = profile(f)?;
+    let session = p.pointer("/sessions/0").ok_or("the profile has no session")?;
+    let drops = session.pointer("/drops").ok_or_else(|| evidence("the session has no drops", session))?;
+    let mut sum = 0;
+    for kind in KINDS {
+        sum += drops.get(kind).and_then(Value::as_u64).ok_or_else(|| evidence(&format!("drops has no {kind}"), session))?;
+    }
+    match session.pointer("/lost_events").and_then(Value::as_u64) {
+        Some(total) if total == sum => Ok(()),
+        _ => Err(evidence(&format!("lost_events is not the sum of the drops ({sum})"), session)),
+    }
+}

@@ -90,7 +90,62 @@ fn good_records(compressed: bool) -> Vec<Value> {
         record(json!({"kind": "unloaded", "module": "vfat"}), process("rmmod", None)),
     ]);
     records.extend(flood_records());
+    records.extend(who_records());
+    records.extend(distinct_flood_records());
     records.push(explicit("tcp_scalable", "modprobe", &[]));
+    records
+}
+
+/// The kernel's facts on a process: uid (and euid), loginuid/session and the
+/// cgroup path.
+fn who(mut p: Value, uid: u64, loginuid: u64, cgroup: &str) -> Value {
+    let session = if loginuid == sc::AUDIT_UNSET { sc::AUDIT_UNSET } else { 3 };
+    p["uid"] = json!(uid);
+    p["euid"] = json!(uid);
+    p["loginuid"] = json!(loginuid);
+    p["sessionid"] = json!(session);
+    p["cgroup"] = json!(cgroup);
+    p
+}
+
+/// The kernel's helper as the kernel reports it: root, never logged in.
+fn kernel_helper(mut r: Value) -> Value {
+    r["process"] = who(r["process"].take(), 0, sc::AUDIT_UNSET, "/");
+    r
+}
+
+/// A logged-in uid 1000 in a user unit, and root in a container's unit.
+fn who_records() -> Vec<Value> {
+    let uid = u64::from(sc::WHO_USER_UID);
+    let mut user = who(process("modtrace-guest", None), uid, uid, sc::WHO_USER_CGROUP);
+    user["scope"] = json!({"kind": "user", "uid": uid, "unit": "lightdm.service"});
+    let mut container = who(process("mount", None), 0, sc::AUDIT_UNSET, sc::WHO_CONTAINER_CGROUP);
+    container["scope"] = json!({"kind": "container", "runtime": "systemd-nspawn", "name": "box", "unit": "cron.service"});
+    vec![
+        request(sc::WHO_USER_ALIAS, user.clone(), &[sc::WHO_USER_MODULE]),
+        kernel_helper(requested(sc::WHO_USER_MODULE, sc::WHO_USER_ALIAS, user, &[])),
+        request(sc::WHO_CONTAINER_ALIAS, container.clone(), &[sc::WHO_CONTAINER_MODULE]),
+        kernel_helper(requested(sc::WHO_CONTAINER_MODULE, sc::WHO_CONTAINER_ALIAS, container, &[])),
+    ]
+}
+
+/// Processes of the distinct flood: pids from here, one per batch.
+const DISTINCT_PID: u64 = 700;
+const DISTINCT_PROCESSES: u64 = 4;
+
+/// Four processes of two requests each, each for an alias of its own, with an
+/// autoload and a modprobe in the middle.
+fn distinct_flood_records() -> Vec<Value> {
+    let mut records = vec![];
+    for n in 0..2 * DISTINCT_PROCESSES {
+        let alias = format!("fs-{}{n}", sc::DISTINCT_FLOOD_PREFIX);
+        let requester = spammer(DISTINCT_PID + n / 2);
+        records.push(at(request(&alias, requester, &[]), 40 * SECOND + n * SECOND / 10));
+    }
+    let tool = process("modtrace-guest", None);
+    records.push(at(request(sc::DISTINCT_FLOOD_ALIAS, tool.clone(), &[sc::DISTINCT_FLOOD_AUTOLOAD_MODULE]), 40 * SECOND + 1));
+    records.push(at(requested(sc::DISTINCT_FLOOD_AUTOLOAD_MODULE, sc::DISTINCT_FLOOD_ALIAS, tool, &[]), 40 * SECOND + 2));
+    records.push(at(explicit(sc::DISTINCT_FLOOD_EXPLICIT_MODULE, "modprobe", &[]), 40 * SECOND + 3));
     records
 }
 
@@ -131,7 +186,9 @@ const ATTACHED: &str = "modtrace: attached 9 programs in 800 ms";
 /// The tracer's closing line for `events` records.
 fn summary_line(events: usize) -> String {
     format!(
-        "modtrace: {events} events (SIGINT); lost 0 (requests 0, loads 0, failures 0); repeats folded and not yet reported: 1500"
+        "modtrace: {events} events (SIGINT); lost 0 (requests 0, loads 0, failures 0, unreadable aliases 0, \
+         unreadable module names 0, results without their call 0, requests evicted 0, undecodable 0); \
+         lost loads and requests: 0; repeats folded and not yet reported: 1500"
     )
 }
 
@@ -166,8 +223,12 @@ fn profile_module(name: &str, depends_on: &[&str], needed_by: &[&str], triggers:
 }
 
 fn session(ended_by: &str) -> Value {
+    let drops = json!({"ring_requests": 0, "ring_loads": 0, "ring_failures": 0, "unreadable_aliases": 0,
+                       "unreadable_module_names": 0, "results_without_call": 0, "evicted_requests": 0,
+                       "undecodable_requests": 0, "undecodable_loads": 0, "undecodable_failures": 0});
     json!({"start": "2025-01-01T00:00:00Z", "end": "2025-01-01T00:00:30Z", "duration_secs": 30,
-           "kernel": KERNEL, "boot_id": null, "ended_by": ended_by, "records": 60, "lost_events": 0})
+           "kernel": KERNEL, "boot_id": null, "ended_by": ended_by, "records": 60, "lost_events": 0,
+           "drops": drops})
 }
 
 fn good_profile() -> Value {
@@ -202,8 +263,12 @@ fn killed_profile() -> Value {
 }
 
 const MODULES_AT_START: &str = "tcp_bic 16384 0 - Live 0x0\ntcp_highspeed 16384 0 - Live 0x0";
-const LSMOD_AT_END: [&str; 15] = [
+const LSMOD_AT_END: [&str; 19] = [
     "Module                  Size  Used by",
+    "kcm 16384 0",
+    "minix 16384 0",
+    "qrtr 16384 0",
+    "tcp_vegas 16384 0",
     "tcp_scalable 16384 0",
     "tcp_illinois 16384 0",
     "phonet 16384 0",
@@ -251,7 +316,7 @@ fn good_sections() -> BTreeMap<String, String> {
     let report_json = json!({"schema": "modtrace-report/1", "kernel": KERNEL, "modules": [{"module": "pppox"}]});
     let exit_codes = "learn-second 1\nspam-failed-loads 0\nspam-requests 0\nlearn 0\ndiff-before-after 1\n\
                       diff-before-before 0\ndiff-profile 1\nreport-table 0\nreport-markdown 0\nreport-json 0\n\
-                      report-by-unit 0\nlearn-killed 137\nlearn-corrupt 1\ncorrupt-cmp 0";
+                      report-by-unit 0\nlearn-killed 137\nlearn-corrupt 1\ncorrupt-cmp 0\nspam-distinct-requests 0";
     let texts: Vec<(&str, String)> = vec![
         (section::MODULES_AT_START, MODULES_AT_START.into()),
         ("lsmod", LSMOD_AT_END.join("\n")),
@@ -272,8 +337,69 @@ fn good_sections() -> BTreeMap<String, String> {
         ("diff-profile.stdout", format!("{DIFF_HEAD}\n+ pppox (request net-pf-24 by modtrace-guest, example.service)\n+ slhc (needed by pppox)\n2 added, 0 removed, 0 changed, 2 the same")),
         ("spam-failed-loads.stdout", format!("spam-failed-loads: pid={SPAM_LOADS_PID} attempts=121000 failed=121000 seconds=5.0")),
         ("spam-requests.stdout", format!("spam-requests: pid={SPAM_REQUESTS_PID} attempts=180 failed=180 seconds=5.0")),
+        ("spam-distinct-requests.stdout", format!("spam-distinct-requests: pid=699 processes={DISTINCT_PROCESSES} attempts=8 failed=8 seconds=4.0")),
     ];
-    texts.into_iter().map(|(name, text)| (name.to_string(), text)).collect()
+    let mut all: BTreeMap<String, String> = texts.into_iter().map(|(name, text)| (name.to_string(), text)).collect();
+    let codes = all.get_mut(section::EXIT_CODES).unwrap();
+    codes.push('\n');
+    codes.push_str(GUARD_EXIT_CODES);
+    all.extend(guard_sections());
+    all
+}
+
+// ---- modtrace guard (tests/guest/guard.sh), shaped after a real 6.1 run ----
+
+const GUARD_EXIT_CODES: &str = "guard-status-before 3\nguard-start-complain 0\nguard-complain-modprobe-outside 0\n\
+    guard-complain-outside-loaded 0\nguard-start-enforce 0\nguard-enforce-modprobe-profile 0\n\
+    guard-enforce-profile-loaded 0\nguard-enforce-autoload-profile 0\nguard-enforce-autoload-profile-loaded 0\n\
+    guard-enforce-modprobe-outside 1\nguard-enforce-autoload-outside 1\nguard-enforce-outside-loaded 1\n\
+    guard-enforce-renamed-file 1\nguard-enforce-renamed-loaded 1\nguard-enforce-init-module 1\nguard-status 0\n\
+    guard-status-json 0\nguard-trace 0\nguard-cost-allowed 0\nguard-cost-refused 0\nguard-stop 0\n\
+    guard-status-after 3\nguard-after-autoload 0\nguard-after-outside-loaded 0\n\
+    guard-cost-allowed-unguarded 0\nguard-cost-renamed-unguarded 0\nguard-log 0";
+
+fn guard_decision(kind: &str, hook: &str, mode: &str, comm: &str, what: Value) -> Value {
+    let mut r = json!({
+        "time": "2026-12-01T20:42:18.340Z", "ts_ns": 36022146676u64, "kind": kind, "hook": hook, "mode": mode,
+        "alias": null, "module": null, "file": null, "dev": null, "ino": null, "reason": "r", "repeats": 0,
+        "process": {"pid": 286, "tgid": 286, "ppid": 1, "uid": 0, "comm": comm, "cgroup_id": 1, "cgroup": "/", "unit": null},
+    });
+    for (k, v) in what.as_object().unwrap() {
+        r[k] = v.clone();
+    }
+    r
+}
+
+fn guard_decisions() -> Vec<Value> {
+    let file = |f: &str| json!({"file": f, "dev": "0:2", "ino": 305});
+    vec![
+        guard_decision("guard_would_deny", "finit_module", "complain", "modprobe", file("tcp_scalable.ko")),
+        guard_decision("guard_allowed", "finit_module", "enforce", "modprobe", json!({"module": "vfat", "file": "vfat.ko", "dev": "0:2", "ino": 293})),
+        guard_decision("guard_allowed", "request", "enforce", "ip", json!({"alias": "rtnl-link-dummy"})),
+        guard_decision("guard_denied", "finit_module", "enforce", "modprobe", file("tcp_scalable.ko")),
+        guard_decision("guard_denied", "request", "enforce", "sh", json!({"alias": "tcp_scalable"})),
+        guard_decision("guard_denied", "finit_module", "enforce", "insmod", json!({"file": "renamed.ko", "dev": "0:22", "ino": 66})),
+        guard_decision("guard_denied", "init_module", "enforce", "modtrace-guest", json!({})),
+    ]
+}
+
+fn guard_sections() -> Vec<(String, String)> {
+    let lines = |v: Vec<Value>| v.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+    let status_json = json!({"active": true, "state": {"mode": "enforce", "profile": sc::PROFILE}, "generation": 2,
+        "decisions": {"allowed": 3, "denied": 4, "would_deny": 1, "lost": 0}});
+    let texts = [
+        ("guard-trace.jsonl", lines(guard_decisions())),
+        ("guard-log.jsonl", lines(guard_decisions())),
+        ("guard-status-before.stdout", "modtrace: the guard is not running".to_string()),
+        ("guard-status.stdout", format!("modtrace: guard active, mode enforce, since 2026-12-01T20:42:17Z, profile {} (kernel 6.1.0-57-amd64): 12 modules allowed (12 files, 22 request names), init_module not allowed\ndecisions: 3 allowed, 4 denied, 1 would deny; 0 lost (never logged)", sc::PROFILE)),
+        ("guard-status-json.stdout", status_json.to_string()),
+        ("guard-stop.stdout", "modtrace: guard stopped: its programs are detached and /sys/fs/bpf/modtrace/guard is removed".to_string()),
+        ("guard-cost-allowed.stdout", "finit-loop: file=/lib/modules/k/kernel/fs/fat/vfat.ko count=1000 errors=17:1000 micros_per_call=5601.2".to_string()),
+        ("guard-cost-refused.stdout", "finit-loop: file=/tmp/renamed.ko count=1000 errors=1:1000 micros_per_call=40.0".to_string()),
+        ("guard-cost-allowed-unguarded.stdout", "finit-loop: file=/lib/modules/k/kernel/fs/fat/vfat.ko count=1000 errors=17:1000 micros_per_call=5579.4".to_string()),
+        ("guard-cost-renamed-unguarded.stdout", "finit-loop: file=/tmp/renamed.ko count=1000 errors=17:1000 micros_per_call=4484.6".to_string()),
+    ];
+    texts.into_iter().map(|(n, t)| (n.to_string(), t)).collect()
 }
 
 struct Run {
@@ -622,12 +748,122 @@ fn every_flood_check_can_fail() {
 }
 
 #[test]
+fn every_distinct_flood_and_drops_check_can_fail() {
+    let f = false;
+    let distinct = |v: &Value| v["kind"] == "request" && text(v, "/alias").starts_with("fs-mtflood");
+    let i = |r: &Run, kind, name| r.find(kind, name);
+    // A request neither seen nor counted as lost.
+    expect_failure("distinct_flood_every_request_counted", f, |r| {
+        r.records.remove(r.position(distinct));
+    });
+    // Folded, though every alias was new.
+    expect_failure("distinct_flood_every_request_counted", f, |r| {
+        r.edit(r.position(distinct), |v| v["repeats"] = json!(1))
+    });
+    // All from one process: not a new process per batch.
+    expect_failure("distinct_flood_every_request_counted", f, |r| {
+        r.edit_all(distinct, |v| v["process"]["tgid"] = json!(DISTINCT_PID))
+    });
+    expect_failure("distinct_flood_every_request_counted", f, |r| {
+        r.replace("spam-distinct-requests.stdout", "failed=8", "failed=7")
+    });
+    expect_failure("distinct_flood_every_request_counted", f, |r| r.set_exit_code(cap::SPAM_DISTINCT_REQUESTS, 1));
+    // More attempts than seen: only a counted loss may explain them.
+    expect_failure("distinct_flood_every_request_counted", f, |r| {
+        r.replace("spam-distinct-requests.stdout", "attempts=8 failed=8", "attempts=9 failed=9")
+    });
+    expect_failure("distinct_flood_real_loads_keep_their_cause", f, |r| {
+        r.edit(i(r, "loaded", "qrtr"), |v| v["cause"]["alias"] = json!("fs-mtflood3"))
+    });
+    expect_failure("distinct_flood_real_loads_keep_their_cause", f, |r| {
+        r.edit(i(r, "loaded", "tcp_vegas"), |v| v["cause"]["kind"] = json!("unknown"))
+    });
+    expect_failure("distinct_flood_real_loads_keep_their_cause", f, |r| {
+        r.edit(i(r, "loaded", "qrtr"), |v| v["ts_ns"] = json!(90 * SECOND))
+    });
+    expect_failure("profile_session_drops_by_kind", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["sessions"][0].as_object_mut().unwrap().remove("drops").map(|_| ()).unwrap())
+    });
+    expect_failure("profile_session_drops_by_kind", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["sessions"][0]["drops"]["ring_failures"] = json!(3))
+    });
+    expect_failure("profile_session_drops_by_kind", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["sessions"][0]["drops"].as_object_mut().unwrap().remove("evicted_requests").map(|_| ()).unwrap())
+    });
+}
+
+#[test]
+fn every_who_asked_check_can_fail() {
+    let f = false;
+    let i = |r: &Run, kind, name| r.find(kind, name);
+    let user = sc::WHO_USER_MODULE;
+    let container = sc::WHO_CONTAINER_MODULE;
+    expect_failure("who_user_unit_requester", f, |r| {
+        r.edit(i(r, "request", sc::WHO_USER_ALIAS), |v| v["process"]["uid"] = json!(0))
+    });
+    expect_failure("who_user_unit_requester", f, |r| {
+        r.edit(i(r, "request", sc::WHO_USER_ALIAS), |v| v["process"]["euid"] = json!(0))
+    });
+    expect_failure("who_user_unit_requester", f, |r| {
+        r.edit(i(r, "loaded", user), |v| v["cause"]["requester"]["loginuid"] = json!(sc::AUDIT_UNSET))
+    });
+    expect_failure("who_user_unit_requester", f, |r| {
+        r.edit(i(r, "loaded", user), |v| v["cause"]["requester"]["sessionid"] = json!(sc::AUDIT_UNSET))
+    });
+    // Only the leaf of the path: the cgroup a kernel cut is not the whole path.
+    expect_failure("who_user_unit_requester", f, |r| {
+        r.edit(i(r, "loaded", user), |v| v["cause"]["requester"]["cgroup"] = json!("/system.slice/lightdm.service"))
+    });
+    expect_failure("who_user_unit_requester", f, |r| {
+        r.edit(i(r, "loaded", user), |v| v["cause"]["requester"].as_object_mut().unwrap().remove("euid").map(|_| ()).unwrap())
+    });
+    expect_failure("who_user_unit_requester", f, |r| {
+        r.edit(i(r, "loaded", user), |v| v["process"]["loginuid"] = json!(1000))
+    });
+    expect_failure("who_container_unit_requester", f, |r| {
+        r.edit(i(r, "request", sc::WHO_CONTAINER_ALIAS), |v| v["process"]["cgroup"] = json!("/system.slice/cron.service"))
+    });
+    expect_failure("who_container_unit_requester", f, |r| {
+        r.edit(i(r, "loaded", container), |v| v["cause"]["requester"]["comm"] = json!("modprobe"))
+    });
+    expect_failure("who_container_unit_requester", f, |r| {
+        r.records.remove(i(r, "request", sc::WHO_CONTAINER_ALIAS));
+    });
+    // Named like a host unit: it must not pass for one.
+    expect_failure("who_container_unit_requester", f, |r| {
+        r.edit(i(r, "loaded", container), |v| {
+            v["cause"]["requester"]["scope"] = json!({"kind": "system", "unit": "cron.service"})
+        })
+    });
+    expect_failure("who_user_unit_requester", f, |r| {
+        r.edit(i(r, "request", sc::WHO_USER_ALIAS), |v| v["process"]["scope"] = json!({"kind": "system", "unit": "lightdm.service"}))
+    });
+    expect_failure("who_user_unit_requester", f, |r| {
+        r.edit(i(r, "loaded", user), |v| v["cause"]["requester"]["scope"]["uid"] = json!(1001))
+    });
+}
+
+#[test]
 fn reads_the_trace_summary_line() {
     let s = flood::parse_summary(
-        "modtrace: 57 events (SIGINT); lost 5 (requests 1, loads 0, failures 4); repeats folded and not yet reported: 77",
+        "modtrace: 57 events (SIGINT); lost 9 (requests 1, loads 0, failures 4, unreadable aliases 1, \
+         unreadable module names 0, results without their call 2, requests evicted 1, undecodable 0); \
+         lost loads and requests: 3; repeats folded and not yet reported: 77",
     )
     .unwrap();
-    assert_eq!(s, flood::TraceSummary { events: 57, lost: 5, requests: 1, loads: 0, failures: 4, folded_pending: 77 });
+    let expected = flood::TraceSummary {
+        events: 57,
+        lost: 9,
+        requests: 1,
+        failures: 4,
+        unreadable_aliases: 1,
+        results_without_call: 2,
+        evicted_requests: 1,
+        blocking: 3,
+        folded_pending: 77,
+        ..Default::default()
+    };
+    assert_eq!(s, expected);
     assert!(flood::parse_summary("modtrace: attached 7 programs in 1899 ms").is_none());
 }
 
@@ -659,4 +895,54 @@ fn lost_counts_read_the_number_after_lost() {
     assert_eq!(lost_counts(&summary_line(20)), [0]);
     assert_eq!(lost_counts("modtrace: 5 events (x); lost 2 (requests 2)"), [2]);
     assert!(lost_counts("nothing here 5").is_empty());
+}
+
+#[test]
+fn every_guard_check_can_fail() {
+    let f = false;
+    let without = |r: &mut Run, section: &str, kind: &str, key: &str, value: &str| {
+        let text = r.section(section);
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                !(v["kind"] == kind && v[key] == value)
+            })
+            .collect();
+        assert_ne!(kept.len(), text.lines().count(), "{section}: nothing to remove");
+        *text = kept.join("\n");
+    };
+    expect_failure("guard_status_before_start", f, |r| r.set_exit_code("guard-status-before", 0));
+    expect_failure("guard_complain_lets_outside_load_and_reports_it", f, |r| r.set_exit_code("guard-complain-modprobe-outside", 1));
+    expect_failure("guard_complain_lets_outside_load_and_reports_it", f, |r| {
+        without(r, "guard-trace.jsonl", "guard_would_deny", "mode", "complain")
+    });
+    expect_failure("guard_enforce_loads_profile_modules_on_demand", f, |r| r.set_exit_code("guard-enforce-autoload-profile", 2));
+    expect_failure("guard_enforce_loads_profile_modules_on_demand", f, |r| {
+        without(r, "guard-trace.jsonl", "guard_allowed", "alias", "rtnl-link-dummy")
+    });
+    expect_failure("guard_enforce_refuses_explicit_load_outside", f, |r| r.set_exit_code("guard-enforce-outside-loaded", 0));
+    expect_failure("guard_enforce_refuses_explicit_load_outside", f, |r| {
+        r.replace("guard-trace.jsonl", r#""kind":"guard_denied","hook":"finit_module","mode":"enforce""#, r#""kind":"guard_allowed","hook":"finit_module","mode":"enforce""#)
+    });
+    expect_failure("guard_enforce_refuses_autoload_outside", f, |r| r.set_exit_code("guard-enforce-autoload-outside", 0));
+    expect_failure("guard_enforce_refuses_autoload_outside", f, |r| r.replace("guard-trace.jsonl", r#""comm":"sh""#, r#""comm":"kworker/0:1""#));
+    expect_failure("guard_enforce_refuses_renamed_module_file", f, |r| r.set_exit_code("guard-enforce-renamed-loaded", 0));
+    expect_failure("guard_enforce_refuses_renamed_module_file", f, |r| {
+        without(r, "guard-trace.jsonl", "guard_denied", "file", "renamed.ko")
+    });
+    expect_failure("guard_enforce_refuses_init_module_outside", f, |r| r.set_exit_code("guard-enforce-init-module", 0));
+    expect_failure("guard_enforce_refuses_init_module_outside", f, |r| {
+        without(r, "guard-trace.jsonl", "guard_denied", "hook", "init_module")
+    });
+    expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status.stdout", "mode enforce", "mode complain"));
+    expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status-json.stdout", r#""lost":0"#, r#""lost":3"#));
+    expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status-json.stdout", r#""denied":4"#, r#""denied":1"#));
+    expect_failure("guard_stop_restores_loading", f, |r| r.set_exit_code("guard-after-autoload", 1));
+    expect_failure("guard_stop_restores_loading", f, |r| r.set_exit_code("guard-status-after", 0));
+    expect_failure("guard_log_carries_the_refusals", f, |r| without(r, "guard-log.jsonl", "guard_denied", "alias", "tcp_scalable"));
+    expect_failure("guard_log_carries_the_refusals", f, |r| r.set_exit_code("guard-log", 1));
+    expect_failure("guard_cost_of_a_decision_measured", f, |r| r.replace("guard-cost-refused.stdout", "errors=1:1000", "errors=1:999,17:1"));
+    expect_failure("guard_cost_of_a_decision_measured", f, |r| r.replace("guard-cost-renamed-unguarded.stdout", "errors=17:1000", "errors=1:1000"));
+    expect_failure("guard_cost_of_a_decision_measured", f, |r| r.section("guard-cost-allowed.stdout").clear());
 }

@@ -1,0 +1,302 @@
+//! `modtrace guard`: BPF LSM programs that allow the profile's modules and
+//! refuse (enforce) or report (complain) everything else. Userspace pins them,
+//! so they keep deciding after the command returns; no userspace process is
+//! asked at decision time.
+//!
+//! The policy is a generation: GUARD_CONFIG's single entry names the
+//! generation in force, and the alias and file maps hold entries of that
+//! generation (and, while one is being replaced, of the next). Swapping the
+//! config entry is one hash-map update, so each decision sees one policy.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
+    },
+    macros::{lsm, map},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    programs::LsmContext,
+};
+use modtrace_common::{
+    guard::{decision, hook, lost, mode, AliasKey, FileKey, FileValue, GuardConfig, GuardEvent},
+    kind, RepeatState, RequestKey, NAME_LEN,
+};
+
+use crate::{
+    maps::fold_in,
+    task::{fill_header, now},
+};
+
+const EPERM: i32 = 1;
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// Key 0: the policy in force. No entry: no policy, everything is allowed.
+#[map]
+static GUARD_CONFIG: HashMap<u32, GuardConfig> = HashMap::with_max_entries(1, 0);
+
+/// Allowed request_module strings. Room for two generations during a swap.
+#[map]
+static GUARD_ALIASES: HashMap<AliasKey, u8> = HashMap::with_max_entries(65536, BPF_F_NO_PREALLOC);
+
+/// Module names an init_module image may carry (with --allow-init-module).
+#[map]
+static GUARD_MODULES: HashMap<AliasKey, u8> = HashMap::with_max_entries(32768, BPF_F_NO_PREALLOC);
+
+/// Allowed module files by (dev, ino), with the module each holds.
+#[map]
+static GUARD_FILES: HashMap<FileKey, FileValue> = HashMap::with_max_entries(32768, BPF_F_NO_PREALLOC);
+
+/// Decisions so far, by `decision::*`.
+#[map]
+static GUARD_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(decision::COUNT, 0);
+
+/// Decisions that found their ring full, by `lost::*`.
+#[map]
+static GUARD_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(lost::COUNT, 0);
+
+/// Decisions for the journal logger (`modtrace guard log`).
+#[map]
+static GUARD_LOG: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// The same decisions for `modtrace trace`, which reads them while it runs.
+#[map]
+static GUARD_TRACE: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+/// Folding of identical decisions by one process (a loop of socket() calls).
+#[map]
+static GUARD_REPEATS: LruHashMap<RequestKey, RepeatState> = LruHashMap::with_max_entries(4096, 0);
+
+/// The event being built, per CPU (too large for the stack).
+#[map]
+static GUARD_SCRATCH: PerCpuArray<GuardEvent> = PerCpuArray::with_max_entries(1, 0);
+
+#[lsm(hook = "kernel_module_request")]
+pub fn guard_request(ctx: LsmContext) -> i32 {
+    let earlier: i32 = ctx.arg(1);
+    if earlier != 0 {
+        return earlier;
+    }
+    let Some(cfg) = config() else { return 0 };
+    let name_ptr: *const u8 = ctx.arg(0);
+    let mut key = AliasKey { generation: cfg.generation, _pad: 0, name: [0; NAME_LEN] };
+    if unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, &mut key.name) }.is_err() {
+        return 0;
+    }
+    let allowed = unsafe { GUARD_ALIASES.get(&key) }.is_some();
+    let (verdict, ret) = decide(&cfg, allowed);
+    report(&cfg, verdict, |ev| {
+        ev.hook = hook::REQUEST;
+        ev.name = key.name;
+    });
+    ret
+}
+
+#[lsm(hook = "kernel_read_file")]
+pub fn guard_read_file(ctx: LsmContext) -> i32 {
+    let earlier: i32 = ctx.arg(3);
+    if earlier != 0 {
+        return earlier;
+    }
+    let Some(cfg) = config() else { return 0 };
+    let id: u32 = ctx.arg(1);
+    if id != cfg.reading_module && id != cfg.reading_module_compressed {
+        return 0;
+    }
+    let file: *const u8 = ctx.arg(0);
+    let (dev, ino) = file_identity(&cfg, file).unwrap_or((0, 0));
+    let key = FileKey { generation: cfg.generation, dev, ino };
+    let module = unsafe { GUARD_FILES.get(&key) }.map(|v| v.module);
+    let (verdict, ret) = decide(&cfg, module.is_some());
+    report(&cfg, verdict, |ev| {
+        ev.hook = hook::READ_FILE;
+        ev.id = id;
+        ev.dev = dev;
+        ev.ino = ino;
+        ev.name = module.unwrap_or([0; NAME_LEN]);
+        let _ = file_name(&cfg, file, &mut ev.file);
+    });
+    ret
+}
+
+/// init_module: before the image is copied in. Without --allow-init-module
+/// it is refused (enforce) here; with it, the name is checked after the copy.
+#[lsm(hook = "kernel_load_data")]
+pub fn guard_load_data(ctx: LsmContext) -> i32 {
+    let earlier: i32 = ctx.arg(2);
+    if earlier != 0 {
+        return earlier;
+    }
+    let Some(cfg) = config() else { return 0 };
+    let id: u32 = ctx.arg(0);
+    if id != cfg.loading_module || cfg.allow_init_module != 0 {
+        return 0;
+    }
+    let (verdict, ret) = decide(&cfg, false);
+    report(&cfg, verdict, |ev| {
+        ev.hook = hook::LOAD_DATA;
+        ev.id = id;
+    });
+    ret
+}
+
+/// init_module with --allow-init-module: the image is in kernel memory now;
+/// the module's name is in its .gnu.linkonce.this_module section (a struct
+/// module), and must be an allowed module's.
+#[lsm(hook = "kernel_post_load_data")]
+pub fn guard_post_load_data(ctx: LsmContext) -> i32 {
+    let earlier: i32 = ctx.arg(4);
+    if earlier != 0 {
+        return earlier;
+    }
+    let Some(cfg) = config() else { return 0 };
+    let id: u32 = ctx.arg(2);
+    if id != cfg.loading_module || cfg.allow_init_module == 0 {
+        return 0;
+    }
+    let image: *const u8 = ctx.arg(0);
+    let size: u64 = ctx.arg(1);
+    let mut key = AliasKey { generation: cfg.generation, _pad: 0, name: [0; NAME_LEN] };
+    let named = image_module_name(&cfg, image, size, &mut key.name).is_ok();
+    let allowed = named && unsafe { GUARD_MODULES.get(&key) }.is_some();
+    let (verdict, ret) = decide(&cfg, allowed);
+    report(&cfg, verdict, |ev| {
+        ev.hook = hook::LOAD_DATA;
+        ev.id = id;
+        ev.name = key.name;
+    });
+    ret
+}
+
+const THIS_MODULE: &[u8; 26] = b".gnu.linkonce.this_module\0";
+/// Section headers looked at; Debian's modules have 30 to 70.
+const MAX_SECTIONS: u32 = 128;
+
+/// The name in an ELF64 module image: finds the section named
+/// .gnu.linkonce.this_module through the section-name string table, then
+/// reads struct module's name there. Every offset is checked against `size`.
+fn image_module_name(cfg: &GuardConfig, image: *const u8, size: u64, out: &mut [u8; NAME_LEN]) -> Result<(), i32> {
+    let at = |off: u64, len: u64| -> Result<*const u8, i32> {
+        if off > size || len > size - off {
+            Err(0)
+        } else {
+            Ok(unsafe { image.add(off as usize) })
+        }
+    };
+    let magic: u32 = unsafe { bpf_probe_read_kernel(at(0, 4)? as *const u32)? };
+    if magic != u32::from_le_bytes(*b"\x7fELF") {
+        return Err(0);
+    }
+    let shoff: u64 = unsafe { bpf_probe_read_kernel(at(0x28, 8)? as *const u64)? };
+    let shnum = u32::from(unsafe { bpf_probe_read_kernel(at(0x3c, 2)? as *const u16)? });
+    let shstrndx = u64::from(unsafe { bpf_probe_read_kernel(at(0x3e, 2)? as *const u16)? });
+    let section = |i: u64, field: u64| -> Result<u64, i32> {
+        let off = shoff.checked_add(i * 64 + field).ok_or(0)?;
+        unsafe { bpf_probe_read_kernel(at(off, 8)? as *const u64) }
+    };
+    let strtab = section(shstrndx, 0x18)?;
+    for i in 0..MAX_SECTIONS {
+        if i >= shnum {
+            break;
+        }
+        let name_off = section(u64::from(i), 0)? & 0xffff_ffff;
+        let mut name = [0u8; 26];
+        let Ok(p) = at(strtab + name_off, 26) else { continue };
+        if unsafe { bpf_probe_read_kernel_buf(p, &mut name) }.is_err() || &name != THIS_MODULE {
+            continue;
+        }
+        let start = section(u64::from(i), 0x18)?;
+        let p = at(start + u64::from(cfg.module_name), NAME_LEN as u64)?;
+        unsafe { bpf_probe_read_kernel_str_bytes(p, out)? };
+        return Ok(());
+    }
+    Err(0)
+}
+
+fn config() -> Option<GuardConfig> {
+    unsafe { GUARD_CONFIG.get(&0) }.copied()
+}
+
+/// The verdict and the hook's return value.
+fn decide(cfg: &GuardConfig, allowed: bool) -> (u32, i32) {
+    if allowed {
+        (decision::ALLOWED, 0)
+    } else if cfg.mode == mode::ENFORCE {
+        (decision::DENIED, -EPERM)
+    } else {
+        (decision::WOULD_DENY, 0)
+    }
+}
+
+/// The kernel's own (s_dev, i_ino) of `file`: not a path a process chose.
+fn file_identity(cfg: &GuardConfig, file: *const u8) -> Result<(u32, u64), i32> {
+    let off = &cfg.offsets;
+    unsafe {
+        let inode: *const u8 = bpf_probe_read_kernel(file.add(off.f_inode as usize) as *const *const u8)?;
+        let ino: u64 = bpf_probe_read_kernel(inode.add(off.i_ino as usize) as *const u64)?;
+        let sb: *const u8 = bpf_probe_read_kernel(inode.add(off.i_sb as usize) as *const *const u8)?;
+        let dev: u32 = bpf_probe_read_kernel(sb.add(off.s_dev as usize) as *const u32)?;
+        Ok((dev, ino))
+    }
+}
+
+/// The file's dentry name, for the report only (never for the decision).
+fn file_name(cfg: &GuardConfig, file: *const u8, out: &mut [u8; NAME_LEN]) -> Result<(), i32> {
+    let off = &cfg.offsets;
+    unsafe {
+        let dentry: *const u8 = bpf_probe_read_kernel(file.add(off.f_dentry as usize) as *const *const u8)?;
+        let name: *const u8 = bpf_probe_read_kernel(dentry.add(off.d_name as usize) as *const *const u8)?;
+        bpf_probe_read_kernel_str_bytes(name, out)?;
+    }
+    Ok(())
+}
+
+/// Counts the decision and sends it to both rings. The same decision on the
+/// same thing by the same process within the fold window is counted, not
+/// sent: a loop cannot flood the journal.
+fn report(cfg: &GuardConfig, verdict: u32, fill: impl FnOnce(&mut GuardEvent)) {
+    add(&GUARD_COUNTS, verdict);
+    let Some(ev) = GUARD_SCRATCH.get_ptr_mut(0) else { return };
+    let ev = unsafe { &mut *ev };
+    let ts = now();
+    ev.decision = verdict;
+    ev.mode = cfg.mode;
+    ev.repeats = 0;
+    ev.dev = 0;
+    ev.id = 0;
+    ev.ino = 0;
+    ev.name = [0; NAME_LEN];
+    ev.file = [0; NAME_LEN];
+    fill(ev);
+    match fold(ev, ts) {
+        Some(folded) => ev.repeats = folded,
+        None => return,
+    }
+    // Only for a decision that is sent: the header is the costly part.
+    if !fill_header(&mut ev.header, kind::GUARD, ts) {
+        return;
+    }
+    if GUARD_LOG.output::<GuardEvent>(&*ev, 0).is_err() {
+        add(&GUARD_LOST, lost::LOG);
+    }
+    if GUARD_TRACE.output::<GuardEvent>(&*ev, 0).is_err() {
+        add(&GUARD_LOST, lost::TRACE);
+    }
+}
+
+fn fold(ev: &GuardEvent, ts: u64) -> Option<u32> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ ((ev.hook as u64) << 8 | ev.decision as u64) ^ ev.ino;
+    // Indexed loops with a constant bound: the verifier follows these.
+    for i in 0..NAME_LEN {
+        hash = (hash ^ ev.name[i] as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    for i in 0..NAME_LEN {
+        hash = (hash ^ ev.file[i] as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    fold_in(&GUARD_REPEATS, &RequestKey { tgid, _pad: 0, name_hash: hash }, ts)
+}
+
+fn add(counters: &PerCpuArray<u64>, slot: u32) {
+    if let Some(c) = counters.get_ptr_mut(slot) {
+        unsafe { *c += 1 };
+    }
+}

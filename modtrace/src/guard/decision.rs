@@ -1,0 +1,200 @@
+//! Guard decisions: ring bytes -> `Decision`, and its description as a trace
+//! record or a journal entry.
+
+use std::mem::size_of;
+
+use modtrace_common::guard::{decision, hook, mode, GuardEvent};
+use serde::Serialize;
+
+use crate::attribute::Describe;
+use crate::decode::{cstr, task, DecodeError};
+use crate::event::{Process, Task};
+
+/// One decision as the kernel took it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub ts_ns: u64,
+    pub task: Task,
+    pub hook: &'static str,
+    pub verdict: &'static str,
+    pub mode: &'static str,
+    pub repeats: u32,
+    /// The requested alias (request) or the module an allowed file holds.
+    pub name: Option<String>,
+    /// finit_module: the file's own name and its (device, inode).
+    pub file: Option<String>,
+    pub dev: Option<String>,
+    pub ino: Option<u64>,
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Decision, DecodeError> {
+    let need = size_of::<GuardEvent>();
+    if bytes.len() < need {
+        return Err(DecodeError::Short { what: "guard decision", got: bytes.len(), need });
+    }
+    // SAFETY: length checked; GuardEvent is repr(C) with integer fields only.
+    let ev: GuardEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const GuardEvent) };
+    if ev.header.kind != modtrace_common::kind::GUARD {
+        return Err(DecodeError::UnknownKind(ev.header.kind));
+    }
+    let hook = match ev.hook {
+        hook::REQUEST => "request",
+        hook::READ_FILE => "finit_module",
+        hook::LOAD_DATA => "init_module",
+        other => return Err(DecodeError::UnknownKind(other)),
+    };
+    let verdict = match ev.decision {
+        decision::ALLOWED => "allowed",
+        decision::DENIED => "denied",
+        decision::WOULD_DENY => "would_deny",
+        other => return Err(DecodeError::UnknownKind(other)),
+    };
+    let text = |b: &[u8]| Some(cstr(b)).filter(|s| !s.is_empty());
+    let is_file = ev.hook == hook::READ_FILE;
+    Ok(Decision {
+        ts_ns: ev.header.ts_ns,
+        task: task(&ev.header),
+        hook,
+        verdict,
+        mode: if ev.mode == mode::ENFORCE { "enforce" } else { "complain" },
+        repeats: ev.repeats,
+        name: text(&ev.name),
+        file: text(&ev.file),
+        dev: is_file.then(|| format!("{}:{}", ev.dev >> 20, ev.dev & 0xf_ffff)),
+        ino: is_file.then_some(ev.ino),
+    })
+}
+
+/// A decision with its process described: one line of `trace --json`
+/// (kind guard_allowed, guard_denied or guard_would_deny) and one journal entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardRecord {
+    pub time: String,
+    pub ts_ns: u64,
+    pub kind: String,
+    /// request (request_module), finit_module (a file) or init_module (memory).
+    pub hook: &'static str,
+    pub mode: &'static str,
+    pub alias: Option<String>,
+    pub module: Option<String>,
+    pub file: Option<String>,
+    pub dev: Option<String>,
+    pub ino: Option<u64>,
+    /// Why: what the policy allowed or did not.
+    pub reason: String,
+    pub repeats: u32,
+    pub process: Process,
+}
+
+pub fn record(d: &Decision, describer: &mut dyn Describe) -> GuardRecord {
+    let (alias, module) = if d.hook == "request" { (d.name.clone(), None) } else { (None, d.name.clone()) };
+    GuardRecord {
+        time: describer.wall_time(d.ts_ns),
+        ts_ns: d.ts_ns,
+        kind: format!("guard_{}", d.verdict),
+        hook: d.hook,
+        mode: d.mode,
+        reason: reason(d),
+        alias,
+        module,
+        file: d.file.clone(),
+        dev: d.dev.clone(),
+        ino: d.ino,
+        repeats: d.repeats,
+        process: describer.process(&d.task),
+    }
+}
+
+fn reason(d: &Decision) -> String {
+    let allowed = d.verdict == "allowed";
+    match (d.hook, allowed) {
+        ("request", true) => format!("{} leads to a module of the profile", d.name.as_deref().unwrap_or("?")),
+        ("request", false) => format!("{} resolves to no module of the profile", d.name.as_deref().unwrap_or("?")),
+        ("finit_module", true) => {
+            format!("the file is {}'s in the kernel's module tree", d.name.as_deref().unwrap_or("?"))
+        }
+        ("finit_module", false) => "the file is no allowed module's file in the kernel's module tree".to_string(),
+        (_, true) => "init_module allowed by --allow-init-module".to_string(),
+        (_, false) => "init_module (an image from memory: no file to check)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::encode;
+    use modtrace_common::{kind, NAME_LEN};
+
+    fn event(hook_: u32, verdict: u32, name: &str, file: &str) -> Vec<u8> {
+        let t = Task {
+            pid: 9,
+            tgid: 9,
+            ppid: Some(1),
+            uid: 1000,
+            cgroup_id: 5,
+            comm: "evil".into(),
+            parent_comm: Some("sh".into()),
+            args: None,
+            cgroup_name: Some("session-2.scope".into()),
+            ..Task::default()
+        };
+        let mut n = [0u8; NAME_LEN];
+        n[..name.len()].copy_from_slice(name.as_bytes());
+        let mut f = [0u8; NAME_LEN];
+        f[..file.len()].copy_from_slice(file.as_bytes());
+        let ev = GuardEvent {
+            header: encode::header(kind::GUARD, 77, &t),
+            hook: hook_,
+            decision: verdict,
+            mode: mode::ENFORCE,
+            repeats: 3,
+            dev: (8 << 20) | 1,
+            id: 2,
+            ino: 1234,
+            name: n,
+            file: f,
+        };
+        // SAFETY: repr(C), integers only, explicit padding.
+        unsafe { std::slice::from_raw_parts(&ev as *const GuardEvent as *const u8, size_of::<GuardEvent>()) }.to_vec()
+    }
+
+    #[test]
+    fn a_refused_request_decodes_with_its_requester() {
+        let d = decode(&event(hook::REQUEST, decision::DENIED, "net-pf-38", "")).unwrap();
+        assert_eq!((d.hook, d.verdict, d.mode, d.repeats), ("request", "denied", "enforce", 3));
+        assert_eq!(
+            (d.name.as_deref(), d.file.as_deref(), d.dev.as_deref(), d.ino),
+            (Some("net-pf-38"), None, None, None)
+        );
+        assert_eq!(
+            (d.task.comm.as_str(), d.task.uid, d.task.cgroup_name.as_deref()),
+            ("evil", 1000, Some("session-2.scope"))
+        );
+    }
+
+    #[test]
+    fn a_refused_file_names_the_file_its_device_and_inode() {
+        let d = decode(&event(hook::READ_FILE, decision::WOULD_DENY, "", "evil.ko")).unwrap();
+        assert_eq!((d.hook, d.verdict), ("finit_module", "would_deny"));
+        assert_eq!(
+            (d.name.as_deref(), d.file.as_deref(), d.dev.as_deref(), d.ino),
+            (None, Some("evil.ko"), Some("8:1"), Some(1234))
+        );
+        assert!(reason(&d).contains("no allowed module's file"));
+    }
+
+    #[test]
+    fn short_or_foreign_bytes_are_refused() {
+        let bytes = event(hook::LOAD_DATA, decision::ALLOWED, "", "");
+        for len in [0, 10, bytes.len() - 1] {
+            assert!(decode(&bytes[..len]).is_err());
+        }
+        let mut bad = bytes.clone();
+        bad[0..4].copy_from_slice(&kind::REQUEST.to_ne_bytes());
+        assert_eq!(decode(&bad), Err(DecodeError::UnknownKind(kind::REQUEST)));
+        let mut bad_verdict = bytes;
+        let off = size_of::<modtrace_common::Header>() + 4;
+        bad_verdict[off..off + 4].copy_from_slice(&9u32.to_ne_bytes());
+        assert!(decode(&bad_verdict).is_err());
+    }
+}

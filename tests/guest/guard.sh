@@ -1,0 +1,122 @@
+# modtrace guard in the guest, sourced by tests/guest/init after the main
+# scenario (it uses init's step/capture helpers and the learned $PROFILE).
+# complain lets a module outside the profile load and reports it; enforce
+# lets the profile's modules load (explicitly and by autoload, after they
+# were unloaded) and refuses the rest: an explicit load, an autoload, a copy
+# of an allowed module's file under another name, init_module; then status,
+# stop, and loading works again. Finally the cost of a decision, measured.
+
+# Outside the profile: loaded only by the killed learner (another profile).
+GUARD_OUTSIDE=tcp_scalable
+# Autoloads tcp_scalable: the kernel requests tcp_scalable for root.
+GUARD_CC=/proc/sys/net/ipv4/tcp_congestion_control
+
+# Debian's 6.12 and newer modules are .ko.xz, which bookworm's kmod loads with
+# init_module from memory: the guard must then allow init_module, by name.
+case "$(/sbin/modinfo -n "$EXPLICIT_MODULE")" in
+*.xz) GUARD_FLAGS=--allow-init-module ;;
+*) GUARD_FLAGS= ;;
+esac
+
+# uncompressed MODULE DEST: an uncompressed copy of MODULE's file.
+uncompressed() {
+    src=$(/sbin/modinfo -n "$1")
+    case "$src" in
+    *.xz) xzcat "$src" >"$2" ;;
+    *) cp "$src" "$2" ;;
+    esac
+}
+
+guard_loaded() {
+    grep -q "^$1 " /proc/modules
+}
+
+# guard_capture_loaded NAME MODULE: records whether MODULE is loaded (0 yes).
+guard_capture_loaded() {
+    guard_loaded "$2"
+    exit_code "$1" $?
+}
+
+guard_start_watchers() {
+    modtrace trace --json >"$OUT/guard-trace.jsonl" 2>"$OUT/guard-trace.stderr" &
+    GUARD_TRACE_PID=$!
+    modtrace guard log >"$OUT/guard-log.jsonl" 2>"$OUT/guard-log.stderr" &
+    GUARD_LOG_PID=$!
+    wait_tracing "$GUARD_TRACE_PID" "$OUT/guard-trace.stderr"
+}
+
+guard_complain() {
+    capture guard-status-before modtrace guard status
+    capture guard-start-complain modtrace guard start --profile "$PROFILE" --mode complain $GUARD_FLAGS
+    step guard_watchers guard_start_watchers
+    "$RMMOD" "$GUARD_OUTSIDE" 2>/dev/null
+    capture guard-complain-modprobe-outside "$MODPROBE" "$GUARD_OUTSIDE"
+    guard_capture_loaded guard-complain-outside-loaded "$GUARD_OUTSIDE"
+    "$RMMOD" "$GUARD_OUTSIDE"
+}
+
+guard_enforce() {
+    capture guard-start-enforce modtrace guard start --profile "$PROFILE" --mode enforce $GUARD_FLAGS
+    # Profile modules, after they were unloaded: explicit, and by autoload.
+    "$RMMOD" "$EXPLICIT_MODULE" 2>/dev/null
+    capture guard-enforce-modprobe-profile "$MODPROBE" "$EXPLICIT_MODULE"
+    guard_capture_loaded guard-enforce-profile-loaded "$EXPLICIT_MODULE"
+    ip link del mtdummy0 2>/dev/null
+    "$RMMOD" dummy
+    capture guard-enforce-autoload-profile ip link add mtdummy2 type dummy
+    guard_capture_loaded guard-enforce-autoload-profile-loaded dummy
+    # Outside the profile: explicit, and by autoload.
+    capture guard-enforce-modprobe-outside "$MODPROBE" "$GUARD_OUTSIDE"
+    capture guard-enforce-autoload-outside sh -c "echo scalable >$GUARD_CC"
+    guard_capture_loaded guard-enforce-outside-loaded "$GUARD_OUTSIDE"
+    # An allowed module's own file, copied out of the module tree and renamed.
+    uncompressed "$EXPLICIT_MODULE" /tmp/renamed.ko
+    "$RMMOD" "$EXPLICIT_MODULE"
+    capture guard-enforce-renamed-file /sbin/insmod /tmp/renamed.ko
+    guard_capture_loaded guard-enforce-renamed-loaded "$EXPLICIT_MODULE"
+    # init_module: no file to check; refused without --allow-init-module,
+    # with it refused unless the image names a module of the profile.
+    uncompressed "$GUARD_OUTSIDE" /tmp/outside.ko
+    capture guard-enforce-init-module modtrace-guest init-module /tmp/outside.ko
+    capture guard-status modtrace guard status
+    capture guard-status-json modtrace guard status --json
+}
+
+# The cost of one decision: the same finit_module calls with and without
+# the guard (and its logger) in this boot. An allowed file already loaded fails with EEXIST
+# after the check; a refused one with EPERM before the kernel reads it.
+guard_cost() {
+    "$MODPROBE" "$EXPLICIT_MODULE"
+    allowed=$(/sbin/modinfo -n "$EXPLICIT_MODULE")
+    capture guard-cost-allowed modtrace-guest finit-loop "$allowed" 1000
+    capture guard-cost-refused modtrace-guest finit-loop /tmp/renamed.ko 1000
+}
+
+guard_after_stop() {
+    capture guard-stop modtrace guard stop
+    capture guard-status-after modtrace guard status
+    capture guard-after-autoload sh -c "echo scalable >$GUARD_CC"
+    guard_capture_loaded guard-after-outside-loaded "$GUARD_OUTSIDE"
+    capture guard-cost-allowed-unguarded modtrace-guest finit-loop "$allowed" 1000
+    capture guard-cost-renamed-unguarded modtrace-guest finit-loop /tmp/renamed.ko 1000
+    # The logger ends by itself once the pins are gone.
+    sleep 3
+    alive "$GUARD_LOG_PID" && kill -INT "$GUARD_LOG_PID"
+    wait "$GUARD_LOG_PID"
+    exit_code guard-log $?
+}
+
+# The trace's own work would count in the cost; the logger's is part of it.
+guard_stop_trace() {
+    stop "$GUARD_TRACE_PID"
+    exit_code guard-trace "$STOPPED_STATUS"
+}
+
+guard_scenario() {
+    phase guard
+    guard_complain
+    guard_enforce
+    guard_stop_trace
+    guard_cost
+    guard_after_stop
+}
