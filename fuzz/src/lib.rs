@@ -34,13 +34,20 @@ fn encodable(event: &modtrace::event::Event) -> bool {
         Body::Load { params, .. } => fits(params, PARAMS_LEN),
         Body::Loaded { module, .. } | Body::Unloaded { module } => fits(module, NAME_LEN),
     };
-    // The argv block: arguments and their NULs; a last one that is not empty
-    // may lose its NUL to the block's end.
+    // The argv block: arguments and their NULs; a cut argv (longer than the
+    // block) is one whose last, non-empty argument lost its NUL to the block's end.
     let argv = t.args.as_ref().is_none_or(|a| {
         let used: usize = a.iter().map(|a| a.len() + 1).sum();
-        used <= ARGS_LEN || (used == ARGS_LEN + 1 && a.last().is_some_and(|l| !l.is_empty()))
+        match t.args_cut {
+            false => used <= ARGS_LEN,
+            true => used == ARGS_LEN + 1 && a.last().is_some_and(|l| !l.is_empty()),
+        }
     });
+    // A path's names: the encoder marks one of CGROUP_NAME_LEN - 1 bytes or
+    // more as cut, as the kernel side does.
+    let path = t.cgroup_path.as_deref().is_none_or(|p| p.split('/').all(|n| fits(n, CGROUP_NAME_LEN - 1)));
     body && argv
+        && path
         && fits(&t.comm, COMM_LEN)
         && t.parent_comm.as_deref().is_none_or(|c| fits(c, COMM_LEN))
         && t.cgroup_name.as_deref().is_none_or(|c| fits(c, CGROUP_NAME_LEN))
