@@ -70,7 +70,8 @@ pub fn proc_modules(data: &[u8]) {
     let _ = parse_proc_modules(text);
     let Ok(snap) = Snapshot::from_text(text) else { return };
     let printed = snap.to_text();
-    let again = Snapshot::from_text(&printed).unwrap_or_else(|e| panic!("a printed snapshot does not parse: {e}\n{printed}"));
+    let again =
+        Snapshot::from_text(&printed).unwrap_or_else(|e| panic!("a printed snapshot does not parse: {e}\n{printed}"));
     assert_eq!(again.modules, snap.modules, "from_text(to_text(s)) != s\n{printed}");
 }
 

@@ -171,7 +171,9 @@ pub fn rows(f: &Figures) -> Vec<Row> {
             cells: [
                 "-".into(),
                 or_dash(b.map(|b| format!("{b:.2} s"))),
-                or_dash(m.map(|m| format!("{m:.2} s{}", r.map(|r| format!(" ({r:.2}x bpftrace)")).unwrap_or_default()))),
+                or_dash(
+                    m.map(|m| format!("{m:.2} s{}", r.map(|r| format!(" ({r:.2}x bpftrace)")).unwrap_or_default())),
+                ),
             ],
             goal: "<= 0.2x bpftrace",
             met: r.map(|r| r <= 0.2),
@@ -270,7 +272,9 @@ pub fn rows(f: &Figures) -> Vec<Row> {
         cells: TOOLS.map(flood_cell),
         goal: "0 lost loads/requests",
         met: (!m_flood.is_empty()).then(|| {
-            m_flood.iter().all(|l| l.get("lost").map(String::as_str) == Some("0") && l.get("loads_seen").map(String::as_str) == Some("3"))
+            m_flood.iter().all(|l| {
+                l.get("lost").map(String::as_str) == Some("0") && l.get("loads_seen").map(String::as_str) == Some("3")
+            })
         }),
     });
 
@@ -278,14 +282,22 @@ pub fn rows(f: &Figures) -> Vec<Row> {
     let rss = |tool| f.median("flood", tool, "peak_rss_kib").map(|k| k / 1024.0);
     rows.push(Row {
         figure: "peak RSS (during the flood)",
-        cells: ["-".into(), or_dash(rss("bpftrace").map(|m| format!("{m:.1} MB"))), or_dash(rss("modtrace").map(|m| format!("{m:.1} MB")))],
+        cells: [
+            "-".into(),
+            or_dash(rss("bpftrace").map(|m| format!("{m:.1} MB"))),
+            or_dash(rss("modtrace").map(|m| format!("{m:.1} MB"))),
+        ],
         goal: "<= 12 MB",
         met: rss("modtrace").map(|m| m <= 12.0),
     });
     let idle = |tool| f.median("launch", tool, "idle_ticks");
     rows.push(Row {
         figure: "idle CPU once ready, ticks",
-        cells: ["-".into(), or_dash(idle("bpftrace").map(|t| format!("{t:.0}"))), or_dash(idle("modtrace").map(|t| format!("{t:.0}")))],
+        cells: [
+            "-".into(),
+            or_dash(idle("bpftrace").map(|t| format!("{t:.0}"))),
+            or_dash(idle("modtrace").map(|t| format!("{t:.0}"))),
+        ],
         goal: "0",
         met: idle("modtrace").map(|t| t == 0.0),
     });
@@ -334,7 +346,10 @@ pub fn markdown(f: &Figures, profile: &[ProgramTime], machine: &str, date: &str)
             Some(false) => "no",
             None => "?",
         };
-        s += &format!("| {} | {} | {} | {} | {} | {met} |\n", row.figure, row.cells[0], row.cells[1], row.cells[2], row.goal);
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {met} |\n",
+            row.figure, row.cells[0], row.cells[1], row.cells[2], row.goal
+        );
     }
     if !profile.is_empty() {
         s += "\nThe failure path under modtrace (one storm, kernel.bpf_stats_enabled=1, `bpftool prog show`):\n\n";
@@ -419,7 +434,13 @@ mod tests {
         let p = parse_bpftool(&lines);
         assert_eq!(
             p,
-            [ProgramTime { name: "load_enter".into(), kind: "tracepoint".into(), run_cnt: 10, run_time_ns: 30000, xlated: Some(2456) }]
+            [ProgramTime {
+                name: "load_enter".into(),
+                kind: "tracepoint".into(),
+                run_cnt: 10,
+                run_time_ns: 30000,
+                xlated: Some(2456)
+            }]
         );
         assert!(markdown(&Figures::default(), &p, "m", "d").contains("| load_enter | tracepoint | 10 | 3000 | 2456 |"));
     }
