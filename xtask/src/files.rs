@@ -23,7 +23,7 @@ pub fn shared_libraries(program: &Path) -> Result<Vec<PathBuf>> {
     Ok(libraries_in(&String::from_utf8_lossy(&out.stdout)))
 }
 
-fn libraries_in(ldd_output: &str) -> Vec<PathBuf> {
+pub(crate) fn libraries_in(ldd_output: &str) -> Vec<PathBuf> {
     ldd_output
         .lines()
         .filter_map(|line| match line.split_once("=>") {

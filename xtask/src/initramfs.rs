@@ -48,7 +48,7 @@ pub fn build(kernel: &Kernel, programs: &Programs, work: &Path) -> Result<PathBu
     pack(&root, &work.join("initramfs.cpio"))
 }
 
-fn pack(root: &Path, image: &Path) -> Result<PathBuf> {
+pub(crate) fn pack(root: &Path, image: &Path) -> Result<PathBuf> {
     let file = fs::File::create(image).with_context(|| format!("creating {}", image.display()))?;
     let mut archive = Archive::new(BufWriter::new(file));
     archive.add_tree(root)?;
@@ -58,7 +58,7 @@ fn pack(root: &Path, image: &Path) -> Result<PathBuf> {
 }
 
 /// Copies a program to `root/dest` and every shared library `ldd` names for it.
-fn install_program(root: &Path, program: &Path, dest: &str) -> Result<()> {
+pub(crate) fn install_program(root: &Path, program: &Path, dest: &str) -> Result<()> {
     files::install(program, &root.join(dest), 0o755)?;
     for library in files::shared_libraries(program)? {
         let inside = root.join(library.strip_prefix("/").expect("ldd paths are absolute"));
@@ -71,7 +71,7 @@ fn install_program(root: &Path, program: &Path, dest: &str) -> Result<()> {
 
 /// busybox-static with a symlink per applet (not for `busybox` itself, which
 /// would replace the binary with a link to itself).
-fn install_busybox(root: &Path) -> Result<()> {
+pub(crate) fn install_busybox(root: &Path) -> Result<()> {
     install_program(root, Path::new(BUSYBOX), "bin/busybox")?;
     for applet in cmd::output_of(BUSYBOX, &["--list"])?.lines().map(str::trim) {
         if applet.is_empty() || applet == "busybox" || applet.contains('/') {
@@ -83,7 +83,7 @@ fn install_busybox(root: &Path) -> Result<()> {
 }
 
 /// The real kmod as /sbin/modprobe etc. (PATH puts /sbin before busybox's /bin).
-fn install_kmod(root: &Path) -> Result<()> {
+pub(crate) fn install_kmod(root: &Path) -> Result<()> {
     install_program(root, Path::new(KMOD), "bin/kmod")?;
     for tool in KMOD_TOOLS {
         symlink("/bin/kmod", root.join("sbin").join(tool))?;
@@ -126,7 +126,7 @@ fn check_missing_alias(modules: &Path) -> Result<()> {
 }
 
 /// The files `modprobe --show-depends` would insert for `module`, dependencies first.
-fn module_files(kernel: &Kernel, module: &str) -> Result<Vec<PathBuf>> {
+pub(crate) fn module_files(kernel: &Kernel, module: &str) -> Result<Vec<PathBuf>> {
     let out = kernel.show_depends(module)?;
     let files = kernels::insmod_files(&out);
     if files.is_empty() {

@@ -1,13 +1,16 @@
-//! Project automation: `cargo xtask setup | kernels | vm-test | deb | test`.
+//! Project automation: `cargo xtask setup | kernels | vm-test | deb | demo | bench | fuzz | test`.
 
 mod apt;
 mod artifacts;
 mod assertions;
+mod bench;
+mod bench_table;
 mod cmd;
 mod cpio;
 mod deb;
 mod demo;
 mod files;
+mod fuzz;
 mod guest_output;
 mod initramfs;
 mod kernels;
@@ -88,8 +91,37 @@ enum Task {
     /// load) inside a Debian trixie guest under QEMU, in about two minutes: for
     /// machines whose own kernel cannot trace.
     Demo,
-    /// The full test suite: kernels, cargo test --workspace, the package, vm-test on
-    /// all kernels, vm-test --system on bookworm and trixie.
+    /// Time modtrace beside Debian's bpftrace and untraced, in one 6.1 guest
+    /// (2 vCPUs, TCG): start-up, the failure path, requests, a flood, memory,
+    /// idle CPU; prints medians and ratios, writes target/bench/bench.{md,json}.
+    Bench {
+        /// Runs of each figure and tool.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// One run with small counts (proves the machinery; the figures mean little).
+        #[arg(long)]
+        smoke: bool,
+        /// Keep the staged root and the initramfs under target/bench.
+        #[arg(long)]
+        keep: bool,
+        /// Seconds the guest may run before QEMU is killed.
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+    },
+    /// Fuzz the decoder and the parsers (fuzz/README.md) for a bounded time:
+    /// nightly + libFuzzer + ASan; replays seeds and regressions on stable
+    /// when there is no nightly toolchain.
+    Fuzz {
+        /// Total seconds, shared by the targets.
+        #[arg(long, default_value_t = 40)]
+        seconds: u64,
+        /// Only this target: decode, profile, proc_modules or modprobe_d.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// The full test suite: kernels, cargo test --workspace, 40 s of fuzzing, the
+    /// package, vm-test on all kernels, bench --smoke, vm-test --system on
+    /// bookworm and trixie.
     Test {
         /// Seconds each guest may run before QEMU is killed.
         #[arg(long, default_value_t = 300)]
@@ -126,6 +158,10 @@ fn run(task: Task) -> Result<()> {
         }),
         Task::Deb { check } => deb::run(check),
         Task::Demo => demo::run(),
+        Task::Fuzz { seconds, target } => fuzz::run(fuzz::Options { seconds, target }),
+        Task::Bench { runs, smoke, keep, timeout } => {
+            bench::run(bench::Options { runs, smoke, keep, timeout: Duration::from_secs(timeout) })
+        }
         Task::Test { timeout } => {
             // The system test runs even when an earlier part failed: CI then
             // reports every failure of the run at once.

@@ -67,6 +67,7 @@ pub struct Boot {
     /// Where the guest's second serial port (ttyS1) is written.
     pub serial_log: PathBuf,
     pub timeout: Duration,
+    pub memory_mib: u32,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -106,7 +107,7 @@ impl BootResult {
 
 impl Boot {
     fn command(&self) -> Command {
-        let mut cmd = command(1024);
+        let mut cmd = command(self.memory_mib);
         cmd.arg("-serial")
             .arg(format!("file:{}", self.serial_log.display()))
             .arg("-kernel")

@@ -33,6 +33,14 @@ const PACKAGES: &[&str] = &[
     // The package's lintian check; the demo's FAT image.
     "lintian",
     "dosfstools",
+    // cargo xtask bench: the libraries Debian's bpftrace and bpftool link (the
+    // guest gets the host's copies; the programs come from apt-get download).
+    "libllvm14",
+    "libclang1-14",
+    "libbpf1",
+    "libdw1",
+    "libz3-4",
+    "libelf1",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -81,6 +81,7 @@ fn run_kernel(kernel: &Kernel, built: &Built, options: &Options, break_first_boo
             initrd,
             serial_log: serial_log.clone(),
             timeout: options.timeout,
+            memory_mib: 1024,
         };
         boot.run()
     };

@@ -49,9 +49,14 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 /// Reads a JSON document whose `schema` is one of `accepted` (the first is
 /// the current one, named in messages); returns the text and its schema.
 pub fn read_json_schemas(path: &Path, accepted: &[&str], what: &str) -> Result<(String, String), StoreError> {
-    let expected = accepted[0];
     let mut bytes = Vec::new();
     File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io_err(path))?;
+    json_schemas(path, bytes, accepted, what)
+}
+
+/// [`read_json_schemas`] for bytes already read from `path`.
+pub fn json_schemas(path: &Path, bytes: Vec<u8>, accepted: &[&str], what: &str) -> Result<(String, String), StoreError> {
+    let expected = accepted[0];
     let text = String::from_utf8(bytes).map_err(|e| StoreError::Parse {
         path: path.to_path_buf(),
         line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|b| **b == b'\n').count(),
@@ -117,7 +122,14 @@ pub(crate) fn parse_error(path: &Path, e: &serde_json::Error, what: &str) -> Sto
 /// entries is normalised or refused (see [`Profile::normalize`]). Errors name
 /// the file and, for bad contents, the line and column or the entry.
 pub fn load(path: &Path) -> Result<Profile, StoreError> {
-    let (text, schema) = read_json_schemas(path, &[SCHEMA, SCHEMA_V1], "profile")?;
+    let mut bytes = Vec::new();
+    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io_err(path))?;
+    parse(path, bytes)
+}
+
+/// [`load`] for the bytes of a file read from `path` (named in errors).
+pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Profile, StoreError> {
+    let (text, schema) = json_schemas(path, bytes, &[SCHEMA, SCHEMA_V1], "profile")?;
     let mut profile: Profile = serde_json::from_str(&text).map_err(|e| parse_error(path, &e, "profile"))?;
     if schema == SCHEMA_V1 {
         profile.migrate_v1();

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+
 #[derive(Parser)]
 #[command(name = "modtrace-guest", about = "System calls for modtrace's guest scenario")]
 struct Cli {
@@ -72,6 +74,11 @@ enum Action {
     /// finit_module(2) on FILE COUNT times (a module already loaded: EEXIST; a
     /// refused file: EPERM); prints `finit-loop: count=N errors=E:N... micros_per_call=U`.
     FinitLoop { file: PathBuf, count: u32 },
+    /// The storms and timers of `cargo xtask bench` (tests/bench/init).
+    Bench {
+        #[command(subcommand)]
+        action: bench::Action,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,6 +94,7 @@ fn main() -> ExitCode {
         }
         Action::RequestBatch { prefix, first, count } => request_batch(&prefix, first, count),
         Action::FinitLoop { file, count } => finit_loop(&file, count),
+        Action::Bench { action } => bench::run(action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

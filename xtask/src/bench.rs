@@ -1,0 +1,186 @@
+//! `cargo xtask bench`: one 6.1 guest holding modtrace, Debian's bpftrace and
+//! bpftool, times the same storms untraced, under bpftrace and under modtrace
+//! (tests/bench/init), then prints the table of medians and ratios
+//! (bench_table.rs) and writes it to target/bench/bench.md and bench.json.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+
+use crate::bench_table::{self, Figures, Settings};
+use crate::guest_output::GuestOutput;
+use crate::kernels::{self, Kernel, Series};
+use crate::qemu::{self, Boot, BootResult, Outcome};
+use crate::{artifacts, cmd, files, initramfs, paths};
+
+/// Debian packages the guest runs beside modtrace (libbpfcc has libbcc_bpf,
+/// which bpftrace links and the host usually lacks).
+const PACKAGES: [&str; 3] = ["bpftrace", "bpftool", "libbpfcc"];
+/// Modules modprobed one by one during the flood (no dependencies, not built in).
+const LOAD_MODULES: [&str; 3] = ["loop", "dummy", "nls_ascii"];
+const DIRS: [&str; 11] = ["bin", "sbin", "dev", "etc/bench", "lib", "proc", "sys", "tmp", "run", "root", "usr"];
+
+pub struct Options {
+    pub runs: u32,
+    /// One run with small counts: proves the machinery, not the figures.
+    pub smoke: bool,
+    pub keep: bool,
+    pub timeout: Duration,
+}
+
+pub fn run(options: Options) -> Result<()> {
+    let settings = if options.smoke { Settings::smoke() } else { Settings::full(options.runs) };
+    let start = Instant::now();
+    let kernel = kernels::ensure(&[Series::Bookworm], false)?.remove(0);
+    let built = artifacts::build(None)?;
+    let work = paths::workspace().join("target/bench");
+    fs::create_dir_all(&work)?;
+    let packages = unpack_packages(&work)?;
+    let image = build_initramfs(&kernel, &built, &packages, &settings, &work)?;
+    let serial_log = work.join("ttyS1.log");
+    let attempt = |_| {
+        let _ = fs::remove_file(&serial_log);
+        Boot {
+            label: "bench".into(),
+            kernel: kernel.vmlinuz(),
+            initrd: image.clone(),
+            serial_log: serial_log.clone(),
+            timeout: options.timeout,
+            memory_mib: 2048,
+        }
+        .run()
+    };
+    let (boot, _) = qemu::retry_early_death("bench", attempt, BootResult::early_death)?;
+    fs::write(work.join("console.log"), boot.console.join("\n") + "\n")?;
+    if boot.outcome != Outcome::Done {
+        bail!("the bench guest did not finish ({:?}); console in {}", boot.outcome, work.join("console.log").display());
+    }
+    let serial = String::from_utf8_lossy(&fs::read(&serial_log).unwrap_or_default()).into_owned();
+    let output = GuestOutput::parse(&boot.console, &serial);
+    let figures = Figures::parse(&boot.console);
+    let profile = output.section("bpftool").map(|s| bench_table::parse_bpftool(&s.lines)).unwrap_or_default();
+    let machine = format!(
+        "{} under QEMU TCG, 2 vCPUs, 2 GiB; {}",
+        output.kernel.as_deref().unwrap_or(&kernel.kver),
+        settings.describe()
+    );
+    let markdown = bench_table::markdown(&figures, &profile, &machine, &today()?);
+    println!("\n{markdown}");
+    fs::write(work.join("bench.md"), &markdown)?;
+    fs::write(work.join("bench.json"), bench_table::json(&figures, &profile, &machine) + "\n")?;
+    if !options.keep {
+        fs::remove_dir_all(work.join("root"))?;
+        fs::remove_file(&image)?;
+    }
+    println!(
+        "bench: {} and {} written; wall time {:.0} s (guest {:.0} s)",
+        work.join("bench.md").display(),
+        work.join("bench.json").display(),
+        start.elapsed().as_secs_f64(),
+        boot.elapsed.as_secs_f64()
+    );
+    let missing = figures.missing();
+    ensure!(missing.is_empty(), "the guest sent no figures for: {}", missing.join(", "));
+    Ok(())
+}
+
+fn today() -> Result<String> {
+    Ok(cmd::output_of("date", &["-u", "+%Y-%m-%d"])?.trim().to_string())
+}
+
+/// Downloads (once) and unpacks bpftrace, bpftool and libbcc_bpf with the
+/// system's apt; returns the unpacked tree.
+fn unpack_packages(work: &Path) -> Result<PathBuf> {
+    let debs = work.join("debs");
+    let tree = work.join("packages");
+    fs::create_dir_all(&debs)?;
+    for package in PACKAGES {
+        if find_deb(&debs, package)?.is_none() {
+            cmd::run(Command::new("apt-get").args(["-q", "download", package]).current_dir(&debs))?;
+        }
+        let deb = find_deb(&debs, package)?.with_context(|| format!("apt-get download {package} left no .deb"))?;
+        cmd::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree))?;
+    }
+    Ok(tree)
+}
+
+fn find_deb(dir: &Path, package: &str) -> Result<Option<PathBuf>> {
+    let prefix = format!("{package}_");
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && name.ends_with(".deb") {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
+}
+
+fn build_initramfs(
+    kernel: &Kernel,
+    built: &artifacts::Built,
+    packages: &Path,
+    settings: &Settings,
+    work: &Path,
+) -> Result<PathBuf> {
+    let root = work.join("root");
+    if root.exists() {
+        fs::remove_dir_all(&root)?;
+    }
+    for dir in DIRS {
+        fs::create_dir_all(root.join(dir))?;
+    }
+    initramfs::install_busybox(&root)?;
+    initramfs::install_kmod(&root)?;
+    initramfs::install_program(&root, &built.modtrace, "bin/modtrace")?;
+    initramfs::install_program(&root, &built.guest_tool, "bin/modtrace-guest")?;
+    install_packaged(&root, packages, "usr/bin/bpftrace")?;
+    install_packaged(&root, packages, "usr/sbin/bpftool")?;
+    let bench = paths::workspace().join("tests/bench");
+    files::install(&bench.join("init"), &root.join("init"), 0o755)?;
+    files::install(&bench.join("modules.bt"), &root.join("etc/bench/modules.bt"), 0o644)?;
+    fs::write(root.join("etc/bench.env"), settings.env_file(&LOAD_MODULES))?;
+    install_modules(kernel, &root)?;
+    initramfs::pack(&root, &work.join("initramfs.cpio"))
+}
+
+/// A program from the unpacked packages, with every library `ldd` names,
+/// looked up in the packages first (libbcc_bpf) and then on the host.
+fn install_packaged(root: &Path, packages: &Path, program: &str) -> Result<()> {
+    let source = packages.join(program);
+    files::install(&source, &root.join(program), 0o755)?;
+    let lib_dirs = ["usr/lib/x86_64-linux-gnu", "usr/lib"].map(|d| packages.join(d).display().to_string()).join(":");
+    let out = Command::new("ldd").arg(&source).env("LD_LIBRARY_PATH", lib_dirs).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        !text.contains("not found"),
+        "{program} needs libraries this host lacks (cargo xtask setup installs them):\n{text}"
+    );
+    for library in files::libraries_in(&text) {
+        // A library from the packages goes where the package puts it.
+        let path = library.strip_prefix(packages).unwrap_or(library.strip_prefix("/").expect("ldd paths are absolute"));
+        let inside = root.join(path);
+        if !inside.exists() {
+            files::install(&library, &inside, 0o755)?;
+        }
+    }
+    Ok(())
+}
+
+fn install_modules(kernel: &Kernel, root: &Path) -> Result<()> {
+    let source = kernel.modules_dir();
+    let dest = root.join("lib/modules").join(&kernel.kver);
+    for module in LOAD_MODULES {
+        for file in initramfs::module_files(kernel, module)? {
+            let relative = file.strip_prefix(&source)?;
+            files::install(&file, &dest.join(relative), 0o644)?;
+        }
+    }
+    for index in ["modules.builtin", "modules.builtin.modinfo", "modules.order"] {
+        files::install(&source.join(index), &dest.join(index), 0o644)?;
+    }
+    cmd::run(Command::new("depmod").arg("-b").arg(root).arg(&kernel.kver))
+}

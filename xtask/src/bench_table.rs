@@ -1,0 +1,453 @@
+//! The bench guest's `BENCH figure=F tool=T run=N key=value...` lines turned
+//! into the table of medians and ratios (markdown and JSON), and bpftool's
+//! per-program run time.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+/// The counts tests/bench/init runs with (/etc/bench.env).
+pub struct Settings {
+    pub runs: u32,
+    pub fail_calls: u64,
+    pub req_calls: u64,
+    pub flood_procs: u32,
+    pub flood_reqs: u32,
+    pub flood_fails: u32,
+    pub idle_secs: u32,
+}
+
+impl Settings {
+    /// The figures: 200k failed loads, 2000 requests, 20 s idle.
+    pub fn full(runs: u32) -> Settings {
+        Settings {
+            runs,
+            fail_calls: 200_000,
+            req_calls: 2000,
+            flood_procs: 200,
+            flood_reqs: 5,
+            flood_fails: 1000,
+            idle_secs: 20,
+        }
+    }
+
+    pub fn smoke() -> Settings {
+        Settings {
+            runs: 1,
+            fail_calls: 20_000,
+            req_calls: 200,
+            flood_procs: 20,
+            flood_reqs: 5,
+            flood_fails: 1000,
+            idle_secs: 2,
+        }
+    }
+
+    pub fn env_file(&self, modules: &[&str]) -> String {
+        format!(
+            "RUNS={}\nFAIL_CALLS={}\nREQ_CALLS={}\nFLOOD_PROCS={}\nFLOOD_REQS={}\nFLOOD_FAILS={}\nIDLE_SECS={}\nLOAD_MODULES=\"{}\"\n",
+            self.runs,
+            self.fail_calls,
+            self.req_calls,
+            self.flood_procs,
+            self.flood_reqs,
+            self.flood_fails,
+            self.idle_secs,
+            modules.join(" ")
+        )
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} run(s) per figure and tool; {} failed loads, {} requests, flood of {} processes x ({} sockets + {} failed loads), idle {} s",
+            self.runs,
+            self.fail_calls,
+            self.req_calls,
+            self.flood_procs,
+            self.flood_reqs,
+            self.flood_fails,
+            self.idle_secs
+        )
+    }
+}
+
+pub const TOOLS: [&str; 3] = ["untraced", "bpftrace", "modtrace"];
+const FIGURES: [&str; 5] = ["launch", "first-event", "failed-loads", "requests", "flood"];
+
+/// One guest line's values.
+type Line = BTreeMap<String, String>;
+
+/// Every BENCH line, by figure and tool.
+#[derive(Default)]
+pub struct Figures {
+    lines: BTreeMap<(String, String), Vec<Line>>,
+}
+
+impl Figures {
+    pub fn parse(console: &[String]) -> Figures {
+        let mut figures = Figures::default();
+        for line in console {
+            let Some(rest) = line.trim_end().strip_prefix("BENCH ") else { continue };
+            let values: Line = rest
+                .split_whitespace()
+                .filter_map(|w| w.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let (Some(figure), Some(tool)) = (values.get("figure"), values.get("tool")) else { continue };
+            figures.lines.entry((figure.clone(), tool.clone())).or_default().push(values);
+        }
+        figures
+    }
+
+    fn of(&self, figure: &str, tool: &str) -> &[Line] {
+        self.lines.get(&(figure.to_string(), tool.to_string())).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The values of `key` over the runs, where they are numbers.
+    fn values(&self, figure: &str, tool: &str, key: &str) -> Vec<f64> {
+        self.of(figure, tool).iter().filter_map(|l| l.get(key)?.parse().ok()).collect()
+    }
+
+    fn median(&self, figure: &str, tool: &str, key: &str) -> Option<f64> {
+        median(self.values(figure, tool, key))
+    }
+
+    fn sum(&self, figure: &str, tool: &str, key: &str) -> f64 {
+        self.values(figure, tool, key).iter().sum()
+    }
+
+    /// Figures with no line from a tool that should have sent one.
+    pub fn missing(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for figure in FIGURES {
+            for tool in TOOLS {
+                let traced_only = matches!(figure, "launch" | "first-event");
+                if !(traced_only && tool == "untraced") && self.of(figure, tool).is_empty() {
+                    out.push(format!("{figure}/{tool}"));
+                }
+            }
+        }
+        out
+    }
+}
+
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+/// One row: what each tool measured, and whether modtrace met the goal.
+pub struct Row {
+    pub figure: &'static str,
+    pub cells: [String; 3],
+    pub goal: &'static str,
+    pub met: Option<bool>,
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? / b?)
+}
+
+fn or_dash(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "-".into())
+}
+
+pub fn rows(f: &Figures) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let secs = |figure, tool, key| f.median(figure, tool, key).map(|ms| ms / 1000.0);
+
+    // Start-up: modtrace against bpftrace.
+    for (figure, label, key) in
+        [("launch", "launch -> ready line", "ready_ms"), ("first-event", "launch -> first event", "first_event_ms")]
+    {
+        let (b, m) = (secs(figure, "bpftrace", key), secs(figure, "modtrace", key));
+        let r = ratio(m, b);
+        rows.push(Row {
+            figure: label,
+            cells: [
+                "-".into(),
+                or_dash(b.map(|b| format!("{b:.2} s"))),
+                or_dash(
+                    m.map(|m| format!("{m:.2} s{}", r.map(|r| format!(" ({r:.2}x bpftrace)")).unwrap_or_default())),
+                ),
+            ],
+            goal: "<= 0.2x bpftrace",
+            met: r.map(|r| r <= 0.2),
+        });
+    }
+    let seen = |tool| {
+        let runs = f.of("launch", tool).len();
+        format!("{}/{runs}", f.sum("launch", tool, "seen_after_ready"))
+    };
+    let m_runs = f.of("launch", "modtrace").len();
+    rows.push(Row {
+        figure: "event right after ready seen",
+        cells: ["-".into(), seen("bpftrace"), seen("modtrace")],
+        goal: "all",
+        met: (m_runs > 0).then(|| f.sum("launch", "modtrace", "seen_after_ready") as usize == m_runs),
+    });
+
+    // The failure path: ns per failed finit_module, and whether every attempt is accounted for.
+    let untraced = f.median("failed-loads", "untraced", "ns_per_call");
+    let calls = f.median("failed-loads", "untraced", "calls");
+    let fail_cell = |tool| {
+        let ns = f.median("failed-loads", tool, "ns_per_call");
+        let mut cell = or_dash(ns.map(|ns| format!("{ns:.0}")));
+        if tool != "untraced" {
+            if let Some(r) = ratio(ns, untraced) {
+                cell += &format!(" ({r:.1}x)");
+            }
+            let accounted = f.median("failed-loads", tool, "accounted").unwrap_or(0.0);
+            let calls = f.median("failed-loads", tool, "calls").unwrap_or(0.0);
+            cell += &format!(", {accounted:.0}/{calls:.0} accounted");
+            let lost = f.median("failed-loads", tool, "lost").unwrap_or(0.0);
+            if lost > 0.0 {
+                cell += &format!(", {lost:.0} lost");
+            }
+        }
+        cell
+    };
+    let m_ratio = ratio(f.median("failed-loads", "modtrace", "ns_per_call"), untraced);
+    let all_accounted = f.of("failed-loads", "modtrace").iter().all(|l| l.get("accounted") == l.get("calls"));
+    rows.push(Row {
+        figure: "failed finit_module, ns/call",
+        cells: TOOLS.map(fail_cell),
+        goal: "<= 2.0x untraced, all accounted",
+        met: m_ratio.map(|r| r <= 2.0 && all_accounted),
+    });
+    let _ = calls;
+
+    // request_module through the helper (/bin/true).
+    let untraced = f.median("requests", "untraced", "ms_per_call");
+    let req_cell = |tool| {
+        let ms = f.median("requests", tool, "ms_per_call");
+        let mut cell = or_dash(ms.map(|ms| format!("{ms:.2}")));
+        if tool != "untraced" {
+            if let Some(r) = ratio(ms, untraced) {
+                cell += &format!(" ({r:.2}x)");
+            }
+        }
+        cell
+    };
+    rows.push(Row {
+        figure: "request_module (modprobe=/bin/true), ms/call",
+        cells: TOOLS.map(req_cell),
+        goal: "<= 1.05x",
+        met: ratio(f.median("requests", "modtrace", "ms_per_call"), untraced).map(|r| r <= 1.05),
+    });
+
+    // The flood: events lost, real loads seen, its time against untraced.
+    let untraced = f.median("flood", "untraced", "seconds");
+    let flood_cell = |tool| {
+        let lines = f.of("flood", tool);
+        if lines.is_empty() {
+            return "-".to_string();
+        }
+        let s = f.median("flood", tool, "seconds");
+        let lost: Vec<f64> = f.values("flood", tool, "lost");
+        let seen = f.values("flood", tool, "loads_seen");
+        let lost_range = match (lost.iter().cloned().reduce(f64::min), lost.iter().cloned().reduce(f64::max)) {
+            (Some(a), Some(b)) if a == b => format!("{a:.0} lost"),
+            (Some(a), Some(b)) => format!("{a:.0}-{b:.0} lost"),
+            _ => "lost ?".into(),
+        };
+        let loads = format!("loads seen {}", seen.iter().map(|v| format!("{v:.0}/3")).collect::<Vec<_>>().join(" "));
+        let time = or_dash(s.map(|s| match ratio(Some(s), untraced) {
+            Some(r) if tool != "untraced" => format!("{s:.2} s ({r:.2}x)"),
+            _ => format!("{s:.2} s"),
+        }));
+        if tool == "untraced" {
+            format!("{time}, {loads}")
+        } else {
+            format!("{time}, {lost_range}, {loads}")
+        }
+    };
+    let m_flood = f.of("flood", "modtrace");
+    rows.push(Row {
+        figure: "flood defeating folding during 3 real loads",
+        cells: TOOLS.map(flood_cell),
+        goal: "0 lost loads/requests",
+        met: (!m_flood.is_empty()).then(|| {
+            m_flood.iter().all(|l| {
+                l.get("lost").map(String::as_str) == Some("0") && l.get("loads_seen").map(String::as_str) == Some("3")
+            })
+        }),
+    });
+
+    // Memory and idle CPU.
+    let rss = |tool| f.median("flood", tool, "peak_rss_kib").map(|k| k / 1024.0);
+    rows.push(Row {
+        figure: "peak RSS (during the flood)",
+        cells: [
+            "-".into(),
+            or_dash(rss("bpftrace").map(|m| format!("{m:.1} MB"))),
+            or_dash(rss("modtrace").map(|m| format!("{m:.1} MB"))),
+        ],
+        goal: "<= 12 MB",
+        met: rss("modtrace").map(|m| m <= 12.0),
+    });
+    let idle = |tool| f.median("launch", tool, "idle_ticks");
+    rows.push(Row {
+        figure: "idle CPU once ready, ticks",
+        cells: [
+            "-".into(),
+            or_dash(idle("bpftrace").map(|t| format!("{t:.0}"))),
+            or_dash(idle("modtrace").map(|t| format!("{t:.0}"))),
+        ],
+        goal: "0",
+        met: idle("modtrace").map(|t| t == 0.0),
+    });
+    rows
+}
+
+/// Per eBPF program: runs, total and mean run time (kernel.bpf_stats_enabled).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ProgramTime {
+    pub name: String,
+    pub kind: String,
+    pub run_cnt: u64,
+    pub run_time_ns: u64,
+    pub xlated: Option<u64>,
+}
+
+/// `bpftool prog show` text: `ID: TYPE  name NAME  tag ... run_time_ns N run_cnt M`
+/// with `xlated NB` on a following line. The storm's own line comes first.
+pub fn parse_bpftool(lines: &[String]) -> Vec<ProgramTime> {
+    let mut out: Vec<ProgramTime> = Vec::new();
+    for line in lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let after = |key: &str| words.iter().position(|w| *w == key).and_then(|i| words.get(i + 1)).copied();
+        if words.first().is_some_and(|w| w.ends_with(':') && w[..w.len() - 1].parse::<u64>().is_ok()) {
+            out.push(ProgramTime {
+                name: after("name").unwrap_or("?").to_string(),
+                kind: words.get(1).unwrap_or(&"?").to_string(),
+                run_cnt: after("run_cnt").and_then(|v| v.parse().ok()).unwrap_or(0),
+                run_time_ns: after("run_time_ns").and_then(|v| v.parse().ok()).unwrap_or(0),
+                xlated: None,
+            });
+        } else if let (Some(last), Some(x)) = (out.last_mut(), after("xlated")) {
+            last.xlated = x.trim_end_matches('B').parse().ok();
+        }
+    }
+    out.retain(|p| p.run_cnt > 0);
+    out
+}
+
+pub fn markdown(f: &Figures, profile: &[ProgramTime], machine: &str, date: &str) -> String {
+    let mut s = format!("Measured {date} with `cargo xtask bench`: {machine}; medians.\n\n");
+    s += "| figure | untraced | bpftrace | modtrace | goal | met |\n|---|---|---|---|---|---|\n";
+    for row in rows(f) {
+        let met = match row.met {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "?",
+        };
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {met} |\n",
+            row.figure, row.cells[0], row.cells[1], row.cells[2], row.goal
+        );
+    }
+    if !profile.is_empty() {
+        s += "\nThe failure path under modtrace (one storm, kernel.bpf_stats_enabled=1, `bpftool prog show`):\n\n";
+        s += "| program | type | runs | ns/run | xlated bytes |\n|---|---|---|---|---|\n";
+        for p in profile {
+            s += &format!(
+                "| {} | {} | {} | {:.0} | {} |\n",
+                p.name,
+                p.kind,
+                p.run_cnt,
+                p.run_time_ns as f64 / p.run_cnt as f64,
+                p.xlated.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+            );
+        }
+    }
+    s
+}
+
+pub fn json(f: &Figures, profile: &[ProgramTime], machine: &str) -> String {
+    let mut raw = serde_json::Map::new();
+    for ((figure, tool), lines) in &f.lines {
+        raw.insert(format!("{figure}/{tool}"), json!(lines));
+    }
+    let rows: Vec<Value> = rows(f)
+        .iter()
+        .map(|r| json!({"figure": r.figure, "untraced": r.cells[0], "bpftrace": r.cells[1], "modtrace": r.cells[2], "goal": r.goal, "met": r.met}))
+        .collect();
+    let programs: Vec<Value> = profile
+        .iter()
+        .map(|p| json!({"name": p.name, "type": p.kind, "run_cnt": p.run_cnt, "run_time_ns": p.run_time_ns, "xlated": p.xlated}))
+        .collect();
+    serde_json::to_string_pretty(&json!({"machine": machine, "table": rows, "runs": raw, "failure_path": programs}))
+        .expect("plain values serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn console(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn medians_and_ratios_come_from_the_guest_lines() {
+        let f = Figures::parse(&console(&[
+            "noise",
+            "BENCH figure=failed-loads tool=untraced run=1 failed-loads pid=5 calls=100 failed=100 ns_per_call=600 accounted=100 lost=0",
+            "BENCH figure=failed-loads tool=untraced run=2 failed-loads pid=6 calls=100 failed=100 ns_per_call=700 accounted=100 lost=0",
+            "BENCH figure=failed-loads tool=untraced run=3 failed-loads pid=7 calls=100 failed=100 ns_per_call=650 accounted=100 lost=0",
+            "BENCH figure=failed-loads tool=modtrace run=1 failed-loads pid=8 calls=100 failed=100 ns_per_call=1300 accounted=100 lost=0",
+            "BENCH figure=failed-loads tool=bpftrace run=1 failed-loads pid=9 calls=100 failed=100 ns_per_call=2600 accounted=20 lost=80",
+        ]));
+        let row = rows(&f).into_iter().find(|r| r.figure.starts_with("failed finit_module")).unwrap();
+        assert_eq!(row.cells[0], "650");
+        assert_eq!(row.cells[1], "2600 (4.0x), 20/100 accounted, 80 lost");
+        assert_eq!(row.cells[2], "1300 (2.0x), 100/100 accounted");
+        assert_eq!(row.met, Some(true));
+        assert!(f.missing().contains(&"flood/modtrace".to_string()));
+    }
+
+    #[test]
+    fn a_storm_not_all_accounted_misses_the_goal() {
+        let f = Figures::parse(&console(&[
+            "BENCH figure=failed-loads tool=untraced run=1 calls=100 ns_per_call=600",
+            "BENCH figure=failed-loads tool=modtrace run=1 calls=100 ns_per_call=700 accounted=99 lost=1",
+        ]));
+        let row = rows(&f).into_iter().find(|r| r.figure.starts_with("failed finit_module")).unwrap();
+        assert_eq!(row.met, Some(false));
+    }
+
+    #[test]
+    fn bpftool_lines_give_time_per_run() {
+        let lines = console(&[
+            "failed-loads pid=80 calls=10 failed=10 ns_per_call=900",
+            "12: tracepoint  name load_enter  tag 0123456789abcdef  gpl run_time_ns 30000 run_cnt 10",
+            "\tloaded_at 2026-12-01T21:00:00+0000  uid 0",
+            "\txlated 2456B  jited 1400B  memlock 4096B  map_ids 3,4",
+            "13: tracepoint  name unused  tag 0123456789abcdef  gpl",
+            "\txlated 100B  jited 80B  memlock 4096B",
+        ]);
+        let p = parse_bpftool(&lines);
+        assert_eq!(
+            p,
+            [ProgramTime {
+                name: "load_enter".into(),
+                kind: "tracepoint".into(),
+                run_cnt: 10,
+                run_time_ns: 30000,
+                xlated: Some(2456)
+            }]
+        );
+        assert!(markdown(&Figures::default(), &p, "m", "d").contains("| load_enter | tracepoint | 10 | 3000 | 2456 |"));
+    }
+
+    #[test]
+    fn even_counts_take_the_middle_mean() {
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
+    }
+}
