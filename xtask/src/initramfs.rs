@@ -142,16 +142,21 @@ pub(crate) fn module_files(kernel: &Kernel, module: &str) -> Result<Vec<PathBuf>
 /// modules that must have no dependencies (so one call loads each).
 fn install_loose_modules(kernel: &Kernel, root: &Path) -> Result<()> {
     for module in scenario::LOOSE_MODULES {
-        let files = module_files(kernel, module)?;
-        ensure!(files.len() == 1, "{module} has dependencies: {files:?}");
-        let dest = root.join(scenario::LOOSE_DIR).join(format!("{module}.ko"));
-        install_uncompressed(&files[0], &dest)?;
+        install_loose_module(kernel, module, &root.join(scenario::LOOSE_DIR).join(format!("{module}.ko")))?;
     }
     Ok(())
 }
 
+/// An uncompressed copy of `module`, which must have no dependencies, at `dest`.
+pub fn install_loose_module(kernel: &Kernel, module: &str, dest: &Path) -> Result<()> {
+    let files = module_files(kernel, module)?;
+    ensure!(files.len() == 1, "{module} has dependencies in {}: {files:?}", kernel.kver);
+    fs::create_dir_all(dest.parent().expect("a module file has a directory"))?;
+    install_uncompressed(&files[0], dest)
+}
+
 /// Copies a module file to `dest`, decompressing a .ko.xz.
-pub fn install_uncompressed(file: &Path, dest: &Path) -> Result<()> {
+fn install_uncompressed(file: &Path, dest: &Path) -> Result<()> {
     if file.extension().is_some_and(|e| e == "xz") {
         let out = Command::new("xz").arg("-dc").arg(file).output()?;
         ensure!(out.status.success(), "xz -dc {} failed", file.display());

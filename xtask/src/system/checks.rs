@@ -28,7 +28,7 @@ const LOCKED_UNIT: &str = "modtrace-test-locked.service";
 /// locked.sh's attempts (tests/system/locked.sh): modules the profile must not have.
 const DENIED_EXPLICIT: &str = "isofs";
 const DENIED_EXPLICIT_DEPENDENCY: &str = "cdrom";
-const DENIED_IN_MEMORY: &str = "nls_utf8";
+const DENIED_IN_MEMORY: &str = super::image::LOOSE_MODULE;
 const DENIED_ALIAS: &str = "net-pf-35";
 const DENIED_REQUESTED: &str = "phonet";
 const MODPROBE: &str = "modprobe";

@@ -82,7 +82,7 @@ pub fn build(
     install_modules(kernel, root)?;
     install_package(package, root)?;
     install_program(guest_tool, root, "usr/local/bin/modtrace-guest")?;
-    install_loose_module(kernel, root)?;
+    crate::initramfs::install_loose_module(kernel, LOOSE_MODULE, &root.join(LOOSE_MODULE_DEST))?;
     let workspace = paths::workspace();
     for (name, dest, mode) in contents.files {
         files::install(&workspace.join(name), &root.join(dest), *mode)?;
@@ -120,15 +120,6 @@ fn install_modules(kernel: &Kernel, root: &Path) -> Result<()> {
 /// attempt (trixie's modules are .ko.xz; init_module(2) wants an ELF image).
 pub const LOOSE_MODULE: &str = "nls_utf8";
 const LOOSE_MODULE_DEST: &str = "usr/local/lib/modtrace-test/nls_utf8.ko";
-
-fn install_loose_module(kernel: &Kernel, root: &Path) -> Result<()> {
-    let out = kernel.show_depends(LOOSE_MODULE)?;
-    let files = crate::kernels::insmod_files(&out);
-    ensure!(files.len() == 1, "{LOOSE_MODULE} should have no dependencies in {}: {out}", kernel.kver);
-    let dest = root.join(LOOSE_MODULE_DEST);
-    fs::create_dir_all(dest.parent().expect("the destination has a parent"))?;
-    crate::initramfs::install_uncompressed(&files[0], &dest)
-}
 
 /// Installs modtrace's Debian package with the guest's own apt, as a user
 /// would: its dependencies must be in the base system already (no network).
