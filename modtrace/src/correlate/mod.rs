@@ -196,7 +196,7 @@ impl<I: ModuleIndex> Correlator<I> {
                 What::Unloaded { module }
             }
         };
-        Record { time: describe.wall_time(event.ts_ns), ts_ns: event.ts_ns, what, process }
+        Record { time: describe.wall_time(event.ts_ns), ts_ns: event.ts_ns, what, process, stage: None }
     }
 
     fn helper(&self, task: &Task) -> Helper {
