@@ -80,13 +80,14 @@ impl Tracer {
     }
 
     fn start_with(take_early: bool) -> anyhow::Result<Tracer> {
+        // Read first: nothing may fail once the early probes are taken over.
+        let index = KmodIndex::running().context("reading the running kernel's module index")?;
         let mut probes = Probes::attach()?;
         let rings = probes.take_rings()?;
         // Every probe of ours is attached from here on: the early ones' events
         // before this instant are theirs to give, later ones are ours.
         let cut_ns = monotonic_ns();
         let taken = if take_early { crate::probes::early::take(cut_ns) } else { None };
-        let index = KmodIndex::running().context("reading the running kernel's module index")?;
         let uevents = UeventSocket::open()
             .map_err(|e| probes.notes.push(format!("no uevent socket ({e}): udev loads will not name their device")))
             .ok();
