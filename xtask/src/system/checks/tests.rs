@@ -32,7 +32,8 @@ fn profile(extra: &[&str]) -> Value {
             let triggers = match name {
                 "appletalk" => vec![trigger_request("net-pf-5", "fake-dm.service")],
                 "binfmt_misc" => vec![trigger_request("fs-binfmt_misc", "fake-dm.service")],
-                _ => vec![json!({"kind": "preloaded", "count": 1})],
+                _ => vec![json!({"kind": "explicit", "stage": "initramfs", "count": 1,
+                                 "loader": {"comm": "insmod", "uid": 0, "cgroup": "/", "scope": {"kind": "no_unit"}}})],
             };
             json!({"name": name, "top_level": true, "count": 1, "triggers": triggers})
         })
@@ -273,6 +274,17 @@ fn every_check_can_fail() {
     expect_failure("profile_modules_were_loaded_in_boot1", |p| {
         p.b1().insert("profile.json", &profile(&["acpi_cpufreq"]).to_string())
     });
+    for reason in [json!("before learning"), Value::Null] {
+        expect_failure("nothing_before_learning", |p| {
+            let mut profile: Value = serde_json::from_str(p.b1().text("profile.json").unwrap()).unwrap();
+            let mut t = json!({"kind": "preloaded", "count": 1});
+            if !reason.is_null() {
+                t["reason"] = reason.clone();
+            }
+            profile["modules"][0]["triggers"] = json!([t]);
+            p.b1().insert("profile.json", &profile.to_string());
+        });
+    }
     expect_failure("denied_modprobe_eperm", |p| p.b2().insert("deny-modprobe.status", "0\n"));
     expect_failure("denied_modprobe_eperm", |p| {
         p.b2().insert("deny-modprobe.err", "modprobe: FATAL: Module isofs not found\n")
