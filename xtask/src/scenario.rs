@@ -88,9 +88,10 @@ pub const AUDIT_UNSET: u64 = u32::MAX as u64;
 
 // ---- a flood of distinct requests from many processes, and real loads in it ----
 
-/// For this long, PARALLEL new processes at a time each request BATCH file
-/// system types never requested before (fs-PREFIXn): nothing folds.
-pub const DISTINCT_FLOOD_SECS: u32 = 1;
+/// Until the real loads in it are done (for this long at most), PARALLEL new
+/// processes at a time each request BATCH file system types never requested
+/// before (fs-PREFIXn): nothing folds.
+pub const DISTINCT_FLOOD_SECS: u32 = 60;
 pub const DISTINCT_FLOOD_BATCH: u32 = 10;
 pub const DISTINCT_FLOOD_PARALLEL: u32 = 4;
 pub const DISTINCT_FLOOD_PREFIX: &str = "mtflood";
