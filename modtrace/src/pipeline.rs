@@ -47,6 +47,8 @@ pub struct Summary {
     pub folded_pending: u64,
     /// Why the run ended: "duration", "SIGINT" or "SIGTERM".
     pub ended_by: &'static str,
+    /// Events of the probes the initramfs started, when this run took them over.
+    pub from_initramfs: Option<u64>,
 }
 
 /// Attached probes plus everything that turns their bytes into records.
@@ -67,6 +69,8 @@ pub struct Tracer {
     early_losses: crate::probes::Losses,
     /// Early records that did not decode: loads, failures, requests.
     early_undecodable: [u64; 3],
+    /// Whether this build's early probes were taken over.
+    took_early: bool,
 }
 
 impl Tracer {
@@ -95,6 +99,7 @@ impl Tracer {
             .ok();
         let mut correlator = Correlator::new(index).with_helper_program(&helper_program());
         let undecodable = taken.as_ref().map_or([0; 3], |t| t.undecodable);
+        let took_early = taken.as_ref().is_some_and(|t| t.own);
         let (early, early_losses) = match taken {
             Some(t) => replay_early(t, &mut correlator, &mut probes.notes),
             None => (Vec::new(), Default::default()),
@@ -117,6 +122,7 @@ impl Tracer {
             early,
             early_losses,
             early_undecodable: undecodable,
+            took_early,
         };
         // Decisions taken before this trace began are not its to show.
         if let Some(ring) = tracer.guard.as_mut() {
@@ -136,6 +142,7 @@ impl Tracer {
         }
         let mut summary = runtime.block_on(self.event_loop(opts, sink))?;
         summary.records += early.len() as u64;
+        summary.from_initramfs = self.took_early.then_some(early.len() as u64);
         let [loads, failures, requests] = self.early_undecodable;
         summary.drops.undecodable_loads += loads;
         summary.drops.undecodable_failures += failures;

@@ -91,6 +91,8 @@ pub struct Taken {
     pub undecodable: [u64; 3],
     /// Pins of another build, released unread (a stale initramfs).
     pub foreign: Vec<String>,
+    /// This build's pins were there and taken over.
+    pub own: bool,
 }
 
 /// Takes over the early probes' rings: detaches them, reads everything they
@@ -101,18 +103,17 @@ pub fn take(cut_ns: u64) -> Option<Taken> {
     let entries = fs::read_dir(EARLY_DIR).ok()?;
     let own = build_id();
     let mut taken = Taken::default();
-    let mut found = false;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == own {
-            found = true;
+            taken.own = true;
             take_dir(&entry.path(), cut_ns, &mut taken);
         } else {
             taken.foreign.push(name);
         }
     }
     release_all();
-    (found || !taken.foreign.is_empty()).then(|| {
+    (taken.own || !taken.foreign.is_empty()).then(|| {
         taken.events.sort_by_key(|e| e.ts_ns);
         taken
     })
