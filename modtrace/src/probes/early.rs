@@ -3,7 +3,7 @@
 //! links and rings under EARLY_DIR, then exits. The kernel keeps tracing into
 //! the rings across switch_root (the initramfs moves /sys, bpffs included, into
 //! the new root). The main system's learner then attaches its own probes, takes
-//! the early rings over (`Early::take`), detaches the early probes, and handles
+//! the early rings over (`take`), detaches the early probes, and handles
 //! what they saw before its own events: nothing loads unseen between the
 //! initramfs and the learner.
 //!
