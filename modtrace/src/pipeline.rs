@@ -71,6 +71,9 @@ pub struct Tracer {
     early_undecodable: [u64; 3],
     /// Whether this build's early probes were taken over.
     took_early: bool,
+    /// Own events before this instant are dropped: the early probes gave them
+    /// (both were attached then). 0 when nothing was taken over.
+    own_from_ns: u64,
 }
 
 impl Tracer {
@@ -123,6 +126,7 @@ impl Tracer {
             early_losses,
             early_undecodable: undecodable,
             took_early,
+            own_from_ns: if took_early { cut_ns } else { 0 },
         };
         // Decisions taken before this trace began are not its to show.
         if let Some(ring) = tracer.guard.as_mut() {
@@ -207,6 +211,7 @@ impl Tracer {
         // the rings, it is known before any load in this batch is handled.
         self.read_uevents();
         self.drain_guard();
+        batch.retain(|ev| ev.ts_ns >= self.own_from_ns);
         batch.sort_by_key(|ev| ev.ts_ns);
         for ev in batch {
             let record = self.correlator.handle(ev, &mut self.describer);

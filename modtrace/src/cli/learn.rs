@@ -373,6 +373,8 @@ struct Preloaded {
     at_ns: u64,
     modules: Vec<LoadedModule>,
     traced_before: BTreeSet<String>,
+    /// Modules unloaded after the read: loaded again, they were preloaded before.
+    unloaded: BTreeSet<String>,
 }
 
 impl Preloaded {
@@ -385,10 +387,22 @@ impl Preloaded {
     }
 
     fn saw(&mut self, rec: &Record) {
-        if let What::Loaded { module, .. } = &rec.what {
-            if !self.read || rec.ts_ns <= self.at_ns {
-                self.traced_before.insert(crate::modindex::normalize(module));
+        match &rec.what {
+            What::Loaded { module, .. } => {
+                let name = crate::modindex::normalize(module);
+                // A module listed by the read whose `loaded` record comes later,
+                // with no unload between, was still loading then: /proc/modules
+                // shows a module before its module_load tracepoint fires.
+                let in_flight = self.modules.iter().any(|m| crate::modindex::normalize(&m.name) == name)
+                    && !self.unloaded.contains(&name);
+                if !self.read || rec.ts_ns <= self.at_ns || in_flight {
+                    self.traced_before.insert(name);
+                }
             }
+            What::Unloaded { module } if self.read => {
+                self.unloaded.insert(crate::modindex::normalize(module));
+            }
+            _ => {}
         }
     }
 

@@ -273,3 +273,37 @@ fn a_module_loaded_between_attaching_and_reading_proc_modules_keeps_its_traced_c
     }
     assert_eq!(p.sessions[0].drops, Some(Drops::default()));
 }
+
+#[test]
+fn a_module_still_loading_when_proc_modules_is_read_is_traced_not_preloaded() {
+    let dir = TempDir::new("in-flight");
+    let plan = plan(&dir);
+    let proc_modules = plan.proc_modules.clone();
+    learn(&plan, &appletalk_index(), |sink| {
+        let mut text = fs::read_to_string(&proc_modules).unwrap();
+        // /proc/modules lists vfat while its load is still in flight.
+        text.push_str("vfat 24576 0 - Loading 0x0\n");
+        fs::write(&proc_modules, text).unwrap();
+        sink(None);
+        let later = crate::pipeline::monotonic_ns() + 1_000_000_000;
+        let mut vfat = loaded_explicit("2024-03-01T10:00:01Z", "vfat", 0);
+        vfat.ts_ns = later;
+        sink(Some(&vfat));
+        // ext4 was there before: unloaded and loaded again, it stays preloaded too.
+        let mut gone = loaded_explicit("2024-03-01T10:00:02Z", "ext4", 0);
+        gone.what = What::Unloaded { module: "ext4".into() };
+        gone.ts_ns = later + 1;
+        sink(Some(&gone));
+        let mut again = loaded_explicit("2024-03-01T10:00:03Z", "ext4", 0);
+        again.ts_ns = later + 2;
+        sink(Some(&again));
+        Ok(TraceEnd { records: 3, drops: Drops::default(), ended_by: "duration".into(), from_initramfs: None })
+    })
+    .unwrap();
+    let p = profile::load(&plan.out).unwrap();
+    let kinds = |m: &str| -> Vec<TriggerKind> { p.module(m).expect(m).triggers.iter().map(|t| t.kind).collect() };
+    assert_eq!(kinds("vfat"), [TriggerKind::Explicit]);
+    let mut ext4 = kinds("ext4");
+    ext4.sort();
+    assert_eq!(ext4, [TriggerKind::Explicit, TriggerKind::Preloaded]);
+}
