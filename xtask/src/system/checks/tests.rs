@@ -143,6 +143,7 @@ struct Pair {
     lock_point: LockPoint,
     boot1: Boot,
     boot2: Boot,
+    guard: Option<Boot>,
     services: Option<Known>,
 }
 
@@ -152,6 +153,7 @@ impl Pair {
             lock_point: LockPoint::AfterUdev,
             boot1: Boot { finished: Ok(()), recorded: Some(good_boot1()) },
             boot2: Boot { finished: Ok(()), recorded: Some(good_boot2()) },
+            guard: None,
             services: None,
         }
     }
@@ -165,22 +167,34 @@ impl Pair {
     }
 
     fn failures(&self) -> Vec<&'static str> {
-        let facts =
-            Facts { lock_point: self.lock_point, boot1: &self.boot1, boot2: &self.boot2, services: self.services.as_ref() };
+        let facts = Facts {
+            lock_point: self.lock_point,
+            boot1: &self.boot1,
+            boot2: &self.boot2,
+            guard: self.guard.as_ref(),
+            services: self.services.as_ref(),
+        };
         check_all(&facts).into_iter().filter(|c| c.result.is_err()).map(|c| c.name).collect()
     }
 }
 
 #[test]
 fn a_correct_pair_of_boots_passes_every_check() {
-    for pair in [Pair::good(), Pair::with_services()] {
-        let facts =
-            Facts { lock_point: pair.lock_point, boot1: &pair.boot1, boot2: &pair.boot2, services: pair.services.as_ref() };
+    for pair in [Pair::good(), Pair::with_services(), Pair::with_guard()] {
+        let facts = Facts {
+            lock_point: pair.lock_point,
+            boot1: &pair.boot1,
+            boot2: &pair.boot2,
+            guard: pair.guard.as_ref(),
+            services: pair.services.as_ref(),
+        };
         let results = check_all(&facts);
         let failed: Vec<String> =
             results.iter().filter_map(|c| c.result.clone().err().map(|e| format!("{}: {e}", c.name))).collect();
         assert!(failed.is_empty(), "{failed:#?}");
-        let want = CHECKS.len() + if pair.services.is_some() { services::SERVICE_CHECKS.len() } else { 0 };
+        let want = CHECKS.len()
+            + if pair.services.is_some() { services::SERVICE_CHECKS.len() } else { 0 }
+            + if pair.guard.is_some() { guard::GUARD_CHECKS.len() } else { 0 };
         assert_eq!(results.len(), want);
     }
 }
@@ -334,6 +348,9 @@ fn every_check_is_tested_for_failure() {
     for (name, _) in services::SERVICE_CHECKS {
         assert!(source.contains(&format!("expect_service_failure(\"{name}\"")), "no failure test for {name}");
     }
+    for (name, _) in guard::GUARD_CHECKS {
+        assert!(source.contains(&format!("expect_guard_failure(\"{name}\"")), "no failure test for {name}");
+    }
 }
 
 // ---- the real services (services.rs) ----
@@ -475,4 +492,188 @@ fn every_service_check_can_fail() {
     expect_service_failure("tun_up_after_lock", |p| {
         p.b2().insert("tun-link.out", "6: mttun0: <POINTOPOINT,MULTICAST,NOARP> mtu 1500 state DOWN\n")
     });
+}
+
+// ---- the guard boot (guard.rs) ----
+
+const GUARDED: &str = "modtrace-test-guarded.service";
+
+/// One journalctl -o json line of a decision the logger of modtrace-guard.service wrote.
+fn journal_entry(hook: &str, comm: &str, extra: &[(&str, &str)]) -> String {
+    let mut e = json!({
+        "_SYSTEMD_UNIT": "modtrace-guard.service", "SYSLOG_IDENTIFIER": "modtrace-guard",
+        "MESSAGE": "guard denied", "PRIORITY": "4",
+        "MODTRACE_DECISION": "denied", "MODTRACE_HOOK": hook, "MODTRACE_MODE": "enforce",
+        "MODTRACE_REASON": "not in the profile", "MODTRACE_PID": "412", "MODTRACE_UID": "0",
+        "MODTRACE_COMM": comm, "MODTRACE_SCOPE": "system", "MODTRACE_UNIT": GUARDED,
+    });
+    for (k, v) in extra {
+        e[*k] = json!(v);
+    }
+    e.to_string()
+}
+
+fn guard_journal() -> Vec<String> {
+    vec![
+        json!({"_SYSTEMD_UNIT": "modtrace-guard.service", "MESSAGE": "modtrace: guard started (enforce)"}).to_string(),
+        journal_entry("finit_module", "modprobe", &[("MODTRACE_FILE", "cdrom.ko"), ("MODTRACE_INO", "5120")]),
+        journal_entry("init_module", "modtrace-guest", &[]),
+        journal_entry("request", "modtrace-guest", &[("MODTRACE_ALIAS", "net-pf-35")]),
+    ]
+}
+
+fn guard_status(generation: u64) -> String {
+    json!({"active": true, "generation": generation,
+           "state": {"mode": "enforce", "profile": "/var/lib/modtrace/profile.json"},
+           "decisions": {"allowed": 40, "denied": 3, "would_deny": 0, "lost": 0}})
+    .to_string()
+}
+
+fn good_guard_boot() -> Recorded {
+    let mut r = Recorded::default();
+    let mut modules = BOOT_MODULES.to_vec();
+    modules.push("llc");
+    common(&mut r, &modules, "0");
+    r.insert("proc-modules-after", &proc_modules(&modules));
+    r.insert("proc-modules-replaced", &proc_modules(&modules));
+    let mut guard = show("modtrace-guard.service", "active", "success", 1_500_000, 1_000_000);
+    guard = guard.replace("SubState=exited", "SubState=running");
+    r.insert("unit-modtrace-guard.service.show", &guard);
+    r.insert("unit-systemd-udevd.service.show", &show("systemd-udevd.service", "active", "success", 2_000_000, 1_900_000));
+    r.insert(
+        "unit-systemd-modules-load.service.show",
+        &show("systemd-modules-load.service", "active", "success", 2_000_000, 1_600_000),
+    );
+    r.insert("guard-status.status", "0\n");
+    r.insert("guard-status.out", &guard_status(1));
+    r.insert("guard-status-after.status", "0\n");
+    r.insert("guard-status-after.out", &guard_status(2));
+    r.insert("journal-boot-denied.json", "");
+    r.insert("guard-journal.json", &(guard_journal().join("\n") + "\n"));
+    r.insert("deny-modprobe.status", "1\n");
+    r.insert("deny-modprobe.err", "modprobe: ERROR: could not insert 'isofs': Operation not permitted\n");
+    r.insert("deny-init-module.status", "1\n");
+    r.insert("deny-init-module.err", "modtrace-guest: init_module(f.ko): Operation not permitted (os error 1)\n");
+    r.insert("deny-request.status", "1\n");
+    r.insert("deny-request.err", "modtrace-guest: socket(35, 2, 0): Address family not supported by protocol\n");
+    r.insert("replace-rmmod.status", "0\n");
+    r.insert("replace-stale.status", "1\n");
+    r.insert("replace-stale.err", "modprobe: ERROR: could not insert 'appletalk': Operation not permitted\n");
+    r.insert("replace-hook.status", "0\n");
+    r.insert("replace-hook.err", "modtrace (kernel 6.1.0-56-amd64): modtrace: guard policy replaced (enforce)\n");
+    r.insert("replace-modprobe.status", "0\n");
+    r.insert("enable.status", "0\n");
+    r.insert("disable.status", "0\n");
+    r
+}
+
+impl Pair {
+    fn with_guard() -> Self {
+        let mut pair = Pair::good();
+        pair.guard = Some(Boot { finished: Ok(()), recorded: Some(good_guard_boot()) });
+        pair
+    }
+
+    fn g(&mut self) -> &mut Recorded {
+        self.guard.as_mut().unwrap().recorded.as_mut().unwrap()
+    }
+
+    /// The guard journal with `edit` applied to the entry of `hook`.
+    fn edit_journal(&mut self, hook: &str, edit: impl Fn(&mut Value)) {
+        let lines: Vec<String> = guard_journal()
+            .into_iter()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(&l).unwrap();
+                if v["MODTRACE_HOOK"] == hook {
+                    edit(&mut v);
+                }
+                v.to_string()
+            })
+            .collect();
+        self.g().insert("guard-journal.json", &(lines.join("\n") + "\n"));
+    }
+}
+
+fn expect_guard_failure(check: &str, break_it: impl FnOnce(&mut Pair)) {
+    let mut pair = Pair::with_guard();
+    break_it(&mut pair);
+    let failed = pair.failures();
+    assert!(failed.contains(&check), "{check} did not fail; failures: {failed:?}");
+}
+
+#[test]
+fn every_guard_check_can_fail() {
+    expect_guard_failure("guard_boot_finished", |p| p.guard.as_mut().unwrap().finished = Err("timed out".into()));
+    expect_guard_failure("guard_boot_reached_multi_user", |p| {
+        p.g().insert("unit-multi-user.target.show", &show("multi-user.target", "inactive", "success", 0, 0))
+    });
+    expect_guard_failure("guard_boot_no_failed_units", |p| {
+        p.g().insert("failed-units", "modtrace-guard.service loaded failed failed\n")
+    });
+    expect_guard_failure("guard_boot_unlocked", |p| p.g().insert("modules-disabled", "1\n"));
+    expect_guard_failure("guard_service_before_module_loaders", |p| {
+        p.g().insert("unit-systemd-udevd.service.show", &show("systemd-udevd.service", "active", "success", 2, 1_200_000))
+    });
+    expect_guard_failure("guard_service_before_module_loaders", |p| {
+        p.g().remove("unit-systemd-modules-load.service.show")
+    });
+    expect_guard_failure("guard_service_before_module_loaders", |p| {
+        p.g().insert("unit-modtrace-guard.service.show", &show("modtrace-guard.service", "failed", "exit-code", 0, 1))
+    });
+    expect_guard_failure("guard_status_enforce_from_profile", |p| {
+        p.g().insert("guard-status.out", &guard_status(1).replace("enforce", "complain"))
+    });
+    expect_guard_failure("guard_status_enforce_from_profile", |p| {
+        p.g().insert("guard-status.out", &guard_status(1).replace("\"lost\":0", "\"lost\":4"))
+    });
+    expect_guard_failure("guard_boot_kept_learned_modules", |p| {
+        p.g().insert("proc-modules", &proc_modules(&["virtio_blk", "ext4"]))
+    });
+    expect_guard_failure("guard_boot_refused_nothing_learned", |p| {
+        p.g().insert(
+            "journal-boot-denied.json",
+            &journal_entry("finit_module", "(udev-worker)", &[("MODTRACE_FILE", "evdev.ko")]),
+        )
+    });
+    expect_guard_failure("guard_denied_modprobe_eperm", |p| p.g().insert("deny-modprobe.status", "0\n"));
+    expect_guard_failure("guard_denied_modprobe_eperm", |p| {
+        p.g().insert("proc-modules-after", &proc_modules(&["ext4", "isofs", "cdrom"]))
+    });
+    expect_guard_failure("guard_denied_init_module_eperm", |p| {
+        p.g().insert("deny-init-module.err", "modtrace-guest: init_module: File exists\n")
+    });
+    expect_guard_failure("guard_denied_request", |p| p.g().insert("deny-request.status", "0\n"));
+    expect_guard_failure("guard_journal_denied_modprobe", |p| {
+        p.edit_journal("finit_module", |e| e["MODTRACE_FILE"] = json!("evdev.ko"))
+    });
+    expect_guard_failure("guard_journal_denied_modprobe", |p| {
+        p.edit_journal("finit_module", |e| e["MODTRACE_UNIT"] = json!("session-1.scope"))
+    });
+    expect_guard_failure("guard_journal_denied_init_module", |p| {
+        p.edit_journal("init_module", |e| e["MODTRACE_DECISION"] = json!("would_deny"))
+    });
+    expect_guard_failure("guard_journal_denied_init_module", |p| {
+        p.edit_journal("init_module", |e| e["_SYSTEMD_UNIT"] = json!("other.service"))
+    });
+    expect_guard_failure("guard_journal_denied_init_module", |p| {
+        p.edit_journal("init_module", |e| e["SYSLOG_IDENTIFIER"] = json!("modtrace"))
+    });
+    expect_guard_failure("guard_journal_denied_request", |p| {
+        p.edit_journal("request", |e| e["MODTRACE_ALIAS"] = json!("net-pf-5"))
+    });
+    expect_guard_failure("guard_journal_denied_request", |p| {
+        p.edit_journal("request", |e| {
+            e.as_object_mut().unwrap().remove("MODTRACE_PID");
+        })
+    });
+    expect_guard_failure("guard_journal_denied_request", |p| p.g().insert("guard-journal.json", ""));
+    expect_guard_failure("guard_refused_replaced_file", |p| p.g().insert("replace-stale.status", "0\n"));
+    expect_guard_failure("guard_refused_replaced_file", |p| p.g().insert("replace-rmmod.status", "1\n"));
+    expect_guard_failure("guard_hook_refreshed_replaced_file", |p| p.g().insert("replace-hook.err", ""));
+    expect_guard_failure("guard_hook_refreshed_replaced_file", |p| p.g().insert("replace-modprobe.status", "1\n"));
+    expect_guard_failure("guard_hook_refreshed_replaced_file", |p| p.g().insert("guard-status-after.out", &guard_status(1)));
+    expect_guard_failure("guard_hook_refreshed_replaced_file", |p| {
+        p.g().insert("guard-status-after.out", &guard_status(2).replace("enforce", "complain"))
+    });
+    expect_guard_failure("guard_boot_switched_to_lock", |p| p.g().insert("enable.status", "1\n"));
 }
