@@ -11,7 +11,8 @@
 # and read the guard's decisions back from the journal (journalctl -o json).
 # Then a module file of the running kernel is replaced (a package upgrade:
 # same name, new inode), which the guard refuses until the kernel postinst
-# hook refreshes it. Last, switch to boot 2's units (the lock) and power off.
+# hook refreshes it; then generate refreshes it when the profile's set changed.
+# Last, switch to boot 2's units (the lock) and power off.
 
 . /usr/local/lib/modtrace-test/common.sh
 
@@ -58,6 +59,18 @@ record replace-hook /etc/kernel/postinst.d/modtrace "$(uname -r)"
 record replace-modprobe /sbin/modprobe "$REPLACED_MODULE"
 cat /proc/modules >"$OUT/proc-modules-replaced"
 record guard-status-after "$MODTRACE" guard status --json
+
+# generate keeps a guard from its profile in line: nothing changed, then (on a
+# copy of the profile, which the guard is switched to) appletalk denied.
+record generate-unchanged "$MODTRACE" generate --out /var/tmp/generated-unchanged
+COPY=/var/tmp/guard-profile.json
+cp /var/lib/modtrace/profile.json "$COPY"
+record guard-start-copy "$MODTRACE" guard start --profile "$COPY" --mode enforce
+record generate-other-profile "$MODTRACE" generate --out /var/tmp/generated-other
+record deny-copy "$MODTRACE" deny "$REPLACED_MODULE" --profile "$COPY"
+record generate-changed "$MODTRACE" generate --profile "$COPY" --out /var/tmp/generated-changed
+rmmod "$REPLACED_MODULE"
+record generate-refused /sbin/modprobe "$REPLACED_MODULE"
 
 # Boot 2: the lock, without the guard.
 record enable systemctl enable modtrace-lock.service modtrace-test-locked.service

@@ -50,7 +50,9 @@ pub enum Scope<'a> {
     /// The kernel named (a postinst hook's, generate's) is not the running
     /// one: its module files are not what the guard checks; when it boots,
     /// modtrace-guard.service computes its own policy.
-    OtherKernel { running: String },
+    OtherKernel {
+        running: String,
+    },
     /// The guard runs from another profile than the one named: it is left
     /// as it is.
     OtherProfile(Cannot),
@@ -97,10 +99,7 @@ pub fn scope<'a>(
     }
     let Some(state) = state else {
         return Scope::Cannot(Cannot {
-            why: format!(
-                "a guard runs but {} is missing, so its mode and profile are unknown",
-                super::STATE_FILE
-            ),
+            why: format!("a guard runs but {} is missing, so its mode and profile are unknown", super::STATE_FILE),
             run: start_command(None, profile),
         });
     };

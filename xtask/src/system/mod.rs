@@ -1,9 +1,10 @@
 //! `cargo xtask vm-test --system`: the proof that the lock-down works. A real
 //! Debian system (systemd, udev, kmod and the suite's own kernel: bookworm with
 //! 6.1, trixie with 6.12), with modtrace installed from its Debian package,
-//! boots twice under QEMU: boot 1 learns with modtrace-learn.service and
-//! generates the lock-down, boot 2 boots locked and ends by purging the package;
-//! the host judges what both recorded (tests/system/README.md).
+//! boots under QEMU: boot 1 learns with modtrace-learn.service and generates
+//! the lock-down, the guard boot runs modtrace-guard.service in enforce mode
+//! (checks/guard.rs), boot 2 boots locked and ends by purging the package; the
+//! host judges what each recorded (tests/system/README.md).
 
 pub mod base;
 pub mod boot;

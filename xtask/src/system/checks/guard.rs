@@ -44,6 +44,9 @@ pub const GUARD_CHECKS: &[(&str, CheckFn)] = &[
     ("guard_journal_denied_request", journal_denied_request),
     ("guard_refused_replaced_file", refused_replaced_file),
     ("guard_hook_refreshed_replaced_file", hook_refreshed),
+    ("guard_generate_left_an_unchanged_guard", generate_unchanged),
+    ("guard_generate_names_the_guards_other_profile", generate_other_profile),
+    ("guard_generate_refreshed_a_changed_set", generate_changed),
     ("guard_boot_switched_to_lock", switched_to_lock),
 ];
 
@@ -95,7 +98,8 @@ fn status_json(r: &Recorded, step: &str) -> Result<Value, String> {
 /// `guard status --json`: active, enforce, from the default profile, nothing lost.
 fn status_enforce(f: &Facts) -> Result<(), String> {
     let v = status_json(g(f)?, "guard-status")?;
-    let want = [("/active", Value::from(true)), ("/state/mode", "enforce".into()), ("/state/profile", PROFILE_PATH.into())];
+    let want =
+        [("/active", Value::from(true)), ("/state/mode", "enforce".into()), ("/state/profile", PROFILE_PATH.into())];
     for (pointer, value) in want {
         if v.pointer(pointer) != Some(&value) {
             return Err(format!("guard status has {pointer} = {:?}, expected {value}: {v}", v.pointer(pointer)));
@@ -163,9 +167,9 @@ fn refused_nothing_learned(f: &Facts) -> Result<(), String> {
 fn journal_refusal(f: &Facts, hook: &str, comm: &str, what: impl Fn(&Value) -> bool) -> Result<(), String> {
     let entries = journal(g(f)?, "guard-journal.json")?;
     let decisions: Vec<&Value> = entries.iter().filter(|e| !field(e, "MODTRACE_DECISION").is_empty()).collect();
-    let found = decisions.iter().find(|e| {
-        field(e, "MODTRACE_DECISION") == "denied" && field(e, "MODTRACE_HOOK") == hook && what(e)
-    });
+    let found = decisions
+        .iter()
+        .find(|e| field(e, "MODTRACE_DECISION") == "denied" && field(e, "MODTRACE_HOOK") == hook && what(e));
     let Some(e) = found else {
         let seen: Vec<String> = decisions
             .iter()
@@ -254,12 +258,65 @@ fn hook_refreshed(f: &Facts) -> Result<(), String> {
     let after = status_json(r, "guard-status-after")?;
     let generation = |v: &Value| v.pointer("/generation").and_then(Value::as_u64).unwrap_or(0);
     if generation(&after) <= generation(&before) {
-        return Err(format!("the guard's generation did not advance: {} then {}", generation(&before), generation(&after)));
+        return Err(format!(
+            "the guard's generation did not advance: {} then {}",
+            generation(&before),
+            generation(&after)
+        ));
     }
     for pointer in ["/state/mode", "/state/profile"] {
         if after.pointer(pointer) != before.pointer(pointer) {
             return Err(format!("the refresh changed {pointer}: {before} then {after}"));
         }
+    }
+    Ok(())
+}
+
+/// `modtrace generate` with the guard's profile and nothing changed: it says
+/// the guard is unchanged, and exits 0.
+fn generate_unchanged(f: &Facts) -> Result<(), String> {
+    let r = g(f)?;
+    let said = r.said("generate-unchanged");
+    if r.status("generate-unchanged")? != 0 || !said.contains("guard policy unchanged") {
+        return Err(format!(
+            "generate exited {} without `guard policy unchanged`: {said}",
+            r.status("generate-unchanged")?
+        ));
+    }
+    Ok(())
+}
+
+/// With the guard switched to a copy of the profile, generate from the default
+/// one leaves the guard alone and names the command that would switch it.
+fn generate_other_profile(f: &Facts) -> Result<(), String> {
+    let r = g(f)?;
+    if r.status("guard-start-copy")? != 0 {
+        return Err(format!("guard start --profile COPY failed: {}", r.said("guard-start-copy")));
+    }
+    let said = r.said("generate-other-profile");
+    let want = "run: modtrace guard start --mode enforce";
+    if r.status("generate-other-profile")? != 0 || !said.contains("the guard is left as it is") || !said.contains(want)
+    {
+        return Err(format!("generate from another profile than the guard's did not say so and `{want}`: {said}"));
+    }
+    Ok(())
+}
+
+/// The copy denies appletalk: generate from it replaced the guard's policy,
+/// said appletalk is no longer allowed, and appletalk is then refused.
+fn generate_changed(f: &Facts) -> Result<(), String> {
+    let r = g(f)?;
+    if r.status("deny-copy")? != 0 {
+        return Err(format!("modtrace deny {REPLACED_MODULE} failed: {}", r.said("deny-copy")));
+    }
+    let said = r.said("generate-changed");
+    let want = format!("no longer allowed: {REPLACED_MODULE}");
+    if r.status("generate-changed")? != 0 || !said.contains("guard policy replaced") || !said.contains(&want) {
+        return Err(format!("generate did not replace the guard's policy with `{want}`: {said}"));
+    }
+    let refused = r.said("generate-refused");
+    if r.status("generate-refused")? == 0 || !refused.contains(EPERM_TEXT) {
+        return Err(format!("modprobe {REPLACED_MODULE} after generate denied it was not refused: {refused}"));
     }
     Ok(())
 }

@@ -612,6 +612,23 @@ fn good_guard_boot() -> Recorded {
     r.insert("replace-modprobe.status", "0\n");
     r.insert("enable.status", "0\n");
     r.insert("disable.status", "0\n");
+    r.insert("generate-unchanged.status", "0\n");
+    r.insert("generate-unchanged.out", "wrote /var/tmp/g/etc/modules-load.d/modtrace.conf\nmodtrace: guard policy unchanged (68 modules allowed)\n");
+    r.insert("guard-start-copy.status", "0\n");
+    r.insert("generate-other-profile.status", "0\n");
+    r.insert(
+        "generate-other-profile.err",
+        "modtrace: note: the guard is left as it is: the running guard enforces /var/tmp/guard-profile.json, \
+         not /var/lib/modtrace/profile.json; run: modtrace guard start --mode enforce\n",
+    );
+    r.insert("deny-copy.status", "0\n");
+    r.insert("generate-changed.status", "0\n");
+    r.insert(
+        "generate-changed.out",
+        "modtrace: guard policy replaced (enforce) on kernel 6.1.0-57-amd64\n  1 module(s) no longer allowed: appletalk\n",
+    );
+    r.insert("generate-refused.status", "1\n");
+    r.insert("generate-refused.err", "modprobe: ERROR: could not insert 'appletalk': Operation not permitted\n");
     r
 }
 
@@ -718,4 +735,13 @@ fn every_guard_check_can_fail() {
         p.g().insert("guard-status-after.out", &guard_status(2).replace("enforce", "complain"))
     });
     expect_guard_failure("guard_boot_switched_to_lock", |p| p.g().insert("enable.status", "1\n"));
+    expect_guard_failure("guard_generate_left_an_unchanged_guard", |p| p.g().insert("generate-unchanged.out", "wrote x\n"));
+    expect_guard_failure("guard_generate_left_an_unchanged_guard", |p| p.g().insert("generate-unchanged.status", "1\n"));
+    expect_guard_failure("guard_generate_names_the_guards_other_profile", |p| p.g().insert("generate-other-profile.err", ""));
+    expect_guard_failure("guard_generate_names_the_guards_other_profile", |p| p.g().insert("guard-start-copy.status", "1\n"));
+    expect_guard_failure("guard_generate_refreshed_a_changed_set", |p| {
+        p.g().insert("generate-changed.out", "modtrace: guard policy unchanged (68 modules allowed)\n")
+    });
+    expect_guard_failure("guard_generate_refreshed_a_changed_set", |p| p.g().insert("generate-refused.status", "0\n"));
+    expect_guard_failure("guard_generate_refreshed_a_changed_set", |p| p.g().insert("deny-copy.status", "1\n"));
 }
