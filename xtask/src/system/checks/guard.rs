@@ -230,24 +230,32 @@ fn refused_replaced_file(f: &Facts) -> Result<(), String> {
     if r.status("replace-rmmod")? != 0 {
         return Err(format!("rmmod {REPLACED_MODULE} failed: {}", r.said("replace-rmmod")));
     }
-    let said = r.said("replace-stale");
-    if r.status("replace-stale")? == 0 || !said.contains(EPERM_TEXT) {
-        return Err(format!(
-            "modprobe {REPLACED_MODULE} of its replaced file exited {}, expected {EPERM_TEXT:?}: {said}",
-            r.status("replace-stale")?
-        ));
+    failed_eperm(r, "replace-stale", &format!("modprobe {REPLACED_MODULE} of its replaced file"))
+}
+
+/// `step` succeeded and said `want` (on stdout or stderr).
+fn succeeded_saying(r: &Recorded, step: &str, want: &str) -> Result<(), String> {
+    let said = r.said(step);
+    match r.status(step)? {
+        0 if said.contains(want) => Ok(()),
+        status => Err(format!("{step} exited {status}, expected 0 and `{want}`: {said}")),
     }
-    Ok(())
+}
+
+/// `step` (`what`) failed with EPERM.
+fn failed_eperm(r: &Recorded, step: &str, what: &str) -> Result<(), String> {
+    let said = r.said(step);
+    match r.status(step)? {
+        status if status != 0 && said.contains(EPERM_TEXT) => Ok(()),
+        status => Err(format!("{what} exited {status}, expected a failure with {EPERM_TEXT:?}: {said}")),
+    }
 }
 
 /// The kernel postinst hook, run for the running kernel, refreshed the guard
 /// from the same profile and mode; the replaced file loads again.
 fn hook_refreshed(f: &Facts) -> Result<(), String> {
     let r = g(f)?;
-    let said = r.said("replace-hook");
-    if r.status("replace-hook")? != 0 || !said.contains("guard policy replaced") {
-        return Err(format!("the postinst hook did not say it refreshed the guard: {said}"));
-    }
+    succeeded_saying(r, "replace-hook", "guard policy replaced")?;
     if r.status("replace-modprobe")? != 0 {
         return Err(format!("modprobe {REPLACED_MODULE} after the refresh failed: {}", r.said("replace-modprobe")));
     }
@@ -275,50 +283,26 @@ fn hook_refreshed(f: &Facts) -> Result<(), String> {
 /// `modtrace generate` with the guard's profile and nothing changed: it says
 /// the guard is unchanged, and exits 0.
 fn generate_unchanged(f: &Facts) -> Result<(), String> {
-    let r = g(f)?;
-    let said = r.said("generate-unchanged");
-    if r.status("generate-unchanged")? != 0 || !said.contains("guard policy unchanged") {
-        return Err(format!(
-            "generate exited {} without `guard policy unchanged`: {said}",
-            r.status("generate-unchanged")?
-        ));
-    }
-    Ok(())
+    succeeded_saying(g(f)?, "generate-unchanged", "guard policy unchanged")
 }
 
 /// With the guard switched to a copy of the profile, generate from the default
 /// one leaves the guard alone and names the command that would switch it.
 fn generate_other_profile(f: &Facts) -> Result<(), String> {
     let r = g(f)?;
-    if r.status("guard-start-copy")? != 0 {
-        return Err(format!("guard start --profile COPY failed: {}", r.said("guard-start-copy")));
-    }
-    let said = r.said("generate-other-profile");
-    let want = "run: modtrace guard start --mode enforce";
-    if r.status("generate-other-profile")? != 0 || !said.contains("the guard is left as it is") || !said.contains(want)
-    {
-        return Err(format!("generate from another profile than the guard's did not say so and `{want}`: {said}"));
-    }
-    Ok(())
+    succeeded_saying(r, "guard-start-copy", "guard policy replaced")?;
+    succeeded_saying(r, "generate-other-profile", "the guard is left as it is")?;
+    succeeded_saying(r, "generate-other-profile", "run: modtrace guard start --mode enforce")
 }
 
 /// The copy denies appletalk: generate from it replaced the guard's policy,
 /// said appletalk is no longer allowed, and appletalk is then refused.
 fn generate_changed(f: &Facts) -> Result<(), String> {
     let r = g(f)?;
-    if r.status("deny-copy")? != 0 {
-        return Err(format!("modtrace deny {REPLACED_MODULE} failed: {}", r.said("deny-copy")));
-    }
-    let said = r.said("generate-changed");
-    let want = format!("no longer allowed: {REPLACED_MODULE}");
-    if r.status("generate-changed")? != 0 || !said.contains("guard policy replaced") || !said.contains(&want) {
-        return Err(format!("generate did not replace the guard's policy with `{want}`: {said}"));
-    }
-    let refused = r.said("generate-refused");
-    if r.status("generate-refused")? == 0 || !refused.contains(EPERM_TEXT) {
-        return Err(format!("modprobe {REPLACED_MODULE} after generate denied it was not refused: {refused}"));
-    }
-    Ok(())
+    succeeded_saying(r, "deny-copy", "")?;
+    succeeded_saying(r, "generate-changed", "guard policy replaced")?;
+    succeeded_saying(r, "generate-changed", &format!("no longer allowed: {REPLACED_MODULE}"))?;
+    failed_eperm(r, "generate-refused", &format!("modprobe {REPLACED_MODULE} after generate denied it"))
 }
 
 fn switched_to_lock(f: &Facts) -> Result<(), String> {
