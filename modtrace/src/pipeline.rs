@@ -65,6 +65,8 @@ pub struct Tracer {
     /// sink before anything else.
     early: Vec<Record>,
     early_losses: crate::probes::Losses,
+    /// Early records that did not decode: loads, failures, requests.
+    early_undecodable: [u64; 3],
 }
 
 impl Tracer {
@@ -92,6 +94,7 @@ impl Tracer {
             .map_err(|e| probes.notes.push(format!("no uevent socket ({e}): udev loads will not name their device")))
             .ok();
         let mut correlator = Correlator::new(index).with_helper_program(&helper_program());
+        let undecodable = taken.as_ref().map_or([0; 3], |t| t.undecodable);
         let (early, early_losses) = match taken {
             Some(t) => replay_early(t, &mut correlator, &mut probes.notes),
             None => (Vec::new(), Default::default()),
@@ -113,6 +116,7 @@ impl Tracer {
             guard_sink: None,
             early,
             early_losses,
+            early_undecodable: undecodable,
         };
         // Decisions taken before this trace began are not its to show.
         if let Some(ring) = tracer.guard.as_mut() {
@@ -132,6 +136,10 @@ impl Tracer {
         }
         let mut summary = runtime.block_on(self.event_loop(opts, sink))?;
         summary.records += early.len() as u64;
+        let [loads, failures, requests] = self.early_undecodable;
+        summary.drops.undecodable_loads += loads;
+        summary.drops.undecodable_failures += failures;
+        summary.drops.undecodable_requests += requests;
         let (kernel, before) = (self.probes.losses(), self.early_losses);
         let d = &mut summary.drops;
         d.ring_requests = kernel.requests + before.requests;
@@ -246,12 +254,11 @@ fn replay_early(
             Record { stage: in_initramfs.then_some(crate::event::INITRAMFS), ..correlator.handle(ev, &mut describer) }
         })
         .collect();
-    if !records.is_empty() || taken.undecodable > 0 {
+    if !records.is_empty() {
         notes.push(format!(
-            "took over {} events from the probes the initramfs started ({} of them in the initramfs{})",
+            "took over {} events from the probes the initramfs started ({} of them in the initramfs)",
             records.len(),
             records.iter().filter(|r| r.stage.is_some()).count(),
-            if taken.undecodable > 0 { format!(", {} undecodable", taken.undecodable) } else { String::new() }
         ));
     }
     (records, taken.losses)

@@ -87,8 +87,8 @@ pub struct Taken {
     /// Events from before the learner's own probes were attached, in time order.
     pub events: Vec<Event>,
     pub losses: Losses,
-    /// Records that did not decode.
-    pub undecodable: u64,
+    /// Records that did not decode, per ring: loads, failures, requests.
+    pub undecodable: [u64; 3],
     /// Pins of another build, released unread (a stale initramfs).
     pub foreign: Vec<String>,
 }
@@ -120,17 +120,18 @@ pub fn take(cut_ns: u64) -> Option<Taken> {
 
 fn take_dir(dir: &Path, cut_ns: u64, taken: &mut Taken) {
     let open = |name: &str| MapData::from_pin(dir.join(name)).ok();
-    let rings: Vec<RingBuf<MapData>> =
-        MAPS[..3].iter().filter_map(|n| open(n)).filter_map(|m| RingBuf::try_from(Map::RingBuf(m)).ok()).collect();
+    let rings: Vec<Option<RingBuf<MapData>>> =
+        MAPS[..3].iter().map(|n| open(n).and_then(|m| RingBuf::try_from(Map::RingBuf(m)).ok())).collect();
     let drops = open("DROPS").and_then(|m| PerCpuArray::<_, u64>::try_from(Map::PerCpuArray(m)).ok());
     // Detach first: after this nothing more is written, so draining empties them.
     detach_links(dir);
-    for mut ring in rings {
+    for (i, ring) in rings.into_iter().enumerate() {
+        let Some(mut ring) = ring else { continue };
         while let Some(item) = ring.next() {
             match decode(&item) {
                 Ok(ev) if ev.ts_ns < cut_ns => taken.events.push(ev),
                 Ok(_) => {}
-                Err(_) => taken.undecodable += 1,
+                Err(_) => taken.undecodable[i] += 1,
             }
         }
     }
