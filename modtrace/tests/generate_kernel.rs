@@ -499,3 +499,47 @@ fn kernel_postinst_hook_regenerates_an_enabled_lock_and_never_fails() {
     assert_eq!(code, 0);
     assert!(stderr.contains("regenerating the module lock failed (exit 1)"), "{stderr}");
 }
+
+/// The hook with a stand-in for modtrace that says `said` and exits `code`;
+/// `pins`: where a guard would be pinned (the root has no lock set up).
+fn guard_hook(tmp: &Temp, pins: &Path, said: &str, code: i32) -> (i32, String, String) {
+    let calls = tmp.0.join("calls");
+    let fake = tmp.0.join("fake-modtrace");
+    std::fs::write(&fake, format!("#!/bin/sh\necho \"$@\" >>{}\necho '{said}'\nexit {code}\n", calls.display()))
+        .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/kernel/postinst.d/modtrace");
+    let out = Command::new("sh")
+        .arg(&script)
+        .arg(KVER)
+        .env("MODTRACE", &fake)
+        .env("MODTRACE_PROFILE", tmp.0.join("none.json"))
+        .env("MODTRACE_GUARD_PINS", pins)
+        .env("MODTRACE_ROOT", tmp.0.join("root"))
+        .output()
+        .unwrap();
+    let calls = std::fs::read_to_string(&calls).unwrap_or_default();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned(), calls)
+}
+
+#[test]
+fn kernel_postinst_hook_refreshes_a_running_guard_for_its_kernel() {
+    let tmp = Temp::new("guard-hook");
+    let pins = tmp.0.join("pins");
+    // No guard pinned: modtrace is not even asked.
+    let (code, stderr, calls) = guard_hook(&tmp, &pins, "", 0);
+    assert_eq!((code, stderr.as_str(), calls.as_str()), (0, "", ""));
+
+    std::fs::create_dir_all(&pins).unwrap();
+    let (code, stderr, calls) = guard_hook(&tmp, &pins, "modtrace: guard policy replaced", 0);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(calls, format!("guard refresh --kernel {KVER}\n"));
+    assert!(stderr.contains(&format!("modtrace (kernel {KVER}): modtrace: guard policy replaced")), "{stderr}");
+
+    // The refresh cannot: what it says to run is passed on, and the installation goes on.
+    let said = "modtrace: error: a guard runs but /run/modtrace/guard.json is missing; run: modtrace guard start --mode complain|enforce";
+    let (code, stderr, _) = guard_hook(&tmp, &pins, said, 1);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("run: modtrace guard start --mode complain|enforce"), "{stderr}");
+    assert!(stderr.contains("the running guard was not refreshed (exit 1)"), "{stderr}");
+}

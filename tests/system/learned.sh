@@ -2,7 +2,8 @@
 # Boot 1 of cargo xtask vm-test --system (run by modtrace-test-learned.service
 # once the boot is over): modtrace-learn.service has learned since early boot;
 # stop it (SIGTERM: it saves the profile), generate the lock-down into / with
-# the host's --lock-point, enable modtrace-lock.service for boot 2 and power off.
+# the host's --lock-point, enable modtrace-lock.service for boot 2 (or, when
+# the host asks for the guard boot, modtrace-guard.service first) and power off.
 
 . /usr/local/lib/modtrace-test/common.sh
 
@@ -32,9 +33,16 @@ for dropin in /etc/systemd/system/*.d/modtrace-modules.conf; do
     cp "$dropin" "$OUT/generated/dropin-$unit.conf"
 done
 
-# Boot 2: locked, no learning, the recording unit of the locked boot.
 systemctl daemon-reload
-record enable systemctl enable modtrace-lock.service modtrace-test-locked.service
+if [ -e /etc/modtrace-test/guard-boot ]; then
+    # The guard boot comes first (guarded.sh then enables boot 2's units):
+    # modtrace-guard.service from early boot, in enforce mode, as a user sets it.
+    echo MODTRACE_GUARD_MODE=enforce >>/etc/default/modtrace
+    record enable systemctl enable modtrace-guard.service modtrace-test-guarded.service
+else
+    # Boot 2: locked, no learning, the recording unit of the locked boot.
+    record enable systemctl enable modtrace-lock.service modtrace-test-locked.service
+fi
 record disable systemctl disable modtrace-learn.service modtrace-test-learned.service
 
 finish

@@ -67,8 +67,8 @@ enum Task {
         /// death must be retried and reported (what `cargo xtask test` does).
         #[arg(long)]
         break_first_boot: bool,
-        /// Instead: boot a whole Debian system twice, learning then locked, with
-        /// modtrace installed from its package (tests/system/README.md).
+        /// Instead: boot a whole Debian system three times, learning, guarded, then
+        /// locked, with modtrace installed from its package (tests/system/README.md).
         /// --timeout is then per boot.
         #[arg(long)]
         system: bool,

@@ -264,7 +264,8 @@ pub const PAGES: &[Page] = &[
             (
                 "1",
                 "An error: no profile, names in the profile that are not valid module or unit names (nothing is \
-                 written), a file that could not be written.",
+                 written), a file that could not be written; or the files were written but a guard running from \
+                 this profile on this kernel could not be refreshed (the command to run is printed).",
             ),
             (
                 "2",
@@ -283,6 +284,11 @@ pub const PAGES: &[Page] = &[
                 "/etc/kernel/postinst.d/modtrace",
                 "Runs modtrace generate --kernel KVER --out / for each newly installed kernel while \
                  modtrace-lock.service is enabled.",
+            ),
+            (
+                "/sys/fs/bpf/modtrace/guard/",
+                "A running guard (modtrace guard): when it runs from the same profile on the kernel the files are \
+                 for, generate replaces its policy if what the profile allows changed.",
             ),
         ],
         examples: &[
@@ -383,12 +389,18 @@ pub const PAGES: &[Page] = &[
     Page {
         command: "guard",
         exit_status: &[
-            ("0", "start: the policy is in force (pinned); status: a guard is running; stop: none is running any more."),
+            (
+                "0",
+                "start: the policy is in force (pinned); status: a guard is running; stop: none is running any more; \
+                 refresh: the guard is in line with its profile and the module files (or none runs, or the kernel \
+                 named is not the running one).",
+            ),
             (
                 "1",
                 "The guard could not start (not root, no kernel BTF, bpf missing from the active LSMs, \
                  lockdown=confidentiality, a profile that cannot be read) or another error; the reason and the fix \
-                 are printed. A policy already in force stays as it was.",
+                 are printed. A policy already in force stays as it was. refresh: the running guard could not be \
+                 brought in line (its state file is gone, its profile cannot be read); the command to run is printed.",
             ),
             ("3", "status: no guard is running."),
             USAGE,
@@ -399,11 +411,18 @@ pub const PAGES: &[Page] = &[
             ("/run/modtrace/guard.json", "What guard start enforced, and since when, for guard status."),
             ("/sys/kernel/security/lsm", "The active LSMs; bpf must be among them."),
             ("/lib/systemd/system/modtrace-guard.service", "Starts the guard at boot and runs guard log; installed disabled."),
+            (
+                "/etc/kernel/postinst.d/modtrace",
+                "Runs modtrace guard refresh --kernel KVER after a kernel package is installed: an upgrade of the \
+                 running kernel replaces module files, which the guard knows by inode.",
+            ),
         ],
         examples: &[
             ("sudo modtrace guard start", "Complain mode: allow everything, report what enforce would refuse."),
             ("sudo modtrace guard start --mode enforce", "Refuse every module outside the profile; starting again replaces the policy."),
             ("journalctl MODTRACE_DECISION=denied", "Who tried to load what, and why it was refused."),
+            ("journalctl -t modtrace-guard -o json", "Every decision, with its MODTRACE_* fields."),
+            ("sudo modtrace guard refresh", "After the profile changed or module files were replaced: same profile and mode, new policy."),
             ("sudo modtrace guard stop", "Back out: detach the programs."),
         ],
         see_also: &["modtrace(8)", "modtrace-learn(8)", "modtrace-lock(8)", "journalctl(1)"],

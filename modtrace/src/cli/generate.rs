@@ -209,6 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.out.display()
         );
     }
+    let guard_in_line = refresh_guard(&args.profile, &target.release);
     if !plan.unresolved.is_empty() && !args.allow_unresolved {
         eprintln!(
             "modtrace: {} entr{} of the profile could not be resolved in kernel {} (listed above and in the files); \
@@ -219,5 +220,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
+    if !guard_in_line {
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A guard running on this kernel from the same profile follows what generate
+/// derived: refreshed when that changed. False when it could not be brought
+/// in line (said so, with the command to run).
+fn refresh_guard(profile: &Path, release: &str) -> bool {
+    use super::guard::Refreshed;
+    match super::guard::refresh_guard(Some(release), Some(profile)) {
+        Ok(Refreshed::NotRunning | Refreshed::OtherKernel { .. } | Refreshed::Replaced) => true,
+        Ok(r @ Refreshed::Unchanged { .. }) => {
+            println!("modtrace: {r}");
+            true
+        }
+        Ok(r @ Refreshed::OtherProfile(_)) => {
+            eprintln!("modtrace: note: {r}");
+            true
+        }
+        Ok(r @ Refreshed::Cannot(_)) => {
+            eprintln!("modtrace: error: the files are written, but {r}");
+            false
+        }
+        Err(e) => {
+            eprintln!("modtrace: error: the files are written, but the running guard could not be refreshed: {e:#}");
+            false
+        }
+    }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 
 use crate::attribute::SystemDescriber;
-use crate::guard::{self, decision, encode, kernel, Mode, State};
+use crate::guard::policy::Policy;
+use crate::guard::{self, decision, encode, kernel, refresh, Mode, State};
 use crate::output;
 use crate::probes::btf;
 use crate::profile;
@@ -31,6 +32,17 @@ pub enum Sub {
     Stop,
     /// Write the guard's decisions to the journal (stdout without one) until the guard stops.
     Log,
+    /// If a guard runs, recompute it from the profile and mode it was started with and replace its
+    /// policy when that changed (a new profile, module files replaced on disk); generate and the
+    /// kernel postinst hook run it.
+    Refresh(RefreshArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RefreshArgs {
+    /// Only when this is the running kernel (the postinst hook passes the kernel it installed).
+    #[arg(long, value_name = "KVER")]
+    pub kernel: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -63,22 +75,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Sub::Status(a) => status(a),
         Sub::Stop => stop(),
         Sub::Log => log(),
+        Sub::Refresh(a) => refresh(a.kernel.as_deref()),
     }
 }
 
 fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
     kernel::preflight()?;
-    let facts = kernel::kernel_facts(Path::new(btf::VMLINUX_BTF))?;
-    let profile = super::generate::load_profile(&args.profile)?;
+    let policy = running_policy(&args.profile)?;
+    install(&args, &policy, None)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The allowed set of the running kernel for the profile at `path`.
+fn running_policy(path: &Path) -> anyhow::Result<Policy> {
+    let profile = super::generate::load_profile(path)?;
     let release = profile::system::kernel_release();
     let modules_dir = kmod::Context::new().context("opening the running kernel's module index")?.dirname();
-    let policy = guard::compute(&profile, &SitePolicy::read(Path::new("/")), &release, Path::new(&modules_dir))?;
+    guard::compute(&profile, &SitePolicy::read(Path::new("/")), &release, Path::new(&modules_dir))
+}
+
+/// Installs `policy` (or replaces the one in force) and says so; `changes`:
+/// why a refresh replaced it.
+fn install(args: &StartArgs, policy: &Policy, changes: Option<&[String]>) -> anyhow::Result<()> {
+    let facts = kernel::kernel_facts(Path::new(btf::VMLINUX_BTF))?;
+    let release = profile::system::kernel_release();
     let build = |generation: u32| {
-        (encode::encode(&policy, generation), encode::config(generation, args.mode, args.allow_init_module, &facts))
+        (encode::encode(policy, generation), encode::config(generation, args.mode, args.allow_init_module, &facts))
     };
     let replacing = kernel::is_pinned();
     let generation = if replacing { kernel::replace_policy(&build)? } else { kernel::install(&build)? };
-    let skipped = encode::encode(&policy, generation).skipped;
+    let skipped = encode::encode(policy, generation).skipped;
     let state = State {
         mode: args.mode,
         allow_init_module: args.allow_init_module,
@@ -102,10 +128,93 @@ fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         if args.allow_init_module { "allowed" } else if args.mode == Mode::Enforce { "refused" } else { "reported" },
         kernel::PIN_DIR,
     );
+    for change in changes.unwrap_or_default() {
+        println!("  {change}");
+    }
     for note in policy.notes.iter().chain(skipped.iter().map(|s| s as &String)) {
         eprintln!("modtrace: note: {note}");
     }
+    Ok(())
+}
+
+/// `guard refresh`: exit 0 when the guard is in line (or none runs), 1 with
+/// the command to run when it cannot be brought in line by itself.
+fn refresh(kernel: Option<&str>) -> anyhow::Result<ExitCode> {
+    match refresh_guard(kernel, None)? {
+        Refreshed::Cannot(c) => bail!("{c}"),
+        // install() said what it replaced, and why.
+        Refreshed::Replaced => {}
+        done => println!("modtrace: {done}"),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a refresh did.
+pub enum Refreshed {
+    NotRunning,
+    OtherKernel { running: String },
+    OtherProfile(refresh::Cannot),
+    Unchanged { modules: usize },
+    Replaced,
+    Cannot(refresh::Cannot),
+}
+
+impl std::fmt::Display for Refreshed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refreshed::NotRunning => write!(f, "no guard is running: nothing to refresh"),
+            Refreshed::OtherKernel { running } => write!(
+                f,
+                "the guard enforces the running kernel {running}, whose module files this does not change; \
+                 at that kernel's boot modtrace-guard.service computes its own policy"
+            ),
+            Refreshed::OtherProfile(c) => write!(f, "the guard is left as it is: {c}"),
+            Refreshed::Unchanged { modules } => write!(f, "guard policy unchanged ({modules} modules allowed)"),
+            Refreshed::Replaced => write!(f, "guard policy replaced"),
+            Refreshed::Cannot(c) => write!(f, "the guard could not be refreshed: {c}"),
+        }
+    }
+}
+
+/// Brings a running guard in line with its profile (for `kernel`, if given,
+/// only when it is the running one; for generate, only when `profile` is the
+/// guard's). Errors past the scope become Cannot, with the command to run.
+pub fn refresh_guard(kernel: Option<&str>, profile: Option<&Path>) -> anyhow::Result<Refreshed> {
+    let state = guard::read_state();
+    let running = profile::system::kernel_release();
+    let state = match refresh::scope(kernel::is_pinned(), state.as_ref(), &running, kernel, profile) {
+        refresh::Scope::NotRunning => return Ok(Refreshed::NotRunning),
+        refresh::Scope::OtherKernel { running } => return Ok(Refreshed::OtherKernel { running }),
+        refresh::Scope::OtherProfile(c) => return Ok(Refreshed::OtherProfile(c)),
+        refresh::Scope::Cannot(c) => return Ok(Refreshed::Cannot(c)),
+        refresh::Scope::Refresh(state) => state,
+    };
+    let cannot = |e: anyhow::Error| {
+        Refreshed::Cannot(refresh::Cannot {
+            why: format!("{e:#}"),
+            run: refresh::start_command(Some(state), None) + " (once that is fixed)",
+        })
+    };
+    let args =
+        StartArgs { profile: state.profile.clone(), mode: state.mode, allow_init_module: state.allow_init_module };
+    let policy = match running_policy(&args.profile) {
+        Ok(p) => p,
+        Err(e) => return Ok(cannot(e)),
+    };
+    let now = match kernel::enforced() {
+        Ok(Some(now)) => now,
+        Ok(None) => return Ok(cannot(anyhow::anyhow!("the guard's config map holds no generation"))),
+        Err(e) => return Ok(cannot(e.into())),
+    };
+    let wanted = refresh::Enforced::from_encoded(&encode::encode(&policy, 0));
+    let changes = refresh::changes(&now, &wanted);
+    if changes.is_empty() {
+        return Ok(Refreshed::Unchanged { modules: policy.modules.len() });
+    }
+    match install(&args, &policy, Some(&changes)) {
+        Ok(()) => Ok(Refreshed::Replaced),
+        Err(e) => Ok(cannot(e)),
+    }
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
@@ -164,10 +273,12 @@ fn log() -> anyhow::Result<ExitCode> {
         bail!("the guard is not running: start it first (modtrace guard start)");
     }
     let mut ring = kernel::ring("GUARD_LOG")?;
+    // Tagged as documented (journalctl -t modtrace-guard), not after the program.
     let journal = systemd_journal_logger::connected_to_journal()
         .then(systemd_journal_logger::JournalLog::new)
         .transpose()
-        .context("connecting to the journal")?;
+        .context("connecting to the journal")?
+        .map(|j| j.with_syslog_identifier(JOURNAL_TAG.to_string()));
     let mut describer = SystemDescriber::new();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -190,6 +301,9 @@ fn log() -> anyhow::Result<ExitCode> {
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// The SYSLOG_IDENTIFIER of the guard's journal entries.
+pub const JOURNAL_TAG: &str = "modtrace-guard";
 
 fn emit(journal: Option<&systemd_journal_logger::JournalLog>, rec: &decision::GuardRecord) {
     let Some(journal) = journal else {

@@ -2,6 +2,7 @@
 //! loading and pinning the LSM programs and their maps under PIN_DIR, writing
 //! a policy generation, reading the counters, and unpinning.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ use modtrace_common::guard::{decision, lost, AliasKey, FileKey, FileOffsets, Fil
 use thiserror::Error;
 
 use super::encode::{Encoded, KernelFacts};
+use crate::decode::cstr;
 use crate::probes::{btf, preflight, ProbeError};
 
 /// Where the programs' links and the maps are pinned.
@@ -252,6 +254,24 @@ impl PolicyMaps {
             let _ = self.files.remove(&k);
         }
     }
+}
+
+/// What the generation in force allows, read back from the pinned maps.
+pub fn enforced() -> Result<Option<super::refresh::Enforced>, GuardError> {
+    let Some(config) = current_config()? else { return Ok(None) };
+    let g = config.generation;
+    let names = |name: &str| -> Result<BTreeSet<String>, GuardError> {
+        let map: HashMap<MapData, AliasKey, u8> = hash(name)?;
+        Ok(map.keys().filter_map(Result::ok).filter(|k| k.generation == g).map(|k| cstr(&k.name)).collect())
+    };
+    let files: HashMap<MapData, FileKey, FileValue> = hash("GUARD_FILES")?;
+    let files = files
+        .iter()
+        .filter_map(Result::ok)
+        .filter(|(k, _)| k.generation == g)
+        .map(|(k, v)| (k.dev, k.ino, cstr(&v.module)))
+        .collect();
+    Ok(Some(super::refresh::Enforced { aliases: names("GUARD_ALIASES")?, modules: names("GUARD_MODULES")?, files }))
 }
 
 /// Decisions so far and decisions lost, summed over CPUs.

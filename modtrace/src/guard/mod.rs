@@ -9,6 +9,7 @@ pub mod decision;
 pub mod encode;
 pub mod kernel;
 pub mod policy;
+pub mod refresh;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

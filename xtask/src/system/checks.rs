@@ -13,6 +13,7 @@ use super::LockPoint;
 use crate::assertions::Check;
 use crate::system::services::Known;
 
+mod guard;
 mod services;
 pub use services::explained;
 
@@ -181,6 +182,8 @@ pub struct Facts<'a> {
     pub lock_point: LockPoint,
     pub boot1: &'a Boot,
     pub boot2: &'a Boot,
+    /// The guard boot between them (guard.rs), for a suite that has one.
+    pub guard: Option<&'a Boot>,
     /// For a suite with the real services (services.rs): what the host knows.
     pub services: Option<&'a Known>,
 }
@@ -238,7 +241,8 @@ const CHECKS: &[(&str, CheckFn)] = &[
 
 pub fn check_all(facts: &Facts) -> Vec<Check> {
     let services = if facts.services.is_some() { services::SERVICE_CHECKS } else { &[] };
-    CHECKS.iter().chain(services).map(|&(name, check)| Check { name, result: check(facts) }).collect()
+    let guard = if facts.guard.is_some() { guard::GUARD_CHECKS } else { &[] };
+    CHECKS.iter().chain(services).chain(guard).map(|&(name, check)| Check { name, result: check(facts) }).collect()
 }
 
 // ---- both boots ----
@@ -526,16 +530,26 @@ fn profile_modules_loaded(f: &Facts) -> Result<(), String> {
     Ok(())
 }
 
-/// A denied attempt: the command failed with EPERM (or, for a request, failed),
-/// the module is not loaded afterwards, and the profile never had it (or the
-/// attempt proves nothing).
+/// A denied attempt of the locked boot 2 (see refused).
 fn denied(f: &Facts, step: &str, modules: &[&str], eperm_text: bool) -> Result<(), String> {
     let profile = f.profile_modules()?;
+    locked(f)?;
+    refused(f.b2()?, &profile, step, modules, eperm_text)
+}
+
+/// An attempt recorded in `r` as `step` failed with EPERM (or, for a request,
+/// failed), none of `modules` is loaded afterwards, and the profile never had
+/// them (or the attempt proves nothing).
+fn refused(
+    r: &Recorded,
+    profile: &BTreeSet<String>,
+    step: &str,
+    modules: &[&str],
+    eperm_text: bool,
+) -> Result<(), String> {
     if let Some(m) = modules.iter().find(|m| profile.contains(**m)) {
         return Err(format!("the profile has {m}: this attempt proves nothing"));
     }
-    locked(f)?;
-    let r = f.b2()?;
     let status = r.status(step)?;
     let said = r.said(step);
     if status == 0 || (eperm_text && !said.contains(EPERM_TEXT)) {
@@ -714,6 +728,7 @@ pub fn timings(r: &Recorded) -> Vec<String> {
         ("multi-user.target", "ActiveEnterTimestampMonotonic", "multi-user.target reached"),
         (LOCK_UNIT, "ActiveEnterTimestampMonotonic", "modules locked"),
         (FAKE_DM, "InactiveExitTimestampMonotonic", "fake-dm started"),
+        ("modtrace-guard.service", "ActiveEnterTimestampMonotonic", "guard in force"),
     ] {
         if let Some(t) = r.unit(unit).ok().and_then(|u| u.micros(key)) {
             lines.push(format!("{what} at {:.1} s", secs(t)));

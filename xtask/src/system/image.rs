@@ -18,14 +18,19 @@ pub const RESULTS: &str = "/var/lib/modtrace-test";
 /// Where the package is copied in the guest for `apt-get install ./FILE`.
 const PACKAGE_IN_GUEST: &str = "var/tmp/modtrace.deb";
 /// tests/system files: (file, destination in the guest, mode).
-const TEST_FILES: [(&str, &str, u32); 6] = [
+const TEST_FILES: [(&str, &str, u32); 8] = [
     (FAKE_DM_UNIT, "etc/systemd/system/fake-dm.service", 0o644),
     ("tests/system/modtrace-test-learned.service", "etc/systemd/system/modtrace-test-learned.service", 0o644),
+    ("tests/system/modtrace-test-guarded.service", "etc/systemd/system/modtrace-test-guarded.service", 0o644),
     ("tests/system/modtrace-test-locked.service", "etc/systemd/system/modtrace-test-locked.service", 0o644),
     ("tests/system/common.sh", "usr/local/lib/modtrace-test/common.sh", 0o644),
     ("tests/system/learned.sh", "usr/local/lib/modtrace-test/learned.sh", 0o755),
+    ("tests/system/guarded.sh", "usr/local/lib/modtrace-test/guarded.sh", 0o755),
     ("tests/system/locked.sh", "usr/local/lib/modtrace-test/locked.sh", 0o755),
 ];
+/// Written when the suite has the guard boot: learned.sh then enables
+/// modtrace-guard.service (enforce) for the boot after it.
+pub const GUARD_BOOT_MARK: &str = "etc/modtrace-test/guard-boot";
 /// The stand-in display manager, in the test and in the demo.
 pub const FAKE_DM_UNIT: &str = "tests/system/fake-dm.service";
 /// Enabled for boot 1; learned.sh switches to the locked boot's units.

@@ -1,9 +1,10 @@
 //! `cargo xtask vm-test --system`: the proof that the lock-down works. A real
 //! Debian system (systemd, udev, kmod and the suite's own kernel: bookworm with
 //! 6.1, trixie with 6.12), with modtrace installed from its Debian package,
-//! boots twice under QEMU: boot 1 learns with modtrace-learn.service and
-//! generates the lock-down, boot 2 boots locked and ends by purging the package;
-//! the host judges what both recorded (tests/system/README.md).
+//! boots under QEMU: boot 1 learns with modtrace-learn.service and generates
+//! the lock-down, the guard boot runs modtrace-guard.service in enforce mode
+//! (checks/guard.rs), boot 2 boots locked and ends by purging the package; the
+//! host judges what each recorded (tests/system/README.md).
 
 pub mod base;
 pub mod boot;
@@ -41,6 +42,12 @@ impl Suite {
         }
     }
 
+    /// Whether a guard boot (modtrace-guard.service in enforce mode, checks/guard.rs)
+    /// comes between the learning boot and the locked one.
+    pub fn has_guard_boot(self) -> bool {
+        GUARD_BOOT_SUITES.contains(&self)
+    }
+
     fn kernel(self) -> Series {
         match self {
             Suite::Bookworm => Series::Bookworm,
@@ -48,6 +55,9 @@ impl Suite {
         }
     }
 }
+
+/// The suites whose test has the guard boot: one boot more (tests/system/README.md).
+const GUARD_BOOT_SUITES: [Suite; 2] = [Suite::Bookworm, Suite::Trixie];
 
 /// `modtrace generate --lock-point`: where modtrace-lock.service locks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -130,7 +140,11 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     base::extract(&base.tarball, &root)?;
     let image = work.join("root.img");
     let contents = services::test_contents(suite.name(), options.lock_point, &work)?;
-    image::build(&kernel, package, guest_tool, &contents.contents(), &root, &image)?;
+    let mut contents = contents.contents();
+    if suite.has_guard_boot() {
+        contents.written.push((image::GUARD_BOOT_MARK, b"modtrace-guard.service, enforce, before boot 2\n".to_vec()));
+    }
+    image::build(&kernel, package, guest_tool, &contents, &root, &image)?;
     times.image = t.elapsed();
     let t = Instant::now();
     let initrd = initrd::build(&kernel, &work, &root)?;
@@ -140,10 +154,16 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     }
 
     let boot1 = boot(&kernel, &initrd, &image, "boot1", options, &work, &mut times)?;
-    let boot2 = if boot1.recorded.is_some() && boot1.finished.is_ok() {
+    let went_well = |b: &Boot| b.recorded.is_some() && b.finished.is_ok();
+    let guard = match suite.has_guard_boot() {
+        false => None,
+        true if went_well(&boot1) => Some(boot(&kernel, &initrd, &image, "guard", options, &work, &mut times)?),
+        true => Some(Boot::not_run("not booted: boot 1 did not finish")),
+    };
+    let boot2 = if went_well(&boot1) && guard.as_ref().is_none_or(went_well) {
         boot(&kernel, &initrd, &image, "boot2", options, &work, &mut times)?
     } else {
-        Boot::not_run("not booted: boot 1 did not finish")
+        Boot::not_run("not booted: an earlier boot did not finish")
     };
     if !options.keep {
         fs::remove_file(&image)?;
@@ -153,7 +173,13 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         true => Some(services::Known { initramfs: initrd::module_names(&kernel)? }),
         false => None,
     };
-    let facts = Facts { lock_point: options.lock_point, boot1: &boot1, boot2: &boot2, services: known.as_ref() };
+    let facts = Facts {
+        lock_point: options.lock_point,
+        boot1: &boot1,
+        boot2: &boot2,
+        guard: guard.as_ref(),
+        services: known.as_ref(),
+    };
     let results = checks::check_all(&facts);
     if let (Some(_), Some(r)) = (&known, &boot1.recorded) {
         if let Ok((counts, unexplained)) = checks::explained(r) {
@@ -162,7 +188,8 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
                 Some(format!("profile: explained by {}; unexplained {}", counts.join(", "), unexplained.len()));
         }
     }
-    print_report(suite, &kernel, options, &times, [&boot1, &boot2], &results, &work);
+    let boots: Vec<&Boot> = [Some(&boot1), guard.as_ref(), Some(&boot2)].into_iter().flatten().collect();
+    print_report(suite, &kernel, options, &times, &boots, &results, &work);
     let failed = results.iter().filter(|c| c.result.is_err()).count();
     println!(
         "vm-test --system {}: {} passed, {failed} failed in {:.0} s",
@@ -207,7 +234,7 @@ fn print_report(
     kernel: &Kernel,
     options: &Options,
     times: &Times,
-    boots: [&Boot; 2],
+    boots: &[&Boot],
     results: &[Check],
     work: &Path,
 ) {
@@ -228,8 +255,9 @@ fn print_report(
     for (i, (label, to_marker, elapsed)) in times.boots.iter().enumerate() {
         let marker =
             to_marker.map_or("no done marker".into(), |d| format!("done marker after {:.1} s", d.as_secs_f64()));
-        println!("   {label}: {marker}, QEMU ran {:.1} s", elapsed.as_secs_f64());
-        if let Some(recorded) = &boots[i].recorded {
+        let variant = if label == "guard" { " (the guard variant's added time)" } else { "" };
+        println!("   {label}: {marker}, QEMU ran {:.1} s{variant}", elapsed.as_secs_f64());
+        if let Some(recorded) = boots.get(i).and_then(|b| b.recorded.as_ref()) {
             for line in checks::timings(recorded) {
                 println!("      {line}");
             }

@@ -144,6 +144,7 @@ struct Pair {
     lock_point: LockPoint,
     boot1: Boot,
     boot2: Boot,
+    guard: Option<Boot>,
     services: Option<Known>,
 }
 
@@ -153,6 +154,7 @@ impl Pair {
             lock_point: LockPoint::AfterUdev,
             boot1: Boot { finished: Ok(()), recorded: Some(good_boot1()) },
             boot2: Boot { finished: Ok(()), recorded: Some(good_boot2()) },
+            guard: None,
             services: None,
         }
     }
@@ -166,29 +168,44 @@ impl Pair {
     }
 
     fn failures(&self) -> Vec<&'static str> {
-        let facts =
-            Facts { lock_point: self.lock_point, boot1: &self.boot1, boot2: &self.boot2, services: self.services.as_ref() };
+        let facts = Facts {
+            lock_point: self.lock_point,
+            boot1: &self.boot1,
+            boot2: &self.boot2,
+            guard: self.guard.as_ref(),
+            services: self.services.as_ref(),
+        };
         check_all(&facts).into_iter().filter(|c| c.result.is_err()).map(|c| c.name).collect()
     }
 }
 
 #[test]
 fn a_correct_pair_of_boots_passes_every_check() {
-    for pair in [Pair::good(), Pair::with_services()] {
-        let facts =
-            Facts { lock_point: pair.lock_point, boot1: &pair.boot1, boot2: &pair.boot2, services: pair.services.as_ref() };
+    for pair in [Pair::good(), Pair::with_services(), Pair::with_guard()] {
+        let facts = Facts {
+            lock_point: pair.lock_point,
+            boot1: &pair.boot1,
+            boot2: &pair.boot2,
+            guard: pair.guard.as_ref(),
+            services: pair.services.as_ref(),
+        };
         let results = check_all(&facts);
         let failed: Vec<String> =
             results.iter().filter_map(|c| c.result.clone().err().map(|e| format!("{}: {e}", c.name))).collect();
         assert!(failed.is_empty(), "{failed:#?}");
-        let want = CHECKS.len() + if pair.services.is_some() { services::SERVICE_CHECKS.len() } else { 0 };
+        let want = CHECKS.len()
+            + if pair.services.is_some() { services::SERVICE_CHECKS.len() } else { 0 }
+            + if pair.guard.is_some() { guard::GUARD_CHECKS.len() } else { 0 };
         assert_eq!(results.len(), want);
     }
 }
 
 /// Applies `break_it` to a correct pair and expects `check` among the failures.
 fn expect_failure(check: &str, break_it: impl FnOnce(&mut Pair)) {
-    let mut pair = Pair::good();
+    expect_failure_of(Pair::good(), check, break_it)
+}
+
+fn expect_failure_of(mut pair: Pair, check: &str, break_it: impl FnOnce(&mut Pair)) {
     break_it(&mut pair);
     let failed = pair.failures();
     assert!(failed.contains(&check), "{check} did not fail; failures: {failed:?}");
@@ -351,6 +368,10 @@ fn every_check_is_tested_for_failure() {
     for (name, _) in services::SERVICE_CHECKS {
         assert!(source.contains(&format!("expect_service_failure(\"{name}\"")), "no failure test for {name}");
     }
+    for (name, _) in guard::GUARD_CHECKS {
+        // expect_guard_failure("NAME", ...) or a row ("NAME", ...) of a table of them.
+        assert!(source.contains(&format!("(\"{name}\", ")), "no failure test for {name}");
+    }
 }
 
 // ---- the real services (services.rs) ----
@@ -457,10 +478,7 @@ fn edit_module(p: &mut Pair, name: &str, edit: impl FnOnce(&mut Value)) {
 }
 
 fn expect_service_failure(check: &str, break_it: impl FnOnce(&mut Pair)) {
-    let mut pair = Pair::with_services();
-    break_it(&mut pair);
-    let failed = pair.failures();
-    assert!(failed.contains(&check), "{check} did not fail; failures: {failed:?}");
+    expect_failure_of(Pair::with_services(), check, break_it)
 }
 
 #[test]
@@ -527,4 +545,206 @@ fn every_service_check_can_fail() {
     expect_service_failure("tun_up_after_lock", |p| {
         p.b2().insert("tun-link.out", "6: mttun0: <POINTOPOINT,MULTICAST,NOARP> mtu 1500 state DOWN\n")
     });
+}
+
+// ---- the guard boot (guard.rs) ----
+
+const GUARDED: &str = "modtrace-test-guarded.service";
+
+/// One journalctl -o json line of a decision the logger of modtrace-guard.service wrote.
+fn journal_entry(hook: &str, comm: &str, extra: &[(&str, &str)]) -> String {
+    let mut e = json!({
+        "_SYSTEMD_UNIT": "modtrace-guard.service", "SYSLOG_IDENTIFIER": "modtrace-guard",
+        "MESSAGE": "guard denied", "PRIORITY": "4",
+        "MODTRACE_DECISION": "denied", "MODTRACE_HOOK": hook, "MODTRACE_MODE": "enforce",
+        "MODTRACE_REASON": "not in the profile", "MODTRACE_PID": "412", "MODTRACE_UID": "0",
+        "MODTRACE_COMM": comm, "MODTRACE_SCOPE": "system", "MODTRACE_UNIT": GUARDED,
+    });
+    for (k, v) in extra {
+        e[*k] = json!(v);
+    }
+    e.to_string()
+}
+
+fn guard_journal() -> Vec<String> {
+    vec![
+        json!({"_SYSTEMD_UNIT": "modtrace-guard.service", "MESSAGE": "modtrace: guard started (enforce)"}).to_string(),
+        journal_entry("finit_module", "modprobe", &[("MODTRACE_FILE", "cdrom.ko"), ("MODTRACE_INO", "5120")]),
+        journal_entry("init_module", "modtrace-guest", &[]),
+        journal_entry("request", "modtrace-guest", &[("MODTRACE_ALIAS", "net-pf-35")]),
+    ]
+}
+
+fn guard_status(generation: u64) -> String {
+    json!({"active": true, "generation": generation,
+           "state": {"mode": "enforce", "profile": "/var/lib/modtrace/profile.json"},
+           "decisions": {"allowed": 40, "denied": 3, "would_deny": 0, "lost": 0}})
+    .to_string()
+}
+
+fn good_guard_boot() -> Recorded {
+    let mut r = Recorded::default();
+    let mut modules = BOOT_MODULES.to_vec();
+    modules.push("llc");
+    common(&mut r, &modules, "0");
+    r.insert("proc-modules-after", &proc_modules(&modules));
+    r.insert("proc-modules-replaced", &proc_modules(&modules));
+    let mut guard = show("modtrace-guard.service", "active", "success", 1_500_000, 1_000_000);
+    guard = guard.replace("SubState=exited", "SubState=running");
+    r.insert("unit-modtrace-guard.service.show", &guard);
+    r.insert("unit-systemd-udevd.service.show", &show("systemd-udevd.service", "active", "success", 2_000_000, 1_900_000));
+    r.insert(
+        "unit-systemd-modules-load.service.show",
+        &show("systemd-modules-load.service", "active", "success", 2_000_000, 1_600_000),
+    );
+    r.insert("guard-status.status", "0\n");
+    r.insert("guard-status.out", &guard_status(1));
+    r.insert("guard-status-after.status", "0\n");
+    r.insert("guard-status-after.out", &guard_status(2));
+    r.insert("journal-boot-denied.json", "");
+    r.insert("guard-journal.json", &(guard_journal().join("\n") + "\n"));
+    r.insert("deny-modprobe.status", "1\n");
+    r.insert("deny-modprobe.err", "modprobe: ERROR: could not insert 'isofs': Operation not permitted\n");
+    r.insert("deny-init-module.status", "1\n");
+    r.insert("deny-init-module.err", "modtrace-guest: init_module(f.ko): Operation not permitted (os error 1)\n");
+    r.insert("deny-request.status", "1\n");
+    r.insert("deny-request.err", "modtrace-guest: socket(35, 2, 0): Address family not supported by protocol\n");
+    r.insert("replace-rmmod.status", "0\n");
+    r.insert("replace-stale.status", "1\n");
+    r.insert("replace-stale.err", "modprobe: ERROR: could not insert 'appletalk': Operation not permitted\n");
+    r.insert("replace-hook.status", "0\n");
+    r.insert("replace-hook.err", "modtrace (kernel 6.1.0-56-amd64): modtrace: guard policy replaced (enforce)\n");
+    r.insert("replace-modprobe.status", "0\n");
+    r.insert("enable.status", "0\n");
+    r.insert("disable.status", "0\n");
+    r.insert("generate-unchanged.status", "0\n");
+    r.insert("generate-unchanged.out", "wrote /var/tmp/g/etc/modules-load.d/modtrace.conf\nmodtrace: guard policy unchanged (68 modules allowed)\n");
+    r.insert("guard-start-copy.status", "0\n");
+    r.insert("guard-start-copy.out", "modtrace: guard policy replaced (enforce) on kernel 6.1.0-57-amd64\n");
+    r.insert("generate-other-profile.status", "0\n");
+    r.insert(
+        "generate-other-profile.err",
+        "modtrace: note: the guard is left as it is: the running guard enforces /var/tmp/guard-profile.json, \
+         not /var/lib/modtrace/profile.json; run: modtrace guard start --mode enforce\n",
+    );
+    r.insert("deny-copy.status", "0\n");
+    r.insert("generate-changed.status", "0\n");
+    r.insert(
+        "generate-changed.out",
+        "modtrace: guard policy replaced (enforce) on kernel 6.1.0-57-amd64\n  1 module(s) no longer allowed: appletalk\n",
+    );
+    r.insert("generate-refused.status", "1\n");
+    r.insert("generate-refused.err", "modprobe: ERROR: could not insert 'appletalk': Operation not permitted\n");
+    r
+}
+
+impl Pair {
+    fn with_guard() -> Self {
+        let mut pair = Pair::good();
+        pair.guard = Some(Boot { finished: Ok(()), recorded: Some(good_guard_boot()) });
+        pair
+    }
+
+    fn g(&mut self) -> &mut Recorded {
+        self.guard.as_mut().unwrap().recorded.as_mut().unwrap()
+    }
+
+    /// The guard journal with `edit` applied to the entry of `hook`.
+    fn edit_journal(&mut self, hook: &str, edit: impl Fn(&mut Value)) {
+        let lines: Vec<String> = guard_journal()
+            .into_iter()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(&l).unwrap();
+                if v["MODTRACE_HOOK"] == hook {
+                    edit(&mut v);
+                }
+                v.to_string()
+            })
+            .collect();
+        self.g().insert("guard-journal.json", &(lines.join("\n") + "\n"));
+    }
+}
+
+fn expect_guard_failure(check: &str, break_it: impl FnOnce(&mut Pair)) {
+    expect_failure_of(Pair::with_guard(), check, break_it)
+}
+
+#[test]
+fn every_guard_check_can_fail() {
+    expect_guard_failure("guard_boot_finished", |p| p.guard.as_mut().unwrap().finished = Err("timed out".into()));
+    expect_guard_failure("guard_boot_reached_multi_user", |p| {
+        p.g().insert("unit-multi-user.target.show", &show("multi-user.target", "inactive", "success", 0, 0))
+    });
+    expect_guard_failure("guard_boot_no_failed_units", |p| {
+        p.g().insert("failed-units", "modtrace-guard.service loaded failed failed\n")
+    });
+    expect_guard_failure("guard_boot_unlocked", |p| p.g().insert("modules-disabled", "1\n"));
+    expect_guard_failure("guard_service_before_module_loaders", |p| {
+        p.g().insert("unit-systemd-udevd.service.show", &show("systemd-udevd.service", "active", "success", 2, 1_200_000))
+    });
+    expect_guard_failure("guard_service_before_module_loaders", |p| {
+        p.g().remove("unit-systemd-modules-load.service.show")
+    });
+    expect_guard_failure("guard_service_before_module_loaders", |p| {
+        p.g().insert("unit-modtrace-guard.service.show", &show("modtrace-guard.service", "failed", "exit-code", 0, 1))
+    });
+    expect_guard_failure("guard_status_enforce_from_profile", |p| {
+        p.g().insert("guard-status.out", &guard_status(1).replace("enforce", "complain"))
+    });
+    expect_guard_failure("guard_status_enforce_from_profile", |p| {
+        p.g().insert("guard-status.out", &guard_status(1).replace("\"lost\":0", "\"lost\":4"))
+    });
+    expect_guard_failure("guard_boot_kept_learned_modules", |p| {
+        p.g().insert("proc-modules", &proc_modules(&["virtio_blk", "ext4"]))
+    });
+    expect_guard_failure("guard_boot_refused_nothing_learned", |p| {
+        p.g().insert(
+            "journal-boot-denied.json",
+            &journal_entry("finit_module", "(udev-worker)", &[("MODTRACE_FILE", "evdev.ko")]),
+        )
+    });
+    expect_guard_failure("guard_denied_modprobe_eperm", |p| p.g().insert("deny-modprobe.status", "0\n"));
+    expect_guard_failure("guard_denied_modprobe_eperm", |p| {
+        p.g().insert("proc-modules-after", &proc_modules(&["ext4", "isofs", "cdrom"]))
+    });
+    expect_guard_failure("guard_denied_init_module_eperm", |p| {
+        p.g().insert("deny-init-module.err", "modtrace-guest: init_module: File exists\n")
+    });
+    expect_guard_failure("guard_denied_request", |p| p.g().insert("deny-request.status", "0\n"));
+    // (check, the entry's hook, a field set wrong).
+    let journal_breaks = [
+        ("guard_journal_denied_modprobe", "finit_module", "MODTRACE_FILE", "evdev.ko"),
+        ("guard_journal_denied_modprobe", "finit_module", "MODTRACE_UNIT", "session-1.scope"),
+        ("guard_journal_denied_init_module", "init_module", "MODTRACE_DECISION", "would_deny"),
+        ("guard_journal_denied_init_module", "init_module", "_SYSTEMD_UNIT", "other.service"),
+        ("guard_journal_denied_init_module", "init_module", "SYSLOG_IDENTIFIER", "modtrace"),
+        ("guard_journal_denied_request", "request", "MODTRACE_ALIAS", "net-pf-5"),
+    ];
+    for (check, hook, name, value) in journal_breaks {
+        expect_guard_failure(check, |p| p.edit_journal(hook, |e| e[name] = json!(value)));
+    }
+    expect_guard_failure("guard_journal_denied_request", |p| {
+        p.edit_journal("request", |e| {
+            e.as_object_mut().unwrap().remove("MODTRACE_PID");
+        })
+    });
+    expect_guard_failure("guard_journal_denied_request", |p| p.g().insert("guard-journal.json", ""));
+    expect_guard_failure("guard_refused_replaced_file", |p| p.g().insert("replace-stale.status", "0\n"));
+    expect_guard_failure("guard_refused_replaced_file", |p| p.g().insert("replace-rmmod.status", "1\n"));
+    expect_guard_failure("guard_hook_refreshed_replaced_file", |p| p.g().insert("replace-hook.err", ""));
+    expect_guard_failure("guard_hook_refreshed_replaced_file", |p| p.g().insert("replace-modprobe.status", "1\n"));
+    expect_guard_failure("guard_hook_refreshed_replaced_file", |p| p.g().insert("guard-status-after.out", &guard_status(1)));
+    expect_guard_failure("guard_hook_refreshed_replaced_file", |p| {
+        p.g().insert("guard-status-after.out", &guard_status(2).replace("enforce", "complain"))
+    });
+    expect_guard_failure("guard_boot_switched_to_lock", |p| p.g().insert("enable.status", "1\n"));
+    expect_guard_failure("guard_generate_left_an_unchanged_guard", |p| p.g().insert("generate-unchanged.out", "wrote x\n"));
+    expect_guard_failure("guard_generate_left_an_unchanged_guard", |p| p.g().insert("generate-unchanged.status", "1\n"));
+    expect_guard_failure("guard_generate_names_the_guards_other_profile", |p| p.g().insert("generate-other-profile.err", ""));
+    expect_guard_failure("guard_generate_names_the_guards_other_profile", |p| p.g().insert("guard-start-copy.status", "1\n"));
+    expect_guard_failure("guard_generate_refreshed_a_changed_set", |p| {
+        p.g().insert("generate-changed.out", "modtrace: guard policy unchanged (68 modules allowed)\n")
+    });
+    expect_guard_failure("guard_generate_refreshed_a_changed_set", |p| p.g().insert("generate-refused.status", "0\n"));
+    expect_guard_failure("guard_generate_refreshed_a_changed_set", |p| p.g().insert("deny-copy.status", "1\n"));
 }

@@ -1,0 +1,79 @@
+#!/bin/sh
+# The guard boot of cargo xtask vm-test --system, between boot 1 and boot 2
+# (run by modtrace-test-guarded.service once the boot is over): boot 1 enabled
+# modtrace-guard.service in enforce mode (MODTRACE_GUARD_MODE in
+# /etc/default/modtrace), so the guard was in force from before
+# systemd-modules-load and udev. Record how the boot went, then try loads of
+# modules outside the profile, which the guard must refuse with EPERM:
+#   explicit:  modprobe isofs                  (its finit_module of cdrom's file)
+#   in memory: modtrace-guest init-module F.ko (init_module: no file to check)
+#   automatic: modtrace-guest socket 35        (request_module("net-pf-35"))
+# and read the guard's decisions back from the journal (journalctl -o json).
+# Then a module file of the running kernel is replaced (a package upgrade:
+# same name, new inode), which the guard refuses until the kernel postinst
+# hook refreshes it; then generate refreshes it when the profile's set changed.
+# Last, switch to boot 2's units (the lock) and power off.
+
+. /usr/local/lib/modtrace-test/common.sh
+
+INIT_MODULE_FILE=/usr/local/lib/modtrace-test/nls_utf8.ko
+# A module of the profile that nothing holds once fake-dm's socket is closed.
+REPLACED_MODULE=appletalk
+
+# wait_journal COUNT: until the logger has written COUNT refusals (at most 20 s).
+wait_journal() {
+    waited=0
+    while [ "$(journalctl -b -q -o cat MODTRACE_DECISION=denied 2>/dev/null | wc -l)" -lt "$1" ] &&
+        [ "$waited" -lt 200 ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+}
+
+begin guard
+boot_facts
+services_facts
+for unit in modtrace-guard.service systemd-udevd.service systemd-journald.service; do
+    show_unit "$unit"
+done
+record guard-status "$MODTRACE" guard status --json
+# What the guard refused while the machine booted, before any attempt here.
+journalctl -b -q -o json MODTRACE_DECISION=denied >"$OUT/journal-boot-denied.json" 2>&1
+
+record deny-modprobe /sbin/modprobe isofs
+record deny-init-module "$GUEST_TOOL" init-module "$INIT_MODULE_FILE"
+record deny-request "$GUEST_TOOL" socket 35
+cat /proc/modules >"$OUT/proc-modules-after"
+before=$(wc -l <"$OUT/journal-boot-denied.json")
+wait_journal $((before + 3))
+journalctl -b -q -o json -u modtrace-guard.service >"$OUT/guard-journal.json" 2>&1
+
+# A package upgrade replaces a module file of the running kernel: the guard
+# still knows the old inode and refuses the new file until refreshed.
+file=$(modinfo -n "$REPLACED_MODULE")
+echo "$file" >"$OUT/replaced-file"
+record replace-rmmod rmmod "$REPLACED_MODULE"
+cp -p "$file" "$file.new" && mv "$file.new" "$file"
+record replace-stale /sbin/modprobe "$REPLACED_MODULE"
+record replace-hook /etc/kernel/postinst.d/modtrace "$(uname -r)"
+record replace-modprobe /sbin/modprobe "$REPLACED_MODULE"
+cat /proc/modules >"$OUT/proc-modules-replaced"
+record guard-status-after "$MODTRACE" guard status --json
+
+# generate keeps a guard from its profile in line: nothing changed, then (on a
+# copy of the profile, which the guard is switched to) appletalk denied.
+record generate-unchanged "$MODTRACE" generate --out /var/tmp/generated-unchanged
+COPY=/var/tmp/guard-profile.json
+cp /var/lib/modtrace/profile.json "$COPY"
+record guard-start-copy "$MODTRACE" guard start --profile "$COPY" --mode enforce
+record generate-other-profile "$MODTRACE" generate --out /var/tmp/generated-other
+record deny-copy "$MODTRACE" deny "$REPLACED_MODULE" --profile "$COPY"
+record generate-changed "$MODTRACE" generate --profile "$COPY" --out /var/tmp/generated-changed
+rmmod "$REPLACED_MODULE"
+record generate-refused /sbin/modprobe "$REPLACED_MODULE"
+
+# Boot 2: the lock, without the guard.
+record enable systemctl enable modtrace-lock.service modtrace-test-locked.service
+record disable systemctl disable modtrace-guard.service modtrace-test-guarded.service
+
+finish
