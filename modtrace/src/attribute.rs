@@ -158,9 +158,52 @@ fn still_there(proc_root: &Path, tgid: u32, pid: u32, comm: &str) -> bool {
     }
 }
 
+/// Whether /proc's task started at `start_ns` (CLOCK_MONOTONIC), to a clock tick.
+/// /proc counts from boot including suspend: used only for events of early boot,
+/// before any suspend.
+fn started_at(proc_root: &Path, tgid: u32, pid: u32, start_ns: u64) -> bool {
+    let path = proc_root.join(tgid.to_string()).join("task").join(pid.to_string()).join("stat");
+    let Some(ticks) = fs::read_to_string(path).ok().as_deref().and_then(stat_start_ticks) else { return false };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let tick_ns = 1_000_000_000 / hz;
+    (ticks * tick_ns).abs_diff(start_ns) <= tick_ns
+}
+
+/// Field 22 (starttime, in clock ticks) of a /proc/PID/stat text; the command
+/// name in parentheses may hold spaces and parentheses, so fields count from
+/// the last ')'.
+fn stat_start_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 fn proc_unit(proc_root: &Path, tgid: u32) -> Option<String> {
     let text = fs::read_to_string(proc_root.join(tgid.to_string()).join("cgroup")).ok()?;
     unit_of(&proc_cgroup_path(&text)?)
+}
+
+/// When the main system's init started (CLOCK_MONOTONIC ns), from systemd's
+/// own record: an event before it happened in the initramfs. None without
+/// systemd, or when systemd ran in the initramfs too (then its start is not
+/// the initramfs's end).
+pub fn initramfs_end_ns() -> Option<u64> {
+    let out = std::process::Command::new("systemctl")
+        .args(["show", "--property=UserspaceTimestampMonotonic", "--property=InitRDTimestampMonotonic"])
+        .output()
+        .ok()?;
+    initramfs_end_from_show(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The boundary from `systemctl show` output (microseconds).
+pub fn initramfs_end_from_show(text: &str) -> Option<u64> {
+    let value = |key: &str| -> Option<u64> {
+        text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')?.trim().parse().ok())
+    };
+    if value("InitRDTimestampMonotonic").unwrap_or(0) != 0 {
+        return None;
+    }
+    value("UserspaceTimestampMonotonic").filter(|&us| us > 0).map(|us| us * 1000)
 }
 
 // ---------------------------------------------------------------------------
@@ -247,6 +290,10 @@ pub struct SystemDescriber {
     cgroups: Option<CgroupTree>,
     /// Read on first use: it is large and only requests need it.
     kallsyms: Option<Kallsyms>,
+    /// Events handled long after they happened (the initramfs's, taken over by
+    /// the learner): /proc describes a process only when its start time is the
+    /// kernel's, since by now its pid may be another process of the same name.
+    replaying: bool,
 }
 
 impl SystemDescriber {
@@ -258,7 +305,18 @@ impl SystemDescriber {
 
     /// For tests and other roots: `cgroup_root` None means no cgroup2 is mounted.
     pub fn with_roots(proc_root: PathBuf, cgroup_root: Option<PathBuf>) -> Self {
-        SystemDescriber { proc_root, cgroups: cgroup_root.map(CgroupTree::new), kallsyms: None }
+        SystemDescriber { proc_root, cgroups: cgroup_root.map(CgroupTree::new), kallsyms: None, replaying: false }
+    }
+
+    /// For events from the past (see `replaying`).
+    pub fn replaying(self) -> Self {
+        SystemDescriber { replaying: true, ..self }
+    }
+
+    /// Whether /proc's TGID/PID is the task of the event.
+    fn alive(&self, task: &Task) -> bool {
+        still_there(&self.proc_root, task.tgid, task.pid, &task.comm)
+            && (!self.replaying || task.start_time_ns.is_some_and(|t| started_at(&self.proc_root, task.tgid, task.pid, t)))
     }
 
     fn cgroup_path(&mut self, task: &Task, alive: bool) -> Option<String> {
@@ -279,7 +337,7 @@ impl Default for SystemDescriber {
 
 impl Describe for SystemDescriber {
     fn process(&mut self, task: &Task) -> Process {
-        let alive = still_there(&self.proc_root, task.tgid, task.pid, &task.comm);
+        let alive = self.alive(task);
         // A short-lived unit's cgroup may be gone before the walk finds its id:
         // the kernel's copy of the whole path, read at event time, stands in.
         let cgroup = self.cgroup_path(task, alive).or_else(|| task.cgroup_path.clone());
@@ -300,7 +358,9 @@ impl Describe for SystemDescriber {
     fn parent(&mut self, task: &Task) -> Option<Parent> {
         let ppid = task.ppid?;
         // The kernel gives the parent's tgid; its main thread stands for it.
-        let alive = task.parent_comm.as_deref().is_none_or(|c| still_there(&self.proc_root, ppid, ppid, c));
+        // The kernel gives no start time of the parent: a replayed one is gone.
+        let alive = !self.replaying
+            && task.parent_comm.as_deref().is_none_or(|c| still_there(&self.proc_root, ppid, ppid, c));
         Some(Parent {
             pid: ppid,
             comm: task.parent_comm.clone(),
@@ -325,6 +385,42 @@ impl Describe for SystemDescriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_initramfs_ends_when_the_main_systems_systemd_started() {
+        let show = "InitRDTimestampMonotonic=0\nUserspaceTimestampMonotonic=2113445\n";
+        assert_eq!(initramfs_end_from_show(show), Some(2_113_445_000));
+        // systemd in the initramfs: its start is the initramfs's, no boundary.
+        assert_eq!(initramfs_end_from_show("InitRDTimestampMonotonic=912000\nUserspaceTimestampMonotonic=1\n"), None);
+        assert_eq!(initramfs_end_from_show(""), None);
+    }
+
+    #[test]
+    fn the_start_time_is_read_after_the_last_parenthesis() {
+        let stat = "412 (a) b (c)) S 1 412 412 0 -1 4194560 95 0 0 0 0 0 0 0 20 0 1 0 151 2428928 218 18446744073709551615";
+        assert_eq!(stat_start_ticks(stat), Some(151));
+        assert_eq!(stat_start_ticks("412 (cut"), None);
+    }
+
+    #[test]
+    fn a_replayed_event_trusts_proc_only_for_the_same_process() {
+        let dir = TempDir::new();
+        let task_dir = dir.0.join("7/task/7");
+        std::fs::create_dir_all(&task_dir).unwrap();
+        std::fs::write(task_dir.join("comm"), "modprobe\n").unwrap();
+        std::fs::write(task_dir.join("stat"), "7 (modprobe) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 250 0 0").unwrap();
+        symlink("/usr/bin/kmod", dir.0.join("7/exe")).unwrap();
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        let at = |ns: Option<u64>| Task { pid: 7, tgid: 7, comm: "modprobe".into(), start_time_ns: ns, ..Task::default() };
+        let start = 250 * (1_000_000_000 / hz);
+        let live = || SystemDescriber::with_roots(dir.0.clone(), None);
+        assert_eq!(live().replaying().process(&at(Some(start))).exe.as_deref(), Some("/usr/bin/kmod"));
+        // Same pid and name, started later: another process.
+        assert_eq!(live().replaying().process(&at(Some(start + 5_000_000_000))).exe, None);
+        assert_eq!(live().replaying().process(&at(None)).exe, None);
+        // Live events keep the name check alone.
+        assert_eq!(live().process(&at(Some(start + 5_000_000_000))).exe.as_deref(), Some("/usr/bin/kmod"));
+    }
     use std::os::unix::fs::symlink;
     use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -192,7 +192,14 @@ pub struct Record {
     #[serde(flatten)]
     pub what: What,
     pub process: Process,
+    /// "initramfs" for an event of the initramfs, seen by the probes it started
+    /// (probes/early.rs); absent for the main system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<&'static str>,
 }
+
+/// The stage of an event that happened before the main system's init started.
+pub const INITRAMFS: &str = "initramfs";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -207,6 +207,7 @@ fn modprobe_at_load(module: &str) -> Record {
     let unit = format!("modprobe@{module}.service");
     let loader: Process = process(500, "modprobe", Some("/usr/bin/kmod"), Some(&unit));
     Record {
+        stage: None,
         time: "2026-12-01T10:00:01Z".into(),
         ts_ns: 1,
         what: What::Loaded {

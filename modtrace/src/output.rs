@@ -174,7 +174,7 @@ mod tests {
     }
 
     fn record(what: What, by: Process) -> Record {
-        Record { time: "2026-11-27T21:57:50.080Z".into(), ts_ns: 1, what, process: by }
+        Record { time: "2026-11-27T21:57:50.080Z".into(), ts_ns: 1, what, process: by, stage: None }
     }
 
     #[test]

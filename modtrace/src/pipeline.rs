@@ -61,18 +61,41 @@ pub struct Tracer {
     guard: Option<RingBuf<MapData>>,
     /// Where guard decisions go; None: they are read and dropped.
     pub guard_sink: Option<Box<dyn FnMut(&GuardRecord)>>,
+    /// What the initramfs's probes saw (`start_taking_early`), handed to the
+    /// sink before anything else.
+    early: Vec<Record>,
+    early_losses: crate::probes::Losses,
 }
 
 impl Tracer {
     /// Checks the system, loads and attaches the probes.
     pub fn start() -> anyhow::Result<Tracer> {
+        Self::start_with(false)
+    }
+
+    /// As `start`, and takes over what probes pinned by the initramfs saw
+    /// (probes/early.rs): the learner's start.
+    pub fn start_taking_early() -> anyhow::Result<Tracer> {
+        Self::start_with(true)
+    }
+
+    fn start_with(take_early: bool) -> anyhow::Result<Tracer> {
+        // Read first: nothing may fail once the early probes are taken over.
+        let index = KmodIndex::running().context("reading the running kernel's module index")?;
         let mut probes = Probes::attach()?;
         let rings = probes.take_rings()?;
-        let index = KmodIndex::running().context("reading the running kernel's module index")?;
+        // Every probe of ours is attached from here on: the early ones' events
+        // before this instant are theirs to give, later ones are ours.
+        let cut_ns = monotonic_ns();
+        let taken = if take_early { crate::probes::early::take(cut_ns) } else { None };
         let uevents = UeventSocket::open()
             .map_err(|e| probes.notes.push(format!("no uevent socket ({e}): udev loads will not name their device")))
             .ok();
         let mut correlator = Correlator::new(index).with_helper_program(&helper_program());
+        let (early, early_losses) = match taken {
+            Some(t) => replay_early(t, &mut correlator, &mut probes.notes),
+            None => (Vec::new(), Default::default()),
+        };
         // Read after attaching: a module loaded meanwhile is both here and in a
         // ring, and a request for it is satisfied, not left pending.
         match read_proc_modules(Path::new("/proc/modules")) {
@@ -80,7 +103,17 @@ impl Tracer {
             Err(e) => probes.notes.push(format!("cannot read /proc/modules ({e}): requests for modules loaded before tracing wait for a helper until they expire")),
         }
         let guard = crate::guard::kernel::is_pinned().then(|| crate::guard::kernel::ring("GUARD_TRACE").ok()).flatten();
-        let mut tracer = Tracer { probes, rings, correlator, describer: SystemDescriber::new(), uevents, guard, guard_sink: None };
+        let mut tracer = Tracer {
+            probes,
+            rings,
+            correlator,
+            describer: SystemDescriber::new(),
+            uevents,
+            guard,
+            guard_sink: None,
+            early,
+            early_losses,
+        };
         // Decisions taken before this trace began are not its to show.
         if let Some(ring) = tracer.guard.as_mut() {
             while ring.next().is_some() {}
@@ -93,15 +126,20 @@ impl Tracer {
     pub fn run(mut self, opts: &Options, sink: &mut dyn FnMut(Option<&Record>)) -> anyhow::Result<Summary> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         sink(None);
+        let early = std::mem::take(&mut self.early);
+        for record in &early {
+            sink(Some(record));
+        }
         let mut summary = runtime.block_on(self.event_loop(opts, sink))?;
-        let kernel = self.probes.losses();
+        summary.records += early.len() as u64;
+        let (kernel, before) = (self.probes.losses(), self.early_losses);
         let d = &mut summary.drops;
-        d.ring_requests = kernel.requests;
-        d.ring_loads = kernel.loads;
-        d.ring_failures = kernel.failures;
-        d.unreadable_aliases = kernel.request_names;
-        d.unreadable_module_names = kernel.module_names;
-        d.results_without_call = kernel.exits_without_entry;
+        d.ring_requests = kernel.requests + before.requests;
+        d.ring_loads = kernel.loads + before.loads;
+        d.ring_failures = kernel.failures + before.failures;
+        d.unreadable_aliases = kernel.request_names + before.request_names;
+        d.unreadable_module_names = kernel.module_names + before.module_names;
+        d.results_without_call = kernel.exits_without_entry + before.exits_without_entry;
         d.evicted_requests = self.correlator.evicted();
         summary.folded_pending = kernel.folded_pending;
         Ok(summary)
@@ -182,6 +220,41 @@ impl Tracer {
             self.correlator.device_event(monotonic_ns(), ev);
         }
     }
+}
+
+/// The early probes' events as records, in time order: described from the
+/// kernel's facts (their processes are long gone or replaced), those before
+/// the main system's init marked as the initramfs's.
+fn replay_early(
+    taken: crate::probes::early::Taken,
+    correlator: &mut Correlator<KmodIndex>,
+    notes: &mut Vec<String>,
+) -> (Vec<Record>, crate::probes::Losses) {
+    if !taken.foreign.is_empty() {
+        notes.push(format!(
+            "the initramfs started another modtrace build's probes ({}): released unread; run update-initramfs -u so the next boot is learned from its start",
+            taken.foreign.join(", ")
+        ));
+    }
+    let end = crate::attribute::initramfs_end_ns();
+    let mut describer = SystemDescriber::new().replaying();
+    let records: Vec<Record> = taken
+        .events
+        .into_iter()
+        .map(|ev| {
+            let in_initramfs = end.is_some_and(|end| ev.ts_ns < end);
+            Record { stage: in_initramfs.then_some(crate::event::INITRAMFS), ..correlator.handle(ev, &mut describer) }
+        })
+        .collect();
+    if !records.is_empty() || taken.undecodable > 0 {
+        notes.push(format!(
+            "took over {} events from the probes the initramfs started ({} of them in the initramfs{})",
+            records.len(),
+            records.iter().filter(|r| r.stage.is_some()).count(),
+            if taken.undecodable > 0 { format!(", {} undecodable", taken.undecodable) } else { String::new() }
+        ));
+    }
+    (records, taken.losses)
 }
 
 /// kernel.modprobe: the program the kernel's helper runs.

@@ -205,6 +205,10 @@ impl Cause {
             Some(n) => format!("{via} (for {n})"),
             None => via,
         };
+        let via = match &t.stage {
+            Some(stage) => format!("{via} in the {stage}"),
+            None => via,
+        };
         let (unit, scope, uid) = at;
         let trust = trust::of_trigger(t);
         Cause {
@@ -894,6 +898,21 @@ mod tests {
             "{}",
             lines[0]
         );
+    }
+
+    #[test]
+    fn a_load_of_the_initramfs_says_so() {
+        let mut p = example_profile();
+        let ext4 = p.modules.iter_mut().find(|m| m.name == "ext4").unwrap();
+        let mut t = crate::profile::Trigger::new(crate::profile::TriggerKind::Explicit);
+        t.loader = Some(crate::profile::testutil::udevd_loader());
+        t.loader.as_mut().unwrap().comm = "insmod".into();
+        t.stage = Some("initramfs".into());
+        t.count = 1;
+        ext4.triggers = vec![t];
+        let text = render(&p, Format::Table, GroupBy::Module);
+        let row = text.lines().find(|l| l.starts_with("ext4 ")).unwrap_or_else(|| panic!("{text}"));
+        assert!(row.contains("explicit in the initramfs") && row.contains("insmod"), "{row}");
     }
 
     #[test]

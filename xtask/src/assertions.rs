@@ -100,6 +100,9 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("guard_stop_restores_loading", guard::stop_restores_loading),
     ("guard_log_carries_the_refusals", guard::log_carries_the_refusals),
     ("guard_cost_of_a_decision_measured", guard::cost_of_a_decision_measured),
+    // learning from early boot (tests/guest/early.sh)
+    ("early_probes_pinned_and_taken_over", early::probes_pinned_and_taken_over),
+    ("early_loads_learned_with_causes", early::loads_learned_with_causes),
 ];
 
 pub fn check_all(output: &GuestOutput, compressed: bool) -> Vec<Check> {
@@ -437,6 +440,7 @@ fn expect_empty(r: &Value, pointer: &str) -> Result<(), String> {
     }
 }
 
+mod early;
 mod flood;
 mod guard;
 mod learn;

@@ -28,6 +28,9 @@ const LEARN_UNIT: &str = "/lib/systemd/system/modtrace-learn.service";
 const GUARD_UNIT: &str = "/lib/systemd/system/modtrace-guard.service";
 const KERNEL_HOOK: &str = "/etc/kernel/postinst.d/modtrace";
 const MAN_DIR: &str = "/usr/share/man/man8";
+const INITRAMFS_HOOK: &str = "/usr/share/initramfs-tools/hooks/modtrace";
+/// The initramfs's script that starts the probes; the system test's initramfs runs it too.
+pub const INITRAMFS_SCRIPT: &str = "/usr/share/initramfs-tools/scripts/init-top/modtrace";
 
 /// Every file the package must have, with its mode as `dpkg-deb -c` shows it.
 const EXPECTED_FILES: &[(&str, &str)] = &[
@@ -46,6 +49,9 @@ const EXPECTED_FILES: &[(&str, &str)] = &[
     // Orders early units after the learner while modtrace-learn.service is enabled.
     ("/lib/systemd/system-generators/modtrace-learn-generator", "-rwxr-xr-x"),
     ("/usr/share/doc/modtrace/changelog.Debian.gz", "-rw-r--r--"),
+    // Learning from the initramfs on (while modtrace-learn.service is enabled).
+    (INITRAMFS_HOOK, "-rwxr-xr-x"),
+    (INITRAMFS_SCRIPT, "-rwxr-xr-x"),
 ];
 
 pub fn run(check_it: bool) -> Result<()> {

@@ -16,12 +16,14 @@ drwxr-xr-x 0/0               0 2026-11-27 00:00 ./usr/
 -rw-r--r-- 0/0             156 2026-11-27 00:00 ./usr/share/doc/modtrace/copyright
 -rw-r--r-- 0/0             310 2026-11-27 00:00 ./usr/share/doc/modtrace/changelog.Debian.gz
 -rwxr-xr-x 0/0            3100 2026-11-27 00:00 ./lib/systemd/system-generators/modtrace-learn-generator
+-rwxr-xr-x 0/0             900 2026-11-27 00:00 ./usr/share/initramfs-tools/hooks/modtrace
+-rwxr-xr-x 0/0            1100 2026-11-27 00:00 ./usr/share/initramfs-tools/scripts/init-top/modtrace
 ";
 
 #[test]
 fn contents_parse_into_absolute_paths() {
     let entries = parse_contents(LISTING).unwrap();
-    assert_eq!(entries.len(), 15);
+    assert_eq!(entries.len(), 17);
     assert_eq!(entries[0].path, "/usr");
     assert_eq!(
         entries[1],

@@ -52,8 +52,8 @@ pub fn run() -> Result<()> {
     };
     let disk = work.join("root.img");
     image::build(&kernel, &package, &built.guest_tool, &contents, &root, &disk)?;
+    let initrd = initrd::build(&kernel, &work, &root)?;
     fs::remove_dir_all(&root)?;
-    let initrd = initrd::build(&kernel, &work)?;
     println!(
         "demo: ready after {:.0} s; booting Debian {SUITE} (kernel {}) under QEMU, software-emulated: ~2 minutes",
         start.elapsed().as_secs_f64(),

@@ -41,7 +41,9 @@ pub fn build(kernel: &Kernel, programs: &Programs, work: &Path) -> Result<PathBu
     install_program(&root, programs.modtrace, "bin/modtrace")?;
     install_program(&root, programs.guest_tool, "bin/modtrace-guest")?;
     files::install(&paths::workspace().join("tests/guest/init"), &root.join("init"), 0o755)?;
-    files::install(&paths::workspace().join("tests/guest/guard.sh"), &root.join("guard.sh"), 0o755)?;
+    for script in ["guard.sh", "early.sh"] {
+        files::install(&paths::workspace().join("tests/guest").join(script), &root.join(script), 0o755)?;
+    }
     fs::write(root.join("etc/scenario.env"), scenario::env_file())?;
     install_modules(kernel, &root)?;
     install_loose_modules(kernel, &root)?;

@@ -88,9 +88,10 @@ pub const AUDIT_UNSET: u64 = u32::MAX as u64;
 
 // ---- a flood of distinct requests from many processes, and real loads in it ----
 
-/// For this long, PARALLEL new processes at a time each request BATCH file
-/// system types never requested before (fs-PREFIXn): nothing folds.
-pub const DISTINCT_FLOOD_SECS: u32 = 1;
+/// Until the real loads in it are done (for this long at most), PARALLEL new
+/// processes at a time each request BATCH file system types never requested
+/// before (fs-PREFIXn): nothing folds.
+pub const DISTINCT_FLOOD_SECS: u32 = 60;
 pub const DISTINCT_FLOOD_BATCH: u32 = 10;
 pub const DISTINCT_FLOOD_PARALLEL: u32 = 4;
 pub const DISTINCT_FLOOD_PREFIX: &str = "mtflood";
@@ -118,8 +119,19 @@ pub const GENERATED_DIR: &str = "/tmp/generated";
 pub const ACCEPTED_PROFILE: &str = "/tmp/accepted.json";
 pub const ACCEPTED_GENERATED_DIR: &str = "/tmp/generated-accepted";
 
+// ---- learning from early boot (tests/guest/early.sh) ----
+
+/// modprobe'd while only the probes `modtrace learn --early` pinned run.
+pub const EARLY_MODULE: &str = "tcp_veno";
+/// `ip link add ... type ifb` meanwhile: the kernel requests rtnl-link-ifb.
+pub const EARLY_ALIAS: &str = "rtnl-link-ifb";
+pub const EARLY_REQUEST_MODULE: &str = "ifb";
+pub const EARLY_PROFILE: &str = "/tmp/early.json";
+/// The pin directory of another build (a stale initramfs): released unread.
+pub const EARLY_FOREIGN: &str = "0000000000000000";
+
 /// Modules whose files (and dependencies) the guest's modprobe can find.
-pub const MODPROBE_MODULES: [&str; 15] = [
+pub const MODPROBE_MODULES: [&str; 17] = [
     EXPLICIT_MODULE,
     BINFMT_MODULE,
     CHAIN[0],
@@ -135,6 +147,8 @@ pub const MODPROBE_MODULES: [&str; 15] = [
     SITE_DISABLED_MODULE,
     DISTINCT_FLOOD_AUTOLOAD_MODULE,
     DISTINCT_FLOOD_EXPLICIT_MODULE,
+    EARLY_MODULE,
+    EARLY_REQUEST_MODULE,
 ];
 /// Modules copied uncompressed to /opt/ko for insmod and init_module.
 pub const LOOSE_MODULES: [&str; 2] = [INSMOD_MODULE, INIT_MODULE_MODULE];
@@ -204,7 +218,11 @@ pub fn env_file() -> String {
          DISTINCT_FLOOD_PARALLEL={DISTINCT_FLOOD_PARALLEL}\n\
          DISTINCT_FLOOD_PREFIX={DISTINCT_FLOOD_PREFIX}\n\
          DISTINCT_FLOOD_SOCKET_FAMILY={DISTINCT_FLOOD_SOCKET_FAMILY}\n\
-         DISTINCT_FLOOD_EXPLICIT_MODULE={DISTINCT_FLOOD_EXPLICIT_MODULE}\n"
+         DISTINCT_FLOOD_EXPLICIT_MODULE={DISTINCT_FLOOD_EXPLICIT_MODULE}\n\
+         EARLY_MODULE={EARLY_MODULE}\n\
+         EARLY_REQUEST_MODULE={EARLY_REQUEST_MODULE}\n\
+         EARLY_PROFILE={EARLY_PROFILE}\n\
+         EARLY_FOREIGN={EARLY_FOREIGN}\n"
     )
 }
 
@@ -224,6 +242,8 @@ pub mod section {
     pub const GENERATED_LIST: &str = "generated-modules-load.conf";
     pub const ACCEPTED_FILES: &str = "accepted-files";
     pub const ACCEPTED_LIST: &str = "accepted-modules-load.conf";
+    /// The profile of the learner that took the early probes over.
+    pub const EARLY_PROFILE: &str = "early.json";
 }
 
 /// Names of the commands tests/guest/init captures: `NAME.stdout`,
@@ -251,4 +271,9 @@ pub mod captured {
     pub const SPAM_FAILED_LOADS: &str = "spam-failed-loads";
     pub const SPAM_REQUESTS: &str = "spam-requests";
     pub const SPAM_DISTINCT_REQUESTS: &str = "spam-distinct-requests";
+    /// tests/guest/early.sh: `learn --early`, the learner that takes its probes
+    /// over, and whether /sys/fs/bpf/modtrace/early was gone afterwards (0).
+    pub const EARLY_PIN: &str = "early-pin";
+    pub const EARLY_LEARN: &str = "early-learn";
+    pub const EARLY_RELEASED: &str = "early-released";
 }

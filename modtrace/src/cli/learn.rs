@@ -45,6 +45,12 @@ pub struct Args {
     /// No progress display (the final line saying where the profile is still prints).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Attach the probes, leave them pinned under /sys/fs/bpf/modtrace/early and
+    /// exit: the initramfs runs this (packaging/initramfs-tools) so that loads
+    /// are traced from its first one on; the next `modtrace learn` (the main
+    /// system's modtrace-learn.service) takes over what they saw.
+    #[arg(long, conflicts_with_all = ["duration", "fresh", "out"])]
+    pub early: bool,
     /// Save a checkpoint at most this often while something changes (tests use 1s).
     #[arg(long, hide = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub checkpoint_every: Duration,
@@ -106,6 +112,9 @@ pub struct Outcome {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.early {
+        return pin_early();
+    }
     let progress = if args.quiet {
         Progress::Quiet
     } else if std::io::stderr().is_terminal() {
@@ -131,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let duration = plan.duration;
     let checkpoint_every = plan.checkpoint_every.max(std::time::Duration::from_millis(100));
     let outcome = learn(&plan, &index, |sink| {
-        let tracer = Tracer::start()?;
+        let tracer = Tracer::start_taking_early()?;
         let probes = &tracer.probes;
         eprintln!("modtrace: attached {} programs in {} ms; learning", probes.attached, probes.attach_ms);
         for note in &tracer.probes.notes {
@@ -160,6 +169,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             d.describe()
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pin_early() -> anyhow::Result<ExitCode> {
+    crate::probes::preflight::require_modules()?;
+    let mut probes = crate::probes::Probes::attach()?;
+    let dir = crate::probes::early::pin(&mut probes)?;
+    eprintln!(
+        "modtrace: tracing from early boot: {} probes attached in {} ms and pinned under {}; the next modtrace learn takes them over",
+        probes.attached,
+        probes.attach_ms,
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

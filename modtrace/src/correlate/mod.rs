@@ -86,7 +86,12 @@ pub enum Helper {
 /// process whose parent is a kernel thread (a kworker, or kthreadd for
 /// request_module_nowait). Without the parent's flags only the name can rule it
 /// out: the kernel's helper runs kernel.modprobe, so its comm is that file's name.
+/// PID 1 is a child of the idle task, a kernel thread, yet never the helper: its
+/// own loads (systemd's at start-up, seen by the initramfs's probes) are explicit.
 pub fn helper_kind(task: &Task, helper_comm: &str) -> Helper {
+    if task.tgid == 1 {
+        return Helper::No;
+    }
     match task.parent_is_kthread {
         Some(true) if task.is_kthread != Some(true) => Helper::Yes,
         Some(_) => Helper::No,
@@ -196,7 +201,7 @@ impl<I: ModuleIndex> Correlator<I> {
                 What::Unloaded { module }
             }
         };
-        Record { time: describe.wall_time(event.ts_ns), ts_ns: event.ts_ns, what, process }
+        Record { time: describe.wall_time(event.ts_ns), ts_ns: event.ts_ns, what, process, stage: None }
     }
 
     fn helper(&self, task: &Task) -> Helper {

@@ -559,16 +559,18 @@ fn unloaded_is_plain_and_records_serialize() {
 #[test]
 fn helper_and_udev_detection() {
     let kinds = |t: &Task| helper_kind(t, "modprobe");
-    assert_eq!(kinds(&helper(1)), Helper::Yes);
-    assert_eq!(kinds(&task(1, "modprobe", 2, "kthreadd", 0)), Helper::Yes);
-    assert_eq!(kinds(&task(1, "modprobe", 350, "bash", 0)), Helper::No);
+    assert_eq!(kinds(&helper(7)), Helper::Yes);
+    assert_eq!(kinds(&task(7, "modprobe", 2, "kthreadd", 0)), Helper::Yes);
+    assert_eq!(kinds(&task(7, "modprobe", 350, "bash", 0)), Helper::No);
     // The kernel's word counts, not the parent's name.
     let renamed = Task { parent_is_kthread: Some(false), ..task(1, "modprobe", 2, "kworker/0:1", 0) };
     assert_eq!(kinds(&renamed), Helper::No);
     // A kernel thread itself is never the helper.
-    assert_eq!(kinds(&Task { is_kthread: Some(true), ..helper(1) }), Helper::No);
+    assert_eq!(kinds(&Task { is_kthread: Some(true), ..helper(7) }), Helper::No);
+    // Nor is PID 1, whose parent is the idle task (a kernel thread).
+    assert_eq!(kinds(&Task { parent_is_kthread: Some(true), ..task(1, "systemd", 0, "swapper/0", 0) }), Helper::No);
     // No BTF: the parent is unknown, and only another program's name rules it out.
-    let no_btf = |comm: &str| Task { ppid: None, parent_comm: None, parent_is_kthread: None, ..task(1, comm, 0, "", 0) };
+    let no_btf = |comm: &str| Task { ppid: None, parent_comm: None, parent_is_kthread: None, ..task(7, comm, 0, "", 0) };
     assert_eq!(kinds(&no_btf("modprobe")), Helper::Unknown);
     assert_eq!(kinds(&no_btf("insmod")), Helper::No);
     assert!(is_udev(&task(1, "systemd-udevd", 1, "systemd", 0)));

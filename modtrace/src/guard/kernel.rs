@@ -81,12 +81,7 @@ pub fn check_lsm_list(text: &str) -> Result<(), GuardError> {
 }
 
 fn check_bpffs(path: &Path) -> Result<(), GuardError> {
-    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in a fixed path");
-    // SAFETY: a valid C string and a zeroed statfs to fill.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    if rc != 0 || st.f_type as i64 != BPF_FS_MAGIC {
+    if !preflight::is_bpffs(path) {
         return Err(GuardError::NoBpffs(path.display().to_string()));
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Loading and attaching the eBPF programs: the kernel end of the data flow.
 
 pub mod btf;
+pub mod early;
 pub mod preflight;
 pub mod tracefs;
 
@@ -9,7 +10,7 @@ use std::{path::Path, time::Instant};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{TracePoint, trace_point::TracePointLinkId},
 };
 use modtrace_common::{RepeatState, RequestKey, TaskOffsets, drop, ring};
 use thiserror::Error;
@@ -43,8 +44,8 @@ pub enum ProbeError {
 /// Programs and the tracepoints they attach to: (program, group, event).
 type Attachments = &'static [(&'static str, &'static str, &'static str)];
 
-/// The module events. module_load is attached before the load calls' exits, so
-/// a call that links its module once those are attached is seen linking it.
+/// The module events, attached before the load calls' exits: a call whose exit
+/// is traced and whose module links is then known to have linked it.
 const MODULE_EVENTS: Attachments = &[
     ("module_request", "module", "module_request"),
     ("module_load", "module", "module_load"),
@@ -69,6 +70,8 @@ const LOAD_ENTRIES_AND_EXITS: Attachments = &[
 /// Attached probes. Dropping it detaches them.
 pub struct Probes {
     ebpf: Ebpf,
+    /// Each attachment's program and link (early.rs pins them).
+    links: Vec<(&'static str, TracePointLinkId)>,
     pub system: System,
     pub attached: usize,
     pub attach_ms: u128,
@@ -122,13 +125,15 @@ impl Probes {
             load_program(&mut ebpf, prog)?;
         }
         clock.done("verify");
-        let attached = attach_all(&mut ebpf, MODULE_EVENTS)? + attach_all(&mut ebpf, load_calls)?;
+        let mut links = attach_all(&mut ebpf, MODULE_EVENTS)?;
+        links.extend(attach_all(&mut ebpf, load_calls)?);
+        let attached = links.len();
         clock.done("attach");
         if system.modules_disabled {
             notes.push("kernel.modules_disabled is 1: no module can load until reboot; denied attempts still show".into());
         }
         let attach_ms = started.elapsed().as_millis();
-        Ok(Probes { ebpf, system, attached, attach_ms, phases: clock.phases, notes })
+        Ok(Probes { ebpf, links, system, attached, attach_ms, phases: clock.phases, notes })
     }
 
     pub fn take_rings(&mut self) -> Result<Rings, ProbeError> {
@@ -142,19 +147,10 @@ impl Probes {
 
     /// Reads the drop counters and the repeats still held in the fold maps.
     pub fn losses(&self) -> Losses {
-        let drops = |slot: u32| -> u64 {
-            let Some(map) = self.ebpf.map("DROPS") else { return 0 };
-            let Ok(array) = PerCpuArray::<_, u64>::try_from(map) else { return 0 };
-            array.get(&slot, 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0)
-        };
+        let drops = self.ebpf.map("DROPS").and_then(|m| PerCpuArray::<_, u64>::try_from(m).ok());
         Losses {
-            requests: drops(ring::REQUESTS),
-            loads: drops(ring::LOADS),
-            failures: drops(ring::FAILURES),
-            request_names: drops(drop::REQUEST_NAME_UNREAD),
-            module_names: drops(drop::MODULE_NAME_UNREAD),
-            exits_without_entry: drops(drop::EXIT_WITHOUT_ENTRY),
             folded_pending: self.folded::<u32>("FAIL_REPEATS") + self.folded::<RequestKey>("REQUEST_REPEATS"),
+            ..drops.map(|d| Losses::counted(&d)).unwrap_or_default()
         }
     }
 
@@ -162,6 +158,22 @@ impl Probes {
         let Some(map) = self.ebpf.map(name) else { return 0 };
         let Ok(map) = HashMap::<_, K, RepeatState>::try_from(map) else { return 0 };
         map.iter().filter_map(Result::ok).map(|(_, state)| u64::from(state.folded)).sum()
+    }
+}
+
+impl Losses {
+    /// The counts of a DROPS map (the fold maps are not in it).
+    fn counted<T: std::borrow::Borrow<MapData>>(drops: &PerCpuArray<T, u64>) -> Losses {
+        let drops = |slot: u32| -> u64 { drops.get(&slot, 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0) };
+        Losses {
+            requests: drops(ring::REQUESTS),
+            loads: drops(ring::LOADS),
+            failures: drops(ring::FAILURES),
+            request_names: drops(drop::REQUEST_NAME_UNREAD),
+            module_names: drops(drop::MODULE_NAME_UNREAD),
+            exits_without_entry: drops(drop::EXIT_WITHOUT_ENTRY),
+            folded_pending: 0,
+        }
     }
 }
 
@@ -203,8 +215,13 @@ fn task_offsets(kernel_btf: &btf_rs::Btf, notes: &mut Vec<String>) -> TaskOffset
     })
 }
 
+/// The eBPF object built from modtrace-ebpf.
+fn object() -> &'static [u8] {
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/modtrace-probes"))
+}
+
 fn load(offsets: TaskOffsets) -> Result<Ebpf, ProbeError> {
-    let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/modtrace-probes"));
+    let object = object();
     let self_tgid = std::process::id();
     EbpfLoader::new()
         // The programs use no CO-RE relocations (offsets come from `btf`), so
@@ -247,10 +264,13 @@ fn load_program(ebpf: &mut Ebpf, prog: &str) -> Result<(), ProbeError> {
     program.load().map_err(|e| ProbeError::Load(format!("{prog}: {e:#}")))
 }
 
-fn attach_all(ebpf: &mut Ebpf, attachments: Attachments) -> Result<usize, ProbeError> {
+/// Attaches loaded programs; returns each attachment's link, by program.
+fn attach_all(ebpf: &mut Ebpf, attachments: Attachments) -> Result<Vec<(&'static str, TracePointLinkId)>, ProbeError> {
+    let mut links = Vec::new();
     for (prog, group, event) in attachments {
         let program = tracepoint(ebpf, prog)?;
-        program.attach(group, event).map_err(|e| ProbeError::Attach(format!("{group}:{event}"), format!("{e:#}")))?;
+        let id = program.attach(group, event).map_err(|e| ProbeError::Attach(format!("{group}:{event}"), format!("{e:#}")))?;
+        links.push((*prog, id));
     }
-    Ok(attachments.len())
+    Ok(links)
 }

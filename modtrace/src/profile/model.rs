@@ -173,6 +173,10 @@ pub struct Trigger {
     /// units that want it). See onbehalf.rs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// "initramfs": the load happened in the initramfs, before the main
+    /// system's init, and was seen by the probes the initramfs started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
     /// Preloaded: the configuration that loads it at boot, or "before learning".
     /// Unknown: why no cause could be told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -425,6 +429,7 @@ impl Trigger {
             loader: None,
             device: None,
             via: None,
+            stage: None,
             reason: None,
             count: 0,
             extra: Extra::new(),
@@ -450,6 +455,7 @@ impl Trigger {
             && opt_eq(&self.device, &other.device, |a, b| a.modalias == b.modalias && a.devpath == b.devpath)
             && self.reason == other.reason
             && self.via == other.via
+            && self.stage == other.stage
     }
 }
 

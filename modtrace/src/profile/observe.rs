@@ -81,7 +81,7 @@ impl Profile {
     fn retract_loaded(&mut self, rec: &Record) {
         let What::Loaded { module, cause, .. } = &rec.what else { return };
         let name = normalize(module);
-        let trigger = trigger_of(&name, cause, &rec.process);
+        let trigger = trigger_of(&name, cause, rec);
         let Ok(i) = self.modules.binary_search_by(|m| m.name.as_str().cmp(&name)) else { return };
         let m = &mut self.modules[i];
         m.count = m.count.saturating_sub(1);
@@ -98,7 +98,7 @@ impl Profile {
         match &rec.what {
             What::Loaded { module, taints, cause } => {
                 let name = normalize(module);
-                let trigger = trigger_of(&name, cause, &rec.process);
+                let trigger = trigger_of(&name, cause, rec);
                 if let Cause::Request { alias, module: Some(m), .. } = cause {
                     if normalize(m) == name {
                         let req = self.request_mut(alias, &rec.time);
@@ -345,7 +345,11 @@ fn needing_module(this: &str, alias_module: Option<&String>, needed_by: &[String
     Some(names.join(","))
 }
 
-fn trigger_of(module: &str, cause: &Cause, process: &Process) -> Trigger {
+fn trigger_of(module: &str, cause: &Cause, rec: &Record) -> Trigger {
+    Trigger { stage: rec.stage.map(str::to_string), ..cause_trigger(module, cause, &rec.process) }
+}
+
+fn cause_trigger(module: &str, cause: &Cause, process: &Process) -> Trigger {
     match cause {
         Cause::Request { alias, requester, module: alias_module, needed_by, also_requested_by } => {
             let mut t = Trigger::new(TriggerKind::Request);

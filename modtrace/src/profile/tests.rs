@@ -527,3 +527,19 @@ fn pid1_s_own_insertions_are_a_reason() {
     assert_eq!(reasons["autofs4"], format!("/etc/modules-load.d/a.conf; {PID1_INSERTED}"));
     assert_eq!(reasons["dmi_sysfs"], PID1_INSERTED);
 }
+
+#[test]
+fn a_load_seen_in_the_initramfs_keeps_its_stage_and_cause_apart() {
+    let mut p = Profile::new("6.12", "host");
+    let mut early = loaded_explicit("2026-12-01T00:00:01Z", "ext4", 0);
+    early.stage = Some(crate::event::INITRAMFS);
+    p.observe(&early);
+    p.observe(&loaded_explicit("2026-12-01T00:00:09Z", "ext4", 0));
+    let triggers = &module(&p, "ext4").triggers;
+    assert_eq!(triggers.len(), 2, "{triggers:?}");
+    assert_eq!(triggers.iter().filter(|t| t.stage.as_deref() == Some("initramfs")).count(), 1);
+    let text = serde_json::to_string(&p).unwrap();
+    assert_eq!(text.matches("\"stage\":\"initramfs\"").count(), 1, "{text}");
+    let back: Profile = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.modules, p.modules);
+}

@@ -94,6 +94,7 @@ pub fn modprobe(pid: u32) -> Process {
 
 pub fn request(time: &str, who: Process, alias: &str, resolves_to: &[&str]) -> Record {
     Record {
+        stage: None,
         time: time.to_string(),
         ts_ns: 0,
         what: What::Request {
@@ -117,6 +118,7 @@ pub fn loaded_for_request(
     needed_by: &[&str],
 ) -> Record {
     Record {
+        stage: None,
         time: time.to_string(),
         ts_ns: 0,
         what: What::Loaded {
@@ -147,6 +149,7 @@ pub fn appletalk_sequence(time: &str, requester: Process) -> Vec<Record> {
 pub fn loaded_udev(time: &str, module: &str) -> Record {
     let udevd = process(300, "systemd-udevd", Some("/usr/lib/systemd/systemd-udevd"), Some("systemd-udevd.service"));
     Record {
+        stage: None,
         time: time.to_string(),
         ts_ns: 0,
         what: What::Loaded {
@@ -161,6 +164,7 @@ pub fn loaded_udev(time: &str, module: &str) -> Record {
 pub fn loaded_explicit(time: &str, module: &str, taints: u32) -> Record {
     let loader = process(700, "modprobe", Some("/usr/bin/kmod"), Some("session-2.scope"));
     Record {
+        stage: None,
         time: time.to_string(),
         ts_ns: 0,
         what: What::Loaded {
@@ -183,6 +187,7 @@ pub fn loaded_explicit(time: &str, module: &str, taints: u32) -> Record {
 
 pub fn failed_load(time: &str, alias: &str, module: &str, ret: i64, error: &str, repeats: u32) -> Record {
     Record {
+        stage: None,
         time: time.to_string(),
         ts_ns: 0,
         what: What::Load {

@@ -56,11 +56,13 @@ enum Action {
         #[arg(required = true, trailing_var_arg = true)]
         command: Vec<OsString>,
     },
-    /// For SECONDS, starts PARALLEL new processes at a time, each asking the
-    /// kernel for BATCH file system types no one has ever asked for (mount(2) of
-    /// PREFIX0, PREFIX1, ...: each a distinct fs-PREFIXn request, so nothing
-    /// folds); prints `pid=P processes=N attempts=A failed=F`.
-    SpamDistinctRequests { seconds: u64, batch: u32, parallel: u32, prefix: String },
+    /// For SECONDS at most, or until the file STOP exists, starts PARALLEL new
+    /// processes at a time, each asking the kernel for BATCH file system types
+    /// no one has ever asked for (mount(2) of PREFIX0, PREFIX1, ...: each a
+    /// distinct fs-PREFIXn request, so nothing folds); says `flooding` on
+    /// stderr once the first request returned, and prints
+    /// `pid=P processes=N attempts=A failed=F` at the end.
+    SpamDistinctRequests { seconds: u64, batch: u32, parallel: u32, prefix: String, stop: Option<PathBuf> },
     /// One process of spam-distinct-requests: mount(2) of PREFIXn for n in
     /// FIRST..FIRST+COUNT, each of which must fail with ENODEV.
     #[command(hide = true)]
@@ -89,8 +91,8 @@ fn main() -> ExitCode {
         Action::SpamFailedLoads { seconds } => spam_failed_loads(Duration::from_secs(seconds)),
         Action::SpamRequests { seconds } => spam_requests(Duration::from_secs(seconds)),
         Action::AsUser { uid, command } => as_user(uid, &command),
-        Action::SpamDistinctRequests { seconds, batch, parallel, prefix } => {
-            spam_distinct_requests(Duration::from_secs(seconds), batch, parallel, &prefix)
+        Action::SpamDistinctRequests { seconds, batch, parallel, prefix, stop } => {
+            spam_distinct_requests(Duration::from_secs(seconds), batch, parallel, &prefix, stop.as_deref())
         }
         Action::RequestBatch { prefix, first, count } => request_batch(&prefix, first, count),
         Action::FinitLoop { file, count } => finit_loop(&file, count),
@@ -233,11 +235,11 @@ fn as_user(uid: u32, command: &[OsString]) -> io::Result<()> {
     Err(Command::new(&command[0]).args(&command[1..]).exec())
 }
 
-fn spam_distinct_requests(length: Duration, batch: u32, parallel: u32, prefix: &str) -> io::Result<()> {
+fn spam_distinct_requests(length: Duration, batch: u32, parallel: u32, prefix: &str, stop: Option<&Path>) -> io::Result<()> {
     let start = Instant::now();
     let me = std::env::current_exe()?;
     let (mut processes, mut attempts, mut failed, mut next) = (0u64, 0u64, 0u64, 0u64);
-    while start.elapsed() < length {
+    while start.elapsed() < length && !stop.is_some_and(Path::exists) {
         let mut children = Vec::new();
         for _ in 0..parallel {
             let child = Command::new(&me)
@@ -267,6 +269,10 @@ fn request_batch(prefix: &str, first: u64, count: u32) -> io::Result<()> {
         let err = io::Error::last_os_error();
         if ret == 0 || err.raw_os_error() != Some(libc::ENODEV) {
             return Err(io::Error::other(format!("mount -t {prefix}{n}: {ret} ({err}), ENODEV expected")));
+        }
+        if n == 0 {
+            // The flood's first request has been made: what comes next is inside it.
+            eprintln!("spam-distinct-requests: flooding");
         }
     }
     Ok(())

@@ -344,9 +344,41 @@ fn good_sections() -> BTreeMap<String, String> {
     codes.push('\n');
     codes.push_str(GUARD_EXIT_CODES);
     codes.push_str(TRUST_EXIT_CODES);
+    codes.push_str(EARLY_EXIT_CODES);
+    all.extend(early_sections());
     all.extend(guard_sections());
     all.extend(trust_sections());
     all
+}
+
+// ---- learning from early boot (tests/guest/early.sh) ----
+
+const EARLY_EXIT_CODES: &str = "\nearly-pin 0\nearly-learn 0\nearly-released 0";
+
+fn early_profile() -> Value {
+    let gone = |comm: &str| json!({"comm": comm, "exe": null, "uid": 0, "cgroup": "/", "scope": {"kind": "no_unit"}});
+    let explicit = json!({"kind": "explicit", "loader": gone("modprobe"), "requester": gone("init"), "count": 1});
+    let request = json!({"kind": "request", "alias": sc::EARLY_ALIAS, "requester": gone("ip"), "loader": gone("modprobe"), "count": 1});
+    json!({"schema": "modtrace-profile/2", "modules": [
+        profile_module(sc::EARLY_REQUEST_MODULE, &[], &[], vec![request]),
+        profile_module(sc::EARLY_MODULE, &[], &[], vec![explicit]),
+    ]})
+}
+
+fn early_sections() -> Vec<(String, String)> {
+    let texts = [
+        ("early-pin.stderr", "modtrace: tracing from early boot: 7 probes attached in 812 ms and pinned under /sys/fs/bpf/modtrace/early/8ece491cbe88ea3b; the next modtrace learn takes them over".to_string()),
+        ("early-learn.stderr", format!("modtrace: attached 7 programs in 700 ms; learning\nmodtrace: note: the initramfs started another modtrace build's probes ({}): released unread; run update-initramfs -u so the next boot is learned from its start\nmodtrace: note: took over 6 events from the probes the initramfs started (0 of them in the initramfs)", sc::EARLY_FOREIGN)),
+        (section::EARLY_PROFILE, early_profile().to_string()),
+    ];
+    texts.into_iter().map(|(n, t)| (n.to_string(), t)).collect()
+}
+
+fn edit_early_trigger(r: &mut Run, module: &str, change: impl FnOnce(&mut Value)) {
+    let mut p: Value = serde_json::from_str(r.section(section::EARLY_PROFILE)).unwrap();
+    let m = p["modules"].as_array_mut().unwrap().iter_mut().find(|m| m["name"] == module).unwrap();
+    change(&mut m["triggers"][0]);
+    *r.section(section::EARLY_PROFILE) = p.to_string();
 }
 
 // ---- trust: generate, check and allow on the learned profile ----
@@ -944,6 +976,29 @@ fn every_trust_check_can_fail() {
     expect_failure("trust_allow_lists_the_accepted_module", f, |r| r.set_exit_code(cap::ALLOW, 1));
     expect_failure("trust_allow_lists_the_accepted_module", f, |r| {
         r.section(ACCEPTED_FILES).push_str("\n./etc/systemd/system/lightdm.service.d/modtrace-modules.conf")
+    });
+}
+
+#[test]
+fn every_early_check_can_fail() {
+    expect_failure("early_probes_pinned_and_taken_over", false, |r| {
+        *r.section("exit-codes") = r.section("exit-codes").replace("early-released 0", "early-released 1")
+    });
+    expect_failure("early_probes_pinned_and_taken_over", false, |r| {
+        *r.section("early-learn.stderr") = "modtrace: attached 7 programs in 700 ms; learning".into()
+    });
+    expect_failure("early_probes_pinned_and_taken_over", false, |r| {
+        *r.section("exit-codes") = r.section("exit-codes").replace("early-pin 0", "early-pin 1")
+    });
+    expect_failure("early_loads_learned_with_causes", false, |r| {
+        edit_early_trigger(r, sc::EARLY_MODULE, |t| *t = json!({"kind": "preloaded", "reason": "before learning", "count": 1}))
+    });
+    // A pid reused by another process must not lend its executable.
+    expect_failure("early_loads_learned_with_causes", false, |r| {
+        edit_early_trigger(r, sc::EARLY_REQUEST_MODULE, |t| t["requester"]["exe"] = json!("/usr/bin/python3"))
+    });
+    expect_failure("early_loads_learned_with_causes", false, |r| {
+        edit_early_trigger(r, sc::EARLY_REQUEST_MODULE, |t| t["kind"] = json!("unknown"))
     });
 }
 

@@ -225,6 +225,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("boot1_modules_kept_in_boot2", boot1_modules_kept),
     ("profile_covers_boot1_modules", profile_covers_boot1),
     ("profile_modules_were_loaded_in_boot1", profile_modules_loaded),
+    ("nothing_before_learning", nothing_before_learning),
     ("denied_modprobe_eperm", denied_modprobe),
     ("denied_init_module_eperm", denied_init_module),
     ("denied_request_eperm", denied_request),
@@ -478,6 +479,28 @@ fn profile_covers_boot1(f: &Facts) -> Result<(), String> {
             missing.len(),
             boot1.len()
         ));
+    }
+    Ok(())
+}
+
+/// The probes the initramfs started saw every load of boot 1: no module was
+/// already there, unexplained, when learning started.
+fn nothing_before_learning(f: &Facts) -> Result<(), String> {
+    let profile = f.b1()?.profile()?;
+    let modules = profile.get("modules").and_then(Value::as_array).ok_or("the profile has no modules list")?;
+    let before: Vec<&str> = modules
+        .iter()
+        .filter(|m| {
+            let triggers = m.get("triggers").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+            triggers.iter().any(|t| {
+                t.get("kind").and_then(Value::as_str) == Some("preloaded")
+                    && t.get("reason").and_then(Value::as_str).is_none_or(|r| r == "before learning")
+            })
+        })
+        .filter_map(|m| m.get("name").and_then(Value::as_str))
+        .collect();
+    if !before.is_empty() {
+        return Err(format!("{} modules were loaded before learning, untraced: {before:?}", before.len()));
     }
     Ok(())
 }

@@ -1,26 +1,26 @@
 //! The system test's tiny initramfs: Debian's kernel has virtio_blk and ext4 as
 //! modules, so something must load them before the root file system can be
 //! mounted. Static busybox, those modules (dependencies first) and
-//! tests/system/initramfs-init as /init, packed as a newc cpio.
+//! tests/system/initramfs-init as /init, packed as a newc cpio. Like a Debian
+//! initramfs built while modtrace-learn.service is enabled, it holds the
+//! image's modtrace and the package's init-top script, which /init runs
+//! before its first module load.
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::BufWriter;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cpio::Archive;
 use crate::kernels::{insmod_files, Kernel};
-use crate::{cmd, files, paths};
+use crate::{deb, files, initramfs, paths};
 
-const BUSYBOX: &str = "/bin/busybox";
 /// What the root disk needs, in load order (`modprobe --show-depends` adds the rest).
 const ROOT_DRIVERS: [&str; 5] = ["virtio_pci", "virtio_blk", "crc32c_generic", "crc32c_intel", "ext4"];
 
-/// Stages the initramfs under `work/initramfs` and packs it to `work/initramfs.cpio`.
-pub fn build(kernel: &Kernel, work: &Path) -> Result<PathBuf> {
+/// Stages the initramfs under `work/initramfs` and packs it to `work/initramfs.cpio`;
+/// modtrace comes from the staged system root `system`.
+pub fn build(kernel: &Kernel, work: &Path, system: &Path) -> Result<PathBuf> {
     let root = work.join("initramfs");
     if root.exists() {
         fs::remove_dir_all(&root)?;
@@ -28,13 +28,8 @@ pub fn build(kernel: &Kernel, work: &Path) -> Result<PathBuf> {
     for dir in ["bin", "dev", "etc", "proc", "sys", "newroot", "lib/modules"] {
         fs::create_dir_all(root.join(dir))?;
     }
-    files::install(Path::new(BUSYBOX), &root.join("bin/busybox"), 0o755)?;
-    for applet in cmd::output_of(BUSYBOX, &["--list"])?.lines().map(str::trim) {
-        // A link named busybox would replace the binary with a link to itself.
-        if !applet.is_empty() && applet != "busybox" && !applet.contains('/') {
-            symlink("busybox", root.join("bin").join(applet))?;
-        }
-    }
+    initramfs::install_busybox(&root)?;
+    add_modtrace(system, &root)?;
     let mut list = String::new();
     for file in module_files(kernel)? {
         let relative = file.strip_prefix(kernel.modules_dir()).with_context(|| format!("{}", file.display()))?;
@@ -44,14 +39,19 @@ pub fn build(kernel: &Kernel, work: &Path) -> Result<PathBuf> {
     fs::write(root.join("etc/modules.list"), list)?;
     files::install(&paths::workspace().join("tests/system/initramfs-init"), &root.join("init"), 0o755)?;
 
-    let image = work.join("initramfs.cpio");
-    let file = fs::File::create(&image).with_context(|| format!("creating {}", image.display()))?;
-    let mut archive = Archive::new(BufWriter::new(file));
-    archive.add_tree(&root)?;
-    archive.add_char_device("dev/console", 5, 1)?;
-    archive.finish()?;
+    let image = initramfs::pack(&root, &work.join("initramfs.cpio"))?;
     fs::remove_dir_all(&root)?;
     Ok(image)
+}
+
+/// The package's modtrace (built on this host: its libraries are the host's)
+/// and its init-top script, where initramfs-tools would put them.
+fn add_modtrace(system: &Path, root: &Path) -> Result<()> {
+    let binary = system.join("usr/sbin/modtrace");
+    initramfs::install_program(root, &binary, "usr/sbin/modtrace")?;
+    let script = deb::INITRAMFS_SCRIPT.trim_start_matches('/');
+    let script = system.join(script);
+    files::install(&script, &root.join("scripts/init-top/modtrace"), 0o755)
 }
 
 /// The module names the initramfs loads ("crc32c-intel.ko.xz" is crc32c_intel).

@@ -180,10 +180,57 @@ mod generator_tests {
         enable(&root, "multi-user.target", "late.service");
         let wg = root.join("etc/systemd/system/multi-user.target.wants/wg@x.service");
         symlink("/usr/lib/systemd/system/wg@.service", wg).unwrap();
+        // Early probes an initramfs started while learning was still enabled.
+        let early = root.join("sys/fs/bpf/modtrace/early/0123456789abcdef");
+        fs::create_dir_all(&early).unwrap();
+        fs::write(early.join("link-0"), "").unwrap();
         assert!(run(&root).is_empty(), "learning is not enabled: nothing is ordered");
+        assert!(!root.join("sys/fs/bpf/modtrace/early").exists(), "nobody takes the early probes over: released");
         unit(&root, "modtrace-learn.service", "[Unit]\nDefaultDependencies=no\n");
         enable(&root, "sysinit.target", "modtrace-learn.service");
+        fs::create_dir_all(&early).unwrap();
         assert_eq!(run(&root), ["modprobe@.service", "nftables.service", "systemd-binfmt.service", "wg@x.service"]);
+        assert!(early.exists(), "the learner takes them over: kept");
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
+
+/// packaging/initramfs-tools/hooks/modtrace, with a stand-in for initramfs-tools'
+/// hook-functions that records what it was asked to copy.
+#[cfg(test)]
+mod initramfs_hook_tests {
+    use std::fs;
+    use std::os::unix::fs::symlink;
+    use std::process::Command;
+
+    #[test]
+    fn modtrace_goes_into_the_initramfs_only_while_learning_is_enabled() {
+        let root = std::env::temp_dir().join(format!("modtrace-hook-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let copied = root.join("copied");
+        fs::write(root.join("hook-functions"), format!("copy_exec() {{ echo \"$*\" >> {}; }}\n", copied.display())).unwrap();
+        let run = || {
+            let status = Command::new("sh")
+                .arg(crate::paths::workspace().join("packaging/initramfs-tools/hooks/modtrace"))
+                .env("MODTRACE_HOOK_FUNCTIONS", root.join("hook-functions"))
+                .env("MODTRACE_HOOK_ROOT", &root)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            fs::read_to_string(&copied).unwrap_or_default()
+        };
+        assert_eq!(run(), "", "learning is not enabled: nothing copied");
+        let wants = root.join("etc/systemd/system/sysinit.target.wants");
+        fs::create_dir_all(&wants).unwrap();
+        symlink("/lib/systemd/system/modtrace-learn.service", wants.join("modtrace-learn.service")).unwrap();
+        assert_eq!(run(), "/usr/sbin/modtrace /usr/sbin\n");
+        let out = Command::new("sh")
+            .arg(crate::paths::workspace().join("packaging/initramfs-tools/hooks/modtrace"))
+            .arg("prereqs")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "\n");
         fs::remove_dir_all(&root).unwrap();
     }
 }

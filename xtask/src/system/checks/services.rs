@@ -1,6 +1,7 @@
 //! The checks of the real services (services.rs), run for a suite that has
-//! them: each service's modules are learned under its unit, nothing in the
-//! profile is unexplained but what the initramfs loaded, and after the lock
+//! them: each service's modules are learned under its unit, every module of
+//! the profile was traced (the initramfs's loads by the probes it started,
+//! PID 1's own before any unit), none is "before learning", and after the lock
 //! each service really works.
 
 use serde_json::Value;
@@ -9,12 +10,11 @@ use super::{CheckFn, Facts, Recorded};
 use crate::system::services::{Known, Service, SERVICES};
 
 const LEARNER: &str = "modtrace-learn.service";
-const BEFORE_LEARNING: &str = "before learning";
 /// What PID 1 loads itself before it starts any unit (systemd's
-/// src/core/kmod-setup.c, for this QEMU machine: virtio-rng, fw_cfg), without
-/// a word in the journal: "before learning" by necessity. autofs4 is in that
-/// list too, but PID 1 logs it, and the profile says so.
-const PID1_SILENT: [&str; 3] = ["ip_tables", "virtio_rng", "qemu_fw_cfg"];
+/// src/core/kmod-setup.c, for this QEMU machine: virtio-rng, fw_cfg). Only
+/// autofs4 gets a line in its journal; the probes the initramfs started see
+/// them all.
+const PID1_LOADS: [&str; 4] = ["autofs4", "ip_tables", "virtio_rng", "qemu_fw_cfg"];
 
 pub const SERVICE_CHECKS: &[(&str, CheckFn)] = &[
     ("generator_ordered_early_units", generator_ordered),
@@ -24,6 +24,8 @@ pub const SERVICE_CHECKS: &[(&str, CheckFn)] = &[
     ("profile_names_fat_mount", |f| names(f, &SERVICES[3])),
     ("profile_names_tun_user", |f| names(f, &SERVICES[4])),
     ("profile_explains_every_module", explains_every_module),
+    ("initramfs_loads_traced", initramfs_traced),
+    ("pid1_loads_traced", pid1_traced),
     ("nftables_ruleset_after_lock", nftables_works),
     ("wireguard_up_after_lock", wireguard_works),
     ("binfmt_registered_after_lock", binfmt_works),
@@ -91,28 +93,71 @@ fn names(f: &Facts, service: &Service) -> Result<(), String> {
     Ok(())
 }
 
-/// Why a trigger explains its module `m`, or None.
-fn explanation(t: &Value, known: &Known, m: &Value) -> Option<&'static str> {
-    let module = s(m, "/name");
-    let needed = m.get("needed_by").and_then(Value::as_array).is_some_and(|n| !n.is_empty());
-    let top_level = m.get("top_level").and_then(Value::as_bool).unwrap_or(true);
+/// PID 1's own load: explicit, by systemd, in the root cgroup (before it
+/// moved itself into init.scope).
+fn by_pid1(t: &Value) -> bool {
+    s(t, "/kind") == "explicit" && s(t, "/loader/comm") == "systemd" && s(t, "/loader/scope/kind") == "no_unit"
+}
+
+/// Why a trigger explains its module, or None. "before learning" never does.
+fn explanation(t: &Value) -> Option<&'static str> {
+    if s(t, "/stage") == "initramfs" {
+        return Some("initramfs");
+    }
     match s(t, "/kind") {
-        "preloaded" if s(t, "/reason") == BEFORE_LEARNING || t.get("reason").is_none() => {
-            if known.initramfs.contains(module) {
-                Some("initramfs")
-            } else if PID1_SILENT.contains(&module) {
-                Some("PID 1 before any unit")
-            } else if needed && !top_level {
-                // A dependency: the modules that need it carry the need.
-                Some("dependency")
-            } else {
-                None
-            }
-        }
-        "preloaded" => Some("configured"),
+        "preloaded" if s(t, "/reason") != "before learning" && t.get("reason").is_some() => Some("configured"),
+        "explicit" if by_pid1(t) => Some("PID 1 before any unit"),
         "request" if s(t, "/requester/scope/kind") == "no_unit" => Some("kernel"),
         "request" | "explicit" | "udev" if !unit_of(t).is_empty() => Some("unit"),
+        "request" | "explicit" | "udev" if t.get("needed_by").is_some() => Some("dependency"),
         _ => None,
+    }
+}
+
+/// Each module the initramfs loads was traced there: insmod's explicit load,
+/// marked as the initramfs's.
+fn initramfs_traced(f: &Facts) -> Result<(), String> {
+    let profile = f.b1()?.profile()?;
+    let all = modules(&profile)?;
+    let bad: Vec<String> = known(f)?
+        .initramfs
+        .iter()
+        .filter(|name| {
+            let m = all.iter().find(|m| s(m, "/name") == name.as_str());
+            !m.is_some_and(|m| {
+                triggers(m).iter().any(|t| s(t, "/stage") == "initramfs" && s(t, "/loader/comm") == "insmod")
+            })
+        })
+        .map(|name| {
+            let ts = all.iter().find(|m| s(m, "/name") == name.as_str()).map(|m| Value::from(triggers(m)));
+            format!("{name}: {}", ts.map_or("not in the profile".to_string(), |t| t.to_string()))
+        })
+        .collect();
+    match bad.is_empty() {
+        true => Ok(()),
+        false => Err(format!("not traced as the initramfs's insmod: {}", bad.join("; "))),
+    }
+}
+
+/// PID 1's own start-up loads were traced as explicit loads by systemd, not
+/// found "before learning".
+fn pid1_traced(f: &Facts) -> Result<(), String> {
+    let profile = f.b1()?.profile()?;
+    let all = modules(&profile)?;
+    let bad: Vec<String> = PID1_LOADS
+        .iter()
+        .filter_map(|name| {
+            let m = all.iter().find(|m| s(m, "/name") == *name);
+            match m {
+                Some(m) if triggers(m).iter().any(by_pid1) && triggers(m).iter().all(|t| s(t, "/kind") != "preloaded") => None,
+                Some(m) => Some(format!("{name}: {}", Value::from(triggers(m)))),
+                None => Some(format!("{name}: not in the profile")),
+            }
+        })
+        .collect();
+    match bad.is_empty() {
+        true => Ok(()),
+        false => Err(format!("not traced as PID 1's own loads: {}", bad.join("; "))),
     }
 }
 
@@ -121,14 +166,14 @@ pub type Explained = (Vec<(&'static str, usize)>, Vec<String>);
 
 /// Counts of how the profile's modules are explained (for the report), and
 /// the ones nothing explains.
-pub fn explained(r: &Recorded, known: &Known) -> Result<Explained, String> {
+pub fn explained(r: &Recorded) -> Result<Explained, String> {
     let profile = r.profile()?;
     let mut counts: Vec<(&'static str, usize)> = Vec::new();
     let mut unexplained = Vec::new();
     for m in modules(&profile)? {
         let name = s(m, "/name");
         // The best explanation any trigger gives: a unit before anything else.
-        let found: Vec<&'static str> = triggers(m).iter().filter_map(|t| explanation(t, known, m)).collect();
+        let found: Vec<&'static str> = triggers(m).iter().filter_map(explanation).collect();
         let best = ["unit", "kernel", "configured", "initramfs", "PID 1 before any unit", "dependency"]
             .into_iter()
             .find(|how| found.contains(how));
@@ -146,7 +191,7 @@ pub fn explained(r: &Recorded, known: &Known) -> Result<Explained, String> {
 /// Every module has a cause naming a unit (or the kernel's own request), or was
 /// loaded by the initramfs before any learner could run.
 fn explains_every_module(f: &Facts) -> Result<(), String> {
-    let (_, unexplained) = explained(f.b1()?, known(f)?)?;
+    let (_, unexplained) = explained(f.b1()?)?;
     if !unexplained.is_empty() {
         return Err(format!("{} modules have no cause naming a unit: {}", unexplained.len(), unexplained.join("; ")));
     }

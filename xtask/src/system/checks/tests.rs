@@ -32,7 +32,8 @@ fn profile(extra: &[&str]) -> Value {
             let triggers = match name {
                 "appletalk" => vec![trigger_request("net-pf-5", "fake-dm.service")],
                 "binfmt_misc" => vec![trigger_request("fs-binfmt_misc", "fake-dm.service")],
-                _ => vec![json!({"kind": "preloaded", "count": 1})],
+                _ => vec![json!({"kind": "explicit", "stage": "initramfs", "count": 1,
+                                 "loader": {"comm": "insmod", "uid": 0, "cgroup": "/", "scope": {"kind": "no_unit"}}})],
             };
             json!({"name": name, "top_level": true, "count": 1, "triggers": triggers})
         })
@@ -273,6 +274,17 @@ fn every_check_can_fail() {
     expect_failure("profile_modules_were_loaded_in_boot1", |p| {
         p.b1().insert("profile.json", &profile(&["acpi_cpufreq"]).to_string())
     });
+    for reason in [json!("before learning"), Value::Null] {
+        expect_failure("nothing_before_learning", |p| {
+            let mut profile: Value = serde_json::from_str(p.b1().text("profile.json").unwrap()).unwrap();
+            let mut t = json!({"kind": "preloaded", "count": 1});
+            if !reason.is_null() {
+                t["reason"] = reason.clone();
+            }
+            profile["modules"][0]["triggers"] = json!([t]);
+            p.b1().insert("profile.json", &profile.to_string());
+        });
+    }
     expect_failure("denied_modprobe_eperm", |p| p.b2().insert("deny-modprobe.status", "0\n"));
     expect_failure("denied_modprobe_eperm", |p| {
         p.b2().insert("deny-modprobe.err", "modprobe: FATAL: Module isofs not found\n")
@@ -339,8 +351,23 @@ fn every_check_is_tested_for_failure() {
 // ---- the real services (services.rs) ----
 
 /// Modules of the services pair: the base boot's, and the services' own.
-const SERVICE_MODULES: [&str; 10] =
-    ["nf_tables", "nft_ct", "nft_chain_nat", "nft_masq", "wireguard", "vfat", "fat", "tun", "loop", "nls_ascii"];
+const SERVICE_MODULES: [&str; 14] = [
+    "nf_tables", "nft_ct", "nft_chain_nat", "nft_masq", "wireguard", "vfat", "fat", "tun", "loop", "nls_ascii",
+    // PID 1's own, before any unit.
+    "autofs4", "ip_tables", "virtio_rng", "qemu_fw_cfg",
+];
+/// What the pair's initramfs loaded.
+const INITRAMFS_MODULES: [&str; 4] = ["virtio_blk", "ext4", "psnap", "llc"];
+
+/// An explicit load by `comm` in the root cgroup; `stage` "initramfs" or none.
+fn root_load(comm: &str, stage: Option<&str>) -> Value {
+    let mut t = json!({"kind": "explicit", "count": 1,
+                       "loader": {"comm": comm, "uid": 0, "cgroup": "/", "scope": {"kind": "no_unit"}}});
+    if let Some(stage) = stage {
+        t["stage"] = json!(stage);
+    }
+    t
+}
 
 fn trigger(kind: &str, who: &str, unit: &str) -> Value {
     json!({"kind": kind, "count": 1, who: {"comm": "x", "unit": unit, "scope": {"kind": "system", "unit": unit}}})
@@ -367,6 +394,8 @@ fn services_profile() -> Value {
                 t
             }
             "evdev" | "bochs" | "virtio_net" => trigger("udev", "loader", "systemd-udevd.service"),
+            "autofs4" | "ip_tables" | "virtio_rng" | "qemu_fw_cfg" => root_load("systemd", None),
+            n if INITRAMFS_MODULES.contains(&n) => root_load("insmod", Some("initramfs")),
             _ => continue,
         };
         m["triggers"] = json!([t]);
@@ -398,7 +427,7 @@ fn works_after_lock(r: &mut Recorded) {
 impl Pair {
     fn with_services() -> Self {
         let mut pair = Pair::good();
-        let initramfs = ["virtio_blk", "ext4", "psnap", "llc"].map(String::from).into_iter().collect();
+        let initramfs = INITRAMFS_MODULES.map(String::from).into_iter().collect();
         pair.services = Some(Known { initramfs });
         let modules = all_modules();
         pair.b1().insert("proc-modules", &proc_modules(&modules));
@@ -443,6 +472,24 @@ fn every_service_check_can_fail() {
     });
     expect_service_failure("profile_explains_every_module", |p| {
         edit_module(p, "evdev", |m| m["triggers"] = json!([{"kind": "unknown", "reason": "no request", "count": 1}]))
+    });
+    let before_learning = json!([{"kind": "preloaded", "reason": "before learning", "count": 1}]);
+    expect_service_failure("profile_explains_every_module", |p| {
+        edit_module(p, "ext4", |m| m["triggers"] = before_learning.clone())
+    });
+    expect_service_failure("initramfs_loads_traced", |p| edit_module(p, "ext4", |m| m["triggers"] = before_learning.clone()));
+    // Traced, but after the initramfs: not what it loaded.
+    expect_service_failure("initramfs_loads_traced", |p| {
+        edit_module(p, "virtio_blk", |m| m["triggers"][0].as_object_mut().unwrap().remove("stage").map(|_| ()).unwrap())
+    });
+    expect_service_failure("pid1_loads_traced", |p| edit_module(p, "ip_tables", |m| m["triggers"] = before_learning.clone()));
+    expect_service_failure("pid1_loads_traced", |p| {
+        edit_module(p, "qemu_fw_cfg", |m| m["triggers"][0]["loader"]["comm"] = json!("modprobe"))
+    });
+    expect_service_failure("pid1_loads_traced", |p| {
+        let mut profile: Value = serde_json::from_str(p.b1().text("profile.json").unwrap()).unwrap();
+        profile["modules"].as_array_mut().unwrap().retain(|m| m["name"] != "autofs4");
+        p.b1().insert("profile.json", &profile.to_string());
     });
     expect_service_failure("profile_names_wireguard", |p| {
         edit_module(p, "wireguard", |m| m["triggers"][0]["requester"]["unit"] = json!("init.scope"))

@@ -1,0 +1,152 @@
+//! Tracing from the initramfs on: `modtrace learn --early` (run by the
+//! initramfs, before its first module load) attaches the probes and pins their
+//! links and rings under EARLY_DIR, then exits. The kernel keeps tracing into
+//! the rings across switch_root (the initramfs moves /sys, bpffs included, into
+//! the new root). The main system's learner then attaches its own probes, takes
+//! the early rings over (`Early::take`), detaches the early probes, and handles
+//! what they saw before its own events: nothing loads unseen between the
+//! initramfs and the learner.
+//!
+//! Only the same build's pins are taken over: the ring records' layout is this
+//! build's. A stale initramfs (an older modtrace) is released unread and said so.
+
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
+use aya::programs::TracePoint;
+use aya::programs::links::{FdLink, PinnedLink};
+
+use super::{Losses, ProbeError, Probes};
+use crate::decode::decode;
+use crate::event::Event;
+
+/// Where the early probes are pinned, one directory per build.
+pub const EARLY_DIR: &str = "/sys/fs/bpf/modtrace/early";
+/// The pinned maps: the three rings and the drop counters.
+const MAPS: [&str; 4] = ["LOADS", "FAILURES", "REQUESTS", "DROPS"];
+
+/// This build's probes, as a directory name: a hash of the eBPF object.
+pub fn build_id() -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    super::object().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+fn pin_error(what: &str, e: impl std::fmt::Display) -> ProbeError {
+    ProbeError::Load(format!("pinning {what} under {EARLY_DIR}: {e}"))
+}
+
+/// Pins the attached probes' links and maps, so that they outlive this process.
+/// An earlier early tracer of this boot is replaced.
+pub fn pin(probes: &mut Probes) -> Result<PathBuf, ProbeError> {
+    bpffs_mounted()?;
+    let dir = Path::new(EARLY_DIR).join(build_id());
+    release_all();
+    fs::create_dir_all(&dir).map_err(|e| pin_error("the directory", e))?;
+    pin_into(probes, &dir).inspect_err(|_| release_all())?;
+    Ok(dir)
+}
+
+fn pin_into(probes: &mut Probes, dir: &Path) -> Result<(), ProbeError> {
+    for name in MAPS {
+        let map = probes.ebpf.map(name).ok_or_else(|| pin_error(name, "no such map"))?;
+        map.pin(dir.join(name)).map_err(|e| pin_error(name, e))?;
+    }
+    for (i, (prog, id)) in std::mem::take(&mut probes.links).into_iter().enumerate() {
+        let program: &mut TracePoint = probes
+            .ebpf
+            .program_mut(prog)
+            .ok_or_else(|| pin_error(prog, "no such program"))?
+            .try_into()
+            .map_err(|e| pin_error(prog, e))?;
+        let link = program.take_link(id).map_err(|e| pin_error(prog, e))?;
+        let link = FdLink::try_from(link).map_err(|e| pin_error(prog, format!("{e} (the kernel has no BPF perf links)")))?;
+        link.pin(dir.join(format!("link-{i}"))).map_err(|e| pin_error(prog, e))?;
+    }
+    Ok(())
+}
+
+fn bpffs_mounted() -> Result<(), ProbeError> {
+    if super::preflight::is_bpffs(Path::new("/sys/fs/bpf")) {
+        Ok(())
+    } else {
+        Err(ProbeError::Load("/sys/fs/bpf is not a BPF file system; mount it: mount -t bpf bpf /sys/fs/bpf".into()))
+    }
+}
+
+/// Removes every early pin: their probes detach once nothing holds them.
+pub fn release_all() {
+    let _ = fs::remove_dir_all(EARLY_DIR);
+}
+
+/// What the early probes left for the learner.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// Events from before the learner's own probes were attached, in time order.
+    pub events: Vec<Event>,
+    pub losses: Losses,
+    /// Records that did not decode.
+    pub undecodable: u64,
+    /// Pins of another build, released unread (a stale initramfs).
+    pub foreign: Vec<String>,
+}
+
+/// Takes over the early probes' rings: detaches them, reads everything they
+/// kept, and returns the events from before `cut_ns`, when the caller's own
+/// probes were all attached (later ones the caller sees itself). None when no
+/// early probes are pinned.
+pub fn take(cut_ns: u64) -> Option<Taken> {
+    let entries = fs::read_dir(EARLY_DIR).ok()?;
+    let own = build_id();
+    let mut taken = Taken::default();
+    let mut found = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == own {
+            found = true;
+            take_dir(&entry.path(), cut_ns, &mut taken);
+        } else {
+            taken.foreign.push(name);
+        }
+    }
+    release_all();
+    (found || !taken.foreign.is_empty()).then(|| {
+        taken.events.sort_by_key(|e| e.ts_ns);
+        taken
+    })
+}
+
+fn take_dir(dir: &Path, cut_ns: u64, taken: &mut Taken) {
+    let open = |name: &str| MapData::from_pin(dir.join(name)).ok();
+    let rings: Vec<RingBuf<MapData>> =
+        MAPS[..3].iter().filter_map(|n| open(n)).filter_map(|m| RingBuf::try_from(Map::RingBuf(m)).ok()).collect();
+    let drops = open("DROPS").and_then(|m| PerCpuArray::<_, u64>::try_from(Map::PerCpuArray(m)).ok());
+    // Detach first: after this nothing more is written, so draining empties them.
+    detach_links(dir);
+    for mut ring in rings {
+        while let Some(item) = ring.next() {
+            match decode(&item) {
+                Ok(ev) if ev.ts_ns < cut_ns => taken.events.push(ev),
+                Ok(_) => {}
+                Err(_) => taken.undecodable += 1,
+            }
+        }
+    }
+    if let Some(d) = drops {
+        taken.losses = Losses::counted(&d);
+    }
+}
+
+fn detach_links(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("link-") {
+            if let Ok(link) = PinnedLink::from_pin(entry.path()) {
+                // Unpinned and dropped: the last reference goes, the probe detaches.
+                drop(link.unpin());
+            }
+        }
+    }
+}
