@@ -223,10 +223,9 @@ fn object() -> &'static [u8] {
 fn load(offsets: TaskOffsets) -> Result<Ebpf, ProbeError> {
     let object = object();
     let self_tgid = std::process::id();
-    EbpfLoader::new()
-        // The programs use no CO-RE relocations (offsets come from `btf`), so
-        // aya need not parse the kernel's BTF a second time.
-        .btf(None)
+    // The programs use no CO-RE relocations (offsets come from `btf`), so aya
+    // need not parse the kernel's BTF a second time (vendor/README.md).
+    EbpfLoader::without_kernel_btf()
         .override_global("SELF_TGID", &self_tgid, true)
         .override_global("TASK_OFFSETS", &offsets, true)
         .override_global("FINIT_MODULE_NR", &(libc::SYS_finit_module as i32), true)
