@@ -2,7 +2,6 @@
 //! as a global: Rust eBPF has no CO-RE relocations, so userspace does the lookup.
 
 use std::{
-    io::Write,
     os::fd::{AsRawFd, FromRawFd},
     path::Path,
 };
@@ -118,8 +117,10 @@ pub(crate) fn open(path: &Path) -> Result<Btf, String> {
 }
 
 /// The file's bytes in an anonymous memory file, which can always be mapped.
+/// Copied without a buffer of the file's size: that would double the memory
+/// it takes while it is read.
 fn memory_copy(path: &Path) -> std::io::Result<std::fs::File> {
-    let bytes = std::fs::read(path)?;
+    let mut source = std::fs::File::open(path)?;
     // SAFETY: a static NUL-terminated name; the result is checked.
     let fd = unsafe { libc::memfd_create(c"modtrace-btf".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -127,7 +128,7 @@ fn memory_copy(path: &Path) -> std::io::Result<std::fs::File> {
     }
     // SAFETY: `fd` is a fresh descriptor that nothing else owns.
     let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-    file.write_all(&bytes)?;
+    std::io::copy(&mut source, &mut file)?;
     Ok(file)
 }
 
