@@ -352,7 +352,8 @@ impl Describe for SystemDescriber {
     }
 
     fn parent(&mut self, task: &Task) -> Option<Parent> {
-        let ppid = task.ppid?;
+        // PID 1's parent is the kernel's idle task (pid 0): nobody that asked.
+        let ppid = task.ppid.filter(|&p| p != 0)?;
         // The kernel gives the parent's tgid; its main thread stands for it.
         // The kernel gives no start time of the parent: a replayed one is gone.
         let alive = !self.replaying
@@ -393,6 +394,15 @@ mod tests {
         // systemd in the initramfs: its start is the initramfs's, no boundary.
         assert_eq!(initramfs_end_from_show("InitRDTimestampMonotonic=912000\nUserspaceTimestampMonotonic=1\n"), None);
         assert_eq!(initramfs_end_from_show(""), None);
+    }
+
+    #[test]
+    fn pid_1_has_no_parent_that_asked() {
+        let pid1 = Task { pid: 1, tgid: 1, ppid: Some(0), parent_comm: Some("swapper/0".into()), comm: "systemd".into(), ..Task::default() };
+        let mut d = SystemDescriber::with_roots(PathBuf::from("/nonexistent"), None);
+        assert_eq!(d.parent(&pid1), None);
+        let child = Task { ppid: Some(1), parent_comm: Some("systemd".into()), ..pid1 };
+        assert_eq!(d.parent(&child).map(|p| p.pid), Some(1));
     }
 
     #[test]

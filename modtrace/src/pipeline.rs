@@ -47,6 +47,8 @@ pub struct Summary {
     pub folded_pending: u64,
     /// Why the run ended: "duration", "SIGINT" or "SIGTERM".
     pub ended_by: &'static str,
+    /// Events of the probes the initramfs started, when this run took them over.
+    pub from_initramfs: Option<u64>,
 }
 
 /// Attached probes plus everything that turns their bytes into records.
@@ -65,6 +67,10 @@ pub struct Tracer {
     /// sink before anything else.
     early: Vec<Record>,
     early_losses: crate::probes::Losses,
+    /// Early records that did not decode: loads, failures, requests.
+    early_undecodable: [u64; 3],
+    /// Whether this build's early probes were taken over.
+    took_early: bool,
 }
 
 impl Tracer {
@@ -92,6 +98,8 @@ impl Tracer {
             .map_err(|e| probes.notes.push(format!("no uevent socket ({e}): udev loads will not name their device")))
             .ok();
         let mut correlator = Correlator::new(index).with_helper_program(&helper_program());
+        let undecodable = taken.as_ref().map_or([0; 3], |t| t.undecodable);
+        let took_early = taken.as_ref().is_some_and(|t| t.own);
         let (early, early_losses) = match taken {
             Some(t) => replay_early(t, &mut correlator, &mut probes.notes),
             None => (Vec::new(), Default::default()),
@@ -113,6 +121,8 @@ impl Tracer {
             guard_sink: None,
             early,
             early_losses,
+            early_undecodable: undecodable,
+            took_early,
         };
         // Decisions taken before this trace began are not its to show.
         if let Some(ring) = tracer.guard.as_mut() {
@@ -139,6 +149,11 @@ impl Tracer {
         }
         let mut summary = runtime.block_on(self.event_loop(opts, sink, signals))?;
         summary.records += early.len() as u64;
+        summary.from_initramfs = self.took_early.then_some(early.len() as u64);
+        let [loads, failures, requests] = self.early_undecodable;
+        summary.drops.undecodable_loads += loads;
+        summary.drops.undecodable_failures += failures;
+        summary.drops.undecodable_requests += requests;
         let (kernel, before) = (self.probes.losses(), self.early_losses);
         let d = &mut summary.drops;
         d.ring_requests = kernel.requests + before.requests;
@@ -252,12 +267,11 @@ fn replay_early(
             Record { stage: in_initramfs.then_some(crate::event::INITRAMFS), ..correlator.handle(ev, &mut describer) }
         })
         .collect();
-    if !records.is_empty() || taken.undecodable > 0 {
+    if !records.is_empty() {
         notes.push(format!(
-            "took over {} events from the probes the initramfs started ({} of them in the initramfs{})",
+            "took over {} events from the probes the initramfs started ({} of them in the initramfs)",
             records.len(),
             records.iter().filter(|r| r.stage.is_some()).count(),
-            if taken.undecodable > 0 { format!(", {} undecodable", taken.undecodable) } else { String::new() }
         ));
     }
     (records, taken.losses)

@@ -33,6 +33,8 @@ pub struct Report {
     pub kernel: String,
     pub host: String,
     pub sessions: usize,
+    /// Sessions that learned from the initramfs on (took its probes over).
+    pub sessions_from_initramfs: usize,
     pub learning_secs: u64,
     pub boots: usize,
     pub summary: Summary,
@@ -353,6 +355,7 @@ pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
         kernel: profile.kernel.clone(),
         host: profile.host.clone(),
         sessions: profile.sessions.len(),
+        sessions_from_initramfs: profile.sessions.iter().filter(|s| s.from_initramfs.is_some()).count(),
         learning_secs: profile.sessions.iter().map(|s| s.duration_secs).sum(),
         boots: profile.boots.len(),
         summary: Summary {
@@ -520,8 +523,13 @@ fn summary_line(r: &Report) -> String {
 }
 
 fn header_line(r: &Report) -> String {
+    let early = match r.sessions_from_initramfs {
+        0 => String::new(),
+        n if n == r.sessions => ", from the initramfs on".to_string(),
+        n => format!(", {n} from the initramfs on"),
+    };
     format!(
-        "host {}, kernel {}: {} learning session{} ({}), {} boot{}",
+        "host {}, kernel {}: {} learning session{} ({}{early}), {} boot{}",
         r.host,
         r.kernel,
         r.sessions,
@@ -898,6 +906,19 @@ mod tests {
             "{}",
             lines[0]
         );
+    }
+
+    #[test]
+    fn the_header_says_which_sessions_learned_from_the_initramfs_on() {
+        let mut p = example_profile();
+        p.sessions[0].from_initramfs = Some(34);
+        let text = render(&p, Format::Table, GroupBy::Module);
+        assert!(text.starts_with("host kicksecure, kernel 6.1.0-18-amd64: 1 learning session (10m, from the initramfs on), 1 boot"), "{text}");
+        let mut second = p.sessions[0].clone();
+        second.from_initramfs = None;
+        p.sessions.push(second);
+        let text = render(&p, Format::Table, GroupBy::Module);
+        assert!(text.contains("2 learning sessions (20m, 1 from the initramfs on)"), "{text}");
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub struct TraceEnd {
     pub drops: Drops,
     /// "duration", "SIGINT" or "SIGTERM".
     pub ended_by: String,
+    /// Events of the probes the initramfs started, when they were taken over.
+    pub from_initramfs: Option<u64>,
 }
 
 /// What a learning run did.
@@ -152,7 +154,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("modtrace: note: could not tell systemd that learning started: {e}");
         }
         let summary = tracer.run(&Options { duration, tick: Some(checkpoint_every) }, sink)?;
-        Ok(TraceEnd { records: summary.records, drops: summary.drops, ended_by: summary.ended_by.to_string() })
+        Ok(TraceEnd {
+            records: summary.records,
+            drops: summary.drops,
+            ended_by: summary.ended_by.to_string(),
+            from_initramfs: summary.from_initramfs,
+        })
     })?;
     eprintln!("{}", outcome_line(&outcome));
     let d = &outcome.drops;
@@ -255,7 +262,7 @@ pub fn learn(
     } else {
         Box::new(NoSystemd)
     }));
-    let compose = |session: &Profile, preloaded: &Preloaded, ended_by: &str, records: u64, drops: Drops| -> Profile {
+    let compose = |session: &Profile, preloaded: &Preloaded, end_of: &TraceEnd| -> Profile {
         let end = SystemTime::now();
         let mut profile = base.clone().unwrap_or_else(|| Profile::new(&plan.kernel, &plan.host));
         let mut s = session.clone();
@@ -267,10 +274,11 @@ pub fn learn(
             duration_secs: end.duration_since(start).unwrap_or_default().as_secs(),
             kernel: plan.kernel.clone(),
             boot_id: plan.boot_id.clone(),
-            ended_by: Some(ended_by.to_string()),
-            records,
-            lost_events: drops.total(),
-            drops: Some(drops),
+            ended_by: Some(end_of.ended_by.clone()),
+            records: end_of.records,
+            lost_events: end_of.drops.total(),
+            drops: Some(end_of.drops),
+            from_initramfs: end_of.from_initramfs,
             extra: Default::default(),
         });
         profile.merge(s);
@@ -307,7 +315,9 @@ pub fn learn(
             }
         }
         if dirty && last_checkpoint.elapsed() >= plan.checkpoint_every {
-            match store::save(&plan.out, &compose(&session, &preloaded, "checkpoint", records, Drops::default())) {
+            let checkpoint =
+                TraceEnd { records, drops: Drops::default(), ended_by: "checkpoint".into(), from_initramfs: None };
+            match store::save(&plan.out, &compose(&session, &preloaded, &checkpoint)) {
                 Ok(()) => {
                     dirty = false;
                     checkpoints += 1;
@@ -326,7 +336,7 @@ pub fn learn(
                 // Tracing never started (or saw nothing): nothing to save.
                 return Err(e);
             }
-            (TraceEnd { records, drops: Drops::default(), ended_by: "error".to_string() }, Some(e))
+            (TraceEnd { records, drops: Drops::default(), ended_by: "error".to_string(), from_initramfs: None }, Some(e))
         }
     };
     if !preloaded.read {
@@ -334,7 +344,7 @@ pub fn learn(
         preloaded.read_now(&plan.proc_modules)?;
     }
     behalf.borrow_mut().finish();
-    let finished = compose(&session, &preloaded, &end.ended_by, end.records.max(records), end.drops);
+    let finished = compose(&session, &preloaded, &TraceEnd { records: end.records.max(records), ..end.clone() });
     store::save(&plan.out, &finished).context("saving the profile")?;
     if let Some(e) = failure {
         return Err(

@@ -41,7 +41,7 @@ fn replay(
         for r in &records {
             sink(Some(r));
         }
-        Ok(TraceEnd { records: n, drops: Drops { ring_loads: lost, ..Drops::default() }, ended_by: "duration".to_string() })
+        Ok(TraceEnd { records: n, drops: Drops { ring_loads: lost, ..Drops::default() }, ended_by: "duration".to_string(), from_initramfs: None })
     }
 }
 
@@ -108,7 +108,7 @@ fn learn_refuses_a_corrupt_profile_before_tracing_and_leaves_it() {
     let mut traced = false;
     let err = learn(&plan, &appletalk_index(), |_sink| {
         traced = true;
-        Ok(TraceEnd { records: 0, drops: Drops::default(), ended_by: "duration".into() })
+        Ok(TraceEnd { records: 0, drops: Drops::default(), ended_by: "duration".into(), from_initramfs: None })
     })
     .unwrap_err();
     assert!(!traced, "tracing must not start");
@@ -155,7 +155,7 @@ fn checkpoints_are_written_while_learning() {
         let mid = profile::load(&path).expect("a checkpoint was written");
         assert_eq!(mid.sessions[0].ended_by.as_deref(), Some("checkpoint"));
         assert!(mid.module("appletalk").is_some());
-        Ok(TraceEnd { records: 2, drops: Drops::default(), ended_by: "SIGINT".into() })
+        Ok(TraceEnd { records: 2, drops: Drops::default(), ended_by: "SIGINT".into(), from_initramfs: None })
     })
     .unwrap();
     assert!(out.checkpoints >= 1);
@@ -179,7 +179,7 @@ fn a_tick_saves_a_change_that_no_later_record_would() {
         sink(None);
         let mid = profile::load(&path).expect("the tick wrote a checkpoint");
         assert!(mid.module("appletalk").is_some());
-        Ok(TraceEnd { records: 1, drops: Drops::default(), ended_by: "SIGINT".into() })
+        Ok(TraceEnd { records: 1, drops: Drops::default(), ended_by: "SIGINT".into(), from_initramfs: None })
     })
     .unwrap();
 }
@@ -259,7 +259,7 @@ fn a_module_loaded_between_attaching_and_reading_proc_modules_keeps_its_traced_c
         for r in &records {
             sink(Some(r));
         }
-        Ok(TraceEnd { records: 4, drops: Drops::default(), ended_by: "duration".into() })
+        Ok(TraceEnd { records: 4, drops: Drops::default(), ended_by: "duration".into(), from_initramfs: None })
     })
     .unwrap();
     let p = profile::load(&plan.out).unwrap();

@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn the_summary_names_every_kind_of_drop() {
         let drops = Drops { ring_failures: 40, unreadable_aliases: 1, results_without_call: 2, evicted_requests: 3, ..Drops::default() };
-        let s = Summary { records: 9, drops, folded_pending: 5, ended_by: "SIGINT" };
+        let s = Summary { records: 9, drops, folded_pending: 5, ended_by: "SIGINT", from_initramfs: None };
         assert_eq!(
             summary_line(&s),
             "modtrace: 9 events (SIGINT); lost 46 (requests 0, loads 0, failures 40, unreadable aliases 1, \

@@ -283,7 +283,7 @@ pub fn describe_trigger(t: &Trigger) -> String {
         },
         TriggerKind::Preloaded => match t.reason.as_deref() {
             None | Some(BEFORE_LEARNING) => {
-                "already loaded when learning started (initramfs, udev coldplug or an earlier request)".to_string()
+                "already loaded when learning started (initramfs, udev coldplug or an earlier request; to learn what loads it at boot: update-initramfs -u while modtrace-learn.service is enabled)".to_string()
             }
             Some(conf) => format!("already loaded when learning started, configured in {conf}"),
         },
@@ -292,7 +292,8 @@ pub fn describe_trigger(t: &Trigger) -> String {
             t.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
         ),
     };
-    format!("{base}; {}", times(t.count))
+    let stage = t.stage.as_deref().map(|s| format!(", in the {s}")).unwrap_or_default();
+    format!("{base}{stage}; {}", times(t.count))
 }
 
 /// The units a trigger's need is attributed to, each with its scope: every

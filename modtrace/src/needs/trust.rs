@@ -171,3 +171,30 @@ mod tests {
         assert!(!of_trigger(&Trigger::new(TriggerKind::Udev)).trusted(), "no loader recorded");
     }
 }
+
+#[cfg(test)]
+mod stage_tests {
+    use crate::profile::{Loader, Trigger, TriggerKind};
+    use crate::scope::Scope;
+
+    #[test]
+    fn a_load_in_the_initramfs_is_roots_and_says_where() {
+        let mut t = Trigger::new(TriggerKind::Explicit);
+        t.loader = Some(Loader {
+            comm: "insmod".into(),
+            exe: None,
+            uid: Some(0),
+            euid: Some(0),
+            loginuid: None,
+            unit: None,
+            scope: Scope::NoUnit,
+            cgroup: Some("/".into()),
+            extra: Default::default(),
+        });
+        t.stage = Some("initramfs".into());
+        t.count = 1;
+        assert!(super::of_trigger(&t).trusted());
+        let text = crate::needs::describe_trigger(&t);
+        assert!(text.starts_with("loaded by insmod") && text.contains(", in the initramfs;"), "{text}");
+    }
+}

@@ -3,7 +3,7 @@
 //! links and rings under EARLY_DIR, then exits. The kernel keeps tracing into
 //! the rings across switch_root (the initramfs moves /sys, bpffs included, into
 //! the new root). The main system's learner then attaches its own probes, takes
-//! the early rings over (`Early::take`), detaches the early probes, and handles
+//! the early rings over (`take`), detaches the early probes, and handles
 //! what they saw before its own events: nothing loads unseen between the
 //! initramfs and the learner.
 //!
@@ -87,10 +87,12 @@ pub struct Taken {
     /// Events from before the learner's own probes were attached, in time order.
     pub events: Vec<Event>,
     pub losses: Losses,
-    /// Records that did not decode.
-    pub undecodable: u64,
+    /// Records that did not decode, per ring: loads, failures, requests.
+    pub undecodable: [u64; 3],
     /// Pins of another build, released unread (a stale initramfs).
     pub foreign: Vec<String>,
+    /// This build's pins were there and taken over.
+    pub own: bool,
 }
 
 /// Takes over the early probes' rings: detaches them, reads everything they
@@ -101,18 +103,17 @@ pub fn take(cut_ns: u64) -> Option<Taken> {
     let entries = fs::read_dir(EARLY_DIR).ok()?;
     let own = build_id();
     let mut taken = Taken::default();
-    let mut found = false;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == own {
-            found = true;
+            taken.own = true;
             take_dir(&entry.path(), cut_ns, &mut taken);
         } else {
             taken.foreign.push(name);
         }
     }
     release_all();
-    (found || !taken.foreign.is_empty()).then(|| {
+    (taken.own || !taken.foreign.is_empty()).then(|| {
         taken.events.sort_by_key(|e| e.ts_ns);
         taken
     })
@@ -120,17 +121,18 @@ pub fn take(cut_ns: u64) -> Option<Taken> {
 
 fn take_dir(dir: &Path, cut_ns: u64, taken: &mut Taken) {
     let open = |name: &str| MapData::from_pin(dir.join(name)).ok();
-    let rings: Vec<RingBuf<MapData>> =
-        MAPS[..3].iter().filter_map(|n| open(n)).filter_map(|m| RingBuf::try_from(Map::RingBuf(m)).ok()).collect();
+    let rings: Vec<Option<RingBuf<MapData>>> =
+        MAPS[..3].iter().map(|n| open(n).and_then(|m| RingBuf::try_from(Map::RingBuf(m)).ok())).collect();
     let drops = open("DROPS").and_then(|m| PerCpuArray::<_, u64>::try_from(Map::PerCpuArray(m)).ok());
     // Detach first: after this nothing more is written, so draining empties them.
     detach_links(dir);
-    for mut ring in rings {
+    for (i, ring) in rings.into_iter().enumerate() {
+        let Some(mut ring) = ring else { continue };
         while let Some(item) = ring.next() {
             match decode(&item) {
                 Ok(ev) if ev.ts_ns < cut_ns => taken.events.push(ev),
                 Ok(_) => {}
-                Err(_) => taken.undecodable += 1,
+                Err(_) => taken.undecodable[i] += 1,
             }
         }
     }

@@ -84,6 +84,10 @@ pub struct Session {
     /// them apart): only lost requests and loads can hide a module.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drops: Option<crate::drops::Drops>,
+    /// Set when the session took over the probes the initramfs started (it
+    /// learned from the initramfs on): how many events they had seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_initramfs: Option<u64>,
     #[serde(flatten)]
     pub extra: Extra,
 }

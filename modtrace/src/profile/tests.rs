@@ -187,6 +187,7 @@ fn session(start: &str, end: &str, boot: &str) -> Session {
         records: 4,
         lost_events: 1,
         drops: None,
+        from_initramfs: None,
         extra: Default::default(),
     }
 }

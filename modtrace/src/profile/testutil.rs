@@ -248,6 +248,7 @@ pub fn example_profile() -> crate::profile::Profile {
         records: 9,
         lost_events: 0,
         drops: None,
+        from_initramfs: None,
         extra: Default::default(),
     });
     p.settle(&appletalk_index());

@@ -48,6 +48,10 @@ fn triggers_of(profile: &Value, module: &str) -> Result<Vec<Value>, String> {
 pub fn loads_learned_with_causes(f: &Facts) -> Result<(), String> {
     let profile: Value = serde_json::from_str(&f.output.text(section::EARLY_PROFILE)?)
         .map_err(|e| format!("early.json does not parse: {e}"))?;
+    let taken = profile.pointer("/sessions/0/from_initramfs").and_then(Value::as_u64).unwrap_or(0);
+    if taken < 2 {
+        return Err(format!("the session does not say it took the early probes' events over: {:?}", profile.get("sessions")));
+    }
     let explicit = triggers_of(&profile, sc::EARLY_MODULE)?;
     let ok = explicit.iter().any(|t| {
         text(t, "/kind") == "explicit" && text(t, "/loader/comm") == sc::comm::MODPROBE && t.pointer("/loader/exe") == Some(&Value::Null)

@@ -359,7 +359,7 @@ fn early_profile() -> Value {
     let gone = |comm: &str| json!({"comm": comm, "exe": null, "uid": 0, "cgroup": "/", "scope": {"kind": "no_unit"}});
     let explicit = json!({"kind": "explicit", "loader": gone("modprobe"), "requester": gone("init"), "count": 1});
     let request = json!({"kind": "request", "alias": sc::EARLY_ALIAS, "requester": gone("ip"), "loader": gone("modprobe"), "count": 1});
-    json!({"schema": "modtrace-profile/2", "modules": [
+    json!({"schema": "modtrace-profile/2", "sessions": [{"start": "a", "end": "b", "from_initramfs": 6}], "modules": [
         profile_module(sc::EARLY_REQUEST_MODULE, &[], &[], vec![request]),
         profile_module(sc::EARLY_MODULE, &[], &[], vec![explicit]),
     ]})
@@ -999,6 +999,11 @@ fn every_early_check_can_fail() {
     });
     expect_failure("early_loads_learned_with_causes", false, |r| {
         edit_early_trigger(r, sc::EARLY_REQUEST_MODULE, |t| t["kind"] = json!("unknown"))
+    });
+    expect_failure("early_loads_learned_with_causes", false, |r| {
+        let mut p: Value = serde_json::from_str(r.section(section::EARLY_PROFILE)).unwrap();
+        p["sessions"][0].as_object_mut().unwrap().remove("from_initramfs");
+        *r.section(section::EARLY_PROFILE) = p.to_string();
     });
 }
 

@@ -502,6 +502,10 @@ fn nothing_before_learning(f: &Facts) -> Result<(), String> {
     if !before.is_empty() {
         return Err(format!("{} modules were loaded before learning, untraced: {before:?}", before.len()));
     }
+    let sessions = profile.get("sessions").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    if !sessions.iter().any(|s| s.get("from_initramfs").and_then(Value::as_u64).is_some_and(|n| n > 0)) {
+        return Err(format!("no learning session took over the initramfs's probes: {sessions:?}"));
+    }
     Ok(())
 }
 

@@ -41,7 +41,7 @@ fn profile(extra: &[&str]) -> Value {
     modules.sort_by_key(|m| m["name"].as_str().unwrap().to_string());
     json!({"schema": "modtrace-profile/1", "kernel": "6.1.0-56-amd64", "host": "t", "modules": modules,
            "sessions": [{"start": "a", "end": "b", "duration_secs": 20, "kernel": "6.1.0-56-amd64",
-                         "ended_by": "SIGTERM", "records": 90, "lost_events": 0}]})
+                         "ended_by": "SIGTERM", "records": 90, "lost_events": 0, "from_initramfs": 21}]})
 }
 
 fn common(r: &mut Recorded, modules: &[&str], disabled: &str) {
@@ -273,6 +273,11 @@ fn every_check_can_fail() {
     });
     expect_failure("profile_modules_were_loaded_in_boot1", |p| {
         p.b1().insert("profile.json", &profile(&["acpi_cpufreq"]).to_string())
+    });
+    expect_failure("nothing_before_learning", |p| {
+        let mut profile: Value = serde_json::from_str(p.b1().text("profile.json").unwrap()).unwrap();
+        profile["sessions"][0].as_object_mut().unwrap().remove("from_initramfs");
+        p.b1().insert("profile.json", &profile.to_string());
     });
     for reason in [json!("before learning"), Value::Null] {
         expect_failure("nothing_before_learning", |p| {
