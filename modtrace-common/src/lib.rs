@@ -197,9 +197,7 @@ pub struct PendingLoad {
     pub syscall: u32,
     pub fd: i32,
     pub flags: u32,
-    /// 1 once module_load fired during this call: the module was linked, so a
-    /// failure now means its init failed. Such a failure is never folded.
-    pub linked: u32,
+    pub _pad: u32,
     pub image_len: u64,
     pub params: [u8; PARAMS_LEN],
 }
@@ -211,6 +209,11 @@ pub struct PendingLoad {
 pub struct RepeatState {
     /// When the last event of this key was sent.
     pub last_sent_ns: u64,
+    /// Until this jiffies value the window surely lasts, so a repeat before it
+    /// is folded without reading the clock (which costs microseconds where the
+    /// clocksource is an emulated HPET). Derived from a clock reading with
+    /// MAX_JIFFY_NS, so it holds for every HZ.
+    pub sure_until_jiffies: u64,
     /// Events folded since then; carried on the next one sent.
     pub folded: u32,
     pub _pad: u32,
@@ -272,7 +275,8 @@ pub mod tp {
     pub const SYSCALL_ARG0: usize = 16;
     pub const SYSCALL_ARG1: usize = 24;
     pub const SYSCALL_ARG2: usize = 32;
-    /// sys_exit_*: the return value.
+    /// sys_exit_*: the syscall's number, then its return value.
+    pub const SYSCALL_NR: usize = 8;
     pub const SYSCALL_RET: usize = 16;
 
     /// (group, event, field, offset) for every field read.
@@ -289,13 +293,31 @@ pub mod tp {
         ("syscalls", "sys_enter_init_module", "umod", SYSCALL_ARG0),
         ("syscalls", "sys_enter_init_module", "len", SYSCALL_ARG1),
         ("syscalls", "sys_enter_init_module", "uargs", SYSCALL_ARG2),
+        ("syscalls", "sys_exit_finit_module", "__syscall_nr", SYSCALL_NR),
         ("syscalls", "sys_exit_finit_module", "ret", SYSCALL_RET),
+        ("syscalls", "sys_exit_init_module", "__syscall_nr", SYSCALL_NR),
         ("syscalls", "sys_exit_init_module", "ret", SYSCALL_RET),
     ];
 }
 
+/// Where x86-64 keeps a syscall's first three arguments in the registers saved
+/// at entry (struct pt_regs, a uapi layout: di, si, dx). The exit probe reads
+/// them there, so a call needs no entry probe; userspace checks the offsets
+/// against the kernel's BTF and otherwise keeps the entry probes.
+pub mod regs {
+    pub const ARG0: usize = 112;
+    pub const ARG1: usize = 104;
+    pub const ARG2: usize = 96;
+
+    /// (pt_regs member, offset) for every register read.
+    pub const FIELDS: &[(&str, usize)] = &[("di", ARG0), ("si", ARG1), ("dx", ARG2)];
+}
+
 /// Events of one kind from one process within this window are folded into a count.
 pub const FOLD_WINDOW_NS: u64 = 1_000_000_000;
+
+/// The longest a jiffy lasts: Linux's HZ is at least 100 (kernel/Kconfig.hz).
+pub const MAX_JIFFY_NS: u64 = 10_000_000;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -321,7 +343,7 @@ mod tests {
         assert_eq!(size_of::<LoadEvent>(), HEADER + 32 + PARAMS_LEN);
         assert_eq!(size_of::<ModuleEvent>(), HEADER + 8 + NAME_LEN);
         assert_eq!(size_of::<PendingLoad>(), 32 + PARAMS_LEN);
-        assert_eq!(size_of::<RepeatState>(), 16);
+        assert_eq!(size_of::<RepeatState>(), 24);
         assert_eq!(size_of::<RequestKey>(), 16);
         assert_eq!(size_of::<TaskOffsets>(), 72);
     }

@@ -4,7 +4,10 @@ use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
-use modtrace_common::{PendingLoad, RepeatState, RequestKey, TaskOffsets, drop};
+use aya_ebpf::helpers::generated::bpf_jiffies64;
+use modtrace_common::{FOLD_WINDOW_NS, MAX_JIFFY_NS, PendingLoad, RepeatState, RequestKey, TaskOffsets, drop};
+
+use crate::task::now;
 
 /// Requests: anyone can cause them (socket families, mounts), so they get a ring of
 /// their own and can never crowd out a load.
@@ -24,9 +27,15 @@ pub static FAILURES: RingBuf = RingBuf::with_byte_size(128 * 1024, 0);
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 0);
 
-/// Syscall enter -> exit hand-over, keyed by pid_tgid.
+/// Syscall enter -> exit hand-over, keyed by pid_tgid (kernels where the exit
+/// probe cannot read the arguments itself).
 #[map]
 pub static PENDING: LruHashMap<u64, PendingLoad> = LruHashMap::with_max_entries(1024, 0);
+
+/// Load calls, by pid_tgid, whose module was linked (module_load fired): a failure
+/// of such a call means the module's init failed, and it is never folded.
+#[map]
+pub static LINKED: LruHashMap<u64, u32> = LruHashMap::with_max_entries(1024, 0);
 
 /// Folding of repeated failed loads, keyed by tgid.
 #[map]
@@ -40,6 +49,11 @@ pub static REQUEST_REPEATS: LruHashMap<RequestKey, RepeatState> =
 /// modtrace's own tgid: its activity is not traced.
 #[unsafe(no_mangle)]
 static SELF_TGID: u32 = 0;
+
+/// finit_module's number on this architecture (the loader's libc::SYS_finit_module):
+/// tells the two load syscalls apart at their exit.
+#[unsafe(no_mangle)]
+static FINIT_MODULE_NR: i32 = 0;
 
 /// task_struct offsets from the kernel's BTF; zero when unknown.
 #[unsafe(no_mangle)]
@@ -69,6 +83,10 @@ pub fn self_tgid() -> u32 {
     unsafe { core::ptr::read_volatile(&SELF_TGID) }
 }
 
+pub fn finit_module_nr() -> i32 {
+    unsafe { core::ptr::read_volatile(&FINIT_MODULE_NR) }
+}
+
 pub fn task_offsets() -> TaskOffsets {
     unsafe { core::ptr::read_volatile(&TASK_OFFSETS) }
 }
@@ -83,25 +101,51 @@ pub fn count_drop(slot: u32) {
 /// Decides whether the event for `key` is sent now or folded into a count: the
 /// first of a key is sent, repeats within FOLD_WINDOW_NS are counted, and the next
 /// one sent after the window carries that count. None means: fold this one.
+/// `now` is the event's time, read already.
 pub fn fold_in<K>(map: &LruHashMap<K, RepeatState>, key: &K, now: u64) -> Option<u32> {
+    fold_with_clock(map, key, || now)
+}
+
+/// [`fold_in`] for a path that has not read the clock: it reads it only when the
+/// jiffies counter cannot tell that the window still lasts, so a storm of
+/// repeats is folded with none.
+pub fn fold_in_lazily<K>(map: &LruHashMap<K, RepeatState>, key: &K) -> Option<u32> {
+    fold_with_clock(map, key, now)
+}
+
+fn fold_with_clock<K>(map: &LruHashMap<K, RepeatState>, key: &K, clock: impl Fn() -> u64) -> Option<u32> {
+    // Inlined by the verifier: a load of the jiffies counter.
+    let jiffies = unsafe { bpf_jiffies64() };
     match map.get_ptr_mut(key) {
-        Some(state) => fold(state, now),
+        Some(state) => fold(unsafe { &mut *state }, jiffies, clock),
         None => {
-            let fresh = RepeatState { last_sent_ns: now, folded: 0, _pad: 0 };
+            let fresh =
+                RepeatState { last_sent_ns: clock(), sure_until_jiffies: jiffies + SURE_WINDOW, folded: 0, _pad: 0 };
             let _ = map.insert(key, &fresh, 0);
             Some(0)
         }
     }
 }
 
-fn fold(state: *mut RepeatState, now: u64) -> Option<u32> {
-    let state = unsafe { &mut *state };
-    if now.wrapping_sub(state.last_sent_ns) < modtrace_common::FOLD_WINDOW_NS {
+/// Jiffies that surely fit in a whole window.
+const SURE_WINDOW: u64 = FOLD_WINDOW_NS / MAX_JIFFY_NS;
+
+fn fold(state: &mut RepeatState, jiffies: u64, clock: impl Fn() -> u64) -> Option<u32> {
+    if jiffies < state.sure_until_jiffies {
+        state.folded = state.folded.saturating_add(1);
+        return None;
+    }
+    let now = clock();
+    let elapsed = now.wrapping_sub(state.last_sent_ns);
+    if elapsed < FOLD_WINDOW_NS {
+        // Fewer jiffies than this can pass only in less time than is left.
+        state.sure_until_jiffies = jiffies + (FOLD_WINDOW_NS - elapsed) / MAX_JIFFY_NS;
         state.folded = state.folded.saturating_add(1);
         return None;
     }
     let folded = state.folded;
     state.last_sent_ns = now;
+    state.sure_until_jiffies = jiffies + SURE_WINDOW;
     state.folded = 0;
     Some(folded)
 }

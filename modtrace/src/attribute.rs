@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::io::BufRead;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -209,50 +210,45 @@ pub fn initramfs_end_from_show(text: &str) -> Option<u64> {
 // ---------------------------------------------------------------------------
 // kallsyms
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Symbol {
-    addr: u64,
-    name: String,
-    module: Option<String>,
-}
-
-/// Kernel text symbols, sorted by address, for naming call sites.
-#[derive(Debug, Default, Clone)]
-pub struct Kallsyms {
-    symbols: Vec<Symbol>,
-}
-
-impl Kallsyms {
-    /// Parses a /proc/kallsyms text. Without privilege (kptr_restrict) every
-    /// address reads as zero: such lines name nothing and are dropped.
-    pub fn parse(text: &str) -> Self {
-        let mut symbols: Vec<Symbol> = text.lines().filter_map(parse_line).collect();
-        symbols.sort_by_key(|s| s.addr);
-        Kallsyms { symbols }
-    }
-
-    /// `symbol+0xoff` (with ` [module]` for module code), or the hex address
-    /// when no symbol covers it.
-    pub fn name(&self, addr: u64) -> String {
-        let at = self.symbols.partition_point(|s| s.addr <= addr);
-        // Past the last symbol nothing says where its code ends.
-        if at == 0 || at == self.symbols.len() {
-            return hex(addr);
+/// `symbol+0xoff` (with ` [module]` for module code) of the text symbol that
+/// covers `addr` in a /proc/kallsyms listing, or the hex address when none
+/// does. The listing is read line by line and nothing of it is kept: it is
+/// ~10 MB of text, and call sites are few (the describer keeps each name).
+pub fn symbol_at(mut listing: impl BufRead, addr: u64) -> String {
+    // The nearest text symbol at or below addr (the later line on a tie), and
+    // whether one lies above: past the last symbol nothing says where code ends.
+    let mut below: Option<(u64, String, Option<String>)> = None;
+    let mut above = false;
+    let mut line = String::new();
+    while listing.read_line(&mut line).is_ok_and(|n| n > 0) {
+        if let Some((at, name, module)) = parse_line(&line) {
+            if at > addr {
+                above = true;
+            } else if below.as_ref().is_none_or(|(best, _, _)| at >= *best) {
+                below = Some((at, name.to_string(), module.map(str::to_string)));
+            }
         }
-        let sym = &self.symbols[at - 1];
-        let module = sym.module.as_ref().map(|m| format!(" [{m}]")).unwrap_or_default();
-        format!("{}+{:#x}{module}", sym.name, addr - sym.addr)
+        line.clear();
+    }
+    match below {
+        Some((at, name, module)) if above => {
+            let module = module.map(|m| format!(" [{m}]")).unwrap_or_default();
+            format!("{name}+{:#x}{module}", addr - at)
+        }
+        _ => hex(addr),
     }
 }
 
-fn parse_line(line: &str) -> Option<Symbol> {
+/// (address, name, module) of a text symbol line. Without privilege
+/// (kptr_restrict) every address reads as zero: such lines name nothing.
+fn parse_line(line: &str) -> Option<(u64, &str, Option<&str>)> {
     let mut fields = line.split_whitespace();
     let addr = u64::from_str_radix(fields.next()?, 16).ok()?;
     let kind = fields.next()?;
     let name = fields.next()?;
-    let module = fields.next().map(|m| m.trim_start_matches('[').trim_end_matches(']').to_string());
+    let module = fields.next().map(|m| m.trim_start_matches('[').trim_end_matches(']'));
     let text = matches!(kind, "t" | "T" | "w" | "W");
-    (text && addr != 0).then(|| Symbol { addr, name: name.to_string(), module })
+    (text && addr != 0).then_some((addr, name, module))
 }
 
 fn hex(addr: u64) -> String {
@@ -288,8 +284,8 @@ fn monotonic_now_ns() -> u64 {
 pub struct SystemDescriber {
     proc_root: PathBuf,
     cgroups: Option<CgroupTree>,
-    /// Read on first use: it is large and only requests need it.
-    kallsyms: Option<Kallsyms>,
+    /// Call sites named so far (from /proc/kallsyms, read anew for each new one).
+    symbols: HashMap<u64, String>,
     /// Events handled long after they happened (the initramfs's, taken over by
     /// the learner): /proc describes a process only when its start time is the
     /// kernel's, since by now its pid may be another process of the same name.
@@ -305,7 +301,7 @@ impl SystemDescriber {
 
     /// For tests and other roots: `cgroup_root` None means no cgroup2 is mounted.
     pub fn with_roots(proc_root: PathBuf, cgroup_root: Option<PathBuf>) -> Self {
-        SystemDescriber { proc_root, cgroups: cgroup_root.map(CgroupTree::new), kallsyms: None, replaying: false }
+        SystemDescriber { proc_root, cgroups: cgroup_root.map(CgroupTree::new), symbols: HashMap::new(), replaying: false }
     }
 
     /// For events from the past (see `replaying`).
@@ -371,11 +367,15 @@ impl Describe for SystemDescriber {
     }
 
     fn symbol(&mut self, addr: u64) -> String {
-        let proc_root = &self.proc_root;
-        let syms = self.kallsyms.get_or_insert_with(|| {
-            Kallsyms::parse(&fs::read_to_string(proc_root.join("kallsyms")).unwrap_or_default())
-        });
-        syms.name(addr)
+        if let Some(name) = self.symbols.get(&addr) {
+            return name.clone();
+        }
+        let name = match fs::File::open(self.proc_root.join("kallsyms")) {
+            Ok(file) => symbol_at(std::io::BufReader::new(file), addr),
+            Err(_) => hex(addr),
+        };
+        self.symbols.insert(addr, name.clone());
+        name
     }
 
     fn wall_time(&mut self, ts_ns: u64) -> String {
@@ -658,21 +658,23 @@ ffffffffc0a00200 t llc_end\t[llc]
 
     #[test]
     fn kallsyms_names_call_sites() {
-        let k = Kallsyms::parse(KALLSYMS);
-        assert_eq!(k.name(0xffffffff812a0123), "__sock_create+0x123");
-        assert_eq!(k.name(0xffffffff81001040), "helper_fn+0x0");
+        let name = |addr| symbol_at(KALLSYMS.as_bytes(), addr);
+        assert_eq!(name(0xffffffff812a0123), "__sock_create+0x123");
+        assert_eq!(name(0xffffffff81001040), "helper_fn+0x0");
         // Data symbols do not cut text short.
-        assert_eq!(k.name(0xffffffff81100010), "helper_fn+0xfefd0");
-        assert_eq!(k.name(0xffffffffc0a00010), "llc_rcv+0x10 [llc]");
-        assert_eq!(k.name(0xffffffff80000000), "0xffffffff80000000");
-        assert_eq!(k.name(0xffffffffc0a00300), "0xffffffffc0a00300");
+        assert_eq!(name(0xffffffff81100010), "helper_fn+0xfefd0");
+        assert_eq!(name(0xffffffffc0a00010), "llc_rcv+0x10 [llc]");
+        assert_eq!(name(0xffffffff80000000), "0xffffffff80000000");
+        assert_eq!(name(0xffffffffc0a00300), "0xffffffffc0a00300");
+        // Of two symbols at one address, the later line names it.
+        assert_eq!(symbol_at(&b"ffffffff81000000 T a\nffffffff81000000 T b\nffffffff81000100 T c\n"[..], 0xffffffff81000004), "b+0x4");
     }
 
     #[test]
     fn hidden_kallsyms_give_hex() {
         let hidden = "0000000000000000 T _stext\n0000000000000000 T __sock_create\n";
-        assert_eq!(Kallsyms::parse(hidden).name(0xffffffff812a0123), "0xffffffff812a0123");
-        assert_eq!(Kallsyms::parse("").name(0x10), "0x10");
+        assert_eq!(symbol_at(hidden.as_bytes(), 0xffffffff812a0123), "0xffffffff812a0123");
+        assert_eq!(symbol_at(&b""[..], 0x10), "0x10");
     }
 
     #[test]
@@ -681,6 +683,10 @@ ffffffffc0a00200 t llc_end\t[llc]
         let mut d = SystemDescriber::with_roots(root.0.clone(), None);
         fs::write(root.0.join("kallsyms"), KALLSYMS).unwrap();
         assert_eq!(d.symbol(0xffffffff812a0010), "__sock_create+0x10");
+        // A name once found is kept: the file is not read again for it.
+        fs::write(root.0.join("kallsyms"), "").unwrap();
+        assert_eq!(d.symbol(0xffffffff812a0010), "__sock_create+0x10");
+        assert_eq!(d.symbol(0xffffffff812a0020), "0xffffffff812a0020");
     }
 
     #[test]

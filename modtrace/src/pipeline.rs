@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use tokio::{
     io::{Interest, unix::AsyncFd},
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
 };
 
 use crate::{
@@ -139,12 +139,19 @@ impl Tracer {
     /// None is a tick (`Options::tick`).
     pub fn run(mut self, opts: &Options, sink: &mut dyn FnMut(Option<&Record>)) -> anyhow::Result<Summary> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        // Installed before the first call of the sink, which may announce that
+        // tracing runs: a shell starts a background job with SIGINT ignored, so
+        // an interrupt sent on that word would otherwise be lost.
+        let signals = {
+            let _in_runtime = runtime.enter();
+            (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+        };
         sink(None);
         let early = std::mem::take(&mut self.early);
         for record in &early {
             sink(Some(record));
         }
-        let mut summary = runtime.block_on(self.event_loop(opts, sink))?;
+        let mut summary = runtime.block_on(self.event_loop(opts, sink, signals))?;
         summary.records += early.len() as u64;
         summary.from_initramfs = self.took_early.then_some(early.len() as u64);
         let [loads, failures, requests] = self.early_undecodable;
@@ -168,9 +175,8 @@ impl Tracer {
         &mut self,
         opts: &Options,
         sink: &mut dyn FnMut(Option<&Record>),
+        (mut sigint, mut sigterm): (Signal, Signal),
     ) -> anyhow::Result<Summary> {
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
         let deadline = sleep_or_forever(opts.duration);
         tokio::pin!(deadline);
         let mut ticks = opts.tick.map(tokio::time::interval);

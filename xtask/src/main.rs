@@ -21,6 +21,7 @@ mod setup;
 mod system;
 mod test;
 mod vm_test;
+mod vendored;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

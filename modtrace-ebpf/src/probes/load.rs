@@ -1,20 +1,69 @@
-//! init_module / finit_module syscalls. The enter probe keeps the attempt; the exit
-//! probe sends it joined with the return code: successes to LOADS, failures to
-//! FAILURES with repeats folded, so a failing loop cannot hide a real load.
+//! init_module / finit_module syscalls, joined with their return code at the
+//! exit: successes to LOADS, failures to FAILURES with repeats folded, so a
+//! failing loop cannot hide a real load.
+//!
+//! Two shapes; the loader attaches one. Where the kernel has BTF and the
+//! registers saved at syscall entry are known (x86-64, 5.15+), `exit_load_regs`
+//! alone does it all at the exit and reads the arguments only for a call it will
+//! send: a folded failure costs two lookups and a counter, nothing is copied.
+//! Elsewhere the entry probes keep the arguments for `exit_load` (PENDING).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user_str_bytes},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user_str_bytes,
+        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    },
     macros::tracepoint,
+    maps::RingBuf,
     programs::TracePointContext,
+    EbpfContext,
 };
-use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, drop, kind, ring, syscall};
+use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, drop, kind, regs, ring, syscall};
 
 use crate::{
-    maps::{FAIL_REPEATS, FAILURES, LOADS, PENDING, count_drop, fold_in, self_tgid},
+    maps::{FAIL_REPEATS, FAILURES, LINKED, LOADS, PENDING, count_drop, finit_module_nr, fold_in_lazily, self_tgid},
     task::{fill_header, now},
 };
 
-use modtrace_common::tp::{SYSCALL_ARG0 as ARG0, SYSCALL_ARG1 as ARG1, SYSCALL_ARG2 as ARG2, SYSCALL_RET as RET};
+use modtrace_common::tp::{
+    SYSCALL_ARG0 as ARG0, SYSCALL_ARG1 as ARG1, SYSCALL_ARG2 as ARG2, SYSCALL_NR as NR, SYSCALL_RET as RET,
+};
+
+/// What the event says about the call besides its result.
+struct Call {
+    syscall: u32,
+    fd: i32,
+    flags: u32,
+    image_len: u64,
+}
+
+/// Where the parameter string comes from: the caller's memory (read at the
+/// exit) or the copy the entry probe kept.
+enum Params<'a> {
+    User(u64),
+    Kept(&'a [u8; PARAMS_LEN]),
+}
+
+/// The ring an event goes to, and the repeats it carries.
+struct Route {
+    ring: &'static RingBuf,
+    index: u32,
+    repeats: u32,
+}
+
+#[tracepoint]
+pub fn exit_load_regs(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == self_tgid() {
+        return 0;
+    }
+    let ret = syscall_ret(&ctx);
+    if let Some(route) = route(pid_tgid, ret) {
+        let (call, params) = call_from_regs(&ctx);
+        let _ = emit(route, &call, Params::User(params), ret);
+    }
+    0
+}
 
 #[tracepoint]
 pub fn enter_finit_module(ctx: TracePointContext) -> u32 {
@@ -35,10 +84,26 @@ pub fn enter_init_module(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn exit_load(ctx: TracePointContext) -> u32 {
-    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(0);
-    match send(ret) {
-        Ok(()) | Err(_) => 0,
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(pending) = PENDING.get_ptr(&pid_tgid) else {
+        if (pid_tgid >> 32) as u32 != self_tgid() {
+            count_drop(drop::EXIT_WITHOUT_ENTRY);
+        }
+        return 0;
+    };
+    let ret = syscall_ret(&ctx);
+    if let Some(route) = route(pid_tgid, ret) {
+        let p = unsafe { &*pending };
+        let call = Call { syscall: p.syscall, fd: p.fd, flags: p.flags, image_len: p.image_len };
+        let _ = emit(route, &call, Params::Kept(&p.params), ret);
     }
+    let _ = PENDING.remove(&pid_tgid);
+    0
+}
+
+/// The return value, read straight from the record: this runs for every call.
+fn syscall_ret(ctx: &TracePointContext) -> i64 {
+    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(RET) as *const i64) }
 }
 
 fn remember(sys: u32, fd: i32, flags: u32, image_len: u64, params_ptr: u64) {
@@ -46,47 +111,51 @@ fn remember(sys: u32, fd: i32, flags: u32, image_len: u64, params_ptr: u64) {
     if (pid_tgid >> 32) as u32 == self_tgid() {
         return;
     }
-    let mut pending = PendingLoad {
-        ts_ns: now(),
-        syscall: sys,
-        fd,
-        flags,
-        linked: 0,
-        image_len,
-        params: [0; PARAMS_LEN],
-    };
+    let mut pending =
+        PendingLoad { ts_ns: now(), syscall: sys, fd, flags, _pad: 0, image_len, params: [0; PARAMS_LEN] };
     if params_ptr != 0 {
         let _ = unsafe { bpf_probe_read_user_str_bytes(params_ptr as *const u8, &mut pending.params) };
     }
     let _ = PENDING.insert(&pid_tgid, &pending, 0);
 }
 
-fn send(ret: i64) -> Result<(), i32> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(pending) = PENDING.get_ptr(&pid_tgid) else {
-        if (pid_tgid >> 32) as u32 != self_tgid() {
-            count_drop(drop::EXIT_WITHOUT_ENTRY);
-        }
-        return Ok(());
-    };
-    let result = emit(unsafe { &*pending }, (pid_tgid >> 32) as u32, ret);
-    let _ = PENDING.remove(&pid_tgid);
-    result
+/// Where the call's event goes; None: it is a failure folded into a count. A
+/// success, or a failure after the module was linked (its init failed: userspace
+/// must take the module back), is always sent; only root can cause those.
+fn route(pid_tgid: u64, ret: i64) -> Option<Route> {
+    if take_linked(pid_tgid) || ret == 0 {
+        return Some(Route { ring: &LOADS, index: ring::LOADS, repeats: 0 });
+    }
+    let repeats = fold_in_lazily(&FAIL_REPEATS, &((pid_tgid >> 32) as u32))?;
+    Some(Route { ring: &FAILURES, index: ring::FAILURES, repeats })
 }
 
-fn emit(pending: &PendingLoad, tgid: u32, ret: i64) -> Result<(), i32> {
-    // A linked module whose init failed is as important as a load: userspace must
-    // take it back. Only root can cause these, and only with real modules.
-    let (rb, ring_index, repeats) = if ret == 0 || pending.linked != 0 {
-        (&LOADS, ring::LOADS, 0)
+/// Whether module_load fired during this call; forgets it either way.
+fn take_linked(pid_tgid: u64) -> bool {
+    if unsafe { LINKED.get(&pid_tgid) }.is_none() {
+        return false;
+    }
+    let _ = LINKED.remove(&pid_tgid);
+    true
+}
+
+/// The call's arguments from the registers saved at syscall entry, and the
+/// address of its parameter string.
+fn call_from_regs(ctx: &TracePointContext) -> (Call, u64) {
+    let nr = unsafe { ctx.read_at::<i32>(NR) }.unwrap_or(-1);
+    let saved = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    let arg = |offset: usize| unsafe { bpf_probe_read_kernel(saved.add(offset) as *const u64) }.unwrap_or(0);
+    if nr == finit_module_nr() {
+        let call = Call { syscall: syscall::FINIT_MODULE, fd: arg(regs::ARG0) as i32, flags: arg(regs::ARG2) as u32, image_len: 0 };
+        (call, arg(regs::ARG1))
     } else {
-        match fold_failure(tgid) {
-            Some(folded) => (&FAILURES, ring::FAILURES, folded),
-            None => return Ok(()),
-        }
-    };
-    let Some(mut entry) = rb.reserve::<LoadEvent>(0) else {
-        count_drop(ring_index);
+        (Call { syscall: syscall::INIT_MODULE, fd: -1, flags: 0, image_len: arg(regs::ARG1) }, arg(regs::ARG2))
+    }
+}
+
+fn emit(route: Route, call: &Call, params: Params, ret: i64) -> Result<(), i32> {
+    let Some(mut entry) = route.ring.reserve::<LoadEvent>(0) else {
+        count_drop(route.index);
         return Ok(());
     };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
@@ -95,26 +164,27 @@ fn emit(pending: &PendingLoad, tgid: u32, ret: i64) -> Result<(), i32> {
         entry.discard(0);
         return Ok(());
     }
-    ev.syscall = pending.syscall;
-    ev.fd = pending.fd;
-    ev.flags = pending.flags;
-    ev.repeats = repeats;
-    ev.image_len = pending.image_len;
+    ev.syscall = call.syscall;
+    ev.fd = call.fd;
+    ev.flags = call.flags;
+    ev.repeats = route.repeats;
+    ev.image_len = call.image_len;
     ev.ret = ret;
-    ev.params = pending.params;
+    match params {
+        Params::Kept(kept) => ev.params = *kept,
+        Params::User(ptr) => {
+            ev.params = [0; PARAMS_LEN];
+            if ptr != 0 {
+                let _ = unsafe { bpf_probe_read_user_str_bytes(ptr as *const u8, &mut ev.params) };
+            }
+        }
+    }
     entry.submit(0);
     Ok(())
-}
-
-fn fold_failure(tgid: u32) -> Option<u32> {
-    fold_in(&FAIL_REPEATS, &tgid, now())
 }
 
 /// Called from module_load: marks the current task's load call as having linked
 /// its module.
 pub fn mark_linked() {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if let Some(pending) = PENDING.get_ptr_mut(&pid_tgid) {
-        unsafe { (*pending).linked = 1 };
-    }
+    let _ = LINKED.insert(&bpf_get_current_pid_tgid(), &1, 0);
 }

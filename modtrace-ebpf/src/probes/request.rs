@@ -7,7 +7,7 @@ use aya_ebpf::{
 use modtrace_common::{NAME_LEN, RequestEvent, RequestKey, drop, kind, ring};
 
 use crate::{
-    maps::{REQUEST_REPEATS, REQUESTS, count_drop, fold_in, self_tgid},
+    maps::{REQUEST_REPEATS, REQUESTS, count_drop, fold_in_lazily, self_tgid},
     task::{fill_header, now},
 };
 
@@ -25,15 +25,15 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
     if tgid == self_tgid() {
         return Ok(());
     }
-    let ts = now();
     let mut name = [0u8; NAME_LEN];
     if let Err(e) = super::read_data_loc(ctx, NAME_OFFSET, &mut name) {
         count_drop(drop::REQUEST_NAME_UNREAD);
         return Err(e);
     }
-    let Some(repeats) = fold_request(tgid, &name, ts) else {
+    let Some(repeats) = fold_request(tgid, &name) else {
         return Ok(());
     };
+    let ts = now();
     let Some(mut entry) = REQUESTS.reserve::<RequestEvent>(0) else {
         count_drop(ring::REQUESTS);
         return Ok(());
@@ -53,9 +53,9 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
 
 /// The same alias requested again by the same process within the fold window is
 /// counted, not sent: a loop of socket() calls must not fill the ring.
-fn fold_request(tgid: u32, name: &[u8; NAME_LEN], ts: u64) -> Option<u32> {
+fn fold_request(tgid: u32, name: &[u8; NAME_LEN]) -> Option<u32> {
     let key = RequestKey { tgid, _pad: 0, name_hash: fnv1a(name) };
-    fold_in(&REQUEST_REPEATS, &key, ts)
+    fold_in_lazily(&REQUEST_REPEATS, &key)
 }
 
 fn fnv1a(name: &[u8; NAME_LEN]) -> u64 {

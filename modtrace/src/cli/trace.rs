@@ -33,11 +33,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut out = io::stdout().lock();
         let _ = writeln!(out, "{line}").and_then(|_| out.flush());
     }));
-    announce(&tracer);
+    // Said on the run's first call of the sink, once SIGINT is handled.
+    let mut ready = Some(announcement(&tracer));
     let mut out = io::stdout().lock();
     let mut broken_pipe = false;
     let summary = tracer.run(&Options { duration: args.duration, tick: None }, &mut |rec| {
-        let Some(rec) = rec else { return };
+        let Some(rec) = rec else {
+            if let Some(text) = ready.take() {
+                eprint!("{text}");
+            }
+            return;
+        };
         if broken_pipe {
             return;
         }
@@ -49,13 +55,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn announce(tracer: &Tracer) {
+fn announcement(tracer: &Tracer) -> String {
     let p = &tracer.probes;
     let phases: Vec<String> = p.phases.iter().map(|(name, ms)| format!("{name} {ms} ms")).collect();
-    eprintln!("modtrace: attached {} programs in {} ms ({})", p.attached, p.attach_ms, phases.join(", "));
+    let mut text = format!("modtrace: attached {} programs in {} ms ({})\n", p.attached, p.attach_ms, phases.join(", "));
     for note in &p.notes {
-        eprintln!("modtrace: note: {note}");
+        text += &format!("modtrace: note: {note}\n");
     }
+    text
 }
 
 fn report(s: &Summary) {

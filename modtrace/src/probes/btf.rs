@@ -2,7 +2,6 @@
 //! as a global: Rust eBPF has no CO-RE relocations, so userspace does the lookup.
 
 use std::{
-    io::Write,
     os::fd::{AsRawFd, FromRawFd},
     path::Path,
 };
@@ -16,11 +15,15 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 /// arg_start and arg_end in mm_struct (required), then those of the cgroup path
 /// and of the task's identity (each group optional: absent fields stay unknown).
 pub fn task_offsets(path: &Path) -> Result<TaskOffsets, String> {
-    let btf = open(path)?;
-    let task = find_struct(&btf, "task_struct")?;
-    let mm = find_struct(&btf, "mm_struct")?;
+    task_offsets_in(&open(path)?)
+}
+
+/// [`task_offsets`] of an opened BTF.
+pub fn task_offsets_in(btf: &Btf) -> Result<TaskOffsets, String> {
+    let task = find_struct(btf, "task_struct")?;
+    let mm = find_struct(btf, "mm_struct")?;
     let offset = |s: &btf_rs::Struct, name: &str, field: &str| {
-        member_offset(&btf, s, field)?.ok_or_else(|| format!("{name} has no member {field}"))
+        member_offset(btf, s, field)?.ok_or_else(|| format!("{name} has no member {field}"))
     };
     Ok(TaskOffsets {
         real_parent: offset(&task, "task_struct", "real_parent")?,
@@ -29,8 +32,24 @@ pub fn task_offsets(path: &Path) -> Result<TaskOffsets, String> {
         mm: offset(&task, "task_struct", "mm")?,
         arg_start: offset(&mm, "mm_struct", "arg_start")?,
         arg_end: offset(&mm, "mm_struct", "arg_end")?,
-        ..optional_offsets(&btf, &task)
+        ..optional_offsets(btf, &task)
     })
+}
+
+/// Whether the registers saved at syscall entry hold the arguments where the
+/// exit probe reads them (modtrace_common::regs): x86-64 only.
+pub fn syscall_regs_known(btf: &Btf) -> Result<(), String> {
+    if !cfg!(target_arch = "x86_64") {
+        return Err("not x86-64".into());
+    }
+    let regs = find_struct(btf, "pt_regs")?;
+    for (field, want) in modtrace_common::regs::FIELDS {
+        match member_offset(btf, &regs, field)? {
+            Some(got) if got as usize == *want => {}
+            got => return Err(format!("pt_regs.{field} is at {got:?}, not {want}")),
+        }
+    }
+    Ok(())
 }
 
 /// The groups of offsets a kernel may lack or rename; each group is all or nothing.
@@ -98,8 +117,10 @@ pub(crate) fn open(path: &Path) -> Result<Btf, String> {
 }
 
 /// The file's bytes in an anonymous memory file, which can always be mapped.
+/// Copied without a buffer of the file's size: that would double the memory
+/// it takes while it is read.
 fn memory_copy(path: &Path) -> std::io::Result<std::fs::File> {
-    let bytes = std::fs::read(path)?;
+    let mut source = std::fs::File::open(path)?;
     // SAFETY: a static NUL-terminated name; the result is checked.
     let fd = unsafe { libc::memfd_create(c"modtrace-btf".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -107,7 +128,7 @@ fn memory_copy(path: &Path) -> std::io::Result<std::fs::File> {
     }
     // SAFETY: `fd` is a fresh descriptor that nothing else owns.
     let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-    file.write_all(&bytes)?;
+    std::io::copy(&mut source, &mut file)?;
     Ok(file)
 }
 
@@ -173,6 +194,14 @@ mod tests {
         let copy = memory_copy(path).unwrap();
         let via_copy = task_offsets(Path::new(&format!("/proc/self/fd/{}", copy.as_raw_fd()))).unwrap();
         assert_eq!(via_copy, task_offsets(path).unwrap());
+    }
+
+    #[test]
+    fn host_saved_registers_hold_the_arguments_where_the_exit_probe_reads_them() {
+        let btf = open(Path::new(VMLINUX_BTF)).unwrap();
+        assert_eq!(syscall_regs_known(&btf), Ok(()));
+        let regs = find_struct(&btf, "pt_regs").unwrap();
+        assert_eq!(member_offset(&btf, &regs, "orig_ax").unwrap(), Some(120), "the uapi layout");
     }
 
     #[test]

@@ -41,11 +41,26 @@ pub enum ProbeError {
     Attach(String, String),
 }
 
-/// The programs and the tracepoints they attach to: (program, group, event).
-const ATTACHMENTS: &[(&str, &str, &str)] = &[
+/// Programs and the tracepoints they attach to: (program, group, event).
+type Attachments = &'static [(&'static str, &'static str, &'static str)];
+
+/// The module events, attached before the load calls' exits: a call whose exit
+/// is traced and whose module links is then known to have linked it.
+const MODULE_EVENTS: Attachments = &[
     ("module_request", "module", "module_request"),
     ("module_load", "module", "module_load"),
     ("module_free", "module", "module_free"),
+];
+
+/// The load calls, where the exit probe reads the arguments from the saved
+/// registers: one program per call.
+const LOAD_EXITS: Attachments = &[
+    ("exit_load_regs", "syscalls", "sys_exit_finit_module"),
+    ("exit_load_regs", "syscalls", "sys_exit_init_module"),
+];
+
+/// The load calls elsewhere: entry probes keep the arguments for the exit.
+const LOAD_ENTRIES_AND_EXITS: Attachments = &[
     ("enter_finit_module", "syscalls", "sys_enter_finit_module"),
     ("enter_init_module", "syscalls", "sys_enter_init_module"),
     ("exit_load", "syscalls", "sys_exit_finit_module"),
@@ -98,11 +113,20 @@ impl Probes {
         tracefs::check_formats(&tracefs)?;
         clock.done("checks");
         let mut notes = Vec::new();
-        let offsets = task_offsets(&system, &mut notes);
+        let kernel_btf = open_btf(&system, &mut notes);
+        let offsets = kernel_btf.as_ref().map(|b| task_offsets(b, &mut notes)).unwrap_or_default();
+        let regs = kernel_btf.as_ref().map_or(Err("no BTF".to_string()), btf::syscall_regs_known);
+        std::mem::drop(kernel_btf);
         clock.done("btf");
         let mut ebpf = load(offsets)?;
         clock.done("load");
-        let links = attach_all(&mut ebpf)?;
+        let load_calls = choose_load_calls(&mut ebpf, regs, &mut notes)?;
+        for (prog, _, _) in MODULE_EVENTS.iter().chain(load_calls) {
+            load_program(&mut ebpf, prog)?;
+        }
+        clock.done("verify");
+        let mut links = attach_all(&mut ebpf, MODULE_EVENTS)?;
+        links.extend(attach_all(&mut ebpf, load_calls)?);
         let attached = links.len();
         clock.done("attach");
         if system.modules_disabled {
@@ -176,12 +200,16 @@ const NO_BTF_EFFECT: &str = "the kernel side cannot read a task's parent, argv, 
      (/proc fills in what it still can), and a modprobe cannot be told from the kernel's helper: its loads are reported \
      with cause unknown";
 
-fn task_offsets(system: &System, notes: &mut Vec<String>) -> TaskOffsets {
+fn open_btf(system: &System, notes: &mut Vec<String>) -> Option<btf_rs::Btf> {
     if !system.btf {
         notes.push(format!("no kernel BTF (/sys/kernel/btf/vmlinux): {NO_BTF_EFFECT}"));
-        return TaskOffsets::default();
+        return None;
     }
-    btf::task_offsets(Path::new(btf::VMLINUX_BTF)).unwrap_or_else(|e| {
+    btf::open(Path::new(btf::VMLINUX_BTF)).map_err(|e| notes.push(format!("kernel BTF unusable ({e}): {NO_BTF_EFFECT}"))).ok()
+}
+
+fn task_offsets(kernel_btf: &btf_rs::Btf, notes: &mut Vec<String>) -> TaskOffsets {
+    btf::task_offsets_in(kernel_btf).unwrap_or_else(|e| {
         notes.push(format!("kernel BTF unusable ({e}): {NO_BTF_EFFECT}"));
         TaskOffsets::default()
     })
@@ -195,30 +223,53 @@ fn object() -> &'static [u8] {
 fn load(offsets: TaskOffsets) -> Result<Ebpf, ProbeError> {
     let object = object();
     let self_tgid = std::process::id();
-    EbpfLoader::new()
-        // The programs use no CO-RE relocations (offsets come from `btf`), so
-        // aya need not parse the kernel's BTF a second time.
-        .btf(None)
+    // The programs use no CO-RE relocations (offsets come from `btf`), so aya
+    // need not parse the kernel's BTF a second time (vendor/README.md).
+    EbpfLoader::without_kernel_btf()
         .override_global("SELF_TGID", &self_tgid, true)
         .override_global("TASK_OFFSETS", &offsets, true)
+        .override_global("FINIT_MODULE_NR", &(libc::SYS_finit_module as i32), true)
         .load(object)
         .map_err(|e| ProbeError::Load(format!("{e:#}")))
 }
 
-fn attach_all(ebpf: &mut Ebpf) -> Result<Vec<(&'static str, TracePointLinkId)>, ProbeError> {
-    let mut loaded = std::collections::BTreeSet::new();
+/// The load calls' probes: the exit alone where it can read the saved registers
+/// (`regs`: the kernel's BTF agrees with modtrace_common::regs, and this
+/// kernel's verifier accepts the program), else entry and exit probes.
+fn choose_load_calls(ebpf: &mut Ebpf, regs: Result<(), String>, notes: &mut Vec<String>) -> Result<Attachments, ProbeError> {
+    let why_not = match regs.and_then(|()| load_program(ebpf, "exit_load_regs").map_err(|e| e.to_string())) {
+        Ok(()) => return Ok(LOAD_EXITS),
+        Err(e) => e,
+    };
+    notes.push(format!(
+        "the load calls' exit probe cannot read their arguments here ({why_not}): entry probes keep them, which costs every failed load more"
+    ));
+    Ok(LOAD_ENTRIES_AND_EXITS)
+}
+
+fn tracepoint<'a>(ebpf: &'a mut Ebpf, prog: &str) -> Result<&'a mut TracePoint, ProbeError> {
+    ebpf.program_mut(prog)
+        .ok_or_else(|| ProbeError::Load(format!("program {prog} missing")))?
+        .try_into()
+        .map_err(|e| ProbeError::Load(format!("{prog}: {e}")))
+}
+
+/// Verifies and loads `prog` unless it is loaded already.
+fn load_program(ebpf: &mut Ebpf, prog: &str) -> Result<(), ProbeError> {
+    let program = tracepoint(ebpf, prog)?;
+    if program.fd().is_ok() {
+        return Ok(());
+    }
+    program.load().map_err(|e| ProbeError::Load(format!("{prog}: {e:#}")))
+}
+
+/// Attaches loaded programs; returns each attachment's link, by program.
+fn attach_all(ebpf: &mut Ebpf, attachments: Attachments) -> Result<Vec<(&'static str, TracePointLinkId)>, ProbeError> {
     let mut links = Vec::new();
-    for (prog, group, event) in ATTACHMENTS {
-        let what = format!("{group}:{event}");
-        let program: &mut TracePoint = ebpf
-            .program_mut(prog)
-            .ok_or_else(|| ProbeError::Load(format!("program {prog} missing")))?
-            .try_into()
-            .map_err(|e| ProbeError::Load(format!("{prog}: {e}")))?;
-        if loaded.insert(*prog) {
-            program.load().map_err(|e| ProbeError::Load(format!("{prog}: {e:#}")))?;
-        }
-        links.push((*prog, program.attach(group, event).map_err(|e| ProbeError::Attach(what, format!("{e:#}")))?));
+    for (prog, group, event) in attachments {
+        let program = tracepoint(ebpf, prog)?;
+        let id = program.attach(group, event).map_err(|e| ProbeError::Attach(format!("{group}:{event}"), format!("{e:#}")))?;
+        links.push((*prog, id));
     }
     Ok(links)
 }
