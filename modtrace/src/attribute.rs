@@ -25,6 +25,9 @@ pub trait Describe {
     fn parent(&mut self, task: &Task) -> Option<Parent>;
     /// A kernel address as `symbol+0xoff`, or as hex when it cannot be named.
     fn symbol(&mut self, addr: u64) -> String;
+    /// Names these addresses ahead, all in one go (`symbol` then finds them
+    /// named): a batch of events with new call sites reads kallsyms once.
+    fn name_ahead(&mut self, _addrs: &[u64]) {}
     /// RFC 3339 UTC time, with milliseconds, of a CLOCK_MONOTONIC timestamp.
     fn wall_time(&mut self, ts_ns: u64) -> String;
 }
@@ -214,29 +217,42 @@ pub fn initramfs_end_from_show(text: &str) -> Option<u64> {
 /// covers `addr` in a /proc/kallsyms listing, or the hex address when none
 /// does. The listing is read line by line and nothing of it is kept: it is
 /// ~10 MB of text, and call sites are few (the describer keeps each name).
-pub fn symbol_at(mut listing: impl BufRead, addr: u64) -> String {
-    // The nearest text symbol at or below addr (the later line on a tie), and
-    // whether one lies above: past the last symbol nothing says where code ends.
-    let mut below: Option<(u64, String, Option<String>)> = None;
-    let mut above = false;
+pub fn symbol_at(listing: impl BufRead, addr: u64) -> String {
+    symbols_at(listing, &[addr]).remove(0)
+}
+
+/// `symbol_at` for several addresses in one pass over the listing (reading
+/// /proc/kallsyms takes the kernel a while: once per batch, not per address).
+pub fn symbols_at(mut listing: impl BufRead, addrs: &[u64]) -> Vec<String> {
+    // Per address: the nearest text symbol at or below it (the later line on a
+    // tie), and whether one lies above: past the last symbol nothing says where
+    // code ends.
+    let mut below: Vec<Option<(u64, String, Option<String>)>> = vec![None; addrs.len()];
+    let mut above = vec![false; addrs.len()];
     let mut line = String::new();
     while listing.read_line(&mut line).is_ok_and(|n| n > 0) {
         if let Some((at, name, module)) = parse_line(&line) {
-            if at > addr {
-                above = true;
-            } else if below.as_ref().is_none_or(|(best, _, _)| at >= *best) {
-                below = Some((at, name.to_string(), module.map(str::to_string)));
+            for (i, &addr) in addrs.iter().enumerate() {
+                if at > addr {
+                    above[i] = true;
+                } else if below[i].as_ref().is_none_or(|(best, _, _)| at >= *best) {
+                    below[i] = Some((at, name.to_string(), module.map(str::to_string)));
+                }
             }
         }
         line.clear();
     }
-    match below {
-        Some((at, name, module)) if above => {
-            let module = module.map(|m| format!(" [{m}]")).unwrap_or_default();
-            format!("{name}+{:#x}{module}", addr - at)
-        }
-        _ => hex(addr),
-    }
+    addrs
+        .iter()
+        .zip(below.into_iter().zip(above))
+        .map(|(&addr, found)| match found {
+            (Some((at, name, module)), true) => {
+                let module = module.map(|m| format!(" [{m}]")).unwrap_or_default();
+                format!("{name}+{:#x}{module}", addr - at)
+            }
+            _ => hex(addr),
+        })
+        .collect()
 }
 
 /// (address, name, module) of a text symbol line. Without privilege
@@ -367,15 +383,22 @@ impl Describe for SystemDescriber {
     }
 
     fn symbol(&mut self, addr: u64) -> String {
-        if let Some(name) = self.symbols.get(&addr) {
-            return name.clone();
+        self.name_ahead(&[addr]);
+        self.symbols.get(&addr).cloned().unwrap_or_else(|| hex(addr))
+    }
+
+    fn name_ahead(&mut self, addrs: &[u64]) {
+        let mut new: Vec<u64> = addrs.iter().copied().filter(|a| !self.symbols.contains_key(a)).collect();
+        new.sort_unstable();
+        new.dedup();
+        if new.is_empty() {
+            return;
         }
-        let name = match fs::File::open(self.proc_root.join("kallsyms")) {
-            Ok(file) => symbol_at(std::io::BufReader::new(file), addr),
-            Err(_) => hex(addr),
+        let names = match fs::File::open(self.proc_root.join("kallsyms")) {
+            Ok(file) => symbols_at(std::io::BufReader::new(file), &new),
+            Err(_) => new.iter().map(|&a| hex(a)).collect(),
         };
-        self.symbols.insert(addr, name.clone());
-        name
+        self.symbols.extend(new.into_iter().zip(names));
     }
 
     fn wall_time(&mut self, ts_ns: u64) -> String {
@@ -668,6 +691,22 @@ ffffffffc0a00200 t llc_end\t[llc]
         assert_eq!(name(0xffffffffc0a00300), "0xffffffffc0a00300");
         // Of two symbols at one address, the later line names it.
         assert_eq!(symbol_at(&b"ffffffff81000000 T a\nffffffff81000000 T b\nffffffff81000100 T c\n"[..], 0xffffffff81000004), "b+0x4");
+    }
+
+    #[test]
+    fn several_call_sites_are_named_in_one_pass() {
+        let addrs = [0xffffffff812a0123, 0xffffffffc0a00010, 0xffffffff80000000];
+        assert_eq!(
+            symbols_at(KALLSYMS.as_bytes(), &addrs),
+            ["__sock_create+0x123", "llc_rcv+0x10 [llc]", "0xffffffff80000000"]
+        );
+        let root = TempDir::new();
+        let mut d = SystemDescriber::with_roots(root.0.clone(), None);
+        fs::write(root.0.join("kallsyms"), KALLSYMS).unwrap();
+        d.name_ahead(&addrs);
+        // Named ahead: the file is not read again for them.
+        fs::write(root.0.join("kallsyms"), "").unwrap();
+        assert_eq!(d.symbol(0xffffffffc0a00010), "llc_rcv+0x10 [llc]");
     }
 
     #[test]

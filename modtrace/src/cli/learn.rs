@@ -143,17 +143,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let checkpoint_every = plan.checkpoint_every.max(std::time::Duration::from_millis(100));
     let outcome = learn(&plan, &index, |sink| {
         let tracer = Tracer::start_taking_early()?;
-        let probes = &tracer.probes;
-        eprintln!("modtrace: attached {} programs in {} ms; learning", probes.attached, probes.attach_ms);
-        for note in &tracer.probes.notes {
-            eprintln!("modtrace: note: {note}");
-        }
-        // Under systemd (Type=notify) the units ordered after the learner start
-        // only now, so their loads are traced. Outside systemd this does nothing.
-        if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
-            eprintln!("modtrace: note: could not tell systemd that learning started: {e}");
-        }
-        let summary = tracer.run(&Options { duration, tick: Some(checkpoint_every) }, sink)?;
+        // Said on the run's first call of the sink, once SIGINT and SIGTERM are
+        // handled: a stop right after systemd hears "ready" must still save.
+        let mut ready = Some(announcement(&tracer));
+        let summary = tracer.run(&Options { duration, tick: Some(checkpoint_every) }, &mut |rec| {
+            if let Some(text) = ready.take() {
+                eprint!("{text}");
+                // Under systemd (Type=notify) the units ordered after the learner
+                // start only now, so their loads are traced. Elsewhere a no-op.
+                if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+                    eprintln!("modtrace: note: could not tell systemd that learning started: {e}");
+                }
+            }
+            sink(rec)
+        })?;
         Ok(TraceEnd {
             records: summary.records,
             drops: summary.drops,
@@ -177,6 +180,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The lines saying that learning runs, and what is degraded here.
+fn announcement(tracer: &Tracer) -> String {
+    let p = &tracer.probes;
+    let mut text = format!("modtrace: attached {} programs in {} ms; learning\n", p.attached, p.attach_ms);
+    for note in &p.notes {
+        text += &format!("modtrace: note: {note}\n");
+    }
+    text
 }
 
 fn pin_early() -> anyhow::Result<ExitCode> {
