@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::BufRead;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,9 +24,6 @@ pub trait Describe {
     fn parent(&mut self, task: &Task) -> Option<Parent>;
     /// A kernel address as `symbol+0xoff`, or as hex when it cannot be named.
     fn symbol(&mut self, addr: u64) -> String;
-    /// Names these addresses ahead, all in one go (`symbol` then finds them
-    /// named): a batch of events with new call sites reads kallsyms once.
-    fn name_ahead(&mut self, _addrs: &[u64]) {}
     /// RFC 3339 UTC time, with milliseconds, of a CLOCK_MONOTONIC timestamp.
     fn wall_time(&mut self, ts_ns: u64) -> String;
 }
@@ -213,58 +209,50 @@ pub fn initramfs_end_from_show(text: &str) -> Option<u64> {
 // ---------------------------------------------------------------------------
 // kallsyms
 
-/// `symbol+0xoff` (with ` [module]` for module code) of the text symbol that
-/// covers `addr` in a /proc/kallsyms listing, or the hex address when none
-/// does. The listing is read line by line and nothing of it is kept: it is
-/// ~10 MB of text, and call sites are few (the describer keeps each name).
-pub fn symbol_at(listing: impl BufRead, addr: u64) -> String {
-    symbols_at(listing, &[addr]).remove(0)
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Symbol {
+    addr: u64,
+    name: String,
+    module: Option<String>,
 }
 
-/// `symbol_at` for several addresses in one pass over the listing (reading
-/// /proc/kallsyms takes the kernel a while: once per batch, not per address).
-pub fn symbols_at(mut listing: impl BufRead, addrs: &[u64]) -> Vec<String> {
-    // Per address: the nearest text symbol at or below it (the later line on a
-    // tie), and whether one lies above: past the last symbol nothing says where
-    // code ends.
-    let mut below: Vec<Option<(u64, String, Option<String>)>> = vec![None; addrs.len()];
-    let mut above = vec![false; addrs.len()];
-    let mut line = String::new();
-    while listing.read_line(&mut line).is_ok_and(|n| n > 0) {
-        if let Some((at, name, module)) = parse_line(&line) {
-            for (i, &addr) in addrs.iter().enumerate() {
-                if at > addr {
-                    above[i] = true;
-                } else if below[i].as_ref().is_none_or(|(best, _, _)| at >= *best) {
-                    below[i] = Some((at, name.to_string(), module.map(str::to_string)));
-                }
-            }
-        }
-        line.clear();
+/// Kernel text symbols, sorted by address, for naming call sites.
+#[derive(Debug, Default, Clone)]
+pub struct Kallsyms {
+    symbols: Vec<Symbol>,
+}
+
+impl Kallsyms {
+    /// Parses a /proc/kallsyms text. Without privilege (kptr_restrict) every
+    /// address reads as zero: such lines name nothing and are dropped.
+    pub fn parse(text: &str) -> Self {
+        let mut symbols: Vec<Symbol> = text.lines().filter_map(parse_line).collect();
+        symbols.sort_by_key(|s| s.addr);
+        Kallsyms { symbols }
     }
-    addrs
-        .iter()
-        .zip(below.into_iter().zip(above))
-        .map(|(&addr, found)| match found {
-            (Some((at, name, module)), true) => {
-                let module = module.map(|m| format!(" [{m}]")).unwrap_or_default();
-                format!("{name}+{:#x}{module}", addr - at)
-            }
-            _ => hex(addr),
-        })
-        .collect()
+
+    /// `symbol+0xoff` (with ` [module]` for module code), or the hex address
+    /// when no symbol covers it.
+    pub fn name(&self, addr: u64) -> String {
+        let at = self.symbols.partition_point(|s| s.addr <= addr);
+        // Past the last symbol nothing says where its code ends.
+        if at == 0 || at == self.symbols.len() {
+            return hex(addr);
+        }
+        let sym = &self.symbols[at - 1];
+        let module = sym.module.as_ref().map(|m| format!(" [{m}]")).unwrap_or_default();
+        format!("{}+{:#x}{module}", sym.name, addr - sym.addr)
+    }
 }
 
-/// (address, name, module) of a text symbol line. Without privilege
-/// (kptr_restrict) every address reads as zero: such lines name nothing.
-fn parse_line(line: &str) -> Option<(u64, &str, Option<&str>)> {
+fn parse_line(line: &str) -> Option<Symbol> {
     let mut fields = line.split_whitespace();
     let addr = u64::from_str_radix(fields.next()?, 16).ok()?;
     let kind = fields.next()?;
     let name = fields.next()?;
-    let module = fields.next().map(|m| m.trim_start_matches('[').trim_end_matches(']'));
+    let module = fields.next().map(|m| m.trim_start_matches('[').trim_end_matches(']').to_string());
     let text = matches!(kind, "t" | "T" | "w" | "W");
-    (text && addr != 0).then_some((addr, name, module))
+    (text && addr != 0).then(|| Symbol { addr, name: name.to_string(), module })
 }
 
 fn hex(addr: u64) -> String {
@@ -300,8 +288,8 @@ fn monotonic_now_ns() -> u64 {
 pub struct SystemDescriber {
     proc_root: PathBuf,
     cgroups: Option<CgroupTree>,
-    /// Call sites named so far (from /proc/kallsyms, read anew for each new one).
-    symbols: HashMap<u64, String>,
+    /// Read on first use: it is large and only requests need it.
+    kallsyms: Option<Kallsyms>,
     /// Events handled long after they happened (the initramfs's, taken over by
     /// the learner): /proc describes a process only when its start time is the
     /// kernel's, since by now its pid may be another process of the same name.
@@ -317,7 +305,7 @@ impl SystemDescriber {
 
     /// For tests and other roots: `cgroup_root` None means no cgroup2 is mounted.
     pub fn with_roots(proc_root: PathBuf, cgroup_root: Option<PathBuf>) -> Self {
-        SystemDescriber { proc_root, cgroups: cgroup_root.map(CgroupTree::new), symbols: HashMap::new(), replaying: false }
+        SystemDescriber { proc_root, cgroups: cgroup_root.map(CgroupTree::new), kallsyms: None, replaying: false }
     }
 
     /// For events from the past (see `replaying`).
@@ -383,22 +371,11 @@ impl Describe for SystemDescriber {
     }
 
     fn symbol(&mut self, addr: u64) -> String {
-        self.name_ahead(&[addr]);
-        self.symbols.get(&addr).cloned().unwrap_or_else(|| hex(addr))
-    }
-
-    fn name_ahead(&mut self, addrs: &[u64]) {
-        let mut new: Vec<u64> = addrs.iter().copied().filter(|a| !self.symbols.contains_key(a)).collect();
-        new.sort_unstable();
-        new.dedup();
-        if new.is_empty() {
-            return;
-        }
-        let names = match fs::File::open(self.proc_root.join("kallsyms")) {
-            Ok(file) => symbols_at(std::io::BufReader::new(file), &new),
-            Err(_) => new.iter().map(|&a| hex(a)).collect(),
-        };
-        self.symbols.extend(new.into_iter().zip(names));
+        let proc_root = &self.proc_root;
+        let syms = self.kallsyms.get_or_insert_with(|| {
+            Kallsyms::parse(&fs::read_to_string(proc_root.join("kallsyms")).unwrap_or_default())
+        });
+        syms.name(addr)
     }
 
     fn wall_time(&mut self, ts_ns: u64) -> String {
@@ -681,39 +658,21 @@ ffffffffc0a00200 t llc_end\t[llc]
 
     #[test]
     fn kallsyms_names_call_sites() {
-        let name = |addr| symbol_at(KALLSYMS.as_bytes(), addr);
-        assert_eq!(name(0xffffffff812a0123), "__sock_create+0x123");
-        assert_eq!(name(0xffffffff81001040), "helper_fn+0x0");
+        let k = Kallsyms::parse(KALLSYMS);
+        assert_eq!(k.name(0xffffffff812a0123), "__sock_create+0x123");
+        assert_eq!(k.name(0xffffffff81001040), "helper_fn+0x0");
         // Data symbols do not cut text short.
-        assert_eq!(name(0xffffffff81100010), "helper_fn+0xfefd0");
-        assert_eq!(name(0xffffffffc0a00010), "llc_rcv+0x10 [llc]");
-        assert_eq!(name(0xffffffff80000000), "0xffffffff80000000");
-        assert_eq!(name(0xffffffffc0a00300), "0xffffffffc0a00300");
-        // Of two symbols at one address, the later line names it.
-        assert_eq!(symbol_at(&b"ffffffff81000000 T a\nffffffff81000000 T b\nffffffff81000100 T c\n"[..], 0xffffffff81000004), "b+0x4");
-    }
-
-    #[test]
-    fn several_call_sites_are_named_in_one_pass() {
-        let addrs = [0xffffffff812a0123, 0xffffffffc0a00010, 0xffffffff80000000];
-        assert_eq!(
-            symbols_at(KALLSYMS.as_bytes(), &addrs),
-            ["__sock_create+0x123", "llc_rcv+0x10 [llc]", "0xffffffff80000000"]
-        );
-        let root = TempDir::new();
-        let mut d = SystemDescriber::with_roots(root.0.clone(), None);
-        fs::write(root.0.join("kallsyms"), KALLSYMS).unwrap();
-        d.name_ahead(&addrs);
-        // Named ahead: the file is not read again for them.
-        fs::write(root.0.join("kallsyms"), "").unwrap();
-        assert_eq!(d.symbol(0xffffffffc0a00010), "llc_rcv+0x10 [llc]");
+        assert_eq!(k.name(0xffffffff81100010), "helper_fn+0xfefd0");
+        assert_eq!(k.name(0xffffffffc0a00010), "llc_rcv+0x10 [llc]");
+        assert_eq!(k.name(0xffffffff80000000), "0xffffffff80000000");
+        assert_eq!(k.name(0xffffffffc0a00300), "0xffffffffc0a00300");
     }
 
     #[test]
     fn hidden_kallsyms_give_hex() {
         let hidden = "0000000000000000 T _stext\n0000000000000000 T __sock_create\n";
-        assert_eq!(symbol_at(hidden.as_bytes(), 0xffffffff812a0123), "0xffffffff812a0123");
-        assert_eq!(symbol_at(&b""[..], 0x10), "0x10");
+        assert_eq!(Kallsyms::parse(hidden).name(0xffffffff812a0123), "0xffffffff812a0123");
+        assert_eq!(Kallsyms::parse("").name(0x10), "0x10");
     }
 
     #[test]
@@ -722,10 +681,6 @@ ffffffffc0a00200 t llc_end\t[llc]
         let mut d = SystemDescriber::with_roots(root.0.clone(), None);
         fs::write(root.0.join("kallsyms"), KALLSYMS).unwrap();
         assert_eq!(d.symbol(0xffffffff812a0010), "__sock_create+0x10");
-        // A name once found is kept: the file is not read again for it.
-        fs::write(root.0.join("kallsyms"), "").unwrap();
-        assert_eq!(d.symbol(0xffffffff812a0010), "__sock_create+0x10");
-        assert_eq!(d.symbol(0xffffffff812a0020), "0xffffffff812a0020");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::{
 };
 
 use crate::{
-    attribute::{Describe as _, SystemDescriber},
+    attribute::SystemDescriber,
     correlate::Correlator,
     decode::decode,
     drops::Drops,
@@ -219,7 +219,6 @@ impl Tracer {
         self.drain_guard();
         batch.retain(|ev| ev.ts_ns >= self.own_from_ns);
         batch.sort_by_key(|ev| ev.ts_ns);
-        self.describer.name_ahead(&call_sites(&batch));
         for ev in batch {
             let record = self.correlator.handle(ev, &mut self.describer);
             summary.records += 1;
@@ -265,7 +264,6 @@ fn replay_early(
     }
     let end = crate::attribute::initramfs_end_ns();
     let mut describer = SystemDescriber::new().replaying();
-    describer.name_ahead(&call_sites(&taken.events));
     let records: Vec<Record> = taken
         .events
         .into_iter()
@@ -282,17 +280,6 @@ fn replay_early(
         ));
     }
     (records, taken.losses)
-}
-
-/// The call sites of a batch's requests, to be named in one go.
-fn call_sites(batch: &[Event]) -> Vec<u64> {
-    batch
-        .iter()
-        .filter_map(|ev| match ev.body {
-            crate::event::Body::Request { call_site, .. } => Some(call_site),
-            _ => None,
-        })
-        .collect()
 }
 
 /// kernel.modprobe: the program the kernel's helper runs.
