@@ -211,6 +211,13 @@ fn expect_failure_of(mut pair: Pair, check: &str, break_it: impl FnOnce(&mut Pai
     assert!(failed.contains(&check), "{check} did not fail; failures: {failed:?}");
 }
 
+/// Changes boot 1's profile.
+fn edit_profile(p: &mut Pair, edit: impl FnOnce(&mut Value)) {
+    let mut profile: Value = serde_json::from_str(p.b1().text("profile.json").unwrap()).unwrap();
+    edit(&mut profile);
+    p.b1().insert("profile.json", &profile.to_string());
+}
+
 #[test]
 fn every_check_can_fail() {
     expect_failure("boot1_finished", |p| p.boot1.finished = Err("timed out".into()));
@@ -292,19 +299,17 @@ fn every_check_can_fail() {
         p.b1().insert("profile.json", &profile(&["acpi_cpufreq"]).to_string())
     });
     expect_failure("nothing_before_learning", |p| {
-        let mut profile: Value = serde_json::from_str(p.b1().text("profile.json").unwrap()).unwrap();
-        profile["sessions"][0].as_object_mut().unwrap().remove("from_initramfs");
-        p.b1().insert("profile.json", &profile.to_string());
+        edit_profile(p, |profile| {
+            profile["sessions"][0].as_object_mut().unwrap().remove("from_initramfs");
+        })
     });
     for reason in [json!("before learning"), Value::Null] {
         expect_failure("nothing_before_learning", |p| {
-            let mut profile: Value = serde_json::from_str(p.b1().text("profile.json").unwrap()).unwrap();
             let mut t = json!({"kind": "preloaded", "count": 1});
             if !reason.is_null() {
                 t["reason"] = reason.clone();
             }
-            profile["modules"][0]["triggers"] = json!([t]);
-            p.b1().insert("profile.json", &profile.to_string());
+            edit_profile(p, |profile| profile["modules"][0]["triggers"] = json!([t]))
         });
     }
     expect_failure("denied_modprobe_eperm", |p| p.b2().insert("deny-modprobe.status", "0\n"));
@@ -471,10 +476,7 @@ impl Pair {
 }
 
 fn edit_module(p: &mut Pair, name: &str, edit: impl FnOnce(&mut Value)) {
-    let mut profile: Value = serde_json::from_str(p.b1().text("profile.json").unwrap()).unwrap();
-    let m = profile["modules"].as_array_mut().unwrap().iter_mut().find(|m| m["name"] == name).unwrap();
-    edit(m);
-    p.b1().insert("profile.json", &profile.to_string());
+    edit_profile(p, |profile| edit(profile["modules"].as_array_mut().unwrap().iter_mut().find(|m| m["name"] == name).unwrap()))
 }
 
 fn expect_service_failure(check: &str, break_it: impl FnOnce(&mut Pair)) {
@@ -510,9 +512,7 @@ fn every_service_check_can_fail() {
         edit_module(p, "qemu_fw_cfg", |m| m["triggers"][0]["loader"]["comm"] = json!("modprobe"))
     });
     expect_service_failure("pid1_loads_traced", |p| {
-        let mut profile: Value = serde_json::from_str(p.b1().text("profile.json").unwrap()).unwrap();
-        profile["modules"].as_array_mut().unwrap().retain(|m| m["name"] != "autofs4");
-        p.b1().insert("profile.json", &profile.to_string());
+        edit_profile(p, |profile| profile["modules"].as_array_mut().unwrap().retain(|m| m["name"] != "autofs4"))
     });
     expect_service_failure("profile_names_wireguard", |p| {
         edit_module(p, "wireguard", |m| m["triggers"][0]["requester"]["unit"] = json!("init.scope"))
@@ -525,9 +525,7 @@ fn every_service_check_can_fail() {
         edit_module(p, "binfmt_misc", |m| m["triggers"][0].as_object_mut().unwrap().remove("via").map(|_| ()).unwrap())
     });
     expect_service_failure("profile_names_fat_mount", |p| {
-        let mut profile: Value = serde_json::from_str(p.b1().text("profile.json").unwrap()).unwrap();
-        profile["modules"].as_array_mut().unwrap().retain(|m| m["name"] != "vfat");
-        p.b1().insert("profile.json", &profile.to_string());
+        edit_profile(p, |profile| profile["modules"].as_array_mut().unwrap().retain(|m| m["name"] != "vfat"))
     });
     expect_service_failure("profile_names_tun_user", |p| {
         edit_module(p, "tun", |m| m["triggers"][0]["kind"] = json!("unknown"))
