@@ -45,6 +45,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("unit_explicit_modprobe", unit_explicit_modprobe),
     ("dummy_loaded_by_ip_request", dummy_loaded),
     ("net_pf_38_request_fails", missing_alias_request),
+    ("socket_request_call_site_named_by_kernel", socket_request_call_site),
     ("vfat_unloaded_by_rmmod", explicit_module_unloaded),
     // learning, the profile, report, snapshot, diff
     ("learner_saved_on_sigint", learn::learner_saved_on_sigint),
@@ -376,6 +377,24 @@ fn missing_alias_request(f: &Facts) -> Result<(), String> {
         None => Ok(()),
     }
 }
+
+/// The socket() requests (net-pf-24 and net-pf-38) come from __sock_create:
+/// named by the kernel at the request as `symbol+0xoff`, the function's size
+/// dropped, not a bare address.
+fn socket_request_call_site(f: &Facts) -> Result<(), String> {
+    for alias in [sc::CHAIN_ALIAS, sc::MISSING_ALIAS] {
+        let r = request(f, alias)?;
+        let site = text(r, "/call_site");
+        let offset = site.strip_prefix(SOCKET_CALL_SITE).and_then(|s| s.strip_prefix("+0x"));
+        if !offset.is_some_and(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_hexdigit())) {
+            return Err(evidence(&format!("call_site is {site:?}, expected {SOCKET_CALL_SITE}+0xOFFSET"), r));
+        }
+    }
+    Ok(())
+}
+
+/// Where socket() asks for a protocol family's module (net/socket.c).
+const SOCKET_CALL_SITE: &str = "__sock_create";
 
 // ---- finding records ----
 

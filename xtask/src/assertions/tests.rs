@@ -30,7 +30,7 @@ fn record(what: Value, process: Value) -> Value {
 }
 
 fn request(alias: &str, requester: Value, resolves_to: &[&str]) -> Value {
-    let what = json!({"kind": "request", "alias": alias, "wait": true, "call_site": "x",
+    let what = json!({"kind": "request", "alias": alias, "wait": true, "call_site": "__sock_create+0x1a0",
                       "repeats": 0, "resolves_to": resolves_to});
     record(what, requester)
 }
@@ -654,6 +654,11 @@ fn every_check_can_fail() {
     expect_failure("net_pf_38_request_fails", false, |r| {
         r.records.push(requested("af_alg", "net-pf-38", process("x", None), &[]).to_string())
     });
+    for (alias, site) in [("net-pf-24", "0xffffffff812a01a0"), ("net-pf-38", "__sock_create+0x1a0/0x2e0")] {
+        expect_failure("socket_request_call_site_named_by_kernel", false, |r| {
+            r.edit(i(r, "request", alias), |v| v["call_site"] = json!(site))
+        });
+    }
     expect_failure("vfat_unloaded_by_rmmod", false, |r| {
         r.edit(i(r, "unloaded", "vfat"), |v| v["process"]["comm"] = json!("modprobe"))
     });
