@@ -37,6 +37,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("insmod_finit_module", insmod_finit_module),
     ("init_module_syscall", init_module_syscall),
     ("failed_init_module_reported", failed_init_module),
+    ("init_failure_after_link_never_folded", init_failure_after_link),
     ("binfmt_misc_request_by_mount", binfmt_request),
     ("binfmt_misc_loaded_by_request", binfmt_loaded),
     ("chain_top_loaded_by_unit_request", chain_top_loaded),
@@ -259,6 +260,24 @@ fn failed_init_module(f: &Facts) -> Result<(), String> {
     })?;
     expect(r, "/process/comm", comm::GUEST_TOOL)?;
     expect(r, "/error", "EEXIST")
+}
+
+/// loop linked, then its init refused max_part: the call's record names loop
+/// and EINVAL, although the same process had just failed a load (its
+/// failures were being folded).
+fn init_failure_after_link(f: &Facts) -> Result<(), String> {
+    let failed_load = |r: &Value, syscall: &str| {
+        text(r, "/kind") == "load" && text(r, "/syscall") == syscall && text(r, "/error") == "EINVAL"
+    };
+    let r = find(f, &format!("failed init_module `load` record of {}", sc::INIT_FAILS_MODULE), |r| {
+        failed_load(r, "init_module") && text(r, "/module") == sc::INIT_FAILS_MODULE
+    })?;
+    expect(r, "/process/comm", comm::GUEST_TOOL)?;
+    let pid = r.pointer("/process/pid");
+    find(f, "the same process's failed finit_module of /dev/null", |r| {
+        failed_load(r, "finit_module") && r.pointer("/process/pid") == pid
+    })?;
+    Ok(())
 }
 
 fn insmod_finit_module(f: &Facts) -> Result<(), String> {
