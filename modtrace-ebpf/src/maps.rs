@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use aya_ebpf::helpers::generated::bpf_jiffies64;
 use core::cell::UnsafeCell;
-use modtrace_common::{FOLD_WINDOW_NS, MAX_JIFFY_NS, PendingLoad, RepeatState, RequestKey, TaskOffsets, drop};
+use modtrace_common::{FOLD_WINDOW_NS, LoadEvent, MAX_JIFFY_NS, PendingLoad, RepeatState, RequestKey, TaskOffsets, drop};
 
 use crate::task::now;
 
@@ -37,6 +37,23 @@ pub static PENDING: LruHashMap<u64, PendingLoad> = LruHashMap::with_max_entries(
 /// of such a call means the module's init failed, and it is never folded.
 #[map]
 pub static LINKED: LruHashMap<u64, u32> = LruHashMap::with_max_entries(1024, 0);
+
+/// The load event being built, one per CPU (a syscall exit does not nest on
+/// its CPU). It is filled on one path whatever its ring and syscall, then copied
+/// to the ring `ring` names: the verifier walks the header once, where building
+/// it in the ring's own memory made it walk the header once per ring and per
+/// syscall (70325 instructions verified on 6.1 against 11571 for one path).
+#[map]
+pub static LOAD_SCRATCH: PerCpuArray<LoadScratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[repr(C)]
+pub struct LoadScratch {
+    pub event: LoadEvent,
+    /// `ring::*` of the ring it goes to, read back from memory: a value the
+    /// verifier does not know, so choosing the ring does not fork the walk.
+    pub ring: u32,
+    pub _pad: u32,
+}
 
 /// Entries put in LINKED and not yet taken out: while it is 0, which is nearly
 /// always, a failed call's exit skips the LINKED lookup. Never below the number

@@ -14,7 +14,6 @@ use aya_ebpf::{
         generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
     },
     macros::tracepoint,
-    maps::RingBuf,
     programs::TracePointContext,
     EbpfContext,
 };
@@ -22,8 +21,8 @@ use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, drop, kind, regs, ring
 
 use crate::{
     maps::{
-        FAIL_REPEATS, FAILURES, LINKED, LINKED_CALLS, LOADS, PENDING, count_drop, finit_module_nr, fold_in_lazily,
-        self_tgid,
+        FAIL_REPEATS, FAILURES, LINKED, LINKED_CALLS, LOAD_SCRATCH, LOADS, PENDING, count_drop, finit_module_nr,
+        fold_in_lazily, self_tgid,
     },
     task::{fill_header, now},
 };
@@ -32,25 +31,9 @@ use modtrace_common::tp::{
     SYSCALL_ARG0 as ARG0, SYSCALL_ARG1 as ARG1, SYSCALL_ARG2 as ARG2, SYSCALL_NR as NR, SYSCALL_RET as RET,
 };
 
-/// What the event says about the call besides its result.
-struct Call {
-    syscall: u32,
-    fd: i32,
-    flags: u32,
-    image_len: u64,
-}
-
-/// Where the parameter string comes from: the caller's memory (read at the
-/// exit) or the copy the entry probe kept.
-enum Params<'a> {
-    User(u64),
-    Kept(&'a [u8; PARAMS_LEN]),
-}
-
-/// The ring an event goes to, and the repeats it carries.
+/// The ring an event goes to (`ring::*`), and the repeats it carries.
 struct Route {
-    ring: &'static RingBuf,
-    index: u32,
+    ring: u32,
     repeats: u32,
 }
 
@@ -62,8 +45,7 @@ pub fn exit_load_regs(ctx: TracePointContext) -> u32 {
     }
     let ret = syscall_ret(&ctx);
     if let Some(route) = route(pid_tgid, ret) {
-        let (call, params) = call_from_regs(&ctx);
-        let _ = emit(route, &call, Params::User(params), ret);
+        emit(route, ret, |ev| call_from_regs(&ctx, ev));
     }
     0
 }
@@ -97,8 +79,10 @@ pub fn exit_load(ctx: TracePointContext) -> u32 {
     let ret = syscall_ret(&ctx);
     if let Some(route) = route(pid_tgid, ret) {
         let p = unsafe { &*pending };
-        let call = Call { syscall: p.syscall, fd: p.fd, flags: p.flags, image_len: p.image_len };
-        let _ = emit(route, &call, Params::Kept(&p.params), ret);
+        emit(route, ret, |ev| {
+            (ev.syscall, ev.fd, ev.flags, ev.image_len) = (p.syscall, p.fd, p.flags, p.image_len);
+            ev.params = p.params;
+        });
     }
     let _ = PENDING.remove(&pid_tgid);
     0
@@ -127,10 +111,10 @@ fn remember(sys: u32, fd: i32, flags: u32, image_len: u64, params_ptr: u64) {
 /// must take the module back), is always sent; only root can cause those.
 fn route(pid_tgid: u64, ret: i64) -> Option<Route> {
     if take_linked(pid_tgid) || ret == 0 {
-        return Some(Route { ring: &LOADS, index: ring::LOADS, repeats: 0 });
+        return Some(Route { ring: ring::LOADS, repeats: 0 });
     }
     let repeats = fold_in_lazily(&FAIL_REPEATS, &((pid_tgid >> 32) as u32))?;
-    Some(Route { ring: &FAILURES, index: ring::FAILURES, repeats })
+    Some(Route { ring: ring::FAILURES, repeats })
 }
 
 /// Whether module_load fired during this call; forgets it either way.
@@ -144,48 +128,48 @@ fn take_linked(pid_tgid: u64) -> bool {
     true
 }
 
-/// The call's arguments from the registers saved at syscall entry, and the
-/// address of its parameter string.
-fn call_from_regs(ctx: &TracePointContext) -> (Call, u64) {
+/// The call's arguments, from the registers saved at syscall entry, and its
+/// parameter string from the caller's memory.
+fn call_from_regs(ctx: &TracePointContext, ev: &mut LoadEvent) {
     let nr = unsafe { ctx.read_at::<i32>(NR) }.unwrap_or(-1);
     let saved = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
     let arg = |offset: usize| unsafe { bpf_probe_read_kernel(saved.add(offset) as *const u64) }.unwrap_or(0);
-    if nr == finit_module_nr() {
-        let call = Call { syscall: syscall::FINIT_MODULE, fd: arg(regs::ARG0) as i32, flags: arg(regs::ARG2) as u32, image_len: 0 };
-        (call, arg(regs::ARG1))
+    let params = if nr == finit_module_nr() {
+        (ev.syscall, ev.fd, ev.flags, ev.image_len) = (syscall::FINIT_MODULE, arg(regs::ARG0) as i32, arg(regs::ARG2) as u32, 0);
+        arg(regs::ARG1)
     } else {
-        (Call { syscall: syscall::INIT_MODULE, fd: -1, flags: 0, image_len: arg(regs::ARG1) }, arg(regs::ARG2))
+        (ev.syscall, ev.fd, ev.flags, ev.image_len) = (syscall::INIT_MODULE, -1, 0, arg(regs::ARG1));
+        arg(regs::ARG2)
+    };
+    ev.params = [0; PARAMS_LEN];
+    if params != 0 {
+        let _ = unsafe { bpf_probe_read_user_str_bytes(params as *const u8, &mut ev.params) };
     }
 }
 
-fn emit(route: Route, call: &Call, params: Params, ret: i64) -> Result<(), i32> {
-    let Some(mut entry) = route.ring.reserve::<LoadEvent>(0) else {
-        count_drop(route.index);
-        return Ok(());
+/// Builds the event in this CPU's LOAD_SCRATCH, the header first and then what
+/// `fill_call` says about the call, and copies it to its route's ring.
+fn emit(route: Route, ret: i64, fill_call: impl FnOnce(&mut LoadEvent)) {
+    let Some(scratch) = LOAD_SCRATCH.get_ptr_mut(0) else {
+        return;
     };
-    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    let scratch = unsafe { &mut *scratch };
+    // Stored now and read back at the end: the walk does not fork on it.
+    unsafe { core::ptr::write_volatile(&mut scratch.ring, route.ring) };
+    let ev = &mut scratch.event;
     // Stamped at exit, so the event sorts after the module_load it caused.
     if !fill_header(&mut ev.header, kind::LOAD, now()) {
-        entry.discard(0);
-        return Ok(());
+        return;
     }
-    ev.syscall = call.syscall;
-    ev.fd = call.fd;
-    ev.flags = call.flags;
     ev.repeats = route.repeats;
-    ev.image_len = call.image_len;
     ev.ret = ret;
-    match params {
-        Params::Kept(kept) => ev.params = *kept,
-        Params::User(ptr) => {
-            ev.params = [0; PARAMS_LEN];
-            if ptr != 0 {
-                let _ = unsafe { bpf_probe_read_user_str_bytes(ptr as *const u8, &mut ev.params) };
-            }
-        }
+    fill_call(ev);
+    let ring = unsafe { core::ptr::read_volatile(&scratch.ring) };
+    let event: &LoadEvent = &scratch.event;
+    let sent = if ring == ring::LOADS { LOADS.output::<LoadEvent>(event, 0) } else { FAILURES.output::<LoadEvent>(event, 0) };
+    if sent.is_err() {
+        count_drop(ring);
     }
-    entry.submit(0);
-    Ok(())
 }
 
 /// Called from module_load: marks the current task's load call as having linked
