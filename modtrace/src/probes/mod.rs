@@ -252,9 +252,14 @@ struct KernelBtf {
 impl KernelBtf {
     fn read(system: &System) -> KernelBtf {
         let mut notes = Vec::new();
-        let kernel_btf = open_btf(system, &mut notes);
-        let offsets = kernel_btf.as_ref().map(|b| task_offsets(b, &mut notes)).unwrap_or_default();
-        let regs = kernel_btf.as_ref().map_or(Err("no BTF".to_string()), btf::syscall_regs_known);
+        let Some(kernel_btf) = open_btf(system, &mut notes) else {
+            return KernelBtf { offsets: TaskOffsets::default(), regs: Err("no BTF".into()), notes };
+        };
+        let (offsets, regs) = btf::offsets_and_regs(&kernel_btf);
+        let offsets = offsets.unwrap_or_else(|e| {
+            notes.push(format!("kernel BTF unusable ({e}): {NO_BTF_EFFECT}"));
+            TaskOffsets::default()
+        });
         KernelBtf { offsets, regs, notes }
     }
 }
@@ -270,13 +275,6 @@ fn open_btf(system: &System, notes: &mut Vec<String>) -> Option<btf_rs::Btf> {
         return None;
     }
     btf::open(Path::new(btf::VMLINUX_BTF)).map_err(|e| notes.push(format!("kernel BTF unusable ({e}): {NO_BTF_EFFECT}"))).ok()
-}
-
-fn task_offsets(kernel_btf: &btf_rs::Btf, notes: &mut Vec<String>) -> TaskOffsets {
-    btf::task_offsets_in(kernel_btf).unwrap_or_else(|e| {
-        notes.push(format!("kernel BTF unusable ({e}): {NO_BTF_EFFECT}"));
-        TaskOffsets::default()
-    })
 }
 
 /// The eBPF object built from modtrace-ebpf.
