@@ -26,11 +26,11 @@ pub fn decode(data: &[u8]) {
 
 fn encodable(event: &modtrace::event::Event) -> bool {
     use modtrace::event::Body;
-    use modtrace_common::{ARGS_LEN, CGROUP_NAME_LEN, COMM_LEN, NAME_LEN, PARAMS_LEN};
+    use modtrace_common::{ARGS_LEN, CGROUP_NAME_LEN, COMM_LEN, NAME_LEN, PARAMS_LEN, SYMBOL_LEN};
     let fits = |text: &str, len: usize| text.len() < len;
     let t = &event.task;
     let body = match &event.body {
-        Body::Request { alias, .. } => fits(alias, NAME_LEN),
+        Body::Request { alias, call_site_name, .. } => fits(alias, NAME_LEN) && fits(call_site_name, SYMBOL_LEN),
         Body::Load { params, .. } => fits(params, PARAMS_LEN),
         Body::Loaded { module, .. } | Body::Unloaded { module } => fits(module, NAME_LEN),
     };
@@ -131,8 +131,9 @@ pub fn decode_seeds() -> Vec<Vec<u8>> {
         t.args = Some(["/sbin/modprobe", "-q", "--", "net-pf-5"].map(String::from).to_vec());
         t.cgroup_name = Some("systemd-udevd.service".into());
         match &mut event.body {
-            Body::Request { alias, wait, call_site, repeats } => {
-                (*alias, *wait, *call_site, *repeats) = ("net-pf-5".into(), true, 0xffff_ffff_8132_4a10, 41)
+            Body::Request { alias, wait, call_site, call_site_name, repeats } => {
+                (*alias, *wait, *call_site, *repeats) = ("net-pf-5".into(), true, 0xffff_ffff_8132_4a10, 41);
+                *call_site_name = "__sock_create+0x1a0/0x2e0".into();
             }
             Body::Load { fd, params, ret, repeats, .. } => {
                 (*fd, *params, *ret, *repeats) = (Some(3), "max_loop=8".into(), -17, 2)

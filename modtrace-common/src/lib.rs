@@ -11,6 +11,9 @@ pub mod guard;
 pub const COMM_LEN: usize = 16;
 /// Bytes kept of a module name or requested alias (MODULE_NAME_LEN is 56 on 64-bit).
 pub const NAME_LEN: usize = 64;
+/// Bytes kept of a call site's name as the kernel prints it (%pS:
+/// `symbol+0xoff/0xsize [module]`).
+pub const SYMBOL_LEN: usize = 96;
 /// Bytes kept of the parameter string passed to init_module/finit_module.
 pub const PARAMS_LEN: usize = 128;
 /// Bytes kept of each cgroup v2 directory name on the way from the task's cgroup
@@ -159,6 +162,9 @@ pub struct RequestEvent {
     /// the last one was sent.
     pub repeats: u32,
     pub name: [u8; NAME_LEN],
+    /// `call_site` named by the kernel (bpf_snprintf's %pS), NUL-terminated;
+    /// empty when it could not: no kallsyms to read and keep in userspace.
+    pub call_site_name: [u8; SYMBOL_LEN],
 }
 
 #[repr(C)]
@@ -339,7 +345,7 @@ mod tests {
         const HEADER: usize = 96 + 8 + ARGS_LEN + CGROUP_NAME_LEN * CGROUP_DEPTH;
         assert_eq!(size_of::<Task>(), 80);
         assert_eq!(size_of::<Header>(), HEADER);
-        assert_eq!(size_of::<RequestEvent>(), HEADER + 16 + NAME_LEN);
+        assert_eq!(size_of::<RequestEvent>(), HEADER + 16 + NAME_LEN + SYMBOL_LEN);
         assert_eq!(size_of::<LoadEvent>(), HEADER + 32 + PARAMS_LEN);
         assert_eq!(size_of::<ModuleEvent>(), HEADER + 8 + NAME_LEN);
         assert_eq!(size_of::<PendingLoad>(), 32 + PARAMS_LEN);

@@ -5,6 +5,7 @@ use aya_ebpf::{
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
 use aya_ebpf::helpers::generated::bpf_jiffies64;
+use core::cell::UnsafeCell;
 use modtrace_common::{FOLD_WINDOW_NS, MAX_JIFFY_NS, PendingLoad, RepeatState, RequestKey, TaskOffsets, drop};
 
 use crate::task::now;
@@ -36,6 +37,33 @@ pub static PENDING: LruHashMap<u64, PendingLoad> = LruHashMap::with_max_entries(
 /// of such a call means the module's init failed, and it is never folded.
 #[map]
 pub static LINKED: LruHashMap<u64, u32> = LruHashMap::with_max_entries(1024, 0);
+
+/// Entries put in LINKED and not yet taken out: while it is 0, which is nearly
+/// always, a failed call's exit skips the LINKED lookup. Never below the number
+/// of entries (an entry LRU-evicted leaves it higher, which costs only lookups).
+pub static LINKED_CALLS: Counter = Counter(UnsafeCell::new(0));
+
+/// A u64 in .bss that every CPU adds to.
+pub struct Counter(UnsafeCell<u64>);
+
+// SAFETY: written only by `add`, one atomic instruction.
+unsafe impl Sync for Counter {}
+
+impl Counter {
+    pub fn get(&self) -> u64 {
+        unsafe { core::ptr::read_volatile(self.0.get()) }
+    }
+
+    /// Atomically adds `delta` (wrapping: u64::MAX takes one away).
+    pub fn add(&self, delta: u64) {
+        #[cfg(target_arch = "bpf")]
+        unsafe {
+            core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) self.0.get(), in(reg) delta);
+        }
+        #[cfg(not(target_arch = "bpf"))]
+        let _ = delta;
+    }
+}
 
 /// Folding of repeated failed loads, keyed by tgid.
 #[map]

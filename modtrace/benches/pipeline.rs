@@ -24,9 +24,6 @@ impl Describe for Plain {
     fn parent(&mut self, t: &Task) -> Option<Parent> {
         t.ppid.map(|pid| Parent { pid, comm: t.parent_comm.clone(), exe: None, unit: None })
     }
-    fn symbol(&mut self, addr: u64) -> String {
-        format!("{addr:#x}")
-    }
     fn wall_time(&mut self, ts: u64) -> String {
         format!("{ts}")
     }
@@ -78,7 +75,7 @@ fn workload(rounds: u32) -> Vec<Vec<u8>> {
             ts += 1000;
             out.push(encode::event(&ev(ts, t, b)));
         };
-        push(app, Body::Request { alias: "net-pf-5".into(), wait: true, call_site: 0, repeats: 0 });
+        push(app, Body::Request { alias: "net-pf-5".into(), wait: true, call_site: 0, call_site_name: String::new(), repeats: 0 });
         for m in ["llc", "psnap", "appletalk"] {
             push(helper.clone(), Body::Loaded { module: m.into(), taints: 0 });
             push(helper.clone(), load(0));
@@ -124,7 +121,7 @@ fn main() {
     let flood_ns = per_event_ns(MAX_PENDING * 4, || {
         let mut c = Correlator::new(index());
         for i in 0..(MAX_PENDING as u32 * 4) {
-            let e = ev(u64::from(i), task(i, "app", "bash"), Body::Request { alias: "net-pf-5".into(), wait: true, call_site: 0, repeats: 0 });
+            let e = ev(u64::from(i), task(i, "app", "bash"), Body::Request { alias: "net-pf-5".into(), wait: true, call_site: 0, call_site_name: String::new(), repeats: 0 });
             black_box(c.handle(e, &mut Plain));
         }
         println!("request flood: {} requests kept (bound {MAX_PENDING}), {} evicted", c.pending(), c.evicted());

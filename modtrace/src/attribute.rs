@@ -1,6 +1,7 @@
 //! Who a task is: its executable and command line (/proc), its cgroup v2 path and
-//! systemd unit (the cgroup tree), the kernel call sites it came through
-//! (/proc/kallsyms), and wall-clock time for the kernel's monotonic timestamps.
+//! systemd unit (the cgroup tree), the kernel call sites it came through (as
+//! the kernel named them), and wall-clock time for the kernel's monotonic
+//! timestamps.
 //!
 //! Everything read from /proc is read when the event is handled, not when it
 //! happened: a process that is gone, or whose thread name no longer matches the
@@ -15,15 +16,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::event::{Parent, Process, Task};
 use crate::scope::Scope;
 
-/// What the correlator needs to know about tasks, addresses and times. The real
+/// What the correlator needs to know about tasks and times. The real
 /// one is `SystemDescriber`; tests use a fake.
 pub trait Describe {
     /// The task as a `Process`: kernel facts plus what /proc and the cgroup tree say.
     fn process(&mut self, task: &Task) -> Process;
     /// The task's parent; None when the kernel could not read it.
     fn parent(&mut self, task: &Task) -> Option<Parent>;
-    /// A kernel address as `symbol+0xoff`, or as hex when it cannot be named.
-    fn symbol(&mut self, addr: u64) -> String;
     /// RFC 3339 UTC time, with milliseconds, of a CLOCK_MONOTONIC timestamp.
     fn wall_time(&mut self, ts_ns: u64) -> String;
 }
@@ -207,56 +206,22 @@ pub fn initramfs_end_from_show(text: &str) -> Option<u64> {
 }
 
 // ---------------------------------------------------------------------------
-// kallsyms
+// call sites
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Symbol {
-    addr: u64,
-    name: String,
-    module: Option<String>,
-}
-
-/// Kernel text symbols, sorted by address, for naming call sites.
-#[derive(Debug, Default, Clone)]
-pub struct Kallsyms {
-    symbols: Vec<Symbol>,
-}
-
-impl Kallsyms {
-    /// Parses a /proc/kallsyms text. Without privilege (kptr_restrict) every
-    /// address reads as zero: such lines name nothing and are dropped.
-    pub fn parse(text: &str) -> Self {
-        let mut symbols: Vec<Symbol> = text.lines().filter_map(parse_line).collect();
-        symbols.sort_by_key(|s| s.addr);
-        Kallsyms { symbols }
+/// A request's call site as `symbol+0xoff [module]`, from the kernel's own name
+/// of it (%pS: `symbol+0xoff/0xsize [module]`, the function's size dropped), or
+/// the hex address when the kernel gave no name.
+pub fn call_site(kernel_name: &str, addr: u64) -> String {
+    let (symbol, module) = match kernel_name.split_once(' ') {
+        Some((symbol, module)) => (symbol, Some(module)),
+        None => (kernel_name, None),
+    };
+    let symbol = symbol.split_once('/').map_or(symbol, |(at, _size)| at);
+    match (symbol, module) {
+        ("", _) => format!("{addr:#x}"),
+        (symbol, Some(module)) => format!("{symbol} {module}"),
+        (symbol, None) => symbol.to_string(),
     }
-
-    /// `symbol+0xoff` (with ` [module]` for module code), or the hex address
-    /// when no symbol covers it.
-    pub fn name(&self, addr: u64) -> String {
-        let at = self.symbols.partition_point(|s| s.addr <= addr);
-        // Past the last symbol nothing says where its code ends.
-        if at == 0 || at == self.symbols.len() {
-            return hex(addr);
-        }
-        let sym = &self.symbols[at - 1];
-        let module = sym.module.as_ref().map(|m| format!(" [{m}]")).unwrap_or_default();
-        format!("{}+{:#x}{module}", sym.name, addr - sym.addr)
-    }
-}
-
-fn parse_line(line: &str) -> Option<Symbol> {
-    let mut fields = line.split_whitespace();
-    let addr = u64::from_str_radix(fields.next()?, 16).ok()?;
-    let kind = fields.next()?;
-    let name = fields.next()?;
-    let module = fields.next().map(|m| m.trim_start_matches('[').trim_end_matches(']').to_string());
-    let text = matches!(kind, "t" | "T" | "w" | "W");
-    (text && addr != 0).then(|| Symbol { addr, name: name.to_string(), module })
-}
-
-fn hex(addr: u64) -> String {
-    format!("{addr:#x}")
 }
 
 // ---------------------------------------------------------------------------
@@ -288,8 +253,6 @@ fn monotonic_now_ns() -> u64 {
 pub struct SystemDescriber {
     proc_root: PathBuf,
     cgroups: Option<CgroupTree>,
-    /// Read on first use: it is large and only requests need it.
-    kallsyms: Option<Kallsyms>,
     /// Events handled long after they happened (the initramfs's, taken over by
     /// the learner): /proc describes a process only when its start time is the
     /// kernel's, since by now its pid may be another process of the same name.
@@ -305,7 +268,7 @@ impl SystemDescriber {
 
     /// For tests and other roots: `cgroup_root` None means no cgroup2 is mounted.
     pub fn with_roots(proc_root: PathBuf, cgroup_root: Option<PathBuf>) -> Self {
-        SystemDescriber { proc_root, cgroups: cgroup_root.map(CgroupTree::new), kallsyms: None, replaying: false }
+        SystemDescriber { proc_root, cgroups: cgroup_root.map(CgroupTree::new), replaying: false }
     }
 
     /// For events from the past (see `replaying`).
@@ -368,14 +331,6 @@ impl Describe for SystemDescriber {
             exe: alive.then(|| exe(&self.proc_root, ppid)).flatten(),
             unit: alive.then(|| proc_unit(&self.proc_root, ppid)).flatten(),
         })
-    }
-
-    fn symbol(&mut self, addr: u64) -> String {
-        let proc_root = &self.proc_root;
-        let syms = self.kallsyms.get_or_insert_with(|| {
-            Kallsyms::parse(&fs::read_to_string(proc_root.join("kallsyms")).unwrap_or_default())
-        });
-        syms.name(addr)
     }
 
     fn wall_time(&mut self, ts_ns: u64) -> String {
@@ -645,42 +600,14 @@ mod tests {
         assert_eq!(p.cgroup, own);
     }
 
-    const KALLSYMS: &str = "\
-ffffffff81000000 T _stext
-ffffffff81001000 T do_one_thing
-ffffffff81001040 t helper_fn
-ffffffff81100000 D some_data
-ffffffff812a0000 T __sock_create
-ffffffff812a0400 T _etext
-ffffffffc0a00000 t llc_rcv\t[llc]
-ffffffffc0a00200 t llc_end\t[llc]
-";
-
     #[test]
-    fn kallsyms_names_call_sites() {
-        let k = Kallsyms::parse(KALLSYMS);
-        assert_eq!(k.name(0xffffffff812a0123), "__sock_create+0x123");
-        assert_eq!(k.name(0xffffffff81001040), "helper_fn+0x0");
-        // Data symbols do not cut text short.
-        assert_eq!(k.name(0xffffffff81100010), "helper_fn+0xfefd0");
-        assert_eq!(k.name(0xffffffffc0a00010), "llc_rcv+0x10 [llc]");
-        assert_eq!(k.name(0xffffffff80000000), "0xffffffff80000000");
-        assert_eq!(k.name(0xffffffffc0a00300), "0xffffffffc0a00300");
-    }
-
-    #[test]
-    fn hidden_kallsyms_give_hex() {
-        let hidden = "0000000000000000 T _stext\n0000000000000000 T __sock_create\n";
-        assert_eq!(Kallsyms::parse(hidden).name(0xffffffff812a0123), "0xffffffff812a0123");
-        assert_eq!(Kallsyms::parse("").name(0x10), "0x10");
-    }
-
-    #[test]
-    fn system_describer_reads_kallsyms_lazily() {
-        let root = TempDir::new();
-        let mut d = SystemDescriber::with_roots(root.0.clone(), None);
-        fs::write(root.0.join("kallsyms"), KALLSYMS).unwrap();
-        assert_eq!(d.symbol(0xffffffff812a0010), "__sock_create+0x10");
+    fn call_sites_keep_the_kernels_name_without_the_function_size() {
+        assert_eq!(call_site("__sock_create+0x1a0/0x2e0", 0xffffffff812a01a0), "__sock_create+0x1a0");
+        assert_eq!(call_site("nft_expr_type_request_module+0x2c/0x60 [nf_tables]", 1), "nft_expr_type_request_module+0x2c [nf_tables]");
+        // The kernel prints an address it cannot name as hex: kept as it is.
+        assert_eq!(call_site("0xffffffffc0a00300", 0xffffffffc0a00300), "0xffffffffc0a00300");
+        // No name at all (the helper failed, or a name cut to nothing).
+        assert_eq!(call_site("", 0xffffffff812a0123), "0xffffffff812a0123");
     }
 
     #[test]

@@ -106,6 +106,7 @@ fn request(ev: RequestEvent) -> Body {
         alias: cstr(&ev.name),
         wait: ev.wait != 0,
         call_site: ev.call_site,
+        call_site_name: cstr(&ev.call_site_name),
         repeats: ev.repeats,
     }
 }
@@ -214,12 +215,13 @@ pub mod encode {
 
     pub fn event(ev: &Event) -> Vec<u8> {
         match &ev.body {
-            Body::Request { alias, wait, call_site, repeats } => as_bytes(&RequestEvent {
+            Body::Request { alias, wait, call_site, call_site_name, repeats } => as_bytes(&RequestEvent {
                 header: header(kind::REQUEST, ev.ts_ns, &ev.task),
                 call_site: *call_site,
                 wait: *wait as u32,
                 repeats: *repeats,
                 name: fill(alias),
+                call_site_name: fill(call_site_name),
             }),
             Body::Load { syscall: sys, fd, flags, image_len, params, ret, repeats } => as_bytes(&LoadEvent {
                 header: header(kind::LOAD, ev.ts_ns, &ev.task),
@@ -281,7 +283,13 @@ mod tests {
             Event {
                 ts_ns: 1,
                 task: t.clone(),
-                body: Body::Request { alias: "net-pf-5".into(), wait: true, call_site: 0xffff_ffff_8100_0000, repeats: 3 },
+                body: Body::Request {
+                    alias: "net-pf-5".into(),
+                    wait: true,
+                    call_site: 0xffff_ffff_8100_0000,
+                    call_site_name: "__sock_create+0x1a0/0x2e0".into(),
+                    repeats: 3,
+                },
             },
             Event {
                 ts_ns: 2,

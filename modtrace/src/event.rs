@@ -63,7 +63,8 @@ pub enum Syscall {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
     /// request_module(alias): the kernel wants a module and will run modprobe.
-    Request { alias: String, wait: bool, call_site: u64, repeats: u32 },
+    /// `call_site_name` is the kernel's name of `call_site`; empty when it gave none.
+    Request { alias: String, wait: bool, call_site: u64, call_site_name: String, repeats: u32 },
     /// An init_module/finit_module call and its result (0 or -errno).
     Load {
         syscall: Syscall,
@@ -207,7 +208,8 @@ pub enum What {
     Request {
         alias: String,
         wait: bool,
-        /// Kernel call site, symbolised when /proc/kallsyms allows.
+        /// Kernel call site as `symbol+0xoff [module]`, named by the kernel at
+        /// the request; the bare address when it could not name it.
         call_site: String,
         repeats: u32,
         /// Modules the alias resolves to in the running kernel; empty means the

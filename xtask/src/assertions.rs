@@ -37,6 +37,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("insmod_finit_module", insmod_finit_module),
     ("init_module_syscall", init_module_syscall),
     ("failed_init_module_reported", failed_init_module),
+    ("init_failure_after_link_never_folded", init_failure_after_link),
     ("binfmt_misc_request_by_mount", binfmt_request),
     ("binfmt_misc_loaded_by_request", binfmt_loaded),
     ("chain_top_loaded_by_unit_request", chain_top_loaded),
@@ -45,6 +46,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("unit_explicit_modprobe", unit_explicit_modprobe),
     ("dummy_loaded_by_ip_request", dummy_loaded),
     ("net_pf_38_request_fails", missing_alias_request),
+    ("socket_request_call_site_named_by_kernel", socket_request_call_site),
     ("vfat_unloaded_by_rmmod", explicit_module_unloaded),
     // learning, the profile, report, snapshot, diff
     ("learner_saved_on_sigint", learn::learner_saved_on_sigint),
@@ -260,6 +262,24 @@ fn failed_init_module(f: &Facts) -> Result<(), String> {
     expect(r, "/error", "EEXIST")
 }
 
+/// loop linked, then its init refused max_part: the call's record names loop
+/// and EINVAL, although the same process had just failed a load (its
+/// failures were being folded).
+fn init_failure_after_link(f: &Facts) -> Result<(), String> {
+    let failed_load = |r: &Value, syscall: &str| {
+        text(r, "/kind") == "load" && text(r, "/syscall") == syscall && text(r, "/error") == "EINVAL"
+    };
+    let r = find(f, &format!("failed init_module `load` record of {}", sc::INIT_FAILS_MODULE), |r| {
+        failed_load(r, "init_module") && text(r, "/module") == sc::INIT_FAILS_MODULE
+    })?;
+    expect(r, "/process/comm", comm::GUEST_TOOL)?;
+    let pid = r.pointer("/process/pid");
+    find(f, "the same process's failed finit_module of /dev/null", |r| {
+        failed_load(r, "finit_module") && r.pointer("/process/pid") == pid
+    })?;
+    Ok(())
+}
+
 fn insmod_finit_module(f: &Facts) -> Result<(), String> {
     let r = successful_load(f, sc::INSMOD_MODULE)?;
     expect(r, "/syscall", "finit_module")?;
@@ -376,6 +396,24 @@ fn missing_alias_request(f: &Facts) -> Result<(), String> {
         None => Ok(()),
     }
 }
+
+/// The socket() requests (net-pf-24 and net-pf-38) come from __sock_create:
+/// named by the kernel at the request as `symbol+0xoff`, the function's size
+/// dropped, not a bare address.
+fn socket_request_call_site(f: &Facts) -> Result<(), String> {
+    for alias in [sc::CHAIN_ALIAS, sc::MISSING_ALIAS] {
+        let r = request(f, alias)?;
+        let site = text(r, "/call_site");
+        let offset = site.strip_prefix(SOCKET_CALL_SITE).and_then(|s| s.strip_prefix("+0x"));
+        if !offset.is_some_and(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_hexdigit())) {
+            return Err(evidence(&format!("call_site is {site:?}, expected {SOCKET_CALL_SITE}+0xOFFSET"), r));
+        }
+    }
+    Ok(())
+}
+
+/// Where socket() asks for a protocol family's module (net/socket.c).
+const SOCKET_CALL_SITE: &str = "__sock_create";
 
 // ---- finding records ----
 

@@ -17,6 +17,12 @@ pub const UNIT_MODULE: &str = "nls_utf8";
 /// Autoloaded when `mount -t binfmt_misc` asks for fs-binfmt_misc.
 pub const BINFMT_MODULE: &str = "binfmt_misc";
 pub const BINFMT_ALIAS: &str = "fs-binfmt_misc";
+/// init_module of loop with max_part past DISK_MAX_PARTS: loop links, then its
+/// init refuses (EINVAL) and the kernel frees it. The guest tool fails a load
+/// of /dev/null first, so its fold window is open: a failure after linking
+/// must be sent all the same, never folded. No dependencies.
+pub const INIT_FAILS_MODULE: &str = "loop";
+pub const INIT_FAILS_PARAMS: &str = "max_part=1000";
 /// Autoloaded by socket(AF_PPPOX) from inside the unit; pulls ppp_generic and
 /// slhc: a dependency chain of three on every kernel (AppleTalk is gone from 7.x).
 pub const CHAIN_ALIAS: &str = "net-pf-24";
@@ -151,7 +157,7 @@ pub const MODPROBE_MODULES: [&str; 17] = [
     EARLY_REQUEST_MODULE,
 ];
 /// Modules copied uncompressed to /opt/ko for insmod and init_module.
-pub const LOOSE_MODULES: [&str; 2] = [INSMOD_MODULE, INIT_MODULE_MODULE];
+pub const LOOSE_MODULES: [&str; 3] = [INSMOD_MODULE, INIT_MODULE_MODULE, INIT_FAILS_MODULE];
 pub const LOOSE_DIR: &str = "opt/ko";
 
 /// The systemd-like unit the cgroup steps run in.
@@ -181,6 +187,8 @@ pub fn env_file() -> String {
         "EXPLICIT_MODULE={EXPLICIT_MODULE}\n\
          INSMOD_KO=/{LOOSE_DIR}/{INSMOD_MODULE}.ko\n\
          INIT_MODULE_KO=/{LOOSE_DIR}/{INIT_MODULE_MODULE}.ko\n\
+         INIT_FAILS_KO=/{LOOSE_DIR}/{INIT_FAILS_MODULE}.ko\n\
+         INIT_FAILS_PARAMS={INIT_FAILS_PARAMS}\n\
          UNIT_MODULE={UNIT_MODULE}\n\
          UNIT_CGROUP=/sys/fs/cgroup{UNIT_CGROUP}\n\
          CHAIN_SOCKET='{chain_socket}'\n\

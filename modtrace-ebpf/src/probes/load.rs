@@ -21,7 +21,10 @@ use aya_ebpf::{
 use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, drop, kind, regs, ring, syscall};
 
 use crate::{
-    maps::{FAIL_REPEATS, FAILURES, LINKED, LOADS, PENDING, count_drop, finit_module_nr, fold_in_lazily, self_tgid},
+    maps::{
+        FAIL_REPEATS, FAILURES, LINKED, LINKED_CALLS, LOADS, PENDING, count_drop, finit_module_nr, fold_in_lazily,
+        self_tgid,
+    },
     task::{fill_header, now},
 };
 
@@ -132,10 +135,12 @@ fn route(pid_tgid: u64, ret: i64) -> Option<Route> {
 
 /// Whether module_load fired during this call; forgets it either way.
 fn take_linked(pid_tgid: u64) -> bool {
-    if unsafe { LINKED.get(&pid_tgid) }.is_none() {
+    if LINKED_CALLS.get() == 0 || unsafe { LINKED.get(&pid_tgid) }.is_none() {
         return false;
     }
-    let _ = LINKED.remove(&pid_tgid);
+    if LINKED.remove(&pid_tgid).is_ok() {
+        LINKED_CALLS.add(u64::MAX);
+    }
     true
 }
 
@@ -186,5 +191,11 @@ fn emit(route: Route, call: &Call, params: Params, ret: i64) -> Result<(), i32> 
 /// Called from module_load: marks the current task's load call as having linked
 /// its module.
 pub fn mark_linked() {
-    let _ = LINKED.insert(&bpf_get_current_pid_tgid(), &1, 0);
+    // Counted only when new (BPF_NOEXIST), so the count never exceeds what take_linked can take out.
+    if LINKED.insert(&bpf_get_current_pid_tgid(), &1, BPF_NOEXIST).is_ok() {
+        LINKED_CALLS.add(1);
+    }
 }
+
+/// bpf_map_update_elem's "only if absent".
+const BPF_NOEXIST: u64 = 1;

@@ -2,9 +2,11 @@
 //! hands the alias to a modprobe helper: the one place the real requester is seen.
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_snprintf},
+    macros::tracepoint,
+    programs::TracePointContext,
 };
-use modtrace_common::{NAME_LEN, RequestEvent, RequestKey, drop, kind, ring};
+use modtrace_common::{NAME_LEN, RequestEvent, RequestKey, SYMBOL_LEN, drop, kind, ring};
 
 use crate::{
     maps::{REQUEST_REPEATS, REQUESTS, count_drop, fold_in_lazily, self_tgid},
@@ -44,11 +46,27 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
         return Ok(());
     }
     ev.call_site = unsafe { ctx.read_at::<u64>(IP_OFFSET) }.unwrap_or(0);
+    name_call_site(ev.call_site, &mut ev.call_site_name);
     ev.wait = unsafe { ctx.read_at::<u8>(WAIT_OFFSET) }.unwrap_or(0) as u32;
     ev.repeats = repeats;
     ev.name = name;
     entry.submit(0);
     Ok(())
+}
+
+/// bpf_snprintf's format must lie in a frozen read-only map: aya makes .rodata one.
+#[unsafe(no_mangle)]
+static CALL_SITE_FORMAT: [u8; 4] = *b"%pS\0";
+
+/// The kernel's own name of `addr` (symbol+offset/size [module]), written at
+/// the request: userspace never needs all of /proc/kallsyms to name it.
+fn name_call_site(addr: u64, out: &mut [u8; SYMBOL_LEN]) {
+    let mut args = [addr];
+    let format = CALL_SITE_FORMAT.as_ptr() as *const _;
+    let written = unsafe { bpf_snprintf(out.as_mut_ptr() as *mut _, SYMBOL_LEN as u32, format, args.as_mut_ptr(), 8) };
+    if written < 0 {
+        out[0] = 0;
+    }
 }
 
 /// The same alias requested again by the same process within the fold window is

@@ -17,7 +17,7 @@ mod modprobe_args;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use crate::attribute::Describe;
+use crate::attribute::{self, Describe};
 use crate::event::{Body, Cause, Event, Process, Record, Syscall, Task, What};
 use crate::modindex::{normalize, ModuleIndex};
 use crate::uevent::Uevent;
@@ -181,11 +181,11 @@ impl<I: ModuleIndex> Correlator<I> {
         self.expire(event.ts_ns);
         let process = describe.process(&event.task);
         let what = match event.body {
-            Body::Request { alias, wait, call_site, repeats } => What::Request {
+            Body::Request { alias, wait, call_site, call_site_name, repeats } => What::Request {
                 resolves_to: self.request(event.ts_ns, &alias, &process),
                 alias,
                 wait,
-                call_site: describe.symbol(call_site),
+                call_site: attribute::call_site(&call_site_name, call_site),
                 repeats,
             },
             Body::Loaded { module, taints } => {

@@ -32,10 +32,6 @@ impl Describe for Fake {
         Some(Parent { pid: t.ppid?, comm: t.parent_comm.clone(), exe: None, unit: Some("session-2.scope".into()) })
     }
 
-    fn symbol(&mut self, addr: u64) -> String {
-        format!("sym@{addr:#x}")
-    }
-
     fn wall_time(&mut self, ts_ns: u64) -> String {
         format!("t{ts_ns}")
     }
@@ -92,7 +88,13 @@ fn request(ts: u64, t: Task, alias: &str) -> Event {
     Event {
         ts_ns: ts,
         task: t,
-        body: Body::Request { alias: alias.into(), wait: true, call_site: 0xffff_ffff_8123_0000, repeats: 0 },
+        body: Body::Request {
+            alias: alias.into(),
+            wait: true,
+            call_site: 0xffff_ffff_8123_0000,
+            call_site_name: "__sock_create+0x1a0/0x2e0".into(),
+            repeats: 0,
+        },
     }
 }
 
@@ -160,7 +162,7 @@ fn appletalk_autoload_is_caused_by_the_requester() {
     match &recs[0].what {
         What::Request { alias, call_site, resolves_to, .. } => {
             assert_eq!(alias, "net-pf-5");
-            assert_eq!(call_site, "sym@0xffffffff81230000");
+            assert_eq!(call_site, "__sock_create+0x1a0");
             assert_eq!(resolves_to, &["appletalk"]);
         }
         other => panic!("{other:?}"),

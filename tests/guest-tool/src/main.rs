@@ -41,6 +41,10 @@ enum Action {
         file: PathBuf,
         #[arg(default_value = "")]
         params: String,
+        /// First fail a finit_module(2) of /dev/null (EINVAL), so that this
+        /// process's failures are being folded when init_module runs.
+        #[arg(long)]
+        after_failed_load: bool,
     },
     /// Moves itself into the cgroup v2 directory PATH, then runs COMMAND there.
     EnterCgroup {
@@ -86,7 +90,12 @@ enum Action {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Action::Socket { family, kind, protocol, expect_errno } => socket(family, kind, protocol, expect_errno),
-        Action::InitModule { file, params } => init_module(&file, &params),
+        Action::InitModule { file, params, after_failed_load } => {
+            if after_failed_load {
+                fail_a_load();
+            }
+            init_module(&file, &params)
+        }
         Action::EnterCgroup { path, command } => enter_cgroup(&path, &command),
         Action::SpamFailedLoads { seconds } => spam_failed_loads(Duration::from_secs(seconds)),
         Action::SpamRequests { seconds } => spam_requests(Duration::from_secs(seconds)),
@@ -127,6 +136,15 @@ fn socket(family: i32, kind: i32, protocol: i32, expect_errno: Option<i32>) -> i
             Ok(())
         }
         _ => Err(io::Error::new(err.kind(), format!("{call}: {err}"))),
+    }
+}
+
+/// One finit_module(2) of /dev/null, which fails (EINVAL: not a module file).
+fn fail_a_load() {
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        // SAFETY: the descriptor is open for the call; params is a valid C string.
+        let ret = unsafe { libc::syscall(libc::SYS_finit_module, std::os::fd::AsRawFd::as_raw_fd(&null), c"".as_ptr(), 0) };
+        println!("finit_module(/dev/null) = {ret}: {}", io::Error::last_os_error());
     }
 }
 

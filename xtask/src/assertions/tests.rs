@@ -30,7 +30,7 @@ fn record(what: Value, process: Value) -> Value {
 }
 
 fn request(alias: &str, requester: Value, resolves_to: &[&str]) -> Value {
-    let what = json!({"kind": "request", "alias": alias, "wait": true, "call_site": "x",
+    let what = json!({"kind": "request", "alias": alias, "wait": true, "call_site": "__sock_create+0x1a0",
                       "repeats": 0, "resolves_to": resolves_to});
     record(what, requester)
 }
@@ -60,6 +60,16 @@ fn requested(module: &str, alias: &str, requester: Value, needed_by: &[&str]) ->
     record(json!({"kind": "loaded", "module": module, "taints": 0, "cause": cause}), helper)
 }
 
+fn einval(mut r: Value) -> Value {
+    r["error"] = json!("EINVAL");
+    r
+}
+
+fn pid(mut p: Value, pid: u64) -> Value {
+    (p["pid"], p["tgid"]) = (json!(pid), json!(pid));
+    p
+}
+
 fn good_records(compressed: bool) -> Vec<Value> {
     let syscall = if compressed { "init_module" } else { "finit_module" };
     let tool_in_unit = process("modtrace-guest", Some("example.service"));
@@ -77,6 +87,8 @@ fn good_records(compressed: bool) -> Vec<Value> {
         explicit("tcp_htcp", "modtrace-guest", &[]),
         load("init_module", Some("tcp_htcp"), 0, process("modtrace-guest", None)),
         load("init_module", None, -17, process("modtrace-guest", None)),
+        einval(load("finit_module", None, -22, pid(process("modtrace-guest", None), 300))),
+        einval(load("init_module", Some("loop"), -22, pid(process("modtrace-guest", None), 300))),
         request("fs-binfmt_misc", process("mount", None), &["binfmt_misc"]),
         requested("binfmt_misc", "fs-binfmt_misc", process("mount", None), &[]),
         request("net-pf-24", tool_in_unit.clone(), &["pppox"]),
@@ -654,6 +666,19 @@ fn every_check_can_fail() {
     expect_failure("net_pf_38_request_fails", false, |r| {
         r.records.push(requested("af_alg", "net-pf-38", process("x", None), &[]).to_string())
     });
+    // Folded: no record names loop; or no failure of its own came before it.
+    expect_failure("init_failure_after_link_never_folded", false, |r| {
+        r.edit(i(r, "load", "loop"), |v| v["module"] = json!(null))
+    });
+    expect_failure("init_failure_after_link_never_folded", false, |r| {
+        let null_load = r.position(|v| text(v, "/syscall") == "finit_module" && text(v, "/error") == "EINVAL");
+        r.records.remove(null_load);
+    });
+    for (alias, site) in [("net-pf-24", "0xffffffff812a01a0"), ("net-pf-38", "__sock_create+0x1a0/0x2e0")] {
+        expect_failure("socket_request_call_site_named_by_kernel", false, |r| {
+            r.edit(i(r, "request", alias), |v| v["call_site"] = json!(site))
+        });
+    }
     expect_failure("vfat_unloaded_by_rmmod", false, |r| {
         r.edit(i(r, "unloaded", "vfat"), |v| v["process"]["comm"] = json!("modprobe"))
     });
