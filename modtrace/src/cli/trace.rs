@@ -57,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn announcement(tracer: &Tracer) -> String {
     let p = &tracer.probes;
-    let phases: Vec<String> = p.phases.iter().map(|(name, ms)| format!("{name} {ms} ms")).collect();
+    let phases: Vec<String> = p.phases.iter().map(ToString::to_string).collect();
     let mut text = format!("modtrace: attached {} programs in {} ms ({})\n", p.attached, p.attach_ms, phases.join(", "));
     for note in &p.notes {
         text += &format!("modtrace: note: {note}\n");
