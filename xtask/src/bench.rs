@@ -141,7 +141,9 @@ fn build_initramfs(
     install_packaged(&root, packages, "usr/sbin/bpftool")?;
     let bench = paths::workspace().join("tests/bench");
     files::install(&bench.join("init"), &root.join("init"), 0o755)?;
-    files::install(&bench.join("modules.bt"), &root.join("etc/bench/modules.bt"), 0o644)?;
+    for script in ["modules.bt", "count.bt"] {
+        files::install(&bench.join(script), &root.join("etc/bench").join(script), 0o644)?;
+    }
     fs::write(root.join("etc/bench.env"), settings.env_file(&LOAD_MODULES))?;
     install_modules(kernel, &root)?;
     initramfs::pack(&root, &work.join("initramfs.cpio"))

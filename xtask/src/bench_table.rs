@@ -148,6 +148,29 @@ pub struct Row {
     pub met: Option<bool>,
 }
 
+/// The same storm under bpftrace counting the calls by result and doing
+/// nothing else: what any program on that tracepoint costs. Context for the
+/// failure row, with no goal of its own.
+fn floor_row(f: &Figures, untraced: Option<f64>) -> Row {
+    let floor = f.median("failed-loads", FLOOR_TOOL, "ns_per_call");
+    let counted = f.median("failed-loads", FLOOR_TOOL, "accounted").unwrap_or(0.0);
+    let calls = f.median("failed-loads", FLOOR_TOOL, "calls").unwrap_or(0.0);
+    let bpftrace = floor.map(|ns| {
+        let r = ratio(Some(ns), untraced).map(|r| format!(" ({r:.1}x)")).unwrap_or_default();
+        format!("{ns:.0}{r}, {counted:.0}/{calls:.0} counted")
+    });
+    let modtrace = ratio(f.median("failed-loads", "modtrace", "ns_per_call"), floor).map(|r| format!("{r:.2}x the floor"));
+    Row {
+        figure: "failed finit_module under bpftrace's count() alone (the floor), ns/call",
+        cells: ["-".into(), or_dash(bpftrace), or_dash(modtrace)],
+        goal: "-",
+        met: None,
+    }
+}
+
+/// The bench's name for bpftrace running tests/bench/count.bt.
+const FLOOR_TOOL: &str = "bpftrace-count";
+
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     Some(a? / b?)
 }
@@ -220,6 +243,7 @@ pub fn rows(f: &Figures) -> Vec<Row> {
         met: m_ratio.map(|r| r <= 2.0 && all_accounted),
     });
     let _ = calls;
+    rows.push(floor_row(f, untraced));
 
     // request_module through the helper (/bin/true).
     let untraced = f.median("requests", "untraced", "ms_per_call");
@@ -344,6 +368,7 @@ pub fn markdown(f: &Figures, profile: &[ProgramTime], machine: &str, date: &str)
         let met = match row.met {
             Some(true) => "yes",
             Some(false) => "no",
+            None if row.goal == "-" => "-",
             None => "?",
         };
         s += &format!(
@@ -409,6 +434,21 @@ mod tests {
         assert_eq!(row.cells[2], "1300 (2.0x), 100/100 accounted");
         assert_eq!(row.met, Some(true));
         assert!(f.missing().contains(&"flood/modtrace".to_string()));
+        let floor = rows(&f).into_iter().find(|r| r.figure.contains("(the floor)")).unwrap();
+        assert_eq!(floor.cells, ["-", "-", "-"].map(String::from), "no floor run: nothing to show");
+    }
+
+    #[test]
+    fn the_floor_is_bpftraces_count_alone_in_the_same_run() {
+        let f = Figures::parse(&console(&[
+            "BENCH figure=failed-loads tool=untraced run=1 calls=100 ns_per_call=600",
+            "BENCH figure=failed-loads tool=modtrace run=1 calls=100 ns_per_call=1200 accounted=100 lost=0",
+            "BENCH figure=failed-loads tool=bpftrace-count run=1 calls=100 ns_per_call=1260 accounted=100 lost=0",
+        ]));
+        let floor = rows(&f).into_iter().find(|r| r.figure.contains("(the floor)")).unwrap();
+        assert_eq!(floor.cells[1], "1260 (2.1x), 100/100 counted");
+        assert_eq!(floor.cells[2], "0.95x the floor");
+        assert!(markdown(&f, &[], "m", "d").contains("| 0.95x the floor | - | - |"));
     }
 
     #[test]
