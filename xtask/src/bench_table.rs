@@ -377,7 +377,7 @@ pub fn markdown(f: &Figures, profile: &[ProgramTime], machine: &str, date: &str)
         );
     }
     if !profile.is_empty() {
-        s += "\nThe failure path under modtrace (one storm, kernel.bpf_stats_enabled=1, `bpftool prog show`):\n\n";
+        s += "\nThe probes under modtrace (one failure storm, then a tenth of the request storm; kernel.bpf_stats_enabled=1, `bpftool prog show`):\n\n";
         s += "| program | type | runs | ns/run | xlated bytes |\n|---|---|---|---|---|\n";
         for p in profile {
             s += &format!(
