@@ -15,7 +15,6 @@ use aya_ebpf::{
     },
     macros::tracepoint,
     programs::TracePointContext,
-    EbpfContext,
 };
 use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, drop, kind, regs, ring, syscall};
 
@@ -90,7 +89,7 @@ pub fn exit_load(ctx: TracePointContext) -> u32 {
 
 /// The return value, read straight from the record: this runs for every call.
 fn syscall_ret(ctx: &TracePointContext) -> i64 {
-    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(RET) as *const i64) }
+    super::record_field(ctx, RET)
 }
 
 fn remember(sys: u32, fd: i32, flags: u32, image_len: u64, params_ptr: u64) {

@@ -1,6 +1,6 @@
 //! module:module_load and module:module_free, in the loader's (or remover's) context.
 
-use aya_ebpf::{EbpfContext, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use modtrace_common::{ModuleEvent, drop, kind, ring};
 
 use crate::{
@@ -13,9 +13,8 @@ use modtrace_common::tp::{FREE_NAME as FREE_NAME_OFFSET, LOAD_NAME as LOAD_NAME_
 #[tracepoint]
 pub fn module_load(ctx: TracePointContext) -> u32 {
     super::load::mark_linked();
-    // Read from the record itself: a read that can fail would fork the
-    // verifier's walk of all that follows, doubling its work.
-    let taints = unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(LOAD_TAINTS_OFFSET) as *const u32) };
+    // A read that can fail would fork the verifier's walk of all that follows.
+    let taints: u32 = super::record_field(&ctx, LOAD_TAINTS_OFFSET);
     match send(&ctx, kind::LOADED, taints, LOAD_NAME_OFFSET) {
         Ok(()) | Err(_) => 0,
     }
