@@ -418,6 +418,11 @@ mod tests {
         lines.iter().map(|l| l.to_string()).collect()
     }
 
+    /// The row whose figure starts with `figure`.
+    fn row_of(f: &Figures, figure: &str) -> Row {
+        rows(f).into_iter().find(|r| r.figure.starts_with(figure)).unwrap()
+    }
+
     #[test]
     fn medians_and_ratios_come_from_the_guest_lines() {
         let f = Figures::parse(&console(&[
@@ -428,13 +433,13 @@ mod tests {
             "BENCH figure=failed-loads tool=modtrace run=1 failed-loads pid=8 calls=100 failed=100 ns_per_call=1300 accounted=100 lost=0",
             "BENCH figure=failed-loads tool=bpftrace run=1 failed-loads pid=9 calls=100 failed=100 ns_per_call=2600 accounted=20 lost=80",
         ]));
-        let row = rows(&f).into_iter().find(|r| r.figure.starts_with("failed finit_module")).unwrap();
+        let row = row_of(&f, "failed finit_module, ns/call");
         assert_eq!(row.cells[0], "650");
         assert_eq!(row.cells[1], "2600 (4.0x), 20/100 accounted, 80 lost");
         assert_eq!(row.cells[2], "1300 (2.0x), 100/100 accounted");
         assert_eq!(row.met, Some(true));
         assert!(f.missing().contains(&"flood/modtrace".to_string()));
-        let floor = rows(&f).into_iter().find(|r| r.figure.contains("(the floor)")).unwrap();
+        let floor = row_of(&f, "failed finit_module under bpftrace");
         assert_eq!(floor.cells, ["-", "-", "-"].map(String::from), "no floor run: nothing to show");
     }
 
@@ -445,7 +450,7 @@ mod tests {
             "BENCH figure=failed-loads tool=modtrace run=1 calls=100 ns_per_call=1200 accounted=100 lost=0",
             "BENCH figure=failed-loads tool=bpftrace-count run=1 calls=100 ns_per_call=1260 accounted=100 lost=0",
         ]));
-        let floor = rows(&f).into_iter().find(|r| r.figure.contains("(the floor)")).unwrap();
+        let floor = row_of(&f, "failed finit_module under bpftrace");
         assert_eq!(floor.cells[1], "1260 (2.1x), 100/100 counted");
         assert_eq!(floor.cells[2], "0.95x the floor");
         assert!(markdown(&f, &[], "m", "d").contains("| 0.95x the floor | - | - |"));
@@ -457,7 +462,7 @@ mod tests {
             "BENCH figure=failed-loads tool=untraced run=1 calls=100 ns_per_call=600",
             "BENCH figure=failed-loads tool=modtrace run=1 calls=100 ns_per_call=700 accounted=99 lost=1",
         ]));
-        let row = rows(&f).into_iter().find(|r| r.figure.starts_with("failed finit_module")).unwrap();
+        let row = row_of(&f, "failed finit_module, ns/call");
         assert_eq!(row.met, Some(false));
     }
 
