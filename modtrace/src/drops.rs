@@ -26,6 +26,12 @@ pub struct Drops {
     pub undecodable_requests: u64,
     pub undecodable_loads: u64,
     pub undecodable_failures: u64,
+    /// Runs of the probes the kernel skipped (another BPF program, or a bpf()
+    /// map call, held the CPU): of module_request, of module_load/module_free,
+    /// and of the load calls' exits (the result of a call).
+    pub skipped_requests: u64,
+    pub skipped_loads: u64,
+    pub skipped_results: u64,
 }
 
 impl Drops {
@@ -42,18 +48,21 @@ impl Drops {
             + self.evicted_requests
             + self.undecodable_requests
             + self.undecodable_loads
+            + self.skipped_requests
+            + self.skipped_loads
     }
 
     /// Lost failures and load results: shown, but no module is missing for them.
     pub fn reported(&self) -> u64 {
-        self.ring_failures + self.results_without_call + self.undecodable_failures
+        self.ring_failures + self.results_without_call + self.undecodable_failures + self.skipped_results
     }
 
     /// "requests 0, loads 0, failures 12, ...": every count, for people.
     pub fn describe(&self) -> String {
         format!(
             "requests {}, loads {}, failures {}, unreadable aliases {}, unreadable module names {}, \
-             results without their call {}, requests evicted {}, undecodable {}",
+             results without their call {}, requests evicted {}, undecodable {}, skipped requests {}, \
+             skipped loads {}, skipped results {}",
             self.ring_requests,
             self.ring_loads,
             self.ring_failures,
@@ -61,7 +70,10 @@ impl Drops {
             self.unreadable_module_names,
             self.results_without_call,
             self.evicted_requests,
-            self.undecodable_requests + self.undecodable_loads + self.undecodable_failures
+            self.undecodable_requests + self.undecodable_loads + self.undecodable_failures,
+            self.skipped_requests,
+            self.skipped_loads,
+            self.skipped_results
         )
     }
 }
@@ -101,8 +113,14 @@ mod tests {
 
     #[test]
     fn only_lost_requests_and_loads_block() {
-        let failures = Drops { ring_failures: 500, results_without_call: 2, undecodable_failures: 1, ..Drops::default() };
-        assert_eq!((failures.blocking(), failures.reported(), failures.total()), (0, 503, 503));
+        let failures = Drops {
+            ring_failures: 500,
+            results_without_call: 2,
+            undecodable_failures: 1,
+            skipped_results: 4,
+            ..Drops::default()
+        };
+        assert_eq!((failures.blocking(), failures.reported(), failures.total()), (0, 507, 507));
         for lost in [
             Drops { ring_requests: 1, ..Drops::default() },
             Drops { ring_loads: 1, ..Drops::default() },
@@ -111,6 +129,8 @@ mod tests {
             Drops { evicted_requests: 1, ..Drops::default() },
             Drops { undecodable_requests: 1, ..Drops::default() },
             Drops { undecodable_loads: 1, ..Drops::default() },
+            Drops { skipped_requests: 1, ..Drops::default() },
+            Drops { skipped_loads: 1, ..Drops::default() },
         ] {
             assert_eq!(lost.blocking(), 1, "{lost:?}");
         }

@@ -167,6 +167,9 @@ impl Tracer {
         d.unreadable_module_names = kernel.module_names + before.module_names;
         d.results_without_call = kernel.exits_without_entry + before.exits_without_entry;
         d.evicted_requests = self.correlator.evicted();
+        d.skipped_requests = kernel.skipped.requests + before.skipped.requests;
+        d.skipped_loads = kernel.skipped.loads + before.skipped.loads;
+        d.skipped_results = kernel.skipped.results + before.skipped.results;
         summary.folded_pending = kernel.folded_pending;
         Ok(summary)
     }

@@ -102,13 +102,22 @@ mod tests {
 
     #[test]
     fn the_summary_names_every_kind_of_drop() {
-        let drops = Drops { ring_failures: 40, unreadable_aliases: 1, results_without_call: 2, evicted_requests: 3, ..Drops::default() };
+        let drops = Drops {
+            ring_failures: 40,
+            unreadable_aliases: 1,
+            results_without_call: 2,
+            evicted_requests: 3,
+            skipped_loads: 6,
+            skipped_results: 7,
+            ..Drops::default()
+        };
         let s = Summary { records: 9, drops, folded_pending: 5, ended_by: "SIGINT", from_initramfs: None };
         assert_eq!(
             summary_line(&s),
-            "modtrace: 9 events (SIGINT); lost 46 (requests 0, loads 0, failures 40, unreadable aliases 1, \
-             unreadable module names 0, results without their call 2, requests evicted 3, undecodable 0); \
-             lost loads and requests: 4; repeats folded and not yet reported: 5"
+            "modtrace: 9 events (SIGINT); lost 59 (requests 0, loads 0, failures 40, unreadable aliases 1, \
+             unreadable module names 0, results without their call 2, requests evicted 3, undecodable 0, \
+             skipped requests 0, skipped loads 6, skipped results 7); \
+             lost loads and requests: 10; repeats folded and not yet reported: 5"
         );
     }
 }

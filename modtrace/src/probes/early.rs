@@ -15,10 +15,10 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
-use aya::programs::TracePoint;
 use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::{ProgramInfo, TracePoint};
 
-use super::{Losses, ProbeError, Probes};
+use super::{Losses, ProbeError, Probes, Skipped};
 use crate::decode::decode;
 use crate::event::Event;
 
@@ -26,6 +26,8 @@ use crate::event::Event;
 pub const EARLY_DIR: &str = "/sys/fs/bpf/modtrace/early";
 /// The pinned maps: the three rings and the drop counters.
 const MAPS: [&str; 4] = ["LOADS", "FAILURES", "REQUESTS", "DROPS"];
+/// Each pinned program's name: this and the program's.
+const PROGRAM_PIN: &str = "prog-";
 
 /// This build's probes, as a directory name: a hash of the eBPF object.
 pub fn build_id() -> String {
@@ -61,6 +63,11 @@ fn pin_into(probes: &mut Probes, dir: &Path) -> Result<(), ProbeError> {
             .ok_or_else(|| pin_error(prog, "no such program"))?
             .try_into()
             .map_err(|e| pin_error(prog, e))?;
+        // Pinned too, so the learner can read the runs the kernel skipped.
+        let program_pin = dir.join(format!("{PROGRAM_PIN}{prog}"));
+        if !program_pin.exists() {
+            program.pin(&program_pin).map_err(|e| pin_error(prog, e))?;
+        }
         let link = program.take_link(id).map_err(|e| pin_error(prog, e))?;
         let link = FdLink::try_from(link).map_err(|e| pin_error(prog, format!("{e} (the kernel has no BPF perf links)")))?;
         link.pin(dir.join(format!("link-{i}"))).map_err(|e| pin_error(prog, e))?;
@@ -139,6 +146,21 @@ fn take_dir(dir: &Path, cut_ns: u64, taken: &mut Taken) {
     if let Some(d) = drops {
         taken.losses = Losses::counted(&d);
     }
+    taken.losses.skipped = skipped_runs(dir);
+}
+
+/// The runs the kernel skipped of the pinned programs.
+fn skipped_runs(dir: &Path) -> Skipped {
+    let mut skipped = Skipped::default();
+    let Ok(entries) = fs::read_dir(dir) else { return skipped };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(prog) = name.strip_prefix(PROGRAM_PIN) else { continue };
+        if let Ok(fd) = ProgramInfo::from_pin(entry.path()).and_then(|info| info.fd()) {
+            skipped.add(prog, fd);
+        }
+    }
+    skipped
 }
 
 fn detach_links(dir: &Path) {

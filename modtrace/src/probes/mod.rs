@@ -3,6 +3,7 @@
 pub mod btf;
 pub mod early;
 pub mod preflight;
+pub mod skipped;
 pub mod tracefs;
 
 use std::{collections::BTreeMap, path::Path, time::Instant};
@@ -16,6 +17,7 @@ use modtrace_common::{RepeatState, RequestKey, TaskOffsets, drop, ring};
 use thiserror::Error;
 
 pub use preflight::System;
+pub use skipped::Skipped;
 
 #[derive(Debug, Error)]
 pub enum ProbeError {
@@ -102,6 +104,8 @@ pub struct Losses {
     pub exits_without_entry: u64,
     /// Repeats folded into a count but not yet carried by a later event.
     pub folded_pending: u64,
+    /// Runs of the probes the kernel skipped.
+    pub skipped: Skipped,
 }
 
 impl Probes {
@@ -128,6 +132,7 @@ impl Probes {
         links.extend(attach_all(&mut ebpf, load_calls)?);
         let attached = links.len();
         clock.done("attach");
+        notes.extend(skipped::uncounted_note());
         if system.modules_disabled {
             notes.push("kernel.modules_disabled is 1: no module can load until reboot; denied attempts still show".into());
         }
@@ -144,11 +149,19 @@ impl Probes {
         RingBuf::try_from(map).map_err(|e| ProbeError::Load(format!("{name}: {e}")))
     }
 
-    /// Reads the drop counters and the repeats still held in the fold maps.
+    /// Reads the drop counters, the repeats still held in the fold maps and
+    /// the runs the kernel skipped.
     pub fn losses(&self) -> Losses {
         let drops = self.ebpf.map("DROPS").and_then(|m| PerCpuArray::<_, u64>::try_from(m).ok());
+        let mut skipped = Skipped::default();
+        for (prog, program) in self.ebpf.programs() {
+            if let Ok(fd) = program.fd() {
+                skipped.add(prog, fd);
+            }
+        }
         Losses {
             folded_pending: self.folded::<u32>("FAIL_REPEATS") + self.folded::<RequestKey>("REQUEST_REPEATS"),
+            skipped,
             ..drops.map(|d| Losses::counted(&d)).unwrap_or_default()
         }
     }
@@ -172,6 +185,7 @@ impl Losses {
             module_names: drops(drop::MODULE_NAME_UNREAD),
             exits_without_entry: drops(drop::EXIT_WITHOUT_ENTRY),
             folded_pending: 0,
+            skipped: Skipped::default(),
         }
     }
 }

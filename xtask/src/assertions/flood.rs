@@ -11,8 +11,9 @@ use crate::scenario::{self as sc, captured as cap, comm, section};
 
 /// modtrace trace's closing line on stderr: `modtrace: N events (HOW); lost L
 /// (requests a, loads b, failures c, unreadable aliases d, unreadable module
-/// names e, results without their call g, requests evicted h, undecodable u);
-/// lost loads and requests: B; repeats folded and not yet reported: F`.
+/// names e, results without their call g, requests evicted h, undecodable u,
+/// skipped requests i, skipped loads j, skipped results k); lost loads and
+/// requests: B; repeats folded and not yet reported: F`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TraceSummary {
     pub events: u64,
@@ -25,6 +26,10 @@ pub struct TraceSummary {
     pub results_without_call: u64,
     pub evicted_requests: u64,
     pub undecodable: u64,
+    /// Runs of the probes the kernel skipped.
+    pub skipped_requests: u64,
+    pub skipped_loads: u64,
+    pub skipped_results: u64,
     /// What the tracer says may hide a module.
     pub blocking: u64,
     pub folded_pending: u64,
@@ -32,7 +37,7 @@ pub struct TraceSummary {
 
 impl TraceSummary {
     /// Every count of the breakdown.
-    fn parts(&self) -> [u64; 8] {
+    fn parts(&self) -> [u64; 11] {
         [
             self.requests,
             self.loads,
@@ -42,12 +47,20 @@ impl TraceSummary {
             self.results_without_call,
             self.evicted_requests,
             self.undecodable,
+            self.skipped_requests,
+            self.skipped_loads,
+            self.skipped_results,
         ]
     }
 
     /// Lost requests, however they were lost.
     fn lost_requests(&self) -> u64 {
-        self.requests + self.unreadable_aliases + self.evicted_requests
+        self.requests + self.unreadable_aliases + self.evicted_requests + self.skipped_requests
+    }
+
+    /// Losses that are no module's: failures and results.
+    fn non_blocking(&self) -> u64 {
+        self.failures + self.results_without_call + self.skipped_results
     }
 }
 
@@ -71,6 +84,9 @@ pub fn parse_summary(line: &str) -> Option<TraceSummary> {
         results_without_call: number_after(line, ", results without their call ")?,
         evicted_requests: number_after(line, ", requests evicted ")?,
         undecodable: number_after(line, ", undecodable ")?,
+        skipped_requests: number_after(line, ", skipped requests ")?,
+        skipped_loads: number_after(line, ", skipped loads ")?,
+        skipped_results: number_after(line, ", skipped results ")?,
         blocking: number_after(line, "; lost loads and requests: ")?,
         folded_pending: number_after(line, "not yet reported: ")?,
     })
@@ -93,7 +109,7 @@ pub fn trace_summary_adds_up(f: &Facts) -> Result<(), String> {
     if s.lost != s.parts().iter().sum::<u64>() {
         return Err(format!("lost {} is not the sum of its kinds: {s:?}", s.lost));
     }
-    if s.blocking > s.lost - s.failures - s.results_without_call {
+    if s.blocking > s.lost - s.non_blocking() {
         return Err(format!("more lost loads and requests than losses other than failures: {s:?}"));
     }
     let lines = f.records.len() + f.bad_lines.len();
@@ -110,6 +126,39 @@ pub fn no_lost_loads(f: &Facts) -> Result<(), String> {
         0 => Ok(()),
         n => Err(format!("the loads ring lost {n} events: {s:?}")),
     }
+}
+
+/// The load results the kernel said it skipped cover every one that is missing:
+/// a module a process linked with no `load` record from that process, and a
+/// failed load of the spammer's that no record or fold holds. A preemptible
+/// kernel (7.x) runs the load calls' exit probe preemptibly, and skips it on a
+/// CPU where another task was preempted inside it.
+pub fn skipped_results_accounted(f: &Facts) -> Result<(), String> {
+    let s = summary(f)?;
+    let calls: BTreeSet<(u64, &str)> =
+        f.records.iter().filter(|r| text(r, "/kind") == "load").map(|r| (pid(r), text(r, "/module"))).collect();
+    let without_call: Vec<&str> = f
+        .records
+        .iter()
+        .filter(|r| text(r, "/kind") == "loaded" && !calls.contains(&(pid(r), text(r, "/module"))))
+        .map(|r| text(r, "/module"))
+        .collect();
+    let spam = spam(f, cap::SPAM_FAILED_LOADS)?;
+    let sent: u64 = spam_records(f, &spam, "load").iter().map(|r| 1 + repeats(r)).sum();
+    let unseen = spam.attempts.saturating_sub(sent + s.folded_pending);
+    let missing = without_call.len() as u64 + unseen;
+    if missing > s.skipped_results {
+        return Err(format!(
+            "{missing} load results are missing, the kernel skipped {}: modules linked with no call record \
+             {without_call:?}, {unseen} of the spammer's failed loads in no record",
+            s.skipped_results
+        ));
+    }
+    Ok(())
+}
+
+fn pid(r: &Value) -> u64 {
+    r.pointer("/process/pid").and_then(Value::as_u64).unwrap_or(0)
 }
 
 /// Every module that is loaded at the end and was not when tracing started has
@@ -178,19 +227,30 @@ const MIN_FAILED_LOADS: u64 = 1000;
 
 /// What the spammer did is accounted for: the records sent plus the repeats
 /// they carry, plus what the kernel had folded and not yet sent when tracing
-/// stopped, cover every attempt; and folding kept the records few (about one a
-/// second), with repeats on them.
-fn folded(f: &Facts, spam: &Spam, records: &[&Value], what: &str) -> Result<(), String> {
+/// stopped, plus the runs the kernel said it skipped (`skipped` picks which of
+/// them could be the spammer's), cover every attempt; and folding kept the
+/// records few (about one a second), with repeats on them.
+fn folded(
+    f: &Facts,
+    spam: &Spam,
+    records: &[&Value],
+    what: &str,
+    skipped: fn(&TraceSummary) -> u64,
+) -> Result<(), String> {
     if records.is_empty() {
         return Err(format!("no {what} record from the spammer (pid {})", spam.pid));
     }
     let sent: u64 = records.iter().map(|r| 1 + repeats(r)).sum();
-    let pending = summary(f)?.folded_pending;
+    let s = summary(f)?;
+    let (pending, skipped) = (s.folded_pending, skipped(&s));
+    let each: Vec<String> = records.iter().map(|r| format!("{} at {} ns", repeats(r), ts(r))).collect();
     let figures = format!(
-        "{} attempts, {} records carrying {} repeats, {pending} folded and not yet reported",
+        "{} attempts, {} records carrying {} repeats ({}), {pending} folded and not yet reported, {skipped} runs \
+         skipped by the kernel",
         spam.attempts,
         records.len(),
-        sent - records.len() as u64
+        sent - records.len() as u64,
+        each.join(", ")
     );
     if spam.failed != spam.attempts {
         return Err(format!("some of the spammer's calls succeeded: {spam:?}"));
@@ -198,7 +258,7 @@ fn folded(f: &Facts, spam: &Spam, records: &[&Value], what: &str) -> Result<(), 
     if !records.iter().any(|r| repeats(r) > 0) {
         return Err(format!("no {what} record carries repeats: {figures}"));
     }
-    if sent > spam.attempts || spam.attempts > sent + pending {
+    if sent > spam.attempts || spam.attempts > sent + pending + skipped {
         return Err(format!("the {what} records do not account for the attempts: {figures}"));
     }
     let most = u64::from(sc::FLOOD_SECS) + 2;
@@ -218,7 +278,7 @@ pub fn flood_failed_loads_folded(f: &Facts) -> Result<(), String> {
     if let Some(r) = records.iter().find(|r| r.pointer("/ret").and_then(Value::as_i64).unwrap_or(0) >= 0) {
         return Err(evidence("a spammer's load did not fail", r));
     }
-    folded(f, &spam, &records, "failed load")
+    folded(f, &spam, &records, "failed load", |s| s.skipped_results)
 }
 
 /// The request flood: every socket(AF_ALG) asked for net-pf-38 again.
@@ -228,7 +288,7 @@ pub fn flood_requests_folded(f: &Facts) -> Result<(), String> {
     if let Some(r) = records.iter().find(|r| text(r, "/alias") != sc::MISSING_ALIAS) {
         return Err(evidence(&format!("a spammer's request is not for {}", sc::MISSING_ALIAS), r));
     }
-    folded(f, &spam, &records, "request")
+    folded(f, &spam, &records, "request", |s| s.skipped_requests)
 }
 
 /// The autoload in the middle of the flood: its request and its load, attributed.

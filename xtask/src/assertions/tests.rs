@@ -105,7 +105,27 @@ fn good_records(compressed: bool) -> Vec<Value> {
     records.extend(who_records());
     records.extend(distinct_flood_records());
     records.push(explicit("tcp_scalable", "modprobe", &[]));
-    records
+    with_load_calls(records)
+}
+
+/// Each `loaded` record without the load call that linked it gets one, from
+/// the same process, right after it.
+fn with_load_calls(records: Vec<Value>) -> Vec<Value> {
+    let has_call = |records: &[Value], loaded: &Value| {
+        records.iter().any(|r| {
+            r["kind"] == "load" && r["process"]["pid"] == loaded["process"]["pid"] && r["module"] == loaded["module"]
+        })
+    };
+    let mut out = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        out.push(r.clone());
+        if r["kind"] == "loaded" && !has_call(&records[i..], r) {
+            let mut call = load("finit_module", r["module"].as_str(), 0, r["process"].clone());
+            call["ts_ns"] = r["ts_ns"].clone();
+            out.push(call);
+        }
+    }
+    out
 }
 
 /// The kernel's facts on a process: uid (and euid), loginuid/session and the
@@ -199,7 +219,8 @@ const ATTACHED: &str = "modtrace: attached 9 programs in 800 ms";
 fn summary_line(events: usize) -> String {
     format!(
         "modtrace: {events} events (SIGINT); lost 0 (requests 0, loads 0, failures 0, unreadable aliases 0, \
-         unreadable module names 0, results without their call 0, requests evicted 0, undecodable 0); \
+         unreadable module names 0, results without their call 0, requests evicted 0, undecodable 0, \
+         skipped requests 0, skipped loads 0, skipped results 0); \
          lost loads and requests: 0; repeats folded and not yet reported: 1500"
     )
 }
@@ -237,7 +258,8 @@ fn profile_module(name: &str, depends_on: &[&str], needed_by: &[&str], triggers:
 fn session(ended_by: &str) -> Value {
     let drops = json!({"ring_requests": 0, "ring_loads": 0, "ring_failures": 0, "unreadable_aliases": 0,
                        "unreadable_module_names": 0, "results_without_call": 0, "evicted_requests": 0,
-                       "undecodable_requests": 0, "undecodable_loads": 0, "undecodable_failures": 0});
+                       "undecodable_requests": 0, "undecodable_loads": 0, "undecodable_failures": 0,
+                       "skipped_requests": 0, "skipped_loads": 0, "skipped_results": 0});
     json!({"start": "2025-01-01T00:00:00Z", "end": "2025-01-01T00:00:30Z", "duration_secs": 30,
            "kernel": KERNEL, "boot_id": null, "ended_by": ended_by, "records": 60, "lost_events": 0,
            "drops": drops})
@@ -818,6 +840,11 @@ fn every_flood_check_can_fail() {
     expect_failure("flood_failed_loads_folded", f, |r| {
         r.records.retain(|l| !spam_loads(&serde_json::from_str(l).unwrap()))
     });
+    let illinois_call = |v: &Value| v["kind"] == "load" && v["module"] == "tcp_illinois";
+    expect_failure("skipped_results_accounted", f, |r| {
+        r.records.retain(|l| !illinois_call(&serde_json::from_str(l).unwrap()))
+    });
+    expect_failure("skipped_results_accounted", f, |r| r.replace("spam-failed-loads.stdout", "=121000", "=121600"));
     expect_failure("flood_requests_folded", f, |r| r.edit_all(spam_requests, |v| v["repeats"] = json!(0)));
     expect_failure("flood_requests_folded", f, |r| r.edit_all(spam_requests, |v| v["repeats"] = json!(400)));
     expect_failure("flood_requests_folded", f, |r| {
@@ -833,6 +860,43 @@ fn every_flood_check_can_fail() {
         r.records.remove(i(r, "loaded", "tcp_scalable"));
     });
     expect_failure("every_new_module_has_loaded_record", f, |r| r.section("lsmod").push_str("\nsctp 1 0"));
+}
+
+/// A module linked with no call record passes when the kernel says it skipped
+/// a load call's exit, and only then.
+#[test]
+fn a_skipped_load_result_accounts_for_a_missing_call() {
+    let accounted = |skipped: u64| {
+        let mut r = Run::good(false);
+        r.records.retain(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            !(v["kind"] == "load" && v["module"] == "tcp_illinois")
+        });
+        let events = r.records.len();
+        r.stderr[1] = summary_line(events)
+            .replace("lost 0", &format!("lost {skipped}"))
+            .replace("skipped results 0", &format!("skipped results {skipped}"));
+        failures(&r.checks(false))
+    };
+    assert!(accounted(0).contains(&"skipped_results_accounted"));
+    let failed = accounted(1);
+    assert!(!failed.contains(&"skipped_results_accounted") && !failed.contains(&"no_lost_events"), "{failed:?}");
+}
+
+/// Attempts no record carries are accounted for by the load exits' runs the
+/// kernel said it skipped, and by nothing else it skipped.
+#[test]
+fn skipped_load_results_account_for_unseen_failed_loads() {
+    let folded_check = |skipped: &str| {
+        let mut r = Run::good(false);
+        r.replace("spam-failed-loads.stdout", "=121000", "=125000");
+        r.stderr[1] = r.stderr[1].replace("lost 0", "lost 3500").replace(&format!("{skipped}0"), &format!("{skipped}3500"));
+        let failed = failures(&r.checks(false));
+        failed.contains(&"flood_failed_loads_folded")
+    };
+    assert!(!folded_check("skipped results "), "3500 skipped exits did not account for the attempts");
+    assert!(folded_check("skipped requests "), "skipped requests accounted for failed loads");
+    assert!(folded_check("skipped loads "), "skipped module loads accounted for failed loads");
 }
 
 #[test]
@@ -934,20 +998,24 @@ fn every_who_asked_check_can_fail() {
 #[test]
 fn reads_the_trace_summary_line() {
     let s = flood::parse_summary(
-        "modtrace: 57 events (SIGINT); lost 9 (requests 1, loads 0, failures 4, unreadable aliases 1, \
-         unreadable module names 0, results without their call 2, requests evicted 1, undecodable 0); \
-         lost loads and requests: 3; repeats folded and not yet reported: 77",
+        "modtrace: 57 events (SIGINT); lost 15 (requests 1, loads 0, failures 4, unreadable aliases 1, \
+         unreadable module names 0, results without their call 2, requests evicted 1, undecodable 0, \
+         skipped requests 1, skipped loads 2, skipped results 3); \
+         lost loads and requests: 6; repeats folded and not yet reported: 77",
     )
     .unwrap();
     let expected = flood::TraceSummary {
         events: 57,
-        lost: 9,
+        lost: 15,
         requests: 1,
         failures: 4,
         unreadable_aliases: 1,
         results_without_call: 2,
         evicted_requests: 1,
-        blocking: 3,
+        skipped_requests: 1,
+        skipped_loads: 2,
+        skipped_results: 3,
+        blocking: 6,
         folded_pending: 77,
         ..Default::default()
     };
