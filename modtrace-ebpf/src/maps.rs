@@ -38,8 +38,9 @@ pub static PENDING: LruHashMap<u64, PendingLoad> = LruHashMap::with_max_entries(
 #[map]
 pub static LINKED: LruHashMap<u64, u32> = LruHashMap::with_max_entries(1024, 0);
 
-/// The load event being built, one per CPU (a syscall exit does not nest on
-/// its CPU). It is filled on one path whatever its ring and syscall, then copied
+/// The load event being built, one per CPU: the kernel never runs a program
+/// twice at once on a CPU (a second run is skipped, and counted), even where the
+/// exit probe is preemptible. It is filled on one path whatever its ring and syscall, then copied
 /// to the ring `ring` names: the verifier walks the header once, where building
 /// it in the ring's own memory made it walk the header once per ring and per
 /// syscall (70325 instructions verified on 6.1 against 11571 for one path).
@@ -73,12 +74,26 @@ impl Counter {
 
     /// Atomically adds `delta` (wrapping: u64::MAX takes one away).
     pub fn add(&self, delta: u64) {
-        #[cfg(target_arch = "bpf")]
-        unsafe {
-            core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) self.0.get(), in(reg) delta);
-        }
-        #[cfg(not(target_arch = "bpf"))]
-        let _ = delta;
+        atomic_add(self.0.get(), delta);
+    }
+}
+
+/// One atomic instruction: core has no atomic read-modify-write for BPF.
+fn atomic_add(target: *mut u64, delta: u64) {
+    #[cfg(target_arch = "bpf")]
+    unsafe {
+        core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) target, in(reg) delta);
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    let _ = (target, delta);
+}
+
+/// Adds one to this CPU's `slot` of `counters`. Atomically: a program run
+/// from a syscall tracepoint or an LSM hook can be preempted on a preemptible
+/// kernel (Debian's 7.x), and another program may add to the slot meanwhile.
+pub fn count(counters: &PerCpuArray<u64>, slot: u32) {
+    if let Some(c) = counters.get_ptr_mut(slot) {
+        atomic_add(c, 1);
     }
 }
 
@@ -138,9 +153,7 @@ pub fn task_offsets() -> TaskOffsets {
 
 /// Counts one event lost: `slot` is the full ring's index or a `drop::*` cause.
 pub fn count_drop(slot: u32) {
-    if let Some(slot) = DROPS.get_ptr_mut(slot) {
-        unsafe { *slot += 1 };
-    }
+    count(&DROPS, slot);
 }
 
 /// Decides whether the event for `key` is sent now or folded into a count: the

@@ -22,7 +22,7 @@ use modtrace_common::{
 };
 
 use crate::{
-    maps::fold_in,
+    maps::{count, fold_in},
     task::{fill_header, now},
 };
 
@@ -65,9 +65,18 @@ static GUARD_TRACE: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 #[map]
 static GUARD_REPEATS: LruHashMap<RequestKey, RepeatState> = LruHashMap::with_max_entries(4096, 0);
 
-/// The event being built, per CPU (too large for the stack).
+/// The event being built, per CPU (too large for the stack) and per hook: a
+/// hook's program can be preempted on a preemptible kernel (Debian's 7.x),
+/// and another hook's program on that CPU must not write into its event. The
+/// kernel never runs one program twice at once on a CPU.
 #[map]
-static GUARD_SCRATCH: PerCpuArray<GuardEvent> = PerCpuArray::with_max_entries(1, 0);
+static SCRATCH_REQUEST: PerCpuArray<GuardEvent> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static SCRATCH_READ_FILE: PerCpuArray<GuardEvent> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static SCRATCH_LOAD_DATA: PerCpuArray<GuardEvent> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static SCRATCH_POST_LOAD_DATA: PerCpuArray<GuardEvent> = PerCpuArray::with_max_entries(1, 0);
 
 #[lsm(hook = "kernel_module_request")]
 pub fn guard_request(ctx: LsmContext) -> i32 {
@@ -83,7 +92,7 @@ pub fn guard_request(ctx: LsmContext) -> i32 {
     }
     let allowed = unsafe { GUARD_ALIASES.get(&key) }.is_some();
     let (verdict, ret) = decide(&cfg, allowed);
-    report(&cfg, verdict, |ev| {
+    report(&SCRATCH_REQUEST, &cfg, verdict, |ev| {
         ev.hook = hook::REQUEST;
         ev.name = key.name;
     });
@@ -106,7 +115,7 @@ pub fn guard_read_file(ctx: LsmContext) -> i32 {
     let key = FileKey { generation: cfg.generation, dev, ino };
     let module = unsafe { GUARD_FILES.get(&key) }.map(|v| v.module);
     let (verdict, ret) = decide(&cfg, module.is_some());
-    report(&cfg, verdict, |ev| {
+    report(&SCRATCH_READ_FILE, &cfg, verdict, |ev| {
         ev.hook = hook::READ_FILE;
         ev.id = id;
         ev.dev = dev;
@@ -131,7 +140,7 @@ pub fn guard_load_data(ctx: LsmContext) -> i32 {
         return 0;
     }
     let (verdict, ret) = decide(&cfg, false);
-    report(&cfg, verdict, |ev| {
+    report(&SCRATCH_LOAD_DATA, &cfg, verdict, |ev| {
         ev.hook = hook::LOAD_DATA;
         ev.id = id;
     });
@@ -158,7 +167,7 @@ pub fn guard_post_load_data(ctx: LsmContext) -> i32 {
     let named = image_module_name(&cfg, image, size, &mut key.name).is_ok();
     let allowed = named && unsafe { GUARD_MODULES.get(&key) }.is_some();
     let (verdict, ret) = decide(&cfg, allowed);
-    report(&cfg, verdict, |ev| {
+    report(&SCRATCH_POST_LOAD_DATA, &cfg, verdict, |ev| {
         ev.hook = hook::LOAD_DATA;
         ev.id = id;
         ev.name = key.name;
@@ -252,9 +261,9 @@ fn file_name(cfg: &GuardConfig, file: *const u8, out: &mut [u8; NAME_LEN]) -> Re
 /// Counts the decision and sends it to both rings. The same decision on the
 /// same thing by the same process within the fold window is counted, not
 /// sent: a loop cannot flood the journal.
-fn report(cfg: &GuardConfig, verdict: u32, fill: impl FnOnce(&mut GuardEvent)) {
-    add(&GUARD_COUNTS, verdict);
-    let Some(ev) = GUARD_SCRATCH.get_ptr_mut(0) else { return };
+fn report(scratch: &PerCpuArray<GuardEvent>, cfg: &GuardConfig, verdict: u32, fill: impl FnOnce(&mut GuardEvent)) {
+    count(&GUARD_COUNTS, verdict);
+    let Some(ev) = scratch.get_ptr_mut(0) else { return };
     let ev = unsafe { &mut *ev };
     let ts = now();
     ev.decision = verdict;
@@ -275,10 +284,10 @@ fn report(cfg: &GuardConfig, verdict: u32, fill: impl FnOnce(&mut GuardEvent)) {
         return;
     }
     if GUARD_LOG.output::<GuardEvent>(&*ev, 0).is_err() {
-        add(&GUARD_LOST, lost::LOG);
+        count(&GUARD_LOST, lost::LOG);
     }
     if GUARD_TRACE.output::<GuardEvent>(&*ev, 0).is_err() {
-        add(&GUARD_LOST, lost::TRACE);
+        count(&GUARD_LOST, lost::TRACE);
     }
 }
 
@@ -293,10 +302,4 @@ fn fold(ev: &GuardEvent, ts: u64) -> Option<u32> {
         hash = (hash ^ ev.file[i] as u64).wrapping_mul(0x0100_0000_01b3);
     }
     fold_in(&GUARD_REPEATS, &RequestKey { tgid, _pad: 0, name_hash: hash }, ts)
-}
-
-fn add(counters: &PerCpuArray<u64>, slot: u32) {
-    if let Some(c) = counters.get_ptr_mut(slot) {
-        unsafe { *c += 1 };
-    }
 }
