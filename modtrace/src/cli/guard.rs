@@ -249,10 +249,28 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         None => println!("modtrace: guard active ({} missing: mode and profile unknown)", guard::STATE_FILE),
     }
     println!(
-        "decisions: {} allowed, {} denied, {} would deny; {} lost (never logged)",
-        counts.allowed, counts.denied, counts.would_deny, counts.lost
+        "decisions: {} allowed, {} denied, {} would deny; {} lost (never logged); {}",
+        counts.allowed,
+        counts.denied,
+        counts.would_deny,
+        counts.lost,
+        skipped_words(counts.skipped)
     );
+    if counts.skipped.unwrap_or(0) > 0 {
+        eprintln!(
+            "modtrace: warning: the kernel skipped the guard's hook {} time(s) (its program was already running on \
+             that CPU, preempted): those operations went through undecided",
+            counts.skipped.unwrap_or(0)
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn skipped_words(skipped: Option<u64>) -> String {
+    match skipped {
+        Some(n) => format!("{n} skipped by the kernel (let through undecided)"),
+        None => "skipped by the kernel: unknown (the guard was started by an older modtrace; restart it)".into(),
+    }
 }
 
 fn stop() -> anyhow::Result<ExitCode> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     maps::{HashMap, Map, MapData, PerCpuArray},
-    programs::{links::FdLink, Lsm},
+    programs::{links::FdLink, Lsm, ProgramInfo},
     EbpfLoader,
 };
 use btf_rs::Type;
@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use super::encode::{Encoded, KernelFacts};
 use crate::decode::cstr;
-use crate::probes::{btf, preflight, ProbeError};
+use crate::probes::{btf, preflight, skipped, ProbeError};
 
 /// Where the programs' links and the maps are pinned.
 pub const PIN_DIR: &str = "/sys/fs/bpf/modtrace/guard";
@@ -178,12 +178,32 @@ fn install_pinned(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig)) -> Result<u32
             .try_into()
             .map_err(|e| GuardError::Load(format!("{prog}: {e}")))?;
         program.load(hook, &kernel_btf).map_err(|e| GuardError::Load(format!("{prog}: {e:#}")))?;
+        // Pinned too, so that status can read the runs the kernel skipped.
+        program.pin(program_pin(prog)).map_err(|e| GuardError::Maps(format!("pinning {prog}: {e}")))?;
         let id = program.attach().map_err(|e| GuardError::Load(format!("attaching {prog} to {hook}: {e:#}")))?;
         let link = program.take_link(id).map_err(|e| GuardError::Load(format!("{prog}: {e}")))?;
         let link: FdLink = link.try_into().map_err(|e| GuardError::Load(format!("{prog}: {e}")))?;
         link.pin(pin_path(&format!("link-{prog}"))).map_err(|e| GuardError::Maps(format!("pinning {prog}: {e}")))?;
     }
     Ok(generation)
+}
+
+fn program_pin(prog: &str) -> PathBuf {
+    pin_path(&format!("prog-{prog}"))
+}
+
+/// Hook runs the kernel skipped, each of which let its operation through
+/// undecided: a program is never run twice at once on a CPU, and on a
+/// preemptible kernel (Debian's 7.x) a run can be preempted. None when a
+/// program is not pinned (a guard started by an older modtrace).
+fn skipped_runs() -> Option<u64> {
+    PROGRAMS
+        .iter()
+        .map(|(prog, _)| {
+            let fd = ProgramInfo::from_pin(program_pin(prog)).and_then(|info| info.fd()).ok()?;
+            skipped::misses(fd)
+        })
+        .sum()
 }
 
 fn open_map(name: &str) -> Result<MapData, GuardError> {
@@ -282,6 +302,8 @@ pub struct Counts {
     pub would_deny: u64,
     /// Decisions the journal logger never got (its ring was full).
     pub lost: u64,
+    /// Hook runs the kernel skipped: let through undecided. None: unknown.
+    pub skipped: Option<u64>,
 }
 
 pub fn counts() -> Result<Counts, GuardError> {
@@ -295,6 +317,7 @@ pub fn counts() -> Result<Counts, GuardError> {
         denied: sum("GUARD_COUNTS", decision::DENIED)?,
         would_deny: sum("GUARD_COUNTS", decision::WOULD_DENY)?,
         lost: sum("GUARD_LOST", lost::LOG)?,
+        skipped: skipped_runs(),
     })
 }
 

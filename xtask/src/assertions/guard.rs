@@ -163,6 +163,10 @@ pub fn status_reports_mode_profile_and_counts(f: &Facts) -> Result<(), String> {
     if n("/decisions/lost") != 0 {
         return Err(evidence("decisions were lost", &v));
     }
+    // Read from the pinned programs' fdinfo: a number, and none skipped here.
+    if v.pointer("/decisions/skipped").and_then(Value::as_u64) != Some(0) || !out.contains("0 skipped by the kernel") {
+        return Err(evidence("status does not say that no hook run was skipped", &v));
+    }
     Ok(())
 }
 

@@ -483,12 +483,12 @@ fn guard_decisions() -> Vec<Value> {
 fn guard_sections() -> Vec<(String, String)> {
     let lines = |v: Vec<Value>| v.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
     let status_json = json!({"active": true, "state": {"mode": "enforce", "profile": sc::PROFILE}, "generation": 2,
-        "decisions": {"allowed": 3, "denied": 4, "would_deny": 1, "lost": 0}});
+        "decisions": {"allowed": 3, "denied": 4, "would_deny": 1, "lost": 0, "skipped": 0}});
     let texts = [
         ("guard-trace.jsonl", lines(guard_decisions())),
         ("guard-log.jsonl", lines(guard_decisions())),
         ("guard-status-before.stdout", "modtrace: the guard is not running".to_string()),
-        ("guard-status.stdout", format!("modtrace: guard active, mode enforce, since 2026-12-01T20:42:17Z, profile {} (kernel 6.1.0-57-amd64): 12 modules allowed (12 files, 22 request names), init_module not allowed\ndecisions: 3 allowed, 4 denied, 1 would deny; 0 lost (never logged)", sc::PROFILE)),
+        ("guard-status.stdout", format!("modtrace: guard active, mode enforce, since 2026-12-01T20:42:17Z, profile {} (kernel 6.1.0-57-amd64): 12 modules allowed (12 files, 22 request names), init_module not allowed\ndecisions: 3 allowed, 4 denied, 1 would deny; 0 lost (never logged); 0 skipped by the kernel (let through undecided)", sc::PROFILE)),
         ("guard-status-json.stdout", status_json.to_string()),
         ("guard-stop.stdout", "modtrace: guard stopped: its programs are detached and /sys/fs/bpf/modtrace/guard is removed".to_string()),
         ("guard-cost-allowed.stdout", "finit-loop: file=/lib/modules/k/kernel/fs/fat/vfat.ko count=1000 errors=17:1000 micros_per_call=5601.2".to_string()),
@@ -1155,6 +1155,8 @@ fn every_guard_check_can_fail() {
     });
     expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status.stdout", "mode enforce", "mode complain"));
     expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status-json.stdout", r#""lost":0"#, r#""lost":3"#));
+    expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status-json.stdout", r#""skipped":0"#, r#""skipped":null"#));
+    expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status-json.stdout", r#""skipped":0"#, r#""skipped":2"#));
     expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status-json.stdout", r#""denied":4"#, r#""denied":1"#));
     expect_failure("guard_stop_restores_loading", f, |r| r.set_exit_code("guard-after-autoload", 1));
     expect_failure("guard_stop_restores_loading", f, |r| r.set_exit_code("guard-status-after", 0));

@@ -95,7 +95,8 @@ fn status_json(r: &Recorded, step: &str) -> Result<Value, String> {
     serde_json::from_str(out).map_err(|e| format!("{step}.out does not parse ({e}): {out}"))
 }
 
-/// `guard status --json`: active, enforce, from the default profile, nothing lost.
+/// `guard status --json`: active, enforce, from the default profile, nothing
+/// lost, and no hook run skipped (a number: read from the pinned programs).
 fn status_enforce(f: &Facts) -> Result<(), String> {
     let v = status_json(g(f)?, "guard-status")?;
     let want =
@@ -104,6 +105,9 @@ fn status_enforce(f: &Facts) -> Result<(), String> {
         if v.pointer(pointer) != Some(&value) {
             return Err(format!("guard status has {pointer} = {:?}, expected {value}: {v}", v.pointer(pointer)));
         }
+    }
+    if v.pointer("/decisions/skipped").and_then(Value::as_u64) != Some(0) {
+        return Err(format!("guard status does not say that no hook run was skipped: {v}"));
     }
     match v.pointer("/decisions/lost").and_then(Value::as_u64) {
         Some(0) => Ok(()),

@@ -576,7 +576,7 @@ fn guard_journal() -> Vec<String> {
 fn guard_status(generation: u64) -> String {
     json!({"active": true, "generation": generation,
            "state": {"mode": "enforce", "profile": "/var/lib/modtrace/profile.json"},
-           "decisions": {"allowed": 40, "denied": 3, "would_deny": 0, "lost": 0}})
+           "decisions": {"allowed": 40, "denied": 3, "would_deny": 0, "lost": 0, "skipped": 0}})
     .to_string()
 }
 
@@ -691,6 +691,9 @@ fn every_guard_check_can_fail() {
     });
     expect_guard_failure("guard_status_enforce_from_profile", |p| {
         p.g().insert("guard-status.out", &guard_status(1).replace("\"lost\":0", "\"lost\":4"))
+    });
+    expect_guard_failure("guard_status_enforce_from_profile", |p| {
+        p.g().insert("guard-status.out", &guard_status(1).replace("\"skipped\":0", "\"skipped\":null"))
     });
     expect_guard_failure("guard_boot_kept_learned_modules", |p| {
         p.g().insert("proc-modules", &proc_modules(&["virtio_blk", "ext4"]))
