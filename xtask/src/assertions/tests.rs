@@ -719,6 +719,12 @@ fn every_learning_check_can_fail() {
         r.edit_json(section::PROFILE, |p| p["sessions"][0]["lost_events"] = json!(2))
     });
     expect_failure("profile_schema_kernel_session", f, |r| {
+        r.edit_json(section::PROFILE, |p| {
+            p["sessions"][0]["lost_events"] = json!(2);
+            p["sessions"][0]["drops"]["skipped_results"] = json!(1);
+        })
+    });
+    expect_failure("profile_schema_kernel_session", f, |r| {
         r.edit_json(section::PROFILE, |p| p["sessions"][0]["end"] = json!(null))
     });
     expect_failure("profile_schema_kernel_session", f, |r| {
@@ -881,6 +887,19 @@ fn a_skipped_load_result_accounts_for_a_missing_call() {
     assert!(accounted(0).contains(&"skipped_results_accounted"));
     let failed = accounted(1);
     assert!(!failed.contains(&"skipped_results_accounted") && !failed.contains(&"no_lost_events"), "{failed:?}");
+}
+
+/// A learning session whose only losses are load results the kernel skipped
+/// passes the session check.
+#[test]
+fn a_session_losing_only_skipped_results_passes() {
+    let mut r = Run::good(false);
+    r.edit_json(section::PROFILE, |p| {
+        p["sessions"][0]["lost_events"] = json!(1);
+        p["sessions"][0]["drops"]["skipped_results"] = json!(1);
+    });
+    let failed = failures(&r.checks(false));
+    assert!(!failed.contains(&"profile_schema_kernel_session"), "{failed:?}");
 }
 
 /// Attempts no record carries are accounted for by the load exits' runs the
