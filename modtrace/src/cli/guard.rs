@@ -256,11 +256,10 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         counts.lost,
         skipped_words(counts.skipped)
     );
-    if counts.skipped.unwrap_or(0) > 0 {
+    if let Some(skipped) = counts.skipped.filter(|n| *n > 0) {
         eprintln!(
-            "modtrace: warning: the kernel skipped the guard's hook {} time(s) (its program was already running on \
-             that CPU, preempted): those operations went through undecided",
-            counts.skipped.unwrap_or(0)
+            "modtrace: warning: the kernel skipped the guard's hook {skipped} time(s) (its program was already \
+             running on that CPU, preempted): those operations went through undecided"
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     maps::{HashMap, Map, MapData, PerCpuArray},
-    programs::{links::FdLink, Lsm, ProgramInfo},
+    programs::{links::FdLink, Lsm},
     EbpfLoader,
 };
 use btf_rs::Type;
@@ -197,13 +197,7 @@ fn program_pin(prog: &str) -> PathBuf {
 /// preemptible kernel (Debian's 7.x) a run can be preempted. None when a
 /// program is not pinned (a guard started by an older modtrace).
 fn skipped_runs() -> Option<u64> {
-    PROGRAMS
-        .iter()
-        .map(|(prog, _)| {
-            let fd = ProgramInfo::from_pin(program_pin(prog)).and_then(|info| info.fd()).ok()?;
-            skipped::misses(fd)
-        })
-        .sum()
+    PROGRAMS.iter().map(|(prog, _)| skipped::pinned_misses(&program_pin(prog))).sum()
 }
 
 fn open_map(name: &str) -> Result<MapData, GuardError> {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::{FdLink, PinnedLink};
-use aya::programs::{ProgramInfo, TracePoint};
+use aya::programs::TracePoint;
 
 use super::{Losses, ProbeError, Probes, Skipped};
 use crate::decode::decode;
@@ -156,9 +156,7 @@ fn skipped_runs(dir: &Path) -> Skipped {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(prog) = name.strip_prefix(PROGRAM_PIN) else { continue };
-        if let Ok(fd) = ProgramInfo::from_pin(entry.path()).and_then(|info| info.fd()) {
-            skipped.add(prog, fd);
-        }
+        skipped.add(prog, super::skipped::pinned_misses(&entry.path()));
     }
     skipped
 }

@@ -155,9 +155,7 @@ impl Probes {
         let drops = self.ebpf.map("DROPS").and_then(|m| PerCpuArray::<_, u64>::try_from(m).ok());
         let mut skipped = Skipped::default();
         for (prog, program) in self.ebpf.programs() {
-            if let Ok(fd) = program.fd() {
-                skipped.add(prog, fd);
-            }
+            skipped.add(prog, program.fd().ok().and_then(skipped::misses));
         }
         Losses {
             folded_pending: self.folded::<u32>("FAIL_REPEATS") + self.folded::<RequestKey>("REQUEST_REPEATS"),

@@ -1,13 +1,17 @@
-//! Runs of the probes the kernel skipped. A tracepoint's programs are not run
-//! on a CPU where a BPF program is running already, or where a bpf() map call
-//! has instrumentation disabled; on a preemptible kernel (Debian's 7.x) such a
-//! call can be preempted and its CPU's tracepoints then skip our probes. The
-//! kernel counts each skip as a miss of every program it did not run (from 6.7
-//! on), shown in the program's fdinfo as `recursion_misses`.
+//! Runs of the probes the kernel skipped. The kernel never runs one program
+//! twice at once on a CPU: on a preemptible kernel (Debian's 7.x) the load
+//! calls' exit probe (a syscall tracepoint, run preemptibly there) and the
+//! guard's LSM programs can be preempted mid-run, and another task's run of
+//! the same program on that CPU is skipped. A tracepoint's programs are also
+//! skipped on a CPU where another BPF program runs or a bpf() map call has
+//! instrumentation disabled. Each skip is counted as a miss of the program,
+//! shown in its fdinfo as `recursion_misses` (for tracepoint programs from 6.7
+//! on).
 
 use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
 
-use aya::util::KernelVersion;
+use aya::{programs::ProgramInfo, util::KernelVersion};
 
 /// Skipped runs, by what the run would have seen.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,10 +26,10 @@ pub struct Skipped {
 }
 
 impl Skipped {
-    /// Adds the misses the kernel counted for `prog`, whose program `fd` is.
-    pub fn add(&mut self, prog: &str, fd: impl AsFd) {
+    /// Adds `misses`, the kernel's count for `prog`.
+    pub fn add(&mut self, prog: &str, misses: Option<u64>) {
         if let Some(slot) = self.slot(prog) {
-            *slot += misses(fd).unwrap_or(0);
+            *slot += misses.unwrap_or(0);
         }
     }
 
@@ -39,6 +43,12 @@ impl Skipped {
             _ => None,
         }
     }
+}
+
+/// The miss count of the program pinned at `path` (the guard's, the early
+/// probes').
+pub fn pinned_misses(path: &Path) -> Option<u64> {
+    misses(ProgramInfo::from_pin(path).and_then(|info| info.fd()).ok()?)
 }
 
 /// A program's miss count, from this process's fdinfo of its fd.
