@@ -195,8 +195,12 @@ fn no_lost_events(f: &Facts) -> Result<(), String> {
         if line.contains("could not be decoded") {
             return Err(format!("modtrace could not decode records: {line}"));
         }
-        let skipped = flood::parse_summary(line).map_or(0, |s| s.skipped_results);
-        counts.extend(lost_counts(line).into_iter().map(|n| (n.saturating_sub(skipped), line)));
+        // The closing summary: its total less the skipped results, and its lost loads and requests.
+        let lost = match flood::parse_summary(line) {
+            Some(s) => vec![s.lost.saturating_sub(s.skipped_results), s.blocking],
+            None => lost_counts(line),
+        };
+        counts.extend(lost.into_iter().map(|n| (n, line)));
     }
     match counts.iter().find(|(n, _)| *n > 0) {
         Some((_, line)) => Err(format!("modtrace reports lost events: {line}")),

@@ -144,7 +144,7 @@ pub fn skipped_results_accounted(f: &Facts) -> Result<(), String> {
         .map(|r| text(r, "/module"))
         .collect();
     let spam = spam(f, cap::SPAM_FAILED_LOADS)?;
-    let sent: u64 = spam_records(f, &spam, "load").iter().map(|r| 1 + repeats(r)).sum();
+    let sent = carried(&spam_records(f, &spam, "load"));
     let unseen = spam.attempts.saturating_sub(sent + s.folded_pending);
     let missing = without_call.len() as u64 + unseen;
     if missing > s.skipped_results {
@@ -212,6 +212,11 @@ fn repeats(r: &Value) -> u64 {
     r.pointer("/repeats").and_then(Value::as_u64).unwrap_or(0)
 }
 
+/// The attempts `records` stand for: each record, and the repeats it carries.
+fn carried(records: &[&Value]) -> u64 {
+    records.iter().map(|r| 1 + repeats(r)).sum()
+}
+
 fn ts(r: &Value) -> u64 {
     r.pointer("/ts_ns").and_then(Value::as_u64).unwrap_or(0)
 }
@@ -240,7 +245,7 @@ fn folded(
     if records.is_empty() {
         return Err(format!("no {what} record from the spammer (pid {})", spam.pid));
     }
-    let sent: u64 = records.iter().map(|r| 1 + repeats(r)).sum();
+    let sent = carried(records);
     let s = summary(f)?;
     let (pending, skipped) = (s.folded_pending, skipped(&s));
     let each: Vec<String> = records.iter().map(|r| format!("{} at {} ns", repeats(r), ts(r))).collect();
@@ -346,7 +351,7 @@ pub fn distinct_flood_every_request_counted(f: &Facts) -> Result<(), String> {
     let processes = number_after(&f.output.text(&format!("{}.stdout", cap::SPAM_DISTINCT_REQUESTS))?, "processes=")
         .ok_or("the distinct flood printed no process count")?;
     let records = distinct_requests(f);
-    let seen: u64 = records.iter().map(|r| 1 + repeats(r)).sum();
+    let seen = carried(&records);
     let lost = summary(f)?.lost_requests();
     let figures = format!("{} attempts by {processes} processes, {seen} seen, {lost} requests lost", spam.attempts);
     if let Some(r) = records.iter().find(|r| repeats(r) > 0) {

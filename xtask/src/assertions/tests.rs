@@ -631,6 +631,13 @@ fn every_check_can_fail() {
     });
     expect_failure("events_parse_as_json", false, |r| r.records.push("{\"kind\": ".into()));
     expect_failure("no_lost_events", false, |r| r.stderr[1] = r.stderr[1].replace("lost 0", "lost 3"));
+    // Skipped results excuse only themselves, never a lost load or request.
+    expect_failure("no_lost_events", false, |r| {
+        r.stderr[1] = r.stderr[1]
+            .replace("lost 0 (", "lost 1 (")
+            .replace("skipped results 0", "skipped results 1")
+            .replace("lost loads and requests: 0", "lost loads and requests: 1")
+    });
     expect_failure("no_lost_events", false, |r| {
         r.stderr.pop();
     });
