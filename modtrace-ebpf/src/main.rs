@@ -3,7 +3,7 @@
 // test/clippy --workspace) it is an empty program.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
-// For one atomic add (maps::Counter::add): core offers no atomic read-modify-write on BPF.
+// For the atomic add (maps::atomic_add): core offers no atomic read-modify-write on BPF.
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 mod maps;

@@ -39,11 +39,12 @@ pub static PENDING: LruHashMap<u64, PendingLoad> = LruHashMap::with_max_entries(
 pub static LINKED: LruHashMap<u64, u32> = LruHashMap::with_max_entries(1024, 0);
 
 /// The load event being built, one per CPU: the kernel never runs a program
-/// twice at once on a CPU (a second run is skipped, and counted), even where the
-/// exit probe is preemptible. It is filled on one path whatever its ring and syscall, then copied
-/// to the ring `ring` names: the verifier walks the header once, where building
-/// it in the ring's own memory made it walk the header once per ring and per
-/// syscall (70325 instructions verified on 6.1 against 11571 for one path).
+/// twice at once on a CPU (a second run is skipped, and counted), even where
+/// the exit probe is preemptible. It is filled on one path whatever its ring
+/// and syscall, then copied to the ring `ring` names: the verifier walks the
+/// header once, where building it in the ring's own memory made it walk the
+/// header once per ring and per syscall (70325 instructions verified on 6.1
+/// against 11571 for one path).
 #[map]
 pub static LOAD_SCRATCH: PerCpuArray<LoadScratch> = PerCpuArray::with_max_entries(1, 0);
 
