@@ -81,6 +81,19 @@ pub mod syscall {
     pub const INIT_MODULE: u32 = 2;
 }
 
+/// Which probe reports a load call (the LOAD_PROBE map's one value): the exit
+/// tracepoint from the start, then fexit on the syscall's function once the
+/// loader has handed over to it (probes/handover.rs).
+pub mod load_probe {
+    /// The exit tracepoint reports every call.
+    pub const TRACEPOINT: u32 = 0;
+    /// Both are attached: fexit reports the calls it sees and marks them, the
+    /// tracepoint reports the others.
+    pub const BOTH: u32 = 1;
+    /// fexit reports every call; the tracepoint is detached or about to be.
+    pub const FEXIT: u32 = 2;
+}
+
 /// Ring buffers, kept apart so that a flood of one kind cannot crowd out another.
 pub mod ring {
     /// Requests (request_module): unprivileged code can cause these at will.

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 use aya_ebpf::helpers::generated::bpf_jiffies64;
 use core::cell::UnsafeCell;
@@ -38,15 +38,34 @@ pub static PENDING: LruHashMap<u64, PendingLoad> = LruHashMap::with_max_entries(
 #[map]
 pub static LINKED: LruHashMap<u64, u32> = LruHashMap::with_max_entries(1024, 0);
 
-/// The load event being built, one per CPU: the kernel never runs a program
-/// twice at once on a CPU (a second run is skipped, and counted), even where
-/// the exit probe is preemptible. It is filled on one path whatever its ring
+/// The load event being built, one per CPU and program (`scratch::*`): the
+/// kernel never runs one program twice at once on a CPU (a second run is
+/// skipped, and counted), but where the probes are preemptible (7.x) two
+/// different programs can be halfway on one CPU. It is filled on one path whatever its ring
 /// and syscall, then copied to the ring `ring` names: the verifier walks the
 /// header once, where building it in the ring's own memory made it walk the
 /// header once per ring and per syscall (70325 instructions verified on 6.1
 /// against 11571 for one path).
 #[map]
-pub static LOAD_SCRATCH: PerCpuArray<LoadScratch> = PerCpuArray::with_max_entries(1, 0);
+pub static LOAD_SCRATCH: PerCpuArray<LoadScratch> = PerCpuArray::with_max_entries(3, 0);
+
+/// LOAD_SCRATCH's slots.
+pub mod scratch {
+    /// The exit tracepoint's programs (one of them is attached).
+    pub const TRACEPOINT: u32 = 0;
+    pub const FEXIT_FINIT: u32 = 1;
+    pub const FEXIT_INIT: u32 = 2;
+}
+
+/// Which probe reports a load call (`load_probe::*`), set by userspace.
+#[map]
+pub static LOAD_PROBE: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Calls fexit reported while the exit tracepoint is attached too, by
+/// pid_tgid: the tracepoint, which runs after fexit in the same call, skips
+/// them. Written only in `load_probe::BOTH`.
+#[map]
+pub static REPORTED_BY_FEXIT: LruHashMap<u64, u8> = LruHashMap::with_max_entries(1024, 0);
 
 #[repr(C)]
 pub struct LoadScratch {
@@ -146,6 +165,11 @@ pub fn self_tgid() -> u32 {
 
 pub fn finit_module_nr() -> i32 {
     unsafe { core::ptr::read_volatile(&FINIT_MODULE_NR) }
+}
+
+/// LOAD_PROBE's value; the tracepoint's until userspace says otherwise.
+pub fn load_probe() -> u32 {
+    LOAD_PROBE.get(0).copied().unwrap_or(modtrace_common::load_probe::TRACEPOINT)
 }
 
 pub fn task_offsets() -> TaskOffsets {

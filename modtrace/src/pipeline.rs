@@ -3,6 +3,7 @@
 use std::{
     os::fd::{AsRawFd, RawFd},
     path::Path,
+    sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
 
@@ -54,15 +55,7 @@ pub struct Summary {
 /// Attached probes plus everything that turns their bytes into records.
 pub struct Tracer {
     pub probes: Probes,
-    rings: Rings,
-    correlator: Correlator<KmodIndex>,
-    describer: SystemDescriber,
-    /// Device announcements, for naming the device of a udev load.
-    uevents: Option<UeventSocket>,
-    /// The running guard's decisions, when one is pinned (`modtrace guard`).
-    guard: Option<RingBuf<MapData>>,
-    /// Where guard decisions go; None: they are read and dropped.
-    pub guard_sink: Option<Box<dyn FnMut(&GuardRecord)>>,
+    flow: Flow,
     /// What the initramfs's probes saw (`start_taking_early`), handed to the
     /// sink before anything else.
     early: Vec<Record>,
@@ -71,6 +64,20 @@ pub struct Tracer {
     early_undecodable: [u64; 3],
     /// Whether this build's early probes were taken over.
     took_early: bool,
+}
+
+/// The rings and what turns their bytes into records: the event loop's own,
+/// apart from the probes, which are handed over meanwhile (probes/handover.rs).
+struct Flow {
+    rings: Rings,
+    correlator: Correlator<KmodIndex>,
+    describer: SystemDescriber,
+    /// Device announcements, for naming the device of a udev load.
+    uevents: Option<UeventSocket>,
+    /// The running guard's decisions, when one is pinned (`modtrace guard`).
+    guard: Option<RingBuf<MapData>>,
+    /// Where guard decisions go; None: they are read and dropped.
+    guard_sink: Option<Box<dyn FnMut(&GuardRecord)>>,
     /// Own events before this instant are dropped: the early probes gave them
     /// (both were attached then). 0 when nothing was taken over.
     own_from_ns: u64,
@@ -114,25 +121,25 @@ impl Tracer {
             Err(e) => probes.notes.push(format!("cannot read /proc/modules ({e}): requests for modules loaded before tracing wait for a helper until they expire")),
         }
         let guard = crate::guard::kernel::is_pinned().then(|| crate::guard::kernel::ring("GUARD_TRACE").ok()).flatten();
-        let mut tracer = Tracer {
-            probes,
+        let mut flow = Flow {
             rings,
             correlator,
             describer: SystemDescriber::new(),
             uevents,
             guard,
             guard_sink: None,
-            early,
-            early_losses,
-            early_undecodable: undecodable,
-            took_early,
             own_from_ns: if took_early { cut_ns } else { 0 },
         };
         // Decisions taken before this trace began are not its to show.
-        if let Some(ring) = tracer.guard.as_mut() {
+        if let Some(ring) = flow.guard.as_mut() {
             while ring.next().is_some() {}
         }
-        Ok(tracer)
+        Ok(Tracer { probes, flow, early, early_losses, early_undecodable: undecodable, took_early })
+    }
+
+    /// Where the running guard's decisions go (they are read and dropped otherwise).
+    pub fn on_guard_decision(&mut self, sink: Box<dyn FnMut(&GuardRecord)>) {
+        self.flow.guard_sink = Some(sink);
     }
 
     /// Feeds every record to `sink` until the duration ends or a signal arrives;
@@ -151,7 +158,19 @@ impl Tracer {
         for record in &early {
             sink(Some(record));
         }
-        let mut summary = runtime.block_on(self.event_loop(opts, sink, signals))?;
+        // The probes are handed over to fexit beside the loop (probes/handover.rs).
+        let Tracer { probes, flow, .. } = &mut self;
+        let stop = AtomicBool::new(false);
+        let mut summary = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                if let Some(line) = probes.hand_over(&stop) {
+                    eprintln!("modtrace: note: {line}");
+                }
+            });
+            let summary = runtime.block_on(flow.event_loop(opts, sink, signals));
+            stop.store(true, Ordering::Relaxed);
+            summary
+        })?;
         summary.records += early.len() as u64;
         summary.from_initramfs = self.took_early.then_some(early.len() as u64);
         let [loads, failures, requests] = self.early_undecodable;
@@ -166,7 +185,7 @@ impl Tracer {
         d.unreadable_aliases = kernel.request_names + before.request_names;
         d.unreadable_module_names = kernel.module_names + before.module_names;
         d.results_without_call = kernel.exits_without_entry + before.exits_without_entry;
-        d.evicted_requests = self.correlator.evicted();
+        d.evicted_requests = self.flow.correlator.evicted();
         d.skipped_requests = kernel.skipped.requests + before.skipped.requests;
         d.skipped_loads = kernel.skipped.loads + before.skipped.loads;
         d.skipped_results = kernel.skipped.results + before.skipped.results;
@@ -174,6 +193,9 @@ impl Tracer {
         Ok(summary)
     }
 
+}
+
+impl Flow {
     async fn event_loop(
         &mut self,
         opts: &Options,
@@ -228,9 +250,7 @@ impl Tracer {
             sink(Some(&record));
         }
     }
-}
 
-impl Tracer {
     fn drain_guard(&mut self) {
         let Some(ring) = self.guard.as_mut() else { return };
         while let Some(item) = ring.next() {

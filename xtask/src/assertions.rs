@@ -28,6 +28,7 @@ type CheckFn = fn(&Facts) -> Result<(), String>;
 const CHECKS: &[(&str, CheckFn)] = &[
     ("guest_steps_succeeded", guest_steps_succeeded),
     ("tracer_attached", tracer_attached),
+    ("load_calls_on_fexit", load_calls_on_fexit),
     ("tracer_exited_cleanly", tracer_exited_cleanly),
     ("events_parse_as_json", events_parse_as_json),
     ("no_lost_events", no_lost_events),
@@ -154,6 +155,18 @@ fn tracer_attached(f: &Facts) -> Result<(), String> {
         let err = f.output.section("trace-err").map(|s| s.lines.join("\n")).unwrap_or_default();
         format!("no `modtrace: attached` line on stderr; stderr was:\n{err}")
     })
+}
+
+/// Every kernel of the matrix is x86-64 with BTF and fexit: the tracer hands
+/// the load calls over (the steps wait for it; probes/handover.rs).
+fn load_calls_on_fexit(f: &Facts) -> Result<(), String> {
+    let err = f.output.section("trace-err").map(|s| s.lines.as_slice()).unwrap_or_default();
+    let line = err.iter().find(|l| l.starts_with("modtrace: note: load calls "));
+    match line {
+        Some(l) if l.contains("handed over to fexit") && l.contains("exit tracepoints detached") => Ok(()),
+        Some(l) => Err(format!("the load calls were not handed over to fexit: {l}")),
+        None => Err("no `modtrace: note: load calls` line on the tracer's stderr".into()),
+    }
 }
 
 fn tracer_exited_cleanly(f: &Facts) -> Result<(), String> {

@@ -11,7 +11,7 @@ mod tests {
     /// aya-0.14.0.crate from crates.io, unpacked (without cargo's .cargo-ok marker).
     const PRISTINE: &str = "0a2a0bf85d31c3afd279865c20a54a43a94501955ed055f7841496cfb29b1343";
     /// The same with vendor/aya.patch applied.
-    const PATCHED: &str = "625de8cf15fd3e766cf916f440ed30b11778d226062d2d056f3f47de4f1adcca";
+    const PATCHED: &str = "3d57b3468080bdb4a310da7293965c931c5598d393729c4f9dbb73429222d919";
 
     /// sha256 of the sorted `sha256sum` lines of every file under `dir`.
     fn tree_hash(dir: &Path) -> String {

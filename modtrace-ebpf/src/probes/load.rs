@@ -6,6 +6,9 @@
 //! registers saved at syscall entry are known (x86-64, 5.15+), `exit_load_regs`
 //! alone does it all at the exit and reads the arguments only for a call it will
 //! send: a folded failure costs two lookups and a counter, nothing is copied.
+//! There the loader then hands over to fexit on the syscalls' functions, which
+//! see the same registers and the return value without the syscall tracepoint
+//! machinery every task pays for while one is attached (LOAD_PROBE).
 //! Elsewhere the entry probes keep the arguments for `exit_load` (PENDING).
 
 use aya_ebpf::{
@@ -13,15 +16,15 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user_str_bytes,
         generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
     },
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::{fexit, tracepoint},
+    programs::{FExitContext, TracePointContext},
 };
-use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, drop, kind, regs, ring, syscall};
+use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, drop, kind, load_probe as by, regs, ring, syscall};
 
 use crate::{
     maps::{
-        FAIL_REPEATS, FAILURES, LINKED, LINKED_CALLS, LOAD_SCRATCH, LOADS, PENDING, count_drop, finit_module_nr,
-        fold_in_lazily, self_tgid,
+        FAIL_REPEATS, FAILURES, LINKED, LINKED_CALLS, LOAD_SCRATCH, LOADS, PENDING, REPORTED_BY_FEXIT, count_drop,
+        finit_module_nr, fold_in_lazily, load_probe, scratch, self_tgid,
     },
     task::{fill_header, now},
 };
@@ -39,14 +42,54 @@ struct Route {
 #[tracepoint]
 pub fn exit_load_regs(ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == self_tgid() {
+    if (pid_tgid >> 32) as u32 == self_tgid() || reported_by_fexit(pid_tgid) {
         return 0;
     }
     let ret = syscall_ret(&ctx);
     if let Some(route) = route(pid_tgid, ret) {
-        emit(route, ret, |ev| call_from_regs(&ctx, ev));
+        let finit = unsafe { ctx.read_at::<i32>(NR) }.unwrap_or(-1) == finit_module_nr();
+        let saved = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+        emit(scratch::TRACEPOINT, route, ret, |ev| call_from_regs(saved, finit, ev));
     }
     0
+}
+
+#[fexit(function = "__x64_sys_finit_module")]
+pub fn fexit_finit_module(ctx: FExitContext) -> u32 {
+    fexit_load(&ctx, true, scratch::FEXIT_FINIT)
+}
+
+#[fexit(function = "__x64_sys_init_module")]
+pub fn fexit_init_module(ctx: FExitContext) -> u32 {
+    fexit_load(&ctx, false, scratch::FEXIT_INIT)
+}
+
+/// A load call's function returned: `__x64_sys_*(const struct pt_regs *)`,
+/// so the arguments are in the registers it was given.
+fn fexit_load(ctx: &FExitContext, finit: bool, slot: u32) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let probe = load_probe();
+    if (pid_tgid >> 32) as u32 == self_tgid() || probe == by::TRACEPOINT {
+        return 0;
+    }
+    if probe == by::BOTH {
+        let _ = REPORTED_BY_FEXIT.insert(&pid_tgid, &1, 0);
+    }
+    let saved: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    if let Some(route) = route(pid_tgid, ret) {
+        emit(slot, route, ret, |ev| call_from_regs(saved, finit, ev));
+    }
+    0
+}
+
+/// Whether fexit has this call (LOAD_PROBE): it runs before the exit tracepoint.
+fn reported_by_fexit(pid_tgid: u64) -> bool {
+    match load_probe() {
+        by::TRACEPOINT => false,
+        by::BOTH => REPORTED_BY_FEXIT.remove(&pid_tgid).is_ok(),
+        _ => true,
+    }
 }
 
 #[tracepoint]
@@ -78,7 +121,7 @@ pub fn exit_load(ctx: TracePointContext) -> u32 {
     let ret = syscall_ret(&ctx);
     if let Some(route) = route(pid_tgid, ret) {
         let p = unsafe { &*pending };
-        emit(route, ret, |ev| {
+        emit(scratch::TRACEPOINT, route, ret, |ev| {
             (ev.syscall, ev.fd, ev.flags, ev.image_len) = (p.syscall, p.fd, p.flags, p.image_len);
             ev.params = p.params;
         });
@@ -129,11 +172,9 @@ fn take_linked(pid_tgid: u64) -> bool {
 
 /// The call's arguments, from the registers saved at syscall entry, and its
 /// parameter string from the caller's memory.
-fn call_from_regs(ctx: &TracePointContext, ev: &mut LoadEvent) {
-    let nr = unsafe { ctx.read_at::<i32>(NR) }.unwrap_or(-1);
-    let saved = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+fn call_from_regs(saved: *const u8, finit: bool, ev: &mut LoadEvent) {
     let arg = |offset: usize| unsafe { bpf_probe_read_kernel(saved.add(offset) as *const u64) }.unwrap_or(0);
-    let params = if nr == finit_module_nr() {
+    let params = if finit {
         (ev.syscall, ev.fd, ev.flags, ev.image_len) = (syscall::FINIT_MODULE, arg(regs::ARG0) as i32, arg(regs::ARG2) as u32, 0);
         arg(regs::ARG1)
     } else {
@@ -146,10 +187,10 @@ fn call_from_regs(ctx: &TracePointContext, ev: &mut LoadEvent) {
     }
 }
 
-/// Builds the event in this CPU's LOAD_SCRATCH, the header first and then what
-/// `fill_call` says about the call, and copies it to its route's ring.
-fn emit(route: Route, ret: i64, fill_call: impl FnOnce(&mut LoadEvent)) {
-    let Some(scratch) = LOAD_SCRATCH.get_ptr_mut(0) else {
+/// Builds the event in this CPU's LOAD_SCRATCH `slot`, the header first and
+/// then what `fill_call` says about the call, and copies it to its route's ring.
+fn emit(slot: u32, route: Route, ret: i64, fill_call: impl FnOnce(&mut LoadEvent)) {
+    let Some(scratch) = LOAD_SCRATCH.get_ptr_mut(slot) else {
         return;
     };
     let scratch = unsafe { &mut *scratch };

@@ -28,7 +28,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut tracer = Tracer::start()?;
     let json = args.json;
-    tracer.guard_sink = Some(Box::new(move |rec| {
+    tracer.on_guard_decision(Box::new(move |rec| {
         let line = if json { output::guard_json(rec) } else { output::guard_human(rec) };
         let mut out = io::stdout().lock();
         let _ = writeln!(out, "{line}").and_then(|_| out.flush());

@@ -2,6 +2,7 @@
 
 pub mod btf;
 pub mod early;
+pub mod handover;
 pub mod preflight;
 pub mod skipped;
 pub mod tracefs;
@@ -81,6 +82,9 @@ pub struct Probes {
     pub phases: Vec<Phase>,
     /// Plain-language notes on what is degraded here (no BTF, ...).
     pub notes: Vec<String>,
+    /// The functions `hand_over` attaches fexit to; None: it has nothing to do
+    /// (the load calls have entry probes, or it was done).
+    fexit_ids: Option<handover::FunctionIds>,
 }
 
 /// The three rings, in the order they must be drained (see `pipeline`).
@@ -123,7 +127,7 @@ impl Probes {
         });
         checked?;
         clock.done_at_once("btf", vec![("BTF", btf_ms), ("tracefs and aya's feature probes", checks_ms)]);
-        let KernelBtf { offsets, regs, mut notes } = kernel;
+        let KernelBtf { offsets, regs, fexit_ids, mut notes } = kernel;
         let mut ebpf = load(offsets)?;
         clock.done("load");
         let (load_calls, verified) = verify(&mut ebpf, regs, &mut notes)?;
@@ -137,7 +141,8 @@ impl Probes {
             notes.push("kernel.modules_disabled is 1: no module can load until reboot; denied attempts still show".into());
         }
         let attach_ms = started.elapsed().as_millis();
-        Ok(Probes { ebpf, links, system, attached, attach_ms, phases: clock.phases, notes })
+        let fexit_ids = (load_calls == LOAD_EXITS && handover::wanted()).then_some(fexit_ids);
+        Ok(Probes { ebpf, links, system, attached, attach_ms, phases: clock.phases, notes, fexit_ids })
     }
 
     pub fn take_rings(&mut self) -> Result<Rings, ProbeError> {
@@ -258,6 +263,7 @@ struct KernelBtf {
     offsets: TaskOffsets,
     /// Whether the load calls' exit probe can read the saved registers.
     regs: Result<(), String>,
+    fexit_ids: handover::FunctionIds,
     notes: Vec<String>,
 }
 
@@ -265,14 +271,19 @@ impl KernelBtf {
     fn read(system: &System) -> KernelBtf {
         let mut notes = Vec::new();
         let Some(kernel_btf) = open_btf(system, &mut notes) else {
-            return KernelBtf { offsets: TaskOffsets::default(), regs: Err("no BTF".into()), notes };
+            let (regs, fexit_ids) = (Err("no BTF".into()), Err("no BTF".into()));
+            return KernelBtf { offsets: TaskOffsets::default(), regs, fexit_ids, notes };
         };
-        let (offsets, regs) = btf::offsets_and_regs(&kernel_btf);
+        // The functions are looked up beside the structs (each lookup reads every type's name).
+        let ((offsets, regs), fexit_ids) = std::thread::scope(|scope| {
+            let ids = scope.spawn(|| handover::function_ids(&kernel_btf));
+            (btf::offsets_and_regs(&kernel_btf), joined(ids))
+        });
         let offsets = offsets.unwrap_or_else(|e| {
             notes.push(format!("kernel BTF unusable ({e}): {NO_BTF_EFFECT}"));
             TaskOffsets::default()
         });
-        KernelBtf { offsets, regs, notes }
+        KernelBtf { offsets, regs, fexit_ids, notes }
     }
 }
 

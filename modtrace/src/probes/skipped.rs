@@ -39,7 +39,7 @@ impl Skipped {
         match prog {
             "module_request" => Some(&mut self.requests),
             "module_load" | "module_free" => Some(&mut self.loads),
-            "exit_load_regs" | "exit_load" => Some(&mut self.results),
+            "exit_load_regs" | "exit_load" | "fexit_finit_module" | "fexit_init_module" => Some(&mut self.results),
             _ => None,
         }
     }
@@ -102,7 +102,10 @@ mod tests {
         {
             *s.slot(prog).unwrap() += n;
         }
-        assert_eq!(s, Skipped { requests: 1, loads: 6, results: 24 });
+        for prog in ["fexit_finit_module", "fexit_init_module"] {
+            s.add(prog, Some(32));
+        }
+        assert_eq!(s, Skipped { requests: 1, loads: 6, results: 88 });
         assert!(s.slot("enter_finit_module").is_none());
     }
 }

@@ -23,10 +23,14 @@ pub enum Action {
     /// READY, and to the first containing EVENT while a failed load is made
     /// every 10 ms (with --fire-early), or whether one failed load made right
     /// after READY shows up within 3 s; with --idle-seconds, the CPU ticks it
-    /// uses once ready. Then stops it with SIGINT and prints its peak RSS.
+    /// uses once ready, or once a line containing SETTLED shows up (the work a
+    /// tracer does after its ready line is not idling). Then stops it with
+    /// SIGINT and prints its peak RSS.
     Launch {
         #[arg(long)]
         ready: String,
+        #[arg(long)]
+        settled: Option<String>,
         #[arg(long)]
         event: String,
         #[arg(long)]
@@ -43,8 +47,9 @@ pub fn run(action: Action) -> io::Result<()> {
         Action::FailedLoads { count } => failed_loads(count),
         Action::Requests { count } => requests(count),
         Action::Flood { processes, requests, failed_loads } => flood(processes, requests, failed_loads),
-        Action::Launch { ready, event, fire_early, idle_seconds, command } => {
-            launch(&ready, &event, fire_early, idle_seconds, &command)
+        Action::Launch { ready, settled, event, fire_early, idle_seconds, command } => {
+            let idle = idle_seconds.map(|seconds| Idle { seconds, after: settled });
+            launch(&ready, &event, fire_early, idle, &command)
         }
     }
 }
@@ -160,7 +165,13 @@ fn lines_of(pipe: impl Read + Send + 'static, tx: mpsc::Sender<(Instant, String)
     });
 }
 
-fn launch(ready: &str, event: &str, fire_early: bool, idle: Option<u64>, command: &[String]) -> io::Result<()> {
+/// The idle window: its length, and the line it waits for first.
+struct Idle {
+    seconds: u64,
+    after: Option<String>,
+}
+
+fn launch(ready: &str, event: &str, fire_early: bool, idle: Option<Idle>, command: &[String]) -> io::Result<()> {
     let null = open_null()?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
     let start = Instant::now();
@@ -182,6 +193,8 @@ fn launch(ready: &str, event: &str, fire_early: bool, idle: Option<u64>, command
     let ms = |t: Instant| format!("{:.0}", (t - start).as_secs_f64() * 1000.0);
     eprintln!("bench launch: {} started", command[0]);
     let (mut ready_at, mut event_at, mut fired_after_ready) = (None, None, None);
+    let settled_line = idle.as_ref().and_then(|i| i.after.as_deref());
+    let mut settled = false;
     let deadline = start + Duration::from_secs(60);
     while Instant::now() < deadline {
         let (at, line) = match rx.recv_timeout(Duration::from_millis(100)) {
@@ -195,6 +208,7 @@ fn launch(ready: &str, event: &str, fire_early: bool, idle: Option<u64>, command
                 continue;
             }
         };
+        settled |= settled_line.is_some_and(|l| line.contains(l));
         if ready_at.is_none() && line.contains(ready) {
             ready_at = Some(at);
             if !fire_early {
@@ -215,10 +229,13 @@ fn launch(ready: &str, event: &str, fire_early: bool, idle: Option<u64>, command
         let _ = f.join();
     }
     let pid = child.id();
-    let idle_ticks = match (idle, ready_at) {
-        (Some(seconds), Some(_)) => {
+    let idle_ticks = match (idle.as_ref(), ready_at) {
+        (Some(idle), Some(_)) => {
+            if let (Some(line), false) = (&idle.after, settled) {
+                settled = wait_for_line(&rx, line, Duration::from_secs(30));
+            }
             let before = cpu_ticks(pid)?;
-            thread::sleep(Duration::from_secs(seconds));
+            thread::sleep(Duration::from_secs(idle.seconds));
             Some(cpu_ticks(pid)? - before)
         }
         _ => None,
@@ -234,9 +251,25 @@ fn launch(ready: &str, event: &str, fire_early: bool, idle: Option<u64>, command
     }
     if let Some(ticks) = idle_ticks {
         out += &format!(" idle_ticks={ticks}");
+        if settled_line.is_some() {
+            out += &format!(" settled={}", u8::from(settled));
+        }
     }
     println!("{out}");
     Ok(())
+}
+
+/// Whether a line containing `wanted` arrives within `limit`.
+fn wait_for_line(rx: &mpsc::Receiver<(Instant, String)>, wanted: &str, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok((_, line)) if line.contains(wanted) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// SIGINT, then SIGKILL if it has not exited 10 s later; says which ended it.

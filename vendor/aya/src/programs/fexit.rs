@@ -78,6 +78,15 @@ impl FExit {
         load_program_with_attach_type(BPF_PROG_TYPE_TRACING, BPF_TRACE_FEXIT, data)
     }
 
+    /// Loads the program for the kernel function whose BTF type id is `id`
+    /// (modtrace's patch: `load` needs the kernel's whole BTF parsed by aya,
+    /// which costs a caller that found the id itself time and memory).
+    pub fn load_by_btf_id(&mut self, id: u32) -> Result<(), ProgramError> {
+        let Self { data } = self;
+        data.attach_btf_id = Some(id);
+        load_program_with_attach_type(BPF_PROG_TYPE_TRACING, BPF_TRACE_FEXIT, data)
+    }
+
     /// Attaches the program.
     ///
     /// The returned value can be used to detach, see [`FExit::detach`].
