@@ -23,9 +23,9 @@ pub enum Action {
     /// READY, and to the first containing EVENT while a failed load is made
     /// every 10 ms (with --fire-early), or whether one failed load made right
     /// after READY shows up within 3 s; with --idle-seconds, the CPU ticks it
-    /// uses once ready, or once a line containing SETTLED shows up (the work a
-    /// tracer does after its ready line is not idling). Then stops it with
-    /// SIGINT and prints its peak RSS.
+    /// uses once ready, or once a line containing SETTLED shows up and the
+    /// tracer is down to one thread (the work a tracer does after its ready
+    /// line is not idling). Then stops it with SIGINT and prints its peak RSS.
     Launch {
         #[arg(long)]
         ready: String,
@@ -234,8 +234,16 @@ fn launch(ready: &str, event: &str, fire_early: bool, idle: Option<Idle>, comman
             if let (Some(line), false) = (&idle.after, settled) {
                 settled = wait_for_line(&rx, line, Duration::from_secs(30));
             }
+            if idle.after.is_some() {
+                // The thread that did the work has to be gone too: an exiting
+                // thread's CPU time lands on its process's count as it exits
+                // (46 ticks in one window that had no thread running).
+                settled &= wait_single_threaded(pid, Duration::from_secs(10));
+            }
             let before = cpu_ticks(pid)?;
+            eprintln!("bench launch: idle from, by thread: {}", thread_ticks(pid));
             thread::sleep(Duration::from_secs(idle.seconds));
+            eprintln!("bench launch: idle to, by thread: {}", thread_ticks(pid));
             Some(cpu_ticks(pid)? - before)
         }
         _ => None,
@@ -257,6 +265,19 @@ fn launch(ready: &str, event: &str, fire_early: bool, idle: Option<Idle>, comman
     }
     println!("{out}");
     Ok(())
+}
+
+/// Whether the process is down to one thread within `limit`.
+fn wait_single_threaded(pid: u32, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or(0);
+        if threads == 1 {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 /// Whether a line containing `wanted` arrives within `limit`.
@@ -288,9 +309,26 @@ fn stop(child: &mut std::process::Child) -> io::Result<&'static str> {
     Ok("sigkill")
 }
 
+/// Each live thread's `tid comm ticks`, for the console: where idle ticks went.
+fn thread_ticks(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return String::new() };
+    let mut out = Vec::new();
+    for task in tasks.filter_map(Result::ok) {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let ticks = stat_ticks(&path.join("stat")).unwrap_or(0);
+        out.push(format!("{} {} {ticks}", task.file_name().to_string_lossy(), comm.trim()));
+    }
+    out.join(", ")
+}
+
 /// utime + stime of a process, in clock ticks (/proc/PID/stat fields 14 and 15).
 fn cpu_ticks(pid: u32) -> io::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    stat_ticks(std::path::Path::new(&format!("/proc/{pid}/stat")))
+}
+
+fn stat_ticks(path: &std::path::Path) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(path)?;
     // The command name may hold spaces: count fields after its closing parenthesis.
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
