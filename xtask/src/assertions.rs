@@ -58,6 +58,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("profile_vfat_top_level_fat_not", learn::profile_vfat_fat),
     ("profile_net_pf_38_without_module", learn::profile_request_without_module),
     ("profile_failed_eexist", learn::profile_failed_eexist),
+    ("profile_failed_finit_module", learn::profile_failed_finit_module),
     ("profile_preloaded_by_modules_load_d", learn::profile_preloaded_configured),
     ("profile_preloaded_before_learning", learn::profile_preloaded_unconfigured),
     ("profile_keeps_flood_loads", learn::profile_keeps_flood_loads),

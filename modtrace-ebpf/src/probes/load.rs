@@ -47,7 +47,10 @@ pub fn exit_load_regs(ctx: TracePointContext) -> u32 {
     }
     let ret = syscall_ret(&ctx);
     if let Some(route) = route(pid_tgid, ret) {
-        let finit = unsafe { ctx.read_at::<i32>(NR) }.unwrap_or(-1) == finit_module_nr();
+        // Straight from the record: read with the helper and held across
+        // fill_header's call, on 6.1 it never matched (every finit_module was
+        // reported as init_module).
+        let finit = super::record_field::<i32>(&ctx, NR) == finit_module_nr();
         let saved = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
         emit(scratch::TRACEPOINT, route, ret, |ev| call_from_regs(saved, finit, ev));
     }
@@ -94,17 +97,17 @@ fn reported_by_fexit(pid_tgid: u64) -> bool {
 
 #[tracepoint]
 pub fn enter_finit_module(ctx: TracePointContext) -> u32 {
-    let fd = unsafe { ctx.read_at::<i64>(ARG0) }.unwrap_or(-1) as i32;
-    let params = unsafe { ctx.read_at::<u64>(ARG1) }.unwrap_or(0);
-    let flags = unsafe { ctx.read_at::<u64>(ARG2) }.unwrap_or(0) as u32;
+    let fd = super::record_field::<i64>(&ctx, ARG0) as i32;
+    let params = super::record_field::<u64>(&ctx, ARG1);
+    let flags = super::record_field::<u64>(&ctx, ARG2) as u32;
     remember(syscall::FINIT_MODULE, fd, flags, 0, params);
     0
 }
 
 #[tracepoint]
 pub fn enter_init_module(ctx: TracePointContext) -> u32 {
-    let len = unsafe { ctx.read_at::<u64>(ARG1) }.unwrap_or(0);
-    let params = unsafe { ctx.read_at::<u64>(ARG2) }.unwrap_or(0);
+    let len = super::record_field::<u64>(&ctx, ARG1);
+    let params = super::record_field::<u64>(&ctx, ARG2);
     remember(syscall::INIT_MODULE, -1, 0, len, params);
     0
 }

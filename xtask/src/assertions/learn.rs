@@ -204,6 +204,24 @@ pub fn profile_failed_eexist(f: &Facts) -> Result<(), String> {
     }
 }
 
+/// The failed-load flood's finit_module calls (EINVAL) are among the failed
+/// loads, named as finit_module, their repeats folded in: the learner keeps its
+/// load calls on the exit tracepoint, which tells the two calls apart by number.
+pub fn profile_failed_finit_module(f: &Facts) -> Result<(), String> {
+    let p = profile(f)?;
+    let failed = p.pointer("/failed").and_then(Value::as_array).ok_or("the profile has no failed list")?;
+    let found = failed.iter().find(|x| {
+        text(x, "/syscall") == "finit_module"
+            && text(x, "/error") == "EINVAL"
+            && text(x, "/loader/comm") == comm::GUEST_TOOL
+    });
+    match found.map(|x| x.pointer("/count").and_then(Value::as_u64).unwrap_or(0)) {
+        Some(count) if count > 1 => Ok(()),
+        Some(_) => Err(format!("the finit_module EINVAL failure by {} has no repeats folded in: {failed:?}", comm::GUEST_TOOL)),
+        None => Err(format!("no finit_module EINVAL failure by {} in {failed:?}", comm::GUEST_TOOL)),
+    }
+}
+
 /// Loaded before learning and listed in modules-load.d: preloaded, that file the reason.
 pub fn profile_preloaded_configured(f: &Facts) -> Result<(), String> {
     let p = profile(f)?;

@@ -288,6 +288,9 @@ fn good_profile() -> Value {
                       "requesters": [{"comm": "modtrace-guest", "exe": null, "pid": 9, "unit": null, "cgroup": null, "count": 200}]}],
         "failed": [{"module": null, "syscall": "init_module", "ret": -17, "error": "EEXIST",
                     "loader": {"comm": "modtrace-guest", "exe": null, "unit": null}, "count": 1,
+                    "first_seen": "2025-01-01T00:00:00Z", "last_seen": "2025-01-01T00:00:00Z"},
+                   {"module": null, "syscall": "finit_module", "ret": -22, "error": "EINVAL",
+                    "loader": {"comm": "modtrace-guest", "exe": null, "unit": null}, "count": 5001,
                     "first_seen": "2025-01-01T00:00:00Z", "last_seen": "2025-01-01T00:00:00Z"}]
     })
 }
@@ -776,6 +779,12 @@ fn every_learning_check_can_fail() {
     });
     expect_failure("profile_failed_eexist", f, |r| {
         r.edit_json(section::PROFILE, |p| p["failed"][0]["syscall"] = json!("finit_module"))
+    });
+    expect_failure("profile_failed_finit_module", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["failed"][1]["syscall"] = json!("init_module"))
+    });
+    expect_failure("profile_failed_finit_module", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["failed"][1]["count"] = json!(1))
     });
     expect_failure("profile_preloaded_by_modules_load_d", f, |r| {
         r.edit_module("tcp_bic", |m| m["triggers"][0]["reason"] = json!("before learning"))
