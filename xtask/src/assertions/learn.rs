@@ -189,19 +189,7 @@ pub fn profile_request_without_module(f: &Facts) -> Result<(), String> {
 
 /// The second init_module of tcp_htcp (EEXIST) is among the failed loads.
 pub fn profile_failed_eexist(f: &Facts) -> Result<(), String> {
-    let p = profile(f)?;
-    let failed = p.pointer("/failed").and_then(Value::as_array).ok_or("the profile has no failed list")?;
-    let found = failed.iter().any(|x| {
-        text(x, "/syscall") == "init_module"
-            && text(x, "/error") == "EEXIST"
-            && x.pointer("/ret") == Some(&Value::from(-17))
-            && text(x, "/loader/comm") == comm::GUEST_TOOL
-    });
-    if found {
-        Ok(())
-    } else {
-        Err(format!("no init_module EEXIST failure by {} in {failed:?}", comm::GUEST_TOOL))
-    }
+    failure(&profile(f)?, "init_module", "EEXIST", -17).map(|_| ())
 }
 
 /// The failed-load flood's finit_module calls (EINVAL) are among the failed
@@ -209,17 +197,25 @@ pub fn profile_failed_eexist(f: &Facts) -> Result<(), String> {
 /// load calls on the exit tracepoint, which tells the two calls apart by number.
 pub fn profile_failed_finit_module(f: &Facts) -> Result<(), String> {
     let p = profile(f)?;
-    let failed = p.pointer("/failed").and_then(Value::as_array).ok_or("the profile has no failed list")?;
-    let found = failed.iter().find(|x| {
-        text(x, "/syscall") == "finit_module"
-            && text(x, "/error") == "EINVAL"
-            && text(x, "/loader/comm") == comm::GUEST_TOOL
-    });
-    match found.map(|x| x.pointer("/count").and_then(Value::as_u64).unwrap_or(0)) {
-        Some(count) if count > 1 => Ok(()),
-        Some(_) => Err(format!("the finit_module EINVAL failure by {} has no repeats folded in: {failed:?}", comm::GUEST_TOOL)),
-        None => Err(format!("no finit_module EINVAL failure by {} in {failed:?}", comm::GUEST_TOOL)),
+    let x = failure(&p, "finit_module", "EINVAL", -22)?;
+    match x.pointer("/count").and_then(Value::as_u64).unwrap_or(0) {
+        count if count > 1 => Ok(()),
+        _ => Err(evidence("the finit_module EINVAL failure has no repeats folded in", x)),
     }
+}
+
+/// The profile's failed load by the guest tool with this syscall, error and return value.
+fn failure<'a>(p: &'a Value, syscall: &str, error: &str, ret: i64) -> Result<&'a Value, String> {
+    let failed = p.pointer("/failed").and_then(Value::as_array).ok_or("the profile has no failed list")?;
+    failed
+        .iter()
+        .find(|x| {
+            text(x, "/syscall") == syscall
+                && text(x, "/error") == error
+                && x.pointer("/ret") == Some(&Value::from(ret))
+                && text(x, "/loader/comm") == comm::GUEST_TOOL
+        })
+        .ok_or_else(|| format!("no {syscall} {error} failure by {} in {failed:?}", comm::GUEST_TOOL))
 }
 
 /// Loaded before learning and listed in modules-load.d: preloaded, that file the reason.
