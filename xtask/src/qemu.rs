@@ -31,7 +31,20 @@ pub const INIT_DEADLINE: Duration = Duration::from_secs(90);
 /// MODTRACE_QEMU_ACCEL says otherwise), two CPUs, no default devices or
 /// display, no reboot (a panic ends QEMU), the console on stdout.
 pub fn command(memory_mib: u32) -> Command {
-    let accel = std::env::var("MODTRACE_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
+    command_with(memory_mib, "tcg")
+}
+
+/// [`command`] with TCG emulating both CPUs on one host thread: the whole
+/// systems' boots patch kernel code (static keys, trampolines) after init while
+/// the other vCPU runs it, and multi-threaded TCG then trips over the int3 of
+/// the patch (seen twice on trixie: `Oops: int3` in __alloc_skb and in
+/// syscall_exit_to_user_mode_prepare).
+pub fn command_single_threaded(memory_mib: u32) -> Command {
+    command_with(memory_mib, "tcg,thread=single")
+}
+
+fn command_with(memory_mib: u32, tcg: &str) -> Command {
+    let accel = std::env::var("MODTRACE_QEMU_ACCEL").unwrap_or_else(|_| tcg.into());
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-accel", &accel, "-cpu", "max", "-m", &memory_mib.to_string(), "-smp", "2"])
         .args(["-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none", "-serial", "stdio"])
