@@ -27,23 +27,28 @@ const PANIC_TAIL: Duration = Duration::from_secs(2);
 /// hung in early boot (seen: an Oops in sched_clock_cpu while code patching).
 pub const INIT_DEADLINE: Duration = Duration::from_secs(90);
 
-/// qemu-system-x86_64 with what every guest shares: the accelerator (TCG unless
+/// How TCG runs the guest's two vCPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// Both vCPUs on one host thread. Tests use it: modtrace patches kernel
+    /// code (static keys, fexit trampolines) after init while the other vCPU
+    /// runs it, and multi-threaded TCG then trips over the int3 of the patch
+    /// (`Oops: int3` seen on 6.12 in __alloc_skb and
+    /// syscall_exit_to_user_mode_prepare, on 7.3 in trace_syscall_exit).
+    Single,
+    /// One host thread per vCPU: the bench's timed runs, where the storm and
+    /// the tracer's reader really run side by side.
+    Multi,
+}
+
+/// qemu-system-x86_64 with what every guest shares: TCG with `threads` (unless
 /// MODTRACE_QEMU_ACCEL says otherwise), two CPUs, no default devices or
 /// display, no reboot (a panic ends QEMU), the console on stdout.
-pub fn command(memory_mib: u32) -> Command {
-    command_with(memory_mib, "tcg")
-}
-
-/// [`command`] with TCG emulating both CPUs on one host thread: the whole
-/// systems' boots patch kernel code (static keys, trampolines) after init while
-/// the other vCPU runs it, and multi-threaded TCG then trips over the int3 of
-/// the patch (seen twice on trixie: `Oops: int3` in __alloc_skb and in
-/// syscall_exit_to_user_mode_prepare).
-pub fn command_single_threaded(memory_mib: u32) -> Command {
-    command_with(memory_mib, "tcg,thread=single")
-}
-
-fn command_with(memory_mib: u32, tcg: &str) -> Command {
+pub fn command(memory_mib: u32, threads: Threads) -> Command {
+    let tcg = match threads {
+        Threads::Single => "tcg,thread=single",
+        Threads::Multi => "tcg",
+    };
     let accel = std::env::var("MODTRACE_QEMU_ACCEL").unwrap_or_else(|_| tcg.into());
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-accel", &accel, "-cpu", "max", "-m", &memory_mib.to_string(), "-smp", "2"])
@@ -81,6 +86,7 @@ pub struct Boot {
     pub serial_log: PathBuf,
     pub timeout: Duration,
     pub memory_mib: u32,
+    pub threads: Threads,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -120,7 +126,7 @@ impl BootResult {
 
 impl Boot {
     fn command(&self) -> Command {
-        let mut cmd = command(self.memory_mib);
+        let mut cmd = command(self.memory_mib, self.threads);
         cmd.arg("-serial")
             .arg(format!("file:{}", self.serial_log.display()))
             .arg("-kernel")

@@ -82,6 +82,7 @@ fn run_kernel(kernel: &Kernel, built: &Built, options: &Options, break_first_boo
             serial_log: serial_log.clone(),
             timeout: options.timeout,
             memory_mib: 1024,
+            threads: qemu::Threads::Single,
         };
         boot.run()
     };

@@ -87,7 +87,7 @@ impl Run {
 
 impl Machine<'_> {
     fn command(&self) -> Command {
-        let mut cmd = qemu::command_single_threaded(2048);
+        let mut cmd = qemu::command(2048, qemu::Threads::Single);
         // q35 boots quicker than pc (no floppy, no ata_piix). A VGA card, a
         // virtio NIC and a virtio RNG give udev's coldplug some drivers to load.
         cmd.args(["-machine", "q35"])
