@@ -233,9 +233,26 @@ pub struct RepeatState {
     /// clocksource is an emulated HPET). Derived from a clock reading with
     /// MAX_JIFFY_NS, so it holds for every HZ.
     pub sure_until_jiffies: u64,
-    /// Events folded since then; carried on the next one sent.
-    pub folded: u32,
+    /// Events folded since then; carried on the next one sent. 64 bits so the
+    /// probes can add to it and take it with one atomic instruction each:
+    /// threads of one process on several CPUs, and FoldCache flushes, share it.
+    pub folded: u64,
+}
+
+/// One CPU's cached fold state of one load-call program (FAIL_CACHE): the
+/// process whose failures it last folded, so repeats of that process on this
+/// CPU are counted here, with a plain add and no FAIL_REPEATS lookup, while
+/// its window surely lasts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FoldCache {
+    /// The process (tgid) whose FAIL_REPEATS entry this caches; 0: none.
+    pub tgid: u32,
     pub _pad: u32,
+    /// Copied from that entry when cached: its window surely lasts until then.
+    pub sure_until_jiffies: u64,
+    /// Repeats counted here and not yet added to the entry's `folded`.
+    pub folded: u64,
 }
 
 /// Key of the request folding map.
@@ -344,6 +361,7 @@ mod pod {
     // SAFETY: plain-old-data: repr(C), integer fields only, explicit padding.
     unsafe impl aya::Pod for PendingLoad {}
     unsafe impl aya::Pod for RepeatState {}
+    unsafe impl aya::Pod for FoldCache {}
     unsafe impl aya::Pod for RequestKey {}
     unsafe impl aya::Pod for TaskOffsets {}
 }
@@ -363,6 +381,7 @@ mod tests {
         assert_eq!(size_of::<ModuleEvent>(), HEADER + 8 + NAME_LEN);
         assert_eq!(size_of::<PendingLoad>(), 32 + PARAMS_LEN);
         assert_eq!(size_of::<RepeatState>(), 24);
+        assert_eq!(size_of::<FoldCache>(), 24);
         assert_eq!(size_of::<RequestKey>(), 16);
         assert_eq!(size_of::<TaskOffsets>(), 72);
     }

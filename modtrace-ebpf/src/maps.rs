@@ -6,7 +6,9 @@ use aya_ebpf::{
 };
 use aya_ebpf::helpers::generated::bpf_jiffies64;
 use core::cell::UnsafeCell;
-use modtrace_common::{FOLD_WINDOW_NS, LoadEvent, MAX_JIFFY_NS, PendingLoad, RepeatState, RequestKey, TaskOffsets, drop};
+use modtrace_common::{
+    FOLD_WINDOW_NS, FoldCache, LoadEvent, MAX_JIFFY_NS, PendingLoad, RepeatState, RequestKey, TaskOffsets, drop,
+};
 
 use crate::task::now;
 
@@ -49,7 +51,7 @@ pub static LINKED: LruHashMap<u64, u32> = LruHashMap::with_max_entries(1024, 0);
 #[map]
 pub static LOAD_SCRATCH: PerCpuArray<LoadScratch> = PerCpuArray::with_max_entries(3, 0);
 
-/// LOAD_SCRATCH's slots.
+/// LOAD_SCRATCH's and FAIL_CACHE's slots: one per load-call program.
 pub mod scratch {
     /// The exit tracepoint's programs (one of them is attached).
     pub const TRACEPOINT: u32 = 0;
@@ -108,6 +110,21 @@ fn atomic_add(target: *mut u64, delta: u64) {
     let _ = (target, delta);
 }
 
+/// Atomically takes the value of `target`, leaving 0 (BPF_XCHG).
+fn atomic_take(target: *mut u64) -> u64 {
+    #[cfg(target_arch = "bpf")]
+    {
+        let mut value: u64 = 0;
+        unsafe { core::arch::asm!("{0} = xchg_64({1} + 0, {0})", inout(reg) value, in(reg) target) };
+        value
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    {
+        let _ = target;
+        0
+    }
+}
+
 /// Adds one to this CPU's `slot` of `counters`. Atomically: a program run
 /// from a syscall tracepoint or an LSM hook can be preempted on a preemptible
 /// kernel (Debian's 7.x), and another program may add to the slot meanwhile.
@@ -120,6 +137,14 @@ pub fn count(counters: &PerCpuArray<u64>, slot: u32) {
 /// Folding of repeated failed loads, keyed by tgid.
 #[map]
 pub static FAIL_REPEATS: LruHashMap<u32, RepeatState> = LruHashMap::with_max_entries(4096, 0);
+
+/// The last process each load-call program folded failures of on each CPU
+/// (slots `scratch::*`): a process repeating a failing load on one CPU is
+/// counted here, in a per-CPU array the verifier inlines, with a plain add.
+/// FAIL_REPEATS' count must be added to atomically (threads of one process on
+/// several CPUs), and that costs an emulated CPU as much as the rest.
+#[map]
+pub static FAIL_CACHE: PerCpuArray<FoldCache> = PerCpuArray::with_max_entries(3, 0);
 
 /// Folding of repeated identical requests, keyed by tgid and alias.
 #[map]
@@ -199,13 +224,19 @@ pub fn fold_in_lazily<K>(map: &LruHashMap<K, RepeatState>, key: &K) -> Option<u3
 fn fold_with_clock<K>(map: &LruHashMap<K, RepeatState>, key: &K, clock: impl Fn() -> u64) -> Option<u32> {
     // Inlined by the verifier: a load of the jiffies counter.
     let jiffies = unsafe { bpf_jiffies64() };
+    fold_at(map, key, jiffies, clock).0
+}
+
+/// Folds one event of `key` at `jiffies`; also says until when its window
+/// now surely lasts.
+fn fold_at<K>(map: &LruHashMap<K, RepeatState>, key: &K, jiffies: u64, clock: impl Fn() -> u64) -> (Option<u32>, u64) {
     match map.get_ptr_mut(key) {
         Some(state) => fold(unsafe { &mut *state }, jiffies, clock),
         None => {
-            let fresh =
-                RepeatState { last_sent_ns: clock(), sure_until_jiffies: jiffies + SURE_WINDOW, folded: 0, _pad: 0 };
+            let sure_until_jiffies = jiffies + SURE_WINDOW;
+            let fresh = RepeatState { last_sent_ns: clock(), sure_until_jiffies, folded: 0 };
             let _ = map.insert(key, &fresh, 0);
-            Some(0)
+            (Some(0), sure_until_jiffies)
         }
     }
 }
@@ -213,22 +244,62 @@ fn fold_with_clock<K>(map: &LruHashMap<K, RepeatState>, key: &K, clock: impl Fn(
 /// Jiffies that surely fit in a whole window.
 const SURE_WINDOW: u64 = FOLD_WINDOW_NS / MAX_JIFFY_NS;
 
-fn fold(state: &mut RepeatState, jiffies: u64, clock: impl Fn() -> u64) -> Option<u32> {
+/// The count is changed only atomically: threads of one process fold into it
+/// on several CPUs at once (a plain add there loses repeats).
+fn fold(state: &mut RepeatState, jiffies: u64, clock: impl Fn() -> u64) -> (Option<u32>, u64) {
     if jiffies < state.sure_until_jiffies {
-        state.folded = state.folded.saturating_add(1);
-        return None;
+        atomic_add(&mut state.folded, 1);
+        return (None, state.sure_until_jiffies);
     }
     let now = clock();
     let elapsed = now.wrapping_sub(state.last_sent_ns);
     if elapsed < FOLD_WINDOW_NS {
         // Fewer jiffies than this can pass only in less time than is left.
         state.sure_until_jiffies = jiffies + (FOLD_WINDOW_NS - elapsed) / MAX_JIFFY_NS;
-        state.folded = state.folded.saturating_add(1);
-        return None;
+        atomic_add(&mut state.folded, 1);
+        return (None, state.sure_until_jiffies);
     }
-    let folded = state.folded;
     state.last_sent_ns = now;
     state.sure_until_jiffies = jiffies + SURE_WINDOW;
-    state.folded = 0;
-    Some(folded)
+    let folded = atomic_take(&mut state.folded);
+    (Some(folded.min(u32::MAX as u64) as u32), state.sure_until_jiffies)
+}
+
+/// [`fold_in_lazily`] for a failed load call of `tgid` in program `slot`:
+/// while this CPU's FAIL_CACHE slot holds `tgid` and its window surely
+/// lasts, the repeat is counted there. Otherwise the slot's count is added to
+/// its process's FAIL_REPEATS entry, this call is folded (or sent) there, and
+/// the slot caches `tgid`. Every repeat is in exactly one count, and userspace
+/// adds the slots' counts to what is not yet reported.
+pub fn fold_failure(slot: u32, tgid: u32) -> Option<u32> {
+    let jiffies = unsafe { bpf_jiffies64() };
+    let Some(cache) = FAIL_CACHE.get_ptr_mut(slot) else {
+        return fold_at(&FAIL_REPEATS, &tgid, jiffies, now).0;
+    };
+    // The program never runs twice at once on a CPU: the slot is its own.
+    let cache = unsafe { &mut *cache };
+    if cache.tgid == tgid && jiffies < cache.sure_until_jiffies {
+        cache.folded += 1;
+        return None;
+    }
+    flush(cache);
+    let (route, sure_until_jiffies) = fold_at(&FAIL_REPEATS, &tgid, jiffies, now);
+    (cache.tgid, cache.sure_until_jiffies) = (tgid, sure_until_jiffies);
+    route
+}
+
+/// Adds a slot's count to its process's FAIL_REPEATS entry (a new one if the
+/// LRU dropped it: the next call sent carries it) and empties the slot.
+fn flush(cache: &mut FoldCache) {
+    if cache.folded == 0 {
+        return;
+    }
+    match FAIL_REPEATS.get_ptr_mut(&cache.tgid) {
+        Some(state) => atomic_add(unsafe { &mut (*state).folded }, cache.folded),
+        None => {
+            let carried = RepeatState { last_sent_ns: 0, sure_until_jiffies: 0, folded: cache.folded };
+            let _ = FAIL_REPEATS.insert(&cache.tgid, &carried, 0);
+        }
+    }
+    cache.folded = 0;
 }

@@ -23,8 +23,8 @@ use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, drop, kind, load_probe
 
 use crate::{
     maps::{
-        FAIL_REPEATS, FAILURES, LINKED, LINKED_CALLS, LOAD_SCRATCH, LOADS, PENDING, REPORTED_BY_FEXIT, count_drop,
-        finit_module_nr, fold_in_lazily, load_probe, scratch, self_tgid,
+        FAILURES, LINKED, LINKED_CALLS, LOAD_SCRATCH, LOADS, PENDING, REPORTED_BY_FEXIT, count_drop, finit_module_nr,
+        fold_failure, load_probe, scratch, self_tgid,
     },
     task::{fill_header, now},
 };
@@ -46,7 +46,7 @@ pub fn exit_load_regs(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let ret = syscall_ret(&ctx);
-    if let Some(route) = route(pid_tgid, ret) {
+    if let Some(route) = route(pid_tgid, ret, scratch::TRACEPOINT) {
         // Straight from the record: read with the helper and held across
         // fill_header's call, on 6.1 it never matched (every finit_module was
         // reported as init_module).
@@ -80,7 +80,7 @@ fn fexit_load(ctx: &FExitContext, finit: bool, slot: u32) -> u32 {
     }
     let saved: *const u8 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
-    if let Some(route) = route(pid_tgid, ret) {
+    if let Some(route) = route(pid_tgid, ret, slot) {
         emit(slot, route, ret, |ev| call_from_regs(saved, finit, ev));
     }
     0
@@ -122,7 +122,7 @@ pub fn exit_load(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let ret = syscall_ret(&ctx);
-    if let Some(route) = route(pid_tgid, ret) {
+    if let Some(route) = route(pid_tgid, ret, scratch::TRACEPOINT) {
         let p = unsafe { &*pending };
         emit(scratch::TRACEPOINT, route, ret, |ev| {
             (ev.syscall, ev.fd, ev.flags, ev.image_len) = (p.syscall, p.fd, p.flags, p.image_len);
@@ -154,11 +154,12 @@ fn remember(sys: u32, fd: i32, flags: u32, image_len: u64, params_ptr: u64) {
 /// Where the call's event goes; None: it is a failure folded into a count. A
 /// success, or a failure after the module was linked (its init failed: userspace
 /// must take the module back), is always sent; only root can cause those.
-fn route(pid_tgid: u64, ret: i64) -> Option<Route> {
+/// `slot` is the program's (`scratch::*`), for its fold cache.
+fn route(pid_tgid: u64, ret: i64, slot: u32) -> Option<Route> {
     if take_linked(pid_tgid) || ret == 0 {
         return Some(Route { ring: ring::LOADS, repeats: 0 });
     }
-    let repeats = fold_in_lazily(&FAIL_REPEATS, &((pid_tgid >> 32) as u32))?;
+    let repeats = fold_failure(slot, (pid_tgid >> 32) as u32)?;
     Some(Route { ring: ring::FAILURES, repeats })
 }
 

@@ -14,7 +14,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{Program, TracePoint, trace_point::TracePointLinkId},
 };
-use modtrace_common::{RepeatState, RequestKey, TaskOffsets, drop, ring};
+use modtrace_common::{FoldCache, RepeatState, RequestKey, TaskOffsets, drop, ring};
 use thiserror::Error;
 
 pub use preflight::System;
@@ -163,7 +163,9 @@ impl Probes {
             skipped.add(prog, program.fd().ok().and_then(skipped::misses));
         }
         Losses {
-            folded_pending: self.folded::<u32>("FAIL_REPEATS") + self.folded::<RequestKey>("REQUEST_REPEATS"),
+            folded_pending: self.folded::<u32>("FAIL_REPEATS")
+                + self.folded_in_caches()
+                + self.folded::<RequestKey>("REQUEST_REPEATS"),
             skipped,
             ..drops.map(|d| Losses::counted(&d)).unwrap_or_default()
         }
@@ -172,7 +174,14 @@ impl Probes {
     fn folded<K: aya::Pod>(&self, name: &str) -> u64 {
         let Some(map) = self.ebpf.map(name) else { return 0 };
         let Ok(map) = HashMap::<_, K, RepeatState>::try_from(map) else { return 0 };
-        map.iter().filter_map(Result::ok).map(|(_, state)| u64::from(state.folded)).sum()
+        map.iter().filter_map(Result::ok).map(|(_, state)| state.folded).sum()
+    }
+
+    /// Repeats the probes counted in FAIL_CACHE and not yet added to FAIL_REPEATS.
+    fn folded_in_caches(&self) -> u64 {
+        let Some(map) = self.ebpf.map("FAIL_CACHE") else { return 0 };
+        let Ok(caches) = PerCpuArray::<_, FoldCache>::try_from(map) else { return 0 };
+        caches.iter().filter_map(Result::ok).map(|per_cpu| per_cpu.iter().map(|c| c.folded).sum::<u64>()).sum()
     }
 }
 
