@@ -76,6 +76,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("flood_explicit_attributed", flood::flood_explicit_attributed),
     ("flood_overlaps_real_loads", flood::flood_overlaps_real_loads),
     ("flood_failed_loads_folded", flood::flood_failed_loads_folded),
+    ("failed_loads_in_turn_accounted", flood::failed_loads_in_turn_accounted),
     ("flood_requests_folded", flood::flood_requests_folded),
     ("trace_summary_adds_up", flood::trace_summary_adds_up),
     ("no_lost_loads", flood::no_lost_loads),

@@ -66,6 +66,11 @@ pub const CORRUPT_TEXT: &str = r#"{"schema": "modtrace-profile/1", "modules": ["
 
 /// How long each spammer runs.
 pub const FLOOD_SECS: u32 = 5;
+/// After the flood, two processes on one CPU take turns failing loads for
+/// this long, BURST calls at a time: the probes' per-CPU fold cache changes
+/// process at every turn.
+pub const ALTERNATE_SECS: u32 = 3;
+pub const ALTERNATE_BURST: u32 = 4;
 /// socket(AF_PHONET) during the flood: autoloads phonet (no dependencies).
 pub const FLOOD_SOCKET_FAMILY: u32 = 35;
 pub const FLOOD_ALIAS: &str = "net-pf-35";
@@ -206,6 +211,8 @@ pub fn env_file() -> String {
          CORRUPT_PROFILE={CORRUPT_PROFILE}\n\
          CORRUPT_TEXT='{CORRUPT_TEXT}'\n\
          FLOOD_SECS={FLOOD_SECS}\n\
+         ALTERNATE_SECS={ALTERNATE_SECS}\n\
+         ALTERNATE_BURST={ALTERNATE_BURST}\n\
          FLOOD_SOCKET_FAMILY={FLOOD_SOCKET_FAMILY}\n\
          FLOOD_EXPLICIT_MODULE={FLOOD_EXPLICIT_MODULE}\n\
          SITE_DISABLED_MODULE={SITE_DISABLED_MODULE}\n\
@@ -278,6 +285,7 @@ pub mod captured {
     pub const GENERATE_ACCEPTED: &str = "generate-accepted";
     pub const SPAM_FAILED_LOADS: &str = "spam-failed-loads";
     pub const SPAM_REQUESTS: &str = "spam-requests";
+    pub const ALTERNATE_FAILED_LOADS: &str = "alternate-failed-loads";
     pub const SPAM_DISTINCT_REQUESTS: &str = "spam-distinct-requests";
     /// tests/guest/early.sh: `learn --early`, the learner that takes its probes
     /// over, and whether /sys/fs/bpf/modtrace/early was gone afterwards (0).

@@ -74,6 +74,13 @@ enum Action {
     /// finit_module(2) on /dev/null (EINVAL: not a regular file) in a loop for
     /// SECONDS, then prints `pid=P attempts=N failed=F`.
     SpamFailedLoads { seconds: u64 },
+    /// Two processes pinned to CPU 0 take turns failing loads for SECONDS: each
+    /// makes BURST finit_module(2) calls on /dev/null, then yields the CPU to
+    /// the other. Each prints `pid=P attempts=N failed=F`.
+    AlternateFailedLoads { seconds: u64, burst: u32 },
+    /// One of alternate-failed-loads' two processes.
+    #[command(hide = true)]
+    FailLoadsInTurn { seconds: u64, burst: u32 },
     /// socket(AF_ALG) in a loop for SECONDS: with no module for net-pf-38 each call
     /// makes the kernel request it again; prints `pid=P attempts=N failed=F`.
     SpamRequests { seconds: u64 },
@@ -98,6 +105,8 @@ fn main() -> ExitCode {
         }
         Action::EnterCgroup { path, command } => enter_cgroup(&path, &command),
         Action::SpamFailedLoads { seconds } => spam_failed_loads(Duration::from_secs(seconds)),
+        Action::AlternateFailedLoads { seconds, burst } => alternate_failed_loads(seconds, burst),
+        Action::FailLoadsInTurn { seconds, burst } => fail_loads_in_turn(Duration::from_secs(seconds), burst),
         Action::SpamRequests { seconds } => spam_requests(Duration::from_secs(seconds)),
         Action::AsUser { uid, command } => as_user(uid, &command),
         Action::SpamDistinctRequests { seconds, batch, parallel, prefix, stop } => {
@@ -202,6 +211,49 @@ fn spam_failed_loads(length: Duration) -> io::Result<()> {
     let empty = c"";
     // Fast calls: the clock is read once per batch so the calls are the load.
     spam("spam-failed-loads", length, 64, || {
+        // SAFETY: fd stays open for the whole loop; params is a valid C string.
+        unsafe { libc::syscall(libc::SYS_finit_module, fd, empty.as_ptr(), 0) != 0 }
+    })
+}
+
+/// Pins itself to CPU 0 (the children inherit it), then runs two
+/// fail-loads-in-turn processes side by side: their failures interleave on one
+/// CPU (modtrace's per-CPU fold cache changes process at every turn), and each
+/// process's repeats must stay its own.
+fn alternate_failed_loads(seconds: u64, burst: u32) -> io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
+    let pinned = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) == 0
+    };
+    if !pinned {
+        return Err(io::Error::other(format!("sched_setaffinity(CPU 0): {}", io::Error::last_os_error())));
+    }
+    let me = std::env::current_exe()?;
+    let args = ["fail-loads-in-turn".to_string(), seconds.to_string(), burst.to_string()];
+    let children: Vec<_> = (0..2).map(|_| Command::new(&me).args(&args).spawn()).collect::<io::Result<_>>()?;
+    let mut failed = 0;
+    for mut child in children {
+        failed += u32::from(!child.wait()?.success());
+    }
+    match failed {
+        0 => Ok(()),
+        n => Err(io::Error::other(format!("{n} of the 2 processes failed"))),
+    }
+}
+
+fn fail_loads_in_turn(length: Duration, burst: u32) -> io::Result<()> {
+    let null = std::fs::File::open("/dev/null")?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
+    let empty = c"";
+    let mut calls = 0u32;
+    spam("alternate-failed-loads", length, burst, || {
+        calls += 1;
+        if calls % burst == 0 {
+            // SAFETY: no arguments; it only gives up the CPU.
+            unsafe { libc::sched_yield() };
+        }
         // SAFETY: fd stays open for the whole loop; params is a valid C string.
         unsafe { libc::syscall(libc::SYS_finit_module, fd, empty.as_ptr(), 0) != 0 }
     })

@@ -286,6 +286,49 @@ pub fn flood_failed_loads_folded(f: &Facts) -> Result<(), String> {
     folded(f, &spam, &records, "failed load", |s| s.skipped_results)
 }
 
+/// The two processes that took turns on one CPU: each has its records, all
+/// failures, few, with repeats on them, and never more than its own attempts
+/// (one's repeats are never carried by the other's records). With the flood's
+/// spammer, every failed load is accounted for.
+pub fn failed_loads_in_turn_accounted(f: &Facts) -> Result<(), String> {
+    let name = cap::ALTERNATE_FAILED_LOADS;
+    let out = f.output.text(&format!("{name}.stdout"))?;
+    if f.output.exit_code(name)? != 0 {
+        return Err(format!("{name} failed: {out}"));
+    }
+    let pair: Vec<Spam> = out.lines().filter_map(parse_spam).collect();
+    if pair.len() != 2 || pair.iter().any(|p| p.failed != p.attempts) {
+        return Err(format!("{name} did not report two processes whose every call failed: {out}"));
+    }
+    let main = spam(f, cap::SPAM_FAILED_LOADS)?;
+    let mut sent = carried(&spam_records(f, &main, "load"));
+    for p in &pair {
+        let records = spam_records(f, p, "load");
+        let most = u64::from(sc::ALTERNATE_SECS) + 2;
+        if records.is_empty() || records.len() as u64 > most {
+            return Err(format!("{} load records of pid {}, 1 to {most} expected: {out}", records.len(), p.pid));
+        }
+        if let Some(r) = records.iter().find(|r| r.pointer("/ret").and_then(Value::as_i64).unwrap_or(0) >= 0) {
+            return Err(evidence("a load of the processes in turn did not fail", r));
+        }
+        let own = carried(&records);
+        if own > p.attempts || !records.iter().any(|r| repeats(r) > 0) {
+            return Err(format!("pid {}'s records stand for {own} attempts, with repeats, of its {}", p.pid, p.attempts));
+        }
+        sent += own;
+    }
+    let s = summary(f)?;
+    let attempts = main.attempts + pair.iter().map(|p| p.attempts).sum::<u64>();
+    if sent > attempts || attempts > sent + s.folded_pending + s.skipped_results {
+        return Err(format!(
+            "{attempts} failed loads (the flood's and the two in turn), {sent} in records and their repeats, \
+             {} folded and not yet reported, {} results skipped by the kernel",
+            s.folded_pending, s.skipped_results
+        ));
+    }
+    Ok(())
+}
+
 /// The request flood: every socket(AF_ALG) asked for net-pf-38 again.
 pub fn flood_requests_folded(f: &Facts) -> Result<(), String> {
     let spam = spam(f, cap::SPAM_REQUESTS)?;

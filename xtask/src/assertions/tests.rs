@@ -12,6 +12,8 @@ const KERNEL: &str = "6.1.0-56-amd64";
 /// The main learner's pid, as the guest reports it.
 const LEARNER_PID: &str = "321";
 const SPAM_LOADS_PID: u64 = 500;
+/// alternate-failed-loads' two processes.
+const IN_TURN_PIDS: [u64; 2] = [510, 511];
 const SPAM_REQUESTS_PID: u64 = 501;
 const SECOND: u64 = 1_000_000_000;
 
@@ -207,6 +209,14 @@ fn flood_records() -> Vec<Value> {
         requested["repeats"] = json!(if i == 0 { 0 } else { 40 });
         records.push(at(requested, (10 + i) * SECOND + SECOND / 10));
     }
+    for (n, pid) in IN_TURN_PIDS.into_iter().enumerate() {
+        for i in 0..3u64 {
+            let mut failed = load("finit_module", None, -22, spammer(pid));
+            failed["error"] = json!("EINVAL");
+            failed["repeats"] = json!(if i == 0 { 0 } else { 2000 });
+            records.push(at(failed, (16 + i) * SECOND + n as u64));
+        }
+    }
     records.push(at(request("net-pf-35", tool.clone(), &["phonet"]), 11 * SECOND));
     records.push(at(requested("phonet", "net-pf-35", tool, &[]), 11 * SECOND + SECOND / 2));
     records.push(at(explicit("tcp_illinois", "modprobe", &[]), 12 * SECOND));
@@ -354,7 +364,8 @@ fn good_sections() -> BTreeMap<String, String> {
     let report_json = json!({"schema": "modtrace-report/1", "kernel": KERNEL, "modules": [{"module": "pppox"}]});
     let exit_codes = "learn-second 1\nspam-failed-loads 0\nspam-requests 0\nlearn 0\ndiff-before-after 1\n\
                       diff-before-before 0\ndiff-profile 1\nreport-table 0\nreport-markdown 0\nreport-json 0\n\
-                      report-by-unit 0\nlearn-killed 137\nlearn-corrupt 1\ncorrupt-cmp 0\nspam-distinct-requests 0";
+                      report-by-unit 0\nlearn-killed 137\nlearn-corrupt 1\ncorrupt-cmp 0\nspam-distinct-requests 0\n\
+                      alternate-failed-loads 0";
     let texts: Vec<(&str, String)> = vec![
         (section::MODULES_AT_START, MODULES_AT_START.into()),
         ("lsmod", LSMOD_AT_END.join("\n")),
@@ -374,6 +385,7 @@ fn good_sections() -> BTreeMap<String, String> {
         ("diff-before-before.stdout", format!("{DIFF_HEAD}\nno difference: the same 2 modules")),
         ("diff-profile.stdout", format!("{DIFF_HEAD}\n+ pppox (request net-pf-24 by modtrace-guest, example.service)\n+ slhc (needed by pppox)\n2 added, 0 removed, 0 changed, 2 the same")),
         ("spam-failed-loads.stdout", format!("spam-failed-loads: pid={SPAM_LOADS_PID} attempts=121000 failed=121000 seconds=5.0")),
+        ("alternate-failed-loads.stdout", IN_TURN_PIDS.map(|pid| format!("alternate-failed-loads: pid={pid} attempts=4100 failed=4100 seconds=3.0")).join("\n")),
         ("spam-requests.stdout", format!("spam-requests: pid={SPAM_REQUESTS_PID} attempts=180 failed=180 seconds=5.0")),
         ("spam-distinct-requests.stdout", format!("spam-distinct-requests: pid=699 processes={DISTINCT_PROCESSES} attempts=8 failed=8 seconds=4.0")),
     ];
@@ -865,6 +877,19 @@ fn every_flood_check_can_fail() {
     });
     expect_failure("flood_failed_loads_folded", f, |r| {
         r.records.retain(|l| !spam_loads(&serde_json::from_str(l).unwrap()))
+    });
+    let in_turn = |v: &Value| v["kind"] == "load" && v["process"]["tgid"] == json!(IN_TURN_PIDS[1]);
+    expect_failure("failed_loads_in_turn_accounted", f, |r| r.edit_all(in_turn, |v| v["repeats"] = json!(0)));
+    expect_failure("failed_loads_in_turn_accounted", f, |r| r.replace("alternate-failed-loads.stdout", "511 attempts=4100", "511 attempts=9100"));
+    expect_failure("failed_loads_in_turn_accounted", f, |r| r.replace("alternate-failed-loads.stdout", "4100 failed=4100", "4100 failed=4000"));
+    expect_failure("failed_loads_in_turn_accounted", f, |r| r.replace("alternate-failed-loads.stdout", "pid=511", "pid=512"));
+    expect_failure("failed_loads_in_turn_accounted", f, |r| r.set_exit_code(cap::ALTERNATE_FAILED_LOADS, 1));
+    // One's repeats carried on the other's records.
+    expect_failure("failed_loads_in_turn_accounted", f, |r| r.edit(r.position(in_turn), |v| v["repeats"] = json!(4200)));
+    expect_failure("failed_loads_in_turn_accounted", f, |r| r.records.retain(|l| !in_turn(&serde_json::from_str(l).unwrap())));
+    expect_failure("failed_loads_in_turn_accounted", f, |r| {
+        let one = r.records[r.position(in_turn)].clone();
+        r.records.extend(std::iter::repeat_n(one, 10));
     });
     let illinois_call = |v: &Value| v["kind"] == "load" && v["module"] == "tcp_illinois";
     expect_failure("skipped_results_accounted", f, |r| {
