@@ -274,7 +274,7 @@ fn fold(state: &mut RepeatState, jiffies: u64, clock: impl Fn() -> u64) -> (Opti
 pub fn fold_failure(slot: u32, tgid: u32) -> Option<u32> {
     let jiffies = unsafe { bpf_jiffies64() };
     let Some(cache) = FAIL_CACHE.get_ptr_mut(slot) else {
-        return fold_at(&FAIL_REPEATS, &tgid, jiffies, now).0;
+        return fold_in_lazily(&FAIL_REPEATS, &tgid);
     };
     // The program never runs twice at once on a CPU: the slot is its own.
     let cache = unsafe { &mut *cache };

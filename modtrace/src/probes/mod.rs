@@ -333,6 +333,9 @@ fn load(offsets: TaskOffsets) -> Result<Ebpf, ProbeError> {
 /// the three module events on one thread, that thread took 240-400 ms in a
 /// 6.1 guest under emulation and the other 135-245 ms. Returns the load calls'
 /// attachments (`choose_load_calls`) and each thread's time.
+/// The module event verified on the load calls' thread.
+const BESIDE_LOAD_CALLS: &str = "module_free";
+
 fn verify(
     ebpf: &mut Ebpf,
     regs: Result<(), String>,
@@ -340,15 +343,16 @@ fn verify(
 ) -> Result<(Attachments, AtOnce), ProbeError> {
     let mut programs: BTreeMap<&str, &mut Program> = ebpf.programs_mut().collect();
     let mut events = Vec::new();
-    for prog in ["module_request", "module_load"] {
+    for (prog, _, _) in MODULE_EVENTS.iter().filter(|(prog, _, _)| *prog != BESIDE_LOAD_CALLS) {
         let program = programs.remove(prog).ok_or_else(|| missing(prog))?;
-        events.push((prog, program));
+        events.push((*prog, program));
     }
     let ((events, events_ms), (calls, calls_ms)) = std::thread::scope(|scope| {
         let events = scope.spawn(move || timed(|| events.into_iter().try_for_each(|(prog, p)| load_program(prog, p))));
         let calls = timed(|| {
             let calls = choose_load_calls(&mut programs, regs, notes)?;
-            load_program("module_free", programs.get_mut("module_free").ok_or_else(|| missing("module_free"))?)?;
+            let beside = programs.get_mut(BESIDE_LOAD_CALLS).ok_or_else(|| missing(BESIDE_LOAD_CALLS))?;
+            load_program(BESIDE_LOAD_CALLS, beside)?;
             Ok(calls)
         });
         (joined(events), calls)

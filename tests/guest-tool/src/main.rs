@@ -106,7 +106,9 @@ fn main() -> ExitCode {
         Action::EnterCgroup { path, command } => enter_cgroup(&path, &command),
         Action::SpamFailedLoads { seconds } => spam_failed_loads(Duration::from_secs(seconds)),
         Action::AlternateFailedLoads { seconds, burst } => alternate_failed_loads(seconds, burst),
-        Action::FailLoadsInTurn { seconds, burst } => fail_loads_in_turn(Duration::from_secs(seconds), burst),
+        Action::FailLoadsInTurn { seconds, burst } => {
+            fail_loads("alternate-failed-loads", Duration::from_secs(seconds), burst, Some(burst))
+        }
         Action::SpamRequests { seconds } => spam_requests(Duration::from_secs(seconds)),
         Action::AsUser { uid, command } => as_user(uid, &command),
         Action::SpamDistinctRequests { seconds, batch, parallel, prefix, stop } => {
@@ -206,11 +208,23 @@ fn tally(what: &str, extra: &str, start: Instant, attempts: u64, failed: u64) ->
 }
 
 fn spam_failed_loads(length: Duration) -> io::Result<()> {
+    // Fast calls: the clock is read once per batch so the calls are the load.
+    fail_loads("spam-failed-loads", length, 64, None)
+}
+
+/// finit_module(2) on /dev/null (EINVAL) in a loop for `length`, the clock
+/// read every `batch` calls, the CPU yielded every `yield_every` calls.
+fn fail_loads(what: &str, length: Duration, batch: u32, yield_every: Option<u32>) -> io::Result<()> {
     let null = std::fs::File::open("/dev/null")?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
     let empty = c"";
-    // Fast calls: the clock is read once per batch so the calls are the load.
-    spam("spam-failed-loads", length, 64, || {
+    let mut calls = 0u32;
+    spam(what, length, batch, || {
+        calls = calls.wrapping_add(1);
+        if yield_every.is_some_and(|n| calls.checked_rem(n) == Some(0)) {
+            // SAFETY: no arguments; it only gives up the CPU.
+            unsafe { libc::sched_yield() };
+        }
         // SAFETY: fd stays open for the whole loop; params is a valid C string.
         unsafe { libc::syscall(libc::SYS_finit_module, fd, empty.as_ptr(), 0) != 0 }
     })
@@ -241,22 +255,6 @@ fn alternate_failed_loads(seconds: u64, burst: u32) -> io::Result<()> {
         0 => Ok(()),
         n => Err(io::Error::other(format!("{n} of the 2 processes failed"))),
     }
-}
-
-fn fail_loads_in_turn(length: Duration, burst: u32) -> io::Result<()> {
-    let null = std::fs::File::open("/dev/null")?;
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
-    let empty = c"";
-    let mut calls = 0u32;
-    spam("alternate-failed-loads", length, burst, || {
-        calls += 1;
-        if calls % burst == 0 {
-            // SAFETY: no arguments; it only gives up the CPU.
-            unsafe { libc::sched_yield() };
-        }
-        // SAFETY: fd stays open for the whole loop; params is a valid C string.
-        unsafe { libc::syscall(libc::SYS_finit_module, fd, empty.as_ptr(), 0) != 0 }
-    })
 }
 
 /// The cost of one load decision: COUNT finit_module calls on one file.

@@ -208,6 +208,11 @@ fn spam(f: &Facts, name: &str) -> Result<Spam, String> {
     }
 }
 
+/// The first record whose load call did not fail.
+fn first_success<'a>(records: &[&'a Value]) -> Option<&'a Value> {
+    records.iter().copied().find(|r| r.pointer("/ret").and_then(Value::as_i64).unwrap_or(0) >= 0)
+}
+
 fn repeats(r: &Value) -> u64 {
     r.pointer("/repeats").and_then(Value::as_u64).unwrap_or(0)
 }
@@ -280,7 +285,7 @@ pub fn flood_failed_loads_folded(f: &Facts) -> Result<(), String> {
         return Err(format!("only {} failed loads: not a flood", spam.attempts));
     }
     let records = spam_records(f, &spam, "load");
-    if let Some(r) = records.iter().find(|r| r.pointer("/ret").and_then(Value::as_i64).unwrap_or(0) >= 0) {
+    if let Some(r) = first_success(&records) {
         return Err(evidence("a spammer's load did not fail", r));
     }
     folded(f, &spam, &records, "failed load", |s| s.skipped_results)
@@ -308,7 +313,7 @@ pub fn failed_loads_in_turn_accounted(f: &Facts) -> Result<(), String> {
         if records.is_empty() || records.len() as u64 > most {
             return Err(format!("{} load records of pid {}, 1 to {most} expected: {out}", records.len(), p.pid));
         }
-        if let Some(r) = records.iter().find(|r| r.pointer("/ret").and_then(Value::as_i64).unwrap_or(0) >= 0) {
+        if let Some(r) = first_success(&records) {
             return Err(evidence("a load of the processes in turn did not fail", r));
         }
         let own = carried(&records);
