@@ -112,6 +112,34 @@ impl Figures {
         median(self.values(figure, tool, key))
     }
 
+    /// A traced tool's cost against the baseline measured beside it: each of
+    /// its storms' `key` over the mean of the untraced storms of that figure
+    /// just before and after it (by `seq`; all of them where it has no
+    /// neighbour), and the median of those ratios. The host moves the guest's
+    /// speed from minute to minute, so a baseline minutes away says less.
+    fn paired_ratio(&self, figure: &str, tool: &str, key: &str) -> Option<f64> {
+        let number = |l: &Line, k: &str| l.get(k)?.parse::<f64>().ok();
+        let untraced: Vec<(f64, f64)> =
+            self.of(figure, "untraced").iter().filter_map(|l| Some((number(l, "seq")?, number(l, key)?))).collect();
+        let everywhere = self.median(figure, "untraced", key)?;
+        let ratios = self.of(figure, tool).iter().filter_map(|l| {
+            let value = number(l, key)?;
+            let seq = number(l, "seq");
+            let nearest = |before: bool| {
+                let side = untraced.iter().filter(|(s, _)| seq.is_some_and(|seq| if before { *s < seq } else { *s > seq }));
+                let pick = |a: &&(f64, f64), b: &&(f64, f64)| a.0.total_cmp(&b.0);
+                if before { side.max_by(pick) } else { side.min_by(pick) }.map(|(_, v)| *v)
+            };
+            let baseline = match (nearest(true), nearest(false)) {
+                (Some(a), Some(b)) => (a + b) / 2.0,
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => everywhere,
+            };
+            Some(value / baseline)
+        });
+        median(ratios.collect())
+    }
+
     fn sum(&self, figure: &str, tool: &str, key: &str) -> f64 {
         self.values(figure, tool, key).iter().sum()
     }
@@ -151,12 +179,12 @@ pub struct Row {
 /// The same storm under bpftrace counting the calls by result and doing
 /// nothing else: what any program on that tracepoint costs. Context for the
 /// failure row, with no goal of its own.
-fn floor_row(f: &Figures, untraced: Option<f64>) -> Row {
+fn floor_row(f: &Figures) -> Row {
     let floor = f.median("failed-loads", FLOOR_TOOL, "ns_per_call");
     let counted = f.median("failed-loads", FLOOR_TOOL, "accounted").unwrap_or(0.0);
     let calls = f.median("failed-loads", FLOOR_TOOL, "calls").unwrap_or(0.0);
     let bpftrace = floor.map(|ns| {
-        let r = ratio(Some(ns), untraced).map(|r| format!(" ({r:.1}x)")).unwrap_or_default();
+        let r = f.paired_ratio("failed-loads", FLOOR_TOOL, "ns_per_call").map(|r| format!(" ({r:.1}x)")).unwrap_or_default();
         format!("{ns:.0}{r}, {counted:.0}/{calls:.0} counted")
     });
     let modtrace = ratio(f.median("failed-loads", "modtrace", "ns_per_call"), floor).map(|r| format!("{r:.2}x the floor"));
@@ -215,13 +243,11 @@ pub fn rows(f: &Figures) -> Vec<Row> {
     });
 
     // The failure path: ns per failed finit_module, and whether every attempt is accounted for.
-    let untraced = f.median("failed-loads", "untraced", "ns_per_call");
-    let calls = f.median("failed-loads", "untraced", "calls");
     let fail_cell = |tool| {
         let ns = f.median("failed-loads", tool, "ns_per_call");
         let mut cell = or_dash(ns.map(|ns| format!("{ns:.0}")));
         if tool != "untraced" {
-            if let Some(r) = ratio(ns, untraced) {
+            if let Some(r) = f.paired_ratio("failed-loads", tool, "ns_per_call") {
                 cell += &format!(" ({r:.1}x)");
             }
             let accounted = f.median("failed-loads", tool, "accounted").unwrap_or(0.0);
@@ -234,7 +260,7 @@ pub fn rows(f: &Figures) -> Vec<Row> {
         }
         cell
     };
-    let m_ratio = ratio(f.median("failed-loads", "modtrace", "ns_per_call"), untraced);
+    let m_ratio = f.paired_ratio("failed-loads", "modtrace", "ns_per_call");
     let all_accounted = f.of("failed-loads", "modtrace").iter().all(|l| l.get("accounted") == l.get("calls"));
     rows.push(Row {
         figure: "failed finit_module, ns/call",
@@ -242,16 +268,14 @@ pub fn rows(f: &Figures) -> Vec<Row> {
         goal: "<= 2.0x untraced, all accounted",
         met: m_ratio.map(|r| r <= 2.0 && all_accounted),
     });
-    let _ = calls;
-    rows.push(floor_row(f, untraced));
+    rows.push(floor_row(f));
 
     // request_module through the helper (/bin/true).
-    let untraced = f.median("requests", "untraced", "ms_per_call");
     let req_cell = |tool| {
         let ms = f.median("requests", tool, "ms_per_call");
         let mut cell = or_dash(ms.map(|ms| format!("{ms:.2}")));
         if tool != "untraced" {
-            if let Some(r) = ratio(ms, untraced) {
+            if let Some(r) = f.paired_ratio("requests", tool, "ms_per_call") {
                 cell += &format!(" ({r:.2}x)");
             }
         }
@@ -261,11 +285,10 @@ pub fn rows(f: &Figures) -> Vec<Row> {
         figure: "request_module (modprobe=/bin/true), ms/call",
         cells: TOOLS.map(req_cell),
         goal: "<= 1.05x",
-        met: ratio(f.median("requests", "modtrace", "ms_per_call"), untraced).map(|r| r <= 1.05),
+        met: f.paired_ratio("requests", "modtrace", "ms_per_call").map(|r| r <= 1.05),
     });
 
     // The flood: events lost, real loads seen, its time against untraced.
-    let untraced = f.median("flood", "untraced", "seconds");
     let flood_cell = |tool| {
         let lines = f.of("flood", tool);
         if lines.is_empty() {
@@ -280,7 +303,7 @@ pub fn rows(f: &Figures) -> Vec<Row> {
             _ => "lost ?".into(),
         };
         let loads = format!("loads seen {}", seen.iter().map(|v| format!("{v:.0}/3")).collect::<Vec<_>>().join(" "));
-        let time = or_dash(s.map(|s| match ratio(Some(s), untraced) {
+        let time = or_dash(s.map(|s| match f.paired_ratio("flood", tool, "seconds") {
             Some(r) if tool != "untraced" => format!("{s:.2} s ({r:.2}x)"),
             _ => format!("{s:.2} s"),
         }));
@@ -336,10 +359,13 @@ pub struct ProgramTime {
     pub run_cnt: u64,
     pub run_time_ns: u64,
     pub xlated: Option<u64>,
+    /// Instructions the verifier processed (`modtrace-guest bench programs`).
+    pub verified_insns: Option<u64>,
 }
 
 /// `bpftool prog show` text: `ID: TYPE  name NAME  tag ... run_time_ns N run_cnt M`
-/// with `xlated NB` on a following line. The storm's own line comes first.
+/// with `xlated NB` on a following line, then the guest tool's
+/// `program name=NAME xlated=B verified_insns=I` lines. Every program, run or not.
 pub fn parse_bpftool(lines: &[String]) -> Vec<ProgramTime> {
     let mut out: Vec<ProgramTime> = Vec::new();
     for line in lines {
@@ -352,17 +378,27 @@ pub fn parse_bpftool(lines: &[String]) -> Vec<ProgramTime> {
                 run_cnt: after("run_cnt").and_then(|v| v.parse().ok()).unwrap_or(0),
                 run_time_ns: after("run_time_ns").and_then(|v| v.parse().ok()).unwrap_or(0),
                 xlated: None,
+                verified_insns: None,
             });
+        } else if words.first() == Some(&"program") {
+            let value = |key: &str| words.iter().find_map(|w| w.strip_prefix(key)?.strip_prefix('='));
+            // The kernel keeps 15 characters of a name; bpftool shows BTF's whole name.
+            let name = value("name").unwrap_or("?");
+            let same = |p: &ProgramTime| p.name.starts_with(name) || name.starts_with(p.name.as_str());
+            if let Some(p) = out.iter_mut().find(|p| same(p)) {
+                p.verified_insns = value("verified_insns").and_then(|v| v.parse().ok());
+            }
         } else if let (Some(last), Some(x)) = (out.last_mut(), after("xlated")) {
             last.xlated = x.trim_end_matches('B').parse().ok();
         }
     }
-    out.retain(|p| p.run_cnt > 0);
     out
 }
 
 pub fn markdown(f: &Figures, profile: &[ProgramTime], machine: &str, date: &str) -> String {
-    let mut s = format!("Measured {date} with `cargo xtask bench`: {machine}; medians.\n\n");
+    let mut s = format!(
+        "Measured {date} with `cargo xtask bench`: {machine}; medians, and ratios against the untraced storms run just before and after each traced one.\n\n"
+    );
     s += "| figure | untraced | bpftrace | modtrace | goal | met |\n|---|---|---|---|---|---|\n";
     for row in rows(f) {
         let met = match row.met {
@@ -376,10 +412,11 @@ pub fn markdown(f: &Figures, profile: &[ProgramTime], machine: &str, date: &str)
             row.figure, row.cells[0], row.cells[1], row.cells[2], row.goal
         );
     }
-    if !profile.is_empty() {
+    let ran: Vec<&ProgramTime> = profile.iter().filter(|p| p.run_cnt > 0).collect();
+    if !ran.is_empty() {
         s += "\nThe probes under modtrace (one failure storm, then a tenth of the request storm; kernel.bpf_stats_enabled=1, `bpftool prog show`):\n\n";
         s += "| program | type | runs | ns/run | xlated bytes |\n|---|---|---|---|---|\n";
-        for p in profile {
+        for p in ran {
             s += &format!(
                 "| {} | {} | {} | {:.0} | {} |\n",
                 p.name,
@@ -388,6 +425,14 @@ pub fn markdown(f: &Figures, profile: &[ProgramTime], machine: &str, date: &str)
                 p.run_time_ns as f64 / p.run_cnt as f64,
                 p.xlated.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
             );
+        }
+    }
+    if profile.iter().any(|p| p.verified_insns.is_some()) {
+        s += "\nWhat the verifier did for each program loaded (start-up's longest phase goes with it):\n\n";
+        s += "| program | type | xlated bytes | instructions verified |\n|---|---|---|---|\n";
+        for p in profile {
+            let show = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+            s += &format!("| {} | {} | {} | {} |\n", p.name, p.kind, show(p.xlated), show(p.verified_insns));
         }
     }
     s
@@ -404,7 +449,7 @@ pub fn json(f: &Figures, profile: &[ProgramTime], machine: &str) -> String {
         .collect();
     let programs: Vec<Value> = profile
         .iter()
-        .map(|p| json!({"name": p.name, "type": p.kind, "run_cnt": p.run_cnt, "run_time_ns": p.run_time_ns, "xlated": p.xlated}))
+        .map(|p| json!({"name": p.name, "type": p.kind, "run_cnt": p.run_cnt, "run_time_ns": p.run_time_ns, "xlated": p.xlated, "verified_insns": p.verified_insns}))
         .collect();
     serde_json::to_string_pretty(&json!({"machine": machine, "table": rows, "runs": raw, "failure_path": programs}))
         .expect("plain values serialize")
@@ -444,6 +489,37 @@ mod tests {
     }
 
     #[test]
+    fn each_traced_storm_is_measured_against_the_untraced_ones_beside_it() {
+        let f = Figures::parse(&console(&[
+            "BENCH figure=failed-loads tool=untraced run=1 seq=1 calls=100 ns_per_call=600",
+            "BENCH figure=failed-loads tool=modtrace run=1 seq=2 calls=100 ns_per_call=1200 accounted=100 lost=0",
+            "BENCH figure=failed-loads tool=untraced run=1 seq=3 calls=100 ns_per_call=600",
+            "BENCH figure=failed-loads tool=modtrace run=2 seq=4 calls=100 ns_per_call=1140 accounted=100 lost=0",
+            "BENCH figure=failed-loads tool=untraced run=2 seq=5 calls=100 ns_per_call=600",
+            // The host slows the guest down: the baseline beside the storm moves with it.
+            "BENCH figure=failed-loads tool=untraced run=3 seq=6 calls=100 ns_per_call=2000",
+            "BENCH figure=failed-loads tool=modtrace run=3 seq=7 calls=100 ns_per_call=3600 accounted=100 lost=0",
+            "BENCH figure=failed-loads tool=untraced run=3 seq=8 calls=100 ns_per_call=2000",
+        ]));
+        // 2.0x, 1.9x (600 before it, 600 after), 1.8x: the median of the pairs,
+        // where the medians alone (1200 / 600) would say 2.0x.
+        let row = row_of(&f, "failed finit_module, ns/call");
+        assert_eq!(row.cells[0], "600");
+        assert_eq!(row.cells[2], "1200 (1.9x), 100/100 accounted");
+        assert_eq!(row.met, Some(true));
+        // Between 4 and 10: 5 / 7; a storm with none after it takes the one before.
+        let f = Figures::parse(&console(&[
+            "BENCH figure=requests tool=untraced run=1 seq=1 ms_per_call=4",
+            "BENCH figure=requests tool=modtrace run=1 seq=2 ms_per_call=5",
+            "BENCH figure=requests tool=untraced run=2 seq=3 ms_per_call=10",
+            "BENCH figure=requests tool=bpftrace run=2 seq=4 ms_per_call=11",
+        ]));
+        assert_eq!(row_of(&f, "request_module").cells[2], "5.00 (0.71x)");
+        assert_eq!(row_of(&f, "request_module").cells[1], "11.00 (1.10x)");
+        assert_eq!(row_of(&f, "request_module").met, Some(true));
+    }
+
+    #[test]
     fn the_floor_is_bpftraces_count_alone_in_the_same_run() {
         let f = Figures::parse(&console(&[
             "BENCH figure=failed-loads tool=untraced run=1 calls=100 ns_per_call=600",
@@ -473,21 +549,39 @@ mod tests {
             "12: tracepoint  name load_enter  tag 0123456789abcdef  gpl run_time_ns 30000 run_cnt 10",
             "\tloaded_at 2026-12-01T21:00:00+0000  uid 0",
             "\txlated 2456B  jited 1400B  memlock 4096B  map_ids 3,4",
-            "13: tracepoint  name unused  tag 0123456789abcdef  gpl",
+            "13: tracing  name fexit_finit_module  tag 0123456789abcdef  gpl",
             "\txlated 100B  jited 80B  memlock 4096B",
+            "program name=load_enter xlated=2456 verified_insns=5000",
+            "program name=fexit_finit_mod xlated=100 verified_insns=-",
+            "program name=other xlated=1 verified_insns=7",
         ]);
         let p = parse_bpftool(&lines);
         assert_eq!(
             p,
-            [ProgramTime {
-                name: "load_enter".into(),
-                kind: "tracepoint".into(),
-                run_cnt: 10,
-                run_time_ns: 30000,
-                xlated: Some(2456)
-            }]
+            [
+                ProgramTime {
+                    name: "load_enter".into(),
+                    kind: "tracepoint".into(),
+                    run_cnt: 10,
+                    run_time_ns: 30000,
+                    xlated: Some(2456),
+                    verified_insns: Some(5000),
+                },
+                ProgramTime {
+                    name: "fexit_finit_module".into(),
+                    kind: "tracing".into(),
+                    run_cnt: 0,
+                    run_time_ns: 0,
+                    xlated: Some(100),
+                    verified_insns: None,
+                }
+            ]
         );
-        assert!(markdown(&Figures::default(), &p, "m", "d").contains("| load_enter | tracepoint | 10 | 3000 | 2456 |"));
+        let table = markdown(&Figures::default(), &p, "m", "d");
+        assert!(table.contains("| load_enter | tracepoint | 10 | 3000 | 2456 |"));
+        assert!(!table.contains("| fexit_finit_module | tracing | 0 |"), "a program that never ran has no run time");
+        assert!(table.contains("| load_enter | tracepoint | 2456 | 5000 |"));
+        assert!(table.contains("| fexit_finit_module | tracing | 100 | - |"));
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum Action {
         #[arg(required = true, trailing_var_arg = true)]
         command: Vec<String>,
     },
+    /// Every eBPF program loaded now: name, translated size and the
+    /// instructions the verifier processed (its time goes with them).
+    Programs,
 }
 
 pub fn run(action: Action) -> io::Result<()> {
@@ -51,7 +54,23 @@ pub fn run(action: Action) -> io::Result<()> {
             let idle = idle_seconds.map(|seconds| Idle { seconds, after: settled });
             launch(&ready, &event, fire_early, idle, &command)
         }
+        Action::Programs => programs(),
     }
+}
+
+/// One line per loaded program: `program name=N xlated=B verified_insns=I`.
+fn programs() -> io::Result<()> {
+    for info in aya::programs::loaded_programs() {
+        let info = info.map_err(io::Error::other)?;
+        let count = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+        println!(
+            "program name={} xlated={} verified_insns={}",
+            info.name_as_str().unwrap_or("?"),
+            count(info.size_translated()),
+            count(info.verified_instruction_count())
+        );
+    }
+    Ok(())
 }
 
 /// finit_module on /dev/null: the kernel refuses it (EINVAL) after the probes ran.
