@@ -397,7 +397,7 @@ pub fn parse_bpftool(lines: &[String]) -> Vec<ProgramTime> {
 
 pub fn markdown(f: &Figures, profile: &[ProgramTime], machine: &str, date: &str) -> String {
     let mut s = format!(
-        "Measured {date} with `cargo xtask bench`: {machine}; medians, and ratios against the untraced storms run just before and after each traced one.\n\n"
+        "Measured {date} with `cargo xtask bench`: {machine}; medians, and each ratio the median of a traced storm's against the nearest untraced storms of its figure before and after it.\n\n"
     );
     s += "| figure | untraced | bpftrace | modtrace | goal | met |\n|---|---|---|---|---|---|\n";
     for row in rows(f) {

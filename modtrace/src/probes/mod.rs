@@ -327,15 +327,15 @@ fn load(offsets: TaskOffsets) -> Result<Ebpf, ProbeError> {
         .map_err(|e| ProbeError::Load(format!("{e:#}")))
 }
 
+/// The module event verified on the load calls' thread.
+const BESIDE_LOAD_CALLS: &str = "module_free";
+
 /// Verifies and loads the programs to attach, on two threads. The verifier's
 /// time goes with a program's size, and the four are of a size (8-10 KB
 /// translated), so module_free goes beside the load calls' exit probe: with
 /// the three module events on one thread, that thread took 240-400 ms in a
 /// 6.1 guest under emulation and the other 135-245 ms. Returns the load calls'
 /// attachments (`choose_load_calls`) and each thread's time.
-/// The module event verified on the load calls' thread.
-const BESIDE_LOAD_CALLS: &str = "module_free";
-
 fn verify(
     ebpf: &mut Ebpf,
     regs: Result<(), String>,
