@@ -89,7 +89,8 @@ pub struct GuardConfig {
 
 /// An allowed alias (or module name) for request_module, or an allowed
 /// module name for init_module (another map), in one generation.
-#[repr(C)]
+/// 8-aligned (its size is the same) so the probes can zero the name by words.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AliasKey {
     pub generation: u32,
@@ -136,6 +137,13 @@ pub struct GuardEvent {
     /// READ_FILE: the file's own name (its dentry), whatever module it holds.
     pub file: [u8; NAME_LEN],
 }
+
+// The probes zero these a word at a time (modtrace-ebpf's mem::zero).
+const _: () = {
+    use core::mem::{align_of, offset_of};
+    assert!(align_of::<GuardEvent>() == 8 && align_of::<AliasKey>() == 8 && offset_of!(AliasKey, name) == 8);
+    assert!(offset_of!(GuardEvent, name).is_multiple_of(8) && offset_of!(GuardEvent, file).is_multiple_of(8));
+};
 
 #[cfg(feature = "user")]
 mod pod {

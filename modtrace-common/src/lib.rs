@@ -208,6 +208,16 @@ pub struct ModuleEvent {
     pub name: [u8; NAME_LEN],
 }
 
+// The probes zero these fields a word at a time (modtrace-ebpf's mem::zero):
+// each must start 8-aligned, in events that are.
+const _: () = {
+    use core::mem::{align_of, offset_of};
+    assert!(align_of::<Header>() == 8 && align_of::<LoadEvent>() == 8);
+    assert!(offset_of!(Header, task).is_multiple_of(8) && offset_of!(Task, parent_comm).is_multiple_of(8));
+    assert!(offset_of!(Header, cgroup).is_multiple_of(8) && CGROUP_NAME_LEN.is_multiple_of(8));
+    assert!(offset_of!(LoadEvent, params).is_multiple_of(8) && offset_of!(ModuleEvent, name).is_multiple_of(8));
+};
+
 /// What the syscall enter probe keeps for the exit probe, keyed by pid_tgid.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

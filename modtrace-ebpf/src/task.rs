@@ -1,15 +1,17 @@
 //! The event header: which task fired the probe, and its parent.
 
 use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
     bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
-    generated::{bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_user},
+    generated::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_user,
+    },
 };
 use core::ffi::c_void;
 
-use modtrace_common::{ARGS_LEN, CGROUP_DEPTH, CGROUP_NAME_LEN, Header, PF_KTHREAD, TaskOffsets, flags};
+use modtrace_common::{ARGS_LEN, CGROUP_DEPTH, CGROUP_NAME_LEN, COMM_LEN, Header, PF_KTHREAD, TaskOffsets, flags};
 
-use crate::maps::task_offsets;
+use crate::{maps::task_offsets, mem::{clear, zero}};
 
 pub fn now() -> u64 {
     unsafe { bpf_ktime_get_ns() }
@@ -29,9 +31,10 @@ pub fn fill_header(h: &mut Header, kind: u32, ts_ns: u64) -> bool {
     h.task.tgid = tgid;
     h.task.uid = bpf_get_current_uid_gid() as u32;
     h.task.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    h.task.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    // Into the event itself: the helper pads the name with zeros (or clears it).
+    unsafe { bpf_get_current_comm(h.task.comm.as_mut_ptr() as *mut c_void, COMM_LEN as u32) };
     h.task.ppid = 0;
-    h.task.parent_comm = [0; 16];
+    zero(&mut h.task.parent_comm);
     let off = task_offsets();
     let task = unsafe { bpf_get_current_task() } as *const u8;
     if fill_parent(h, &off, task).is_ok() {
@@ -42,7 +45,9 @@ pub fn fill_header(h: &mut Header, kind: u32, ts_ns: u64) -> bool {
     if fill_args(h, &off, task).is_ok() {
         h.flags |= flags::ARGS_KNOWN;
     }
-    h.cgroup = [[0; CGROUP_NAME_LEN]; CGROUP_DEPTH];
+    for name in h.cgroup.iter_mut() {
+        zero(name);
+    }
     if let Ok(cut) = fill_cgroup_path(h, &off, task) {
         h.flags |= flags::CGROUP_NAME_KNOWN | cut;
     }
@@ -85,11 +90,11 @@ fn fill_cgroup_path(h: &mut Header, off: &TaskOffsets, task: *const u8) -> Resul
 /// and its parent are kernel threads. Each is read on its own: one missing offset
 /// or failed read leaves only that field unknown. Returns the KNOWN flags.
 fn fill_identity(h: &mut Header, off: &TaskOffsets, task: *const u8) -> u32 {
-    h.task.euid = 0;
-    h.task.loginuid = 0;
-    h.task.sessionid = 0;
-    h.task._pad = 0;
-    h.task.start_time = 0;
+    clear(&mut h.task.euid);
+    clear(&mut h.task.loginuid);
+    clear(&mut h.task.sessionid);
+    clear(&mut h.task._pad);
+    clear(&mut h.task.start_time);
     let mut known = 0;
     unsafe {
         if off.cred != 0 && off.cred_euid != 0 {

@@ -26,6 +26,7 @@ use crate::{
         FAILURES, LINKED, LINKED_CALLS, LOAD_SCRATCH, LOADS, PENDING, REPORTED_BY_FEXIT, count_drop, finit_module_nr,
         fold_failure, load_probe, scratch, self_tgid,
     },
+    mem::zero,
     task::{fill_header, now},
 };
 
@@ -185,7 +186,7 @@ fn call_from_regs(saved: *const u8, finit: bool, ev: &mut LoadEvent) {
         (ev.syscall, ev.fd, ev.flags, ev.image_len) = (syscall::INIT_MODULE, -1, 0, arg(regs::ARG1));
         arg(regs::ARG2)
     };
-    ev.params = [0; PARAMS_LEN];
+    zero(&mut ev.params);
     if params != 0 {
         let _ = unsafe { bpf_probe_read_user_str_bytes(params as *const u8, &mut ev.params) };
     }
@@ -198,15 +199,17 @@ fn emit(slot: u32, route: Route, ret: i64, fill_call: impl FnOnce(&mut LoadEvent
         return;
     };
     let scratch = unsafe { &mut *scratch };
-    // Stored now and read back at the end: the walk does not fork on it.
+    // What the route decided is stored before the header is filled, the ring
+    // read back at the end: nothing that differs from route to route is live
+    // across fill_header, so the verifier walks the header once, not per route.
     unsafe { core::ptr::write_volatile(&mut scratch.ring, route.ring) };
     let ev = &mut scratch.event;
+    unsafe { core::ptr::write_volatile(&mut ev.repeats, route.repeats) };
+    unsafe { core::ptr::write_volatile(&mut ev.ret, ret) };
     // Stamped at exit, so the event sorts after the module_load it caused.
     if !fill_header(&mut ev.header, kind::LOAD, now()) {
         return;
     }
-    ev.repeats = route.repeats;
-    ev.ret = ret;
     fill_call(ev);
     let ring = unsafe { core::ptr::read_volatile(&scratch.ring) };
     let event: &LoadEvent = &scratch.event;

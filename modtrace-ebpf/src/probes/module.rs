@@ -5,6 +5,7 @@ use modtrace_common::{ModuleEvent, drop, kind, ring};
 
 use crate::{
     maps::{LOADS, count_drop},
+    mem::zero,
     task::{fill_header, now},
 };
 
@@ -39,7 +40,7 @@ fn send(ctx: &TracePointContext, event_kind: u32, taints: u32, name_offset: usiz
     }
     ev.taints = taints;
     ev._pad = 0;
-    ev.name = [0; modtrace_common::NAME_LEN];
+    zero(&mut ev.name);
     if let Err(e) = super::read_data_loc(ctx, name_offset, &mut ev.name) {
         entry.discard(0);
         count_drop(drop::MODULE_NAME_UNREAD);

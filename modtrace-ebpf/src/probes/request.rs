@@ -1,6 +1,8 @@
 //! module:module_request fires in the requester's own context, before the kernel
 //! hands the alias to a modprobe helper: the one place the real requester is seen.
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_snprintf},
     macros::tracepoint,
@@ -10,6 +12,7 @@ use modtrace_common::{NAME_LEN, RequestEvent, RequestKey, SYMBOL_LEN, drop, kind
 
 use crate::{
     maps::{REQUEST_REPEATS, REQUESTS, count_drop, fold_in_lazily, self_tgid},
+    mem::zero_at,
     task::{fill_header, now},
 };
 
@@ -27,12 +30,19 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
     if tgid == self_tgid() {
         return Ok(());
     }
-    let mut name = [0u8; NAME_LEN];
-    if let Err(e) = super::read_data_loc(ctx, NAME_OFFSET, &mut name) {
+    // In words so that it is 8-aligned, zeroed by zero_at: the compiler's own
+    // zeroing of it is a memset call the verifier walks byte by byte.
+    let mut words = MaybeUninit::<[u64; NAME_LEN / 8]>::uninit();
+    let name = words.as_mut_ptr().cast::<[u8; NAME_LEN]>();
+    let name = unsafe {
+        zero_at(name);
+        &mut *name
+    };
+    if let Err(e) = super::read_data_loc(ctx, NAME_OFFSET, name) {
         count_drop(drop::REQUEST_NAME_UNREAD);
         return Err(e);
     }
-    let Some(repeats) = fold_request(tgid, &name) else {
+    let Some(repeats) = fold_request(tgid, name) else {
         return Ok(());
     };
     let ts = now();
@@ -41,6 +51,8 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
         return Ok(());
     };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
+    // Before the header, so that the verifier walks it once whatever the count.
+    unsafe { core::ptr::write_volatile(&mut ev.repeats, repeats) };
     if !fill_header(&mut ev.header, kind::REQUEST, ts) {
         entry.discard(0);
         return Ok(());
@@ -48,8 +60,7 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
     ev.call_site = unsafe { ctx.read_at::<u64>(IP_OFFSET) }.unwrap_or(0);
     name_call_site(ev.call_site, &mut ev.call_site_name);
     ev.wait = unsafe { ctx.read_at::<u8>(WAIT_OFFSET) }.unwrap_or(0) as u32;
-    ev.repeats = repeats;
-    ev.name = name;
+    ev.name = *name;
     entry.submit(0);
     Ok(())
 }
