@@ -89,6 +89,13 @@ pub fn run(options: Options) -> Result<()> {
     );
     let missing = figures.missing();
     ensure!(missing.is_empty(), "the guest sent no figures for: {}", missing.join(", "));
+    let heavy = bench_table::over_verifier_budget(&profile);
+    ensure!(
+        heavy.is_empty(),
+        "the verifier processed more than {} instructions for: {} (start-up pays for each; see target/bench/bench.md)",
+        bench_table::VERIFIER_BUDGET,
+        heavy.join(", ")
+    );
     Ok(())
 }
 
