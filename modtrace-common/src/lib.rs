@@ -116,8 +116,22 @@ pub mod drop {
     /// A syscall exit with no entry kept for it (the map was full, or tracing
     /// began during the call): its result is not known.
     pub const EXIT_WITHOUT_ENTRY: u32 = 5;
+    /// Repeats carried by a record its ring refused (the record itself counts
+    /// in the ring's slot): failures or requests already seen once.
+    pub const REPEATS_REFUSED: u32 = 6;
     /// Number of slots.
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 7;
+}
+
+/// FOLD_LEDGER's slots: repeats added to the fold maps' entries, and taken out
+/// of them to be carried by a record. The maps are LRU: a full map drops an
+/// entry with its count, unseen; once the probes are detached, what was added
+/// and neither taken nor still held went with such an entry.
+pub mod ledger {
+    pub const ADDED: u32 = 0;
+    pub const TAKEN: u32 = 1;
+    /// Number of slots.
+    pub const COUNT: u32 = 2;
 }
 
 /// Who was running when the event fired.

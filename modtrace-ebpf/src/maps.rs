@@ -7,7 +7,7 @@ use aya_ebpf::{
 use aya_ebpf::helpers::generated::bpf_jiffies64;
 use core::cell::UnsafeCell;
 use modtrace_common::{
-    FOLD_WINDOW_NS, FoldCache, LoadEvent, MAX_JIFFY_NS, PendingLoad, RepeatState, RequestKey, TaskOffsets, drop,
+    FOLD_WINDOW_NS, FoldCache, LoadEvent, MAX_JIFFY_NS, PendingLoad, RepeatState, RequestKey, TaskOffsets, drop, ledger,
 };
 
 use crate::task::now;
@@ -29,6 +29,11 @@ pub static FAILURES: RingBuf = RingBuf::with_byte_size(128 * 1024, 0);
 /// other cause (index `drop::*`).
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 0);
+
+/// Repeats added to and taken from the fold maps' entries (`ledger::*`):
+/// what an LRU eviction took with it is told by the difference.
+#[map]
+pub static FOLD_LEDGER: PerCpuArray<u64> = PerCpuArray::with_max_entries(ledger::COUNT, 0);
 
 /// Syscall enter -> exit hand-over, keyed by pid_tgid (kernels where the exit
 /// probe cannot read the arguments itself).
@@ -129,9 +134,27 @@ fn atomic_take(target: *mut u64) -> u64 {
 /// from a syscall tracepoint or an LSM hook can be preempted on a preemptible
 /// kernel (Debian's 7.x), and another program may add to the slot meanwhile.
 pub fn count(counters: &PerCpuArray<u64>, slot: u32) {
+    count_n(counters, slot, 1);
+}
+
+/// Adds `n` to this CPU's `slot` of `counters`, atomically as [`count`].
+pub fn count_n(counters: &PerCpuArray<u64>, slot: u32, n: u64) {
     if let Some(c) = counters.get_ptr_mut(slot) {
-        atomic_add(c, 1);
+        atomic_add(c, n);
     }
+}
+
+/// Repeats a refused record carried: lost with it, and counted.
+pub fn count_refused_repeats(repeats: u32) {
+    if repeats > 0 {
+        count_n(&DROPS, drop::REPEATS_REFUSED, repeats as u64);
+    }
+}
+
+/// Adds `n` repeats to an entry's count, and to the ledger.
+fn add_folded(folded: &mut u64, n: u64) {
+    atomic_add(folded, n);
+    count_n(&FOLD_LEDGER, ledger::ADDED, n);
 }
 
 /// Folding of repeated failed loads, keyed by tgid.
@@ -248,7 +271,7 @@ const SURE_WINDOW: u64 = FOLD_WINDOW_NS / MAX_JIFFY_NS;
 /// on several CPUs at once (a plain add there loses repeats).
 fn fold(state: &mut RepeatState, jiffies: u64, clock: impl Fn() -> u64) -> (Option<u32>, u64) {
     if jiffies < state.sure_until_jiffies {
-        atomic_add(&mut state.folded, 1);
+        add_folded(&mut state.folded, 1);
         return (None, state.sure_until_jiffies);
     }
     let now = clock();
@@ -256,13 +279,17 @@ fn fold(state: &mut RepeatState, jiffies: u64, clock: impl Fn() -> u64) -> (Opti
     if elapsed < FOLD_WINDOW_NS {
         // Fewer jiffies than this can pass only in less time than is left.
         state.sure_until_jiffies = jiffies + (FOLD_WINDOW_NS - elapsed) / MAX_JIFFY_NS;
-        atomic_add(&mut state.folded, 1);
+        add_folded(&mut state.folded, 1);
         return (None, state.sure_until_jiffies);
     }
     state.last_sent_ns = now;
     state.sure_until_jiffies = jiffies + SURE_WINDOW;
-    let folded = atomic_take(&mut state.folded);
-    (Some(folded.min(u32::MAX as u64) as u32), state.sure_until_jiffies)
+    let carried = atomic_take(&mut state.folded).min(u32::MAX as u64);
+    if carried > 0 {
+        // Only what the record carries: a count past u32 shows as lost.
+        count_n(&FOLD_LEDGER, ledger::TAKEN, carried);
+    }
+    (Some(carried as u32), state.sure_until_jiffies)
 }
 
 /// [`fold_in_lazily`] for a failed load call of `tgid` in program `slot`:
@@ -295,8 +322,10 @@ fn flush(cache: &mut FoldCache) {
         return;
     }
     match FAIL_REPEATS.get_ptr_mut(&cache.tgid) {
-        Some(state) => atomic_add(unsafe { &mut (*state).folded }, cache.folded),
+        Some(state) => add_folded(unsafe { &mut (*state).folded }, cache.folded),
         None => {
+            // In the ledger even if the insert fails: then it shows as lost.
+            count_n(&FOLD_LEDGER, ledger::ADDED, cache.folded);
             let carried = RepeatState { last_sent_ns: 0, sure_until_jiffies: 0, folded: cache.folded };
             let _ = FAIL_REPEATS.insert(&cache.tgid, &carried, 0);
         }

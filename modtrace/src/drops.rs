@@ -32,6 +32,11 @@ pub struct Drops {
     pub skipped_requests: u64,
     pub skipped_loads: u64,
     pub skipped_results: u64,
+    /// Repeats of a failed load or a request (the same process, the same
+    /// call, within a second) whose count was lost: on a record its ring
+    /// refused, in a fold entry the kernel's full map dropped (more processes
+    /// repeating at once than it holds), or left in the early probes.
+    pub lost_repeats: u64,
 }
 
 impl Drops {
@@ -54,7 +59,7 @@ impl Drops {
 
     /// Lost failures and load results: shown, but no module is missing for them.
     pub fn reported(&self) -> u64 {
-        self.ring_failures + self.results_without_call + self.undecodable_failures + self.skipped_results
+        self.ring_failures + self.results_without_call + self.undecodable_failures + self.skipped_results + self.lost_repeats
     }
 
     /// "requests 0, loads 0, failures 12, ...": every count, for people.
@@ -62,7 +67,7 @@ impl Drops {
         format!(
             "requests {}, loads {}, failures {}, unreadable aliases {}, unreadable module names {}, \
              results without their call {}, requests evicted {}, undecodable {}, skipped requests {}, \
-             skipped loads {}, skipped results {}",
+             skipped loads {}, skipped results {}, repeats {}",
             self.ring_requests,
             self.ring_loads,
             self.ring_failures,
@@ -73,7 +78,8 @@ impl Drops {
             self.undecodable_requests + self.undecodable_loads + self.undecodable_failures,
             self.skipped_requests,
             self.skipped_loads,
-            self.skipped_results
+            self.skipped_results,
+            self.lost_repeats
         )
     }
 }
@@ -118,9 +124,10 @@ mod tests {
             results_without_call: 2,
             undecodable_failures: 1,
             skipped_results: 4,
+            lost_repeats: 9,
             ..Drops::default()
         };
-        assert_eq!((failures.blocking(), failures.reported(), failures.total()), (0, 507, 507));
+        assert_eq!((failures.blocking(), failures.reported(), failures.total()), (0, 516, 516));
         for lost in [
             Drops { ring_requests: 1, ..Drops::default() },
             Drops { ring_loads: 1, ..Drops::default() },

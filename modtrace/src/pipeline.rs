@@ -171,6 +171,10 @@ impl Tracer {
             stop.store(true, Ordering::Relaxed);
             summary
         })?;
+        // Detached, then drained once more: what was sent before detaching is
+        // read, and the counts below are final.
+        self.probes.detach();
+        self.flow.drain(&mut summary, sink);
         summary.records += early.len() as u64;
         summary.from_initramfs = self.took_early.then_some(early.len() as u64);
         let [loads, failures, requests] = self.early_undecodable;
@@ -189,6 +193,7 @@ impl Tracer {
         d.skipped_requests = kernel.skipped.requests + before.skipped.requests;
         d.skipped_loads = kernel.skipped.loads + before.skipped.loads;
         d.skipped_results = kernel.skipped.results + before.skipped.results;
+        d.lost_repeats = kernel.repeats_lost + before.repeats_lost;
         summary.folded_pending = kernel.folded_pending;
         Ok(summary)
     }

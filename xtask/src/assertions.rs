@@ -77,6 +77,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("flood_overlaps_real_loads", flood::flood_overlaps_real_loads),
     ("flood_failed_loads_folded", flood::flood_failed_loads_folded),
     ("failed_loads_in_turn_accounted", flood::failed_loads_in_turn_accounted),
+    ("fold_evictions_counted", flood::fold_evictions_counted),
     ("flood_requests_folded", flood::flood_requests_folded),
     ("trace_summary_adds_up", flood::trace_summary_adds_up),
     ("no_lost_loads", flood::no_lost_loads),

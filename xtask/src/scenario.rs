@@ -71,6 +71,14 @@ pub const FLOOD_SECS: u32 = 5;
 /// process at every turn.
 pub const ALTERNATE_SECS: u32 = 3;
 pub const ALTERNATE_BURST: u32 = 4;
+/// Once the tracer stopped, a tracer whose fold maps hold FOLD_EVICT_ENTRIES
+/// processes (MODTRACE_TEST_FOLD_ENTRIES) while FOLD_EVICT_PROCESSES take
+/// turns failing loads on one CPU: the full map drops entries with their
+/// counts, which must be counted as lost repeats.
+pub const FOLD_EVICT_ENTRIES: u32 = 4;
+pub const FOLD_EVICT_PROCESSES: u32 = 10;
+pub const FOLD_EVICT_SECS: u32 = 1;
+pub const FOLD_EVICT_BURST: u32 = 16;
 /// socket(AF_PHONET) during the flood: autoloads phonet (no dependencies).
 pub const FLOOD_SOCKET_FAMILY: u32 = 35;
 pub const FLOOD_ALIAS: &str = "net-pf-35";
@@ -213,6 +221,10 @@ pub fn env_file() -> String {
          FLOOD_SECS={FLOOD_SECS}\n\
          ALTERNATE_SECS={ALTERNATE_SECS}\n\
          ALTERNATE_BURST={ALTERNATE_BURST}\n\
+         FOLD_EVICT_ENTRIES={FOLD_EVICT_ENTRIES}\n\
+         FOLD_EVICT_PROCESSES={FOLD_EVICT_PROCESSES}\n\
+         FOLD_EVICT_SECS={FOLD_EVICT_SECS}\n\
+         FOLD_EVICT_BURST={FOLD_EVICT_BURST}\n\
          FLOOD_SOCKET_FAMILY={FLOOD_SOCKET_FAMILY}\n\
          FLOOD_EXPLICIT_MODULE={FLOOD_EXPLICIT_MODULE}\n\
          SITE_DISABLED_MODULE={SITE_DISABLED_MODULE}\n\
@@ -286,6 +298,12 @@ pub mod captured {
     pub const SPAM_FAILED_LOADS: &str = "spam-failed-loads";
     pub const SPAM_REQUESTS: &str = "spam-requests";
     pub const ALTERNATE_FAILED_LOADS: &str = "alternate-failed-loads";
+    /// The fold-eviction tracer (its events and stderr, as files) and the
+    /// processes failing loads under it.
+    pub const EVICT_TRACE: &str = "evict-trace";
+    pub const EVICT_EVENTS: &str = "evict-events.jsonl";
+    pub const EVICT_TRACE_ERR: &str = "evict-trace.err";
+    pub const EVICT_FAILED_LOADS: &str = "evict-failed-loads";
     pub const SPAM_DISTINCT_REQUESTS: &str = "spam-distinct-requests";
     /// tests/guest/early.sh: `learn --early`, the learner that takes its probes
     /// over, and whether /sys/fs/bpf/modtrace/early was gone afterwards (0).

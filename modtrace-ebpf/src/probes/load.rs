@@ -23,7 +23,7 @@ use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, drop, kind, load_probe
 
 use crate::{
     maps::{
-        FAILURES, LINKED, LINKED_CALLS, LOAD_SCRATCH, LOADS, PENDING, REPORTED_BY_FEXIT, count_drop, finit_module_nr,
+        FAILURES, LINKED, LINKED_CALLS, LOAD_SCRATCH, LOADS, PENDING, REPORTED_BY_FEXIT, count_drop, count_refused_repeats, finit_module_nr,
         fold_failure, load_probe, scratch, self_tgid,
     },
     mem::zero,
@@ -216,6 +216,7 @@ fn emit(slot: u32, route: Route, ret: i64, fill_call: impl FnOnce(&mut LoadEvent
     let sent = if ring == ring::LOADS { LOADS.output::<LoadEvent>(event, 0) } else { FAILURES.output::<LoadEvent>(event, 0) };
     if sent.is_err() {
         count_drop(ring);
+        count_refused_repeats(event.repeats);
     }
 }
 

@@ -11,7 +11,7 @@ use aya_ebpf::{
 use modtrace_common::{NAME_LEN, RequestEvent, RequestKey, SYMBOL_LEN, drop, kind, ring};
 
 use crate::{
-    maps::{REQUEST_REPEATS, REQUESTS, count_drop, fold_in_lazily, self_tgid},
+    maps::{REQUEST_REPEATS, REQUESTS, count_drop, count_refused_repeats, fold_in_lazily, self_tgid},
     mem::zero_at,
     task::{fill_header, now},
 };
@@ -48,6 +48,7 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
     let ts = now();
     let Some(mut entry) = REQUESTS.reserve::<RequestEvent>(0) else {
         count_drop(ring::REQUESTS);
+        count_refused_repeats(repeats);
         return Ok(());
     };
     let ev = unsafe { &mut *entry.as_mut_ptr() };

@@ -109,14 +109,15 @@ mod tests {
             evicted_requests: 3,
             skipped_loads: 6,
             skipped_results: 7,
+            lost_repeats: 4,
             ..Drops::default()
         };
         let s = Summary { records: 9, drops, folded_pending: 5, ended_by: "SIGINT", from_initramfs: None };
         assert_eq!(
             summary_line(&s),
-            "modtrace: 9 events (SIGINT); lost 59 (requests 0, loads 0, failures 40, unreadable aliases 1, \
+            "modtrace: 9 events (SIGINT); lost 63 (requests 0, loads 0, failures 40, unreadable aliases 1, \
              unreadable module names 0, results without their call 2, requests evicted 3, undecodable 0, \
-             skipped requests 0, skipped loads 6, skipped results 7); \
+             skipped requests 0, skipped loads 6, skipped results 7, repeats 4); \
              lost loads and requests: 10; repeats folded and not yet reported: 5"
         );
     }

@@ -18,14 +18,15 @@ use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::TracePoint;
 
-use super::{Losses, ProbeError, Probes, Skipped};
+use super::{Losses, ProbeError, Probes, Skipped, folds};
 use crate::decode::decode;
 use crate::event::Event;
 
 /// Where the early probes are pinned, one directory per build.
 pub const EARLY_DIR: &str = "/sys/fs/bpf/modtrace/early";
-/// The pinned maps: the three rings and the drop counters.
-const MAPS: [&str; 4] = ["LOADS", "FAILURES", "REQUESTS", "DROPS"];
+/// The pinned maps: the three rings, the drop counters, and what the learner
+/// needs to count the repeats the early probes folded and no record carried.
+const MAPS: [&str; 6] = ["LOADS", "FAILURES", "REQUESTS", "DROPS", "FOLD_LEDGER", "FAIL_CACHE"];
 /// Each pinned program's name: this and the program's.
 const PROGRAM_PIN: &str = "prog-";
 
@@ -146,6 +147,10 @@ fn take_dir(dir: &Path, cut_ns: u64, taken: &mut Taken) {
     if let Some(d) = drops {
         taken.losses = Losses::counted(&d);
     }
+    let (added, taken_out) = open("FOLD_LEDGER").map(|m| folds::ledger_of(&Map::PerCpuArray(m))).unwrap_or_default();
+    let in_caches = open("FAIL_CACHE").map(|m| folds::in_caches(&Map::PerCpuArray(m))).unwrap_or(0);
+    let folds = folds::FoldCounts { added, taken: taken_out, in_maps: 0, in_caches };
+    taken.losses.repeats_lost += folds.left_behind();
     taken.losses.skipped = skipped_runs(dir);
 }
 

@@ -100,19 +100,22 @@ impl Probes {
 
     /// Attaches both or neither.
     fn attach_fexits(&mut self) -> Result<(), String> {
-        let mut links = Vec::new();
         for (prog, func) in FEXITS {
             match self.fexit(prog)?.attach() {
-                Ok(link) => links.push((prog, link)),
+                Ok(link) => self.fexit_links.push((prog, link)),
                 Err(e) => {
-                    for (prog, link) in links {
-                        let _ = self.fexit(prog).map(|p| p.detach(link));
-                    }
+                    self.detach_fexits();
                     return Err(format!("attaching to {func}: {e:#}"));
                 }
             }
         }
         Ok(())
+    }
+
+    pub(super) fn detach_fexits(&mut self) {
+        for (prog, link) in std::mem::take(&mut self.fexit_links) {
+            let _ = self.fexit(prog).map(|p| p.detach(link));
+        }
     }
 
     fn detach_exit_tracepoints(&mut self) -> Result<(), String> {

@@ -2,6 +2,7 @@
 
 pub mod btf;
 pub mod early;
+pub mod folds;
 pub mod handover;
 pub mod preflight;
 pub mod skipped;
@@ -11,10 +12,10 @@ use std::{collections::BTreeMap, path::Path, time::Instant};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{MapData, PerCpuArray, RingBuf},
     programs::{Program, TracePoint, trace_point::TracePointLinkId},
 };
-use modtrace_common::{FoldCache, RepeatState, RequestKey, TaskOffsets, drop, ring};
+use modtrace_common::{TaskOffsets, drop, ring};
 use thiserror::Error;
 
 pub use preflight::System;
@@ -85,6 +86,8 @@ pub struct Probes {
     /// The functions `hand_over` attaches fexit to; None: it has nothing to do
     /// (the load calls have entry probes, or it was done).
     fexit_ids: Option<handover::FunctionIds>,
+    /// The fexit programs' links, once handed over.
+    fexit_links: Vec<(&'static str, aya::programs::fexit::FExitLinkId)>,
 }
 
 /// The three rings, in the order they must be drained (see `pipeline`).
@@ -108,6 +111,9 @@ pub struct Losses {
     pub exits_without_entry: u64,
     /// Repeats folded into a count but not yet carried by a later event.
     pub folded_pending: u64,
+    /// Repeats no record will carry: on a record a ring refused, or in a
+    /// fold entry the full map dropped (folds.rs).
+    pub repeats_lost: u64,
     /// Runs of the probes the kernel skipped.
     pub skipped: Skipped,
 }
@@ -142,7 +148,17 @@ impl Probes {
         }
         let attach_ms = started.elapsed().as_millis();
         let fexit_ids = (load_calls == LOAD_EXITS && handover::wanted()).then_some(fexit_ids);
-        Ok(Probes { ebpf, links, system, attached, attach_ms, phases: clock.phases, notes, fexit_ids })
+        Ok(Probes {
+            ebpf,
+            links,
+            system,
+            attached,
+            attach_ms,
+            phases: clock.phases,
+            notes,
+            fexit_ids,
+            fexit_links: Vec::new(),
+        })
     }
 
     pub fn take_rings(&mut self) -> Result<Rings, ProbeError> {
@@ -155,33 +171,32 @@ impl Probes {
     }
 
     /// Reads the drop counters, the repeats still held in the fold maps and
-    /// the runs the kernel skipped.
+    /// the runs the kernel skipped. Exact once detached (`detach`).
     pub fn losses(&self) -> Losses {
         let drops = self.ebpf.map("DROPS").and_then(|m| PerCpuArray::<_, u64>::try_from(m).ok());
         let mut skipped = Skipped::default();
         for (prog, program) in self.ebpf.programs() {
             skipped.add(prog, program.fd().ok().and_then(skipped::misses));
         }
+        let folds = folds::FoldCounts::read(&self.ebpf);
+        let counted = drops.map(|d| Losses::counted(&d)).unwrap_or_default();
         Losses {
-            folded_pending: self.folded::<u32>("FAIL_REPEATS")
-                + self.folded_in_caches()
-                + self.folded::<RequestKey>("REQUEST_REPEATS"),
+            folded_pending: folds.pending(),
+            repeats_lost: counted.repeats_lost + folds.evicted(),
             skipped,
-            ..drops.map(|d| Losses::counted(&d)).unwrap_or_default()
+            ..counted
         }
     }
 
-    fn folded<K: aya::Pod>(&self, name: &str) -> u64 {
-        let Some(map) = self.ebpf.map(name) else { return 0 };
-        let Ok(map) = HashMap::<_, K, RepeatState>::try_from(map) else { return 0 };
-        map.iter().filter_map(Result::ok).map(|(_, state)| state.folded).sum()
-    }
-
-    /// Repeats the probes counted in FAIL_CACHE and not yet added to FAIL_REPEATS.
-    fn folded_in_caches(&self) -> u64 {
-        let Some(map) = self.ebpf.map("FAIL_CACHE") else { return 0 };
-        let Ok(caches) = PerCpuArray::<_, FoldCache>::try_from(map) else { return 0 };
-        caches.iter().filter_map(Result::ok).map(|per_cpu| per_cpu.iter().map(|c| c.folded).sum::<u64>()).sum()
+    /// Detaches every probe, leaving the programs and maps to be read: after
+    /// it nothing more is counted or sent.
+    pub fn detach(&mut self) {
+        for (prog, link) in std::mem::take(&mut self.links) {
+            if let Some(Ok(program)) = self.ebpf.program_mut(prog).map(<&mut TracePoint>::try_from) {
+                let _ = program.detach(link);
+            }
+        }
+        self.detach_fexits();
     }
 }
 
@@ -197,6 +212,7 @@ impl Losses {
             module_names: drops(drop::MODULE_NAME_UNREAD),
             exits_without_entry: drops(drop::EXIT_WITHOUT_ENTRY),
             folded_pending: 0,
+            repeats_lost: drops(drop::REPEATS_REFUSED),
             skipped: Skipped::default(),
         }
     }
@@ -319,12 +335,26 @@ fn load(offsets: TaskOffsets) -> Result<Ebpf, ProbeError> {
     let self_tgid = std::process::id();
     // The programs use no CO-RE relocations (offsets come from `btf`), so aya
     // need not parse the kernel's BTF a second time (vendor/README.md).
-    EbpfLoader::without_kernel_btf()
+    let mut loader = EbpfLoader::without_kernel_btf();
+    loader
         .override_global("SELF_TGID", &self_tgid, true)
         .override_global("TASK_OFFSETS", &offsets, true)
-        .override_global("FINIT_MODULE_NR", &(libc::SYS_finit_module as i32), true)
-        .load(object)
-        .map_err(|e| ProbeError::Load(format!("{e:#}")))
+        .override_global("FINIT_MODULE_NR", &(libc::SYS_finit_module as i32), true);
+    if let Some(entries) = fold_entries() {
+        for map in ["FAIL_REPEATS", "REQUEST_REPEATS"] {
+            loader.map_max_entries(map, entries);
+        }
+    }
+    loader.load(object).map_err(|e| ProbeError::Load(format!("{e:#}")))
+}
+
+/// Sizes the fold maps for a test (their default is 4096 processes): a guest
+/// cannot run thousands of processes at once, and a test of what a full map
+/// drops needs one that fills.
+pub const FOLD_ENTRIES_ENV: &str = "MODTRACE_TEST_FOLD_ENTRIES";
+
+fn fold_entries() -> Option<u32> {
+    std::env::var(FOLD_ENTRIES_ENV).ok()?.parse().ok().filter(|n| *n > 0)
 }
 
 /// The module event verified on the load calls' thread.

@@ -74,10 +74,15 @@ enum Action {
     /// finit_module(2) on /dev/null (EINVAL: not a regular file) in a loop for
     /// SECONDS, then prints `pid=P attempts=N failed=F`.
     SpamFailedLoads { seconds: u64 },
-    /// Two processes pinned to CPU 0 take turns failing loads for SECONDS: each
-    /// makes BURST finit_module(2) calls on /dev/null, then yields the CPU to
-    /// the other. Each prints `pid=P attempts=N failed=F`.
-    AlternateFailedLoads { seconds: u64, burst: u32 },
+    /// Two processes (or PROCESSES) pinned to CPU 0 take turns failing loads
+    /// for SECONDS: each makes BURST finit_module(2) calls on /dev/null, then
+    /// yields the CPU to the next. Each prints `pid=P attempts=N failed=F`.
+    AlternateFailedLoads {
+        seconds: u64,
+        burst: u32,
+        #[arg(long, default_value_t = 2)]
+        processes: u32,
+    },
     /// One of alternate-failed-loads' two processes.
     #[command(hide = true)]
     FailLoadsInTurn { seconds: u64, burst: u32 },
@@ -105,7 +110,7 @@ fn main() -> ExitCode {
         }
         Action::EnterCgroup { path, command } => enter_cgroup(&path, &command),
         Action::SpamFailedLoads { seconds } => spam_failed_loads(Duration::from_secs(seconds)),
-        Action::AlternateFailedLoads { seconds, burst } => alternate_failed_loads(seconds, burst),
+        Action::AlternateFailedLoads { seconds, burst, processes } => alternate_failed_loads(seconds, burst, processes),
         Action::FailLoadsInTurn { seconds, burst } => {
             fail_loads("alternate-failed-loads", Duration::from_secs(seconds), burst, Some(burst))
         }
@@ -230,11 +235,11 @@ fn fail_loads(what: &str, length: Duration, batch: u32, yield_every: Option<u32>
     })
 }
 
-/// Pins itself to CPU 0 (the children inherit it), then runs two
+/// Pins itself to CPU 0 (the children inherit it), then runs `processes`
 /// fail-loads-in-turn processes side by side: their failures interleave on one
 /// CPU (modtrace's per-CPU fold cache changes process at every turn), and each
 /// process's repeats must stay its own.
-fn alternate_failed_loads(seconds: u64, burst: u32) -> io::Result<()> {
+fn alternate_failed_loads(seconds: u64, burst: u32, processes: u32) -> io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
     let pinned = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -246,14 +251,14 @@ fn alternate_failed_loads(seconds: u64, burst: u32) -> io::Result<()> {
     }
     let me = std::env::current_exe()?;
     let args = ["fail-loads-in-turn".to_string(), seconds.to_string(), burst.to_string()];
-    let children: Vec<_> = (0..2).map(|_| Command::new(&me).args(&args).spawn()).collect::<io::Result<_>>()?;
+    let children: Vec<_> = (0..processes).map(|_| Command::new(&me).args(&args).spawn()).collect::<io::Result<_>>()?;
     let mut failed = 0;
     for mut child in children {
         failed += u32::from(!child.wait()?.success());
     }
     match failed {
         0 => Ok(()),
-        n => Err(io::Error::other(format!("{n} of the 2 processes failed"))),
+        n => Err(io::Error::other(format!("{n} of the {processes} processes failed"))),
     }
 }
 

@@ -12,8 +12,8 @@ use crate::scenario::{self as sc, captured as cap, comm, section};
 /// modtrace trace's closing line on stderr: `modtrace: N events (HOW); lost L
 /// (requests a, loads b, failures c, unreadable aliases d, unreadable module
 /// names e, results without their call g, requests evicted h, undecodable u,
-/// skipped requests i, skipped loads j, skipped results k); lost loads and
-/// requests: B; repeats folded and not yet reported: F`.
+/// skipped requests i, skipped loads j, skipped results k, repeats r); lost
+/// loads and requests: B; repeats folded and not yet reported: F`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TraceSummary {
     pub events: u64,
@@ -30,6 +30,8 @@ pub struct TraceSummary {
     pub skipped_requests: u64,
     pub skipped_loads: u64,
     pub skipped_results: u64,
+    /// Repeats whose count was lost (a refused record's, an evicted fold entry's).
+    pub lost_repeats: u64,
     /// What the tracer says may hide a module.
     pub blocking: u64,
     pub folded_pending: u64,
@@ -37,7 +39,7 @@ pub struct TraceSummary {
 
 impl TraceSummary {
     /// Every count of the breakdown.
-    fn parts(&self) -> [u64; 11] {
+    fn parts(&self) -> [u64; 12] {
         [
             self.requests,
             self.loads,
@@ -50,6 +52,7 @@ impl TraceSummary {
             self.skipped_requests,
             self.skipped_loads,
             self.skipped_results,
+            self.lost_repeats,
         ]
     }
 
@@ -60,7 +63,7 @@ impl TraceSummary {
 
     /// Losses that are no module's: failures and results.
     fn non_blocking(&self) -> u64 {
-        self.failures + self.results_without_call + self.skipped_results
+        self.failures + self.results_without_call + self.skipped_results + self.lost_repeats
     }
 }
 
@@ -87,6 +90,7 @@ pub fn parse_summary(line: &str) -> Option<TraceSummary> {
         skipped_requests: number_after(line, ", skipped requests ")?,
         skipped_loads: number_after(line, ", skipped loads ")?,
         skipped_results: number_after(line, ", skipped results ")?,
+        lost_repeats: number_after(line, ", repeats ")?,
         blocking: number_after(line, "; lost loads and requests: ")?,
         folded_pending: number_after(line, "not yet reported: ")?,
     })
@@ -94,7 +98,11 @@ pub fn parse_summary(line: &str) -> Option<TraceSummary> {
 
 /// The summary line of trace.err, parsed.
 pub fn summary(f: &Facts) -> Result<TraceSummary, String> {
-    let err = f.output.text("trace-err")?;
+    summary_in(&f.output.text("trace-err")?)
+}
+
+/// The summary line of a tracer's stderr, parsed.
+fn summary_in(err: &str) -> Result<TraceSummary, String> {
     err.lines()
         .find(|l| l.contains("; lost "))
         .ok_or_else(|| format!("modtrace printed no summary line; stderr:\n{err}"))
@@ -332,6 +340,57 @@ pub fn failed_loads_in_turn_accounted(f: &Facts) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Under a tracer whose fold maps hold fewer processes than took turns failing
+/// loads (scenario FOLD_EVICT_*), the full maps dropped entries with repeats
+/// in them: every attempt is in a record and its repeats, the repeats still
+/// folded, a record the ring refused, or the repeats the tracer counted lost,
+/// and the test did make it lose some.
+pub fn fold_evictions_counted(f: &Facts) -> Result<(), String> {
+    let name = cap::EVICT_FAILED_LOADS;
+    let out = f.output.text(&format!("{name}.stdout"))?;
+    let processes: Vec<Spam> = out.lines().filter_map(parse_spam).collect();
+    if f.output.exit_code(name)? != 0
+        || processes.len() != sc::FOLD_EVICT_PROCESSES as usize
+        || processes.iter().any(|p| p.failed != p.attempts)
+    {
+        return Err(format!("{name} did not report {} processes whose every call failed: {out}", sc::FOLD_EVICT_PROCESSES));
+    }
+    let err = f.output.text(cap::EVICT_TRACE_ERR)?;
+    if f.output.exit_code(cap::EVICT_TRACE)? != 0 {
+        return Err(format!("the tracer with small fold maps did not exit cleanly: {err}"));
+    }
+    let records = jsonl(&f.output.text(cap::EVICT_EVENTS)?)?;
+    let pids: BTreeSet<u64> = processes.iter().map(|p| p.pid).collect();
+    let theirs: Vec<&Value> = records
+        .iter()
+        .filter(|r| text(r, "/kind") == "load" && r.pointer("/process/tgid").and_then(Value::as_u64).is_some_and(|t| pids.contains(&t)))
+        .collect();
+    let s = summary_in(&err)?;
+    let attempts: u64 = processes.iter().map(|p| p.attempts).sum();
+    let told = carried(&theirs) + s.folded_pending + s.failures + s.lost_repeats;
+    let figures = format!(
+        "{attempts} attempts; {} records standing for {}, {} folded and not yet reported, {} records refused, \
+         {} repeats lost, {} results skipped by the kernel",
+        theirs.len(),
+        carried(&theirs),
+        s.folded_pending,
+        s.failures,
+        s.lost_repeats,
+        s.skipped_results
+    );
+    if told > attempts || attempts > told + s.skipped_results {
+        return Err(format!("the counts do not account for the attempts: {figures}"));
+    }
+    if s.lost_repeats == 0 {
+        return Err(format!("no repeats lost: the fold maps never dropped an entry with a count, nothing was tested: {figures}"));
+    }
+    Ok(())
+}
+
+fn jsonl(text: &str) -> Result<Vec<Value>, String> {
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).map_err(|e| format!("{e}: {l}"))).collect()
 }
 
 /// The request flood: every socket(AF_ALG) asked for net-pf-38 again.

@@ -401,7 +401,7 @@ pub(super) fn names_position(text: &str, path: &str) -> bool {
 /// The learner stored its session's losses by kind, and they add up to the
 /// session's total.
 pub fn profile_session_drops_by_kind(f: &Facts) -> Result<(), String> {
-    const KINDS: [&str; 13] = [
+    const KINDS: [&str; 14] = [
         "ring_requests",
         "ring_loads",
         "ring_failures",
@@ -415,6 +415,7 @@ pub fn profile_session_drops_by_kind(f: &Facts) -> Result<(), String> {
         "skipped_requests",
         "skipped_loads",
         "skipped_results",
+        "lost_repeats",
     ];
     let p = profile(f)?;
     let session = p.pointer("/sessions/0").ok_or("the profile has no session")?;

@@ -231,9 +231,44 @@ fn summary_line(events: usize) -> String {
     format!(
         "modtrace: {events} events (SIGINT); lost 0 (requests 0, loads 0, failures 0, unreadable aliases 0, \
          unreadable module names 0, results without their call 0, requests evicted 0, undecodable 0, \
-         skipped requests 0, skipped loads 0, skipped results 0); \
+         skipped requests 0, skipped loads 0, skipped results 0, repeats 0); \
          lost loads and requests: 0; repeats folded and not yet reported: 1500"
     )
+}
+
+// ---- the tracer with small fold maps (fold_evictions) ----
+
+/// The processes taking turns under it, and each one's attempts.
+const EVICT_PIDS: std::ops::Range<u64> = 600..610;
+const EVICT_ATTEMPTS: u64 = 400;
+
+/// Each process: three records carrying 20 repeats each (630 attempts of
+/// 4000); the summary holds the rest: 270 folded, 100 in refused records,
+/// 3000 repeats lost with evicted entries.
+fn evict_sections() -> Vec<(String, String)> {
+    let records: Vec<String> = EVICT_PIDS
+        .flat_map(|pid| {
+            (0..3).map(move |n| {
+                let mut p = process("modtrace-guest", None);
+                (p["pid"], p["tgid"]) = (json!(pid), json!(pid));
+                let mut r = at(load("finit_module", None, -22, p), (pid - 590 + n) * SECOND);
+                r["repeats"] = json!(20);
+                r.to_string()
+            })
+        })
+        .collect();
+    let summary = "modtrace: 30 events (SIGINT); lost 3100 (requests 0, loads 0, failures 100, unreadable aliases 0, \
+                   unreadable module names 0, results without their call 0, requests evicted 0, undecodable 0, \
+                   skipped requests 0, skipped loads 0, skipped results 0, repeats 3000); \
+                   lost loads and requests: 0; repeats folded and not yet reported: 270";
+    let spam: Vec<String> = EVICT_PIDS
+        .map(|pid| format!("alternate-failed-loads: pid={pid} attempts={EVICT_ATTEMPTS} failed={EVICT_ATTEMPTS} seconds=1.0"))
+        .collect();
+    vec![
+        (cap::EVICT_EVENTS.into(), records.join("\n")),
+        (cap::EVICT_TRACE_ERR.into(), format!("{ATTACHED}\n{summary}")),
+        (format!("{}.stdout", cap::EVICT_FAILED_LOADS), spam.join("\n")),
+    ]
 }
 
 fn trigger_request(alias: &str, requester: &str, unit: Option<&str>, needed_by: Option<&str>) -> Value {
@@ -270,7 +305,8 @@ fn session(ended_by: &str) -> Value {
     let drops = json!({"ring_requests": 0, "ring_loads": 0, "ring_failures": 0, "unreadable_aliases": 0,
                        "unreadable_module_names": 0, "results_without_call": 0, "evicted_requests": 0,
                        "undecodable_requests": 0, "undecodable_loads": 0, "undecodable_failures": 0,
-                       "skipped_requests": 0, "skipped_loads": 0, "skipped_results": 0});
+                       "skipped_requests": 0, "skipped_loads": 0, "skipped_results": 0,
+                       "lost_repeats": 0});
     json!({"start": "2025-01-01T00:00:00Z", "end": "2025-01-01T00:00:30Z", "duration_secs": 30,
            "kernel": KERNEL, "boot_id": null, "ended_by": ended_by, "records": 60, "lost_events": 0,
            "drops": drops})
@@ -365,7 +401,7 @@ fn good_sections() -> BTreeMap<String, String> {
     let exit_codes = "learn-second 1\nspam-failed-loads 0\nspam-requests 0\nlearn 0\ndiff-before-after 1\n\
                       diff-before-before 0\ndiff-profile 1\nreport-table 0\nreport-markdown 0\nreport-json 0\n\
                       report-by-unit 0\nlearn-killed 137\nlearn-corrupt 1\ncorrupt-cmp 0\nspam-distinct-requests 0\n\
-                      alternate-failed-loads 0";
+                      alternate-failed-loads 0\nevict-failed-loads 0\nevict-trace 0";
     let texts: Vec<(&str, String)> = vec![
         (section::MODULES_AT_START, MODULES_AT_START.into()),
         ("lsmod", LSMOD_AT_END.join("\n")),
@@ -396,6 +432,7 @@ fn good_sections() -> BTreeMap<String, String> {
     codes.push_str(TRUST_EXIT_CODES);
     codes.push_str(EARLY_EXIT_CODES);
     all.extend(early_sections());
+    all.extend(evict_sections());
     all.extend(guard_sections());
     all.extend(trust_sections());
     all
@@ -891,6 +928,20 @@ fn every_flood_check_can_fail() {
         let one = r.records[r.position(in_turn)].clone();
         r.records.extend(std::iter::repeat_n(one, 10));
     });
+    let evict_err = cap::EVICT_TRACE_ERR;
+    let evict_out = &format!("{}.stdout", cap::EVICT_FAILED_LOADS);
+    // Repeats lost uncounted, or counted twice.
+    expect_failure("fold_evictions_counted", f, |r| r.replace(evict_err, "repeats 3000", "repeats 2990"));
+    expect_failure("fold_evictions_counted", f, |r| r.replace(evict_err, "reported: 270", "reported: 280"));
+    expect_failure("fold_evictions_counted", f, |r| r.replace(evict_out, "pid=605 attempts=400", "pid=605 attempts=410"));
+    // The map never filled: nothing shows the count of what it drops.
+    expect_failure("fold_evictions_counted", f, |r| {
+        r.replace(evict_err, "repeats 3000", "repeats 0");
+        r.replace(evict_err, "reported: 270", "reported: 3270");
+    });
+    expect_failure("fold_evictions_counted", f, |r| r.replace(evict_out, "pid=609", "pid=619"));
+    expect_failure("fold_evictions_counted", f, |r| r.set_exit_code(cap::EVICT_FAILED_LOADS, 1));
+    expect_failure("fold_evictions_counted", f, |r| r.set_exit_code(cap::EVICT_TRACE, 130));
     let illinois_call = |v: &Value| v["kind"] == "load" && v["module"] == "tcp_illinois";
     expect_failure("skipped_results_accounted", f, |r| {
         r.records.retain(|l| !illinois_call(&serde_json::from_str(l).unwrap()))
@@ -1062,15 +1113,15 @@ fn every_who_asked_check_can_fail() {
 #[test]
 fn reads_the_trace_summary_line() {
     let s = flood::parse_summary(
-        "modtrace: 57 events (SIGINT); lost 15 (requests 1, loads 0, failures 4, unreadable aliases 1, \
+        "modtrace: 57 events (SIGINT); lost 19 (requests 1, loads 0, failures 4, unreadable aliases 1, \
          unreadable module names 0, results without their call 2, requests evicted 1, undecodable 0, \
-         skipped requests 1, skipped loads 2, skipped results 3); \
+         skipped requests 1, skipped loads 2, skipped results 3, repeats 4); \
          lost loads and requests: 6; repeats folded and not yet reported: 77",
     )
     .unwrap();
     let expected = flood::TraceSummary {
         events: 57,
-        lost: 15,
+        lost: 19,
         requests: 1,
         failures: 4,
         unreadable_aliases: 1,
@@ -1079,6 +1130,7 @@ fn reads_the_trace_summary_line() {
         skipped_requests: 1,
         skipped_loads: 2,
         skipped_results: 3,
+        lost_repeats: 4,
         blocking: 6,
         folded_pending: 77,
         ..Default::default()
