@@ -64,7 +64,8 @@ enum Action {
     /// processes at a time, each asking the kernel for BATCH file system types
     /// no one has ever asked for (mount(2) of PREFIX0, PREFIX1, ...: each a
     /// distinct fs-PREFIXn request, so nothing folds); says `flooding` on
-    /// stderr once the first request returned, and prints
+    /// stderr once the first request returned and `round N started` once
+    /// each round's processes run, and prints
     /// `pid=P processes=N attempts=A failed=F` at the end.
     SpamDistinctRequests { seconds: u64, batch: u32, parallel: u32, prefix: String, stop: Option<PathBuf> },
     /// One process of spam-distinct-requests: mount(2) of PREFIXn for n in
@@ -312,6 +313,7 @@ fn spam_distinct_requests(length: Duration, batch: u32, parallel: u32, prefix: &
     let start = Instant::now();
     let me = std::env::current_exe()?;
     let (mut processes, mut attempts, mut failed, mut next) = (0u64, 0u64, 0u64, 0u64);
+    let mut batches = 0u64;
     while start.elapsed() < length && !stop.is_some_and(Path::exists) {
         let mut children = Vec::new();
         for _ in 0..parallel {
@@ -321,6 +323,9 @@ fn spam_distinct_requests(length: Duration, batch: u32, parallel: u32, prefix: &
             children.push(child);
             next += u64::from(batch);
         }
+        // Every request of this round comes after this line.
+        batches += 1;
+        eprintln!("spam-distinct-requests: round {batches} started");
         for mut child in children {
             let ok = child.wait()?.success();
             processes += 1;
