@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
-use modtrace::decode::{decode as decode_record, encode};
+use modtrace::trace::decode::{decode as decode_record, encode};
 use modtrace::profile::store;
-use modtrace::sitepolicy::SitePolicy;
-use modtrace::snapshot::{parse_proc_modules, Snapshot};
+use modtrace::needs::sitepolicy::SitePolicy;
+use modtrace::trace::snapshot::{parse_proc_modules, Snapshot};
 
 /// A ring-buffer record: whatever decodes encodes to bytes that decode to the
 /// same event, for events the encoder can write: every text shorter than its
@@ -24,8 +24,8 @@ pub fn decode(data: &[u8]) {
     assert_eq!(again, event, "decode(encode(decode(x))) != decode(x)");
 }
 
-fn encodable(event: &modtrace::event::Event) -> bool {
-    use modtrace::event::Body;
+fn encodable(event: &modtrace::trace::event::Event) -> bool {
+    use modtrace::trace::event::Body;
     use modtrace_common::{ARGS_LEN, CGROUP_NAME_LEN, COMM_LEN, NAME_LEN, PARAMS_LEN, SYMBOL_LEN};
     let fits = |text: &str, len: usize| text.len() < len;
     let t = &event.task;
@@ -90,9 +90,9 @@ pub fn modprobe_d(data: &[u8]) {
             assert!(by_alias.is_some(), "{name}: a refusing rule is not found");
         }
         let at = match rule {
-            modtrace::sitepolicy::Refusal::Install { at, .. }
-            | modtrace::sitepolicy::Refusal::Blacklist { at }
-            | modtrace::sitepolicy::Refusal::Kernel { at } => at,
+            modtrace::needs::sitepolicy::Refusal::Install { at, .. }
+            | modtrace::needs::sitepolicy::Refusal::Blacklist { at }
+            | modtrace::needs::sitepolicy::Refusal::Kernel { at } => at,
         };
         assert!(at.line <= lines, "{name}: line {} of a {lines}-line file", at.line);
     }
@@ -102,7 +102,7 @@ pub fn modprobe_d(data: &[u8]) {
 /// encoder so that they follow the wire structs as they are today: the seed
 /// corpus of the decode target (written out by the `seeds` program).
 pub fn decode_seeds() -> Vec<Vec<u8>> {
-    use modtrace::event::Body;
+    use modtrace::trace::event::Body;
     use modtrace_common::{kind, syscall, LoadEvent, ModuleEvent, RequestEvent};
     use std::mem::{offset_of, size_of};
 

@@ -83,7 +83,7 @@ pub mod syscall {
 
 /// Which probe reports a load call (the LOAD_PROBE map's one value): the exit
 /// tracepoint from the start, then fexit on the syscall's function once the
-/// loader has handed over to it (probes/handover.rs).
+/// loader has handed over to it (loader/handover.rs).
 pub mod load_probe {
     /// The exit tracepoint reports every call.
     pub const TRACEPOINT: u32 = 0;

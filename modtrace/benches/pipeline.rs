@@ -5,7 +5,7 @@
 
 use std::{hint::black_box, time::Instant};
 
-use modtrace::{
+use modtrace::trace::{
     attribute::Describe,
     correlate::{Correlator, MAX_PENDING},
     decode::{decode, encode},

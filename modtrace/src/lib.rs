@@ -1,31 +1,16 @@
 //! modtrace: which kernel modules a machine needs, and who needs them.
 //!
-//! Data flows one way, one module per stage:
-//! probes (load and attach the eBPF programs) -> decode (ring-buffer bytes to
-//! events) -> attribute (process, executable, cgroup, unit) -> correlate (request ->
-//! modprobe helper -> loads) -> output (trace lines) / profile / report.
+//! Data flows one way, one folder per stage:
+//! loader (load and attach the eBPF programs of modtrace-ebpf's probes) ->
+//! trace (ring-buffer bytes to events, attributed and joined: request ->
+//! modprobe helper -> loads) -> profile (what was learned, and the admin's
+//! decisions) -> needs (what a kernel must load, who needs it, and whether
+//! that may be trusted) -> outputs (report, lists, units, lock, guard).
 
-pub mod attribute;
-pub mod check;
-pub mod correlate;
-pub mod decode;
-pub mod diff;
-pub mod drops;
-pub mod event;
-pub mod generate;
-pub mod guard;
-pub mod lock;
-pub mod modindex;
-pub mod needs;
-pub mod onbehalf;
-pub mod output;
-pub mod pipeline;
-pub mod probes;
+pub mod loader;
+pub mod trace;
 pub mod profile;
-pub mod report;
-pub mod review;
-pub mod scope;
-pub mod sitepolicy;
-pub mod snapshot;
-pub mod uevent;
+pub mod needs;
+pub mod outputs;
+pub mod validate;
 pub mod cli;

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use modtrace::generate::{self, LockPoint, Options, Target};
+use modtrace::needs::{self, target::Target};
+use modtrace::outputs::generate::{self, LockPoint, Options};
 use modtrace::profile::Profile;
 
 const KVER: &str = "6.1.0-56-amd64";
@@ -386,8 +387,8 @@ fn check_right_after_generate_on_the_same_kernel_finds_no_blocker() {
 
         // One definition of what the profile needs: as learned, or resolved in
         // the same kernel, the same modules.
-        let learned = generate::plan(&prof, &Target::from_profile(&prof)).unwrap();
-        let resolved = generate::plan(&prof, &t).unwrap();
+        let learned = needs::plan(&prof, &Target::from_profile(&prof)).unwrap();
+        let resolved = needs::plan(&prof, &t).unwrap();
         assert_eq!(resolved.needs.keys().collect::<Vec<_>>(), learned.needs.keys().collect::<Vec<_>>());
         assert_eq!(resolved.top_level, learned.top_level);
         assert!(resolved.unresolved.is_empty(), "{:?}", resolved.unresolved);

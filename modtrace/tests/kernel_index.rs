@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use modtrace::modindex::{KmodIndex, ModuleIndex};
+use modtrace::trace::modindex::{KmodIndex, ModuleIndex};
 
 fn index() -> KmodIndex {
     let dir = std::env::var_os("MODTRACE_TEST_MODULES").map(PathBuf::from).unwrap_or_else(|| {

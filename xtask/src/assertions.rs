@@ -1,5 +1,5 @@
 //! The host-side verdict on one guest run: named checks over the JSON lines of
-//! `modtrace trace --json` (serde's form of modtrace::event::Record), its
+//! `modtrace trace --json` (serde's form of modtrace::trace::event::Record), its
 //! stderr, the guest's step results, and the outputs of `modtrace learn`,
 //! `report`, `snapshot` and `diff` (assertions/learn.rs) and of the flood
 //! (assertions/flood.rs). Each check fails with the evidence.
@@ -161,7 +161,7 @@ fn tracer_attached(f: &Facts) -> Result<(), String> {
 }
 
 /// Every kernel of the matrix is x86-64 with BTF and fexit: the tracer hands
-/// the load calls over (the steps wait for it; probes/handover.rs).
+/// the load calls over (the steps wait for it; loader/handover.rs).
 fn load_calls_on_fexit(f: &Facts) -> Result<(), String> {
     let err = f.output.section("trace-err").map(|s| s.lines.as_slice()).unwrap_or_default();
     let line = err.iter().find(|l| l.starts_with("modtrace: note: load calls "));

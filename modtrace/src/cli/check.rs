@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::check::{self, Inputs, SystemPaths};
-use crate::generate::{validate, LockPoint, Target};
+use crate::outputs::check::{self, Inputs, SystemPaths};
+use crate::needs::target::Target;
+use crate::outputs::generate::LockPoint;
+use crate::validate;
 use crate::profile::{self, Profile};
-use crate::sitepolicy::SitePolicy;
+use crate::needs::sitepolicy::SitePolicy;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

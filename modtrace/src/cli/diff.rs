@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::diff::{compare, load_input, render};
+use crate::outputs::diff::{compare, load_input, render};
 use crate::profile;
 
 #[derive(clap::Args, Debug)]

@@ -9,9 +9,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 
-use crate::generate::{self, validate, LockPoint, Options, Output, Target};
+use crate::needs::target::Target;
+use crate::outputs::generate::{self, LockPoint, Options, Output};
+use crate::validate;
 use crate::profile::{self, system, Profile};
-use crate::sitepolicy::SitePolicy;
+use crate::needs::sitepolicy::SitePolicy;
 
 /// Where `generate` writes by default: next to the profile, to review first.
 pub const DEFAULT_OUT: &str = "/var/lib/modtrace/generated";

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use crate::attribute::SystemDescriber;
-use crate::guard::policy::Policy;
-use crate::guard::{self, decision, encode, kernel, refresh, Mode, State};
-use crate::output;
-use crate::probes::btf;
+use crate::trace::attribute::SystemDescriber;
+use crate::outputs::guard::policy::Policy;
+use crate::outputs::guard::{self, decision, encode, kernel, refresh, Mode, State};
+use crate::trace::output;
+use crate::loader::btf;
 use crate::profile;
-use crate::sitepolicy::SitePolicy;
+use crate::needs::sitepolicy::SitePolicy;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -69,7 +69,7 @@ pub struct StatusArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The pins and maps are root's: without root a running guard looks absent.
     let proc_status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    crate::probes::preflight::check_capabilities(&proc_status)?;
+    crate::loader::preflight::check_capabilities(&proc_status)?;
     match args.command {
         Sub::Start(a) => start(a),
         Sub::Status(a) => status(a),

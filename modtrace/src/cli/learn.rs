@@ -20,14 +20,14 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{anyhow, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::event::{Cause, Record, What};
-use crate::modindex::{KmodIndex, ModuleIndex};
-use crate::onbehalf::{NoSystemd, OnBehalf, RealSystemd, Systemd};
-use crate::pipeline::{Options, Tracer};
+use crate::trace::event::{Cause, Record, What};
+use crate::trace::modindex::{KmodIndex, ModuleIndex};
+use crate::trace::onbehalf::{NoSystemd, OnBehalf, RealSystemd, Systemd};
+use crate::trace::pipeline::{Options, Tracer};
 use super::trace::parse_duration;
 use crate::profile::{self, store, system, PreloadSources, Profile, Session};
-use crate::drops::Drops;
-use crate::snapshot::{read_proc_modules, LoadedModule};
+use crate::trace::drops::Drops;
+use crate::trace::snapshot::{read_proc_modules, LoadedModule};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -137,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         boot_id: system::boot_id(),
         follow_systemd: Path::new("/run/systemd/system").is_dir(),
     };
-    crate::probes::preflight::require_modules()?;
+    crate::loader::preflight::require_modules()?;
     let index = KmodIndex::running().context("reading the running kernel's module index")?;
     let duration = plan.duration;
     let checkpoint_every = plan.checkpoint_every.max(std::time::Duration::from_millis(100));
@@ -193,9 +193,9 @@ fn announcement(tracer: &Tracer) -> String {
 }
 
 fn pin_early() -> anyhow::Result<ExitCode> {
-    crate::probes::preflight::require_modules()?;
-    let mut probes = crate::probes::Probes::attach()?;
-    let dir = crate::probes::early::pin(&mut probes)?;
+    crate::loader::preflight::require_modules()?;
+    let mut probes = crate::loader::Probes::attach()?;
+    let dir = crate::loader::early::pin(&mut probes)?;
     eprintln!(
         "modtrace: tracing from early boot: {} probes attached in {} ms and pinned under {}; the next modtrace learn takes them over",
         probes.attached,
@@ -394,7 +394,7 @@ impl Preloaded {
     /// Reads /proc/modules; returns how many modules it lists.
     fn read_now(&mut self, path: &Path) -> anyhow::Result<usize> {
         self.read = true;
-        self.at_ns = crate::pipeline::monotonic_ns();
+        self.at_ns = crate::trace::pipeline::monotonic_ns();
         self.modules = read_proc_modules(path)?;
         Ok(self.modules.len())
     }
@@ -402,18 +402,18 @@ impl Preloaded {
     fn saw(&mut self, rec: &Record) {
         match &rec.what {
             What::Loaded { module, .. } => {
-                let name = crate::modindex::normalize(module);
+                let name = crate::trace::modindex::normalize(module);
                 // A module listed by the read whose `loaded` record comes later,
                 // with no unload between, was still loading then: /proc/modules
                 // shows a module before its module_load tracepoint fires.
-                let in_flight = self.modules.iter().any(|m| crate::modindex::normalize(&m.name) == name)
+                let in_flight = self.modules.iter().any(|m| crate::trace::modindex::normalize(&m.name) == name)
                     && !self.unloaded.contains(&name);
                 if !self.read || rec.ts_ns <= self.at_ns || in_flight {
                     self.traced_before.insert(name);
                 }
             }
             What::Unloaded { module } if self.read => {
-                self.unloaded.insert(crate::modindex::normalize(module));
+                self.unloaded.insert(crate::trace::modindex::normalize(module));
             }
             _ => {}
         }
@@ -421,7 +421,7 @@ impl Preloaded {
 
     /// The modules loaded before tracing began.
     fn before_tracing(&self) -> Vec<LoadedModule> {
-        let traced = |m: &LoadedModule| self.traced_before.contains(&crate::modindex::normalize(&m.name));
+        let traced = |m: &LoadedModule| self.traced_before.contains(&crate::trace::modindex::normalize(&m.name));
         self.modules.iter().filter(|m| !traced(m)).cloned().collect()
     }
 }

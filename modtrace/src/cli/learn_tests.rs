@@ -33,9 +33,9 @@ fn plan(dir: &TempDir) -> Plan {
 }
 
 fn replay(
-    records: Vec<crate::event::Record>,
+    records: Vec<crate::trace::event::Record>,
     lost: u64,
-) -> impl FnOnce(&mut dyn FnMut(Option<&crate::event::Record>)) -> anyhow::Result<TraceEnd> {
+) -> impl FnOnce(&mut dyn FnMut(Option<&crate::trace::event::Record>)) -> anyhow::Result<TraceEnd> {
     move |sink| {
         let n = records.len() as u64;
         for r in &records {
@@ -235,10 +235,10 @@ fn progress_displays_start_and_stop() {
 #[test]
 fn short_causes_read_well() {
     let rec = &appletalk_sequence("2024-03-01T10:00:00Z", guest(5))[1];
-    let crate::event::What::Loaded { cause, .. } = &rec.what else { panic!() };
+    let crate::trace::event::What::Loaded { cause, .. } = &rec.what else { panic!() };
     assert_eq!(short_cause(cause), "for appletalk, request net-pf-5 by modtrace-guest");
     let rec = loaded_explicit("2024-03-01T10:00:00Z", "llc", 0);
-    let crate::event::What::Loaded { cause, .. } = &rec.what else { panic!() };
+    let crate::trace::event::What::Loaded { cause, .. } = &rec.what else { panic!() };
     assert_eq!(short_cause(cause), "explicit by modprobe from bash");
 }
 
@@ -285,7 +285,7 @@ fn a_module_still_loading_when_proc_modules_is_read_is_traced_not_preloaded() {
         text.push_str("vfat 24576 0 - Loading 0x0\n");
         fs::write(&proc_modules, text).unwrap();
         sink(None);
-        let later = crate::pipeline::monotonic_ns() + 1_000_000_000;
+        let later = crate::trace::pipeline::monotonic_ns() + 1_000_000_000;
         let mut vfat = loaded_explicit("2024-03-01T10:00:01Z", "vfat", 0);
         vfat.ts_ns = later;
         sink(Some(&vfat));

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::check::SystemPaths;
-use crate::generate::LockPoint;
-use crate::lock::{self, Options, SystemHost, Verdict};
+use crate::outputs::check::SystemPaths;
+use crate::outputs::generate::LockPoint;
+use crate::outputs::lock::{self, Options, SystemHost, Verdict};
 use crate::needs::trust;
 use crate::profile::{self, Verdict as Decided};
 
@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => profile
             .modules
             .iter()
-            .filter(|m| m.top_level && crate::generate::validate::check_module(&m.name).is_ok())
+            .filter(|m| m.top_level && crate::validate::check_module(&m.name).is_ok())
             .filter(|m| {
                 let decided = profile.decision(&m.name).map(|d| d.verdict);
                 decided == Some(Decided::Allow)

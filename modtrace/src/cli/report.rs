@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use crate::generate::Target;
+use crate::needs::target::Target;
 use crate::profile;
-use crate::report::{self, Format, GroupBy};
-use crate::sitepolicy::SitePolicy;
+use crate::outputs::report::{self, Format, GroupBy};
+use crate::needs::sitepolicy::SitePolicy;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

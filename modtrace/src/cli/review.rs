@@ -5,10 +5,10 @@ use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::generate::Target;
+use crate::needs::target::Target;
 use crate::profile::{self, decide, system};
-use crate::review;
-use crate::sitepolicy::SitePolicy;
+use crate::outputs::review;
+use crate::needs::sitepolicy::SitePolicy;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

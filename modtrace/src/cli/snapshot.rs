@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::profile::{self, system};
-use crate::snapshot::{read_proc_modules, Snapshot};
+use crate::trace::snapshot::{read_proc_modules, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SnapshotFormat {

@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{
+use crate::trace::{
     output,
     pipeline::{Options, Summary, Tracer},
 };
@@ -98,7 +98,7 @@ pub fn summary_line(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drops::Drops;
+    use crate::trace::drops::Drops;
 
     #[test]
     fn the_summary_names_every_kind_of_drop() {

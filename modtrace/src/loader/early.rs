@@ -19,8 +19,8 @@ use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::TracePoint;
 
 use super::{Losses, ProbeError, Probes, Skipped, folds};
-use crate::decode::decode;
-use crate::event::Event;
+use crate::trace::decode::decode;
+use crate::trace::event::Event;
 
 /// Where the early probes are pinned, one directory per build.
 pub const EARLY_DIR: &str = "/sys/fs/bpf/modtrace/early";

@@ -11,15 +11,17 @@
 //! disabled by the site (modprobe.d), listed (a trusted cause, or an admin's
 //! `allow`), or left for review (see [`trust`]).
 
+pub mod sitepolicy;
+pub mod target;
 pub mod trust;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::generate::target::{Lookup, Target};
-use crate::generate::validate::{check_module, check_release, check_unit, Invalid};
+use crate::needs::target::{Lookup, Target};
+use crate::validate::{check_module, check_release, check_unit, Invalid};
 use crate::profile::{Module, Profile, Requester, Trigger, TriggerKind, Verdict, BEFORE_LEARNING};
-use crate::scope::Scope;
-use crate::sitepolicy::SitePolicy;
+use crate::trace::scope::Scope;
+use crate::needs::sitepolicy::SitePolicy;
 pub use trust::Trust;
 
 /// Why a module is needed: one recorded cause.

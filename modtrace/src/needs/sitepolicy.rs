@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::modindex::normalize;
+use crate::trace::modindex::normalize;
 
 /// Where kmod looks for modprobe.d files, in order of precedence.
 pub const DIRS: &[&str] =

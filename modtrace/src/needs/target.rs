@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::modindex::{normalize, IndexError, KmodIndex, ModuleIndex, StaticIndex};
+use crate::trace::modindex::{normalize, IndexError, KmodIndex, ModuleIndex, StaticIndex};
 use crate::profile::Profile;
 
 #[derive(Debug, Error)]

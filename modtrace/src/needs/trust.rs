@@ -5,7 +5,7 @@
 //! needs an admin's review before it reaches boot-time policy.
 
 use crate::profile::{Loader, Requester, Trigger, TriggerKind, BEFORE_LEARNING};
-use crate::scope::Scope;
+use crate::trace::scope::Scope;
 
 /// Whether a cause may reach the generated files by itself, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +175,7 @@ mod tests {
 #[cfg(test)]
 mod stage_tests {
     use crate::profile::{Loader, Trigger, TriggerKind};
-    use crate::scope::Scope;
+    use crate::trace::scope::Scope;
 
     #[test]
     fn a_load_in_the_initramfs_is_roots_and_says_where() {

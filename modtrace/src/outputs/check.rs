@@ -15,13 +15,14 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::generate::lock_unit::{parse_installed, Installed};
-use crate::generate::{plan, LockPoint, Plan, Target};
-use crate::modindex::normalize;
+use crate::outputs::generate::lock_unit::{parse_installed, Installed};
+use crate::needs::{self as plan, target::Target, Plan};
+use crate::outputs::generate::LockPoint;
+use crate::trace::modindex::normalize;
 use crate::needs::trust;
 use crate::profile::{self, PreloadSources, Profile};
-use crate::sitepolicy::SitePolicy;
-use crate::snapshot::parse_proc_modules;
+use crate::needs::sitepolicy::SitePolicy;
+use crate::trace::snapshot::parse_proc_modules;
 
 /// Where the system's files are: everything under `root` ("/" on a real system).
 #[derive(Debug, Clone)]
@@ -72,7 +73,7 @@ impl SystemPaths {
         self.at("/lib/modules").join(release)
     }
     pub fn lock_unit(&self) -> PathBuf {
-        self.at(&format!("/{}", crate::generate::LOCK_UNIT))
+        self.at(&format!("/{}", crate::outputs::generate::LOCK_UNIT))
     }
     pub fn preload_sources(&self) -> PreloadSources {
         let d = PreloadSources::default();
@@ -145,7 +146,7 @@ pub fn read_state(paths: &SystemPaths) -> State {
             None
         }
     };
-    let guard = crate::guard::summary(&paths.at(crate::guard::kernel::PIN_DIR), &paths.at(crate::guard::STATE_FILE));
+    let guard = crate::outputs::guard::summary(&paths.at(crate::outputs::guard::kernel::PIN_DIR), &paths.at(crate::outputs::guard::STATE_FILE));
     State { release, modules_disabled, modprobe, lockdown, sig_enforce, lsm, loaded, guard, errors }
 }
 
@@ -251,7 +252,7 @@ pub fn evaluate(inputs: &Inputs) -> Report {
         report.warnings.push(format!("could not read {e}"));
     }
     report.warnings.extend(plan::profile_warnings(p).into_iter().filter(|w| !w.contains("events were lost")));
-    let lost = crate::drops::Verdict::of(p.sessions.iter().map(|s| (s.lost_events, s.drops.as_ref())));
+    let lost = crate::trace::drops::Verdict::of(p.sessions.iter().map(|s| (s.lost_events, s.drops.as_ref())));
     if lost.blocking > 0 {
         report.blockers.push(format!(
             "{} module requests or loads were lost while learning: the profile may miss modules; learn again",
@@ -553,8 +554,8 @@ pub fn render(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::{Source, Target};
-    use crate::modindex::StaticIndex;
+    use crate::needs::target::{Source, Target};
+    use crate::trace::modindex::StaticIndex;
     use crate::profile::testutil::{appletalk_index, example_profile, TempDir};
 
     const RELEASE: &str = "6.1.0-56-amd64";
@@ -790,10 +791,10 @@ mod tests {
         idx2.aliases.insert("net-pf-5".into(), vec!["appletalk_ng".into()]);
         // ...and an installed lock unit that predates it.
         let p = example_profile();
-        let out = crate::generate::generate(
+        let out = crate::outputs::generate::generate(
             &p,
             &target(appletalk_index(), &[]),
-            &crate::generate::Options {
+            &crate::outputs::generate::Options {
                 profile_path: "/p".into(),
                 lock_point: LockPoint::Early,
                 deny: false,
@@ -803,9 +804,9 @@ mod tests {
             },
         )
         .unwrap();
-        let unit = r.join(crate::generate::LOCK_UNIT);
+        let unit = r.join(crate::outputs::generate::LOCK_UNIT);
         fs::create_dir_all(unit.parent().unwrap()).unwrap();
-        fs::write(&unit, &out.file(crate::generate::LOCK_UNIT).unwrap().contents).unwrap();
+        fs::write(&unit, &out.file(crate::outputs::generate::LOCK_UNIT).unwrap().contents).unwrap();
         let report = run(&r, &p, &target(idx2, &[]), LockPoint::Early);
         let all = report.blockers.join("\n");
         assert!(
@@ -857,7 +858,7 @@ mod tests {
 
     #[test]
     fn lost_failures_are_reported_and_only_lost_loads_or_requests_block() {
-        use crate::drops::Drops;
+        use crate::trace::drops::Drops;
         let r = root(Some(LOADED));
         let with = |d: Drops| {
             let mut p = example_profile();
@@ -911,10 +912,10 @@ mod tests {
 
     /// `modtrace generate --out /` (no --kernel: the profile's names as learned).
     fn install_generated(root: &TempDir, p: &Profile) {
-        let out = crate::generate::generate(
+        let out = crate::outputs::generate::generate(
             p,
             &Target::from_profile(p),
-            &crate::generate::Options {
+            &crate::outputs::generate::Options {
                 profile_path: "/var/lib/modtrace/profile.json".into(),
                 lock_point: LockPoint::AfterUdev,
                 deny: false,

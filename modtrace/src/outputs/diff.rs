@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail};
 use serde_json::Value;
 
 use crate::profile::{self, store, Profile, TriggerKind};
-use crate::snapshot::{self, Snapshot};
+use crate::trace::snapshot::{self, Snapshot};
 
 /// One side of a diff.
 #[derive(Debug, Clone)]
@@ -142,7 +142,7 @@ pub fn cause_of(profile: &Profile, module: &str) -> Option<String> {
     triggers.sort_by_key(|t| std::cmp::Reverse(t.count));
     let t = triggers.first()?;
     // A user's or a container's unit says whose it is.
-    let who = |comm: &str, unit: &Option<String>, scope: &crate::scope::Scope| match crate::report::unit_label(
+    let who = |comm: &str, unit: &Option<String>, scope: &crate::trace::scope::Scope| match crate::outputs::report::unit_label(
         unit.as_deref(),
         Some(scope),
     ) {
@@ -245,7 +245,7 @@ mod tests {
     use super::*;
     use crate::cli::diff::diff_files;
     use crate::profile::testutil::{example_profile, TempDir};
-    use crate::snapshot::parse_proc_modules;
+    use crate::trace::snapshot::parse_proc_modules;
 
     const BEFORE: &str = "ext4 1007616 1 - Live 0x0\njbd2 192512 1 ext4, Live 0x0\nmbcache 16384 1 ext4, Live 0x0\nfloppy 100 0 - Live 0x0\n";
     const AFTER: &str = "ext4 1007616 1 - Live 0x0\njbd2 192512 2 ext4,ocfs2, Live 0x0\nmbcache 16384 1 ext4, Live 0x0\nappletalk 53248 0 - Live 0x0\npsnap 16384 1 appletalk, Live 0x0\nllc 16384 2 psnap,appletalk, Live 0x0\n";

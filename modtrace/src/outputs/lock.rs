@@ -9,8 +9,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::check::SystemPaths;
-use crate::snapshot::parse_proc_modules;
+use crate::outputs::check::SystemPaths;
+use crate::trace::snapshot::parse_proc_modules;
 
 /// The system, as far as locking is concerned.
 pub trait Host {
@@ -187,7 +187,7 @@ impl Host for SystemHost {
             for e in dir.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if !e.path().join("initstate").exists() {
-                    live.insert(crate::modindex::normalize(&name));
+                    live.insert(crate::trace::modindex::normalize(&name));
                 }
             }
         }

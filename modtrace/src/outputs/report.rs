@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::needs::{self, trust, Plan};
 use crate::profile::{Module, Profile, Trigger, TriggerKind};
-use crate::scope::Scope;
+use crate::trace::scope::Scope;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -862,7 +862,7 @@ fn markdown(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::Target;
+    use crate::needs::target::Target;
     use crate::profile::testutil::example_profile;
 
     fn render(p: &Profile, format: Format, by: GroupBy) -> String {

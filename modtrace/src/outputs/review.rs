@@ -114,7 +114,7 @@ pub fn modinfo_description(module: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::Target;
+    use crate::needs::target::Target;
     use crate::profile::testutil::untrusted_profile;
 
     #[test]

@@ -8,8 +8,8 @@ use thiserror::Error;
 
 use super::model::{Decision, DecisionTarget, Profile, Verdict};
 use super::store::{self, StoreError};
-use crate::generate::validate::check_module;
-use crate::modindex::normalize;
+use crate::validate::check_module;
+use crate::trace::modindex::normalize;
 
 #[derive(Debug, Error)]
 pub enum DecideError {

@@ -3,7 +3,7 @@
 //! and unique are sorted, and duplicates are refused with their positions.
 
 use super::model::{Loader, Profile, Requester, SCHEMA, SCHEMA_V1};
-use crate::scope::Scope;
+use crate::trace::scope::Scope;
 
 fn scope_requester(r: &mut Requester) {
     r.scope = Scope::of(r.cgroup.as_deref());
@@ -56,7 +56,7 @@ impl Profile {
             Ok(())
         }
         for m in &mut self.modules {
-            m.name = crate::modindex::normalize(&m.name);
+            m.name = crate::trace::modindex::normalize(&m.name);
         }
         unique(&mut self.modules, "modules", |m| m.name.as_str())?;
         unique(&mut self.requests, "requests", |r| r.alias.as_str())?;

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::scope::Scope;
+use crate::trace::scope::Scope;
 
 /// The `schema` value of the profile format this modtrace writes.
 pub const SCHEMA: &str = "modtrace-profile/2";
@@ -57,7 +57,7 @@ pub struct Profile {
     /// the module was freed again and that observation is taken back. Never
     /// written to the file.
     #[serde(skip)]
-    pub in_flight: std::collections::BTreeMap<u32, crate::event::Record>,
+    pub in_flight: std::collections::BTreeMap<u32, crate::trace::event::Record>,
 }
 
 /// One learning run.
@@ -83,7 +83,7 @@ pub struct Session {
     /// The lost events by kind (absent in sessions from before modtrace told
     /// them apart): only lost requests and loads can hide a module.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drops: Option<crate::drops::Drops>,
+    pub drops: Option<crate::trace::drops::Drops>,
     /// Set when the session took over the probes the initramfs started (it
     /// learned from the initramfs on): how many events they had seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -350,7 +350,7 @@ impl Profile {
     }
 
     pub fn module(&self, name: &str) -> Option<&Module> {
-        let name = crate::modindex::normalize(name);
+        let name = crate::trace::modindex::normalize(name);
         self.modules.binary_search_by(|m| m.name.as_str().cmp(&name)).ok().map(|i| &self.modules[i])
     }
 

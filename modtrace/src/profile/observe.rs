@@ -7,9 +7,9 @@ use super::model::{
     earliest, latest, taint_letters, AliasRequest, CountedRequester, Device, Failure, Loader, Module, Profile, Requester,
     Trigger, TriggerKind,
 };
-use crate::event::{Cause, Parent, Process, Record, Syscall, What};
-use crate::modindex::{normalize, ModuleIndex};
-use crate::snapshot::LoadedModule;
+use crate::trace::event::{Cause, Parent, Process, Record, Syscall, What};
+use crate::trace::modindex::{normalize, ModuleIndex};
+use crate::trace::snapshot::LoadedModule;
 
 /// The reason recorded for a module that was loaded before learning and that no
 /// modules-load.d file or kernel argument names.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::modindex::normalize;
+use crate::trace::modindex::normalize;
 
 /// Where systemd-modules-load looks, in its order of precedence.
 #[derive(Debug, Clone)]

@@ -3,8 +3,8 @@ use std::fs;
 
 use super::testutil::*;
 use super::*;
-use crate::event::What;
-use crate::snapshot::parse_proc_modules;
+use crate::trace::event::What;
+use crate::trace::snapshot::parse_proc_modules;
 
 fn module<'a>(p: &'a Profile, name: &str) -> &'a Module {
     p.module(name).unwrap_or_else(|| panic!("{name} not in the profile"))
@@ -482,10 +482,10 @@ fn a_v1_profile_is_migrated_and_its_requests_are_not_trusted_by_themselves() {
     let t = &p.modules[0].triggers[0];
     let r = t.requester.as_ref().unwrap();
     assert_eq!(r.uid, None);
-    assert_eq!(r.scope, crate::scope::Scope::User { uid: 1000, unit: "lightdm.service".into() });
-    assert_eq!(t.loader.as_ref().unwrap().scope, crate::scope::Scope::Unknown, "a /1 loader has no cgroup");
-    assert_eq!(p.requests[0].requesters[0].who.scope, crate::scope::Scope::System { unit: "lightdm.service".into() });
-    let plan = crate::needs::plan(&p, &crate::generate::Target::from_profile(&p)).unwrap();
+    assert_eq!(r.scope, crate::trace::scope::Scope::User { uid: 1000, unit: "lightdm.service".into() });
+    assert_eq!(t.loader.as_ref().unwrap().scope, crate::trace::scope::Scope::Unknown, "a /1 loader has no cgroup");
+    assert_eq!(p.requests[0].requesters[0].who.scope, crate::trace::scope::Scope::System { unit: "lightdm.service".into() });
+    let plan = crate::needs::plan(&p, &crate::needs::target::Target::from_profile(&p)).unwrap();
     assert_eq!(plan.top_level, ["ext4"]);
     assert!(plan.review.contains_key("appletalk"), "{:?}", plan.review);
     // Saving writes /2, and reading that back is no migration.
@@ -533,7 +533,7 @@ fn pid1_s_own_insertions_are_a_reason() {
 fn a_load_seen_in_the_initramfs_keeps_its_stage_and_cause_apart() {
     let mut p = Profile::new("6.12", "host");
     let mut early = loaded_explicit("2026-12-01T00:00:01Z", "ext4", 0);
-    early.stage = Some(crate::event::INITRAMFS);
+    early.stage = Some(crate::trace::event::INITRAMFS);
     p.observe(&early);
     p.observe(&loaded_explicit("2026-12-01T00:00:09Z", "ext4", 0));
     let triggers = &module(&p, "ext4").triggers;

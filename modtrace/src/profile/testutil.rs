@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::event::{Cause, Parent, Process, Record, Syscall, What};
-use crate::modindex::StaticIndex;
+use crate::trace::event::{Cause, Parent, Process, Record, Syscall, What};
+use crate::trace::modindex::StaticIndex;
 
 /// A fresh directory under the system temp dir, removed when dropped.
 pub struct TempDir(PathBuf);
@@ -64,7 +64,7 @@ pub fn process(pid: u32, comm: &str, exe: Option<&str>, unit: Option<&str>) -> P
 
 /// A process of `uid` in the cgroup at `path`, its unit and scope read from it.
 pub fn in_cgroup(pid: u32, comm: &str, exe: Option<&str>, uid: u32, path: &str) -> Process {
-    let scope = crate::scope::Scope::of(Some(path));
+    let scope = crate::trace::scope::Scope::of(Some(path));
     Process {
         pid,
         tgid: pid,
@@ -215,7 +215,7 @@ pub fn failed_load(time: &str, alias: &str, module: &str, ret: i64, error: &str,
 /// The profile docs/profile.md shows: built from records, as learning would.
 pub fn example_profile() -> crate::profile::Profile {
     use crate::profile::{Profile, Session};
-    use crate::snapshot::parse_proc_modules;
+    use crate::trace::snapshot::parse_proc_modules;
     let mut p = Profile::new("6.1.0-18-amd64", "kicksecure");
     p.boots.push("6f0c3c9e-3f3e-4b7a-9a53-2d1e0f5b8c11".to_string());
     let proc_modules = "ext4 1007616 1 - Live 0x0000000000000000\njbd2 192512 1 ext4, Live 0x0000000000000000\nmbcache 16384 1 ext4, Live 0x0000000000000000\n";

@@ -13,8 +13,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::event::{Parent, Process, Task};
-use crate::scope::Scope;
+use crate::trace::event::{Parent, Process, Task};
+use crate::trace::scope::Scope;
 
 /// What the correlator needs to know about tasks and times. The real
 /// one is `SystemDescriber`; tests use a fake.
@@ -30,7 +30,7 @@ pub trait Describe {
 // ---------------------------------------------------------------------------
 // systemd units from cgroup paths
 
-pub use crate::scope::unit_of;
+pub use crate::trace::scope::unit_of;
 
 /// The cgroup v2 path in a /proc/PID/cgroup text (the "0::PATH" line).
 pub fn proc_cgroup_path(text: &str) -> Option<String> {

@@ -9,7 +9,7 @@ use modtrace_common::{
 };
 use thiserror::Error;
 
-use crate::event::{Body, Event, Syscall, Task};
+use crate::trace::event::{Body, Event, Syscall, Task};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {

@@ -26,7 +26,7 @@ pub struct Drops {
     pub undecodable_requests: u64,
     pub undecodable_loads: u64,
     pub undecodable_failures: u64,
-    /// Runs of the probes the kernel skipped (probes/skipped.rs): of
+    /// Runs of the probes the kernel skipped (loader/skipped.rs): of
     /// module_request, of module_load/module_free, and of the load calls'
     /// exits (the result of a call).
     pub skipped_requests: u64,

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::scope::Scope;
+use crate::trace::scope::Scope;
 
 /// The task that fired a probe, as the kernel saw it. Every Option is None when
 /// the kernel could not tell (no BTF, another layout, lockdown): never a guess.
@@ -194,7 +194,7 @@ pub struct Record {
     pub what: What,
     pub process: Process,
     /// "initramfs" for an event of the initramfs, seen by the probes it started
-    /// (probes/early.rs); absent for the main system's.
+    /// (loader/early.rs); absent for the main system's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<&'static str>,
 }

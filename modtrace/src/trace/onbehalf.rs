@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::attribute::{exe, proc_cgroup_path};
-use crate::event::{Cause, Record, What};
+use crate::trace::attribute::{exe, proc_cgroup_path};
+use crate::trace::event::{Cause, Record, What};
 use crate::profile::{Profile, Requester, Trigger, TriggerKind};
-use crate::scope::{unit_of, Scope};
+use crate::trace::scope::{unit_of, Scope};
 
 /// How long before the request an automount's journal record may be.
 pub const WINDOW_BEFORE: Duration = Duration::from_secs(30);
@@ -106,7 +106,7 @@ pub struct OnBehalf<S: Systemd> {
 
 /// A mount unit of the host's system manager, run by PID 1 (mount(8) or the
 /// kernel's helper acting for it).
-fn mount_unit_of(requester: &crate::event::Process) -> Option<&str> {
+fn mount_unit_of(requester: &crate::trace::event::Process) -> Option<&str> {
     let unit = requester.scope.system_unit()?;
     (unit.ends_with(".mount") && requester.ppid == Some(1)).then_some(unit)
 }
@@ -186,7 +186,7 @@ impl<S: Systemd> OnBehalf<S> {
         }
     }
 
-    fn see_mount_load(&mut self, requester: &crate::event::Process, ts_ns: u64) {
+    fn see_mount_load(&mut self, requester: &crate::trace::event::Process, ts_ns: u64) {
         let Some(unit) = mount_unit_of(requester) else { return };
         if !self.resolved.insert((unit.to_string(), requester.tgid)) {
             return;
@@ -205,7 +205,7 @@ impl<S: Systemd> OnBehalf<S> {
         }
     }
 
-    fn see_modprobe_at(&mut self, loader: &crate::event::Process) {
+    fn see_modprobe_at(&mut self, loader: &crate::trace::event::Process) {
         let Some(unit) = modprobe_at_unit(&loader.scope) else { return };
         if self.wanted.contains_key(unit) || !self.resolved.insert((unit.to_string(), 0)) {
             return;

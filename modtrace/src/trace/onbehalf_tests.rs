@@ -1,5 +1,5 @@
 use super::*;
-use crate::event::{Parent, Process};
+use crate::trace::event::{Parent, Process};
 use crate::needs::units_of;
 use crate::profile::testutil::{appletalk_index, in_cgroup, loaded_for_request, process};
 

@@ -1,8 +1,8 @@
 //! Rendering records for `modtrace trace`: one human line, or one JSON object.
 
-use crate::event::{Cause, Process, Record, Syscall, What};
-use crate::scope::Scope;
-use crate::guard::decision::GuardRecord;
+use crate::trace::event::{Cause, Process, Record, Syscall, What};
+use crate::trace::scope::Scope;
+use crate::outputs::guard::decision::GuardRecord;
 
 pub fn json(rec: &Record) -> String {
     serde_json::to_string(rec).expect("records serialize")
@@ -131,7 +131,7 @@ fn cause_text(c: &Cause) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Device, Parent};
+    use crate::trace::event::{Device, Parent};
 
     fn process(comm: &str, tgid: u32, unit: Option<&str>) -> Process {
         let cgroup = unit.map(|u| format!("/system.slice/{u}"));

@@ -14,18 +14,19 @@ use tokio::{
     signal::unix::{Signal, SignalKind, signal},
 };
 
-use crate::{
+use super::{
     attribute::SystemDescriber,
     correlate::Correlator,
     decode::decode,
     drops::Drops,
     event::{Event, Record},
-    guard::decision::{self as guard_decision, GuardRecord},
     modindex::KmodIndex,
-    probes::{Probes, Rings},
     snapshot::read_proc_modules,
     uevent::UeventSocket,
 };
+use crate::loader::{Probes, Rings};
+// The guard's decisions are traced too (`trace` shows them beside the loads).
+use crate::outputs::guard::decision::{self as guard_decision, GuardRecord};
 
 #[derive(Debug, Default, Clone)]
 pub struct Options {
@@ -59,7 +60,7 @@ pub struct Tracer {
     /// What the initramfs's probes saw (`start_taking_early`), handed to the
     /// sink before anything else.
     early: Vec<Record>,
-    early_losses: crate::probes::Losses,
+    early_losses: crate::loader::Losses,
     /// Early records that did not decode: loads, failures, requests.
     early_undecodable: [u64; 3],
     /// Whether this build's early probes were taken over.
@@ -67,7 +68,7 @@ pub struct Tracer {
 }
 
 /// The rings and what turns their bytes into records: the event loop's own,
-/// apart from the probes, which are handed over meanwhile (probes/handover.rs).
+/// apart from the probes, which are handed over meanwhile (loader/handover.rs).
 struct Flow {
     rings: Rings,
     correlator: Correlator<KmodIndex>,
@@ -90,7 +91,7 @@ impl Tracer {
     }
 
     /// As `start`, and takes over what probes pinned by the initramfs saw
-    /// (probes/early.rs): the learner's start.
+    /// (loader/early.rs): the learner's start.
     pub fn start_taking_early() -> anyhow::Result<Tracer> {
         Self::start_with(true)
     }
@@ -103,7 +104,7 @@ impl Tracer {
         // Every probe of ours is attached from here on: the early ones' events
         // before this instant are theirs to give, later ones are ours.
         let cut_ns = monotonic_ns();
-        let taken = if take_early { crate::probes::early::take(cut_ns) } else { None };
+        let taken = if take_early { crate::loader::early::take(cut_ns) } else { None };
         let uevents = UeventSocket::open()
             .map_err(|e| probes.notes.push(format!("no uevent socket ({e}): udev loads will not name their device")))
             .ok();
@@ -120,7 +121,7 @@ impl Tracer {
             Ok(loaded) => correlator.seed_present(loaded.into_iter().map(|m| m.name), monotonic_ns()),
             Err(e) => probes.notes.push(format!("cannot read /proc/modules ({e}): requests for modules loaded before tracing wait for a helper until they expire")),
         }
-        let guard = crate::guard::kernel::is_pinned().then(|| crate::guard::kernel::ring("GUARD_TRACE").ok()).flatten();
+        let guard = crate::outputs::guard::kernel::is_pinned().then(|| crate::outputs::guard::kernel::ring("GUARD_TRACE").ok()).flatten();
         let mut flow = Flow {
             rings,
             correlator,
@@ -158,7 +159,7 @@ impl Tracer {
         for record in &early {
             sink(Some(record));
         }
-        // The probes are handed over to fexit beside the loop (probes/handover.rs).
+        // The probes are handed over to fexit beside the loop (loader/handover.rs).
         let Tracer { probes, flow, .. } = &mut self;
         let stop = AtomicBool::new(false);
         let mut summary = std::thread::scope(|scope| {
@@ -280,24 +281,24 @@ impl Flow {
 /// kernel's facts (their processes are long gone or replaced), those before
 /// the main system's init marked as the initramfs's.
 fn replay_early(
-    taken: crate::probes::early::Taken,
+    taken: crate::loader::early::Taken,
     correlator: &mut Correlator<KmodIndex>,
     notes: &mut Vec<String>,
-) -> (Vec<Record>, crate::probes::Losses) {
+) -> (Vec<Record>, crate::loader::Losses) {
     if !taken.foreign.is_empty() {
         notes.push(format!(
             "the initramfs started another modtrace build's probes ({}): released unread; run update-initramfs -u so the next boot is learned from its start",
             taken.foreign.join(", ")
         ));
     }
-    let end = crate::attribute::initramfs_end_ns();
+    let end = crate::trace::attribute::initramfs_end_ns();
     let mut describer = SystemDescriber::new().replaying();
     let records: Vec<Record> = taken
         .events
         .into_iter()
         .map(|ev| {
             let in_initramfs = end.is_some_and(|end| ev.ts_ns < end);
-            Record { stage: in_initramfs.then_some(crate::event::INITRAMFS), ..correlator.handle(ev, &mut describer) }
+            Record { stage: in_initramfs.then_some(crate::trace::event::INITRAMFS), ..correlator.handle(ev, &mut describer) }
         })
         .collect();
     if !records.is_empty() {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::modindex::normalize;
+use crate::trace::modindex::normalize;
 
 pub const SCHEMA: &str = "modtrace-snapshot/1";
 
@@ -100,7 +100,7 @@ fn holders(col: &str) -> Vec<String> {
 pub fn read_proc_modules(path: &Path) -> anyhow::Result<Vec<LoadedModule>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound && path == Path::new("/proc/modules") {
-            crate::probes::ProbeError::NoModules.into()
+            crate::loader::ProbeError::NoModules.into()
         } else {
             anyhow::anyhow!("{}: {e}", path.display())
         }

@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 
 use super::header::{self, comment_lines, Context};
 use super::modules_load::unresolved_section;
-use super::plan::Plan;
-use super::target::Target;
-use super::validate::check_module;
-use crate::modindex::normalize;
+use crate::needs::Plan;
+use crate::needs::target::Target;
+use crate::validate::check_module;
+use crate::trace::modindex::normalize;
 use crate::profile::Profile;
 
 /// Modules that must stay loadable: what the plan loads (top-level modules

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use super::header::{self, comment_lines, Context};
 use super::modules_load::reasons;
-use super::plan::Plan;
-use super::validate::{check_module, check_unit};
+use crate::needs::Plan;
+use crate::validate::{check_module, check_unit};
 use super::{GeneratedFile, DROP_IN_NAME, UNIT_DIR};
 
 pub fn path_for(unit: &str) -> PathBuf {

@@ -4,8 +4,8 @@
 
 use super::header::{self, comment_lines, Context};
 use super::modules_load::unresolved_section;
-use super::plan::Plan;
-use super::validate::{check_module, check_release};
+use crate::needs::Plan;
+use crate::validate::{check_module, check_release};
 use super::LockPoint;
 
 /// Keys modtrace reads back (systemd ignores keys starting with X-).
@@ -154,7 +154,7 @@ pub fn parse_installed(text: &str) -> Option<Installed> {
         } else if let Some(v) = line.strip_prefix(&format!("{KEY_KERNEL}=")) {
             found.kernel = Some(v.trim().to_string());
         } else if let Some(v) = line.strip_prefix(&format!("ExecStart={MODPROBE} -a -- ")) {
-            found.modules.extend(v.split_whitespace().map(crate::modindex::normalize));
+            found.modules.extend(v.split_whitespace().map(crate::trace::modindex::normalize));
         }
     }
     Some(found)

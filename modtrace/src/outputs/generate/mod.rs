@@ -2,10 +2,11 @@
 //! that lock module loading down without breaking the boot. Pure: profile +
 //! target kernel + options in, file contents out; the CLI writes them.
 //!
-//! - `target`: the kernel the files are for (a /lib/modules tree, or the profile).
-//! - `plan` (crate::needs): what that kernel must load, and why, with the
-//!   trust of each cause, decisions and site policy applied.
-//! - `validate`: what may be written into a file, and escaping of comments.
+//! - `crate::needs::target`: the kernel the files are for (a /lib/modules
+//!   tree, or the profile).
+//! - `crate::needs`: what that kernel must load, and why, with the trust of
+//!   each cause, decisions and site policy applied.
+//! - `crate::validate`: what may be written into a file, and escaping of comments.
 //! - one file per artifact: `modules_load` (modules-load.d), `dropins` (unit
 //!   drop-ins), `lock_unit` (modtrace-lock.service), `deny` (modprobe.d).
 
@@ -14,10 +15,6 @@ pub mod dropins;
 pub mod header;
 pub mod lock_unit;
 pub mod modules_load;
-/// The needs stage, where it was before it had its own module.
-pub use crate::needs as plan;
-pub mod target;
-pub mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -26,11 +23,10 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub use plan::{plan, Cited, Plan, Reason, Unresolved};
-pub use target::{Lookup, Source, Target, TargetError};
-pub use validate::Invalid;
 
+use crate::needs::{self, target::Target, Plan};
 use crate::profile::Profile;
+use crate::validate::Invalid;
 
 /// Where generated files go, relative to the root they are meant for.
 pub const MODULES_LOAD: &str = "etc/modules-load.d/modtrace.conf";
@@ -87,7 +83,7 @@ pub struct Options {
     /// The command that regenerates the files (for the header).
     pub command: String,
     /// The site's modprobe.d policy: what it disables is not listed.
-    pub site: crate::sitepolicy::SitePolicy,
+    pub site: crate::needs::sitepolicy::SitePolicy,
 }
 
 /// One file, at a path relative to the root it belongs in (etc/...).
@@ -126,7 +122,7 @@ pub fn generate(profile: &Profile, target: &Target, opts: &Options) -> Result<Ou
     if opts.deny && target.all_modules().is_none() {
         return Err(GenerateError::DenyNeedsTree);
     }
-    let plan = plan::derive(profile, &opts.site, target).map_err(GenerateError::Invalid)?;
+    let plan = needs::derive(profile, &opts.site, target).map_err(GenerateError::Invalid)?;
     let ctx = header::Context::new(profile, target, opts);
     let mut files = vec![
         GeneratedFile { path: PathBuf::from(MODULES_LOAD), contents: modules_load::render(&plan, &ctx) },

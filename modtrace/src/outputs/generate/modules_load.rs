@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use super::header::{self, comment_lines, Context};
-use super::plan::{Cited, Plan};
-use super::validate::check_module;
+use crate::needs::{Cited, Plan};
+use crate::validate::check_module;
 
 /// "  - request for net-pf-5 by ...; once (learned as X; ...)" lines.
 pub fn reasons(cited: &[Cited], indent: &str) -> String {

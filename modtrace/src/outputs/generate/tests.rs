@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-use crate::modindex::StaticIndex;
+use crate::needs::plan;
+use crate::needs::target::Source;
+use crate::trace::modindex::StaticIndex;
 use crate::profile::testutil::{
     appletalk_index, example_profile, loaded_for_request, process, request, udev_device_module, with_cpu_modules,
     TempDir, CPU_MODALIAS,
@@ -138,7 +140,7 @@ fn drop_in_lists_top_level_modules_of_each_unit() {
             uid: Some(0),
             euid: None,
             loginuid: None,
-            scope: crate::scope::Scope::of(Some("/system.slice/mounter.service")),
+            scope: crate::trace::scope::Scope::of(Some("/system.slice/mounter.service")),
             extra: Default::default(),
         }),
         count: 2,
@@ -408,7 +410,7 @@ fn a_request_needs_the_module_of_its_alias_that_answered_it() {
             uid: Some(0),
             euid: None,
             loginuid: None,
-            scope: crate::scope::Scope::of(Some("/system.slice/example.service")),
+            scope: crate::trace::scope::Scope::of(Some("/system.slice/example.service")),
             extra: Default::default(),
         }),
         count: 1,

@@ -6,9 +6,9 @@ use std::mem::size_of;
 use modtrace_common::guard::{decision, hook, mode, GuardEvent};
 use serde::Serialize;
 
-use crate::attribute::Describe;
-use crate::decode::{cstr, task, DecodeError};
-use crate::event::{Process, Task};
+use crate::trace::attribute::Describe;
+use crate::trace::decode::{cstr, task, DecodeError};
+use crate::trace::event::{Process, Task};
 
 /// One decision as the kernel took it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,7 @@ fn reason(d: &Decision) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::encode;
+    use crate::trace::decode::encode;
     use modtrace_common::{kind, NAME_LEN};
 
     fn event(hook_: u32, verdict: u32, name: &str, file: &str) -> Vec<u8> {

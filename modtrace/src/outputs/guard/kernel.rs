@@ -16,8 +16,8 @@ use modtrace_common::guard::{decision, lost, AliasKey, FileKey, FileOffsets, Fil
 use thiserror::Error;
 
 use super::encode::{Encoded, KernelFacts};
-use crate::decode::cstr;
-use crate::probes::{btf, preflight, skipped, ProbeError};
+use crate::trace::decode::cstr;
+use crate::loader::{btf, preflight, skipped, ProbeError};
 
 /// Where the programs' links and the maps are pinned.
 pub const PIN_DIR: &str = "/sys/fs/bpf/modtrace/guard";

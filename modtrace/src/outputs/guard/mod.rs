@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::generate::Target;
-use crate::sitepolicy::SitePolicy;
-use crate::modindex::KmodIndex;
+use crate::needs::target::Target;
+use crate::needs::sitepolicy::SitePolicy;
+use crate::trace::modindex::KmodIndex;
 use crate::profile::{self, Profile};
 pub use encode::Mode;
 use policy::Policy;

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::needs::Plan;
-use crate::modindex::{normalize, ModuleIndex};
+use crate::trace::modindex::{normalize, ModuleIndex};
 use crate::profile::{Profile, TriggerKind};
 
 /// The allowed set of one kernel.
@@ -170,7 +170,7 @@ pub fn kernel_dev(st_dev: u64) -> u32 {
 mod tests {
     use super::*;
     use crate::needs::Plan;
-    use crate::modindex::StaticIndex;
+    use crate::trace::modindex::StaticIndex;
 
     #[test]
     fn allowed_modules_are_the_loaded_set_and_the_builtin_ones() {

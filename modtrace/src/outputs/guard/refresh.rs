@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::encode::Encoded;
 use super::State;
-use crate::decode::cstr;
+use crate::trace::decode::cstr;
 
 /// What one generation of the guard allows, without its generation number:
 /// the same shape whether read from the pinned maps or freshly encoded.
@@ -155,7 +155,7 @@ pub fn changes(now: &Enforced, wanted: &Enforced) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guard::Mode;
+    use crate::outputs::guard::Mode;
 
     fn state(mode: Mode, profile: &str) -> State {
         State {

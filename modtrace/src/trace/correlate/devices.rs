@@ -2,9 +2,9 @@
 
 use std::collections::VecDeque;
 
-use crate::event::Device;
-use crate::modindex::ModuleIndex;
-use crate::uevent::Uevent;
+use crate::trace::event::Device;
+use crate::trace::modindex::ModuleIndex;
+use crate::trace::uevent::Uevent;
 
 /// Device uevents are kept this long for udev loads to find.
 pub const DEVICE_TTL_NS: u64 = 60 * 1_000_000_000;

@@ -17,10 +17,10 @@ mod modprobe_args;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use crate::attribute::{self, Describe};
-use crate::event::{Body, Cause, Event, Process, Record, Syscall, Task, What};
-use crate::modindex::{normalize, ModuleIndex};
-use crate::uevent::Uevent;
+use crate::trace::attribute::{self, Describe};
+use crate::trace::event::{Body, Cause, Event, Process, Record, Syscall, Task, What};
+use crate::trace::modindex::{normalize, ModuleIndex};
+use crate::trace::uevent::Uevent;
 use devices::Devices;
 
 pub use devices::{DEVICE_TTL_NS, MAX_DEVICES};

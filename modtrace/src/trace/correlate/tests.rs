@@ -1,7 +1,7 @@
 //! The join on recorded event sequences.
 use super::*;
-use crate::event::{Device, Parent};
-use crate::modindex::StaticIndex;
+use crate::trace::event::{Device, Parent};
+use crate::trace::modindex::StaticIndex;
 
 const SEC: u64 = 1_000_000_000;
 const EXAMPLE_CG: u64 = 500;

@@ -1,0 +1,16 @@
+//! The trace stage: from the probes' ring-buffer records to attributed
+//! records, each load with its cause; and what was loaded before tracing
+//! began (`snapshot`, from /proc/modules).
+
+pub mod attribute;
+pub mod correlate;
+pub mod decode;
+pub mod drops;
+pub mod event;
+pub mod modindex;
+pub mod onbehalf;
+pub mod output;
+pub mod pipeline;
+pub mod scope;
+pub mod snapshot;
+pub mod uevent;
