@@ -113,16 +113,24 @@ const CHECKS: &[(&str, CheckFn)] = &[
 ];
 
 pub fn check_all(output: &GuestOutput, compressed: bool) -> Vec<Check> {
-    let (records, bad_lines) = parse_events(output);
+    let lines = output.section("events").map(|s| s.lines.as_slice()).unwrap_or_default();
+    let (records, bad_lines) = parse_jsonl(lines);
     let facts = Facts { output, records, bad_lines, compressed };
     CHECKS.iter().map(|&(name, check)| Check { name, result: check(&facts) }).collect()
 }
 
-fn parse_events(output: &GuestOutput) -> (Vec<Value>, Vec<String>) {
+/// A section of `--json` lines sent as a file (the guard's, the fold-eviction
+/// tracer's), parsed as `parse_jsonl` does.
+fn jsonl_section(f: &Facts, name: &str) -> Result<(Vec<Value>, Vec<String>), String> {
+    let lines: Vec<String> = f.output.text(name)?.lines().map(String::from).collect();
+    Ok(parse_jsonl(&lines))
+}
+
+/// A tracer's `--json` lines: the records, and the lines that are not one.
+fn parse_jsonl<S: AsRef<str>>(lines: &[S]) -> (Vec<Value>, Vec<String>) {
     let mut records = Vec::new();
     let mut bad = Vec::new();
-    let lines = output.section("events").map(|s| s.lines.as_slice()).unwrap_or_default();
-    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+    for line in lines.iter().map(AsRef::as_ref).filter(|l| !l.trim().is_empty()) {
         match serde_json::from_str::<Value>(line) {
             Ok(value) if value.is_object() => records.push(value),
             Ok(_) => bad.push(format!("not an object: {line}")),

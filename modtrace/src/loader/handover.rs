@@ -21,7 +21,7 @@ use std::{
 
 use aya::{
     maps::Array,
-    programs::{FExit, TracePoint},
+    programs::{FExit, TracePoint, trace_point::TracePointLinkId},
 };
 use btf_rs::{Btf, Type};
 use modtrace_common::load_probe;
@@ -123,10 +123,14 @@ impl Probes {
             std::mem::take(&mut self.links).into_iter().partition(|(prog, _)| *prog == "exit_load_regs");
         self.links = others;
         for (prog, link) in exits {
-            let program: &mut TracePoint = self.program(prog)?.try_into().map_err(|e| format!("{prog}: {e}"))?;
-            program.detach(link).map_err(|e| format!("detaching {prog}: {e:#}"))?;
+            self.detach_tracepoint(prog, link)?;
         }
         Ok(())
+    }
+
+    pub(super) fn detach_tracepoint(&mut self, prog: &str, link: TracePointLinkId) -> Result<(), String> {
+        let program: &mut TracePoint = self.program(prog)?.try_into().map_err(|e| format!("{prog}: {e}"))?;
+        program.detach(link).map_err(|e| format!("detaching {prog}: {e:#}"))
     }
 
     fn set_load_probe(&mut self, value: u32) -> Result<(), String> {

@@ -192,9 +192,8 @@ impl Probes {
     /// it nothing more is counted or sent.
     pub fn detach(&mut self) {
         for (prog, link) in std::mem::take(&mut self.links) {
-            if let Some(Ok(program)) = self.ebpf.program_mut(prog).map(<&mut TracePoint>::try_from) {
-                let _ = program.detach(link);
-            }
+            // Nothing to do about a failure here: the process is ending.
+            let _ = self.detach_tracepoint(prog, link);
         }
         self.detach_fexits();
     }

@@ -361,7 +361,10 @@ pub fn fold_evictions_counted(f: &Facts) -> Result<(), String> {
     if f.output.exit_code(cap::EVICT_TRACE)? != 0 {
         return Err(format!("the tracer with small fold maps did not exit cleanly: {err}"));
     }
-    let records = jsonl(&f.output.text(cap::EVICT_EVENTS)?)?;
+    let (records, bad) = super::jsonl_section(f, cap::EVICT_EVENTS)?;
+    if let Some(line) = bad.first() {
+        return Err(format!("{} lines of {} are not records, first: {line}", bad.len(), cap::EVICT_EVENTS));
+    }
     let pids: BTreeSet<u64> = processes.iter().map(|p| p.pid).collect();
     let theirs: Vec<&Value> = records
         .iter()
@@ -387,10 +390,6 @@ pub fn fold_evictions_counted(f: &Facts) -> Result<(), String> {
         return Err(format!("no repeats lost: the fold maps never dropped an entry with a count, nothing was tested: {figures}"));
     }
     Ok(())
-}
-
-fn jsonl(text: &str) -> Result<Vec<Value>, String> {
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).map_err(|e| format!("{e}: {l}"))).collect()
 }
 
 /// The request flood: every socket(AF_ALG) asked for net-pf-38 again.

@@ -12,9 +12,9 @@ use crate::scenario as sc;
 /// Outside the learned profile (tests/guest/guard.sh's GUARD_OUTSIDE).
 const OUTSIDE: &str = "tcp_scalable";
 
+/// The section's records; lines that are not one are passed over.
 fn records(f: &Facts, section: &str) -> Result<Vec<Value>, String> {
-    let text = f.output.text(section)?;
-    Ok(text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(Value::is_object).collect())
+    Ok(super::jsonl_section(f, section)?.0)
 }
 
 fn decision<'a>(list: &'a [Value], what: &str, pred: impl Fn(&Value) -> bool) -> Result<&'a Value, String> {
