@@ -53,18 +53,7 @@ pub struct Args {
 
 /// Loads the profile, or says how to learn one.
 pub fn load_profile(path: &Path) -> anyhow::Result<Profile> {
-    match profile::load_if_exists(path)? {
-        Some(p) => Ok(p),
-        None => bail!(
-            "{}: no profile there yet; learn one first: sudo modtrace learn --duration 10m{}",
-            path.display(),
-            if path.as_os_str() == profile::DEFAULT_PATH {
-                String::new()
-            } else {
-                format!(" --out {}", path.display())
-            }
-        ),
-    }
+    Ok(profile::load_existing(path)?)
 }
 
 /// The kernel the files are for: --kernel/--modules-dir, or the profile itself.

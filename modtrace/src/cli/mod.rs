@@ -326,8 +326,34 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("modtrace: {err:#}");
+            eprintln!("modtrace: {}", error_text(&err));
             ExitCode::from(1)
         }
+    }
+}
+
+/// The error and its causes, each said once: many errors already name their
+/// source in their own text, and `{:#}` would repeat it.
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    #[test]
+    fn a_cause_already_in_the_message_is_not_said_twice() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let store = crate::profile::StoreError::Io { path: "/x/p.json.lock".into(), source: io };
+        let text = super::error_text(&anyhow::Error::new(store));
+        assert_eq!(text.matches("entity not found").count(), 1, "{text}");
+        let wrapped = anyhow::anyhow!("inner cause").context("outer");
+        assert_eq!(super::error_text(&wrapped), "outer: inner cause");
     }
 }

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::bail;
 
 use crate::needs::target::Target;
 use crate::profile;
@@ -24,17 +23,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Some(p) = profile::load_if_exists(&args.profile)? else {
-        bail!(
-            "{}: no profile there yet; learn one first: sudo modtrace learn --duration 10m{}",
-            args.profile.display(),
-            if args.profile.as_os_str() == profile::DEFAULT_PATH {
-                String::new()
-            } else {
-                format!(" --out {}", args.profile.display())
-            }
-        );
-    };
+    let p = profile::load_existing(&args.profile)?;
     let plan = needs_of(&p, Path::new("/"));
     print!("{}", report::render(&p, &plan, args.format, args.by));
     Ok(ExitCode::SUCCESS)

@@ -19,8 +19,6 @@ pub enum DecideError {
     Invalid { name: String, rule: &'static str },
     #[error("{0}: the profile neither has a module nor a request by that name; nothing asked for it, so there is nothing to accept (modtrace report lists what is there)")]
     Unknown(String),
-    #[error("{}: no profile there; learn one first (modtrace learn)", .0.display())]
-    NoProfile(std::path::PathBuf),
     #[error("the profile cannot be used:\n{}", .0.join("\n"))]
     Unusable(Vec<String>),
     #[error(transparent)]
@@ -69,8 +67,10 @@ pub fn decide(profile: &mut Profile, name: &str, verdict: Verdict, time: &str) -
 /// and saves it atomically when `change` succeeds. An unreadable profile is
 /// never written.
 pub fn update<T>(path: &Path, change: impl FnOnce(&mut Profile) -> Result<T, DecideError>) -> Result<T, DecideError> {
+    // Before the lock, whose file would need the profile's directory.
+    store::load_existing(path)?;
     let _lock = store::lock(path)?;
-    let mut profile = store::load_if_exists(path)?.ok_or_else(|| DecideError::NoProfile(path.to_path_buf()))?;
+    let mut profile = store::load_existing(path)?;
     let out = change(&mut profile)?;
     store::save(path, &profile)?;
     Ok(out)

@@ -24,7 +24,7 @@ pub(crate) mod testutil;
 pub use model::*;
 pub use observe::BEFORE_LEARNING;
 pub use preload::{configured_reasons, PreloadSources};
-pub use store::{atomic_write, check_writable, load, load_if_exists, lock, save, LearnLock, StoreError};
+pub use store::{atomic_write, check_writable, load, load_existing, load_if_exists, lock, save, LearnLock, StoreError};
 
 /// Where `modtrace learn` writes and `modtrace report` reads by default.
 pub const DEFAULT_PATH: &str = "/var/lib/modtrace/profile.json";

@@ -28,6 +28,17 @@ pub enum StoreError {
     NotWritable { dir: PathBuf, path: PathBuf, source: io::Error },
     #[error("{}", locked_message(lock, profile, *pid))]
     Locked { lock: PathBuf, profile: PathBuf, pid: Option<u32> },
+    /// Nothing at the path: every command that reads a profile says so alike.
+    #[error("{}", no_profile_message(.0))]
+    NoProfile(PathBuf),
+}
+
+fn no_profile_message(path: &Path) -> String {
+    let out = match path.as_os_str() == super::DEFAULT_PATH {
+        true => String::new(),
+        false => format!(" --out {}", path.display()),
+    };
+    format!("{}: no profile there yet; learn one first: sudo modtrace learn --duration 10m{out}", path.display())
 }
 
 fn locked_message(lock: &Path, profile: &Path, pid: Option<u32>) -> String {
@@ -145,6 +156,11 @@ pub fn load_if_exists(path: &Path) -> Result<Option<Profile>, StoreError> {
         Err(e) => Err(StoreError::Io { path: path.to_path_buf(), source: e }),
         Ok(_) => load(path).map(Some),
     }
+}
+
+/// The profile at `path`; NoProfile when there is none.
+pub fn load_existing(path: &Path) -> Result<Profile, StoreError> {
+    load_if_exists(path)?.ok_or_else(|| StoreError::NoProfile(path.to_path_buf()))
 }
 
 /// Writes the profile atomically (see [`atomic_write`]).

@@ -97,6 +97,8 @@ impl Tracer {
     }
 
     fn start_with(take_early: bool) -> anyhow::Result<Tracer> {
+        // Named as every command names it, before the index says "no modules.dep.bin".
+        crate::loader::preflight::require_modules()?;
         // Read first: nothing may fail once the early probes are taken over.
         let index = KmodIndex::running().context("reading the running kernel's module index")?;
         let mut probes = Probes::attach()?;
