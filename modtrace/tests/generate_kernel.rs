@@ -91,7 +91,8 @@ fn profile_json() -> String {
                 requester("sshd", "ssh.service")
             ),
         ),
-        module("no_such_module_xyz", r#"{"kind": "preloaded", "reason": "before learning", "count": 1}"#),
+        // Configured at boot, so trusted: a need this kernel cannot meet.
+        module("no_such_module_xyz", r#"{"kind": "preloaded", "reason": "/etc/modules-load.d/old.conf", "count": 1}"#),
         module(
             "vfat",
             &format!(

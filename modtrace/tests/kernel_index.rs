@@ -82,3 +82,29 @@ fn softdeps_resolve_to_modules_and_come_first_and_builtins_are_known() {
     assert!(idx.builtin("unix") && idx.builtin("af_packet"));
     assert!(!idx.builtin("appletalk") && !idx.builtin("no_such_module"));
 }
+
+/// What explains a module found loaded, resolved in a real kernel's index: a
+/// present device's modalias (udev's wildcards), and ext4's dependencies and
+/// its softdep (modules.softdep: crypto-crc32c) when ext4 is trusted.
+#[test]
+fn preload_sources_resolve_in_a_real_index() {
+    use modtrace::profile::{coldplug, preload};
+    use std::collections::{BTreeMap, BTreeSet};
+    let idx = index();
+    let sys = std::env::temp_dir().join(format!("modtrace-preload-{}", std::process::id()));
+    let dev = sys.join("devices/pci0000:00/0000:00:03.0/virtio0");
+    std::fs::create_dir_all(&dev).unwrap();
+    std::fs::write(dev.join("modalias"), "virtio:d00000001v00001AF4\n").unwrap();
+    let reasons = coldplug::reasons(&sys, &idx);
+    std::fs::remove_dir_all(&sys).unwrap();
+    assert_eq!(
+        reasons.get("virtio_net").map(String::as_str),
+        Some("udev coldplug: device virtio:d00000001v00001AF4 at /sys/devices/pci0000:00/0000:00:03.0/virtio0")
+    );
+    let loaded = ["ext4", "jbd2", "mbcache", "crc16", "crc32c_generic", "appletalk"].map(String::from).to_vec();
+    let trusted = BTreeSet::from(["ext4".to_string()]);
+    let deps = preload::dependency_reasons(&loaded, &BTreeMap::new(), &trusted, &idx);
+    assert_eq!(deps.get("jbd2").map(String::as_str), Some("a dependency of ext4, which is trusted"));
+    assert_eq!(deps.get("crc32c_generic").map(String::as_str), Some("a softdep of ext4, which is trusted"));
+    assert!(!deps.contains_key("appletalk"), "{deps:?}");
+}

@@ -95,6 +95,11 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("trust_check_puts_untrusted_under_review", trust::check_puts_untrusted_under_review),
     ("trust_site_disabled_request_warns_not_blocks", trust::site_disabled_request_warns_not_blocks),
     ("trust_allow_lists_the_accepted_module", trust::allow_lists_the_accepted_module),
+    // loads from before learning (issue 21, part 1)
+    ("preload_user_autoload_found_cause_unknown", preload::user_autoload_found_cause_unknown),
+    ("preload_cause_unknown_held_for_review", preload::cause_unknown_held_for_review),
+    ("preload_configured_module_stays_trusted", preload::configured_module_stays_trusted),
+    ("preload_relearning_keeps_it_under_review", preload::relearning_keeps_it_under_review),
     // modtrace guard (tests/guest/guard.sh)
     ("guard_status_before_start", guard::status_before_start),
     ("guard_complain_lets_outside_load_and_reports_it", guard::complain_lets_outside_load_and_reports_it),
@@ -514,6 +519,7 @@ mod early;
 mod flood;
 mod guard;
 mod learn;
+mod preload;
 mod trust;
 mod who;
 

@@ -180,7 +180,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !plan.review.is_empty() {
         let names: Vec<&str> = plan.review.keys().map(String::as_str).collect();
         eprintln!(
-            "modtrace: not listed, {} module(s) only untrusted processes asked for: {} (modtrace report says who; accept with modtrace review or modtrace allow NAME)",
+            "modtrace: not listed, {} module(s) with no evidence that root wanted them: {} (modtrace report says why; accept with modtrace review or modtrace allow NAME)",
             names.len(),
             names.join(", ")
         );

@@ -260,7 +260,9 @@ pub fn learn(
     let start_text = system::rfc3339(start);
     let mut session = Profile::new(&plan.kernel, &plan.host);
     session.boots.extend(plan.boot_id.clone());
-    let mut reasons = profile::configured_reasons(&plan.preload);
+    // What explains a module found loaded (preload.rs); the rest is "before
+    // learning", cause unknown.
+    let mut reasons = profile::preload::boot_reasons(&plan.preload, index);
     if plan.follow_systemd {
         let inserted = profile::preload::pid1_inserted(&profile::preload::pid1_journal());
         profile::preload::add_reason(&mut reasons, &inserted, profile::preload::PID1_INSERTED);
@@ -279,7 +281,12 @@ pub fn learn(
         let end = SystemTime::now();
         let mut profile = base.clone().unwrap_or_else(|| Profile::new(&plan.kernel, &plan.host));
         let mut s = session.clone();
-        s.add_preloaded(&preloaded.before_tracing(), &reasons, &start_text);
+        let before = preloaded.before_tracing();
+        let names: Vec<String> = before.iter().map(|m| crate::trace::modindex::normalize(&m.name)).collect();
+        let trusted = trusted_modules(base.iter().chain([session]));
+        let mut why = reasons.clone();
+        why.extend(profile::preload::dependency_reasons(&names, &reasons, &trusted, index));
+        s.add_preloaded(&before, &why, &start_text);
         behalf.borrow_mut().apply(&mut s);
         s.sessions.push(Session {
             start: start_text.clone(),
@@ -424,6 +431,13 @@ impl Preloaded {
         let traced = |m: &LoadedModule| self.traced_before.contains(&crate::trace::modindex::normalize(&m.name));
         self.modules.iter().filter(|m| !traced(m)).cloned().collect()
     }
+}
+
+/// Modules with a cause the needs stage trusts, in any of `profiles`: what
+/// vouches for their dependencies found loaded.
+fn trusted_modules<'a>(profiles: impl Iterator<Item = &'a Profile>) -> BTreeSet<String> {
+    let trusted = |m: &&crate::profile::Module| m.triggers.iter().any(|t| crate::needs::trust::of_trigger(t).trusted());
+    profiles.flat_map(|p| p.modules.iter().filter(trusted).map(|m| m.name.clone())).collect()
 }
 
 /// --fresh: the old file (readable or not) is kept as PATH.bak before anything

@@ -22,7 +22,7 @@ fn plan(dir: &TempDir) -> Plan {
         fresh: false,
         duration: Some(Duration::from_secs(1)),
         proc_modules,
-        preload: PreloadSources { dirs: vec![etc], cmdline },
+        preload: PreloadSources { dirs: vec![etc], cmdline, ..PreloadSources::under(&dir.join("root")) },
         checkpoint_every: Duration::from_secs(3600),
         progress: Progress::Quiet,
         kernel: "6.1.0-18-amd64".to_string(),
@@ -306,4 +306,40 @@ fn a_module_still_loading_when_proc_modules_is_read_is_traced_not_preloaded() {
     let mut ext4 = kinds("ext4");
     ext4.sort();
     assert_eq!(ext4, [TriggerKind::Explicit, TriggerKind::Preloaded]);
+}
+
+/// A module a user made the kernel autoload before learning (atm, for a
+/// socket): found loaded, nothing explains it. It needs review in the first
+/// session and in every later one that finds it loaded again; only a load
+/// that root makes while learning adds a trusted cause. ext4's dependencies,
+/// loaded with it, are explained by it.
+#[test]
+fn a_module_found_loaded_stays_under_review_until_root_loads_it() {
+    let dir = TempDir::new("relearn");
+    let plan = plan(&dir);
+    let with_atm = format!("{}atm 16384 0 - Live 0x0\n", fs::read_to_string(&plan.proc_modules).unwrap());
+    fs::write(&plan.proc_modules, with_atm).unwrap();
+    let index = appletalk_index();
+    let review = |p: &Profile| {
+        let plan = crate::needs::plan(p, &crate::needs::target::Target::from_profile(p)).unwrap();
+        (plan.review.get("atm").map(|h| h.why.clone()), plan.needs.contains_key("atm"))
+    };
+    for session in 1..=2u64 {
+        learn(&plan, &index, replay(Vec::new(), 0)).unwrap();
+        let p = profile::load(&plan.out).unwrap();
+        let atm = p.module("atm").unwrap();
+        assert_eq!((atm.triggers.len(), atm.triggers[0].count), (1, session), "{atm:?}");
+        assert_eq!(atm.triggers[0].reason.as_deref(), Some(crate::profile::BEFORE_LEARNING));
+        let (why, listed) = review(&p);
+        assert!(!listed && why.as_deref().is_some_and(|w| w.contains("cause unknown")), "session {session}: {why:?}");
+        let jbd2 = &p.module("jbd2").unwrap().triggers[0];
+        assert_eq!(jbd2.reason.as_deref(), Some("a dependency of ext4, which is trusted"));
+    }
+    // Unloaded, then root's modprobe loads it while learning.
+    fs::write(&plan.proc_modules, "ext4 1007616 1 - Live 0x0\n").unwrap();
+    learn(&plan, &index, replay(vec![loaded_explicit("2024-03-03T10:00:00Z", "atm", 0)], 0)).unwrap();
+    let p = profile::load(&plan.out).unwrap();
+    let kinds: Vec<TriggerKind> = p.module("atm").unwrap().triggers.iter().map(|t| t.kind).collect();
+    assert_eq!(kinds, [TriggerKind::Preloaded, TriggerKind::Explicit]);
+    assert_eq!(review(&p), (None, true), "root's own load is trusted");
 }

@@ -29,10 +29,13 @@ pub mod trace;
 macro_rules! trust_text {
     () => {
         "A cause is trusted when root on the host caused it outside any container: a \
-system unit, PID 1, udev, a kernel thread, a login session's root, or a \
-configured preload. Anything else (an unprivileged uid, a user's own unit, a \
-container, a uid or cgroup not known) is not listed by generate, check or lock \
-until accepted (modtrace review, modtrace allow)."
+system unit, PID 1, udev, a kernel thread, a login session's root; a module \
+already loaded when learning started only when a source explains it \
+(modules-load.d, the initramfs, PID 1, a trusted module's dependency, a device \
+present now). Anything else (an unprivileged uid, a user's own unit, a \
+container, a uid or cgroup not known, a module loaded before learning whose \
+cause is unknown) is not listed by generate, check or lock until accepted \
+(modtrace review, modtrace allow)."
     };
 }
 
@@ -85,7 +88,10 @@ Traces like modtrace trace while the machine does its work, and merges every mod
 that was loaded, with its causes, into the profile (by default \
 /var/lib/modtrace/profile.json): counts add up, and each run is recorded as a \
 session. Modules already loaded when learning starts are recorded as preloaded, with \
-the modules-load.d file or modules_load= argument that asked for them.
+the source that explains them (a modules-load.d file or modules_load= argument, the \
+initramfs's configuration, PID 1's journal, a trusted module's dependency, a device \
+present now), or \"before learning\": cause unknown, which needs review. To learn \
+their causes, learn from boot (modtrace-learn.service).
 
 The profile is replaced atomically, saved as a checkpoint at most once a minute \
 while something changes, and saved at the end, also after Ctrl-C or SIGTERM. A \

@@ -284,10 +284,8 @@ pub fn describe_trigger(t: &Trigger) -> String {
             None => "udev, for a device (unknown)".to_string(),
         },
         TriggerKind::Preloaded => match t.reason.as_deref() {
-            None | Some(BEFORE_LEARNING) => {
-                "already loaded when learning started (initramfs, udev coldplug or an earlier request; to learn what loads it at boot: update-initramfs -u while modtrace-learn.service is enabled)".to_string()
-            }
-            Some(conf) => format!("already loaded when learning started, configured in {conf}"),
+            None | Some(BEFORE_LEARNING) => "already loaded when learning started, cause unknown".to_string(),
+            Some(source) => format!("already loaded when learning started, explained by: {source}"),
         },
         TriggerKind::Unknown => format!(
             "loaded by a kernel helper, cause unknown{}",

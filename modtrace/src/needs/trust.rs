@@ -1,11 +1,23 @@
 //! The trust policy: a cause is trusted when root on the host caused it outside
-//! any container (a system unit, PID 1, udev, the kernel, a preloaded
-//! configuration, or root outside units and in login sessions). Anything else
-//! (an unprivileged uid, a user's unit, a container, a uid or scope not known)
-//! needs an admin's review before it reaches boot-time policy.
+//! any container (a system unit, PID 1, udev, the kernel, root outside units
+//! and in login sessions), or, for a module already loaded when learning
+//! started, when a source recorded at learn time explains it (preload.rs).
+//! Anything else (an unprivileged uid, a user's unit, a container, a uid or
+//! scope not known, a module merely found loaded) needs an admin's review
+//! before it reaches boot-time policy.
 
 use crate::profile::{Loader, Requester, Trigger, TriggerKind, BEFORE_LEARNING};
 use crate::trace::scope::Scope;
+
+/// Why a module found loaded when learning started, with no source that
+/// explains it, needs review; and what to do. Profiles from modtrace versions
+/// that trusted such modules say "before learning" too: they need review now.
+pub const CAUSE_UNKNOWN: &str = "loaded before learning, cause unknown: no modules-load.d entry, initramfs \
+configuration, trusted module's dependency, PID 1 insertion or present device explains it, and being loaded \
+is no evidence of who wanted it (any user can make the kernel autoload a module; earlier modtrace versions \
+trusted it all the same); to learn its cause, learn \
+from boot (enable modtrace-learn.service and run update-initramfs -u, see docs/lockdown.md), or accept it \
+with modtrace allow";
 
 /// Whether a cause may reach the generated files by itself, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +73,10 @@ pub fn loader(l: &Loader) -> Trust {
 /// The trust of one recorded cause.
 pub fn of_trigger(t: &Trigger) -> Trust {
     match t.kind {
-        TriggerKind::Preloaded => Trust::Trusted(match t.reason.as_deref() {
-            None | Some(BEFORE_LEARNING) => "already loaded when learning started (boot, initramfs)".to_string(),
-            Some(conf) => format!("configured in {conf}"),
-        }),
+        TriggerKind::Preloaded => match t.reason.as_deref() {
+            None | Some(BEFORE_LEARNING) => Trust::Review(CAUSE_UNKNOWN.to_string()),
+            Some(source) => Trust::Trusted(format!("loaded before learning, explained by: {source}")),
+        },
         TriggerKind::Request => {
             // One load answered every pending request: it is trusted when any
             // of those who asked is.
@@ -163,10 +175,20 @@ mod tests {
     }
 
     #[test]
-    fn preloaded_trusted_unknown_not() {
+    fn preloaded_trusted_only_when_explained_unknown_not() {
         let mut p = Trigger::new(TriggerKind::Preloaded);
         p.reason = Some("/etc/modules-load.d/x.conf".into());
-        assert_eq!(of_trigger(&p), Trust::Trusted("configured in /etc/modules-load.d/x.conf".into()));
+        let why = "loaded before learning, explained by: /etc/modules-load.d/x.conf";
+        assert_eq!(of_trigger(&p), Trust::Trusted(why.into()));
+        // Found loaded and nothing explains it, as old profiles recorded every
+        // such module: review, with how to learn it or accept it.
+        for reason in [Some(BEFORE_LEARNING.to_string()), None] {
+            p.reason = reason;
+            let t = of_trigger(&p);
+            assert!(!t.trusted(), "{t:?}");
+            assert!(t.why().contains("cause unknown") && t.why().contains("modtrace-learn.service"), "{t:?}");
+            assert!(t.why().contains("modtrace allow"), "{t:?}");
+        }
         assert!(!of_trigger(&Trigger::new(TriggerKind::Unknown)).trusted());
         assert!(!of_trigger(&Trigger::new(TriggerKind::Udev)).trusted(), "no loader recorded");
     }

@@ -76,11 +76,7 @@ impl SystemPaths {
         self.at(&format!("/{}", crate::outputs::generate::LOCK_UNIT))
     }
     pub fn preload_sources(&self) -> PreloadSources {
-        let d = PreloadSources::default();
-        PreloadSources {
-            dirs: d.dirs.iter().map(|p| self.at(&p.to_string_lossy())).collect(),
-            cmdline: self.at("/proc/cmdline"),
-        }
+        PreloadSources::under(&self.root)
     }
 }
 
@@ -286,10 +282,7 @@ pub fn evaluate(inputs: &Inputs) -> Report {
     let unexplained = |report: &mut Report, explained: &dyn Fn(&str) -> bool| {
         for m in loaded {
             if p.module(m).is_none() && !explained(m) {
-                report.blockers.push(format!(
-                    "{m} is loaded now but not in the profile: after a locked boot nothing would load it; \
-                     learn while it is in use (or at boot: modtrace-learn.service)"
-                ));
+                report.blockers.push(not_in_profile(m));
             }
         }
     };
@@ -495,6 +488,18 @@ pub fn evaluate(inputs: &Inputs) -> Report {
     report
 }
 
+/// A module loaded now that the profile lacks. Learning while it stays
+/// loaded would only find it there, cause unknown (needs review): the advice
+/// is to see it load while learning, or to learn from boot.
+fn not_in_profile(m: &str) -> String {
+    format!(
+        "{m} is loaded now but not in the profile: after a locked boot nothing would load it, and who loaded it \
+         is unknown (learning now would only find it loaded, cause unknown). If it is needed, learn while it \
+         loads: modprobe -r {m}, then modtrace learn while what needs it runs, or learn from boot \
+         (modtrace-learn.service); if it is not, unload it (modprobe -r {m})"
+    )
+}
+
 /// The aliases listed in one warning about requests that found no module.
 const ALIASES_SHOWN: usize = 8;
 
@@ -533,7 +538,7 @@ pub fn render(report: &Report) -> String {
     if !report.review.is_empty() {
         let _ = writeln!(
             out,
-            "needs review: {} item(s) only untrusted processes asked for; not loaded before the lock unless accepted:",
+            "needs review: {} item(s) with no evidence that root wanted them (only untrusted processes asked, or the cause is unknown); not loaded before the lock unless accepted:",
             report.review.len()
         );
         for r in &report.review {
@@ -997,5 +1002,28 @@ mod tests {
             site: SitePolicy::default(),
         });
         assert!(report.blockers.iter().any(|b| b.contains("no modules.dep.bin")), "{:?}", report.blockers);
+    }
+
+    /// A module found loaded before learning that nothing explains: for
+    /// review, saying how to learn it from boot or accept it; never the
+    /// "learn while it is in use" advice, which would only record it again.
+    #[test]
+    fn a_module_loaded_before_learning_with_no_cause_is_for_review() {
+        let r = root(Some(&format!("{LOADED}atm 16384 0 - Live 0x0\nwireguard 94208 0 - Live 0x0\n")));
+        let mut p = example_profile();
+        let atm = parse_proc_modules("atm 16384 0 - Live 0x0\n").unwrap();
+        p.add_preloaded(&atm, &Default::default(), "2024-03-01T10:00:00Z");
+        let report = run(&r, &p, &target(appletalk_index().module("atm", &[]), &[]), LockPoint::AfterUdev);
+        let line = report.review.iter().find(|l| l.starts_with("atm: "));
+        let line = line.unwrap_or_else(|| panic!("{}", render(&report)));
+        for words in ["cause unknown", "modtrace-learn.service", "accept: modtrace allow atm"] {
+            assert!(line.contains(words), "{words}: {line}");
+        }
+        assert!(!report.blockers.iter().any(|b| b.starts_with("atm ")), "{:?}", report.blockers);
+        // Loaded now, not in the profile: learning now would only find it loaded.
+        let wg = report.blockers.iter().find(|b| b.starts_with("wireguard ")).unwrap();
+        assert!(wg.contains("modprobe -r wireguard") && wg.contains("learn from boot"), "{wg}");
+        assert!(!render(&report).contains("learn while it is in use"), "{}", render(&report));
+        assert!(!report.plan.unwrap().loaded_set().contains("atm"));
     }
 }

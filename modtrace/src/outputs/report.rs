@@ -671,7 +671,7 @@ fn uid_cell(c: &Cause) -> String {
 fn held_text(r: &Report) -> String {
     let mut out = String::new();
     if !r.needs_review.is_empty() {
-        out.push_str("\nNeeds review: only processes that are not root on the host asked for these; not listed until accepted:\n");
+        out.push_str("\nNeeds review: no evidence that root on the host wanted these (only other processes asked, or the cause is unknown); not listed until accepted:\n");
         for h in &r.needs_review {
             out.push_str(&format!("  {} ({} time(s)): {}\n", h.module, h.count, h.why));
             for a in &h.asked {

@@ -5,10 +5,14 @@
 //! - `observe`: building from records, pure.
 //! - `merge`: accumulating sessions and profiles (decisions: the later wins).
 //! - `decide`: an admin's allow/deny, written under the lock.
-//! - `preload`: why a module loaded before learning is there (modules-load.d, cmdline).
+//! - `preload`: why a module loaded before learning is there (modules-load.d,
+//!   cmdline, PID 1, dependencies of trusted modules), with `initramfs` (its
+//!   configuration) and `coldplug` (devices present now); else cause unknown.
 //! - `store`: load with clear errors, atomic write, writability check, learner lock.
 
+pub mod coldplug;
 pub mod decide;
+pub mod initramfs;
 pub mod merge;
 pub mod migrate;
 pub mod model;

@@ -181,8 +181,9 @@ pub struct Trigger {
     /// system's init, and was seen by the probes the initramfs started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
-    /// Preloaded: the configuration that loads it at boot, or "before learning".
-    /// Unknown: why no cause could be told.
+    /// Preloaded: the source that explains it (modules-load.d, the initramfs,
+    /// PID 1, a trusted module's dependency, a present device), or "before
+    /// learning": cause unknown. Unknown: why no cause could be told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub count: u64,

@@ -12,7 +12,7 @@ use crate::trace::modindex::{normalize, ModuleIndex};
 use crate::trace::snapshot::LoadedModule;
 
 /// The reason recorded for a module that was loaded before learning and that no
-/// modules-load.d file or kernel argument names.
+/// source explains (preload.rs): its cause is unknown, so it needs review.
 pub const BEFORE_LEARNING: &str = "before learning";
 
 impl Profile {
@@ -120,8 +120,9 @@ impl Profile {
     }
 
     /// Records the modules found in /proc/modules when learning starts, with the
-    /// configuration that loads each at boot (`reasons`, by module name) or
-    /// "before learning". One count per learning session that found it loaded.
+    /// source that explains each (`reasons`, by module name, see preload.rs) or
+    /// "before learning" (cause unknown). One count per learning session that
+    /// found it loaded.
     pub fn add_preloaded(&mut self, loaded: &[LoadedModule], reasons: &BTreeMap<String, String>, time: &str) {
         for lm in loaded {
             let name = normalize(&lm.name);

@@ -1,12 +1,17 @@
-//! Why a module that was already loaded when learning started is there: the
-//! configuration that systemd-modules-load reads (modules-load.d files and the
-//! modules_load= kernel argument). Paths are parameters so tests use temp dirs.
+//! Why a module that was already loaded when learning started is there. Being
+//! loaded is evidence of nothing (any user can make the kernel autoload a
+//! module), so only a source that explains it counts: the configuration that
+//! systemd-modules-load reads (modules-load.d files and the modules_load=
+//! kernel argument), the initramfs's (initramfs.rs), PID 1's own insertions
+//! (its journal), a device present now (coldplug.rs), or being a dependency
+//! or softdep of a trusted module ([`dependency_reasons`]). Anything else is
+//! "before learning": cause unknown. Paths are parameters so tests use temp dirs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::trace::modindex::normalize;
+use crate::trace::modindex::{normalize, ModuleIndex};
 
 /// Where systemd-modules-load looks, in its order of precedence.
 #[derive(Debug, Clone)]
@@ -16,6 +21,14 @@ pub struct PreloadSources {
     pub dirs: Vec<PathBuf>,
     /// The kernel command line (/proc/cmdline).
     pub cmdline: PathBuf,
+    /// initramfs-tools' lists of modules its init loads: files, or directories
+    /// of files.
+    pub initramfs_tools: Vec<PathBuf>,
+    /// dracut's configuration: files, or directories of `*.conf` files, most
+    /// important first.
+    pub dracut: Vec<PathBuf>,
+    /// Where sysfs is mounted (/sys): the devices present now.
+    pub sysfs: PathBuf,
 }
 
 impl Default for PreloadSources {
@@ -32,6 +45,48 @@ impl Default for PreloadSources {
             .map(PathBuf::from)
             .collect(),
             cmdline: PathBuf::from("/proc/cmdline"),
+            initramfs_tools: paths(&["/etc/initramfs-tools/modules", "/usr/share/initramfs-tools/modules.d"]),
+            dracut: paths(&["/etc/dracut.conf", "/etc/dracut.conf.d", "/usr/lib/dracut/dracut.conf.d"]),
+            sysfs: PathBuf::from("/sys"),
+        }
+    }
+}
+
+fn paths(list: &[&str]) -> Vec<PathBuf> {
+    list.iter().map(PathBuf::from).collect()
+}
+
+impl PreloadSources {
+    /// The default places under `root` ("/" on a real system).
+    pub fn under(root: &Path) -> PreloadSources {
+        let at = |p: &PathBuf| root.join(p.strip_prefix("/").unwrap_or(p));
+        let d = PreloadSources::default();
+        PreloadSources {
+            dirs: d.dirs.iter().map(at).collect(),
+            cmdline: at(&d.cmdline),
+            initramfs_tools: d.initramfs_tools.iter().map(at).collect(),
+            dracut: d.dracut.iter().map(at).collect(),
+            sysfs: at(&d.sysfs),
+        }
+    }
+}
+
+/// Every source read from files, module name -> reason: modules-load.d and
+/// the command line, the initramfs's configuration, and the devices present
+/// now (resolved through `index`). PID 1's journal and dependencies are added
+/// by the caller ([`add_reason`], [`dependency_reasons`]).
+pub fn boot_reasons(sources: &PreloadSources, index: &dyn ModuleIndex) -> BTreeMap<String, String> {
+    let mut reasons = configured_reasons(sources);
+    merge_reasons(&mut reasons, super::initramfs::reasons(sources));
+    merge_reasons(&mut reasons, super::coldplug::reasons(&sources.sysfs, index));
+    reasons
+}
+
+/// Adds every reason of `more` (see [`add_reason`]).
+pub fn merge_reasons(reasons: &mut BTreeMap<String, String>, more: BTreeMap<String, String>) {
+    for (m, why) in more {
+        for w in why.split("; ") {
+            add_reason(reasons, std::slice::from_ref(&m), w);
         }
     }
 }
@@ -93,13 +148,15 @@ pub fn conf_modules(text: &str) -> Vec<String> {
 }
 
 /// (argument as written, modules) for every modules_load=, modules-load= and
-/// rd.modules_load= / rd.modules-load= argument of a kernel command line.
+/// rd.modules_load= / rd.modules-load= argument of a kernel command line, and
+/// dracut's rd.driver.pre= / rd.driver.post= (dracut.cmdline(7): "force
+/// loading kernel module").
 pub fn cmdline_modules(cmdline: &str) -> Vec<(String, Vec<String>)> {
     let mut out = Vec::new();
     for word in split_cmdline(cmdline) {
         let Some((key, value)) = word.split_once('=') else { continue };
         let k = key.replace('-', "_");
-        if k == "modules_load" || k == "rd.modules_load" {
+        if matches!(k.as_str(), "modules_load" | "rd.modules_load" | "rd.driver.pre" | "rd.driver.post") {
             let modules: Vec<String> =
                 value.split(',').map(str::trim).filter(|m| !m.is_empty()).map(normalize).collect();
             out.push((key.to_string(), modules));
@@ -168,3 +225,45 @@ pub fn add_reason(reasons: &mut BTreeMap<String, String>, modules: &[String], wh
         }
     }
 }
+
+/// Reasons for the modules of `loaded` that no source in `reasons` explains
+/// but that modprobe loads with a trusted module: a dependency (modules.dep)
+/// or softdep of a module in `trusted` (the profile's trusted modules), or of
+/// one of `loaded` that a source explains, or of one explained so in turn.
+/// "a dependency of tcp_bic, which is trusted" / "a softdep of ...".
+pub fn dependency_reasons(
+    loaded: &[String],
+    reasons: &BTreeMap<String, String>,
+    trusted: &BTreeSet<String>,
+    index: &dyn ModuleIndex,
+) -> BTreeMap<String, String> {
+    let mut vouching: BTreeSet<String> = trusted.clone();
+    vouching.extend(loaded.iter().filter(|m| reasons.contains_key(*m)).cloned());
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let open: Vec<&String> =
+            loaded.iter().filter(|m| !reasons.contains_key(*m) && !found.contains_key(*m)).collect();
+        let new: Vec<(String, String)> = open
+            .into_iter()
+            .filter_map(|m| Some((m.clone(), vouching.iter().find_map(|t| pulled_in_by(index, t, m))?)))
+            .collect();
+        if new.is_empty() {
+            return found;
+        }
+        vouching.extend(new.iter().map(|(m, _)| m.clone()));
+        found.extend(new);
+    }
+}
+
+/// How `modprobe trusted` loads `module`, if it does.
+fn pulled_in_by(index: &dyn ModuleIndex, trusted: &str, module: &str) -> Option<String> {
+    if trusted == module || !index.load_order(trusted).iter().any(|m| m == module) {
+        return None;
+    }
+    let kind = if index.closure(trusted).iter().any(|m| m == module) { "dependency" } else { "softdep" };
+    Some(format!("a {kind} of {trusted}, which is trusted"))
+}
+
+#[cfg(test)]
+#[path = "preload_tests.rs"]
+mod tests;

@@ -161,7 +161,8 @@ fn preload_reasons_from_modules_load_d_and_cmdline() {
         "BOOT_IMAGE=/vmlinuz root=UUID=x ro modules-load=vfat,appletalk rd.modules_load=\"dm_crypt\" quiet\n",
     )
     .unwrap();
-    let reasons = configured_reasons(&PreloadSources { dirs: vec![etc.clone(), usr.clone()], cmdline });
+    let sources = PreloadSources { dirs: vec![etc.clone(), usr.clone()], cmdline, ..PreloadSources::under(dir.path()) };
+    let reasons = configured_reasons(&sources);
     let etc_net = etc.join("net.conf").display().to_string();
     assert_eq!(reasons.get("appletalk"), Some(&format!("kernel command line: modules-load=appletalk; {etc_net}")));
     assert_eq!(reasons.get("psnap"), Some(&etc_net));
@@ -172,7 +173,7 @@ fn preload_reasons_from_modules_load_d_and_cmdline() {
     assert!(!reasons.contains_key("ext4"), "masked");
     assert!(!reasons.contains_key("binfmt_misc"), "not a .conf file");
     // Missing sources are no error.
-    let none = configured_reasons(&PreloadSources { dirs: vec![dir.join("nope")], cmdline: dir.join("nope2") });
+    let none = configured_reasons(&PreloadSources::under(&dir.join("nope")));
     assert!(none.is_empty());
 }
 

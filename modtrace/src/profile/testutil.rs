@@ -27,6 +27,13 @@ impl TempDir {
     pub fn join(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
+
+    /// Writes `text` to `path` inside, making its directories.
+    pub fn put(&self, path: &str, text: &str) {
+        let p = self.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
 }
 
 impl Drop for TempDir {

@@ -14,7 +14,7 @@ const BEFORE_LEARNING: &str = "before learning";
 // ---- reading ----
 
 /// A JSON section, parsed.
-fn json_section(f: &Facts, name: &str) -> Result<Value, String> {
+pub(super) fn json_section(f: &Facts, name: &str) -> Result<Value, String> {
     let text = f.output.text(name)?;
     serde_json::from_str(&text).map_err(|e| format!("{name} is not JSON ({e}):\n{text}"))
 }
@@ -24,7 +24,7 @@ fn profile(f: &Facts) -> Result<Value, String> {
 }
 
 /// `modules[]` entry `name` of a profile.
-fn module<'a>(p: &'a Value, name: &str) -> Result<&'a Value, String> {
+pub(super) fn module<'a>(p: &'a Value, name: &str) -> Result<&'a Value, String> {
     let modules = p.pointer("/modules").and_then(Value::as_array).ok_or("the profile has no modules list")?;
     modules.iter().find(|m| text(m, "/name") == name).ok_or_else(|| {
         let names: Vec<&str> = modules.iter().map(|m| text(m, "/name")).collect();
@@ -32,7 +32,7 @@ fn module<'a>(p: &'a Value, name: &str) -> Result<&'a Value, String> {
     })
 }
 
-fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
+pub(super) fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
@@ -228,7 +228,8 @@ pub fn profile_preloaded_configured(f: &Facts) -> Result<(), String> {
     .map(|_| ())
 }
 
-/// Loaded before learning, configured nowhere: preloaded "before learning".
+/// Loaded before learning by root's modprobe, configured nowhere: preloaded
+/// "before learning", cause unknown (preload.rs checks that it needs review).
 pub fn profile_preloaded_unconfigured(f: &Facts) -> Result<(), String> {
     let p = profile(f)?;
     let m = module(&p, sc::PRELOADED_MODULE)?;

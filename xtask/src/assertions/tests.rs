@@ -326,6 +326,7 @@ fn good_profile() -> Value {
             profile_module("ppp_generic", &["slhc"], &["pppox"], vec![tool_in_unit(Some("pppox"))]),
             profile_module("tcp_bic", &[], &[], vec![trigger_preloaded("/etc/modules-load.d/modtrace-test.conf")]),
             profile_module("tcp_highspeed", &[], &[], vec![trigger_preloaded("before learning")]),
+            profile_module(sc::PRELOAD_USER_MODULE, &[], &[], vec![trigger_preloaded("before learning")]),
             profile_module("tcp_illinois", &[], &[], vec![trigger_explicit(None)]),
             profile_module("vfat", &["fat"], &[], vec![trigger_explicit(None)]),
         ],
@@ -374,7 +375,14 @@ const REPORT_TABLE: &str = "host guest, kernel 6.1.0-56-amd64: 1 learning sessio
 MODULE     COUNT  UNIT             PROCESS         VIA
 pppox      1  example.service  modtrace-guest  request net-pf-24
   ppp_generic        1                                   dependency
-  slhc          1                                   dependency";
+  slhc          1                                   dependency
+
+Needs review: no evidence that root on the host wanted these (only other processes asked, or the cause is unknown); not listed until accepted:
+  atm (1 time(s)): loaded before learning, cause unknown: no modules-load.d entry ...
+    - already loaded when learning started, cause unknown; once
+    accept: modtrace allow atm
+  tcp_highspeed (1 time(s)): loaded before learning, cause unknown: no modules-load.d entry ...
+    accept: modtrace allow tcp_highspeed";
 
 const REPORT_MARKDOWN: &str = "## modtrace profile of guest (kernel 6.1.0-56-amd64)
 
@@ -435,7 +443,13 @@ fn good_sections() -> BTreeMap<String, String> {
     all.extend(evict_sections());
     all.extend(guard_sections());
     all.extend(trust_sections());
+    all.extend(preload_sections());
+    codes_of(&mut all).push_str(PRELOAD_EXIT_CODES);
     all
+}
+
+fn codes_of(all: &mut BTreeMap<String, String>) -> &mut String {
+    all.get_mut(section::EXIT_CODES).unwrap()
 }
 
 // ---- learning from early boot (tests/guest/early.sh) ----
@@ -475,11 +489,16 @@ const TRUST_EXIT_CODES: &str = "\ngenerate 0\ncheck 1\nallow 0\ngenerate-accepte
 const TRUST_CHECK: &str = "info: kernel: 6.1.0-57-amd64
 warning: request for net-pf-29 (modtrace-guest) is denied by site policy, and keeps failing: install can /bin/false (/etc/modprobe.d/modtrace-test-site.conf)
 needed: 9 top-level module(s) (12 with dependencies), 0 built in
-needs review: 2 item(s) only untrusted processes asked for; not loaded before the lock unless accepted:
+needs review: 4 item(s) with no evidence that root wanted them (only untrusted processes asked, or the cause is unknown); not loaded before the lock unless accepted:
+  - atm: loaded before learning, cause unknown: ...; to learn its cause, learn from boot (enable modtrace-learn.service and run update-initramfs -u, see docs/lockdown.md), or accept it with modtrace allow; asked: already loaded when learning started, cause unknown; once; accept: modtrace allow atm
   - kcm: asked only by uid 1000 in user unit lightdm.service of uid 1000; asked: modtrace-guest (uid 1000, user unit lightdm.service of uid 1000); accept: modtrace allow kcm
   - minix: asked only in container box (systemd-nspawn), its unit cron.service; asked: mount (container box (systemd-nspawn), its unit cron.service); accept: modtrace allow minix
+  - tcp_highspeed: loaded before learning, cause unknown: ...; to learn its cause, learn from boot (enable modtrace-learn.service and run update-initramfs -u, see docs/lockdown.md), or accept it with modtrace allow; asked: already loaded when learning started, cause unknown; once; accept: modtrace allow tcp_highspeed
 NOT safe to lock: 1 blocker(s):
   - tcp_westwood is loaded now but not in the profile: after a locked boot nothing would load it";
+
+const GENERATED_LIST: &str = "# modtrace\nbinfmt_misc\npppox\n# tcp_bic:\n#   - already loaded when learning started, \
+    explained by: /etc/modules-load.d/modtrace-test.conf; once\ntcp_bic\nvfat\n#\n# NEEDS REVIEW, not listed:\n#   atm: ...";
 
 fn trust_sections() -> Vec<(String, String)> {
     let files = "./etc/modules-load.d/modtrace.conf\n./etc/systemd/system/example.service.d/modtrace-modules.conf\n\
@@ -490,7 +509,7 @@ fn trust_sections() -> Vec<(String, String)> {
         ("allow.stdout", "modtrace: kcm is accepted in /tmp/accepted.json".to_string()),
         ("generate-accepted.stdout", "wrote /tmp/generated-accepted/etc/modules-load.d/modtrace.conf".to_string()),
         (section::GENERATED_FILES, files.to_string()),
-        (section::GENERATED_LIST, "# modtrace\nbinfmt_misc\npppox\nvfat".to_string()),
+        (section::GENERATED_LIST, GENERATED_LIST.to_string()),
         (section::ACCEPTED_FILES, files.to_string()),
         (section::ACCEPTED_LIST, "# modtrace\nbinfmt_misc\nkcm\npppox\nvfat".to_string()),
     ];
@@ -1281,4 +1300,70 @@ fn every_guard_check_can_fail() {
     expect_failure("guard_cost_of_a_decision_measured", f, |r| r.replace("guard-cost-refused.stdout", "errors=1:1000", "errors=1:999,17:1"));
     expect_failure("guard_cost_of_a_decision_measured", f, |r| r.replace("guard-cost-renamed-unguarded.stdout", "errors=17:1000", "errors=1:1000"));
     expect_failure("guard_cost_of_a_decision_measured", f, |r| r.section("guard-cost-allowed.stdout").clear());
+}
+
+// ---- loads from before learning (issue 21, part 1) ----
+
+const PRELOAD_EXIT_CODES: &str = "\nlearn-relearn 0\ncheck-relearn 1";
+
+fn relearn_profile() -> Value {
+    let mut p = good_profile();
+    p["sessions"] = json!([session("SIGINT"), session("duration")]);
+    let atm = p["modules"].as_array_mut().unwrap().iter_mut().find(|m| m["name"] == sc::PRELOAD_USER_MODULE).unwrap();
+    atm["triggers"][0]["count"] = json!(2);
+    p
+}
+
+fn preload_sections() -> Vec<(String, String)> {
+    let users = |l: &&str| l.starts_with("  - kcm") || l.starts_with("  - minix");
+    let check: Vec<&str> = TRUST_CHECK.lines().filter(|l| !users(l)).collect();
+    vec![
+        (section::RELEARN_PROFILE.to_string(), serde_json::to_string_pretty(&relearn_profile()).unwrap()),
+        ("check-relearn.stdout".to_string(), check.join("\n")),
+        ("learn-relearn.stderr".to_string(), format!("modtrace: learning ended; profile saved to {}", sc::RELEARN_PROFILE)),
+    ]
+}
+
+#[test]
+fn every_preload_check_can_fail() {
+    use section::{GENERATED_LIST, PROFILE, RELEARN_PROFILE};
+    let f = false;
+    let atm = sc::PRELOAD_USER_MODULE;
+    let gone = |p: &mut Value| p["modules"].as_array_mut().unwrap().retain(|m| m["name"] != atm);
+    let configured = json!("/etc/modules-load.d/x.conf");
+    expect_failure("preload_user_autoload_found_cause_unknown", f, |r| {
+        r.edit_module(atm, |m| m["triggers"][0]["reason"] = configured)
+    });
+    expect_failure("preload_user_autoload_found_cause_unknown", f, |r| {
+        r.edit_module(atm, |m| m["triggers"] = json!([trigger_explicit(None)]))
+    });
+    expect_failure("preload_user_autoload_found_cause_unknown", f, |r| r.edit_json(PROFILE, gone));
+    let held = "preload_cause_unknown_held_for_review";
+    expect_failure("preload_cause_unknown_held_for_review", f, |r| {
+        r.replace(GENERATED_LIST, "pppox\n", "pppox\natm\n")
+    });
+    expect_failure(held, f, |r| r.replace(GENERATED_LIST, "pppox\n", "pppox\ntcp_highspeed\n"));
+    expect_failure(held, f, |r| r.replace("check.stdout", "accept: modtrace allow atm", ""));
+    expect_failure(held, f, |r| r.replace("check.stdout", "  - tcp_highspeed:", "  - tcp_highspeed_x:"));
+    expect_failure(held, f, |r| r.replace("check.stdout", "(enable modtrace-learn.service and", "(and"));
+    let reason = "atm (1 time(s)): loaded before learning, cause unknown";
+    expect_failure(held, f, |r| r.replace("report-table.stdout", reason, "atm (1 time(s)): x"));
+    expect_failure("preload_configured_module_stays_trusted", f, |r| r.replace(GENERATED_LIST, "\ntcp_bic\n", "\n"));
+    expect_failure("preload_configured_module_stays_trusted", f, |r| {
+        r.replace(GENERATED_LIST, "explained by: /etc", "explained by: /run")
+    });
+    expect_failure("preload_configured_module_stays_trusted", f, |r| {
+        r.section("check.stdout").push_str("\n  - tcp_bic: loaded before learning, cause unknown")
+    });
+    let relearn = "preload_relearning_keeps_it_under_review";
+    expect_failure(relearn, f, |r| r.set_exit_code(cap::RELEARN, 1));
+    expect_failure(relearn, f, |r| r.edit_json(RELEARN_PROFILE, |p| p["sessions"].as_array_mut().unwrap().truncate(1)));
+    expect_failure(relearn, f, |r| {
+        r.edit_json(RELEARN_PROFILE, |p| {
+            let m = p["modules"].as_array_mut().unwrap().iter_mut().find(|m| m["name"] == atm).unwrap();
+            m["triggers"][0]["reason"] = json!("udev coldplug: device x at /sys/devices/y");
+        })
+    });
+    expect_failure(relearn, f, |r| r.replace("check-relearn.stdout", "accept: modtrace allow atm", ""));
+    expect_failure("preload_relearning_keeps_it_under_review", f, |r| r.set_exit_code(cap::CHECK_RELEARN, 2));
 }

@@ -11,7 +11,7 @@ use crate::scenario::{self as sc, captured as cap, section};
 use super::Facts;
 
 /// A captured command's stdout, when it exited with one of `statuses`.
-fn output(f: &Facts, name: &str, statuses: &[i32]) -> Result<String, String> {
+pub(super) fn output(f: &Facts, name: &str, statuses: &[i32]) -> Result<String, String> {
     let status = f.output.exit_code(name)?;
     let stdout = f.output.text(&format!("{name}.stdout")).unwrap_or_default();
     if statuses.contains(&status) {
@@ -21,7 +21,7 @@ fn output(f: &Facts, name: &str, statuses: &[i32]) -> Result<String, String> {
     Err(format!("{name} exited {status}, expected one of {statuses:?}\n      stdout: {stdout}\n      stderr: {stderr}"))
 }
 
-fn listed(list: &str) -> Vec<&str> {
+pub(super) fn listed(list: &str) -> Vec<&str> {
     list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect()
 }
 

@@ -47,7 +47,7 @@ pub fn held_section(plan: &Plan) -> String {
     if !plan.review.is_empty() {
         let _ = writeln!(
             text,
-            "\nNEEDS REVIEW, not listed: only processes that are not root on the host asked for these\n(an unprivileged uid, a user's unit, a container, or a uid or scope not known):"
+            "\nNEEDS REVIEW, not listed: no evidence that root on the host wanted these\n(an unprivileged uid, a user's unit, a container, a uid or scope not known, or loaded before learning, cause unknown):"
         );
         for (m, held) in &plan.review {
             let _ = writeln!(text, "  {m}: {} (accept: modtrace allow {m}; or modtrace review)", held.why);

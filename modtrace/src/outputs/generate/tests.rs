@@ -96,7 +96,7 @@ fn modules_load_lists_top_level_modules_only_with_reasons() {
         conf.contains("request for net-pf-5 by example.service (modtrace-guest, /usr/bin/python3, uid 0); once"),
         "{conf}"
     );
-    assert!(conf.contains("configured in /etc/modules-load.d/ext4.conf"), "{conf}");
+    assert!(conf.contains("explained by: /etc/modules-load.d/ext4.conf"), "{conf}");
     assert!(conf.contains("request for fs-binfmt_misc by init.scope (systemd"), "{conf}");
     assert!(conf.contains("udev, for a device"), "{conf}");
 }
