@@ -87,6 +87,7 @@ fn softdeps_resolve_to_modules_and_come_first_and_builtins_are_known() {
 /// present device's modalias (udev's wildcards), and ext4's dependencies and
 /// its softdep (modules.softdep: crypto-crc32c) when ext4 is trusted.
 #[test]
+#[ignore = "needs a Debian kernel tree: cargo xtask test runs it (MODTRACE_TEST_MODULES)"]
 fn preload_sources_resolve_in_a_real_index() {
     use modtrace::profile::{coldplug, preload};
     use std::collections::{BTreeMap, BTreeSet};
