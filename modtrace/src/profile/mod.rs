@@ -3,11 +3,13 @@
 //! - `model`: the file's types (schema "modtrace-profile/2", docs/profile.md).
 //! - `migrate`: reading /1 profiles, and hand-edited ones (sorting, duplicates).
 //! - `observe`: building from records, pure.
+//! - `bound`: what untrusted processes may add (folded unresolved requests).
 //! - `merge`: accumulating sessions and profiles (decisions: the later wins).
 //! - `decide`: an admin's allow/deny, written under the lock.
 //! - `preload`: why a module loaded before learning is there (modules-load.d, cmdline).
 //! - `store`: load with clear errors, atomic write, writability check, learner lock.
 
+pub mod bound;
 pub mod decide;
 pub mod merge;
 pub mod migrate;
