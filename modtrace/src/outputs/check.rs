@@ -268,8 +268,8 @@ pub fn evaluate(inputs: &Inputs) -> Report {
     }
     if lost.reported > 0 {
         report.warnings.push(format!(
-            "{} failed load attempts or load results were lost while learning (a flood of failures): no module is \
-             missing for them",
+            "{} failed load attempts, load results or untrusted processes' requests were lost while learning \
+             (a flood): no module root needs is missing for them",
             lost.reported
         ));
     }
@@ -869,6 +869,10 @@ mod tests {
         let flood = with(Drops { ring_failures: 5000, results_without_call: 3, ..Drops::default() });
         assert!(flood.safe(), "{}", render(&flood));
         assert!(flood.warnings.iter().any(|w| w.contains("5003 failed load attempts")), "{:?}", flood.warnings);
+        // A user's flood of pending requests: reported, never a blocker (so `lock` does not refuse).
+        let users = with(Drops { evicted_untrusted_requests: 600, ..Drops::default() });
+        assert!(users.safe() && users.blockers.is_empty(), "{}", render(&users));
+        assert!(users.warnings.iter().any(|w| w.contains("600 failed load attempts, load results or untrusted")));
         for d in [Drops { ring_loads: 1, ..Drops::default() }, Drops { evicted_requests: 2, ..Drops::default() }] {
             let report = with(d);
             let n = d.blocking();
