@@ -513,13 +513,15 @@ fn no_module_warning(who: &str, aliases: &[&str]) -> String {
     )
 }
 
+/// Every item one line, whatever a process name or alias in it holds.
 pub fn render(report: &Report) -> String {
+    use crate::escape::text;
     let mut out = String::new();
     for i in &report.info {
-        let _ = writeln!(out, "info: {i}");
+        let _ = writeln!(out, "info: {}", text(i));
     }
     for w in &report.warnings {
-        let _ = writeln!(out, "warning: {w}");
+        let _ = writeln!(out, "warning: {}", text(w));
     }
     if let Some(plan) = &report.plan {
         let _ = writeln!(
@@ -537,7 +539,7 @@ pub fn render(report: &Report) -> String {
             report.review.len()
         );
         for r in &report.review {
-            let _ = writeln!(out, "  - {r}");
+            let _ = writeln!(out, "  - {}", text(r));
         }
     }
     if report.blockers.is_empty() {
@@ -545,7 +547,7 @@ pub fn render(report: &Report) -> String {
     } else {
         let _ = writeln!(out, "NOT safe to lock: {} blocker(s):", report.blockers.len());
         for b in &report.blockers {
-            let _ = writeln!(out, "  - {b}");
+            let _ = writeln!(out, "  - {}", text(b));
         }
     }
     out
