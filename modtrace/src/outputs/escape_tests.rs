@@ -106,3 +106,16 @@ fn diff_lines() {
     };
     shown_safely("diff", &render(EVIL), &render("x"));
 }
+
+#[test]
+fn the_report_shows_folded_requests() {
+    let mut p = example_profile();
+    let user = in_cgroup(9, "flood", None, 1000, "/user.slice/user-1000.slice/session-3.scope");
+    for n in 0..600 {
+        p.observe(&request("2024-03-01T10:05:00Z", user.clone(), &format!("bogus-{n}"), &[]));
+    }
+    let plan = crate::needs::derive(&p, &SitePolicy::default(), &Target::from_profile(&p)).unwrap();
+    let table = report::render(&p, &plan, report::Format::Table, report::GroupBy::Module);
+    let row = table.lines().find(|l| l.starts_with("bogus-0, bogus-1")).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("(folded: the first 8 names)") && row.contains(" 600 ") && row.contains("flood"), "{row}");
+}

@@ -291,11 +291,25 @@ fn held(map: &std::collections::BTreeMap<String, needs::Held>, accept: bool) -> 
         .collect()
 }
 
+/// A folded entry (profile/bound.rs) as a row: its first names, and how many
+/// requests it counts.
+fn folded_row(f: &crate::profile::FoldedRequests) -> MissingRequest {
+    let who = match &f.requester {
+        Some(r) => placed(&r.comm, r.exe.as_deref(), r.unit.as_deref(), &r.scope, r.uid),
+        None => "untrusted processes beyond the bound".to_string(),
+    };
+    MissingRequest {
+        alias: format!("{} ... (folded: the first {} names)", f.aliases.join(", "), f.aliases.len()),
+        count: f.count,
+        requested_by: vec![who],
+    }
+}
+
 /// Builds the report's contents; `plan` is the needs stage's view of the
 /// profile (what is listed, held for review, denied, disabled by the site).
 pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
     let top: Vec<&Module> = profile.modules.iter().filter(|m| m.top_level).collect();
-    let missing: Vec<MissingRequest> = profile
+    let mut missing: Vec<MissingRequest> = profile
         .requests
         .iter()
         .filter(|r| r.resolves_to.is_empty())
@@ -306,9 +320,11 @@ pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
                 .requesters
                 .iter()
                 .map(|c| placed(&c.who.comm, c.who.exe.as_deref(), c.who.unit.as_deref(), &c.who.scope, c.who.uid))
+                .chain((r.requesters_folded > 0).then(|| format!("{} more by untrusted ones", r.requesters_folded)))
                 .collect(),
         })
         .collect();
+    missing.extend(profile.folded_requests.iter().map(folded_row));
     let failed: Vec<FailedLoad> = profile
         .failed
         .iter()
