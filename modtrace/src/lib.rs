@@ -13,4 +13,5 @@ pub mod profile;
 pub mod needs;
 pub mod outputs;
 pub mod validate;
+pub mod escape;
 pub mod cli;

@@ -101,12 +101,14 @@ pub fn check_release(release: &str) -> Result<(), &'static str> {
 }
 
 /// Text for a `#` comment: printable ASCII stays, anything else (newlines,
-/// control characters, non-ASCII bytes, and the backslash, so that no line can
-/// end in a continuation) becomes `\xNN`.
+/// control characters, non-ASCII bytes, and a final backslash, so that no line
+/// can end in a continuation) becomes `\xNN`. A backslash inside stays, so that
+/// what escape::text showed (`\n`, `\x1b`) reads the same in a comment.
 pub fn comment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if (' '..='~').contains(&c) && c != '\\' {
+    let last = text.chars().count().saturating_sub(1);
+    for (i, c) in text.chars().enumerate() {
+        if (' '..='~').contains(&c) && (c != '\\' || i != last) {
             out.push(c);
         } else {
             let mut buf = [0u8; 4];
@@ -178,5 +180,6 @@ mod tests {
         assert!(!c.contains('\n') && !c.ends_with('\\'), "{c}");
         assert_eq!(c, "x\\x0aExecStart=/bin/sh\\x5c");
         assert_eq!(comment("é"), "\\xc3\\xa9");
+        assert_eq!(comment("a\\nb\\"), "a\\nb\\x5c", "only a final backslash could continue the line");
     }
 }

@@ -86,6 +86,8 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("distinct_flood_every_request_counted", flood::distinct_flood_every_request_counted),
     ("distinct_flood_real_loads_keep_their_cause", flood::distinct_flood_real_loads_keep_their_cause),
     ("profile_session_drops_by_kind", learn::profile_session_drops_by_kind),
+    ("untrusted_flood_folded_in_profile", untrusted_flood::folded_in_profile),
+    ("untrusted_flood_blocks_nothing", untrusted_flood::blocks_nothing),
     // who asked: the kernel's facts about the requester
     ("who_user_unit_requester", who::user_unit_requester),
     ("who_container_unit_requester", who::container_unit_requester),
@@ -521,6 +523,7 @@ mod guard;
 mod learn;
 mod preload;
 mod trust;
+mod untrusted_flood;
 mod who;
 
 #[cfg(test)]

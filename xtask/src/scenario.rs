@@ -51,7 +51,7 @@ pub const PRELOADED_MODULE: &str = "tcp_highspeed";
 /// The learner that runs alongside `modtrace trace` for the whole scenario.
 pub const PROFILE: &str = "/var/lib/modtrace/profile.json";
 /// Longer than the scenario: the learner is ended by SIGINT.
-pub const LEARN_DURATION: &str = "120s";
+pub const LEARN_DURATION: &str = "180s";
 /// Snapshots before tracing and after learning.
 pub const SNAPSHOT_BEFORE: &str = "/tmp/before.json";
 pub const SNAPSHOT_AFTER: &str = "/tmp/after.json";
@@ -121,6 +121,20 @@ pub const DISTINCT_FLOOD_ALIAS: &str = "net-pf-42";
 pub const DISTINCT_FLOOD_AUTOLOAD_MODULE: &str = "qrtr";
 /// modprobe'd during that flood.
 pub const DISTINCT_FLOOD_EXPLICIT_MODULE: &str = "tcp_vegas";
+
+// ---- issue 21 part 6: a user's flood of names no module provides ----
+
+/// As WHO_USER_UID in WHO_USER_CGROUP, in a user namespace of its own (so that
+/// mount(2) is allowed), one process mounts UNTRUSTED_FLOOD_NAMES made-up file
+/// system types, fs-PREFIX0 .. : each a distinct request that resolves to no
+/// module. The profile must fold them into one entry of at most 8 names
+/// (modtrace's FOLDED_NAMES_KEPT) in under UNTRUSTED_FLOOD_MAX_BYTES of JSON
+/// (the issue measured 336 KB for 600 names before). 300 keep the guest's
+/// time (each is a modprobe run under TCG) inside the learner's window.
+pub const UNTRUSTED_FLOOD_PREFIX: &str = "mtuser";
+pub const UNTRUSTED_FLOOD_NAMES: u32 = 300;
+pub const UNTRUSTED_FLOOD_NAMES_KEPT: usize = 8;
+pub const UNTRUSTED_FLOOD_MAX_BYTES: usize = 2048;
 
 // ---- trust: what generate, check and report make of the learned profile ----
 
@@ -262,6 +276,8 @@ pub fn env_file() -> String {
          DISTINCT_FLOOD_PREFIX={DISTINCT_FLOOD_PREFIX}\n\
          DISTINCT_FLOOD_SOCKET_FAMILY={DISTINCT_FLOOD_SOCKET_FAMILY}\n\
          DISTINCT_FLOOD_EXPLICIT_MODULE={DISTINCT_FLOOD_EXPLICIT_MODULE}\n\
+         UNTRUSTED_FLOOD_PREFIX={UNTRUSTED_FLOOD_PREFIX}\n\
+         UNTRUSTED_FLOOD_NAMES={UNTRUSTED_FLOOD_NAMES}\n\
          EARLY_MODULE={EARLY_MODULE}\n\
          EARLY_REQUEST_MODULE={EARLY_REQUEST_MODULE}\n\
          EARLY_PROFILE={EARLY_PROFILE}\n\
@@ -326,6 +342,8 @@ pub mod captured {
     pub const EVICT_TRACE_ERR: &str = "evict-trace.err";
     pub const EVICT_FAILED_LOADS: &str = "evict-failed-loads";
     pub const SPAM_DISTINCT_REQUESTS: &str = "spam-distinct-requests";
+    /// The user's flood of made-up names (issue 21 part 6).
+    pub const UNTRUSTED_FLOOD: &str = "untrusted-flood";
     /// tests/guest/early.sh: `learn --early`, the learner that takes its probes
     /// over, and whether /sys/fs/bpf/modtrace/early was gone afterwards (0).
     pub const EARLY_PIN: &str = "early-pin";

@@ -2,6 +2,7 @@
 //! profile, written under a directory laid out like the root file system, to
 //! review and then copy (or straight into / with --out /).
 
+use crate::escape::text;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -175,7 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         plan.unresolved.len()
     );
     for w in &plan.warnings {
-        eprintln!("modtrace: warning: {w}");
+        eprintln!("modtrace: warning: {}", text(w));
     }
     if !plan.review.is_empty() {
         let names: Vec<&str> = plan.review.keys().map(String::as_str).collect();
@@ -186,13 +187,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     for (m, held) in plan.denied.iter().chain(&plan.site_disabled) {
-        eprintln!("modtrace: not listed: {m}: {}", held.why);
+        eprintln!("modtrace: not listed: {m}: {}", text(&held.why));
     }
     for (unit, why) in &plan.other_units {
-        eprintln!("modtrace: note: no drop-in for {unit}: {why}");
+        eprintln!("modtrace: note: no drop-in for {}: {}", text(unit), text(why));
     }
     for u in &plan.unresolved {
-        eprintln!("modtrace: unresolved in {}: {u}", target.release);
+        eprintln!("modtrace: unresolved in {}: {}", target.release, text(&u.to_string()));
     }
     if args.out != Path::new("/") {
         println!(

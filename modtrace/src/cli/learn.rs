@@ -174,7 +174,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     } else if d.reported() > 0 {
         eprintln!(
-            "modtrace: note: {} failed load attempts or load results were lost ({}); no module is missing for them",
+            "modtrace: note: {} failed load attempts, load results or untrusted processes' requests were lost ({}); \
+             no module root needs is missing for them",
             d.reported(),
             d.describe()
         );

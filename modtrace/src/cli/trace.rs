@@ -107,6 +107,7 @@ mod tests {
             unreadable_aliases: 1,
             results_without_call: 2,
             evicted_requests: 3,
+            evicted_untrusted_requests: 8,
             skipped_loads: 6,
             skipped_results: 7,
             lost_repeats: 4,
@@ -115,8 +116,9 @@ mod tests {
         let s = Summary { records: 9, drops, folded_pending: 5, ended_by: "SIGINT", from_initramfs: None };
         assert_eq!(
             summary_line(&s),
-            "modtrace: 9 events (SIGINT); lost 63 (requests 0, loads 0, failures 40, unreadable aliases 1, \
-             unreadable module names 0, results without their call 2, requests evicted 3, undecodable 0, \
+            "modtrace: 9 events (SIGINT); lost 71 (requests 0, loads 0, failures 40, unreadable aliases 1, \
+             unreadable module names 0, results without their call 2, requests evicted 3, \
+             untrusted requests evicted 8, undecodable 0, \
              skipped requests 0, skipped loads 6, skipped results 7, repeats 4); \
              lost loads and requests: 10; repeats folded and not yet reported: 5"
         );

@@ -38,8 +38,17 @@ impl Trust {
     }
 }
 
-/// Root on the host, from what a process record holds.
+/// Root on the host, from what a process record holds: trusted exactly when
+/// Scope::root_on_host says so (the rule the profile's bounds share); the rest
+/// of this function only says why.
 fn root_on_host(uid: Option<u32>, euid: Option<u32>, scope: &Scope) -> Trust {
+    if scope.root_on_host(uid, euid) {
+        return Trust::Trusted(match scope {
+            Scope::System { unit } if unit == "init.scope" => "root: PID 1 (init.scope)".to_string(),
+            Scope::NoUnit => "root outside any unit (a kernel thread, or the root cgroup)".to_string(),
+            _ => format!("root in the {scope}"),
+        });
+    }
     let uid = match uid {
         Some(u) => u,
         None => {
@@ -53,12 +62,8 @@ fn root_on_host(uid: Option<u32>, euid: Option<u32>, scope: &Scope) -> Trust {
         return Trust::Review(format!("an unprivileged process (uid {uid}{euid}) {}", scope.locative()));
     }
     match scope {
-        Scope::System { unit } if unit == "init.scope" => Trust::Trusted("root: PID 1 (init.scope)".to_string()),
-        Scope::System { .. } => Trust::Trusted(format!("root in the {scope}")),
-        Scope::Session { .. } => Trust::Trusted(format!("root in the {scope}")),
-        Scope::NoUnit => Trust::Trusted("root outside any unit (a kernel thread, or the root cgroup)".to_string()),
-        Scope::User { .. } | Scope::Container { .. } => Trust::Review(format!("root, but in the {scope}")),
         Scope::Unknown => Trust::Review("root, but its cgroup is not known, so neither is its scope".to_string()),
+        _ => Trust::Review(format!("root, but in the {scope}")),
     }
 }
 

@@ -264,8 +264,8 @@ pub fn evaluate(inputs: &Inputs) -> Report {
     }
     if lost.reported > 0 {
         report.warnings.push(format!(
-            "{} failed load attempts or load results were lost while learning (a flood of failures): no module is \
-             missing for them",
+            "{} failed load attempts, load results or untrusted processes' requests were lost while learning \
+             (a flood): no module root needs is missing for them",
             lost.reported
         ));
     }
@@ -518,13 +518,15 @@ fn no_module_warning(who: &str, aliases: &[&str]) -> String {
     )
 }
 
+/// Every item one line, whatever a process name or alias in it holds.
 pub fn render(report: &Report) -> String {
+    use crate::escape::text;
     let mut out = String::new();
     for i in &report.info {
-        let _ = writeln!(out, "info: {i}");
+        let _ = writeln!(out, "info: {}", text(i));
     }
     for w in &report.warnings {
-        let _ = writeln!(out, "warning: {w}");
+        let _ = writeln!(out, "warning: {}", text(w));
     }
     if let Some(plan) = &report.plan {
         let _ = writeln!(
@@ -542,7 +544,7 @@ pub fn render(report: &Report) -> String {
             report.review.len()
         );
         for r in &report.review {
-            let _ = writeln!(out, "  - {r}");
+            let _ = writeln!(out, "  - {}", text(r));
         }
     }
     if report.blockers.is_empty() {
@@ -550,7 +552,7 @@ pub fn render(report: &Report) -> String {
     } else {
         let _ = writeln!(out, "NOT safe to lock: {} blocker(s):", report.blockers.len());
         for b in &report.blockers {
-            let _ = writeln!(out, "  - {b}");
+            let _ = writeln!(out, "  - {}", text(b));
         }
     }
     out
@@ -874,6 +876,10 @@ mod tests {
         let flood = with(Drops { ring_failures: 5000, results_without_call: 3, ..Drops::default() });
         assert!(flood.safe(), "{}", render(&flood));
         assert!(flood.warnings.iter().any(|w| w.contains("5003 failed load attempts")), "{:?}", flood.warnings);
+        // A user's flood of pending requests: reported, never a blocker (so `lock` does not refuse).
+        let users = with(Drops { evicted_untrusted_requests: 600, ..Drops::default() });
+        assert!(users.safe() && users.blockers.is_empty(), "{}", render(&users));
+        assert!(users.warnings.iter().any(|w| w.contains("600 failed load attempts, load results or untrusted")));
         for d in [Drops { ring_loads: 1, ..Drops::default() }, Drops { evicted_requests: 2, ..Drops::default() }] {
             let report = with(d);
             let n = d.blocking();

@@ -202,12 +202,14 @@ fn describe(input: &Input) -> String {
     }
 }
 
+use crate::escape::text;
+
 /// diff-style text: `---`/`+++` headers, `+`, `-` and `~` lines, a count line.
 pub fn render(a: &Input, b: &Input, diff: &Diff) -> String {
-    let mut out = format!("--- {}\n+++ {}\n", describe(a), describe(b));
+    let mut out = format!("--- {}\n+++ {}\n", text(&describe(a)), text(&describe(b)));
     let with_cause = |c: &Change| match &c.cause {
-        Some(cause) => format!("{} ({cause})", c.module),
-        None => c.module.clone(),
+        Some(cause) => format!("{} ({})", text(&c.module), text(cause)),
+        None => text(&c.module).into_owned(),
     };
     for c in &diff.added {
         out.push_str(&format!("+ {}\n", with_cause(c)));
@@ -224,7 +226,7 @@ pub fn render(a: &Input, b: &Input, diff: &Diff) -> String {
         if let Some((old, new)) = &c.state {
             parts.push(format!("state {old} -> {new}"));
         }
-        out.push_str(&format!("~ {}: {}\n", c.module, parts.join("; ")));
+        out.push_str(&format!("~ {}: {}\n", text(&c.module), text(&parts.join("; "))));
     }
     if diff.is_empty() {
         out.push_str(&format!("no difference: the same {} modules\n", diff.common));
@@ -237,7 +239,7 @@ pub fn render(a: &Input, b: &Input, diff: &Diff) -> String {
             diff.common - diff.changed.len()
         ));
     }
-    out
+    crate::escape::lines(&out).into_owned()
 }
 
 #[cfg(test)]

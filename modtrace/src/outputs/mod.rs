@@ -9,3 +9,6 @@ pub mod guard;
 pub mod lock;
 pub mod report;
 pub mod review;
+
+#[cfg(test)]
+mod escape_tests;

@@ -2,6 +2,7 @@
 //! keep (table), for an issue or a wiki (markdown), or for a script (JSON).
 //! Pure: no I/O here.
 
+use crate::escape::text;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -290,11 +291,25 @@ fn held(map: &std::collections::BTreeMap<String, needs::Held>, accept: bool) -> 
         .collect()
 }
 
+/// A folded entry (profile/bound.rs) as a row: its first names, and how many
+/// requests it counts.
+fn folded_row(f: &crate::profile::FoldedRequests) -> MissingRequest {
+    let who = match &f.requester {
+        Some(r) => placed(&r.comm, r.exe.as_deref(), r.unit.as_deref(), &r.scope, r.uid),
+        None => "untrusted processes beyond the bound".to_string(),
+    };
+    MissingRequest {
+        alias: format!("{} ... (folded: the first {} names)", f.aliases.join(", "), f.aliases.len()),
+        count: f.count,
+        requested_by: vec![who],
+    }
+}
+
 /// Builds the report's contents; `plan` is the needs stage's view of the
 /// profile (what is listed, held for review, denied, disabled by the site).
 pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
     let top: Vec<&Module> = profile.modules.iter().filter(|m| m.top_level).collect();
-    let missing: Vec<MissingRequest> = profile
+    let mut missing: Vec<MissingRequest> = profile
         .requests
         .iter()
         .filter(|r| r.resolves_to.is_empty())
@@ -305,9 +320,11 @@ pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
                 .requesters
                 .iter()
                 .map(|c| placed(&c.who.comm, c.who.exe.as_deref(), c.who.unit.as_deref(), &c.who.scope, c.who.uid))
+                .chain((r.requesters_folded > 0).then(|| format!("{} more by untrusted ones", r.requesters_folded)))
                 .collect(),
         })
         .collect();
+    missing.extend(profile.folded_requests.iter().map(folded_row));
     let failed: Vec<FailedLoad> = profile
         .failed
         .iter()
@@ -494,8 +511,10 @@ pub fn render(profile: &Profile, plan: &Plan, format: Format, by: GroupBy) -> St
             s.push('\n');
             s
         }
-        Format::Table => table(&report),
-        Format::Markdown => markdown(&report),
+        // Each value went through escape::text where it was placed; this pass
+        // catches what a line was built from unescaped.
+        Format::Table => crate::escape::lines(&table(&report)).into_owned(),
+        Format::Markdown => crate::escape::lines(&markdown(&report)).into_owned(),
     }
 }
 
@@ -542,15 +561,16 @@ fn header_line(r: &Report) -> String {
 
 /// Aligned columns; the columns listed in `right` are right-aligned.
 fn columns(rows: &[Vec<String>], right: &[usize]) -> String {
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| text(c).into_owned()).collect()).collect();
     let n = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     let mut widths = vec![0; n];
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             widths[i] = widths[i].max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
             if i > 0 {
@@ -578,9 +598,9 @@ fn dash(s: &Option<String>) -> String {
 }
 
 fn table(r: &Report) -> String {
-    let mut out = format!("{}\n", header_line(r));
+    let mut out = format!("{}\n", text(&header_line(r)));
     for w in &r.warnings {
-        out.push_str(&format!("WARNING: {w}\n"));
+        out.push_str(&format!("WARNING: {}\n", text(w)));
     }
     out.push('\n');
     if let Some(modules) = &r.modules {
@@ -624,9 +644,10 @@ fn table(r: &Report) -> String {
     if let Some(units) = &r.units {
         for g in units {
             let label = unit_label(g.unit.as_deref(), g.scope.as_ref());
-            out.push_str(&format!("{}\n", label.as_deref().unwrap_or("(no unit: preloaded, or outside systemd)")));
+            let label = label.as_deref().unwrap_or("(no unit: preloaded, or outside systemd)");
+            out.push_str(&format!("{}\n", text(label)));
             for n in &g.needs {
-                out.push_str(&format!("  {}\n", unit_sentence(g.unit.as_deref(), n)));
+                out.push_str(&format!("  {}\n", text(&unit_sentence(g.unit.as_deref(), n))));
             }
         }
     }
@@ -673,12 +694,12 @@ fn held_text(r: &Report) -> String {
     if !r.needs_review.is_empty() {
         out.push_str("\nNeeds review: no evidence that root on the host wanted these (only other processes asked, or the cause is unknown); not listed until accepted:\n");
         for h in &r.needs_review {
-            out.push_str(&format!("  {} ({} time(s)): {}\n", h.module, h.count, h.why));
+            out.push_str(&format!("  {} ({} time(s)): {}\n", text(&h.module), h.count, text(&h.why)));
             for a in &h.asked {
-                out.push_str(&format!("    - {}\n", shortened_long(a)));
+                out.push_str(&format!("    - {}\n", text(&shortened_long(a))));
             }
             if let Some(cmd) = &h.accept {
-                out.push_str(&format!("    accept: {cmd}\n"));
+                out.push_str(&format!("    accept: {}\n", text(cmd)));
             }
         }
     }
@@ -690,7 +711,7 @@ fn held_text(r: &Report) -> String {
         }
         out.push_str(&format!("\n{title}:\n"));
         for h in list {
-            out.push_str(&format!("  {}: {}\n", h.module, h.why));
+            out.push_str(&format!("  {}: {}\n", text(&h.module), text(&h.why)));
         }
     }
     out
@@ -743,14 +764,14 @@ fn unit_sentence(unit: Option<&str>, n: &UnitNeed) -> String {
 }
 
 fn md(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('|', "\\|").replace('\n', " ")
+    text(s).replace('\\', "\\\\").replace('|', "\\|")
 }
 
 fn code(s: &str) -> String {
     if s.is_empty() || s == "-" {
         s.to_string()
     } else {
-        format!("`{}`", s.replace('`', "'").replace('|', "\\|"))
+        format!("`{}`", text(s).replace('`', "'").replace('|', "\\|"))
     }
 }
 

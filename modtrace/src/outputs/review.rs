@@ -3,6 +3,7 @@
 //! often and why that is not trusted; accept, deny or skip each. Works on any
 //! input and output, so it is tested without a terminal.
 
+use crate::escape::text;
 use std::io::{self, BufRead, Write};
 
 use crate::needs::Plan;
@@ -60,13 +61,13 @@ pub fn run(
             summary.skipped.push(item.module.clone());
             continue;
         }
-        writeln!(out, "\n[{}/{}] {}", i + 1, items.len(), item.module).map_err(io)?;
+        writeln!(out, "\n[{}/{}] {}", i + 1, items.len(), text(&item.module)).map_err(io)?;
         let what = describe(&item.module).unwrap_or_else(|| "(modinfo has no description)".to_string());
-        writeln!(out, "  what it is:   {what}").map_err(io)?;
-        writeln!(out, "  not trusted:  {}", item.why).map_err(io)?;
+        writeln!(out, "  what it is:   {}", text(&what)).map_err(io)?;
+        writeln!(out, "  not trusted:  {}", text(&item.why)).map_err(io)?;
         writeln!(out, "  asked {} time(s):", item.count).map_err(io)?;
         for a in &item.asked {
-            writeln!(out, "    - {a}").map_err(io)?;
+            writeln!(out, "    - {}", text(a)).map_err(io)?;
         }
         loop {
             write!(out, "(a)ccept: list it; (d)eny: never list it; (s)kip; (q)uit? ").map_err(io)?;

@@ -43,7 +43,8 @@ pub fn target_of(profile: &Profile, name: &str, verdict: Verdict) -> Result<(Str
         return Err(DecideError::Dash(name.to_string()));
     }
     let is_alias = profile.requests.iter().any(|r| r.alias == name)
-        || profile.modules.iter().flat_map(|m| &m.triggers).any(|t| t.alias.as_deref() == Some(name));
+        || profile.modules.iter().flat_map(|m| &m.triggers).any(|t| t.alias.as_deref() == Some(name))
+        || profile.folded_requests.iter().any(|f| f.aliases.iter().any(|a| a == name));
     if is_alias {
         return Ok((name.to_string(), DecisionTarget::Alias));
     }

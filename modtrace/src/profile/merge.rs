@@ -5,8 +5,9 @@
 
 use serde_json::{Map, Value};
 
+use super::bound::{add_folded, add_requester_bounded};
 use super::model::{earliest, latest, time_cmp, Profile};
-use super::observe::{add_failure, add_requester, add_trigger, insert_sorted};
+use super::observe::{add_trigger, insert_sorted};
 
 fn merge_extra(into: &mut Map<String, Value>, from: Map<String, Value>) {
     for (k, v) in from {
@@ -62,13 +63,18 @@ impl Profile {
                 insert_sorted(&mut mine.resolves_to, m);
             }
             for who in r.requesters {
-                add_requester(&mut mine.requesters, who.who, who.count);
+                add_requester_bounded(&mut mine.requesters, &mut mine.requesters_folded, who.who, who.count);
             }
+            mine.requesters_folded += r.requesters_folded;
             merge_extra(&mut mine.extra, r.extra);
         }
 
         for f in newer.failed {
-            add_failure(&mut self.failed, f);
+            self.add_failure_bounded(f);
+        }
+        self.failed_folded += newer.failed_folded;
+        for f in newer.folded_requests {
+            add_folded(&mut self.folded_requests, f);
         }
 
         // An admin's decisions outlive relearning: the later of two wins.

@@ -3,6 +3,7 @@
 //! - `model`: the file's types (schema "modtrace-profile/2", docs/profile.md).
 //! - `migrate`: reading /1 profiles, and hand-edited ones (sorting, duplicates).
 //! - `observe`: building from records, pure.
+//! - `bound`: what untrusted processes may add (folded unresolved requests).
 //! - `merge`: accumulating sessions and profiles (decisions: the later wins).
 //! - `decide`: an admin's allow/deny, written under the lock.
 //! - `preload`: why a module loaded before learning is there (modules-load.d,
@@ -10,6 +11,7 @@
 //!   configuration) and `coldplug` (devices present now); else cause unknown.
 //! - `store`: load with clear errors, atomic write, writability check, learner lock.
 
+pub mod bound;
 pub mod coldplug;
 pub mod decide;
 pub mod initramfs;

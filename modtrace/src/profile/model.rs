@@ -41,6 +41,15 @@ pub struct Profile {
     /// Load attempts that failed, identical ones folded.
     #[serde(default)]
     pub failed: Vec<Failure>,
+    /// Failed calls of untrusted processes beyond the entries `failed` keeps
+    /// for them (bound.rs): counted, not listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_folded: u64,
+    /// Aliases that resolved to no module, requested by untrusted processes:
+    /// one entry per requester with a count and the first few names, instead
+    /// of one `requests` entry per name (bound.rs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folded_requests: Vec<FoldedRequests>,
     /// An admin's word on a module or alias (modtrace allow/deny/review),
     /// sorted by name; kept through merges and relearning.
     #[serde(default)]
@@ -187,6 +196,9 @@ pub struct Trigger {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub count: u64,
+    /// Untrusted processes beyond those `also_requested_by` keeps (bound.rs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub also_requested_folded: u64,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -294,6 +306,28 @@ pub struct AliasRequest {
     pub last_seen: String,
     #[serde(default)]
     pub requesters: Vec<CountedRequester>,
+    /// Untrusted requesters beyond those `requesters` keeps (bound.rs): their
+    /// requests are in `count`, they are not listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requesters_folded: u64,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Requests of one untrusted process for aliases that no module provides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldedRequests {
+    /// Who asked; absent on the one entry that gathers every requester beyond
+    /// the bound on entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<Requester>,
+    /// Requests, repeats included.
+    pub count: u64,
+    /// The first distinct aliases, at most bound::FOLDED_NAMES_KEPT.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub first_seen: String,
+    pub last_seen: String,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -343,6 +377,8 @@ impl Profile {
             modules: Vec::new(),
             requests: Vec::new(),
             failed: Vec::new(),
+            failed_folded: 0,
+            folded_requests: Vec::new(),
             decisions: Vec::new(),
             migrated_from: None,
             extra: Extra::new(),
@@ -437,6 +473,7 @@ impl Trigger {
             stage: None,
             reason: None,
             count: 0,
+            also_requested_folded: 0,
             extra: Extra::new(),
         }
     }
@@ -477,6 +514,10 @@ impl Failure {
                 _ => false,
             }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Kernel taint letters of a module's taint bitmask (kernel/panic.c taint_flags).

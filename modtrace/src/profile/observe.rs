@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::bound::{add_also_requested, add_requester_bounded, Asked};
 use super::model::{
     earliest, latest, taint_letters, AliasRequest, CountedRequester, Device, Failure, Loader, Module, Profile, Requester,
     Trigger, TriggerKind,
@@ -21,6 +22,10 @@ impl Profile {
         match &rec.what {
             What::Request { alias, resolves_to, repeats, .. } => {
                 let count = 1 + u64::from(*repeats);
+                let asked = Asked { who: requester_of(&rec.process), alias, count, time: &rec.time };
+                if self.fold_unresolved(asked, !resolves_to.is_empty()) {
+                    return true;
+                }
                 let req = self.request_mut(alias, &rec.time);
                 req.count += count;
                 req.first_seen = earliest(&req.first_seen, &rec.time);
@@ -28,7 +33,12 @@ impl Profile {
                 for m in resolves_to {
                     insert_sorted(&mut req.resolves_to, normalize(m));
                 }
-                add_requester(&mut req.requesters, requester_of(&rec.process), count);
+                add_requester_bounded(
+                    &mut req.requesters,
+                    &mut req.requesters_folded,
+                    requester_of(&rec.process),
+                    count,
+                );
                 true
             }
             What::Load { syscall, ret, error, repeats, module, cause, .. } => {
@@ -64,7 +74,7 @@ impl Profile {
                     last_seen: rec.time.clone(),
                     extra: Default::default(),
                 };
-                add_failure(&mut self.failed, failure);
+                self.add_failure_bounded(failure);
                 true
             }
             What::Loaded { .. } => {
@@ -198,6 +208,7 @@ impl Profile {
                         first_seen: time.to_string(),
                         last_seen: time.to_string(),
                         requesters: Vec::new(),
+                        requesters_folded: 0,
                         extra: Default::default(),
                     },
                 );
@@ -237,10 +248,9 @@ pub(crate) fn add_trigger(list: &mut Vec<Trigger>, new: Trigger) {
                 old.cgroup = newer.cgroup.or(old.cgroup.take());
             }
             for r in new.also_requested_by {
-                if !t.also_requested_by.iter().any(|o| o.same_as(&r)) {
-                    t.also_requested_by.push(r);
-                }
+                add_also_requested(t, r);
             }
+            t.also_requested_folded += new.also_requested_folded;
             if t.device.is_none() {
                 t.device = new.device;
             }
@@ -283,7 +293,7 @@ pub(crate) fn add_failure(list: &mut Vec<Failure>, new: Failure) {
     }
 }
 
-fn requester_of(p: &Process) -> Requester {
+pub(crate) fn requester_of(p: &Process) -> Requester {
     Requester {
         comm: p.comm.clone(),
         exe: p.exe.clone(),
@@ -314,7 +324,7 @@ fn parent_requester(p: &Parent) -> Requester {
     }
 }
 
-fn loader_of(p: &Process) -> Loader {
+pub(crate) fn loader_of(p: &Process) -> Loader {
     Loader {
         comm: p.comm.clone(),
         exe: p.exe.clone(),
@@ -358,10 +368,7 @@ fn cause_trigger(module: &str, cause: &Cause, process: &Process) -> Trigger {
             t.needed_by = needing_module(module, alias_module.as_ref(), needed_by);
             t.requester = Some(requester_of(requester));
             for p in also_requested_by {
-                let r = requester_of(p);
-                if !t.also_requested_by.iter().any(|o| o.same_as(&r)) {
-                    t.also_requested_by.push(r);
-                }
+                add_also_requested(&mut t, requester_of(p));
             }
             t.loader = Some(loader_of(process));
             t.count = 1;

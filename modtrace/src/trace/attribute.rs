@@ -68,6 +68,9 @@ fn unescape_octal(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Cgroup paths kept, removed ones included, before a walk starts over.
+pub const CGROUPS_KEPT: usize = 16384;
+
 /// cgroup v2 id -> path below the root. The id bpf_get_current_cgroup_id() gives
 /// is the inode number of the cgroup's directory (64-bit kernels), so the tree is
 /// walked once and walked again when an id is missing, at most every `min_gap`.
@@ -101,8 +104,13 @@ impl CgroupTree {
     }
 
     /// Adds what is there now; removed cgroups are kept, since events from them
-    /// may still be in flight (kernfs does not hand out an id again soon).
+    /// may still be in flight (kernfs does not hand out an id again soon), until
+    /// CGROUPS_KEPT are known: a user who makes and removes cgroups in their
+    /// own subtree must not grow the map, so it starts over from what exists.
     fn walk(&mut self) {
+        if self.paths.len() >= CGROUPS_KEPT {
+            self.paths.clear();
+        }
         walk_dir(&self.root, "", &mut self.paths);
         self.last_walk = Some(Instant::now());
     }
@@ -446,6 +454,17 @@ mod tests {
         fs::create_dir_all(&late).unwrap();
         assert_eq!(tree.path(ino(&late)).as_deref(), Some("/user.slice/user-1000.slice/session-2.scope"));
         assert_eq!(tree.path(u64::MAX), None);
+    }
+
+    #[test]
+    fn removed_cgroups_are_forgotten_once_too_many_are_kept() {
+        let root = TempDir::new();
+        let mut tree = CgroupTree::with_min_gap(root.0.clone(), Duration::ZERO);
+        tree.paths.extend((0..CGROUPS_KEPT as u64).map(|i| (u64::MAX - i, format!("/gone-{i}"))));
+        let late = root.0.join("late.service");
+        fs::create_dir(&late).unwrap();
+        assert_eq!(tree.path(ino(&late)).as_deref(), Some("/late.service"));
+        assert_eq!(tree.paths.len(), 2, "the root and late.service: the removed ones went");
     }
 
     #[test]

@@ -20,8 +20,13 @@ pub struct Drops {
     /// Load results whose call was not kept (its entry map was full, or tracing
     /// began during the call): the module_load event still names the module.
     pub results_without_call: u64,
-    /// Requests given up unserved because too many were waiting.
+    /// Requests of root on the host given up unserved because too many were
+    /// waiting.
     pub evicted_requests: u64,
+    /// Requests of untrusted processes given up unserved (their share of the
+    /// pending table was full, or root's needed the room): what they would
+    /// have loaded needs review anyway, so they never block.
+    pub evicted_untrusted_requests: u64,
     /// Ring records that did not decode, by ring.
     pub undecodable_requests: u64,
     pub undecodable_loads: u64,
@@ -59,15 +64,20 @@ impl Drops {
 
     /// Lost failures and load results: shown, but no module is missing for them.
     pub fn reported(&self) -> u64 {
-        self.ring_failures + self.results_without_call + self.undecodable_failures + self.skipped_results + self.lost_repeats
+        self.ring_failures
+            + self.results_without_call
+            + self.undecodable_failures
+            + self.skipped_results
+            + self.lost_repeats
+            + self.evicted_untrusted_requests
     }
 
     /// "requests 0, loads 0, failures 12, ...": every count, for people.
     pub fn describe(&self) -> String {
         format!(
             "requests {}, loads {}, failures {}, unreadable aliases {}, unreadable module names {}, \
-             results without their call {}, requests evicted {}, undecodable {}, skipped requests {}, \
-             skipped loads {}, skipped results {}, repeats {}",
+             results without their call {}, requests evicted {}, untrusted requests evicted {}, undecodable {}, \
+             skipped requests {}, skipped loads {}, skipped results {}, repeats {}",
             self.ring_requests,
             self.ring_loads,
             self.ring_failures,
@@ -75,6 +85,7 @@ impl Drops {
             self.unreadable_module_names,
             self.results_without_call,
             self.evicted_requests,
+            self.evicted_untrusted_requests,
             self.undecodable_requests + self.undecodable_loads + self.undecodable_failures,
             self.skipped_requests,
             self.skipped_loads,
@@ -125,9 +136,10 @@ mod tests {
             undecodable_failures: 1,
             skipped_results: 4,
             lost_repeats: 9,
+            evicted_untrusted_requests: 600,
             ..Drops::default()
         };
-        assert_eq!((failures.blocking(), failures.reported(), failures.total()), (0, 516, 516));
+        assert_eq!((failures.blocking(), failures.reported(), failures.total()), (0, 1116, 1116));
         for lost in [
             Drops { ring_requests: 1, ..Drops::default() },
             Drops { ring_loads: 1, ..Drops::default() },

@@ -237,12 +237,21 @@ fn names(modules: kmod::ModuleIterator) -> Vec<String> {
     out
 }
 
+/// Entries a lookup cache holds before it starts over: anyone can make the
+/// kernel request names (each distinct one a lookup), so the cache must not
+/// grow with them; a lookup costs microseconds, so starting over costs little.
+pub const CACHE_MAX: usize = 8192;
+
 fn cached(cache: &RefCell<HashMap<String, Vec<String>>>, key: &str, find: impl FnOnce() -> Vec<String>) -> Vec<String> {
     if let Some(hit) = cache.borrow().get(key) {
         return hit.clone();
     }
     let found = find();
-    cache.borrow_mut().insert(key.to_string(), found.clone());
+    let mut cache = cache.borrow_mut();
+    if cache.len() >= CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(key.to_string(), found.clone());
     found
 }
 
@@ -365,5 +374,16 @@ mod tests {
         assert_eq!(idx.resolve("net-pf-5"), vec!["appletalk"]);
         assert_eq!(idx.closure("appletalk"), vec!["llc", "psnap", "appletalk"]);
         assert!(idx.resolve("net-pf-38").is_empty());
+    }
+
+    #[test]
+    fn a_lookup_cache_does_not_grow_with_distinct_names() {
+        let cache = RefCell::new(HashMap::new());
+        for i in 0..(3 * CACHE_MAX) {
+            assert!(cached(&cache, &format!("bogus-{i}"), Vec::new).is_empty());
+            assert!(cache.borrow().len() <= CACHE_MAX);
+        }
+        assert_eq!(cached(&cache, "net-pf-5", || vec!["appletalk".to_string()]), ["appletalk"]);
+        assert_eq!(cached(&cache, "net-pf-5", Vec::new), ["appletalk"], "a hit is answered from the cache");
     }
 }

@@ -8,8 +8,13 @@ pub fn json(rec: &Record) -> String {
     serde_json::to_string(rec).expect("records serialize")
 }
 
-/// `HH:MM:SS.mmm kind     what, by whom, because of what`.
+/// `HH:MM:SS.mmm kind     what, by whom, because of what`: one line, whatever
+/// an alias, a process name or a unit holds (escape::text).
 pub fn human(rec: &Record) -> String {
+    crate::escape::text(&human_line(rec)).into_owned()
+}
+
+fn human_line(rec: &Record) -> String {
     let clock = rec.time.get(11..23).unwrap_or(&rec.time);
     let who = who(&rec.process);
     match &rec.what {
@@ -34,6 +39,10 @@ pub fn human(rec: &Record) -> String {
 
 /// A guard decision: `HH:MM:SS.mmm guard    denied request net-pf-38 by x[9] (unit): reason`.
 pub fn guard_human(rec: &GuardRecord) -> String {
+    crate::escape::text(&guard_line(rec)).into_owned()
+}
+
+fn guard_line(rec: &GuardRecord) -> String {
     let clock = rec.time.get(11..23).unwrap_or(&rec.time);
     let verdict = rec.kind.trim_start_matches("guard_").replace('_', " ");
     let what = match (rec.hook, &rec.alias, &rec.module, &rec.file) {

@@ -193,6 +193,7 @@ impl Tracer {
         d.unreadable_module_names = kernel.module_names + before.module_names;
         d.results_without_call = kernel.exits_without_entry + before.exits_without_entry;
         d.evicted_requests = self.flow.correlator.evicted();
+        d.evicted_untrusted_requests = self.flow.correlator.evicted_untrusted();
         d.skipped_requests = kernel.skipped.requests + before.skipped.requests;
         d.skipped_loads = kernel.skipped.loads + before.skipped.loads;
         d.skipped_results = kernel.skipped.results + before.skipped.results;

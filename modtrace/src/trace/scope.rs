@@ -177,6 +177,14 @@ impl Scope {
         matches!(self, Scope::System { .. } | Scope::Session { .. } | Scope::NoUnit)
     }
 
+    /// Root on the host: uid and effective uid 0 (both known or the effective
+    /// one absent), in a host scope. The one rule for who is trusted
+    /// (needs/trust.rs) and whose evidence is kept in full (the profile's and
+    /// the correlator's bounds); everyone else is untrusted.
+    pub fn root_on_host(&self, uid: Option<u32>, euid: Option<u32>) -> bool {
+        uid == Some(0) && euid.is_none_or(|e| e == 0) && self.on_host()
+    }
+
     /// The short word for tables: system, user, session, container, none, unknown.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -300,6 +308,21 @@ mod tests {
             assert!(!s.on_host(), "{path}");
         }
         assert_eq!(sys("lightdm.service").system_unit(), Some("lightdm.service"));
+    }
+
+    #[test]
+    fn only_root_in_a_host_scope_is_root_on_the_host() {
+        let host = sys("example.service");
+        assert!(host.root_on_host(Some(0), None) && host.root_on_host(Some(0), Some(0)));
+        assert!(Scope::NoUnit.root_on_host(Some(0), Some(0)));
+        assert!(!host.root_on_host(Some(1000), None));
+        assert!(!host.root_on_host(Some(1000), Some(0)), "a setuid program's real uid is the user's");
+        assert!(!host.root_on_host(Some(0), Some(1000)));
+        assert!(!host.root_on_host(None, None));
+        let user = Scope::User { uid: 0, unit: "x.service".into() };
+        for s in [user, container("docker", "x", None), Scope::Unknown] {
+            assert!(!s.root_on_host(Some(0), Some(0)), "{s}");
+        }
     }
 
     #[test]

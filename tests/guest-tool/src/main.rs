@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod untrusted_flood;
 
 #[derive(Parser)]
 #[command(name = "modtrace-guest", about = "System calls for modtrace's guest scenario")]
@@ -60,6 +61,12 @@ enum Action {
         #[arg(required = true, trailing_var_arg = true)]
         command: Vec<OsString>,
     },
+    /// Runs COMMAND in a new user and mount namespace of this uid's own (root
+    /// inside mapped to this uid), where it may call mount(2).
+    UserNamespace {
+        #[arg(required = true, trailing_var_arg = true)]
+        command: Vec<OsString>,
+    },
     /// For SECONDS at most, or until the file STOP exists, starts PARALLEL new
     /// processes at a time, each asking the kernel for BATCH file system types
     /// no one has ever asked for (mount(2) of PREFIX0, PREFIX1, ...: each a
@@ -69,7 +76,8 @@ enum Action {
     /// `pid=P processes=N attempts=A failed=F` at the end.
     SpamDistinctRequests { seconds: u64, batch: u32, parallel: u32, prefix: String, stop: Option<PathBuf> },
     /// One process of spam-distinct-requests: mount(2) of PREFIXn for n in
-    /// FIRST..FIRST+COUNT, each of which must fail with ENODEV.
+    /// FIRST..FIRST+COUNT, each of which must fail with ENODEV (also the
+    /// scenario's user flood, run in a user-namespace).
     #[command(hide = true)]
     RequestBatch { prefix: String, first: u64, count: u32 },
     /// finit_module(2) on /dev/null (EINVAL: not a regular file) in a loop for
@@ -117,6 +125,7 @@ fn main() -> ExitCode {
         }
         Action::SpamRequests { seconds } => spam_requests(Duration::from_secs(seconds)),
         Action::AsUser { uid, command } => as_user(uid, &command),
+        Action::UserNamespace { command } => untrusted_flood::user_namespace(&command),
         Action::SpamDistinctRequests { seconds, batch, parallel, prefix, stop } => {
             spam_distinct_requests(Duration::from_secs(seconds), batch, parallel, &prefix, stop.as_deref())
         }

@@ -11,7 +11,8 @@ use crate::scenario::{self as sc, captured as cap, comm, section};
 
 /// modtrace trace's closing line on stderr: `modtrace: N events (HOW); lost L
 /// (requests a, loads b, failures c, unreadable aliases d, unreadable module
-/// names e, results without their call g, requests evicted h, undecodable u,
+/// names e, results without their call g, requests evicted h, untrusted
+/// requests evicted v, undecodable u,
 /// skipped requests i, skipped loads j, skipped results k, repeats r); lost
 /// loads and requests: B; repeats folded and not yet reported: F`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub struct TraceSummary {
     pub unreadable_module_names: u64,
     pub results_without_call: u64,
     pub evicted_requests: u64,
+    /// Untrusted processes' requests evicted: never blocking.
+    pub evicted_untrusted_requests: u64,
     pub undecodable: u64,
     /// Runs of the probes the kernel skipped.
     pub skipped_requests: u64,
@@ -39,7 +42,7 @@ pub struct TraceSummary {
 
 impl TraceSummary {
     /// Every count of the breakdown.
-    fn parts(&self) -> [u64; 12] {
+    fn parts(&self) -> [u64; 13] {
         [
             self.requests,
             self.loads,
@@ -48,6 +51,7 @@ impl TraceSummary {
             self.unreadable_module_names,
             self.results_without_call,
             self.evicted_requests,
+            self.evicted_untrusted_requests,
             self.undecodable,
             self.skipped_requests,
             self.skipped_loads,
@@ -63,7 +67,11 @@ impl TraceSummary {
 
     /// Losses that are no module's: failures and results.
     fn non_blocking(&self) -> u64 {
-        self.failures + self.results_without_call + self.skipped_results + self.lost_repeats
+        self.failures
+            + self.results_without_call
+            + self.skipped_results
+            + self.lost_repeats
+            + self.evicted_untrusted_requests
     }
 }
 
@@ -86,6 +94,7 @@ pub fn parse_summary(line: &str) -> Option<TraceSummary> {
         unreadable_module_names: number_after(line, ", unreadable module names ")?,
         results_without_call: number_after(line, ", results without their call ")?,
         evicted_requests: number_after(line, ", requests evicted ")?,
+        evicted_untrusted_requests: number_after(line, ", untrusted requests evicted ")?,
         undecodable: number_after(line, ", undecodable ")?,
         skipped_requests: number_after(line, ", skipped requests ")?,
         skipped_loads: number_after(line, ", skipped loads ")?,

@@ -402,7 +402,7 @@ pub(super) fn names_position(text: &str, path: &str) -> bool {
 /// The learner stored its session's losses by kind, and they add up to the
 /// session's total.
 pub fn profile_session_drops_by_kind(f: &Facts) -> Result<(), String> {
-    const KINDS: [&str; 14] = [
+    const KINDS: [&str; 15] = [
         "ring_requests",
         "ring_loads",
         "ring_failures",
@@ -410,6 +410,7 @@ pub fn profile_session_drops_by_kind(f: &Facts) -> Result<(), String> {
         "unreadable_module_names",
         "results_without_call",
         "evicted_requests",
+        "evicted_untrusted_requests",
         "undecodable_requests",
         "undecodable_loads",
         "undecodable_failures",

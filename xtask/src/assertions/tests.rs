@@ -106,6 +106,7 @@ fn good_records(compressed: bool) -> Vec<Value> {
     records.extend(flood_records());
     records.extend(who_records());
     records.extend(distinct_flood_records());
+    records.extend(untrusted_flood_records());
     records.push(explicit("tcp_scalable", "modprobe", &[]));
     with_load_calls(records)
 }
@@ -183,6 +184,31 @@ fn distinct_flood_records() -> Vec<Value> {
     records
 }
 
+/// The user's flood: one process of uid 1000, every name of its own, none
+/// resolving to a module.
+fn untrusted_flood_records() -> Vec<Value> {
+    let uid = u64::from(sc::WHO_USER_UID);
+    let mut user = who(process("modtrace-guest", None), uid, uid, sc::WHO_USER_CGROUP);
+    user["scope"] = json!({"kind": "user", "uid": uid, "unit": "lightdm.service"});
+    (0..sc::UNTRUSTED_FLOOD_NAMES)
+        .map(|n| {
+            let alias = format!("fs-{}{n}", sc::UNTRUSTED_FLOOD_PREFIX);
+            at(request(&alias, user.clone(), &[]), 50 * SECOND + u64::from(n))
+        })
+        .collect()
+}
+
+/// The profile's entry for that flood.
+fn untrusted_flood_entry() -> Value {
+    let aliases: Vec<String> =
+        (0..sc::UNTRUSTED_FLOOD_NAMES_KEPT).map(|n| format!("fs-{}{n}", sc::UNTRUSTED_FLOOD_PREFIX)).collect();
+    json!({"requester": {"comm": "modtrace-guest", "exe": null, "pid": 800, "uid": sc::WHO_USER_UID,
+                         "euid": sc::WHO_USER_UID, "cgroup": sc::WHO_USER_CGROUP,
+                         "scope": {"kind": "user", "uid": sc::WHO_USER_UID, "unit": "lightdm.service"}},
+           "count": sc::UNTRUSTED_FLOOD_NAMES, "aliases": aliases,
+           "first_seen": "2025-01-01T00:00:00Z", "last_seen": "2025-01-01T00:00:00Z"})
+}
+
 fn at(mut r: Value, ts_ns: u64) -> Value {
     r["ts_ns"] = json!(ts_ns);
     r
@@ -230,7 +256,8 @@ const HANDED_OVER: &str = "modtrace: note: load calls handed over to fexit on __
 fn summary_line(events: usize) -> String {
     format!(
         "modtrace: {events} events (SIGINT); lost 0 (requests 0, loads 0, failures 0, unreadable aliases 0, \
-         unreadable module names 0, results without their call 0, requests evicted 0, undecodable 0, \
+         unreadable module names 0, results without their call 0, requests evicted 0, \
+         untrusted requests evicted 0, undecodable 0, \
          skipped requests 0, skipped loads 0, skipped results 0, repeats 0); \
          lost loads and requests: 0; repeats folded and not yet reported: 1500"
     )
@@ -258,7 +285,8 @@ fn evict_sections() -> Vec<(String, String)> {
         })
         .collect();
     let summary = "modtrace: 30 events (SIGINT); lost 3100 (requests 0, loads 0, failures 100, unreadable aliases 0, \
-                   unreadable module names 0, results without their call 0, requests evicted 0, undecodable 0, \
+                   unreadable module names 0, results without their call 0, requests evicted 0, \
+                   untrusted requests evicted 0, undecodable 0, \
                    skipped requests 0, skipped loads 0, skipped results 0, repeats 3000); \
                    lost loads and requests: 0; repeats folded and not yet reported: 270";
     let spam: Vec<String> = EVICT_PIDS
@@ -304,6 +332,7 @@ fn profile_module(name: &str, depends_on: &[&str], needed_by: &[&str], triggers:
 fn session(ended_by: &str) -> Value {
     let drops = json!({"ring_requests": 0, "ring_loads": 0, "ring_failures": 0, "unreadable_aliases": 0,
                        "unreadable_module_names": 0, "results_without_call": 0, "evicted_requests": 0,
+                       "evicted_untrusted_requests": 0,
                        "undecodable_requests": 0, "undecodable_loads": 0, "undecodable_failures": 0,
                        "skipped_requests": 0, "skipped_loads": 0, "skipped_results": 0,
                        "lost_repeats": 0});
@@ -338,7 +367,8 @@ fn good_profile() -> Value {
                     "first_seen": "2025-01-01T00:00:00Z", "last_seen": "2025-01-01T00:00:00Z"},
                    {"module": null, "syscall": "finit_module", "ret": -22, "error": "EINVAL",
                     "loader": {"comm": "modtrace-guest", "exe": null, "unit": null}, "count": 5001,
-                    "first_seen": "2025-01-01T00:00:00Z", "last_seen": "2025-01-01T00:00:00Z"}]
+                    "first_seen": "2025-01-01T00:00:00Z", "last_seen": "2025-01-01T00:00:00Z"}],
+        "folded_requests": [untrusted_flood_entry()]
     })
 }
 
@@ -409,7 +439,7 @@ fn good_sections() -> BTreeMap<String, String> {
     let exit_codes = "learn-second 1\nspam-failed-loads 0\nspam-requests 0\nlearn 0\ndiff-before-after 1\n\
                       diff-before-before 0\ndiff-profile 1\nreport-table 0\nreport-markdown 0\nreport-json 0\n\
                       report-by-unit 0\nlearn-killed 137\nlearn-corrupt 1\ncorrupt-cmp 0\nspam-distinct-requests 0\n\
-                      alternate-failed-loads 0\nevict-failed-loads 0\nevict-trace 0";
+                      alternate-failed-loads 0\nevict-failed-loads 0\nevict-trace 0\nuntrusted-flood 0";
     let texts: Vec<(&str, String)> = vec![
         (section::MODULES_AT_START, MODULES_AT_START.into()),
         ("lsmod", LSMOD_AT_END.join("\n")),
@@ -1132,20 +1162,22 @@ fn every_who_asked_check_can_fail() {
 #[test]
 fn reads_the_trace_summary_line() {
     let s = flood::parse_summary(
-        "modtrace: 57 events (SIGINT); lost 19 (requests 1, loads 0, failures 4, unreadable aliases 1, \
-         unreadable module names 0, results without their call 2, requests evicted 1, undecodable 0, \
+        "modtrace: 57 events (SIGINT); lost 22 (requests 1, loads 0, failures 4, unreadable aliases 1, \
+         unreadable module names 0, results without their call 2, requests evicted 1, \
+         untrusted requests evicted 3, undecodable 0, \
          skipped requests 1, skipped loads 2, skipped results 3, repeats 4); \
          lost loads and requests: 6; repeats folded and not yet reported: 77",
     )
     .unwrap();
     let expected = flood::TraceSummary {
         events: 57,
-        lost: 19,
+        lost: 22,
         requests: 1,
         failures: 4,
         unreadable_aliases: 1,
         results_without_call: 2,
         evicted_requests: 1,
+        evicted_untrusted_requests: 3,
         skipped_requests: 1,
         skipped_loads: 2,
         skipped_results: 3,
@@ -1366,4 +1398,64 @@ fn every_preload_check_can_fail() {
     });
     expect_failure(relearn, f, |r| r.replace("check-relearn.stdout", "accept: modtrace allow atm", ""));
     expect_failure("preload_relearning_keeps_it_under_review", f, |r| r.set_exit_code(cap::CHECK_RELEARN, 2));
+}
+
+#[test]
+fn every_untrusted_flood_check_can_fail() {
+    let f = false;
+    let flood = |v: &Value| v["kind"] == "request" && text(v, "/alias").starts_with("fs-mtuser");
+    let entry = |r: &mut Run, change: fn(&mut Value)| {
+        r.edit_json(section::PROFILE, |p| change(&mut p["folded_requests"][0]))
+    };
+    expect_failure("untrusted_flood_folded_in_profile", f, |r| r.set_exit_code(cap::UNTRUSTED_FLOOD, 1));
+    // A name never traced, or traced as root's.
+    expect_failure("untrusted_flood_folded_in_profile", f, |r| {
+        r.records.remove(r.position(flood));
+    });
+    expect_failure("untrusted_flood_folded_in_profile", f, |r| {
+        r.edit(r.position(flood), |v| v["process"]["uid"] = json!(0))
+    });
+    // Not folded: the names have entries of their own, or the entry is gone.
+    expect_failure("untrusted_flood_folded_in_profile", f, |r| {
+        r.edit_json(section::PROFILE, |p| {
+            p["requests"].as_array_mut().unwrap().push(json!({"alias": "fs-mtuser9", "resolves_to": [], "count": 1}))
+        })
+    });
+    expect_failure("untrusted_flood_folded_in_profile", f, |r| entry(r, |e| e["aliases"] = json!(["fs-other"])));
+    // Someone else's, short of the names sent, too many names kept, or too big.
+    expect_failure("untrusted_flood_folded_in_profile", f, |r| entry(r, |e| e["requester"]["uid"] = json!(0)));
+    expect_failure("untrusted_flood_folded_in_profile", f, |r| {
+        entry(r, |e| e["count"] = json!(sc::UNTRUSTED_FLOOD_NAMES - 1))
+    });
+    expect_failure("untrusted_flood_folded_in_profile", f, |r| {
+        entry(r, |e| e["aliases"] = json!((0..9).map(|n| format!("fs-mtuser{n}")).collect::<Vec<_>>()))
+    });
+    expect_failure("untrusted_flood_folded_in_profile", f, |r| {
+        entry(r, |e| e["requester"]["exe"] = json!("x".repeat(sc::UNTRUSTED_FLOOD_MAX_BYTES)))
+    });
+    // Two entries of the user's names (not folded into one).
+    expect_failure("untrusted_flood_folded_in_profile", f, |r| {
+        r.edit_json(section::PROFILE, |p| {
+            let second = p["folded_requests"][0].clone();
+            p["folded_requests"].as_array_mut().unwrap().push(second)
+        })
+    });
+    expect_failure("untrusted_flood_blocks_nothing", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["sessions"][0]["drops"]["evicted_requests"] = json!(5))
+    });
+    expect_failure("untrusted_flood_blocks_nothing", f, |r| {
+        r.edit_json(section::PROFILE, |p| {
+            p["sessions"][0]["drops"].as_object_mut().unwrap().remove("evicted_untrusted_requests").map(|_| ()).unwrap()
+        })
+    });
+    expect_failure("untrusted_flood_blocks_nothing", f, |r| {
+        r.replace(
+            "check.stdout",
+            "NOT safe to lock: 1 blocker(s):",
+            "NOT safe to lock: 2 blocker(s):\n  - 5 module requests or loads were lost while learning: learn again",
+        )
+    });
+    expect_failure("untrusted_flood_blocks_nothing", f, |r| {
+        r.stderr[1] = r.stderr[1].replace(", untrusted requests evicted 0", "")
+    });
 }

@@ -70,7 +70,7 @@ pub fn render(profile: &Profile, plan: &Plan, target: &Target, ctx: &Context) ->
         "delete this file (then update-initramfs -u).",
     );
     for w in &plan.warnings {
-        out.push_str(&comment_lines(&format!("WARNING: {w}")));
+        out.push_str(&comment_lines(&format!("WARNING: {}", crate::escape::text(w))));
     }
     out.push_str(&unresolved_section(plan));
     let (denied, odd): (Vec<String>, Vec<String>) = denied.into_iter().partition(|m| check_module(m).is_ok());

@@ -76,7 +76,7 @@ pub fn render(plan: &Plan, ctx: &Context, point: LockPoint) -> String {
     out.push_str("#\n");
     out.push_str(&comment_lines(&format!("Lock point: {why}\n(modtrace generate --lock-point early|after-udev|late)")));
     for w in &plan.warnings {
-        out.push_str(&comment_lines(&format!("WARNING: {w}")));
+        out.push_str(&comment_lines(&format!("WARNING: {}", crate::escape::text(w))));
     }
     out.push_str(&unresolved_section(plan));
     out.push_str("\n[Unit]\n");

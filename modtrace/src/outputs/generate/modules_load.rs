@@ -5,19 +5,21 @@ use std::fmt::Write as _;
 
 use super::header::{self, comment_lines, Context};
 use crate::needs::{Cited, Plan};
+use crate::escape::text as esc;
 use crate::validate::check_module;
 
 /// "  - request for net-pf-5 by ...; once (learned as X; ...)" lines.
 pub fn reasons(cited: &[Cited], indent: &str) -> String {
     let mut text = String::new();
     for c in cited {
-        let _ = write!(text, "{indent}- {}", c.reason.text);
+        // Each value one line, whatever a process name in it holds.
+        let _ = write!(text, "{indent}- {}", esc(&c.reason.text));
         // An untrusted cause that is listed says who accepted it.
         if c.reason.trust.why().starts_with("accepted") {
-            let _ = write!(text, " [{}]", c.reason.trust.why());
+            let _ = write!(text, " [{}]", esc(c.reason.trust.why()));
         }
         if let Some(n) = &c.note {
-            let _ = write!(text, " [{n}]");
+            let _ = write!(text, " [{}]", esc(n));
         }
         text.push('\n');
     }
@@ -35,7 +37,7 @@ pub fn unresolved_section(plan: &Plan) -> String {
         plan.release
     );
     for u in &plan.unresolved {
-        let _ = writeln!(text, "  - {u}");
+        let _ = writeln!(text, "  - {}", esc(&u.to_string()));
     }
     comment_lines(&text)
 }
@@ -50,22 +52,22 @@ pub fn held_section(plan: &Plan) -> String {
             "\nNEEDS REVIEW, not listed: no evidence that root on the host wanted these\n(an unprivileged uid, a user's unit, a container, a uid or scope not known, or loaded before learning, cause unknown):"
         );
         for (m, held) in &plan.review {
-            let _ = writeln!(text, "  {m}: {} (accept: modtrace allow {m}; or modtrace review)", held.why);
+            let _ = writeln!(text, "  {m}: {} (accept: modtrace allow {m}; or modtrace review)", esc(&held.why));
             for c in &held.cited {
-                let _ = writeln!(text, "    - {}", c.reason.text);
+                let _ = writeln!(text, "    - {}", esc(&c.reason.text));
             }
         }
     }
     if !plan.denied.is_empty() {
         let _ = writeln!(text, "\nDenied, not listed:");
         for (m, held) in &plan.denied {
-            let _ = writeln!(text, "  {m}: {}", held.why);
+            let _ = writeln!(text, "  {m}: {}", esc(&held.why));
         }
     }
     if !plan.site_disabled.is_empty() {
         let _ = writeln!(text, "\nDisabled by this site's modprobe.d, not listed (requests for them fail on purpose):");
         for (m, held) in &plan.site_disabled {
-            let _ = writeln!(text, "  {m}: {}", held.why);
+            let _ = writeln!(text, "  {m}: {}", esc(&held.why));
         }
     }
     comment_lines(&text)
@@ -80,7 +82,7 @@ pub fn render(plan: &Plan, ctx: &Context) -> String {
         "delete this file (modules it loaded stay loaded until reboot).",
     );
     for w in &plan.warnings {
-        out.push_str(&comment_lines(&format!("WARNING: {w}")));
+        out.push_str(&comment_lines(&format!("WARNING: {}", esc(w))));
     }
     for m in &plan.top_level {
         // plan() only lets valid names through; a failure here is a bug, not input.

@@ -603,3 +603,32 @@ fn a_blacklisted_module_is_held_for_its_alias_loads_only() {
     assert!(conf.contains("appletalk: blacklisted by site policy (/etc/modprobe.d/blacklist.conf:1)"), "{conf}");
     assert!(out.plan.units.is_empty() || !out.plan.units.values().any(|m| m.contains_key("appletalk")));
 }
+
+#[test]
+fn a_newline_or_escape_in_a_process_name_stays_inside_one_comment_line() {
+    let mut p = example_profile();
+    let evil = "x\ninstall evil /bin/sh\r\u{1b}[2J\u{202e}";
+    for m in &mut p.modules {
+        for t in &mut m.triggers {
+            if let Some(r) = &mut t.requester {
+                r.comm = evil.to_string();
+                r.exe = Some("/tmp/a\nblacklist ext4".to_string());
+            }
+        }
+    }
+    let t = tree_target(full_index().module("crc16", &[]), &[], &["dummy"]);
+    let out = generate(&p, &t, &opts(LockPoint::AfterUdev, true)).unwrap();
+    for f in &out.files {
+        let text = &f.contents;
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{}: {text}", f.path.display());
+        for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            assert!(!line.contains("evil") && !line.starts_with("blacklist"), "{}: {line:?}", f.path.display());
+        }
+    }
+    let conf = &out.file(MODULES_LOAD).unwrap().contents;
+    assert_eq!(listed(conf), ["appletalk", "binfmt_misc", "ext4", "snd_hda_intel"], "{conf}");
+    assert!(conf.contains("x\\ninstall evil /bin/sh\\r\\x1b[2J\\u{202e}"), "shown, escaped, on its line: {conf}");
+    assert!(conf.contains("/tmp/a\\nblacklist ext4"), "{conf}");
+    let deny = &out.file(DENY).unwrap().contents;
+    assert!(listed(deny).iter().all(|l| l.starts_with("install ") && !l.contains("evil")), "{deny}");
+}

@@ -35,6 +35,11 @@ pub const REQUEST_TTL_NS: u64 = 60 * 1_000_000_000;
 /// is counted, rather than memory and per-event work growing without bound.
 pub const MAX_PENDING: usize = 4096;
 
+/// Of those, at most this many made by untrusted processes (not root on the
+/// host, Scope::root_on_host): their oldest gives way first, so that a user's
+/// flood never pushes out root's requests, and its evictions block nothing.
+pub const MAX_PENDING_UNTRUSTED: usize = 1024;
+
 #[derive(Debug, Clone)]
 struct Request {
     id: u64,
@@ -46,6 +51,8 @@ struct Request {
     targets: Vec<(String, Vec<String>)>,
     /// Targets not in the kernel yet: the request is complete when none is left.
     missing: BTreeSet<String>,
+    /// The requester is not root on the host.
+    untrusted: bool,
 }
 
 impl Request {
@@ -117,6 +124,7 @@ pub struct Correlator<I> {
     helper_comm: String,
     next_id: u64,
     evicted: u64,
+    evicted_untrusted: u64,
     devices: Devices,
 }
 
@@ -131,6 +139,7 @@ impl<I: ModuleIndex> Correlator<I> {
             helper_comm: "modprobe".to_string(),
             next_id: 0,
             evicted: 0,
+            evicted_untrusted: 0,
             devices: Devices::default(),
         }
     }
@@ -166,9 +175,16 @@ impl<I: ModuleIndex> Correlator<I> {
         self.devices.add(ts_ns, ev);
     }
 
-    /// Requests dropped unserved because MAX_PENDING were waiting.
+    /// Requests of root on the host dropped unserved because MAX_PENDING were
+    /// waiting: the profile may miss what they would have loaded.
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+
+    /// Requests of untrusted processes dropped unserved: what they would have
+    /// loaded needs review anyway, so their loss blocks nothing.
+    pub fn evicted_untrusted(&self) -> u64 {
+        self.evicted_untrusted
     }
 
     /// Requests still waiting for (or being served by) a helper.
@@ -223,7 +239,8 @@ impl<I: ModuleIndex> Correlator<I> {
         if missing.is_empty() {
             return resolves_to;
         }
-        self.make_room();
+        let untrusted = !requester.scope.root_on_host(Some(requester.uid), requester.euid);
+        self.make_room(untrusted);
         let targets = resolves_to.iter().map(|t| (t.clone(), self.index.load_order(t))).collect();
         self.requests.push_back(Request {
             id: self.next_id,
@@ -232,6 +249,7 @@ impl<I: ModuleIndex> Correlator<I> {
             ts_ns,
             targets,
             missing,
+            untrusted,
         });
         self.next_id += 1;
         resolves_to
@@ -426,15 +444,31 @@ impl<I: ModuleIndex> Correlator<I> {
         out
     }
 
-    /// Evicts the oldest request no helper serves once MAX_PENDING are kept.
-    fn make_room(&mut self) {
-        if self.requests.len() < MAX_PENDING {
+    /// Makes room for one more request: evicts the oldest untrusted request no
+    /// helper serves once MAX_PENDING_UNTRUSTED of them (for an untrusted one)
+    /// or MAX_PENDING in all are kept; root's oldest only when no untrusted
+    /// one can go.
+    fn make_room(&mut self, untrusted: bool) {
+        if self.requests.len() < MAX_PENDING_UNTRUSTED {
+            return;
+        }
+        let their_share_full =
+            untrusted && self.requests.iter().filter(|r| r.untrusted).count() >= MAX_PENDING_UNTRUSTED;
+        if !their_share_full && self.requests.len() < MAX_PENDING {
             return;
         }
         let used: BTreeSet<u64> = self.bound.values().map(|b| b.request).collect();
-        if let Some(oldest) = self.requests.iter().position(|r| !used.contains(&r.id)) {
-            self.requests.remove(oldest);
-            self.evicted += 1;
+        let unserved = |r: &Request| !used.contains(&r.id);
+        let oldest = match self.requests.iter().position(|r| r.untrusted && unserved(r)) {
+            Some(i) => Some(i),
+            None if their_share_full => None,
+            None => self.requests.iter().position(unserved),
+        };
+        if let Some(r) = oldest.and_then(|i| self.requests.remove(i)) {
+            match r.untrusted {
+                true => self.evicted_untrusted += 1,
+                false => self.evicted += 1,
+            }
         }
     }
 

@@ -24,6 +24,7 @@ impl Describe for Fake {
             cmdline: self.cmdlines.get(&t.tgid).cloned(),
             cgroup: cgroup.map(String::from),
             unit: unit.map(String::from),
+            scope: crate::trace::scope::Scope::of(cgroup),
             ..Process::from_task(t)
         }
     }
@@ -416,15 +417,20 @@ fn repeated_request_counts_once() {
     assert_eq!(c.pending(), 1);
 }
 
+/// A root process in a host system unit.
+fn root_app(pid: u32) -> Task {
+    Task { uid: 0, euid: Some(0), ..task(pid, "python3", 1, "systemd", EXAMPLE_CG) }
+}
+
 #[test]
 fn a_request_flood_is_bounded_and_the_newest_request_still_joins() {
     let mut c = Correlator::new(index());
     let mut d = Fake::default();
     for i in 0..(MAX_PENDING as u32 + 10) {
-        c.handle(request(SEC + u64::from(i), app(10_000 + i), "net-pf-5"), &mut d);
+        c.handle(request(SEC + u64::from(i), root_app(10_000 + i), "net-pf-5"), &mut d);
     }
     assert_eq!(c.pending(), MAX_PENDING);
-    assert_eq!(c.evicted(), 10);
+    assert_eq!((c.evicted(), c.evicted_untrusted()), (10, 0));
     // The last requester is still waiting; the earliest kept is the 11th.
     let rec = c.handle(loaded(2 * SEC, helper(900), "appletalk"), &mut d);
     let (alias, requester, _, _) = by_request(&rec);
@@ -721,4 +727,44 @@ fn a_cut_argv_is_not_read_as_a_shorter_alias() {
     let Cause::Unknown { reason } = cause(&recs[1]) else { panic!("read short: {:?}", recs[1]) };
     assert!(reason.contains("cut"), "{reason}");
     assert_eq!(c.pending(), 1);
+}
+
+#[test]
+fn a_users_flood_keeps_to_its_share_and_roots_requests_survive_it() {
+    let mut c = Correlator::new(index());
+    let mut d = Fake::default();
+    let mut ts = SEC;
+    for i in 0..10 {
+        c.handle(request(ts, root_app(500 + i), "net-pf-5"), &mut d);
+        ts += 1;
+    }
+    let flood = 3 * MAX_PENDING as u32;
+    for i in 0..flood {
+        c.handle(request(ts, app(10_000 + i), "net-pf-5"), &mut d);
+        ts += 1;
+    }
+    assert_eq!(c.pending(), 10 + MAX_PENDING_UNTRUSTED, "the user's requests keep to their share");
+    assert_eq!((c.evicted(), c.evicted_untrusted()), (0, u64::from(flood) - MAX_PENDING_UNTRUSTED as u64));
+    // Root's earliest request is still there: the first helper serves it.
+    let rec = c.handle(loaded(2 * SEC, helper(900), "appletalk"), &mut d);
+    assert_eq!(by_request(&rec).1, 500);
+}
+
+#[test]
+fn a_full_table_evicts_the_users_oldest_before_any_of_roots() {
+    let mut c = Correlator::new(index());
+    let mut d = Fake::default();
+    let mut ts = SEC;
+    for i in 0..MAX_PENDING_UNTRUSTED as u32 {
+        c.handle(request(ts, app(10_000 + i), "net-pf-5"), &mut d);
+        ts += 1;
+    }
+    for i in 0..(MAX_PENDING - MAX_PENDING_UNTRUSTED + 5) as u32 {
+        c.handle(request(ts, root_app(50_000 + i), "net-pf-5"), &mut d);
+        ts += 1;
+    }
+    assert_eq!(c.pending(), MAX_PENDING);
+    assert_eq!((c.evicted(), c.evicted_untrusted()), (0, 5), "the user's five oldest gave way");
+    let rec = c.handle(loaded(2 * SEC, helper(900), "appletalk"), &mut d);
+    assert_eq!(by_request(&rec).1, 10_005, "the earliest kept is the user's sixth");
 }
