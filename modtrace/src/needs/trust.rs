@@ -1,8 +1,9 @@
 //! The trust policy: a cause is trusted when root on the host caused it outside
 //! any container (a system unit, PID 1, udev, the kernel, a preloaded
 //! configuration, or root outside units and in login sessions). Anything else
-//! (an unprivileged uid, a user's unit, a container, a uid or scope not known)
-//! needs an admin's review before it reaches boot-time policy.
+//! (an unprivileged uid, a user's unit, a container by its cgroup's names or
+//! by its namespaces, a uid or scope not known) needs an admin's review before
+//! it reaches boot-time policy.
 
 use crate::profile::{Loader, Requester, Trigger, TriggerKind, BEFORE_LEARNING};
 use crate::trace::scope::Scope;
@@ -111,6 +112,8 @@ mod tests {
             unit: scope.unit().map(Into::into),
             scope,
             cgroup: Some(cgroup.into()),
+            pid_ns: None,
+            mnt_ns: None,
             extra: Default::default(),
         }
     }
@@ -154,6 +157,27 @@ mod tests {
         assert!(!requester(&setuid).trusted(), "a setuid program's real uid is the user's");
     }
 
+    /// A root process in a host unit's cgroup but another pid namespace
+    /// (systemd-nspawn --keep-unit, podman --cgroups=split) needs review, and
+    /// the reason says its namespaces are not init's.
+    #[test]
+    fn root_in_a_host_units_cgroup_but_other_namespaces_needs_review() {
+        use crate::trace::scope::Namespaces;
+        let (host, inner) = (Namespaces { pid: 1, mnt: 2 }, Namespaces { pid: 3, mnt: 4 });
+        let mut r = req(Some(0), "/system.slice/keepunit.service");
+        r.scope = Scope::of_task(r.cgroup.as_deref(), r.unit.as_deref(), Some(inner), Some(host));
+        let t = of_trigger(&request_by(r.clone()));
+        assert_eq!(
+            t,
+            Trust::Review(
+                "root, but in the container keepunit.service (namespaces), its pid and mount namespaces not init's"
+                    .into()
+            )
+        );
+        r.scope = Scope::of_task(r.cgroup.as_deref(), r.unit.as_deref(), Some(host), Some(host));
+        assert!(of_trigger(&request_by(r)).trusted());
+    }
+
     #[test]
     fn one_trusted_requester_of_a_shared_load_is_enough() {
         let mut t = request_by(req(Some(1000), "/user.slice/user-1000.slice/session-3.scope"));
@@ -189,6 +213,8 @@ mod stage_tests {
             unit: None,
             scope: Scope::NoUnit,
             cgroup: Some("/".into()),
+            pid_ns: None,
+            mnt_ns: None,
             extra: Default::default(),
         });
         t.stage = Some("initramfs".into());
