@@ -95,6 +95,11 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("trust_check_puts_untrusted_under_review", trust::check_puts_untrusted_under_review),
     ("trust_site_disabled_request_warns_not_blocks", trust::site_disabled_request_warns_not_blocks),
     ("trust_allow_lists_the_accepted_module", trust::allow_lists_the_accepted_module),
+    // containers by namespace, not by name (assertions/netns.rs)
+    ("netns_trace_new_namespaces_are_a_container", netns::trace_new_namespaces_are_a_container),
+    ("netns_trace_inits_namespaces_stay_the_system_unit", netns::trace_inits_namespaces_stay_the_system_unit),
+    ("netns_profile_scopes_by_namespace", netns::profile_scopes_by_namespace),
+    ("netns_container_needs_review_and_gets_nothing", netns::container_needs_review_and_gets_nothing),
     // modtrace guard (tests/guest/guard.sh)
     ("guard_status_before_start", guard::status_before_start),
     ("guard_complain_lets_outside_load_and_reports_it", guard::complain_lets_outside_load_and_reports_it),
@@ -514,6 +519,7 @@ mod early;
 mod flood;
 mod guard;
 mod learn;
+mod netns;
 mod trust;
 mod who;
 
