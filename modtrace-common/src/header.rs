@@ -65,6 +65,8 @@ pub mod flags {
     /// thread (PF_KTHREAD): the mark of the kernel's usermode helper.
     pub const PARENT_KTHREAD_KNOWN: u32 = 1024;
     pub const PARENT_KTHREAD: u32 = 2048;
+    /// `Task::pid_ns` and `Task::mnt_ns` were read through task->nsproxy.
+    pub const NS_KNOWN: u32 = 4096;
 }
 
 /// task_struct.flags bit of kernel threads (include/linux/sched.h).
@@ -93,6 +95,11 @@ pub struct Task {
     /// The process's start (group_leader->start_time, CLOCK_MONOTONIC ns): with
     /// the tgid it names one process, even once its pid is reused.
     pub start_time: u64,
+    /// Inode numbers of the task's pid namespace (the one its children get,
+    /// nsproxy->pid_ns_for_children) and mount namespace, as /proc/PID/ns/*
+    /// name them; valid with NS_KNOWN.
+    pub pid_ns: u32,
+    pub mnt_ns: u32,
 }
 
 #[repr(C)]
@@ -144,4 +151,12 @@ pub struct TaskOffsets {
     pub start_time: u32,
     /// task_struct.flags; zero when unknown.
     pub task_flags: u32,
+    /// task_struct.nsproxy, then nsproxy.pid_ns_for_children and mnt_ns, then
+    /// where ns.inum is in pid_namespace and in mnt_namespace. One group: a
+    /// zero `nsproxy` means unknown (the others may be real zero offsets).
+    pub nsproxy: u32,
+    pub ns_pid: u32,
+    pub ns_mnt: u32,
+    pub pid_ns_inum: u32,
+    pub mnt_ns_inum: u32,
 }

@@ -114,8 +114,8 @@ mod tests {
 
     #[test]
     fn sizes_have_no_hidden_padding() {
-        const HEADER: usize = 96 + 8 + ARGS_LEN + CGROUP_NAME_LEN * CGROUP_DEPTH;
-        assert_eq!(size_of::<Task>(), 80);
+        const HEADER: usize = 104 + 8 + ARGS_LEN + CGROUP_NAME_LEN * CGROUP_DEPTH;
+        assert_eq!(size_of::<Task>(), 88);
         assert_eq!(size_of::<Header>(), HEADER);
         assert_eq!(size_of::<RequestEvent>(), HEADER + 16 + NAME_LEN + SYMBOL_LEN);
         assert_eq!(size_of::<LoadEvent>(), HEADER + 32 + PARAMS_LEN);
@@ -124,6 +124,6 @@ mod tests {
         assert_eq!(size_of::<RepeatState>(), 24);
         assert_eq!(size_of::<FoldCache>(), 24);
         assert_eq!(size_of::<RequestKey>(), 16);
-        assert_eq!(size_of::<TaskOffsets>(), 72);
+        assert_eq!(size_of::<TaskOffsets>(), 92);
     }
 }

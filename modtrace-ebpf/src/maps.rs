@@ -204,6 +204,11 @@ static TASK_OFFSETS: TaskOffsets = TaskOffsets {
     group_leader: 0,
     start_time: 0,
     task_flags: 0,
+    nsproxy: 0,
+    ns_pid: 0,
+    ns_mnt: 0,
+    pid_ns_inum: 0,
+    mnt_ns_inum: 0,
 };
 
 pub fn self_tgid() -> u32 {

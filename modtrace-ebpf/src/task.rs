@@ -52,7 +52,37 @@ pub fn fill_header(h: &mut Header, kind: u32, ts_ns: u64) -> bool {
         h.flags |= flags::CGROUP_NAME_KNOWN | cut;
     }
     h.flags |= fill_identity(h, &off, task);
+    clear(&mut h.task.pid_ns);
+    clear(&mut h.task.mnt_ns);
+    if fill_namespaces(h, &off, task).is_ok() {
+        h.flags |= flags::NS_KNOWN;
+    }
     true
+}
+
+/// The inode numbers of the task's pid and mount namespaces, through
+/// task->nsproxy, for userspace to compare with init's.
+///
+/// The pid namespace is nsproxy->pid_ns_for_children, not the task's active
+/// one (thread_pid->numbers[level].ns): after unshare(CLONE_NEWPID) a process
+/// is still active in the host's namespace until it forks, but its children
+/// are not; and setns() moves pid_ns_for_children only to the active namespace
+/// or one below it (pidns_install), so it is init's only when the active one is
+/// too. One pointer read fewer, and no index for the verifier to bound.
+fn fill_namespaces(h: &mut Header, off: &TaskOffsets, task: *const u8) -> Result<(), i32> {
+    if off.nsproxy == 0 {
+        return Err(0);
+    }
+    // SAFETY: bpf_probe_read_kernel checks every address; a task that is exiting
+    // has a NULL nsproxy, and that read fails instead of faulting.
+    unsafe {
+        let nsproxy: *const u8 = bpf_probe_read_kernel(task.add(off.nsproxy as usize) as *const *const u8)?;
+        let pid_ns: *const u8 = bpf_probe_read_kernel(nsproxy.add(off.ns_pid as usize) as *const *const u8)?;
+        let mnt_ns: *const u8 = bpf_probe_read_kernel(nsproxy.add(off.ns_mnt as usize) as *const *const u8)?;
+        h.task.pid_ns = bpf_probe_read_kernel(pid_ns.add(off.pid_ns_inum as usize) as *const u32)?;
+        h.task.mnt_ns = bpf_probe_read_kernel(mnt_ns.add(off.mnt_ns_inum as usize) as *const u32)?;
+    }
+    Ok(())
 }
 
 /// The names of the task's cgroup v2 directory and its ancestors, leaf first,

@@ -102,6 +102,11 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("preload_cause_unknown_held_for_review", preload::cause_unknown_held_for_review),
     ("preload_configured_module_stays_trusted", preload::configured_module_stays_trusted),
     ("preload_relearning_keeps_it_under_review", preload::relearning_keeps_it_under_review),
+    // containers by namespace, not by name (assertions/netns.rs)
+    ("netns_trace_new_namespaces_are_a_container", netns::trace_new_namespaces_are_a_container),
+    ("netns_trace_inits_namespaces_stay_the_system_unit", netns::trace_inits_namespaces_stay_the_system_unit),
+    ("netns_profile_scopes_by_namespace", netns::profile_scopes_by_namespace),
+    ("netns_container_needs_review_and_gets_nothing", netns::container_needs_review_and_gets_nothing),
     // modtrace guard (tests/guest/guard.sh)
     ("guard_status_before_start", guard::status_before_start),
     ("guard_complain_lets_outside_load_and_reports_it", guard::complain_lets_outside_load_and_reports_it),
@@ -522,6 +527,7 @@ mod flood;
 mod guard;
 mod learn;
 mod preload;
+mod netns;
 mod trust;
 mod untrusted_flood;
 mod who;

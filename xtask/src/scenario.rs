@@ -103,6 +103,22 @@ pub const WHO_CONTAINER_CGROUP: &str = "/machine.slice/systemd-nspawn@box.servic
 pub const WHO_CONTAINER_FS: &str = "minix";
 pub const WHO_CONTAINER_ALIAS: &str = "fs-minix";
 pub const WHO_CONTAINER_MODULE: &str = "minix";
+// ---- containers by namespace, not by name (issue 21, part 5) ----
+
+/// A host system unit's cgroup, where systemd-nspawn --keep-unit and podman
+/// --cgroups=split put containers.
+pub const NETNS_UNIT: &str = "keepunit.service";
+pub const NETNS_CGROUP: &str = "/system.slice/keepunit.service";
+/// mount -t FS by root in that cgroup: forked into new pid and mount
+/// namespaces (unshare -m -p -f), unshared but not forked (unshare -m -p),
+/// and in init's namespaces. Each module is in all three kernels and asked
+/// for nowhere else.
+pub const NETNS_FORKED_FS: &str = "qnx6";
+pub const NETNS_UNFORKED_FS: &str = "befs";
+pub const NETNS_HOST_FS: &str = "qnx4";
+/// NETNS_UNIT's drop-in from generate (tests/guest/init's netns_outputs).
+pub const NETNS_DROP_IN: &str = "netns-drop-in.conf";
+
 /// The kernel's "not set" for loginuid and sessionid.
 pub const AUDIT_UNSET: u64 = u32::MAX as u64;
 
@@ -178,7 +194,7 @@ pub const EARLY_PROFILE: &str = "/tmp/early.json";
 pub const EARLY_FOREIGN: &str = "0000000000000000";
 
 /// Modules whose files (and dependencies) the guest's modprobe can find.
-pub const MODPROBE_MODULES: [&str; 18] = [
+pub const MODPROBE_MODULES: [&str; 21] = [
     EXPLICIT_MODULE,
     BINFMT_MODULE,
     CHAIN[0],
@@ -197,6 +213,9 @@ pub const MODPROBE_MODULES: [&str; 18] = [
     EARLY_MODULE,
     EARLY_REQUEST_MODULE,
     PRELOAD_USER_MODULE,
+    NETNS_FORKED_FS,
+    NETNS_UNFORKED_FS,
+    NETNS_HOST_FS,
 ];
 /// Modules copied uncompressed to /opt/ko for insmod and init_module.
 pub const LOOSE_MODULES: [&str; 3] = [INSMOD_MODULE, INIT_MODULE_MODULE, INIT_FAILS_MODULE];
@@ -284,7 +303,12 @@ pub fn env_file() -> String {
          EARLY_FOREIGN={EARLY_FOREIGN}\n\
          PRELOAD_USER_UID={PRELOAD_USER_UID}\n\
          PRELOAD_USER_SOCKET='{preload_socket}'\n\
-         RELEARN_PROFILE={RELEARN_PROFILE}\n"
+         RELEARN_PROFILE={RELEARN_PROFILE}\n\
+         NETNS_UNIT={NETNS_UNIT}\n\
+         NETNS_CGROUP=/sys/fs/cgroup{NETNS_CGROUP}\n\
+         NETNS_FORKED_FS={NETNS_FORKED_FS}\n\
+         NETNS_UNFORKED_FS={NETNS_UNFORKED_FS}\n\
+         NETNS_HOST_FS={NETNS_HOST_FS}\n"
     )
 }
 

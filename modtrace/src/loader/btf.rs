@@ -94,6 +94,7 @@ fn optional_offsets(btf: &Btf, structs: &Structs, task: &btf_rs::Struct) -> Task
     let cred = cred_offsets(btf, structs, task).unwrap_or_default();
     let audit = audit_offsets(btf, task).unwrap_or_default();
     let start = start_offsets(btf, task).unwrap_or_default();
+    let ns = namespace_offsets(btf, task).unwrap_or_default();
     TaskOffsets {
         cgroups: cgroup.cgroups,
         dfl_cgrp: cgroup.dfl_cgrp,
@@ -107,7 +108,53 @@ fn optional_offsets(btf: &Btf, structs: &Structs, task: &btf_rs::Struct) -> Task
         group_leader: start.group_leader,
         start_time: start.start_time,
         task_flags: member_offset(btf, task, "flags").ok().flatten().unwrap_or(0),
+        nsproxy: ns.nsproxy,
+        ns_pid: ns.ns_pid,
+        ns_mnt: ns.ns_mnt,
+        pid_ns_inum: ns.pid_ns_inum,
+        mnt_ns_inum: ns.mnt_ns_inum,
         ..TaskOffsets::default()
+    }
+}
+
+/// task->nsproxy->{pid_ns_for_children, mnt_ns}->ns.inum. Each struct is
+/// reached through the member's own type, not looked up by name (that costs
+/// 4 ms a name under emulation); ns_common's layout changed in 7.x, so inum is
+/// found wherever it is, anonymous members included.
+fn namespace_offsets(btf: &Btf, task: &btf_rs::Struct) -> Option<TaskOffsets> {
+    let (nsproxy, proxy) = member_struct(btf, task, "nsproxy")?;
+    let (ns_pid, pid_ns) = member_struct(btf, &proxy, "pid_ns_for_children")?;
+    let (ns_mnt, mnt_ns) = member_struct(btf, &proxy, "mnt_ns")?;
+    let inum = |ns: &btf_rs::Struct| {
+        let (at, common) = member_struct(btf, ns, "ns")?;
+        Some(at + member_offset(btf, &common, "inum").ok()??)
+    };
+    let offsets = TaskOffsets {
+        nsproxy,
+        ns_pid,
+        ns_mnt,
+        pid_ns_inum: inum(&pid_ns)?,
+        mnt_ns_inum: inum(&mnt_ns)?,
+        ..TaskOffsets::default()
+    };
+    // The probes take a zero nsproxy offset for "unknown".
+    (nsproxy != 0).then_some(offsets)
+}
+
+/// The offset of `field` and the struct it is or points to (through
+/// typedefs, qualifiers and one pointer).
+fn member_struct(btf: &Btf, s: &btf_rs::Struct, field: &str) -> Option<(u32, btf_rs::Struct)> {
+    let (offset, member) = find_member(btf, s, field).ok()??;
+    let mut t = btf.resolve_chained_type(&member).ok()?;
+    let mut pointers = 0;
+    loop {
+        match t {
+            Type::Struct(found) => return Some((offset, found)),
+            Type::Ptr(_) if pointers == 0 => pointers += 1,
+            Type::Typedef(_) | Type::Const(_) | Type::Volatile(_) | Type::Restrict(_) | Type::TypeTag(_) => {}
+            _ => return None,
+        }
+        t = btf.resolve_chained_type(t.as_btf_type()?).ok()?;
     }
 }
 
@@ -228,17 +275,23 @@ pub(crate) fn find_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct, Strin
 
 /// Byte offset of `field`, looking through anonymous struct/union members.
 pub(crate) fn member_offset(btf: &Btf, s: &btf_rs::Struct, field: &str) -> Result<Option<u32>, String> {
+    Ok(find_member(btf, s, field)?.map(|(offset, _)| offset))
+}
+
+/// `field`'s byte offset and the member itself, looking through anonymous
+/// struct/union members.
+fn find_member(btf: &Btf, s: &btf_rs::Struct, field: &str) -> Result<Option<(u32, btf_rs::Member)>, String> {
     for m in &s.members {
         let name = btf.resolve_name(m).unwrap_or_default();
         let here = m.bit_offset() / 8;
         if name == field {
-            return Ok(Some(here));
+            return Ok(Some((here, m.clone())));
         }
         if name.is_empty() {
             let inner = btf.resolve_chained_type(m).map_err(|e| e.to_string())?;
             if let Type::Struct(inner) | Type::Union(inner) = inner {
-                if let Some(off) = member_offset(btf, &inner, field)? {
-                    return Ok(Some(here + off));
+                if let Some((off, found)) = find_member(btf, &inner, field)? {
+                    return Ok(Some((here + off, found)));
                 }
             }
         }
@@ -301,5 +354,8 @@ mod tests {
         assert!(off.cred > off.real_parent && off.cred_euid > 0, "{off:?}");
         assert!(off.group_leader > 0 && off.start_time > 0 && off.task_flags > 0, "{off:?}");
         assert!(off.loginuid > 0 && off.sessionid == off.loginuid + 4, "{off:?}");
+        // nsproxy starts with its refcount; inum follows ns_common's pointers.
+        assert!(off.nsproxy > 0 && off.ns_pid > 0 && off.ns_mnt > 0 && off.ns_pid != off.ns_mnt, "{off:?}");
+        assert!(off.pid_ns_inum > 0 && off.mnt_ns_inum > 0, "{off:?}");
     }
 }

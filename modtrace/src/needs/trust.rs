@@ -2,9 +2,10 @@
 //! any container (a system unit, PID 1, udev, the kernel, root outside units
 //! and in login sessions), or, for a module already loaded when learning
 //! started, when a source recorded at learn time explains it (preload.rs).
-//! Anything else (an unprivileged uid, a user's unit, a container, a uid or
-//! scope not known, a module merely found loaded) needs an admin's review
-//! before it reaches boot-time policy.
+//! Anything else (an unprivileged uid, a user's unit, a container by its
+//! cgroup's names or by its namespaces, a uid or scope not known, a module
+//! merely found loaded) needs an admin's review before it reaches boot-time
+//! policy.
 
 use crate::profile::{Loader, Requester, Trigger, TriggerKind, BEFORE_LEARNING};
 use crate::trace::scope::Scope;
@@ -128,6 +129,8 @@ mod tests {
             unit: scope.unit().map(Into::into),
             scope,
             cgroup: Some(cgroup.into()),
+            pid_ns: None,
+            mnt_ns: None,
             extra: Default::default(),
         }
     }
@@ -169,6 +172,27 @@ mod tests {
         let mut setuid = req(Some(1000), "/system.slice/example.service");
         setuid.euid = Some(0);
         assert!(!requester(&setuid).trusted(), "a setuid program's real uid is the user's");
+    }
+
+    /// A root process in a host unit's cgroup but another pid namespace
+    /// (systemd-nspawn --keep-unit, podman --cgroups=split) needs review, and
+    /// the reason says its namespaces are not init's.
+    #[test]
+    fn root_in_a_host_units_cgroup_but_other_namespaces_needs_review() {
+        use crate::trace::scope::Namespaces;
+        let (host, inner) = (Namespaces { pid: 1, mnt: 2 }, Namespaces { pid: 3, mnt: 4 });
+        let mut r = req(Some(0), "/system.slice/keepunit.service");
+        r.scope = Scope::of_task(r.cgroup.as_deref(), r.unit.as_deref(), Some(inner), Some(host));
+        let t = of_trigger(&request_by(r.clone()));
+        assert_eq!(
+            t,
+            Trust::Review(
+                "root, but in the container keepunit.service (namespaces), its pid and mount namespaces not init's"
+                    .into()
+            )
+        );
+        r.scope = Scope::of_task(r.cgroup.as_deref(), r.unit.as_deref(), Some(host), Some(host));
+        assert!(of_trigger(&request_by(r)).trusted());
     }
 
     #[test]
@@ -216,6 +240,8 @@ mod stage_tests {
             unit: None,
             scope: Scope::NoUnit,
             cgroup: Some("/".into()),
+            pid_ns: None,
+            mnt_ns: None,
             extra: Default::default(),
         });
         t.stage = Some("initramfs".into());

@@ -226,6 +226,12 @@ pub struct Requester {
     pub scope: Scope,
     #[serde(default)]
     pub cgroup: Option<String>,
+    /// Inode numbers of its pid and mount namespaces (the latest seen), where
+    /// the kernel told them; a pid namespace not init's made `scope` a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_ns: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnt_ns: Option<u32>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -248,6 +254,12 @@ pub struct Loader {
     pub scope: Scope,
     #[serde(default)]
     pub cgroup: Option<String>,
+    /// Inode numbers of its pid and mount namespaces (the latest seen), where
+    /// the kernel told them; a pid namespace not init's made `scope` a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_ns: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnt_ns: Option<u32>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -430,6 +442,16 @@ impl Requester {
             && self.euid == other.euid
             && self.unit == other.unit
             && self.scope == other.scope
+    }
+
+    /// Takes what differs from one process to the next of the same kind (see
+    /// `same_as`): the latest pid, cgroup and namespaces. Namespaces are not
+    /// part of `same_as`: every new container would be another requester.
+    pub fn keep_latest(&mut self, newer: Requester) {
+        self.pid = newer.pid.or(self.pid);
+        self.cgroup = newer.cgroup.or(self.cgroup.take());
+        self.pid_ns = newer.pid_ns.or(self.pid_ns);
+        self.mnt_ns = newer.mnt_ns.or(self.mnt_ns);
     }
 }
 

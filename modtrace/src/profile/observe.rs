@@ -238,14 +238,13 @@ pub(crate) fn insert_sorted(list: &mut Vec<String>, value: String) {
 }
 
 /// Adds a trigger, or its count to the same cause already there (keeping the
-/// latest pid and cgroup of the requester).
+/// latest pid, cgroup and namespaces of the requester).
 pub(crate) fn add_trigger(list: &mut Vec<Trigger>, new: Trigger) {
     match list.iter_mut().find(|t| t.same_cause(&new)) {
         Some(t) => {
             t.count += new.count;
             if let (Some(old), Some(newer)) = (&mut t.requester, new.requester) {
-                old.pid = newer.pid.or(old.pid);
-                old.cgroup = newer.cgroup.or(old.cgroup.take());
+                old.keep_latest(newer);
             }
             for r in new.also_requested_by {
                 add_also_requested(t, r);
@@ -266,11 +265,10 @@ pub(crate) fn add_requester(list: &mut Vec<CountedRequester>, who: Requester, co
     match list.iter_mut().find(|r| r.who.same_as(&who)) {
         Some(r) => {
             r.count += count;
-            r.who.pid = who.pid.or(r.who.pid);
-            r.who.cgroup = who.cgroup.or(r.who.cgroup.take());
-            for (k, v) in who.extra {
-                r.who.extra.insert(k, v);
-            }
+            let mut who = who;
+            let extra = std::mem::take(&mut who.extra);
+            r.who.keep_latest(who);
+            r.who.extra.extend(extra);
         }
         None => list.push(CountedRequester { who, count }),
     }
@@ -304,6 +302,8 @@ pub(crate) fn requester_of(p: &Process) -> Requester {
         unit: p.unit.clone(),
         scope: p.scope.clone(),
         cgroup: p.cgroup.clone(),
+        pid_ns: p.pid_ns,
+        mnt_ns: p.mnt_ns,
         extra: Default::default(),
     }
 }
@@ -320,6 +320,8 @@ fn parent_requester(p: &Parent) -> Requester {
         unit: p.unit.clone(),
         scope: Default::default(),
         cgroup: None,
+        pid_ns: None,
+        mnt_ns: None,
         extra: Default::default(),
     }
 }
@@ -334,6 +336,8 @@ pub(crate) fn loader_of(p: &Process) -> Loader {
         unit: p.unit.clone(),
         scope: p.scope.clone(),
         cgroup: p.cgroup.clone(),
+        pid_ns: p.pid_ns,
+        mnt_ns: p.mnt_ns,
         extra: Default::default(),
     }
 }

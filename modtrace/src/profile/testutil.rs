@@ -87,6 +87,8 @@ pub fn in_cgroup(pid: u32, comm: &str, exe: Option<&str>, uid: u32, path: &str) 
         cgroup_id: 1000 + u64::from(pid),
         cgroup: Some(path.to_string()),
         unit: scope.unit().map(str::to_string),
+        pid_ns: None,
+        mnt_ns: None,
         scope,
     }
 }
@@ -274,6 +276,8 @@ pub fn udevd_loader() -> super::Loader {
         unit: p.unit,
         scope: p.scope,
         cgroup: p.cgroup,
+        pid_ns: None,
+        mnt_ns: None,
         extra: Default::default(),
     }
 }

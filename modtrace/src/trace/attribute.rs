@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::trace::event::{Parent, Process, Task};
-use crate::trace::scope::Scope;
+use crate::trace::scope::{Namespaces, Scope};
 
 /// What the correlator needs to know about tasks and times. The real
 /// one is `SystemDescriber`; tests use a fake.
@@ -185,6 +185,21 @@ fn stat_start_ticks(stat: &str) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// PID 1's pid and mount namespaces, from /proc/1/ns: what "on the host"
+/// means for a task's namespaces. modtrace runs in init's (a tracer in a
+/// container would compare with its own init, and needs the host's BPF anyway).
+pub fn init_namespaces(proc_root: &Path) -> Option<Namespaces> {
+    let ns = proc_root.join("1").join("ns");
+    Some(Namespaces { pid: ns_inode(&ns.join("pid"), "pid")?, mnt: ns_inode(&ns.join("mnt"), "mnt")? })
+}
+
+/// The inode number in a /proc/PID/ns/KIND link's target, "KIND:[N]".
+fn ns_inode(link: &Path, kind: &str) -> Option<u32> {
+    let target = fs::read_link(link).ok()?;
+    let target = target.to_str()?.strip_prefix(kind)?.strip_prefix(":[")?.strip_suffix(']')?;
+    target.parse().ok()
+}
+
 fn proc_unit(proc_root: &Path, tgid: u32) -> Option<String> {
     let text = fs::read_to_string(proc_root.join(tgid.to_string()).join("cgroup")).ok()?;
     unit_of(&proc_cgroup_path(&text)?)
@@ -265,6 +280,8 @@ pub struct SystemDescriber {
     /// the learner): /proc describes a process only when its start time is the
     /// kernel's, since by now its pid may be another process of the same name.
     replaying: bool,
+    /// init's namespaces, read once: a task in another pid namespace is a container.
+    init_ns: Option<Namespaces>,
 }
 
 impl SystemDescriber {
@@ -276,7 +293,8 @@ impl SystemDescriber {
 
     /// For tests and other roots: `cgroup_root` None means no cgroup2 is mounted.
     pub fn with_roots(proc_root: PathBuf, cgroup_root: Option<PathBuf>) -> Self {
-        SystemDescriber { proc_root, cgroups: cgroup_root.map(CgroupTree::new), replaying: false }
+        let init_ns = init_namespaces(&proc_root);
+        SystemDescriber { proc_root, cgroups: cgroup_root.map(CgroupTree::new), replaying: false, init_ns }
     }
 
     /// For events from the past (see `replaying`).
@@ -312,15 +330,16 @@ impl Describe for SystemDescriber {
         // A short-lived unit's cgroup may be gone before the walk finds its id:
         // the kernel's copy of the whole path, read at event time, stands in.
         let cgroup = self.cgroup_path(task, alive).or_else(|| task.cgroup_path.clone());
+        let unit = cgroup.as_deref().or(task.cgroup_name.as_deref()).and_then(unit_of);
         Process {
             exe: alive.then(|| exe(&self.proc_root, task.tgid)).flatten(),
             // The kernel's copy is from event time; /proc only while the process lives.
             cmdline: task.args.clone().or_else(|| alive.then(|| cmdline(&self.proc_root, task.tgid)).flatten()),
             // Without any path (the kernel's was cut, or its layout is unknown),
             // the leaf name still names the unit, but not whose unit it is: the
-            // scope stays unknown.
-            unit: cgroup.as_deref().or(task.cgroup_name.as_deref()).and_then(unit_of),
-            scope: Scope::of(cgroup.as_deref()),
+            // scope stays unknown, unless the namespaces make it a container.
+            scope: Scope::of_task(cgroup.as_deref(), unit.as_deref(), task.namespaces, self.init_ns),
+            unit,
             cgroup,
             ..Process::from_task(task)
         }
@@ -569,9 +588,62 @@ mod tests {
             Scope::Container {
                 runtime: "systemd-nspawn".into(),
                 name: "web".into(),
-                unit: Some("lightdm.service".into())
+                unit: Some("lightdm.service".into()),
+                namespaces: Vec::new(),
             }
         );
+    }
+
+    /// /proc/1/ns/{pid,mnt} as the kernel shows them: links to "KIND:[N]".
+    fn init_ns_links(proc_root: &Path, pid: &str, mnt: &str) {
+        let ns = proc_root.join("1/ns");
+        fs::create_dir_all(&ns).unwrap();
+        symlink(pid, ns.join("pid")).unwrap();
+        symlink(mnt, ns.join("mnt")).unwrap();
+    }
+
+    #[test]
+    fn inits_namespaces_are_read_from_its_links_and_a_bad_one_is_none() {
+        let good = TempDir::new();
+        init_ns_links(&good.0, "pid:[4026531836]", "mnt:[4026531841]");
+        assert_eq!(init_namespaces(&good.0), Some(Namespaces { pid: 4_026_531_836, mnt: 4_026_531_841 }));
+        let swapped = TempDir::new();
+        init_ns_links(&swapped.0, "mnt:[4026531841]", "pid:[4026531836]");
+        assert_eq!(init_namespaces(&swapped.0), None);
+        let odd = TempDir::new();
+        init_ns_links(&odd.0, "pid:[x]", "mnt:[4026531841]");
+        assert_eq!(init_namespaces(&odd.0), None);
+        assert_eq!(init_namespaces(Path::new("/nonexistent")), None);
+    }
+
+    /// A requester or loader in a host unit's cgroup (systemd-nspawn
+    /// --keep-unit) is a container once its pid namespace is not init's.
+    #[test]
+    fn a_host_units_cgroup_in_other_namespaces_is_a_container() {
+        let proc_root = fake_proc();
+        init_ns_links(&proc_root.0, "pid:[4026531836]", "mnt:[4026531841]");
+        let cg = TempDir::new();
+        let svc = cg.0.join("system.slice/keepunit.service");
+        fs::create_dir_all(&svc).unwrap();
+        let mut d = SystemDescriber::with_roots(proc_root.0.clone(), Some(cg.0.clone()));
+        let mut t = task(9, 9, "mount");
+        t.cgroup_id = ino(&svc);
+        t.namespaces = Some(Namespaces { pid: 4_026_531_836, mnt: 4_026_531_841 });
+        assert_eq!(d.process(&t).scope, Scope::System { unit: "keepunit.service".into() });
+        t.namespaces = Some(Namespaces { pid: 4_026_532_290, mnt: 4_026_532_288 });
+        let p = d.process(&t);
+        assert_eq!(p.unit.as_deref(), Some("keepunit.service"));
+        assert_eq!((p.pid_ns, p.mnt_ns), (Some(4_026_532_290), Some(4_026_532_288)));
+        let expected = Scope::Container {
+            runtime: "namespaces".into(),
+            name: "keepunit.service".into(),
+            unit: None,
+            namespaces: vec!["pid".into(), "mnt".into()],
+        };
+        assert_eq!(p.scope, expected);
+        // Without init's namespaces the names decide, as before.
+        let mut blind = SystemDescriber::with_roots(PathBuf::from("/nonexistent"), Some(cg.0.clone()));
+        assert_eq!(blind.process(&t).scope, Scope::System { unit: "keepunit.service".into() });
     }
 
     #[test]

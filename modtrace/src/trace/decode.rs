@@ -10,6 +10,7 @@ use modtrace_common::{
 use thiserror::Error;
 
 use crate::trace::event::{Body, Event, Syscall, Task};
+use crate::trace::scope::Namespaces;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -74,6 +75,7 @@ pub fn task(h: &Header) -> Task {
         args_cut: has(flags::ARGS_KNOWN) && h.args_len as usize > ARGS_LEN,
         cgroup_name: cgroup_known.then(|| cstr(&h.cgroup[0])),
         cgroup_path: cgroup_known.then(|| cgroup_path(&h.cgroup, h.flags)).flatten(),
+        namespaces: has(flags::NS_KNOWN).then_some(Namespaces { pid: h.task.pid_ns, mnt: h.task.mnt_ns }),
     }
 }
 
@@ -170,7 +172,8 @@ pub mod encode {
             | flag(t.is_kthread.is_some(), flags::KTHREAD_KNOWN)
             | flag(t.is_kthread == Some(true), flags::KTHREAD)
             | flag(t.parent_is_kthread.is_some(), flags::PARENT_KTHREAD_KNOWN)
-            | flag(t.parent_is_kthread == Some(true), flags::PARENT_KTHREAD);
+            | flag(t.parent_is_kthread == Some(true), flags::PARENT_KTHREAD)
+            | flag(t.namespaces.is_some(), flags::NS_KNOWN);
         let mut cgroup = [[0u8; CGROUP_NAME_LEN]; CGROUP_DEPTH];
         match t.cgroup_path.as_deref() {
             Some(path) => {
@@ -209,6 +212,8 @@ pub mod encode {
                 sessionid: t.sessionid.unwrap_or(0),
                 _pad: 0,
                 start_time: t.start_time_ns.unwrap_or(0),
+                pid_ns: t.namespaces.map_or(0, |n| n.pid),
+                mnt_ns: t.namespaces.map_or(0, |n| n.mnt),
             },
         }
     }
@@ -274,6 +279,7 @@ mod tests {
             start_time_ns: Some(1_234_567),
             is_kthread: Some(false),
             parent_is_kthread: Some(true),
+            namespaces: Some(Namespaces { pid: 4_026_531_836, mnt: 4_026_531_841 }),
         }
     }
 
@@ -330,6 +336,7 @@ mod tests {
         ev.task.start_time_ns = None;
         ev.task.is_kthread = None;
         ev.task.parent_is_kthread = None;
+        ev.task.namespaces = None;
         if let Body::Load { syscall, fd, .. } = &mut ev.body {
             *syscall = Syscall::InitModule;
             *fd = None;
@@ -388,6 +395,23 @@ mod tests {
         let back = decode(&bytes).unwrap().task;
         assert_eq!((back.euid, back.loginuid, back.sessionid, back.start_time_ns), (None, None, None, None));
         assert_eq!((back.is_kthread, back.parent_is_kthread), (Some(false), None));
+    }
+
+    /// The namespaces' inode numbers sit at the end of the task, the last
+    /// bytes a short record would lose; without NS_KNOWN they are unknown.
+    #[test]
+    fn namespaces_are_read_with_their_flag_and_never_from_a_short_record() {
+        let ns = Namespaces { pid: 4_026_532_290, mnt: 4_026_532_288 };
+        let with_ns = Task { namespaces: Some(ns), ..task() };
+        let ev = Event { ts_ns: 1, task: with_ns, body: Body::Unloaded { module: "x".into() } };
+        let mut bytes = encode::event(&ev);
+        assert_eq!(decode(&bytes).unwrap().task.namespaces, Some(ns));
+        let end = core::mem::offset_of!(Header, task) + core::mem::offset_of!(wire::Task, mnt_ns) + 4;
+        assert!(matches!(decode(&bytes[..end - 1]), Err(DecodeError::Short { what: "header", .. })));
+        let bits = u32::from_ne_bytes(bytes[4..8].try_into().unwrap()) & !flags::NS_KNOWN;
+        bytes[4..8].copy_from_slice(&bits.to_ne_bytes());
+        assert_eq!(decode(&bytes).unwrap().task.namespaces, None);
+        assert_eq!(through_the_wire(Task { namespaces: None, ..task() }).namespaces, None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::trace::scope::Scope;
+use crate::trace::scope::{Namespaces, Scope};
 
 /// The task that fired a probe, as the kernel saw it. Every Option is None when
 /// the kernel could not tell (no BTF, another layout, lockdown): never a guess.
@@ -51,6 +51,8 @@ pub struct Task {
     /// None when unknown, or when it was deeper than the kernel side keeps
     /// (CGROUP_DEPTH) or a name was cut: a partial path never passes for a whole.
     pub cgroup_path: Option<String>,
+    /// The task's pid and mount namespaces at event time; None without BTF.
+    pub namespaces: Option<Namespaces>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,7 +114,12 @@ pub struct Process {
     /// The unit named by the cgroup path, e.g. lightdm.service: whose unit it
     /// is (the host's, a user's, a container's) is in `scope`.
     pub unit: Option<String>,
-    /// Whose unit: parsed from the whole cgroup path; unknown without it.
+    /// Inode numbers of the pid namespace (the one its children get) and the
+    /// mount namespace, as /proc/PID/ns/pid and mnt name them (pid:[N]).
+    pub pid_ns: Option<u32>,
+    pub mnt_ns: Option<u32>,
+    /// Whose unit: parsed from the whole cgroup path, and a container whatever
+    /// the path says when the pid namespace is not init's; unknown without it.
     pub scope: Scope,
 }
 
@@ -134,6 +141,8 @@ impl Process {
             cgroup_id: t.cgroup_id,
             cgroup: None,
             unit: None,
+            pid_ns: t.namespaces.map(|n| n.pid),
+            mnt_ns: t.namespaces.map(|n| n.mnt),
             scope: Scope::Unknown,
         }
     }

@@ -347,6 +347,8 @@ fn gone(req: &AutomountRequest) -> Requester {
         unit: None,
         scope: Scope::Unknown,
         cgroup: None,
+        pid_ns: None,
+        mnt_ns: None,
         extra: Default::default(),
     }
 }
@@ -364,6 +366,8 @@ fn unit_requester(unit: &str) -> Requester {
         unit: Some(unit.to_string()),
         scope: Scope::System { unit: unit.to_string() },
         cgroup: None,
+        pid_ns: None,
+        mnt_ns: None,
         extra: Default::default(),
     }
 }
@@ -565,6 +569,8 @@ impl RealSystemd {
             unit: cgroup.as_deref().and_then(unit_of),
             scope: Scope::of(cgroup.as_deref()),
             cgroup,
+            pid_ns: None,
+            mnt_ns: None,
             extra: Default::default(),
         })
     }

@@ -65,6 +65,8 @@ fn requester_in(pid: u32, comm: &str, cgroup: &str) -> Requester {
         unit: scope.unit().map(str::to_string),
         scope,
         cgroup: Some(cgroup.into()),
+        pid_ns: None,
+        mnt_ns: None,
         extra: Default::default(),
     }
 }

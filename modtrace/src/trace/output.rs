@@ -157,6 +157,8 @@ mod tests {
             exe: None,
             cmdline: None,
             cgroup_id: 1,
+            pid_ns: None,
+            mnt_ns: None,
             scope: Scope::of(cgroup.as_deref()),
             cgroup,
             unit: unit.map(String::from),

@@ -2,7 +2,9 @@
 //! system manager, a user's own manager, a login session, a container, or no
 //! unit at all. The leaf name alone never tells: a container's inner tree has
 //! its own /system.slice/NAME.service, and a user may name a unit of theirs like
-//! a system display manager.
+//! a system display manager. Nor does the path alone: a process whose pid
+//! namespace is not init's is in a container whatever its cgroup is called
+//! ([`Scope::of_task`]).
 
 use std::fmt;
 
@@ -21,12 +23,16 @@ pub enum Scope {
     /// A login session of UID (session-N.scope).
     Session { uid: u32, unit: String },
     /// A container or machine. `unit` is the unit inside its own tree, if any:
-    /// never one of the host's.
+    /// never one of the host's. `namespaces` names those of the task that are
+    /// not init's ("pid", "mnt") when they told the container apart; empty when
+    /// its cgroup's names did.
     Container {
         runtime: String,
         name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         unit: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        namespaces: Vec<String>,
     },
     /// The root cgroup: kernel threads, or a process outside every unit.
     NoUnit,
@@ -34,6 +40,17 @@ pub enum Scope {
     #[default]
     Unknown,
 }
+
+/// Inode numbers of a task's pid namespace (the one its children get) and its
+/// mount namespace, as /proc/PID/ns/pid and mnt name them (pid:[N]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Namespaces {
+    pub pid: u32,
+    pub mnt: u32,
+}
+
+/// The runtime of a container told apart by its namespaces alone.
+pub const BY_NAMESPACES: &str = "namespaces";
 
 const UNIT_SUFFIXES: &[&str] = &[
     ".service",
@@ -86,6 +103,12 @@ fn container_at(parts: &[&str], i: usize) -> Option<(String, String, usize)> {
     if let Some(name) = part.strip_prefix("lxc.payload.").or_else(|| part.strip_prefix("lxc.monitor.")) {
         return next("lxc", name);
     }
+    if let Some(id) = part.strip_prefix("libpod-payload-") {
+        // podman --cgroups=split and Quadlet: the payload below a host unit's
+        // cgroup; the unit names it, as the id changes at every start.
+        let unit = i.checked_sub(1).map(|u| parts[u]).filter(|u| has_suffix(u, UNIT_SUFFIXES));
+        return next("podman", unit.unwrap_or(id));
+    }
     if let Some(id) = between("libpod-conmon-", ".scope").or_else(|| between("libpod-", ".scope")) {
         return next("podman", id);
     }
@@ -129,7 +152,7 @@ impl Scope {
         let marker = (0..parts.len()).find_map(|i| container_at(&parts, i)).or_else(|| container_tree(&parts));
         if let Some((runtime, name, inside)) = marker {
             let inner = parts.get(inside..).unwrap_or(&[]);
-            return Scope::Container { runtime, name, unit: deepest_unit(inner) };
+            return Scope::Container { runtime, name, unit: deepest_unit(inner), namespaces: Vec::new() };
         }
         if parts[0] == "user.slice" {
             if let Some(uid) = parts.get(1).and_then(|p| uid_in(p, "user-", ".slice")) {
@@ -151,6 +174,37 @@ impl Scope {
             };
         }
         Scope::Unknown
+    }
+
+    /// The scope of a task: its cgroup path's ([`Scope::of`]), unless its pid
+    /// namespace is not init's: then it is a container whatever its cgroup is
+    /// called (podman --cgroups=split, Quadlet and systemd-nspawn --keep-unit
+    /// put containers below a host unit). The names stay as the label: a
+    /// runtime's marker in the path names the container; else the runtime is
+    /// "namespaces" and `label` (the unit, or the cgroup's leaf) its name.
+    ///
+    /// A mount namespace of its own alone is no container: systemd gives one
+    /// to every unit with PrivateMounts=, PrivateTmp= or ProtectSystem=
+    /// (systemd-udevd among them). Namespaces not known (no BTF), or init's
+    /// not known, leave the path's verdict.
+    pub fn of_task(path: Option<&str>, label: Option<&str>, ns: Option<Namespaces>, init: Option<Namespaces>) -> Scope {
+        let by_path = Scope::of(path);
+        let (Some(ns), Some(init)) = (ns, init) else { return by_path };
+        if ns.pid == init.pid {
+            return by_path;
+        }
+        let mut namespaces = vec!["pid".to_string()];
+        if ns.mnt != init.mnt {
+            namespaces.push("mnt".to_string());
+        }
+        match by_path {
+            Scope::Container { runtime, name, unit, .. } => Scope::Container { runtime, name, unit, namespaces },
+            _ => {
+                let leaf = path.and_then(|p| components(p).last().map(|l| l.to_string()));
+                let name = label.map(str::to_string).or(leaf).unwrap_or_else(|| "unknown".to_string());
+                Scope::Container { runtime: BY_NAMESPACES.to_string(), name, unit: None, namespaces }
+            }
+        }
     }
 
     /// The unit's name, whatever manager it belongs to.
@@ -217,11 +271,15 @@ impl fmt::Display for Scope {
             Scope::System { unit } => write!(f, "system unit {unit}"),
             Scope::User { uid, unit } => write!(f, "user unit {unit} of uid {uid}"),
             Scope::Session { uid, unit } => write!(f, "login session {unit} of uid {uid}"),
-            Scope::Container { runtime, name, unit } => {
+            Scope::Container { runtime, name, unit, namespaces } => {
                 write!(f, "container {name} ({runtime})")?;
-                match unit {
-                    Some(u) => write!(f, ", its unit {u}"),
-                    None => Ok(()),
+                if let Some(u) = unit {
+                    write!(f, ", its unit {u}")?;
+                }
+                match namespaces.iter().map(|n| if n == "mnt" { "mount" } else { n }).collect::<Vec<_>>()[..] {
+                    [] => Ok(()),
+                    [one] => write!(f, ", its {one} namespace not init's"),
+                    [ref first @ .., last] => write!(f, ", its {} and {last} namespaces not init's", first.join(", ")),
                 }
             }
             Scope::NoUnit => write!(f, "no unit (root cgroup)"),
@@ -239,7 +297,8 @@ mod tests {
     }
 
     fn container(runtime: &str, name: &str, unit: Option<&str>) -> Scope {
-        Scope::Container { runtime: runtime.into(), name: name.into(), unit: unit.map(Into::into) }
+        let (runtime, name, unit) = (runtime.into(), name.into(), unit.map(Into::into));
+        Scope::Container { runtime, name, unit, namespaces: Vec::new() }
     }
 
     #[test]
@@ -281,6 +340,13 @@ mod tests {
                 container("podman", "77aa", None),
             ),
             ("/system.slice/docker-3f4e.scope", container("docker", "3f4e", None)),
+            // podman --cgroups=split, Quadlet: the unit names the container.
+            ("/system.slice/web.service/libpod-payload-9c0ffee", container("podman", "web.service", None)),
+            (
+                "/system.slice/web.service/libpod-payload-9c0ffee/system.slice/cron.service",
+                container("podman", "web.service", Some("cron.service")),
+            ),
+            ("/libpod-payload-9c0ffee", container("podman", "9c0ffee", None)),
             ("/docker/3f4e", container("docker", "3f4e", None)),
             ("/lxc.payload.box/system.slice/cron.service", container("lxc", "box", Some("cron.service"))),
             ("/lxc/box", container("lxc", "box", None)),
@@ -338,6 +404,59 @@ mod tests {
         for (path, unit) in cases {
             assert_eq!(unit_of(path).as_deref(), unit, "{path}");
         }
+    }
+
+    const HOST: Namespaces = Namespaces { pid: 4_026_531_836, mnt: 4_026_531_841 };
+
+    fn keep_unit(ns: Option<Namespaces>, init: Option<Namespaces>) -> Scope {
+        Scope::of_task(Some("/system.slice/keepunit.service"), Some("keepunit.service"), ns, init)
+    }
+
+    fn by_namespaces(name: &str, namespaces: &[&str]) -> Scope {
+        Scope::Container {
+            runtime: BY_NAMESPACES.into(),
+            name: name.into(),
+            unit: None,
+            namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_pid_namespace_not_inits_is_a_container_whatever_the_cgroup() {
+        let both = Namespaces { pid: 4_026_532_290, mnt: 4_026_532_288 };
+        assert_eq!(keep_unit(Some(both), Some(HOST)), by_namespaces("keepunit.service", &["pid", "mnt"]));
+        let pid_only = Namespaces { pid: 4_026_532_290, ..HOST };
+        assert_eq!(keep_unit(Some(pid_only), Some(HOST)), by_namespaces("keepunit.service", &["pid"]));
+        assert!(!keep_unit(Some(pid_only), Some(HOST)).on_host());
+        // Same namespaces: the path decides.
+        assert_eq!(keep_unit(Some(HOST), Some(HOST)), sys("keepunit.service"));
+        // A mount namespace alone is systemd's sandboxing (PrivateMounts=...).
+        let mnt_only = Namespaces { mnt: 4_026_532_288, ..HOST };
+        assert_eq!(keep_unit(Some(mnt_only), Some(HOST)), sys("keepunit.service"));
+        // Unknown on either side: the path decides, as before.
+        assert_eq!(keep_unit(None, Some(HOST)), sys("keepunit.service"));
+        assert_eq!(keep_unit(Some(both), None), sys("keepunit.service"));
+    }
+
+    #[test]
+    fn a_container_by_namespaces_keeps_its_names_as_label() {
+        let ns = Some(Namespaces { pid: 1, mnt: 2 });
+        let nspawn = "/machine.slice/systemd-nspawn@web.service/payload/system.slice/cron.service";
+        let mut named = container("systemd-nspawn", "web", Some("cron.service"));
+        if let Scope::Container { namespaces, .. } = &mut named {
+            *namespaces = vec!["pid".into(), "mnt".into()];
+        }
+        assert_eq!(Scope::of_task(Some(nspawn), Some("cron.service"), ns, Some(HOST)), named);
+        let session_path = Some("/user.slice/user-0.slice/session-2.scope");
+        let session = Scope::of_task(session_path, Some("session-2.scope"), ns, Some(HOST));
+        assert_eq!(session, by_namespaces("session-2.scope", &["pid", "mnt"]));
+        assert_eq!(Scope::of_task(Some("/odd/leaf"), None, ns, Some(HOST)), by_namespaces("leaf", &["pid", "mnt"]));
+        assert_eq!(Scope::of_task(None, None, ns, Some(HOST)), by_namespaces("unknown", &["pid", "mnt"]));
+        let shown = keep_unit(ns, Some(HOST)).to_string();
+        assert_eq!(shown, "container keepunit.service (namespaces), its pid and mount namespaces not init's");
+        let json = serde_json::to_value(keep_unit(ns, Some(HOST))).unwrap();
+        assert_eq!(json["namespaces"], serde_json::json!(["pid", "mnt"]));
+        assert_eq!(serde_json::to_value(container("podman", "x", None)).unwrap().get("namespaces"), None);
     }
 
     #[test]

@@ -107,6 +107,7 @@ fn good_records(compressed: bool) -> Vec<Value> {
     records.extend(who_records());
     records.extend(distinct_flood_records());
     records.extend(untrusted_flood_records());
+    records.extend(netns_records());
     records.push(explicit("tcp_scalable", "modprobe", &[]));
     with_load_calls(records)
 }
@@ -449,7 +450,7 @@ fn good_sections() -> BTreeMap<String, String> {
         ("learn-second.stderr", format!("modtrace: another modtrace learn (pid {LEARNER_PID}) is already learning into /var/lib/modtrace/profile.json (it holds /var/lib/modtrace/profile.json.lock); wait for it to finish or stop it")),
         ("learn-corrupt.stderr", "modtrace: /tmp/corrupt.json:1:47: the file ends early, a truncated modtrace profile? (EOF while parsing a list)\nrefusing to learn into it: the file is left as it is.".into()),
         (section::CORRUPT_AFTER, sc::CORRUPT_TEXT.into()),
-        (section::PROFILE, serde_json::to_string_pretty(&good_profile()).unwrap()),
+        (section::PROFILE, serde_json::to_string_pretty(&with_netns_modules(good_profile())).unwrap()),
         (section::KILLED_PROFILE, serde_json::to_string_pretty(&killed_profile()).unwrap()),
         ("report-table.stdout", REPORT_TABLE.into()),
         ("report-markdown.stdout", REPORT_MARKDOWN.into()),
@@ -524,10 +525,12 @@ needs review: 4 item(s) with no evidence that root wanted them (only untrusted p
   - kcm: asked only by uid 1000 in user unit lightdm.service of uid 1000; asked: modtrace-guest (uid 1000, user unit lightdm.service of uid 1000); accept: modtrace allow kcm
   - minix: asked only in container box (systemd-nspawn), its unit cron.service; asked: mount (container box (systemd-nspawn), its unit cron.service); accept: modtrace allow minix
   - tcp_highspeed: loaded before learning, cause unknown: ...; to learn its cause, learn from boot (enable modtrace-learn.service and run update-initramfs -u, see docs/lockdown.md), or accept it with modtrace allow; asked: already loaded when learning started, cause unknown; once; accept: modtrace allow tcp_highspeed
+  - qnx6: root, but in the container keepunit.service (namespaces), its pid and mount namespaces not init's; asked: request for fs-qnx6 by the container keepunit.service (namespaces), its pid and mount namespaces not init's (mount, /bin/busybox, uid 0); once; accept: modtrace allow qnx6
+  - befs: root, but in the container keepunit.service (namespaces), its pid and mount namespaces not init's; asked: request for fs-befs by the container keepunit.service (namespaces), its pid and mount namespaces not init's (mount, /bin/busybox, uid 0); once; accept: modtrace allow befs
 NOT safe to lock: 1 blocker(s):
   - tcp_westwood is loaded now but not in the profile: after a locked boot nothing would load it";
 
-const GENERATED_LIST: &str = "# modtrace\nbinfmt_misc\npppox\n# tcp_bic:\n#   - already loaded when learning started, \
+const GENERATED_LIST: &str = "# modtrace\nbinfmt_misc\npppox\nqnx4\n# tcp_bic:\n#   - already loaded when learning started, \
     explained by: /etc/modules-load.d/modtrace-test.conf; once\ntcp_bic\nvfat\n#\n# NEEDS REVIEW, not listed:\n#   atm: ...";
 
 fn trust_sections() -> Vec<(String, String)> {
@@ -540,6 +543,7 @@ fn trust_sections() -> Vec<(String, String)> {
         ("generate-accepted.stdout", "wrote /tmp/generated-accepted/etc/modules-load.d/modtrace.conf".to_string()),
         (section::GENERATED_FILES, files.to_string()),
         (section::GENERATED_LIST, GENERATED_LIST.to_string()),
+        (sc::NETNS_DROP_IN, NETNS_DROP_IN.to_string()),
         (section::ACCEPTED_FILES, files.to_string()),
         (section::ACCEPTED_LIST, "# modtrace\nbinfmt_misc\nkcm\npppox\nvfat".to_string()),
     ];
@@ -1457,5 +1461,111 @@ fn every_untrusted_flood_check_can_fail() {
     });
     expect_failure("untrusted_flood_blocks_nothing", f, |r| {
         r.stderr[1] = r.stderr[1].replace(", untrusted requests evicted 0", "")
+    });
+}
+
+// ---- containers by namespace, not by name (assertions/netns.rs) ----
+
+const HOST_PID_NS: u64 = 4_026_531_836;
+const NETNS_DROP_IN: &str = "# keepunit.service loaded these modules while modtrace learned.\n\n[Unit]\n# qnx4:\n\
+                             Wants=modprobe@qnx4.service\nAfter=modprobe@qnx4.service";
+
+fn netns_container() -> Value {
+    json!({"kind": "container", "runtime": "namespaces", "name": "keepunit.service", "namespaces": ["pid", "mnt"]})
+}
+
+fn netns_system() -> Value {
+    json!({"kind": "system", "unit": "keepunit.service"})
+}
+
+/// (file system, pid_ns, scope): root's mount in init's namespaces, forked
+/// into new ones, and unshared but not forked.
+fn netns_mounts() -> [(&'static str, u64, Value); 3] {
+    [
+        ("qnx4", HOST_PID_NS, netns_system()),
+        ("qnx6", 4_026_532_290, netns_container()),
+        ("befs", 4_026_532_291, netns_container()),
+    ]
+}
+
+fn netns_records() -> Vec<Value> {
+    let mut out = vec![];
+    for (fs, pid_ns, scope) in netns_mounts() {
+        let mut p = who(process("mount", None), 0, sc::AUDIT_UNSET, "/system.slice/keepunit.service");
+        (p["unit"], p["scope"]) = (json!("keepunit.service"), scope);
+        (p["pid_ns"], p["mnt_ns"]) = (json!(pid_ns), json!(pid_ns - 2));
+        let alias = format!("fs-{fs}");
+        out.push(request(&alias, p.clone(), &[fs]));
+        out.push(kernel_helper(requested(fs, &alias, p, &[])));
+    }
+    out
+}
+
+fn with_netns_modules(mut profile: Value) -> Value {
+    for (fs, pid_ns, scope) in netns_mounts() {
+        let mut t = trigger_request(&format!("fs-{fs}"), "mount", Some("keepunit.service"), None);
+        (t["requester"]["scope"], t["requester"]["pid_ns"]) = (scope, json!(pid_ns));
+        profile["modules"].as_array_mut().unwrap().push(profile_module(fs, &[], &[], vec![t]));
+    }
+    profile
+}
+
+fn netns_edit(r: &mut Run, kind: &str, name: &str, pointer: &str, value: Value) {
+    let i = r.find(kind, name);
+    r.edit(i, |v| *v.pointer_mut(pointer).unwrap() = value);
+}
+
+#[test]
+fn every_netns_check_can_fail() {
+    use section::GENERATED_LIST;
+    let f = false;
+    expect_failure("netns_trace_new_namespaces_are_a_container", f, |r| {
+        netns_edit(r, "request", "fs-qnx6", "/process/scope", netns_system())
+    });
+    expect_failure("netns_trace_new_namespaces_are_a_container", f, |r| {
+        netns_edit(r, "loaded", "befs", "/cause/requester/scope/namespaces", json!(["mnt"]))
+    });
+    expect_failure("netns_trace_new_namespaces_are_a_container", f, |r| {
+        netns_edit(r, "request", "fs-befs", "/process/pid_ns", json!(HOST_PID_NS))
+    });
+    expect_failure("netns_trace_new_namespaces_are_a_container", f, |r| {
+        netns_edit(r, "request", "fs-qnx6", "/process/unit", json!("other.service"))
+    });
+    expect_failure("netns_trace_inits_namespaces_stay_the_system_unit", f, |r| {
+        netns_edit(r, "request", "fs-qnx4", "/process/scope", netns_container())
+    });
+    expect_failure("netns_trace_inits_namespaces_stay_the_system_unit", f, |r| {
+        netns_edit(r, "loaded", "qnx4", "/cause/requester/scope", netns_container())
+    });
+    expect_failure("netns_trace_inits_namespaces_stay_the_system_unit", f, |r| {
+        netns_edit(r, "request", "fs-qnx4", "/process/pid_ns", Value::Null)
+    });
+    expect_failure("netns_profile_scopes_by_namespace", f, |r| {
+        r.edit_module("qnx6", |m| m["triggers"][0]["requester"]["scope"] = netns_system())
+    });
+    expect_failure("netns_profile_scopes_by_namespace", f, |r| {
+        r.edit_module("qnx4", |m| m["triggers"][0]["requester"]["scope"] = netns_container())
+    });
+    expect_failure("netns_profile_scopes_by_namespace", f, |r| {
+        r.edit_module("befs", |m| m["triggers"][0]["requester"]["pid_ns"] = json!(HOST_PID_NS))
+    });
+    expect_failure("netns_container_needs_review_and_gets_nothing", f, |r| {
+        r.replace("check.stdout", "  - befs:", "  - other:")
+    });
+    expect_failure("netns_container_needs_review_and_gets_nothing", f, |r| {
+        r.replace("check.stdout", ", its pid and mount namespaces not init's", "")
+    });
+    expect_failure("netns_container_needs_review_and_gets_nothing", f, |r| {
+        r.replace("check.stdout", "allow befs\n", "allow befs\n  - qnx4: asked by root; accept: modtrace allow qnx4\n")
+    });
+    expect_failure("netns_container_needs_review_and_gets_nothing", f, |r| {
+        r.replace(GENERATED_LIST, "qnx4", "qnx4\nqnx6")
+    });
+    expect_failure("netns_container_needs_review_and_gets_nothing", f, |r| r.replace(GENERATED_LIST, "qnx4\n", ""));
+    expect_failure("netns_container_needs_review_and_gets_nothing", f, |r| {
+        r.replace(sc::NETNS_DROP_IN, "After=modprobe@qnx4", "Wants=modprobe@befs.service\nAfter=modprobe@qnx4")
+    });
+    expect_failure("netns_container_needs_review_and_gets_nothing", f, |r| {
+        r.replace(sc::NETNS_DROP_IN, "Wants=modprobe@qnx4.service", "")
     });
 }
