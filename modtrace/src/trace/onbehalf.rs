@@ -351,7 +351,36 @@ impl<S: Systemd> OnBehalf<S> {
                 }
             }
         }
+        self.apply_requests(profile);
         merge_same(profile);
+    }
+
+    /// The profile's requests list names who asked each alias: a deputy's or
+    /// a mount unit's entry becomes whom it was for, as its triggers did, so
+    /// that `check` does not count a client's request as root's.
+    fn apply_requests(&mut self, profile: &mut Profile) {
+        for r in &mut profile.requests {
+            for q in &mut r.requesters {
+                let Some(unit) = q.who.scope.system_unit().map(str::to_string) else { continue };
+                let resolution = match self.deputy_of(&q.who.scope) {
+                    Some(_) => self.mounts.get(&deputy_key(&unit, &r.alias)).cloned(),
+                    None if unit.ends_with(".mount") => self.mounts.get(&unit).cloned(),
+                    None => continue,
+                };
+                let resolution = match resolution {
+                    Some(res) => res,
+                    None if self.deputy_of(&q.who.scope).is_some() => Resolution::Unknown(silent_deputy(&unit)),
+                    None if self.pending.contains(&unit) => Resolution::Unknown(not_yet(&unit)),
+                    None => continue,
+                };
+                q.who = match resolution {
+                    Resolution::Plain => continue,
+                    Resolution::Trigger(who, _) => *who,
+                    Resolution::Unknown(_) => unknown_requester(),
+                };
+            }
+            merge_requesters(&mut r.requesters);
+        }
     }
 
     fn apply_mount(&mut self, t: &mut Trigger) {
@@ -552,6 +581,18 @@ fn unit_requester(unit: &str) -> Requester {
         cgroup: None,
         extra: Default::default(),
     }
+}
+
+/// Requesters that became the same are one, with their counts added.
+fn merge_requesters(requesters: &mut Vec<crate::profile::CountedRequester>) {
+    let mut merged: Vec<crate::profile::CountedRequester> = Vec::new();
+    for q in requesters.drain(..) {
+        match merged.iter_mut().find(|o| o.who.same_as(&q.who)) {
+            Some(o) => o.count += q.count,
+            None => merged.push(q),
+        }
+    }
+    *requesters = merged;
 }
 
 /// Triggers that became the same cause are one, with their counts added.

@@ -650,3 +650,19 @@ fn a_root_service_that_is_no_deputy_stays_trusted() {
     assert_eq!(t.via, None);
     assert!(crate::needs::trust::of_trigger(t).trusted());
 }
+
+#[test]
+fn the_requests_list_names_the_client_not_the_deputy() {
+    let udisksd = in_cgroup(UDISKSD_PID, "udisksd", None, 0, "/system.slice/udisks2.service");
+    let mut request = crate::profile::testutil::request("2026-12-01T10:00:20Z", udisksd, "fs-squashfs", &["squashfs"]);
+    request.ts_ns = 20_000_000_000;
+    let p = deputy_learned(vec![udisks_says(MOUNTED, 21_000_000)], &[request.clone(), udisks_load()]);
+    let asked = &p.requests.iter().find(|r| r.alias == "fs-squashfs").unwrap().requesters;
+    assert_eq!(asked.len(), 1);
+    assert_eq!((asked[0].who.uid, &asked[0].who.scope), (Some(1000), &Scope::Unknown));
+    assert!(!crate::needs::trust::requester(&asked[0].who).trusted());
+    // A deputy that does not say: nobody known, not the deputy.
+    let p = deputy_learned(Vec::new(), &[request, udisks_load()]);
+    let asked = &p.requests.iter().find(|r| r.alias == "fs-squashfs").unwrap().requesters;
+    assert_eq!((asked[0].who.uid, asked[0].who.comm.as_str()), (None, "unknown"));
+}
