@@ -257,7 +257,9 @@ impl<S: Systemd> OnBehalf<S> {
             return;
         };
         let pids: Vec<u32> = [Some(requester.tgid), requester.ppid].into_iter().flatten().collect();
-        let (unit, at, tries) = (unit.to_string(), ts_ns / 1000, self.tries);
+        // udisks writes its line once the mount is done, which may be a
+        // while after the load: asked longer than the automount's journal.
+        let (unit, at, tries) = (unit.to_string(), ts_ns / 1000, self.tries * 4);
         self.ask(key, move |system| resolve_udisks(system, &unit, comm, &pids, at, tries));
     }
 
