@@ -85,7 +85,8 @@ fn through(t: &Trigger, trust: Trust) -> Trust {
     }
     match t.requester.as_ref().and_then(|r| r.uid) {
         None => Trust::Review(why.clone()),
-        Some(_) => Trust::Review(format!("{why}; {review}")),
+        // No "; " inside: reasons are joined and told apart by it.
+        Some(_) => Trust::Review(format!("{why}, {review}")),
     }
 }
 

@@ -545,7 +545,7 @@ fn udisks_loads_are_the_uid_it_acted_for() {
     assert!(!trust.trusted());
     assert!(
         trust.why().starts_with(
-            "udisks2.service acted on behalf of uid 1000 (its journal); an unprivileged process (uid 1000)"
+            "udisks2.service acted on behalf of uid 1000 (its journal), an unprivileged process (uid 1000)"
         ),
         "{trust:?}"
     );

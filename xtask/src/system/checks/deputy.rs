@@ -83,7 +83,7 @@ fn held_for_review(f: &Facts) -> Result<(), String> {
     let r = f.b1()?;
     let check = r.text("check.out")?;
     let said = format!("{USER_MODULE}: {DEPUTY} acted on behalf of uid {USER_UID}");
-    if !check.lines().any(|l| l.trim_start().starts_with(&said)) {
+    if !check.lines().any(|l| l.trim_start().trim_start_matches("- ").starts_with(&said)) {
         return Err(format!("modtrace check does not hold {USER_MODULE} for review as {said:?}:\n{check}"));
     }
     let listed = r.text("generated/modtrace.conf")?;

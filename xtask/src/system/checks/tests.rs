@@ -494,8 +494,8 @@ fn deputy_boot1(r: &mut Recorded) {
     r.insert(
         "check.out",
         "needs review: 1 item(s) only untrusted processes asked for; not loaded before the lock unless accepted:\n  \
-         squashfs: udisks2.service acted on behalf of uid 1000 (its journal); an unprivileged process (uid 1000) \
-         of unknown scope; asked: fs-squashfs; accept: modtrace allow squashfs\n",
+         - squashfs: udisks2.service acted on behalf of uid 1000 (its journal), an unprivileged process (uid 1000) \
+         in a scope not known; asked: request for fs-squashfs; accept: modtrace allow squashfs\n",
     );
     r.insert("generated/modtrace.conf", "# modtrace\nappletalk\nbinfmt_misc\nminix\n");
     r.insert("generated/dropin-mnt-minix.mount.conf", "[Unit]\nWants=modprobe@minix.service\nAfter=modprobe@minix.service\n");
