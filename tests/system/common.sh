@@ -72,7 +72,7 @@ finish() {
 services_facts() {
     [ -e /etc/modtrace-test/services ] || return 0
     for unit in nftables.service wg-quick@mtwg0.service systemd-binfmt.service \
-        proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount mnt-fat.mount \
+        proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount mnt-fat.mount mnt-minix.mount \
         modtrace-test-tun.service; do
         show_unit "$unit"
     done
@@ -80,7 +80,29 @@ services_facts() {
     record wg-link ip -details link show mtwg0
     record binfmt-entry cat /proc/sys/fs/binfmt_misc/modtrace-test
     record fat-mount findmnt --noheadings --output FSTYPE,OPTIONS /mnt/fat
+    record minix-mount findmnt --noheadings --output FSTYPE,OPTIONS /mnt/minix
     record tun-link ip link show mttun0
     # modtrace-learn-generator's orderings (boot 1: while learning is enabled).
     ls /run/systemd/generator/*.d/50-modtrace-learn.conf >"$OUT/generator-dropins" 2>&1
+}
+
+# deputy_mount (issue 21, root deputies; trixie, whose image has udisks2):
+# root's own fstab mount of a minix image (mnt-minix.mount, at boot), and a
+# user (uid 1000, allowed by a polkit rule standing in for an active session)
+# who loop-mounts a squashfs image of theirs through udisks2: udisksd (root,
+# udisks2.service) makes the kernel load squashfs for that user. Run while
+# learning, before boot_facts lists the modules.
+deputy_mount() {
+    [ -e /etc/modtrace-test/services ] || return 0
+    data=/var/lib/modtrace-test-data
+    timeout 300 systemctl is-system-running --wait >/dev/null 2>&1
+    record deputy-useradd useradd --create-home --uid 1000 --shell /bin/sh modtrace-user
+    install -o modtrace-user -m 0644 $data/user.squashfs /home/modtrace-user/disk.img
+    as_user="runuser -u modtrace-user --"
+    record deputy-loop $as_user udisksctl loop-setup --no-user-interaction --read-only --file /home/modtrace-user/disk.img
+    loop=$(sed -n 's|.* as \(/dev/loop[0-9]*\)\.$|\1|p' "$OUT/deputy-loop.out")
+    udevadm settle
+    record deputy-mount $as_user udisksctl mount --no-user-interaction --block-device "${loop:-/dev/null}"
+    record deputy-findmnt findmnt --noheadings --output FSTYPE,SOURCE,TARGET --types squashfs
+    journalctl -b -o json _SYSTEMD_UNIT=udisks2.service >"$OUT/deputy-udisks.json" 2>&1
 }

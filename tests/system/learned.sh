@@ -8,6 +8,7 @@
 . /usr/local/lib/modtrace-test/common.sh
 
 begin boot1
+deputy_mount
 boot_facts
 services_facts
 # Installed from its .deb when the image was made, as a user would.

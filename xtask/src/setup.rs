@@ -33,6 +33,8 @@ const PACKAGES: &[&str] = &[
     // The package's lintian check; the demo's FAT image.
     "lintian",
     "dosfstools",
+    // The system test's user image (squashfs), mounted through udisks2.
+    "squashfs-tools",
     // cargo xtask bench: the libraries Debian's bpftrace and bpftool link (the
     // guest gets the host's copies; the programs come from apt-get download).
     "libllvm14",

@@ -22,6 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::trace::event::{Cause, Record, What};
 use crate::trace::modindex::{KmodIndex, ModuleIndex};
+use crate::trace::deputies::Deputies;
 use crate::trace::onbehalf::{NoSystemd, OnBehalf, RealSystemd, Systemd};
 use crate::trace::pipeline::{Options, Tracer};
 use super::trace::parse_duration;
@@ -85,6 +86,8 @@ pub struct Plan {
     /// Ask systemd (systemctl, journal, /proc) who an automount or a
     /// modprobe@ load was for (onbehalf.rs): when PID 1 is systemd.
     pub follow_systemd: bool,
+    /// The admin's deputies (trace/deputies.rs), besides the known ones.
+    pub deputies_dir: PathBuf,
 }
 
 /// What the tracer reports when it returns.
@@ -136,6 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         host: system::hostname(),
         boot_id: system::boot_id(),
         follow_systemd: Path::new("/run/systemd/system").is_dir(),
+        deputies_dir: PathBuf::from(crate::trace::deputies::DEPUTIES_DIR),
     };
     crate::loader::preflight::require_modules()?;
     let index = KmodIndex::running().context("reading the running kernel's module index")?;
@@ -273,11 +277,10 @@ pub fn learn(
     let mut preloaded = Preloaded::default();
 
     // onbehalf: loads systemd made for another unit, given to that unit.
-    let behalf = std::cell::RefCell::new(OnBehalf::new(if plan.follow_systemd {
-        Box::new(RealSystemd::default()) as Box<dyn Systemd>
-    } else {
-        Box::new(NoSystemd)
-    }));
+    // Root deputies' loads: given to their clients, or to nobody known.
+    let system: Box<dyn Systemd> =
+        if plan.follow_systemd { Box::new(RealSystemd::default()) } else { Box::new(NoSystemd) };
+    let behalf = std::cell::RefCell::new(OnBehalf::with_deputies(system, Deputies::load(&plan.deputies_dir)));
     let compose = |session: &Profile, preloaded: &Preloaded, end_of: &TraceEnd| -> Profile {
         let end = SystemTime::now();
         let mut profile = base.clone().unwrap_or_else(|| Profile::new(&plan.kernel, &plan.host));

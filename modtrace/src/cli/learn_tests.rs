@@ -29,6 +29,7 @@ fn plan(dir: &TempDir) -> Plan {
         host: "test".to_string(),
         boot_id: Some("boot-1".to_string()),
         follow_systemd: false,
+        deputies_dir: PathBuf::from("/nonexistent/modtrace/deputies.d"),
     }
 }
 

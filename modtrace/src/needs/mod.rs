@@ -252,8 +252,10 @@ pub fn describe_trigger(t: &Trigger) -> String {
                 let others: Vec<String> = t.also_requested_by.iter().map(who).collect();
                 s.push_str(&format!(", also by {}", others.join(", ")));
             }
-            if let Some(via) = &t.via {
-                s.push_str(&format!(", through the automount's {via}"));
+            match &t.via {
+                Some(via) if via.ends_with(".mount") => s.push_str(&format!(", through the automount's {via}")),
+                Some(via) => s.push_str(&format!(", through {via}")),
+                None => {}
             }
             s
         }
@@ -262,11 +264,13 @@ pub fn describe_trigger(t: &Trigger) -> String {
                 Some(l) => format!("loaded by {}", loader_who(l)),
                 None => "loaded explicitly".to_string(),
             };
+            let asked: Vec<String> = t.requester.iter().chain(&t.also_requested_by).map(who).collect();
             match &t.via {
-                Some(via) => {
-                    let wanted: Vec<String> = t.requester.iter().chain(&t.also_requested_by).map(who).collect();
-                    s.push_str(&format!(" for {}, wanted by {}", via, wanted.join(", ")));
+                Some(via) if via.starts_with("modprobe@") => {
+                    s.push_str(&format!(" for {}, wanted by {}", via, asked.join(", ")));
                 }
+                // A deputy (onbehalf.rs) for its client.
+                Some(via) => s.push_str(&format!(", for {} through {via}", asked.join(", "))),
                 None => {
                     if let Some(r) = &t.requester {
                         s.push_str(&format!(", run by {}", who(r)));
@@ -315,8 +319,9 @@ pub fn units_of(t: &Trigger) -> Vec<(String, Scope)> {
                 add(r.unit.as_ref(), &r.scope);
             }
             // An automount's mount unit (onbehalf.rs) needs it too: it is a
-            // host system unit, since only those are followed.
-            if let Some(via) = &t.via {
+            // host system unit, since only those are followed. Any other
+            // `via` (a root deputy) acted for the requester: it gets nothing.
+            if let Some(via) = t.via.as_ref().filter(|v| v.ends_with(".mount")) {
                 add(Some(via), &Scope::System { unit: via.clone() });
             }
         }

@@ -78,26 +78,52 @@ pub fn loader(l: &Loader) -> Trust {
 
 /// The trust of one recorded cause.
 pub fn of_trigger(t: &Trigger) -> Trust {
+    through(t, by_kind(t))
+}
+
+/// Whether any of those who asked is trusted: one load answered every
+/// pending request, so it is trusted when any of them is.
+fn requested(t: &Trigger) -> Trust {
+    let all: Vec<Trust> = t.requester.iter().chain(&t.also_requested_by).map(requester).collect();
+    match all.iter().find(|x| x.trusted()) {
+        Some(x) => x.clone(),
+        None => {
+            let nobody = || Trust::Review("nobody is recorded as having asked".to_string());
+            all.into_iter().next().unwrap_or_else(nobody)
+        }
+    }
+}
+
+/// A load that came through a unit for someone else (onbehalf.rs: `via`),
+/// with a word on whom it was for (`reason`): that word leads the review.
+fn through(t: &Trigger, trust: Trust) -> Trust {
+    let (Some(_), Some(why), Trust::Review(review)) = (&t.via, &t.reason, &trust) else { return trust };
+    if !matches!(t.kind, TriggerKind::Request | TriggerKind::Explicit) {
+        return trust;
+    }
+    match t.requester.as_ref().and_then(|r| r.uid) {
+        None => Trust::Review(why.clone()),
+        // No "; " inside: reasons are joined and told apart by it.
+        Some(_) => Trust::Review(format!("{why}, {review}")),
+    }
+}
+
+fn by_kind(t: &Trigger) -> Trust {
     match t.kind {
         TriggerKind::Preloaded => match t.reason.as_deref() {
             None | Some(BEFORE_LEARNING) => Trust::Review(CAUSE_UNKNOWN.to_string()),
             Some(source) => Trust::Trusted(format!("loaded before learning, explained by: {source}")),
         },
-        TriggerKind::Request => {
-            // One load answered every pending request: it is trusted when any
-            // of those who asked is.
-            let all: Vec<Trust> = t.requester.iter().chain(&t.also_requested_by).map(requester).collect();
-            match all.iter().find(|x| x.trusted()) {
-                Some(x) => x.clone(),
-                None => all
-                    .into_iter()
-                    .next()
-                    .unwrap_or_else(|| Trust::Review("nobody is recorded as having asked".to_string())),
-            }
-        }
-        TriggerKind::Explicit => match &t.loader {
-            Some(l) => loader(l),
-            None => Trust::Review("no loader recorded".to_string()),
+        TriggerKind::Request => requested(t),
+        TriggerKind::Explicit => match (&t.loader, &t.via) {
+            (Some(l), None) => loader(l),
+            // For the units that want modprobe@NAME.service, or a deputy's
+            // client: whom it was for must be trusted too.
+            (Some(l), Some(_)) => match (loader(l), requested(t)) {
+                (Trust::Trusted(why), Trust::Trusted(_)) => Trust::Trusted(why),
+                (Trust::Trusted(_), review) | (review, _) => review,
+            },
+            (None, _) => Trust::Review("no loader recorded".to_string()),
         },
         TriggerKind::Udev => match &t.loader {
             Some(l) => match loader(l) {

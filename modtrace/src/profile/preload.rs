@@ -200,17 +200,15 @@ pub fn pid1_inserted(journal: &str) -> Vec<String> {
         .collect()
 }
 
-/// PID 1's messages of this boot, as text; empty when the journal cannot be read.
+/// PID 1's messages of this boot, one a line; empty when the journal cannot
+/// be read in time. Only records journald says PID 1 wrote (trace/journal.rs:
+/// `_PID=1`, or its kmsg lines from before journald), never what a writer
+/// says of itself; a message of several lines is left out, so that no line
+/// of it can pass for a message of its own.
 pub fn pid1_journal() -> String {
-    let out = std::process::Command::new("journalctl")
-        // Before journald ran, PID 1 wrote to kmsg: imported from there its
-        // lines carry SYSLOG_PID, not _PID.
-        .args(["--boot", "--output=cat", "--no-pager", "--quiet", "_PID=1", "+", "SYSLOG_IDENTIFIER=systemd", "SYSLOG_PID=1"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        _ => String::new(),
-    }
+    use crate::trace::journal;
+    let matches: Vec<String> = journal::PID1.iter().map(|m| m.to_string()).collect();
+    journal::pid1_lines(&journal::query(&matches, journal::DEADLINE).unwrap_or_default())
 }
 
 /// Adds `why` to each module's reason (joined with "; ", as configured_reasons does).

@@ -5,8 +5,10 @@
 pub mod attribute;
 pub mod correlate;
 pub mod decode;
+pub mod deputies;
 pub mod drops;
 pub mod event;
+pub mod journal;
 pub mod modindex;
 pub mod onbehalf;
 pub mod output;

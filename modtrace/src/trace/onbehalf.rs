@@ -10,24 +10,32 @@
 //!   (and what `modtrace generate` writes into drop-ins): its loads are given
 //!   to the units that want or require it, with modprobe@NAME.service as `via`.
 //!
-//! Like the modprobe join, each is right or left alone: an automount request
-//! is taken only when exactly one journal record of that automount, for that
-//! path, lies in the time window before the request, and the trigger's unit
+//! - A root deputy (deputies.rs: udisks2, NetworkManager, ...) acting for a
+//!   client: the load is given to the client the deputy names in its journal
+//!   (udisks2's "on behalf of uid N", written by the running udisksd), with
+//!   the deputy's unit as `via`; a deputy that does not say gets an unknown
+//!   requester. Either way the deputy's own unit is not trusted for it.
+//!
+//! Each is right or says "unknown", never the trusted unit it came through:
+//! an automount request is taken only when exactly one record of PID 1's
+//! journal (journal.rs: by the fields journald sets) for that automount and
+//! path lies in the time window around the request, and the trigger's unit
 //! only from /proc: as it was while the process waited on the automount
 //! (wchan autofs_wait, read when the mount's request arrives), or as it is
-//! when the load is handled; else its unit is unknown.
+//! when the load is handled; else its unit is unknown. A journal that has not
+//! answered, or answered nothing that fits, makes the requester unknown.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
-use crate::trace::attribute::{exe, proc_cgroup_path};
-use crate::trace::event::{Cause, Record, What};
 use crate::profile::{Profile, Requester, Trigger, TriggerKind};
+use crate::trace::attribute::{exe, proc_cgroup_path};
+use crate::trace::deputies::{self, Deputies, Says};
+use crate::trace::event::{Cause, Process, Record, What};
+use crate::trace::journal::{self, Entry};
 use crate::trace::scope::{unit_of, Scope};
 
 /// How long before the request an automount's journal record may be.
@@ -35,6 +43,12 @@ pub const WINDOW_BEFORE: Duration = Duration::from_secs(30);
 /// How long after: the journal stamps a record when journald receives it,
 /// which may be after the mount it announced has begun.
 pub const WINDOW_AFTER: Duration = Duration::from_secs(10);
+/// How long after a deputy's request its journal may say for whom: udisks
+/// writes its line once the mount it asked for is done.
+pub const DEPUTY_AFTER: Duration = Duration::from_secs(30);
+/// How long `finish` waits for questions still out before saving: those left
+/// are unknown.
+pub const FINISH_DEADLINE: Duration = Duration::from_secs(20);
 
 /// One "Got automount request" record of PID 1's journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,10 +63,15 @@ pub struct AutomountRequest {
 
 /// What the system says; the real one asks systemctl, journalctl and /proc.
 pub trait Systemd {
-    /// The units whose triggering starts `unit` (`TriggeredBy=`).
-    fn triggered_by(&mut self, unit: &str) -> Vec<String>;
-    /// PID 1's "Got automount request" records of this boot for `automount`.
-    fn automount_requests(&mut self, automount: &str) -> Vec<AutomountRequest>;
+    /// The units whose triggering starts `unit` (`TriggeredBy=`); None when
+    /// systemctl did not answer.
+    fn triggered_by(&mut self, unit: &str) -> Option<Vec<String>>;
+    /// PID 1's "Got automount request" records of this boot for `automount`
+    /// and `path`; None when the journal did not answer in time.
+    fn automount_requests(&mut self, automount: &str, path: &str) -> Option<Vec<AutomountRequest>>;
+    /// This boot's journal records written by a process whose comm is `comm`
+    /// in the host's `unit` (journald's fields); None when it did not answer.
+    fn deputy_journal(&mut self, unit: &str, comm: &str) -> Option<Vec<Entry>>;
     /// The process `pid`, when /proc still shows it with this comm.
     fn process(&mut self, pid: u32, comm: &str) -> Option<Requester>;
     /// The processes the kernel has waiting on an automount now (their
@@ -72,23 +91,28 @@ pub trait Systemd {
 
 type Job<T> = std::thread::JoinHandle<(String, T)>;
 
-/// What became of one mount unit's request.
+/// What became of one mount unit's or deputy's request.
 #[derive(Debug, Clone, PartialEq)]
 enum Resolution {
-    /// The process that triggered the automount (its unit unknown when it was gone).
-    Trigger(Requester),
-    /// Not an automount, or nothing (or more than one thing) in the journal
-    /// explains it: the mount unit stays the requester.
-    Left(String),
+    /// Whom it was for: the process that triggered the automount (its unit
+    /// unknown when it was gone), or a deputy's client, with how that is known.
+    Trigger(Box<Requester>, Option<String>),
+    /// A mount unit no automount triggers (fstab's): it stays the requester.
+    Plain,
+    /// It came through the unit for someone, but for whom is not known: why.
+    Unknown(String),
 }
 
 /// Collects resolutions while learning (the trigger's /proc entry does not
 /// wait) and applies them to the session's triggers.
 pub struct OnBehalf<S: Systemd> {
     system: S,
-    /// Mount unit -> resolution; a second, different resolution for the same
-    /// unit in one session makes it ambiguous (Left).
+    deputies: Deputies,
+    /// Mount unit, or deputy_key(), -> resolution; a second, different
+    /// resolution for the same key in one session makes it unknown.
     mounts: BTreeMap<String, Resolution>,
+    /// Keys whose question is out.
+    pending: std::collections::BTreeSet<String>,
     /// Mount unit -> who waited on an automount when its mount asked the
     /// kernel (the trigger may be gone by the time the load is handled).
     waiting: BTreeMap<String, Vec<Requester>>,
@@ -136,7 +160,7 @@ pub fn unescape_path(stem: &str) -> Option<String> {
     Some(format!("/{path}"))
 }
 
-/// The one record of `requests` for `path` that lies in the window before
+/// The one record of `requests` for `path` that lies in the window around
 /// `at_us` (monotonic); an error saying why when there is none or more than one.
 pub fn the_one(requests: &[AutomountRequest], path: &str, at_us: u64) -> Result<AutomountRequest, String> {
     let from = at_us.saturating_sub(WINDOW_BEFORE.as_micros() as u64);
@@ -152,9 +176,16 @@ pub fn the_one(requests: &[AutomountRequest], path: &str, at_us: u64) -> Result<
 
 impl<S: Systemd> OnBehalf<S> {
     pub fn new(system: S) -> Self {
+        Self::with_deputies(system, Deputies::default())
+    }
+
+    /// `deputies`: the known ones and the admin's (deputies::Deputies::load).
+    pub fn with_deputies(system: S, deputies: Deputies) -> Self {
         OnBehalf {
             system,
+            deputies,
             mounts: BTreeMap::new(),
+            pending: Default::default(),
             waiting: BTreeMap::new(),
             resolved: Default::default(),
             wanted: BTreeMap::new(),
@@ -180,32 +211,73 @@ impl<S: Systemd> OnBehalf<S> {
             return;
         }
         match &rec.what {
-            What::Loaded { cause: Cause::Request { requester, .. }, .. } => self.see_mount_load(requester, rec.ts_ns),
-            What::Loaded { cause: Cause::Explicit { loader, .. }, .. } => self.see_modprobe_at(loader),
+            What::Loaded { cause: Cause::Request { requester, alias, .. }, .. } => {
+                match self.deputy_of(&requester.scope) {
+                    Some((unit, says)) => self.see_deputy_request(&unit, says, alias, requester, rec.ts_ns),
+                    None => self.see_mount_load(requester, rec.ts_ns),
+                }
+            }
+            What::Loaded { module, cause: Cause::Explicit { loader, .. }, .. } => match self.deputy_of(&loader.scope) {
+                Some((unit, _)) => {
+                    let key = deputy_key(&unit, module);
+                    self.record(&key, Resolution::Unknown(silent_deputy(&unit)));
+                }
+                None => self.see_modprobe_at(loader),
+            },
             _ => {}
         }
     }
 
-    fn see_mount_load(&mut self, requester: &crate::trace::event::Process, ts_ns: u64) {
+    /// The host system unit of `scope`, when it is a deputy, and what it says.
+    fn deputy_of(&self, scope: &Scope) -> Option<(String, Says)> {
+        let unit = scope.system_unit()?;
+        self.deputies.says(unit).map(|says| (unit.to_string(), says))
+    }
+
+    fn see_mount_load(&mut self, requester: &Process, ts_ns: u64) {
         let Some(unit) = mount_unit_of(requester) else { return };
         if !self.resolved.insert((unit.to_string(), requester.tgid)) {
             return;
         }
         let waiting = self.waiting.get(unit).cloned().unwrap_or_default();
         let (unit, at, tries) = (unit.to_string(), ts_ns / 1000, self.tries);
+        self.ask(unit.clone(), move |system| resolve_mount(system, &unit, at, &waiting, tries));
+    }
+
+    /// A deputy's request: what its journal says of it, asked once per
+    /// deputy process and alias.
+    fn see_deputy_request(&mut self, unit: &str, says: Says, alias: &str, requester: &Process, ts_ns: u64) {
+        let key = deputy_key(unit, alias);
+        if !self.resolved.insert((key.clone(), requester.tgid)) {
+            return;
+        }
+        let comm = self.deputies.comm(unit);
+        let (Says::UdisksJournal, Some(comm)) = (says, comm) else {
+            self.record(&key, Resolution::Unknown(silent_deputy(unit)));
+            return;
+        };
+        let pids: Vec<u32> = [Some(requester.tgid), requester.ppid].into_iter().flatten().collect();
+        // udisks writes its line once the mount is done, which may be a
+        // while after the load: asked longer than the automount's journal.
+        let (unit, at, tries) = (unit.to_string(), ts_ns / 1000, self.tries * 4);
+        self.ask(key, move |system| resolve_udisks(system, &unit, comm, &pids, at, tries));
+    }
+
+    /// Asks on another thread when the system can be forked, else in line.
+    fn ask(&mut self, key: String, question: impl FnOnce(&mut dyn Systemd) -> Resolution + Send + 'static) {
         match self.system.fork() {
-            Some(mut system) => self.mount_jobs.push(std::thread::spawn(move || {
-                let r = resolve_mount(&mut *system, &unit, at, &waiting, tries);
-                (unit, r)
-            })),
+            Some(mut system) => {
+                self.pending.insert(key.clone());
+                self.mount_jobs.push(std::thread::spawn(move || (key, question(&mut *system))));
+            }
             None => {
-                let r = resolve_mount(&mut self.system, &unit, at, &waiting, tries);
-                self.record_mount(&unit, r);
+                let r = question(&mut self.system);
+                self.record(&key, r);
             }
         }
     }
 
-    fn see_modprobe_at(&mut self, loader: &crate::trace::event::Process) {
+    fn see_modprobe_at(&mut self, loader: &Process) {
         let Some(unit) = modprobe_at_unit(&loader.scope) else { return };
         if self.wanted.contains_key(unit) || !self.resolved.insert((unit.to_string(), 0)) {
             return;
@@ -223,60 +295,122 @@ impl<S: Systemd> OnBehalf<S> {
         }
     }
 
-    /// Takes in what the other threads found; with `wait`, waits for all.
-    fn collect(&mut self, wait: bool) {
-        for job in take_done(&mut self.mount_jobs, wait) {
-            self.record_mount(&job.0, job.1);
+    /// Takes in what the other threads found; with a deadline, waits for
+    /// them until then (those still out stay pending: unknown).
+    fn collect(&mut self, deadline: Option<Instant>) {
+        for (key, r) in take_done(&mut self.mount_jobs, deadline) {
+            self.pending.remove(&key);
+            self.record(&key, r);
         }
-        for (unit, units) in take_done(&mut self.wanted_jobs, wait) {
+        for (unit, units) in take_done(&mut self.wanted_jobs, deadline) {
             self.wanted.insert(unit, units);
         }
     }
 
-    /// Waits for every question still out (before the final save).
+    /// Waits for the questions still out (before the final save), at most
+    /// FINISH_DEADLINE: what has not answered by then stays unknown.
     pub fn finish(&mut self) {
-        self.collect(true);
+        self.finish_within(FINISH_DEADLINE);
     }
 
-    fn record_mount(&mut self, unit: &str, resolution: Resolution) {
-        match self.mounts.get(unit) {
+    pub fn finish_within(&mut self, deadline: Duration) {
+        self.collect(Some(Instant::now() + deadline));
+    }
+
+    fn record(&mut self, key: &str, resolution: Resolution) {
+        match self.mounts.get(key) {
             None => {
-                self.mounts.insert(unit.to_string(), resolution);
+                self.mounts.insert(key.to_string(), resolution);
             }
-            Some(old) if *old != resolution && !matches!(old, Resolution::Left(_)) => {
-                let why = "two different automount triggers in one session: which load was whose is not known";
-                self.mounts.insert(unit.to_string(), Resolution::Left(why.to_string()));
+            Some(old) if *old != resolution && !matches!(old, Resolution::Unknown(_)) => {
+                let why = format!("{key}: two different answers in one session: which load was whose is not known");
+                self.mounts.insert(key.to_string(), Resolution::Unknown(why));
             }
             Some(_) => {}
         }
     }
 
     /// Rewrites the session's triggers: requests by an automount's mount unit
-    /// go to the trigger, loads by modprobe@NAME.service to the units that want it.
+    /// go to the trigger, loads by modprobe@NAME.service to the units that
+    /// want it, a deputy's to its client (or to an unknown requester).
     pub fn apply(&mut self, profile: &mut Profile) {
-        self.collect(false);
+        self.collect(None);
         for m in &mut profile.modules {
             for t in &mut m.triggers {
                 if t.via.is_some() {
                     continue;
                 }
-                match t.kind {
-                    TriggerKind::Request => self.apply_mount(t),
-                    TriggerKind::Explicit => self.apply_modprobe_at(t),
+                let deputy = match t.kind {
+                    TriggerKind::Request => t.requester.as_ref().and_then(|r| self.deputy_of(&r.scope)),
+                    TriggerKind::Explicit => t.loader.as_ref().and_then(|l| self.deputy_of(&l.scope)),
+                    _ => None,
+                };
+                match (deputy, t.kind) {
+                    (Some((unit, _)), _) => self.apply_deputy(t, &unit, &m.name),
+                    (None, TriggerKind::Request) => self.apply_mount(t),
+                    (None, TriggerKind::Explicit) => self.apply_modprobe_at(t),
                     _ => {}
                 }
             }
         }
+        self.apply_requests(profile);
         merge_same(profile);
+    }
+
+    /// The profile's requests list names who asked each alias: a deputy's or
+    /// a mount unit's entry becomes whom it was for, as its triggers did, so
+    /// that `check` does not count a client's request as root's.
+    fn apply_requests(&mut self, profile: &mut Profile) {
+        for r in &mut profile.requests {
+            for q in &mut r.requesters {
+                let Some(unit) = q.who.scope.system_unit().map(str::to_string) else { continue };
+                let resolution = match self.deputy_of(&q.who.scope) {
+                    Some(_) => self.mounts.get(&deputy_key(&unit, &r.alias)).cloned(),
+                    None if unit.ends_with(".mount") => self.mounts.get(&unit).cloned(),
+                    None => continue,
+                };
+                let resolution = match resolution {
+                    Some(res) => res,
+                    None if self.deputy_of(&q.who.scope).is_some() => Resolution::Unknown(silent_deputy(&unit)),
+                    None if self.pending.contains(&unit) => Resolution::Unknown(not_yet(&unit)),
+                    None => continue,
+                };
+                q.who = match resolution {
+                    Resolution::Plain => continue,
+                    Resolution::Trigger(who, _) => *who,
+                    Resolution::Unknown(_) => unknown_requester(),
+                };
+            }
+            merge_requesters(&mut r.requesters);
+        }
     }
 
     fn apply_mount(&mut self, t: &mut Trigger) {
         let Some(r) = &t.requester else { return };
-        let Some(unit) = r.scope.system_unit().filter(|u| u.ends_with(".mount")) else { return };
-        if let Some(Resolution::Trigger(who)) = self.mounts.get(unit) {
-            t.via = Some(unit.to_string());
-            t.requester = Some(who.clone());
-        }
+        let Some(unit) = r.scope.system_unit().filter(|u| u.ends_with(".mount")).map(str::to_string) else { return };
+        let resolution = match self.mounts.get(&unit) {
+            Some(r) => r.clone(),
+            None if self.pending.contains(&unit) => Resolution::Unknown(not_yet(&unit)),
+            None => return,
+        };
+        rewrite(t, &unit, resolution);
+    }
+
+    /// A deputy's load: its client, or an unknown requester; never the deputy.
+    fn apply_deputy(&mut self, t: &mut Trigger, unit: &str, module: &str) {
+        let key = match (t.kind, &t.alias) {
+            (TriggerKind::Request, Some(alias)) => deputy_key(unit, alias),
+            _ => deputy_key(unit, module),
+        };
+        let resolution = match self.mounts.get(&key) {
+            Some(r) => r.clone(),
+            None if self.pending.contains(&key) => Resolution::Unknown(not_yet(unit)),
+            None => Resolution::Unknown(silent_deputy(unit)),
+        };
+        // Other requests the load answered from the deputy's own processes
+        // were the deputy's too: not root's wish either.
+        t.also_requested_by.retain(|r| self.deputy_of(&r.scope).is_none());
+        rewrite(t, unit, resolution);
     }
 
     fn apply_modprobe_at(&mut self, t: &mut Trigger) {
@@ -295,52 +429,129 @@ fn modprobe_at_unit(scope: &Scope) -> Option<&str> {
     scope.system_unit().filter(|u| u.starts_with("modprobe@") && u.ends_with(".service"))
 }
 
-/// The finished jobs (all, with `wait`), joined; a job that panicked is dropped.
-fn take_done<T>(jobs: &mut Vec<Job<T>>, wait: bool) -> Vec<(String, T)> {
-    let (done, out): (Vec<_>, Vec<_>) = jobs.drain(..).partition(|j| wait || j.is_finished());
+/// The finished jobs, joined; with a deadline, those that finish by then too.
+/// A job that panicked is dropped (its key stays pending: unknown).
+fn take_done<T>(jobs: &mut Vec<Job<T>>, deadline: Option<Instant>) -> Vec<(String, T)> {
+    if let Some(deadline) = deadline {
+        while jobs.iter().any(|j| !j.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let (done, out): (Vec<_>, Vec<_>) = jobs.drain(..).partition(|j| j.is_finished());
     *jobs = out;
     done.into_iter().filter_map(|j| j.join().ok()).collect()
+}
+
+/// The key of a deputy's answers: its unit and the alias it requested (or
+/// the module it loaded).
+fn deputy_key(unit: &str, what: &str) -> String {
+    format!("{unit} {what}")
+}
+
+fn silent_deputy(unit: &str) -> String {
+    format!("{unit} acts for clients and did not say for whom")
+}
+
+fn not_yet(unit: &str) -> String {
+    format!("who this load through {unit} was for is not known: the journal had not answered in time")
+}
+
+/// Gives the trigger to whom it was for, through `unit`.
+fn rewrite(t: &mut Trigger, unit: &str, resolution: Resolution) {
+    let (who, why) = match resolution {
+        Resolution::Plain => return,
+        Resolution::Trigger(who, how) => (*who, how),
+        Resolution::Unknown(why) => (unknown_requester(), Some(why)),
+    };
+    t.via = Some(unit.to_string());
+    t.requester = Some(who);
+    t.reason = why;
 }
 
 /// Who triggered the automount of mount unit `unit` whose mount asked the
 /// kernel at `at` (monotonic µs): PID 1's journal must name exactly one
 /// process for that path; its unit is the one it had while it waited, or
-/// what /proc says now, or unknown.
+/// what /proc says now, or unknown. A mount unit no automount triggers is
+/// fstab's (Plain); a journal that says nothing that fits: Unknown.
 fn resolve_mount(system: &mut dyn Systemd, unit: &str, at: u64, waiting: &[Requester], tries: u32) -> Resolution {
     let stem = unit.strip_suffix(".mount").unwrap_or(unit);
     let automount = format!("{stem}.automount");
-    if !system.triggered_by(unit).contains(&automount) {
-        return Resolution::Left(format!("{unit} is not triggered by {automount}"));
+    match system.triggered_by(unit) {
+        None => return Resolution::Unknown(format!("systemctl did not say whether {automount} triggers {unit}")),
+        Some(units) if !units.contains(&automount) => return Resolution::Plain,
+        Some(_) => {}
     }
     let Some(path) = unescape_path(stem) else {
-        return Resolution::Left(format!("{unit}: not a mount unit name systemd writes"));
+        return Resolution::Unknown(format!("{unit}: not a mount unit name systemd writes"));
     };
-    let mut last = String::new();
+    let mut last = format!("the journal did not answer in time about {automount}");
     for attempt in 0..tries.max(1) {
         if attempt > 0 {
             system.pause();
         }
-        match the_one(&system.automount_requests(&automount), &path, at) {
+        let Some(requests) = system.automount_requests(&automount, &path) else { continue };
+        match the_one(&requests, &path, at) {
             Ok(req) => {
                 let waited = waiting.iter().find(|r| r.pid == Some(req.pid) && r.comm == req.comm).cloned();
                 let who = waited.or_else(|| system.process(req.pid, &req.comm)).unwrap_or_else(|| gone(&req));
-                return Resolution::Trigger(who);
+                return Resolution::Trigger(Box::new(who), None);
             }
             // More than one will not become one by waiting.
-            Err(why) if why.contains("which one") => return Resolution::Left(why),
+            Err(why) if why.contains("which one") => return Resolution::Unknown(why),
             Err(why) => last = why,
         }
     }
-    Resolution::Left(last)
+    Resolution::Unknown(last)
 }
 
-/// The trigger as the journal named it, /proc no longer showing it: its unit
-/// is unknown.
-fn gone(req: &AutomountRequest) -> Requester {
+/// Whom udisks2 (`unit`, main process `comm`, one of `pids`) acted for in a
+/// request at `at` (monotonic µs): its "on behalf of uid N" lines written in
+/// the window after the request (it writes them once the mount is done)
+/// must all name the same uid.
+fn resolve_udisks(system: &mut dyn Systemd, unit: &str, comm: &str, pids: &[u32], at: u64, tries: u32) -> Resolution {
+    let to = at + DEPUTY_AFTER.as_micros() as u64;
+    let from = at.saturating_sub(1_000_000);
+    let mut last = format!("{unit}'s journal did not answer in time");
+    for attempt in 0..tries.max(1) {
+        if attempt > 0 {
+            system.pause();
+        }
+        let Some(entries) = system.deputy_journal(unit, comm) else { continue };
+        let mut uids: Vec<u32> = entries
+            .iter()
+            .filter(|e| (from..=to).contains(&e.monotonic_us) && pids.iter().any(|p| e.from_process(unit, comm, *p)))
+            .filter_map(|e| deputies::udisks_client(&e.message))
+            .collect();
+        uids.sort();
+        uids.dedup();
+        match uids.as_slice() {
+            [uid] => {
+                let how = format!("{unit} acted on behalf of uid {uid} (its journal)");
+                return Resolution::Trigger(Box::new(client(*uid)), Some(how));
+            }
+            [] => last = silent_deputy(unit),
+            many => {
+                let all: Vec<String> = many.iter().map(u32::to_string).collect();
+                let why = format!("{unit} acted for uids {} at that time: which is not known", all.join(", "));
+                return Resolution::Unknown(why);
+            }
+        }
+    }
+    Resolution::Unknown(last)
+}
+
+/// A deputy's client: its uid, as the deputy said; its unit and session are
+/// not known.
+fn client(uid: u32) -> Requester {
+    Requester { uid: Some(uid), ..unknown_requester() }
+}
+
+/// Nobody known.
+fn unknown_requester() -> Requester {
     Requester {
-        comm: req.comm.clone(),
+        comm: "unknown".to_string(),
         exe: None,
-        pid: Some(req.pid),
+        pid: None,
         uid: None,
         euid: None,
         loginuid: None,
@@ -351,6 +562,12 @@ fn gone(req: &AutomountRequest) -> Requester {
         mnt_ns: None,
         extra: Default::default(),
     }
+}
+
+/// The trigger as the journal named it, /proc no longer showing it: its unit
+/// is unknown.
+fn gone(req: &AutomountRequest) -> Requester {
+    Requester { comm: req.comm.clone(), pid: Some(req.pid), ..unknown_requester() }
 }
 
 /// A unit of PID 1 that declared the module (Wants=modprobe@NAME.service):
@@ -372,6 +589,18 @@ fn unit_requester(unit: &str) -> Requester {
     }
 }
 
+/// Requesters that became the same are one, with their counts added.
+fn merge_requesters(requesters: &mut Vec<crate::profile::CountedRequester>) {
+    let mut merged: Vec<crate::profile::CountedRequester> = Vec::new();
+    for q in requesters.drain(..) {
+        match merged.iter_mut().find(|o| o.who.same_as(&q.who)) {
+            Some(o) => o.count += q.count,
+            None => merged.push(q),
+        }
+    }
+    *requesters = merged;
+}
+
 /// Triggers that became the same cause are one, with their counts added.
 fn merge_same(profile: &mut Profile) {
     for m in &mut profile.modules {
@@ -387,11 +616,14 @@ fn merge_same(profile: &mut Profile) {
 }
 
 impl<T: Systemd + ?Sized> Systemd for Box<T> {
-    fn triggered_by(&mut self, unit: &str) -> Vec<String> {
+    fn triggered_by(&mut self, unit: &str) -> Option<Vec<String>> {
         (**self).triggered_by(unit)
     }
-    fn automount_requests(&mut self, automount: &str) -> Vec<AutomountRequest> {
-        (**self).automount_requests(automount)
+    fn automount_requests(&mut self, automount: &str, path: &str) -> Option<Vec<AutomountRequest>> {
+        (**self).automount_requests(automount, path)
+    }
+    fn deputy_journal(&mut self, unit: &str, comm: &str) -> Option<Vec<Entry>> {
+        (**self).deputy_journal(unit, comm)
     }
     fn process(&mut self, pid: u32, comm: &str) -> Option<Requester> {
         (**self).process(pid, comm)
@@ -410,15 +642,19 @@ impl<T: Systemd + ?Sized> Systemd for Box<T> {
     }
 }
 
-/// A system without systemd: nothing is followed.
+/// A system without systemd: nothing is followed, and what would need
+/// asking is unknown.
 pub struct NoSystemd;
 
 impl Systemd for NoSystemd {
-    fn triggered_by(&mut self, _: &str) -> Vec<String> {
-        Vec::new()
+    fn triggered_by(&mut self, _: &str) -> Option<Vec<String>> {
+        Some(Vec::new())
     }
-    fn automount_requests(&mut self, _: &str) -> Vec<AutomountRequest> {
-        Vec::new()
+    fn automount_requests(&mut self, _: &str, _: &str) -> Option<Vec<AutomountRequest>> {
+        None
+    }
+    fn deputy_journal(&mut self, _: &str, _: &str) -> Option<Vec<Entry>> {
+        None
     }
     fn process(&mut self, _: u32, _: &str) -> Option<Requester> {
         None
@@ -448,73 +684,68 @@ impl Default for RealSystemd {
     }
 }
 
-fn systemctl_show(unit: &str, properties: &[&str]) -> Vec<String> {
+/// The units in `properties` of `unit`, sorted; None when systemctl failed.
+fn systemctl_show(unit: &str, properties: &[&str]) -> Option<Vec<String>> {
     let mut cmd = Command::new("systemctl");
     cmd.args(["show", "--value"]);
     for p in properties {
         cmd.arg(format!("--property={p}"));
     }
-    let Ok(out) = cmd.arg("--").arg(unit).output() else { return Vec::new() };
-    if !out.status.success() {
-        return Vec::new();
-    }
-    let mut units: Vec<String> =
-        String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
+    let out = cmd.arg("--").arg(unit).output().ok().filter(|o| o.status.success())?;
+    let mut units: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
     units.sort();
     units.dedup();
-    units
+    Some(units)
 }
 
-#[derive(Deserialize)]
-struct JournalEntry {
-    #[serde(rename = "MESSAGE")]
-    message: Option<serde_json::Value>,
-    #[serde(rename = "__MONOTONIC_TIMESTAMP")]
-    monotonic: Option<String>,
+/// The pid and comm in PID 1's "[AUTOMOUNT: ]Got automount request for PATH,
+/// triggered by PID (COMM)" about `automount` and `path`. Anchored on what
+/// is known (the unit, the path), then read by its exact structure: digits,
+/// " (", and the comm up to the final ")", whatever the comm holds.
+pub fn parse_automount_message(message: &str, automount: &str, path: &str) -> Option<(u32, String)> {
+    let rest = message.strip_prefix(automount).and_then(|r| r.strip_prefix(": ")).unwrap_or(message);
+    let rest = rest.strip_prefix("Got automount request for ")?.strip_prefix(path)?.strip_prefix(", triggered by ")?;
+    let (pid, comm) = rest.split_once(" (")?;
+    let comm = comm.strip_suffix(')')?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((pid.parse().ok()?, comm.to_string()))
 }
 
-/// "proc-sys-fs-binfmt_misc.automount: Got automount request for
-/// /proc/sys/fs/binfmt_misc, triggered by 233 (systemd-binfmt)" (PID 1 puts
-/// the unit first, as systemd 252 and 257 do; without it is read too).
-pub fn parse_automount_message(message: &str) -> Option<(String, u32, String)> {
-    const GOT: &str = "Got automount request for ";
-    let rest = match message.split_once(": ") {
-        Some((unit, rest)) if unit.ends_with(".automount") => rest,
-        _ => message,
-    };
-    let rest = rest.strip_prefix(GOT)?;
-    let (path, rest) = rest.rsplit_once(", triggered by ")?;
-    let (pid, comm) = rest.split_once(' ')?;
-    let comm = comm.strip_prefix('(')?.strip_suffix(')')?;
-    Some((path.to_string(), pid.parse().ok()?, comm.to_string()))
+/// journalctl -o json lines to the automount requests PID 1 wrote about
+/// `automount` and `path`; other lines, and lines by anyone else, are skipped.
+pub fn parse_journal(json_lines: &str, automount: &str, path: &str) -> Vec<AutomountRequest> {
+    requests_in(journal::parse(json_lines), automount, path)
 }
 
-/// journalctl -o json lines to automount requests; other lines are skipped.
-pub fn parse_journal(json_lines: &str) -> Vec<AutomountRequest> {
-    json_lines
-        .lines()
-        .filter_map(|line| {
-            let e: JournalEntry = serde_json::from_str(line).ok()?;
-            let (path, pid, comm) = parse_automount_message(e.message?.as_str()?)?;
-            Some(AutomountRequest { monotonic_us: e.monotonic?.parse().ok()?, path, pid, comm })
+fn requests_in(entries: Vec<Entry>, automount: &str, path: &str) -> Vec<AutomountRequest> {
+    entries
+        .into_iter()
+        .filter(Entry::from_pid1)
+        .filter_map(|e| {
+            let (pid, comm) = parse_automount_message(&e.message, automount, path)?;
+            Some(AutomountRequest { monotonic_us: e.monotonic_us, path: path.to_string(), pid, comm })
         })
         .collect()
 }
 
 impl Systemd for RealSystemd {
-    fn triggered_by(&mut self, unit: &str) -> Vec<String> {
+    fn triggered_by(&mut self, unit: &str) -> Option<Vec<String>> {
         systemctl_show(unit, &["TriggeredBy"])
     }
 
-    fn automount_requests(&mut self, automount: &str) -> Vec<AutomountRequest> {
-        let out = Command::new("journalctl")
-            .args(["--boot", "--output=json", "--no-pager", "--quiet", "_PID=1"])
-            .arg(format!("UNIT={automount}"))
-            .output();
-        match out {
-            Ok(o) if o.status.success() => parse_journal(&String::from_utf8_lossy(&o.stdout)),
-            _ => Vec::new(),
-        }
+    fn automount_requests(&mut self, automount: &str, path: &str) -> Option<Vec<AutomountRequest>> {
+        // PID 1's records about the automount, and its kmsg lines from
+        // before journald (journal.rs says why those are PID 1's).
+        let mut matches: Vec<String> = vec!["_PID=1".into(), format!("UNIT={automount}"), "+".into()];
+        matches.extend(journal::PID1[2..].iter().map(|m| m.to_string()));
+        Some(requests_in(journal::query(&matches, journal::DEADLINE)?, automount, path))
+    }
+
+    fn deputy_journal(&mut self, unit: &str, comm: &str) -> Option<Vec<Entry>> {
+        let matches = [format!("_SYSTEMD_UNIT={unit}"), format!("_COMM={comm}")];
+        journal::query(&matches, journal::DEADLINE)
     }
 
     fn process(&mut self, pid: u32, comm: &str) -> Option<Requester> {
@@ -535,7 +766,7 @@ impl Systemd for RealSystemd {
     }
 
     fn wanted_by(&mut self, unit: &str) -> Vec<String> {
-        systemctl_show(unit, &["WantedBy", "RequiredBy", "RequisiteOf", "BoundBy"])
+        systemctl_show(unit, &["WantedBy", "RequiredBy", "RequisiteOf", "BoundBy"]).unwrap_or_default()
     }
 
     /// The learner's event loop waits meanwhile: a few short waits only.

@@ -17,8 +17,11 @@ const VARIANT: &str = "minbase";
 /// apt is in minbase (the test installs modtrace's package with it).
 const INCLUDE: [&str; 5] = ["systemd", "systemd-sysv", "udev", "kmod", "iproute2"];
 /// The real services the trixie system test runs (services.rs): a firewall
-/// ruleset and a WireGuard interface, from the suite's own archive.
-const SERVICES_INCLUDE: [&str; 2] = ["nftables", "wireguard-tools"];
+/// ruleset and a WireGuard interface, from the suite's own archive; udisks2
+/// with polkitd (which needs logind: libpam-systemd is what provides it to
+/// debootstrap) and the system bus, the root deputy a user mounts through
+/// (checks/deputy.rs).
+const SERVICES_INCLUDE: [&str; 6] = ["nftables", "wireguard-tools", "udisks2", "polkitd", "libpam-systemd", "dbus"];
 
 /// What debootstrap installs for `suite`.
 fn include(suite: &str) -> Vec<&'static str> {

@@ -13,6 +13,7 @@ use super::LockPoint;
 use crate::assertions::Check;
 use crate::system::services::Known;
 
+mod deputy;
 mod guard;
 mod services;
 pub use services::explained;
@@ -197,6 +198,13 @@ impl Facts<'_> {
         self.boot2.recorded.as_ref().ok_or_else(|| "boot 2 recorded nothing".to_string())
     }
 
+    /// The profile's modules less those only a deputy's clients asked for
+    /// (held for review, so not loaded in the locked boots).
+    fn kept_modules(&self) -> Result<BTreeSet<String>, String> {
+        let clients = deputy::clients_only(&self.b1()?.profile()?);
+        Ok(self.profile_modules()?.difference(&clients).cloned().collect())
+    }
+
     /// The module names of the profile boot 1 learned.
     fn profile_modules(&self) -> Result<BTreeSet<String>, String> {
         let profile = self.b1()?.profile()?;
@@ -241,8 +249,9 @@ const CHECKS: &[(&str, CheckFn)] = &[
 
 pub fn check_all(facts: &Facts) -> Vec<Check> {
     let services = if facts.services.is_some() { services::SERVICE_CHECKS } else { &[] };
+    let deputy = if facts.services.is_some() { &deputy::DEPUTY_CHECKS[..] } else { &[] };
     let guard = if facts.guard.is_some() { guard::GUARD_CHECKS } else { &[] };
-    CHECKS.iter().chain(services).chain(guard).map(|&(name, check)| Check { name, result: check(facts) }).collect()
+    CHECKS.iter().chain(services).chain(deputy).chain(guard).map(|&(name, check)| Check { name, result: check(facts) }).collect()
 }
 
 // ---- both boots ----
@@ -456,7 +465,7 @@ fn fake_dm_modules_loaded(f: &Facts) -> Result<(), String> {
 fn boot1_modules_kept(f: &Facts) -> Result<(), String> {
     let boot1 = f.b1()?.modules("proc-modules")?;
     let boot2 = f.b2()?.modules("proc-modules")?;
-    let profile = f.profile_modules()?;
+    let profile = f.kept_modules()?;
     let kept: BTreeSet<&String> = boot1.intersection(&profile).collect();
     if kept.is_empty() {
         return Err("the profile keeps none of boot 1's modules".into());

@@ -8,6 +8,11 @@
 //! | systemd-binfmt.service | writes /proc/sys/fs/binfmt_misc/register: the automount, PID 1's mount | binfmt_misc (via proc-sys-fs-binfmt_misc.mount) |
 //! | mnt-fat.mount (fstab, loop) | mount(8) asks for fs-vfat | vfat |
 //! | modtrace-test-tun.service | `ip tuntap add` opens /dev/net/tun (char-major-10-200) | tun |
+//! | mnt-minix.mount (fstab, loop) | mount(8) asks for fs-minix: root's own, trusted | minix |
+//!
+//! And a root deputy (checks/deputy.rs): a user loop-mounts a squashfs image
+//! through udisks2 (tests/system/common.sh, deputy_mount), which must be held
+//! for review as that user's, with no drop-in for udisks2.service.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -25,15 +30,20 @@ pub fn suite_has_services(suite: &str) -> bool {
     suite == "trixie"
 }
 
-/// Where the FAT image lives in the guest, and where fstab mounts it.
+/// Where the FAT and minix images live in the guest, and where fstab mounts them.
 const FAT_IMAGE: &str = "var/lib/modtrace-test-data/fat.img";
-const FSTAB: &str = "/var/lib/modtrace-test-data/fat.img /mnt/fat vfat loop,ro,nofail 0 0\n";
+const MINIX_IMAGE: &str = "var/lib/modtrace-test-data/minix.img";
+const FSTAB: &str = "/var/lib/modtrace-test-data/fat.img /mnt/fat vfat loop,ro,nofail 0 0\n\
+                     /var/lib/modtrace-test-data/minix.img /mnt/minix minix loop,ro,nofail 0 0\n";
+/// The image the user mounts through udisks2 (common.sh, deputy_mount).
+const USER_IMAGE: &str = "var/lib/modtrace-test-data/user.squashfs";
 
-const FILES: [(&str, &str, u32); 4] = [
+const FILES: [(&str, &str, u32); 5] = [
     ("tests/system/services/nftables.conf", "etc/nftables.conf", 0o755),
     ("tests/system/services/mtwg0.conf", "etc/wireguard/mtwg0.conf", 0o600),
     ("tests/system/services/binfmt.conf", "etc/binfmt.d/modtrace-test.conf", 0o644),
     ("tests/system/services/modtrace-test-tun.service", "etc/systemd/system/modtrace-test-tun.service", 0o644),
+    ("tests/system/services/50-modtrace-test-udisks.rules", "etc/polkit-1/rules.d/50-modtrace-test-udisks.rules", 0o644),
 ];
 const ENABLE: [&str; 3] = ["nftables.service", "wg-quick@mtwg0.service", "modtrace-test-tun.service"];
 
@@ -91,6 +101,8 @@ pub fn test_contents(suite: &str, lock_point: LockPoint, work: &Path) -> Result<
         owned.enable.extend(ENABLE);
         owned.fstab.push_str(FSTAB);
         owned.written.push((FAT_IMAGE, fat_image(work)?));
+        owned.written.push((MINIX_IMAGE, made_image(work, "minix.img", mkfs_minix)?));
+        owned.written.push((USER_IMAGE, made_image(work, "user.squashfs", |f| mksquashfs(work, f))?));
         owned.written.push(("etc/modtrace-test/services", b"trixie's real services\n".to_vec()));
     }
     Ok(owned)
@@ -98,12 +110,31 @@ pub fn test_contents(suite: &str, lock_point: LockPoint, work: &Path) -> Result<
 
 /// A small FAT file system image, made with mkfs.vfat (dosfstools).
 pub fn fat_image(work: &Path) -> Result<Vec<u8>> {
-    let file = work.join("fat.img");
+    made_image(work, "fat.img", |f| cmd::run(Command::new("mkfs.vfat").args(["-C", "-n", "MODTRACE"]).arg(f).arg("4096")))
+}
+
+/// An image made by `make` at `work/name`, read back.
+fn made_image(work: &Path, name: &str, make: impl FnOnce(&Path) -> Result<()>) -> Result<Vec<u8>> {
+    let file = work.join(name);
     if file.exists() {
         fs::remove_file(&file)?;
     }
-    cmd::run(Command::new("mkfs.vfat").args(["-C", "-n", "MODTRACE"]).arg(&file).arg("4096"))?;
+    make(&file)?;
     Ok(fs::read(&file)?)
+}
+
+/// A 64 KiB minix file system (util-linux's mkfs.minix).
+fn mkfs_minix(file: &Path) -> Result<()> {
+    fs::File::create(file)?.set_len(64 * 1024)?;
+    cmd::run(Command::new("mkfs.minix").arg(file))
+}
+
+/// A squashfs image holding one file (squashfs-tools).
+fn mksquashfs(work: &Path, file: &Path) -> Result<()> {
+    let src = work.join("user-image");
+    fs::create_dir_all(&src)?;
+    fs::write(src.join("readme.txt"), "a user's file\n")?;
+    cmd::run(Command::new("mksquashfs").arg(&src).arg(file).args(["-noappend", "-quiet", "-all-root"]))
 }
 
 /// What the host knows about a suite with services, for the checks.

@@ -120,7 +120,7 @@ fn status_enforce(f: &Facts) -> Result<(), String> {
 fn kept_learned_modules(f: &Facts) -> Result<(), String> {
     let boot1 = f.b1()?.modules("proc-modules")?;
     let guarded = g(f)?.modules("proc-modules")?;
-    let profile = f.profile_modules()?;
+    let profile = f.kept_modules()?;
     let kept: BTreeSet<&String> = boot1.intersection(&profile).collect();
     let missing: Vec<&&String> = kept.iter().filter(|m| !guarded.contains(**m)).collect();
     if kept.is_empty() || !missing.is_empty() {

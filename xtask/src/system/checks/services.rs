@@ -51,15 +51,15 @@ fn generator_ordered(f: &Facts) -> Result<(), String> {
     Ok(())
 }
 
-fn modules(profile: &Value) -> Result<&Vec<Value>, String> {
+pub(super) fn modules(profile: &Value) -> Result<&Vec<Value>, String> {
     profile.get("modules").and_then(Value::as_array).ok_or_else(|| "the profile has no modules list".into())
 }
 
-fn triggers(m: &Value) -> &[Value] {
+pub(super) fn triggers(m: &Value) -> &[Value] {
     m.get("triggers").and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
 
-fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
+pub(super) fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
@@ -108,6 +108,7 @@ fn explanation(t: &Value) -> Option<&'static str> {
         "preloaded" if s(t, "/reason") != "before learning" && t.get("reason").is_some() => Some("configured"),
         "explicit" if by_pid1(t) => Some("PID 1 before any unit"),
         "request" if s(t, "/requester/scope/kind") == "no_unit" => Some("kernel"),
+        "request" | "explicit" if super::deputy::for_a_client(t) => Some("a deputy's client"),
         "request" | "explicit" | "udev" if !unit_of(t).is_empty() => Some("unit"),
         "request" | "explicit" | "udev" if t.get("needed_by").is_some() => Some("dependency"),
         _ => None,
@@ -174,7 +175,7 @@ pub fn explained(r: &Recorded) -> Result<Explained, String> {
         let name = s(m, "/name");
         // The best explanation any trigger gives: a unit before anything else.
         let found: Vec<&'static str> = triggers(m).iter().filter_map(explanation).collect();
-        let best = ["unit", "kernel", "configured", "initramfs", "PID 1 before any unit", "dependency"]
+        let best = ["unit", "kernel", "configured", "initramfs", "PID 1 before any unit", "a deputy's client", "dependency"]
             .into_iter()
             .find(|how| found.contains(how));
         match best {
@@ -199,7 +200,7 @@ fn explains_every_module(f: &Facts) -> Result<(), String> {
 }
 
 /// After the lock the unit is active and its command said `want`.
-fn works(f: &Facts, unit: &str, step: &str, want: &[&str]) -> Result<(), String> {
+pub(super) fn works(f: &Facts, unit: &str, step: &str, want: &[&str]) -> Result<(), String> {
     let r = f.b2()?;
     let u = r.unit(unit)?;
     u.expect("ActiveState", "active")?;

@@ -194,7 +194,7 @@ fn a_correct_pair_of_boots_passes_every_check() {
             results.iter().filter_map(|c| c.result.clone().err().map(|e| format!("{}: {e}", c.name))).collect();
         assert!(failed.is_empty(), "{failed:#?}");
         let want = CHECKS.len()
-            + if pair.services.is_some() { services::SERVICE_CHECKS.len() } else { 0 }
+            + if pair.services.is_some() { services::SERVICE_CHECKS.len() + deputy::DEPUTY_CHECKS.len() } else { 0 }
             + if pair.guard.is_some() { guard::GUARD_CHECKS.len() } else { 0 };
         assert_eq!(results.len(), want);
     }
@@ -370,7 +370,7 @@ fn every_check_is_tested_for_failure() {
     for (name, _) in CHECKS {
         assert!(source.contains(&format!("expect_failure(\"{name}\"")), "no failure test for {name}");
     }
-    for (name, _) in services::SERVICE_CHECKS {
+    for (name, _) in services::SERVICE_CHECKS.iter().chain(&deputy::DEPUTY_CHECKS) {
         assert!(source.contains(&format!("expect_service_failure(\"{name}\"")), "no failure test for {name}");
     }
     for (name, _) in guard::GUARD_CHECKS {
@@ -382,8 +382,10 @@ fn every_check_is_tested_for_failure() {
 // ---- the real services (services.rs) ----
 
 /// Modules of the services pair: the base boot's, and the services' own.
-const SERVICE_MODULES: [&str; 14] = [
+const SERVICE_MODULES: [&str; 16] = [
     "nf_tables", "nft_ct", "nft_chain_nat", "nft_masq", "wireguard", "vfat", "fat", "tun", "loop", "nls_ascii",
+    // root's fstab mount, and the user's mount through udisks2 (deputy.rs).
+    "minix", "squashfs",
     // PID 1's own, before any unit.
     "autofs4", "ip_tables", "virtio_rng", "qemu_fw_cfg",
 ];
@@ -413,6 +415,10 @@ fn services_profile() -> Value {
             "wireguard" => trigger("request", "requester", "wg-quick@mtwg0.service"),
             "vfat" | "fat" | "nls_ascii" => trigger("request", "requester", "mnt-fat.mount"),
             "tun" => trigger("request", "requester", "modtrace-test-tun.service"),
+            "minix" => trigger("request", "requester", "mnt-minix.mount"),
+            "squashfs" => json!({"kind": "request", "alias": "fs-squashfs", "count": 1, "via": "udisks2.service",
+                                 "reason": "udisks2.service acted on behalf of uid 1000 (its journal)",
+                                 "requester": {"comm": "unknown", "uid": 1000, "scope": {"kind": "unknown"}}}),
             "loop" => {
                 let mut t = trigger("explicit", "requester", "mnt-fat.mount");
                 t["via"] = json!("modprobe@loop.service");
@@ -439,7 +445,7 @@ fn all_modules() -> Vec<&'static str> {
 }
 
 fn works_after_lock(r: &mut Recorded) {
-    for unit in ["nftables.service", "wg-quick@mtwg0.service", "systemd-binfmt.service", "mnt-fat.mount", "modtrace-test-tun.service"] {
+    for unit in ["nftables.service", "wg-quick@mtwg0.service", "systemd-binfmt.service", "mnt-fat.mount", "modtrace-test-tun.service", "mnt-minix.mount"] {
         r.insert(&format!("unit-{unit}.show"), &show(unit, "active", "success", 5_000_000, 4_000_000));
     }
     let said = [
@@ -448,6 +454,7 @@ fn works_after_lock(r: &mut Recorded) {
         ("binfmt-entry", "enabled\ninterpreter /bin/true\nflags: \noffset 0\nmagic 4d5454\n"),
         ("fat-mount", "vfat ro,relatime,fmask=0022\n"),
         ("tun-link", "6: mttun0: <NO-CARRIER,POINTOPOINT,MULTICAST,NOARP,UP> mtu 1500 state DOWN\n"),
+        ("minix-mount", "minix ro,relatime\n"),
     ];
     for (step, out) in said {
         r.insert(&format!("{step}.status"), "0\n");
@@ -468,11 +475,30 @@ impl Pair {
             "/run/systemd/generator/nftables.service.d/50-modtrace-learn.conf\n\
              /run/systemd/generator/systemd-binfmt.service.d/50-modtrace-learn.conf\n",
         );
-        pair.b2().insert("proc-modules", &proc_modules(&modules));
-        pair.b2().insert("proc-modules-after", &proc_modules(&modules));
+        // The user's squashfs is held for review: the locked boot lacks it.
+        let locked: Vec<&str> = modules.iter().copied().filter(|m| *m != "squashfs").collect();
+        pair.b2().insert("proc-modules", &proc_modules(&locked));
+        pair.b2().insert("proc-modules-after", &proc_modules(&locked));
         works_after_lock(pair.b2());
+        deputy_boot1(pair.b1());
         pair
     }
+}
+
+/// What deputy_mount and generate leave in boot 1 (checks/deputy.rs).
+fn deputy_boot1(r: &mut Recorded) {
+    for step in ["deputy-useradd", "deputy-loop", "deputy-mount"] {
+        r.insert(&format!("{step}.status"), "0\n");
+    }
+    r.insert("deputy-findmnt.out", "squashfs /dev/loop1 /media/modtrace-user/disk\n");
+    r.insert(
+        "check.out",
+        "needs review: 1 item(s) only untrusted processes asked for; not loaded before the lock unless accepted:\n  \
+         - squashfs: udisks2.service acted on behalf of uid 1000 (its journal), an unprivileged process (uid 1000) \
+         in a scope not known; asked: request for fs-squashfs; accept: modtrace allow squashfs\n",
+    );
+    r.insert("generated/modtrace.conf", "# modtrace\nappletalk\nbinfmt_misc\nminix\n");
+    r.insert("generated/dropin-mnt-minix.mount.conf", "[Unit]\nWants=modprobe@minix.service\nAfter=modprobe@minix.service\n");
 }
 
 fn edit_module(p: &mut Pair, name: &str, edit: impl FnOnce(&mut Value)) {
@@ -540,9 +566,39 @@ fn every_service_check_can_fail() {
     });
     expect_service_failure("binfmt_registered_after_lock", |p| p.b2().insert("binfmt-entry.out", "disabled\n"));
     expect_service_failure("fat_mounted_after_lock", |p| p.b2().insert("fat-mount.out", ""));
+    deputy_checks_can_fail();
     expect_service_failure("tun_up_after_lock", |p| {
         p.b2().insert("tun-link.out", "6: mttun0: <POINTOPOINT,MULTICAST,NOARP> mtu 1500 state DOWN\n")
     });
+}
+
+fn deputy_checks_can_fail() {
+    expect_service_failure("deputy_user_mounted_through_udisks", |p| p.b1().insert("deputy-mount.status", "1\n"));
+    expect_service_failure("deputy_user_mounted_through_udisks", |p| p.b1().insert("deputy-findmnt.out", ""));
+    // What modtrace said before following the deputy: udisksd, root, in its unit.
+    expect_service_failure("deputy_load_is_the_users_via_udisks2", |p| {
+        edit_module(p, "squashfs", |m| m["triggers"][0] = trigger("request", "requester", "udisks2.service"))
+    });
+    expect_service_failure("deputy_load_is_the_users_via_udisks2", |p| {
+        edit_module(p, "squashfs", |m| m["triggers"][0]["requester"]["uid"] = json!(0))
+    });
+    expect_service_failure("deputy_load_held_for_review", |p| p.b1().insert("check.out", "nothing found that would break\n"));
+    expect_service_failure("deputy_load_held_for_review", |p| {
+        p.b1().insert("generated/dropin-udisks2.service.conf", "[Unit]\nWants=modprobe@squashfs.service\n")
+    });
+    expect_service_failure("deputy_load_held_for_review", |p| {
+        p.b1().insert("generated/modtrace.conf", "# modtrace\nappletalk\nminix\nsquashfs\n")
+    });
+    // Listed, and the locked boot loads it: no longer only the client's.
+    expect_service_failure("boot1_modules_kept_in_boot2", |p| {
+        edit_module(p, "squashfs", |m| m["triggers"][0] = trigger("request", "requester", "udisks2.service"))
+    });
+    expect_service_failure("root_fstab_mount_trusted", |p| {
+        edit_module(p, "minix", |m| m["triggers"][0]["via"] = json!("udisks2.service"))
+    });
+    expect_service_failure("root_fstab_mount_trusted", |p| p.b1().insert("generated/modtrace.conf", "appletalk\n"));
+    expect_service_failure("root_fstab_mount_trusted", |p| p.b1().remove("generated/dropin-mnt-minix.mount.conf"));
+    expect_service_failure("root_fstab_mount_works_after_lock", |p| p.b2().insert("minix-mount.out", ""));
 }
 
 // ---- the guard boot (guard.rs) ----
