@@ -2,9 +2,12 @@
 //! any container (a system unit, PID 1, udev, the kernel, a preloaded
 //! configuration, or root outside units and in login sessions). Anything else
 //! (an unprivileged uid, a user's unit, a container, a uid or scope not known)
-//! needs an admin's review before it reaches boot-time policy.
+//! needs an admin's review before it reaches boot-time policy. A kernel
+//! thread is root in the root cgroup whoever it works for: its request counts
+//! only as the requester it was joined to (trace/kthread.rs).
 
 use crate::profile::{Loader, Requester, Trigger, TriggerKind, BEFORE_LEARNING};
+use crate::trace::kthread::UNJOINED;
 use crate::trace::scope::Scope;
 
 /// Whether a cause may reach the generated files by itself, and why.
@@ -44,14 +47,54 @@ fn root_on_host(uid: Option<u32>, euid: Option<u32>, scope: &Scope) -> Trust {
         Scope::System { unit } if unit == "init.scope" => Trust::Trusted("root: PID 1 (init.scope)".to_string()),
         Scope::System { .. } => Trust::Trusted(format!("root in the {scope}")),
         Scope::Session { .. } => Trust::Trusted(format!("root in the {scope}")),
-        Scope::NoUnit => Trust::Trusted("root outside any unit (a kernel thread, or the root cgroup)".to_string()),
+        Scope::NoUnit => Trust::Trusted("root outside any unit (the root cgroup, not a kernel thread)".to_string()),
         Scope::User { .. } | Scope::Container { .. } => Trust::Review(format!("root, but in the {scope}")),
         Scope::Unknown => Trust::Review("root, but its cgroup is not known, so neither is its scope".to_string()),
     }
 }
 
 pub fn requester(r: &Requester) -> Trust {
-    root_on_host(r.uid, r.euid, &r.scope)
+    match (r.kernel_thread, &r.scope) {
+        (Some(true), _) => Trust::Review(format!(
+            "{UNJOINED}: {} is a kernel thread, root in the root cgroup whoever it works for",
+            r.comm
+        )),
+        (None, Scope::NoUnit) if r.uid == Some(0) => Trust::Review(
+            "root outside any unit, and whether it was a kernel thread acting for someone is not recorded \
+             (a profile from before modtrace recorded it): learn again"
+                .to_string(),
+        ),
+        _ => root_on_host(r.uid, r.euid, &r.scope),
+    }
+}
+
+/// A kernel thread's request: trusted when the requester it is joined to is,
+/// and, when several waiting processes could have caused it, every one of them.
+fn joined(t: &Trigger) -> Trust {
+    let Some(r) = &t.requester else {
+        return Trust::Review("nobody is recorded as having asked".to_string());
+    };
+    let first = match (r.kernel_thread, &t.reason) {
+        (Some(true), Some(why)) => Trust::Review(format!("{why}: {} is a kernel thread", r.comm)),
+        _ => requester(r),
+    };
+    if t.candidates.is_empty() {
+        return first;
+    }
+    let untrusted: Vec<String> = std::iter::once(r)
+        .chain(&t.candidates)
+        .filter(|c| !requester(c).trusted())
+        .map(|c| format!("{} (uid {})", c.comm, c.uid.map_or("unknown".to_string(), |u| u.to_string())))
+        .collect();
+    let via = t.via.as_deref().unwrap_or("a kernel thread");
+    match untrusted.is_empty() {
+        true => Trust::Trusted(format!("{}; so is every other process {via} could have asked for", first.why())),
+        false => Trust::Review(format!(
+            "{via} asked for one of {} waiting processes, and not all are trusted: {}",
+            t.candidates.len() + 1,
+            untrusted.join(", ")
+        )),
+    }
 }
 
 pub fn loader(l: &Loader) -> Trust {
@@ -68,13 +111,10 @@ pub fn of_trigger(t: &Trigger) -> Trust {
         TriggerKind::Request => {
             // One load answered every pending request: it is trusted when any
             // of those who asked is.
-            let all: Vec<Trust> = t.requester.iter().chain(&t.also_requested_by).map(requester).collect();
-            match all.iter().find(|x| x.trusted()) {
-                Some(x) => x.clone(),
-                None => all
-                    .into_iter()
-                    .next()
-                    .unwrap_or_else(|| Trust::Review("nobody is recorded as having asked".to_string())),
+            let first = joined(t);
+            match t.also_requested_by.iter().map(requester).find(|x| x.trusted()) {
+                Some(x) if !first.trusted() => x,
+                _ => first,
             }
         }
         TriggerKind::Explicit => match &t.loader {
@@ -108,6 +148,7 @@ mod tests {
             uid,
             euid: None,
             loginuid: None,
+            kernel_thread: Some(false),
             unit: scope.unit().map(Into::into),
             scope,
             cgroup: Some(cgroup.into()),
@@ -149,6 +190,11 @@ mod tests {
             "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service",
         )));
         assert_eq!(t.why(), "an unprivileged process (uid 1000) in the user unit lightdm.service of uid 1000");
+        let mut old = req(Some(0), "/");
+        old.kernel_thread = None;
+        assert!(!requester(&old).trusted(), "root cgroup, kernel thread or not unknown");
+        old.kernel_thread = Some(true);
+        assert!(requester(&old).why().starts_with(UNJOINED), "{:?}", requester(&old));
         let mut setuid = req(Some(1000), "/system.slice/example.service");
         setuid.euid = Some(0);
         assert!(!requester(&setuid).trusted(), "a setuid program's real uid is the user's");

@@ -165,6 +165,11 @@ pub struct Trigger {
     /// `requester` is the earliest of several.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_requested_by: Vec<Requester>,
+    /// A kernel thread's request that more than one waiting process could have
+    /// caused (trace/kthread.rs): the others besides `requester`. Trusted only
+    /// when every one of them is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Requester>,
     /// The process that called init_module/finit_module.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loader: Option<Loader>,
@@ -174,7 +179,9 @@ pub struct Trigger {
     /// The unit systemd ran on the requester's behalf, through which the load
     /// came: the mount unit of an automount (the requester is the process that
     /// touched the path), or modprobe@NAME.service (the requesters are the
-    /// units that want it). See onbehalf.rs.
+    /// units that want it), see onbehalf.rs; or the kernel thread that asked
+    /// for the requester, e.g. "cryptomgr_probe (kernel thread)", see
+    /// trace/kthread.rs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
     /// "initramfs": the load happened in the initramfs, before the main
@@ -182,7 +189,8 @@ pub struct Trigger {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
     /// Preloaded: the configuration that loads it at boot, or "before learning".
-    /// Unknown: why no cause could be told.
+    /// Unknown: why no cause could be told. Request by a kernel thread joined
+    /// to nobody: why not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub count: u64,
@@ -206,6 +214,10 @@ pub struct Requester {
     pub euid: Option<u32>,
     #[serde(default)]
     pub loginuid: Option<u32>,
+    /// Whether it is a kernel thread (which acts for someone else); None when
+    /// not known (a profile from before modtrace recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_thread: Option<bool>,
     #[serde(default)]
     pub unit: Option<String>,
     /// Whose unit `unit` is (the host's, a user's, a container's).
@@ -430,6 +442,7 @@ impl Trigger {
             needed_by: None,
             requester: None,
             also_requested_by: Vec::new(),
+            candidates: Vec::new(),
             loader: None,
             device: None,
             via: None,

@@ -19,7 +19,7 @@ impl Profile {
     /// Adds one correlated record. Returns whether the profile changed.
     pub fn observe(&mut self, rec: &Record) -> bool {
         match &rec.what {
-            What::Request { alias, resolves_to, repeats, .. } => {
+            What::Request { alias, resolves_to, repeats, kthread, .. } => {
                 let count = 1 + u64::from(*repeats);
                 let req = self.request_mut(alias, &rec.time);
                 req.count += count;
@@ -28,7 +28,9 @@ impl Profile {
                 for m in resolves_to {
                     insert_sorted(&mut req.resolves_to, normalize(m));
                 }
-                add_requester(&mut req.requesters, requester_of(&rec.process), count);
+                // A kernel thread's request counts for whom it is joined to.
+                let who = kthread.as_ref().and_then(|k| k.requester.as_ref()).unwrap_or(&rec.process);
+                add_requester(&mut req.requesters, requester_of(who), count);
                 true
             }
             What::Load { syscall, ret, error, repeats, module, cause, .. } => {
@@ -234,10 +236,16 @@ pub(crate) fn add_trigger(list: &mut Vec<Trigger>, new: Trigger) {
             if let (Some(old), Some(newer)) = (&mut t.requester, new.requester) {
                 old.pid = newer.pid.or(old.pid);
                 old.cgroup = newer.cgroup.or(old.cgroup.take());
+                old.kernel_thread = merge_kernel_thread(old.kernel_thread, newer.kernel_thread);
             }
             for r in new.also_requested_by {
                 if !t.also_requested_by.iter().any(|o| o.same_as(&r)) {
                     t.also_requested_by.push(r);
+                }
+            }
+            for r in new.candidates {
+                if !t.candidates.iter().any(|o| o.same_as(&r)) {
+                    t.candidates.push(r);
                 }
             }
             if t.device.is_none() {
@@ -257,12 +265,22 @@ pub(crate) fn add_requester(list: &mut Vec<CountedRequester>, who: Requester, co
             r.count += count;
             r.who.pid = who.pid.or(r.who.pid);
             r.who.cgroup = who.cgroup.or(r.who.cgroup.take());
+            r.who.kernel_thread = merge_kernel_thread(r.who.kernel_thread, who.kernel_thread);
             for (k, v) in who.extra {
                 r.who.extra.insert(k, v);
             }
         }
         None => list.push(CountedRequester { who, count }),
     }
+}
+
+/// Once seen as a kernel thread, always one: a later record cannot make a
+/// kernel thread's requests look like a process's.
+fn merge_kernel_thread(old: Option<bool>, new: Option<bool>) -> Option<bool> {
+    if old == Some(true) || new == Some(true) {
+        return Some(true);
+    }
+    new.or(old)
 }
 
 pub(crate) fn add_failure(list: &mut Vec<Failure>, new: Failure) {
@@ -290,6 +308,7 @@ fn requester_of(p: &Process) -> Requester {
         uid: Some(p.uid),
         euid: p.euid,
         loginuid: p.loginuid,
+        kernel_thread: p.kernel_thread,
         unit: p.unit.clone(),
         scope: p.scope.clone(),
         cgroup: p.cgroup.clone(),
@@ -306,6 +325,7 @@ fn parent_requester(p: &Parent) -> Requester {
         uid: None,
         euid: None,
         loginuid: None,
+        kernel_thread: None,
         unit: p.unit.clone(),
         scope: Default::default(),
         cgroup: None,
@@ -351,7 +371,7 @@ fn trigger_of(module: &str, cause: &Cause, rec: &Record) -> Trigger {
 
 fn cause_trigger(module: &str, cause: &Cause, process: &Process) -> Trigger {
     match cause {
-        Cause::Request { alias, requester, module: alias_module, needed_by, also_requested_by } => {
+        Cause::Request { alias, requester, module: alias_module, needed_by, also_requested_by, kthread } => {
             let mut t = Trigger::new(TriggerKind::Request);
             t.alias = Some(alias.clone());
             t.needed_by = needing_module(module, alias_module.as_ref(), needed_by);
@@ -361,6 +381,11 @@ fn cause_trigger(module: &str, cause: &Cause, process: &Process) -> Trigger {
                 if !t.also_requested_by.iter().any(|o| o.same_as(&r)) {
                     t.also_requested_by.push(r);
                 }
+            }
+            if let Some(k) = kthread {
+                t.via = k.requester.is_some().then(|| k.via.clone());
+                t.candidates = k.candidates.iter().map(requester_of).collect();
+                t.reason = k.unjoined.clone();
             }
             t.loader = Some(loader_of(process));
             t.count = 1;

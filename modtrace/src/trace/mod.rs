@@ -7,6 +7,7 @@ pub mod correlate;
 pub mod decode;
 pub mod drops;
 pub mod event;
+pub mod kthread;
 pub mod modindex;
 pub mod onbehalf;
 pub mod output;
