@@ -12,8 +12,11 @@
 //! (crypto_lookup_template) and, for each inner algorithm, crypto-INNER and
 //! crypto-INNER-all; an inner template starts another such thread. So a
 //! cryptomgr_probe request for a name is joined to the waiting tasks whose
-//! algorithm name contains it. Several different ones: the first is the
-//! requester and the others are candidates, all of whom must be trusted.
+//! algorithm name contains it; the thread's later requests follow its first
+//! (one thread, one larval), and a template it asks for itself (lrw asks for
+//! ecb(cast6)) waits for the same requesters. Several different waiters: the
+//! first is the requester and the others are candidates, all of whom must be
+//! trusted.
 //!
 //! Any other kernel thread's request is joined to nobody, and says so.
 
@@ -44,10 +47,20 @@ struct Waiter {
     requester: Process,
 }
 
-/// Recent requests for template instances, waiting for the crypto manager.
+/// A probe thread and for whom it works.
+#[derive(Debug, Clone)]
+struct Thread {
+    tgid: u32,
+    ts_ns: u64,
+    join: KthreadJoin,
+}
+
+/// Recent requests for template instances, waiting for the crypto manager,
+/// and the probe threads working for them.
 #[derive(Debug, Default)]
 pub struct CryptoWaiters {
     waiters: VecDeque<Waiter>,
+    threads: VecDeque<Thread>,
     /// A waiter was dropped for room: joins before this time may miss it.
     dropped_until: Option<u64>,
     dropped: u64,
@@ -60,22 +73,47 @@ impl CryptoWaiters {
     }
 
     /// The join of one request: None when the task is not a kernel thread.
-    /// A request for a template instance by anyone else is kept as a waiter.
+    /// A request for a template instance by anyone but the probe thread is
+    /// kept as a waiter, another kernel thread's too (cifsd, a kworker): as a
+    /// candidate it keeps a join from being trusted.
     pub fn request(&mut self, ts_ns: u64, alias: &str, process: &Process) -> Option<KthreadJoin> {
         self.expire(ts_ns);
-        if process.kernel_thread != Some(true) {
+        let kthread = process.kernel_thread == Some(true);
+        if !kthread || process.comm != CRYPTO_PROBE {
             self.wait(ts_ns, alias, process);
-            return None;
+            let why = format!("{UNJOINED} ({} is not a thread modtrace can join)", process.comm);
+            return kthread.then(|| unjoined(via(process), why));
         }
-        let via = format!("{} (kernel thread)", process.comm);
-        if process.comm != CRYPTO_PROBE {
-            return Some(unjoined(via, format!("{UNJOINED} ({} is not a thread modtrace can join)", process.comm)));
+        // One probe thread instantiates one larval: its first request tells
+        // for whom, and the rest follow.
+        let join = match self.threads.iter_mut().find(|t| t.tgid == process.tgid) {
+            Some(t) => {
+                t.ts_ns = ts_ns;
+                t.join.clone()
+            }
+            None => {
+                let join = self.join(ts_ns, alias, process);
+                self.bind_thread(ts_ns, process.tgid, join.clone());
+                join
+            }
+        };
+        // A template it asks for (lrw asks for ecb(cast6)) starts a thread of
+        // its own, which acts for the same requesters.
+        for who in join.requester.iter().chain(&join.candidates) {
+            self.wait(ts_ns, alias, who);
         }
+        Some(join)
+    }
+
+    /// A probe thread's first request: joined to the waiters whose algorithm
+    /// name contains the name it asked for.
+    fn join(&self, ts_ns: u64, alias: &str, process: &Process) -> KthreadJoin {
         let Some(name) = algorithm(alias) else {
-            return Some(unjoined(via, format!("{UNJOINED} ({alias} is not a crypto algorithm)")));
+            return unjoined(via(process), format!("{UNJOINED} ({alias} is not a crypto algorithm)"));
         };
         if self.dropped_until.is_some_and(|until| ts_ns <= until) {
-            return Some(unjoined(via, format!("{UNJOINED} (more than {MAX_WAITERS} requests waited at once)")));
+            let why = format!("{UNJOINED} (more than {MAX_WAITERS} requests waited at once)");
+            return unjoined(via(process), why);
         }
         let mut found: Vec<Process> = Vec::new();
         let wanted = [name, name.strip_suffix("-all").unwrap_or(name)];
@@ -87,10 +125,25 @@ impl CryptoWaiters {
         }
         if found.is_empty() {
             let why = format!("{UNJOINED} (no task was waiting for an algorithm that contains {name})");
-            return Some(unjoined(via, why));
+            return unjoined(via(process), why);
         }
         let requester = found.remove(0);
-        Some(KthreadJoin { via, requester: Some(requester), candidates: found, unjoined: None })
+        KthreadJoin { via: via(process), requester: Some(requester), candidates: found, unjoined: None }
+    }
+
+    fn bind_thread(&mut self, ts_ns: u64, tgid: u32, join: KthreadJoin) {
+        if self.threads.len() >= MAX_WAITERS {
+            if let Some(old) = self.threads.pop_front() {
+                self.note_dropped(old.ts_ns.max(ts_ns));
+            }
+        }
+        self.threads.push_back(Thread { tgid, ts_ns, join });
+    }
+
+    fn note_dropped(&mut self, ts_ns: u64) {
+        self.dropped += 1;
+        let until = ts_ns.saturating_add(WAIT_NS);
+        self.dropped_until = Some(self.dropped_until.map_or(until, |u| u.max(until)));
     }
 
     /// Keeps a request for a template instance (only those start the thread);
@@ -107,9 +160,7 @@ impl CryptoWaiters {
         }
         if self.waiters.len() >= MAX_WAITERS {
             if let Some(old) = self.waiters.pop_front() {
-                self.dropped += 1;
-                let until = old.ts_ns.max(ts_ns).saturating_add(WAIT_NS);
-                self.dropped_until = Some(self.dropped_until.map_or(until, |u| u.max(until)));
+                self.note_dropped(old.ts_ns.max(ts_ns));
             }
         }
         self.waiters.push_back(Waiter { ts_ns, names, requester: process.clone() });
@@ -117,10 +168,15 @@ impl CryptoWaiters {
 
     fn expire(&mut self, now_ns: u64) {
         self.waiters.retain(|w| w.ts_ns.saturating_add(WAIT_NS) >= now_ns);
+        self.threads.retain(|t| t.ts_ns.saturating_add(WAIT_NS) >= now_ns);
         if self.dropped_until.is_some_and(|until| until < now_ns) {
             self.dropped_until = None;
         }
     }
+}
+
+fn via(thread: &Process) -> String {
+    format!("{} (kernel thread)", thread.comm)
 }
 
 fn unjoined(via: String, why: String) -> KthreadJoin {

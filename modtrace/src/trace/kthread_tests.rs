@@ -179,7 +179,7 @@ fn two_binders_waiting_make_the_join_need_review_naming_them() {
     assert!(!why.trusted(), "{why:?}");
     assert!(why.why().contains("alg-bind (uid 1000)") && why.why().contains("one of 2"), "{why:?}");
     // Two root waiters are trusted together.
-    let mut events = vec![request(SEC, root(90), "crypto-xts(cast6)")];
+    let mut events = vec![request(SEC, root(90), "crypto-lrw(cast6)")];
     events.extend(lrw_bind(root(100), 2 * SEC, 200));
     let (_, profile) = run(events);
     let t = trigger_of(&profile, "cast6_generic");
@@ -204,6 +204,19 @@ fn a_kernel_thread_nobody_waits_for_needs_review() {
     events.extend(lrw_bind(user(100), 100 * SEC, 200).into_iter().skip(2));
     let (_, profile) = run(events);
     assert!(!trust::of_trigger(trigger_of(&profile, "cast6_generic")).trusted());
+}
+
+#[test]
+fn a_kernel_thread_waiting_too_keeps_a_root_join_from_being_trusted() {
+    // cifsd (a kernel thread, for a remote server) and root both wait.
+    let mut events = vec![request(SEC, kthread(80, "cifsd"), "crypto-lrw(cast6)")];
+    events.extend(lrw_bind(root(100), 2 * SEC, 200));
+    let (_, profile) = run(events);
+    let t = trigger_of(&profile, "cast6_generic");
+    assert_eq!(t.requester.as_ref().unwrap().comm, "cifsd");
+    assert_eq!(t.candidates[0].comm, "cryptsetup");
+    let why = trust::of_trigger(t);
+    assert!(!why.trusted() && why.why().contains("cifsd (uid 0)"), "{why:?}");
 }
 
 #[test]
@@ -246,9 +259,37 @@ fn the_waiter_table_is_bounded_and_a_drop_never_makes_a_join_trusted() {
     // Once the window the dropped ones could match in has passed, joins resume.
     let later = SEC + u64::from(MAX_WAITERS as u32 + 10) + WAIT_NS + 1;
     w.request(later, "crypto-lrw(cast6)", &root_p);
-    let join = w.request(later + 1, "crypto-cast6", &thread).unwrap();
+    let join = w.request(later + 1, "crypto-cast6", &describe(&kthread(6, CRYPTO_PROBE))).unwrap();
     assert_eq!(join.requester.map(|p| p.comm), Some("cryptsetup".to_string()));
     assert!(w.waiters.len() <= 2, "expired waiters go: {}", w.waiters.len());
+    // Threads are bounded the same way.
+    for pid in 0..MAX_WAITERS as u32 + 1 {
+        w.request(later + 2, "crypto-cast6", &describe(&kthread(10_000 + pid, CRYPTO_PROBE)));
+    }
+    assert_eq!(w.threads.len(), MAX_WAITERS);
+}
+
+#[test]
+fn a_thread_follows_its_first_request_and_a_nested_template_its_requester() {
+    // lrw(cast6) on 6.1: the thread asks for lrw, cast6 and ecb(cast6); the
+    // nested thread for ecb(cast6) asks for ecb, and cast6 is there already.
+    let nested = || kthread(300, CRYPTO_PROBE);
+    let mut events = lrw_bind(user(100), SEC, 200);
+    events.extend([
+        request(SEC + 10, kthread(200, CRYPTO_PROBE), "crypto-ecb(cast6)"),
+        request(SEC + 11, nested(), "crypto-ecb"),
+        loaded(SEC + 12, helper(301, "crypto-ecb"), "ecb"),
+        // Another waiter's name containing ecb, after the nested thread bound.
+        request(SEC + 13, root(90), "crypto-ecb(aes)"),
+        request(SEC + 14, nested(), "crypto-ecb-all"),
+    ]);
+    let (records, profile) = run(events);
+    let t = trigger_of(&profile, "ecb");
+    assert_eq!(t.requester.as_ref().unwrap().uid, Some(1000), "{t:?}");
+    assert!(t.candidates.is_empty(), "{t:?}");
+    let last = records.last().unwrap();
+    let What::Request { kthread: Some(k), .. } = &last.what else { panic!("{last:?}") };
+    assert_eq!((k.requester.as_ref().map(|p| p.uid), k.candidates.len()), (Some(1000), 0), "bound at its first");
 }
 
 #[test]
