@@ -19,12 +19,12 @@ fn json_section(f: &Facts, name: &str) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{name} is not JSON ({e}):\n{text}"))
 }
 
-fn profile(f: &Facts) -> Result<Value, String> {
+pub(super) fn profile(f: &Facts) -> Result<Value, String> {
     json_section(f, section::PROFILE)
 }
 
 /// `modules[]` entry `name` of a profile.
-fn module<'a>(p: &'a Value, name: &str) -> Result<&'a Value, String> {
+pub(super) fn module<'a>(p: &'a Value, name: &str) -> Result<&'a Value, String> {
     let modules = p.pointer("/modules").and_then(Value::as_array).ok_or("the profile has no modules list")?;
     modules.iter().find(|m| text(m, "/name") == name).ok_or_else(|| {
         let names: Vec<&str> = modules.iter().map(|m| text(m, "/name")).collect();
