@@ -91,6 +91,9 @@ const CHECKS: &[(&str, CheckFn)] = &[
     // who asked: the kernel's facts about the requester
     ("who_user_unit_requester", who::user_unit_requester),
     ("who_container_unit_requester", who::container_unit_requester),
+    ("kthread_joined_to_binder", kthread::joined_to_binder),
+    ("kthread_profile_names_binder", kthread::profile_names_binder),
+    ("kthread_needs_review_not_listed", kthread::needs_review_not_listed),
     // trust: generate, check and allow on the learned profile
     ("trust_generate_lists_root_needs_only", trust::generate_lists_root_needs_only),
     ("trust_no_drop_in_for_user_or_container_unit", trust::no_drop_in_for_user_or_container_unit),
@@ -431,9 +434,15 @@ fn missing_alias_request(f: &Facts) -> Result<(), String> {
     let r = request(f, sc::MISSING_ALIAS)?;
     expect(r, "/process/comm", comm::GUEST_TOOL)?;
     expect_empty(r, "/resolves_to")?;
-    let satisfied = f.records.iter().find(|r| {
-        matches!(text(r, "/kind"), "loaded" | "load")
-            && (text(r, "/cause/alias") == sc::MISSING_ALIAS || text(r, "/module") == sc::MISSING_MODULE)
+    // The kernel-thread step insmods af_alg later (assertions/kthread.rs):
+    // only a module linked by no explicit load can be for the request.
+    let satisfied = f.records.iter().find(|r| match text(r, "/kind") {
+        "load" => text(r, "/cause/alias") == sc::MISSING_ALIAS,
+        "loaded" => {
+            text(r, "/cause/alias") == sc::MISSING_ALIAS
+                || (text(r, "/module") == sc::MISSING_MODULE && text(r, "/cause/kind") != "explicit")
+        }
+        _ => false,
     });
     match satisfied {
         Some(r) => Err(evidence("a module was loaded for the request that must fail", r)),
@@ -525,6 +534,7 @@ fn expect_empty(r: &Value, pointer: &str) -> Result<(), String> {
 mod early;
 mod flood;
 mod guard;
+mod kthread;
 mod learn;
 mod preload;
 mod netns;

@@ -47,6 +47,7 @@ pub fn build(kernel: &Kernel, programs: &Programs, work: &Path) -> Result<PathBu
     fs::write(root.join("etc/scenario.env"), scenario::env_file())?;
     install_modules(kernel, &root)?;
     install_loose_modules(kernel, &root)?;
+    install_kthread_socket_modules(kernel, &root)?;
     pack(&root, &work.join("initramfs.cpio"))
 }
 
@@ -102,6 +103,10 @@ fn install_modules(kernel: &Kernel, root: &Path) -> Result<()> {
     for module in scenario::MODPROBE_MODULES {
         files.extend(module_files(kernel, module)?);
     }
+    // Modules in some kernels, built in in others.
+    for module in scenario::KTHREAD_IF_MODULE {
+        files.extend(module_files(kernel, module).unwrap_or_default());
+    }
     for file in &files {
         let relative = file
             .strip_prefix(&source)
@@ -138,6 +143,19 @@ pub(crate) fn module_files(kernel: &Kernel, module: &str) -> Result<Vec<PathBuf>
         bail!("{module} depends on {}, which must stay out of the image", scenario::MISSING_MODULE);
     }
     Ok(files)
+}
+
+/// AF_ALG's modules for the kernel-thread step, uncompressed (busybox insmod)
+/// outside /lib/modules: depmod never sees them, so net-pf-38 stays missing.
+fn install_kthread_socket_modules(kernel: &Kernel, root: &Path) -> Result<()> {
+    for module in scenario::KTHREAD_SOCKET_MODULES {
+        let files = kernels::insmod_files(&kernel.show_depends(module)?);
+        let file = files.last().with_context(|| format!("{module} is not a loadable module of {}", kernel.kver))?;
+        let dest = root.join(scenario::KTHREAD_DIR).join(format!("{module}.ko"));
+        fs::create_dir_all(dest.parent().expect("a module file has a directory"))?;
+        install_uncompressed(file, &dest)?;
+    }
+    Ok(())
 }
 
 /// Uncompressed copies, for insmod and init_module (busybox reads no .ko.xz), of

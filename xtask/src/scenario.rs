@@ -193,8 +193,29 @@ pub const EARLY_PROFILE: &str = "/tmp/early.json";
 /// The pin directory of another build (a stale initramfs): released unread.
 pub const EARLY_FOREIGN: &str = "0000000000000000";
 
+// ---- kernel threads: the crypto manager's thread acts for a user (trace/kthread.rs) ----
+
+/// An unprivileged uid binds an AF_ALG socket of KTHREAD_ALG_TYPE to
+/// KTHREAD_ALG; the kernel's cryptomgr_probe thread then requests crypto-lrw
+/// and crypto-cast6 (and, where ecb is a module, crypto-ecb) for it.
+pub const KTHREAD_UID: u32 = 1001;
+pub const KTHREAD_ALG_TYPE: &str = "skcipher";
+pub const KTHREAD_ALG: &str = "lrw(cast6)";
+/// Modules in every kernel of the matrix. Only cast6_generic provides
+/// crypto-cast6 in the image (the AVX variant is left out).
+pub const KTHREAD_TEMPLATE: (&str, &str) = ("crypto-lrw", "lrw");
+pub const KTHREAD_INNER: (&str, &str) = ("crypto-cast6", "cast6_generic");
+/// lrw instantiates ecb(cast6): a module in 6.1, built in from 6.12.
+pub const KTHREAD_IF_MODULE: [&str; 1] = ["ecb"];
+pub const KTHREAD_VIA: &str = "cryptomgr_probe (kernel thread)";
+/// AF_ALG's modules, uncompressed in KTHREAD_DIR outside /lib/modules (so
+/// net-pf-38 stays unresolvable for the missing-alias step), insmod'ed by
+/// root before the bind, in this order.
+pub const KTHREAD_SOCKET_MODULES: [&str; 2] = ["af_alg", "algif_skcipher"];
+pub const KTHREAD_DIR: &str = "opt/kthread";
+
 /// Modules whose files (and dependencies) the guest's modprobe can find.
-pub const MODPROBE_MODULES: [&str; 21] = [
+pub const MODPROBE_MODULES: [&str; 23] = [
     EXPLICIT_MODULE,
     BINFMT_MODULE,
     CHAIN[0],
@@ -216,6 +237,8 @@ pub const MODPROBE_MODULES: [&str; 21] = [
     NETNS_FORKED_FS,
     NETNS_UNFORKED_FS,
     NETNS_HOST_FS,
+    KTHREAD_TEMPLATE.1,
+    KTHREAD_INNER.1,
 ];
 /// Modules copied uncompressed to /opt/ko for insmod and init_module.
 pub const LOOSE_MODULES: [&str; 3] = [INSMOD_MODULE, INIT_MODULE_MODULE, INIT_FAILS_MODULE];
@@ -308,7 +331,12 @@ pub fn env_file() -> String {
          NETNS_CGROUP=/sys/fs/cgroup{NETNS_CGROUP}\n\
          NETNS_FORKED_FS={NETNS_FORKED_FS}\n\
          NETNS_UNFORKED_FS={NETNS_UNFORKED_FS}\n\
-         NETNS_HOST_FS={NETNS_HOST_FS}\n"
+         NETNS_HOST_FS={NETNS_HOST_FS}\n\
+
+         KTHREAD_UID={KTHREAD_UID}\n\
+         KTHREAD_ALG_TYPE={KTHREAD_ALG_TYPE}\n\
+         KTHREAD_ALG='{KTHREAD_ALG}'\n\
+         KTHREAD_DIR=/{KTHREAD_DIR}\n"
     )
 }
 

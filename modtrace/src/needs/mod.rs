@@ -252,6 +252,10 @@ pub fn describe_trigger(t: &Trigger) -> String {
                 let others: Vec<String> = t.also_requested_by.iter().map(who).collect();
                 s.push_str(&format!(", also by {}", others.join(", ")));
             }
+            if !t.candidates.is_empty() {
+                let others: Vec<String> = t.candidates.iter().map(who).collect();
+                s.push_str(&format!(", or by {} (any of them could have been waiting)", others.join(", ")));
+            }
             match &t.via {
                 Some(via) if via.ends_with(".mount") => s.push_str(&format!(", through the automount's {via}")),
                 Some(via) => s.push_str(&format!(", through {via}")),
@@ -320,7 +324,8 @@ pub fn units_of(t: &Trigger) -> Vec<(String, Scope)> {
             }
             // An automount's mount unit (onbehalf.rs) needs it too: it is a
             // host system unit, since only those are followed. Any other
-            // `via` (a root deputy) acted for the requester: it gets nothing.
+            // `via` (a root deputy, a kernel thread: trace/kthread.rs) acted
+            // for the requester: it gets nothing.
             if let Some(via) = t.via.as_ref().filter(|v| v.ends_with(".mount")) {
                 add(Some(via), &Scope::System { unit: via.clone() });
             }

@@ -6,8 +6,11 @@
 //! cgroup's names or by its namespaces, a uid or scope not known, a module
 //! merely found loaded) needs an admin's review before it reaches boot-time
 //! policy.
+//! A kernel thread is root in the root cgroup whoever it works for: its
+//! request counts only as the requester it was joined to (trace/kthread.rs).
 
 use crate::profile::{Loader, Requester, Trigger, TriggerKind, BEFORE_LEARNING};
+use crate::trace::kthread::UNJOINED;
 use crate::trace::scope::Scope;
 
 /// Why a module found loaded when learning started, with no source that
@@ -46,7 +49,7 @@ fn root_on_host(uid: Option<u32>, euid: Option<u32>, scope: &Scope) -> Trust {
     if scope.root_on_host(uid, euid) {
         return Trust::Trusted(match scope {
             Scope::System { unit } if unit == "init.scope" => "root: PID 1 (init.scope)".to_string(),
-            Scope::NoUnit => "root outside any unit (a kernel thread, or the root cgroup)".to_string(),
+            Scope::NoUnit => "root outside any unit (the root cgroup, not a kernel thread)".to_string(),
             _ => format!("root in the {scope}"),
         });
     }
@@ -69,7 +72,47 @@ fn root_on_host(uid: Option<u32>, euid: Option<u32>, scope: &Scope) -> Trust {
 }
 
 pub fn requester(r: &Requester) -> Trust {
-    root_on_host(r.uid, r.euid, &r.scope)
+    match (r.kernel_thread, &r.scope) {
+        (Some(true), _) => Trust::Review(format!(
+            "{UNJOINED}: {} is a kernel thread, root in the root cgroup whoever it works for",
+            r.comm
+        )),
+        (None, Scope::NoUnit) if r.uid == Some(0) => Trust::Review(
+            "root outside any unit, and whether it was a kernel thread acting for someone is not recorded \
+             (a profile from before modtrace recorded it): learn again"
+                .to_string(),
+        ),
+        _ => root_on_host(r.uid, r.euid, &r.scope),
+    }
+}
+
+/// A kernel thread's request: trusted when the requester it is joined to is,
+/// and, when several waiting processes could have caused it, every one of them.
+fn joined(t: &Trigger) -> Trust {
+    let Some(r) = &t.requester else {
+        return Trust::Review("nobody is recorded as having asked".to_string());
+    };
+    let first = match (r.kernel_thread, &t.reason) {
+        (Some(true), Some(why)) => Trust::Review(format!("{why}: {} is a kernel thread", r.comm)),
+        _ => requester(r),
+    };
+    if t.candidates.is_empty() {
+        return first;
+    }
+    let untrusted: Vec<String> = std::iter::once(r)
+        .chain(&t.candidates)
+        .filter(|c| !requester(c).trusted())
+        .map(|c| format!("{} (uid {})", c.comm, c.uid.map_or("unknown".to_string(), |u| u.to_string())))
+        .collect();
+    let via = t.via.as_deref().unwrap_or("a kernel thread");
+    match untrusted.is_empty() {
+        true => Trust::Trusted(format!("{}; so is every other process {via} could have asked for", first.why())),
+        false => Trust::Review(format!(
+            "{via} asked for one of {} waiting processes, and not all are trusted: {}",
+            t.candidates.len() + 1,
+            untrusted.join(", ")
+        )),
+    }
 }
 
 pub fn loader(l: &Loader) -> Trust {
@@ -82,15 +125,13 @@ pub fn of_trigger(t: &Trigger) -> Trust {
 }
 
 /// Whether any of those who asked is trusted: one load answered every
-/// pending request, so it is trusted when any of them is.
+/// pending request, so it is trusted when any of them is; a kernel thread's
+/// request counts as the requester it was joined to (joined).
 fn requested(t: &Trigger) -> Trust {
-    let all: Vec<Trust> = t.requester.iter().chain(&t.also_requested_by).map(requester).collect();
-    match all.iter().find(|x| x.trusted()) {
-        Some(x) => x.clone(),
-        None => {
-            let nobody = || Trust::Review("nobody is recorded as having asked".to_string());
-            all.into_iter().next().unwrap_or_else(nobody)
-        }
+    let first = joined(t);
+    match t.also_requested_by.iter().map(requester).find(|x| x.trusted()) {
+        Some(x) if !first.trusted() => x,
+        _ => first,
     }
 }
 
@@ -152,6 +193,7 @@ mod tests {
             uid,
             euid: None,
             loginuid: None,
+            kernel_thread: Some(false),
             unit: scope.unit().map(Into::into),
             scope,
             cgroup: Some(cgroup.into()),
@@ -195,6 +237,11 @@ mod tests {
             "/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service",
         )));
         assert_eq!(t.why(), "an unprivileged process (uid 1000) in the user unit lightdm.service of uid 1000");
+        let mut old = req(Some(0), "/");
+        old.kernel_thread = None;
+        assert!(!requester(&old).trusted(), "root cgroup, kernel thread or not unknown");
+        old.kernel_thread = Some(true);
+        assert!(requester(&old).why().starts_with(UNJOINED), "{:?}", requester(&old));
         let mut setuid = req(Some(1000), "/system.slice/example.service");
         setuid.euid = Some(0);
         assert!(!requester(&setuid).trusted(), "a setuid program's real uid is the user's");

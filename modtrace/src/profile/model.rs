@@ -174,6 +174,11 @@ pub struct Trigger {
     /// `requester` is the earliest of several.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_requested_by: Vec<Requester>,
+    /// A kernel thread's request that more than one waiting process could have
+    /// caused (trace/kthread.rs): the others besides `requester`. Trusted only
+    /// when every one of them is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Requester>,
     /// The process that called init_module/finit_module.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loader: Option<Loader>,
@@ -183,7 +188,9 @@ pub struct Trigger {
     /// The unit systemd ran on the requester's behalf, through which the load
     /// came: the mount unit of an automount (the requester is the process that
     /// touched the path), or modprobe@NAME.service (the requesters are the
-    /// units that want it). See onbehalf.rs.
+    /// units that want it), see onbehalf.rs; or the kernel thread that asked
+    /// for the requester, e.g. "cryptomgr_probe (kernel thread)", see
+    /// trace/kthread.rs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
     /// "initramfs": the load happened in the initramfs, before the main
@@ -193,6 +200,7 @@ pub struct Trigger {
     /// Preloaded: the source that explains it (modules-load.d, the initramfs,
     /// PID 1, a trusted module's dependency, a present device), or "before
     /// learning": cause unknown. Unknown: why no cause could be told.
+    /// Request by a kernel thread joined to nobody: why not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub count: u64,
@@ -219,6 +227,10 @@ pub struct Requester {
     pub euid: Option<u32>,
     #[serde(default)]
     pub loginuid: Option<u32>,
+    /// Whether it is a kernel thread (which acts for someone else); None when
+    /// not known (a profile from before modtrace recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_thread: Option<bool>,
     #[serde(default)]
     pub unit: Option<String>,
     /// Whose unit `unit` is (the host's, a user's, a container's).
@@ -452,6 +464,11 @@ impl Requester {
         self.cgroup = newer.cgroup.or(self.cgroup.take());
         self.pid_ns = newer.pid_ns.or(self.pid_ns);
         self.mnt_ns = newer.mnt_ns.or(self.mnt_ns);
+        // Once seen as a kernel thread, always: it can only lower trust.
+        self.kernel_thread = match (self.kernel_thread, newer.kernel_thread) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (old, new) => new.or(old),
+        };
     }
 }
 
@@ -489,6 +506,7 @@ impl Trigger {
             needed_by: None,
             requester: None,
             also_requested_by: Vec::new(),
+            candidates: Vec::new(),
             loader: None,
             device: None,
             via: None,

@@ -20,9 +20,11 @@ impl Profile {
     /// Adds one correlated record. Returns whether the profile changed.
     pub fn observe(&mut self, rec: &Record) -> bool {
         match &rec.what {
-            What::Request { alias, resolves_to, repeats, .. } => {
+            What::Request { alias, resolves_to, repeats, kthread, .. } => {
                 let count = 1 + u64::from(*repeats);
-                let asked = Asked { who: requester_of(&rec.process), alias, count, time: &rec.time };
+                // A kernel thread's request counts for whom it is joined to.
+                let who = kthread.as_ref().and_then(|k| k.requester.as_ref()).unwrap_or(&rec.process);
+                let asked = Asked { who: requester_of(who), alias, count, time: &rec.time };
                 if self.fold_unresolved(asked, !resolves_to.is_empty()) {
                     return true;
                 }
@@ -33,12 +35,7 @@ impl Profile {
                 for m in resolves_to {
                     insert_sorted(&mut req.resolves_to, normalize(m));
                 }
-                add_requester_bounded(
-                    &mut req.requesters,
-                    &mut req.requesters_folded,
-                    requester_of(&rec.process),
-                    count,
-                );
+                add_requester_bounded(&mut req.requesters, &mut req.requesters_folded, requester_of(who), count);
                 true
             }
             What::Load { syscall, ret, error, repeats, module, cause, .. } => {
@@ -250,6 +247,11 @@ pub(crate) fn add_trigger(list: &mut Vec<Trigger>, new: Trigger) {
                 add_also_requested(t, r);
             }
             t.also_requested_folded += new.also_requested_folded;
+            for r in new.candidates {
+                if !t.candidates.iter().any(|o| o.same_as(&r)) {
+                    t.candidates.push(r);
+                }
+            }
             if t.device.is_none() {
                 t.device = new.device;
             }
@@ -299,6 +301,7 @@ pub(crate) fn requester_of(p: &Process) -> Requester {
         uid: Some(p.uid),
         euid: p.euid,
         loginuid: p.loginuid,
+        kernel_thread: p.kernel_thread,
         unit: p.unit.clone(),
         scope: p.scope.clone(),
         cgroup: p.cgroup.clone(),
@@ -317,6 +320,7 @@ fn parent_requester(p: &Parent) -> Requester {
         uid: None,
         euid: None,
         loginuid: None,
+        kernel_thread: None,
         unit: p.unit.clone(),
         scope: Default::default(),
         cgroup: None,
@@ -366,13 +370,18 @@ fn trigger_of(module: &str, cause: &Cause, rec: &Record) -> Trigger {
 
 fn cause_trigger(module: &str, cause: &Cause, process: &Process) -> Trigger {
     match cause {
-        Cause::Request { alias, requester, module: alias_module, needed_by, also_requested_by } => {
+        Cause::Request { alias, requester, module: alias_module, needed_by, also_requested_by, kthread } => {
             let mut t = Trigger::new(TriggerKind::Request);
             t.alias = Some(alias.clone());
             t.needed_by = needing_module(module, alias_module.as_ref(), needed_by);
             t.requester = Some(requester_of(requester));
             for p in also_requested_by {
                 add_also_requested(&mut t, requester_of(p));
+            }
+            if let Some(k) = kthread {
+                t.via = k.requester.is_some().then(|| k.via.clone());
+                t.candidates = k.candidates.iter().map(requester_of).collect();
+                t.reason = k.unjoined.clone();
             }
             t.loader = Some(loader_of(process));
             t.count = 1;

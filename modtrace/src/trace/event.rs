@@ -106,6 +106,10 @@ pub struct Process {
     pub sessionid: Option<u32>,
     pub comm: String,
     pub parent_comm: Option<String>,
+    /// The task is a kernel thread (PF_KTHREAD); None when the kernel could
+    /// not say. A kernel thread acts for someone else (trace/kthread.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_thread: Option<bool>,
     pub exe: Option<String>,
     pub cmdline: Option<Vec<String>>,
     pub cgroup_id: u64,
@@ -136,6 +140,7 @@ impl Process {
             sessionid: t.sessionid,
             comm: t.comm.clone(),
             parent_comm: t.parent_comm.clone(),
+            kernel_thread: t.is_kthread,
             exe: None,
             cmdline: t.args.clone(),
             cgroup_id: t.cgroup_id,
@@ -164,6 +169,10 @@ pub enum Cause {
         /// Other processes whose pending requests this load also satisfies; when
         /// non-empty the requester is the earliest of several, not certain.
         also_requested_by: Vec<Process>,
+        /// How a kernel thread's request was joined to `requester`; None when a
+        /// process that is not a kernel thread asked itself.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kthread: Option<KthreadJoin>,
     },
     /// A process called init_module/finit_module itself (modprobe, insmod,
     /// systemd-modules-load); `invoked_by` is the loader's parent.
@@ -174,6 +183,22 @@ pub enum Cause {
     /// A kernel helper loaded it but no request explains it (lost events, or a
     /// request made before tracing began). Never guessed.
     Unknown { reason: String },
+}
+
+/// Who a kernel thread's request was for (trace/kthread.rs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KthreadJoin {
+    /// The kernel thread that asked, e.g. "cryptomgr_probe (kernel thread)".
+    pub via: String,
+    /// The waiting requester it is joined to; None when nobody is joined, and
+    /// `unjoined` says why.
+    pub requester: Option<Process>,
+    /// Other waiting requesters it could equally have been for: the join is
+    /// then trusted only when every one of them is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Process>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unjoined: Option<String>,
 }
 
 /// A device, from the kernel uevent that announced it.
@@ -224,6 +249,9 @@ pub enum What {
         /// Modules the alias resolves to in the running kernel; empty means the
         /// request will fail (no module provides it).
         resolves_to: Vec<String>,
+        /// Set when a kernel thread asked: whom for, as far as a join tells.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kthread: Option<KthreadJoin>,
     },
     Load {
         syscall: Syscall,

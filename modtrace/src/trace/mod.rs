@@ -9,6 +9,7 @@ pub mod deputies;
 pub mod drops;
 pub mod event;
 pub mod journal;
+pub mod kthread;
 pub mod modindex;
 pub mod onbehalf;
 pub mod output;

@@ -92,6 +92,7 @@ fn requester_in(pid: u32, comm: &str, cgroup: &str) -> Requester {
         uid: Some(0),
         euid: Some(0),
         loginuid: None,
+        kernel_thread: Some(false),
         unit: scope.unit().map(str::to_string),
         scope,
         cgroup: Some(cgroup.into()),

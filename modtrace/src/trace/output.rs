@@ -154,6 +154,7 @@ mod tests {
             sessionid: None,
             comm: comm.into(),
             parent_comm: Some("sh".into()),
+            kernel_thread: Some(false),
             exe: None,
             cmdline: None,
             cgroup_id: 1,
@@ -171,7 +172,14 @@ mod tests {
         p.uid = 1000;
         p.cgroup = Some("/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service".into());
         p.scope = Scope::of(p.cgroup.as_deref());
-        let what = What::Request { alias: "net-pf-5".into(), wait: true, call_site: "x".into(), repeats: 0, resolves_to: vec![] };
+        let what = What::Request {
+            alias: "net-pf-5".into(),
+            wait: true,
+            call_site: "x".into(),
+            repeats: 0,
+            resolves_to: vec![],
+            kthread: None,
+        };
         let line = human(&record(what.clone(), p.clone()));
         assert!(line.contains("by python3[100] uid 1000 (user unit lightdm.service of uid 1000) ->"), "{line}");
         p.uid = 0;
@@ -195,7 +203,7 @@ mod tests {
             requester: process("python3", 100, Some("lightdm.service")),
             module: Some("appletalk".into()),
             needed_by: vec!["psnap".into(), "appletalk".into()],
-            also_requested_by: vec![],
+            also_requested_by: vec![], kthread: None,
         };
         let line = human(&record(What::Loaded { module: "llc".into(), taints: 0, cause }, process("modprobe", 7, None)));
         assert_eq!(
@@ -212,6 +220,7 @@ mod tests {
             call_site: "__sock_create+0x1a0".into(),
             repeats: 41,
             resolves_to: vec![],
+            kthread: None,
         };
         let line = human(&record(what, process("spam", 9, None)));
         assert_eq!(line, "21:57:50.080 request  net-pf-38 by spam[9] -> no module (will fail) (+41 identical, folded)");

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod alg;
 mod bench;
 mod untrusted_flood;
 
@@ -101,6 +102,10 @@ enum Action {
     /// finit_module(2) on FILE COUNT times (a module already loaded: EEXIST; a
     /// refused file: EPERM); prints `finit-loop: count=N errors=E:N... micros_per_call=U`.
     FinitLoop { file: PathBuf, count: u32 },
+    /// bind(2) of an AF_ALG socket to TYPE (skcipher, hash, ...) and NAME
+    /// (e.g. lrw(cast6)): a template the kernel lacks makes its crypto
+    /// manager's kernel thread request the modules for this task.
+    AlgBind { kind: String, name: String },
     /// The storms and timers of `cargo xtask bench` (tests/bench/init).
     Bench {
         #[command(subcommand)]
@@ -131,6 +136,7 @@ fn main() -> ExitCode {
         }
         Action::RequestBatch { prefix, first, count } => request_batch(&prefix, first, count),
         Action::FinitLoop { file, count } => finit_loop(&file, count),
+        Action::AlgBind { kind, name } => alg::bind(&kind, &name),
         Action::Bench { action } => bench::run(action),
     };
     match result {

@@ -19,7 +19,7 @@ pub(super) fn json_section(f: &Facts, name: &str) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{name} is not JSON ({e}):\n{text}"))
 }
 
-fn profile(f: &Facts) -> Result<Value, String> {
+pub(super) fn profile(f: &Facts) -> Result<Value, String> {
     json_section(f, section::PROFILE)
 }
 

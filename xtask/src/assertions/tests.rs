@@ -105,6 +105,7 @@ fn good_records(compressed: bool) -> Vec<Value> {
     ]);
     records.extend(flood_records());
     records.extend(who_records());
+    records.extend(kthread_records());
     records.extend(distinct_flood_records());
     records.extend(untrusted_flood_records());
     records.extend(netns_records());
@@ -163,6 +164,32 @@ fn who_records() -> Vec<Value> {
         request(sc::WHO_CONTAINER_ALIAS, container.clone(), &[sc::WHO_CONTAINER_MODULE]),
         kernel_helper(requested(sc::WHO_CONTAINER_MODULE, sc::WHO_CONTAINER_ALIAS, container, &[])),
     ]
+}
+
+/// The crypto manager's thread asks for lrw and cast6 for the binder, uid
+/// KTHREAD_UID; each load names the binder, via the thread.
+fn kthread_records() -> Vec<Value> {
+    let mut binder = process("modtrace-guest", None);
+    binder["uid"] = json!(sc::KTHREAD_UID);
+    let mut thread = process("cryptomgr_probe", None);
+    thread["kernel_thread"] = json!(true);
+    let join = json!({"via": sc::KTHREAD_VIA, "requester": binder});
+    let mut out: Vec<Value> = sc::KTHREAD_SOCKET_MODULES.iter().map(|m| explicit(m, "insmod", &[])).collect();
+    for (alias, module) in [sc::KTHREAD_TEMPLATE, sc::KTHREAD_INNER] {
+        let mut r = request(alias, thread.clone(), &[module]);
+        r["kthread"] = join.clone();
+        let mut l = kernel_helper(requested(module, alias, binder.clone(), &[]));
+        l["cause"]["kthread"] = join.clone();
+        out.extend([r, l]);
+    }
+    out
+}
+
+fn kthread_profile_module(alias: &str, module: &str) -> Value {
+    let mut t = trigger_request(alias, "modtrace-guest", None, None);
+    t["requester"]["uid"] = json!(sc::KTHREAD_UID);
+    t["via"] = json!(sc::KTHREAD_VIA);
+    profile_module(module, &[], &[], vec![t])
 }
 
 /// Processes of the distinct flood: pids from here, one per batch.
@@ -359,6 +386,8 @@ fn good_profile() -> Value {
             profile_module(sc::PRELOAD_USER_MODULE, &[], &[], vec![trigger_preloaded("before learning")]),
             profile_module("tcp_illinois", &[], &[], vec![trigger_explicit(None)]),
             profile_module("vfat", &["fat"], &[], vec![trigger_explicit(None)]),
+            kthread_profile_module(sc::KTHREAD_TEMPLATE.0, sc::KTHREAD_TEMPLATE.1),
+            kthread_profile_module(sc::KTHREAD_INNER.0, sc::KTHREAD_INNER.1),
         ],
         "requests": [{"alias": "net-pf-38", "resolves_to": [], "count": 200,
                       "first_seen": "2025-01-01T00:00:00Z", "last_seen": "2025-01-01T00:00:00Z",
@@ -527,6 +556,8 @@ needs review: 4 item(s) with no evidence that root wanted them (only untrusted p
   - tcp_highspeed: loaded before learning, cause unknown: ...; to learn its cause, learn from boot (enable modtrace-learn.service and run update-initramfs -u, see docs/lockdown.md), or accept it with modtrace allow; asked: already loaded when learning started, cause unknown; once; accept: modtrace allow tcp_highspeed
   - qnx6: root, but in the container keepunit.service (namespaces), its pid and mount namespaces not init's; asked: request for fs-qnx6 by the container keepunit.service (namespaces), its pid and mount namespaces not init's (mount, /bin/busybox, uid 0); once; accept: modtrace allow qnx6
   - befs: root, but in the container keepunit.service (namespaces), its pid and mount namespaces not init's; asked: request for fs-befs by the container keepunit.service (namespaces), its pid and mount namespaces not init's (mount, /bin/busybox, uid 0); once; accept: modtrace allow befs
+  - lrw: asked only by uid 1001; asked: modtrace-guest (uid 1001); accept: modtrace allow lrw
+  - cast6_generic: asked only by uid 1001; asked: modtrace-guest (uid 1001); accept: modtrace allow cast6_generic
 NOT safe to lock: 1 blocker(s):
   - tcp_westwood is loaded now but not in the profile: after a locked boot nothing would load it";
 
@@ -803,6 +834,10 @@ fn every_check_can_fail() {
     });
     expect_failure("net_pf_38_request_fails", false, |r| {
         r.records.push(requested("af_alg", "net-pf-38", process("x", None), &[]).to_string())
+    });
+    // af_alg by a request for another alias is no explicit load either.
+    expect_failure("net_pf_38_request_fails", false, |r| {
+        r.records.push(requested("af_alg", "net-pf-38-x", process("x", None), &[]).to_string())
     });
     // Folded: no record names loop; or no failure of its own came before it.
     expect_failure("init_failure_after_link_never_folded", false, |r| {
@@ -1110,6 +1145,45 @@ fn every_distinct_flood_and_drops_check_can_fail() {
     expect_failure("profile_session_drops_by_kind", f, |r| {
         r.edit_json(section::PROFILE, |p| p["sessions"][0]["drops"].as_object_mut().unwrap().remove("evicted_requests").map(|_| ()).unwrap())
     });
+}
+
+#[test]
+fn every_kernel_thread_check_can_fail() {
+    let f = false;
+    let (template, inner) = (sc::KTHREAD_TEMPLATE, sc::KTHREAD_INNER);
+    let edit_request =
+        |alias: &'static str, change: fn(&mut Value)| move |r: &mut Run| r.edit(r.find("request", alias), change);
+    let edit_loaded =
+        |module: &'static str, change: fn(&mut Value)| move |r: &mut Run| r.edit(r.find("loaded", module), change);
+    // The thread's request trusted as root's own, or not marked a kernel thread.
+    expect_failure("kthread_joined_to_binder", f, edit_request(inner.0, |v| {
+        v["kthread"]["requester"]["uid"] = json!(0)
+    }));
+    expect_failure("kthread_joined_to_binder", f, edit_request(inner.0, |v| {
+        v["process"]["kernel_thread"] = json!(false)
+    }));
+    expect_failure("kthread_joined_to_binder", f, edit_request(template.0, |v| {
+        v["process"]["comm"] = json!("kworker/0:1")
+    }));
+    // The load given to the thread (root, no unit), or not through it.
+    expect_failure("kthread_joined_to_binder", f, edit_loaded(inner.1, |v| v["cause"]["requester"]["uid"] = json!(0)));
+    expect_failure("kthread_joined_to_binder", f, edit_loaded(template.1, |v| v["cause"]["kthread"] = json!(null)));
+    expect_failure("kthread_joined_to_binder", f, edit_loaded(inner.1, |v| v["cause"]["alias"] = json!("crypto-aes")));
+    let trigger = |module: &'static str, change: fn(&mut Value)| move |r: &mut Run| r.edit_module(module, change);
+    expect_failure("kthread_profile_names_binder", f, trigger(inner.1, |m| {
+        m["triggers"][0]["requester"]["uid"] = json!(0)
+    }));
+    expect_failure("kthread_profile_names_binder", f, trigger(template.1, |m| m["triggers"][0]["via"] = json!(null)));
+    expect_failure("kthread_profile_names_binder", f, trigger(inner.1, |m| m["triggers"] = json!([])));
+    expect_failure("kthread_profile_names_binder", f, |r| {
+        r.edit_json(section::PROFILE, |p| p["modules"].as_array_mut().unwrap().retain(|m| m["name"] != inner.1))
+    });
+    let listed = |name: &'static str| {
+        move |r: &mut Run| r.replace(section::GENERATED_LIST, "pppox", &format!("pppox\n{name}"))
+    };
+    expect_failure("kthread_needs_review_not_listed", f, listed(inner.1));
+    expect_failure("kthread_needs_review_not_listed", f, listed(template.1));
+    expect_failure("kthread_needs_review_not_listed", f, |r| r.replace("check.stdout", "  - lrw:", "  - lrw_other:"));
 }
 
 #[test]

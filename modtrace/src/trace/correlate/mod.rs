@@ -18,7 +18,8 @@ mod modprobe_args;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use crate::trace::attribute::{self, Describe};
-use crate::trace::event::{Body, Cause, Event, Process, Record, Syscall, Task, What};
+use crate::trace::event::{Body, Cause, Event, KthreadJoin, Process, Record, Syscall, Task, What};
+use crate::trace::kthread::CryptoWaiters;
 use crate::trace::modindex::{normalize, ModuleIndex};
 use crate::trace::uevent::Uevent;
 use devices::Devices;
@@ -44,7 +45,9 @@ pub const MAX_PENDING_UNTRUSTED: usize = 1024;
 struct Request {
     id: u64,
     alias: String,
+    /// Who asked: the task, or for a kernel thread's request whom it is joined to.
     requester: Process,
+    kthread: Option<KthreadJoin>,
     ts_ns: u64,
     /// The modules the alias resolved to, each with what modprobe loads for it
     /// (dependencies and softdeps first, the target, post-softdeps).
@@ -126,6 +129,8 @@ pub struct Correlator<I> {
     evicted: u64,
     evicted_untrusted: u64,
     devices: Devices,
+    /// Requests for template instances the crypto manager's thread acts for.
+    crypto: CryptoWaiters,
 }
 
 impl<I: ModuleIndex> Correlator<I> {
@@ -141,6 +146,7 @@ impl<I: ModuleIndex> Correlator<I> {
             evicted: 0,
             evicted_untrusted: 0,
             devices: Devices::default(),
+            crypto: CryptoWaiters::default(),
         }
     }
 
@@ -197,13 +203,17 @@ impl<I: ModuleIndex> Correlator<I> {
         self.expire(event.ts_ns);
         let process = describe.process(&event.task);
         let what = match event.body {
-            Body::Request { alias, wait, call_site, call_site_name, repeats } => What::Request {
-                resolves_to: self.request(event.ts_ns, &alias, &process),
-                alias,
-                wait,
-                call_site: attribute::call_site(&call_site_name, call_site),
-                repeats,
-            },
+            Body::Request { alias, wait, call_site, call_site_name, repeats } => {
+                let kthread = self.crypto.request(event.ts_ns, &alias, &process);
+                What::Request {
+                    resolves_to: self.request(event.ts_ns, &alias, &process, kthread.as_ref()),
+                    alias,
+                    wait,
+                    call_site: attribute::call_site(&call_site_name, call_site),
+                    repeats,
+                    kthread,
+                }
+            }
             Body::Loaded { module, taints } => {
                 let cause = self.loaded(event.ts_ns, &event.task, &normalize(&module), &process, describe);
                 What::Loaded { module, taints, cause }
@@ -231,7 +241,7 @@ impl<I: ModuleIndex> Correlator<I> {
 
     /// Resolves the alias and keeps the request pending while something it
     /// resolves to is missing. A repeated request is one event and counts once.
-    fn request(&mut self, ts_ns: u64, alias: &str, requester: &Process) -> Vec<String> {
+    fn request(&mut self, ts_ns: u64, alias: &str, asker: &Process, kthread: Option<&KthreadJoin>) -> Vec<String> {
         let resolves_to = self.index.resolve(alias).iter().map(|m| normalize(m)).collect::<Vec<_>>();
         let missing: BTreeSet<String> = resolves_to.iter().filter(|t| !self.in_kernel(t, ts_ns)).cloned().collect();
         // Loaded already or built in: the helper finds it there and loads
@@ -239,13 +249,17 @@ impl<I: ModuleIndex> Correlator<I> {
         if missing.is_empty() {
             return resolves_to;
         }
-        let untrusted = !requester.scope.root_on_host(Some(requester.uid), requester.euid);
+        // A kernel thread counts as whom it is joined to; unjoined, as nobody's own.
+        let requester = kthread.and_then(|k| k.requester.clone()).unwrap_or_else(|| asker.clone());
+        let root_own = requester.kernel_thread != Some(true);
+        let untrusted = !(root_own && requester.scope.root_on_host(Some(requester.uid), requester.euid));
         self.make_room(untrusted);
         let targets = resolves_to.iter().map(|t| (t.clone(), self.index.load_order(t))).collect();
         self.requests.push_back(Request {
             id: self.next_id,
             alias: alias.to_string(),
-            requester: requester.clone(),
+            requester,
+            kthread: kthread.cloned(),
             ts_ns,
             targets,
             missing,
@@ -341,7 +355,9 @@ impl<I: ModuleIndex> Correlator<I> {
             return Err(unrequested_reason(helper, module, &alias));
         };
         let mut also: Vec<Process> = Vec::new();
-        for r in &matches[1..] {
+        // A kernel thread's request joined to several candidates names none
+        // for sure: it adds nobody who could make the load trusted.
+        for r in matches[1..].iter().filter(|r| r.kthread.as_ref().is_none_or(|k| k.candidates.is_empty())) {
             let other = r.requester.tgid != chosen.requester.tgid;
             if other && !also.iter().any(|p| p.tgid == r.requester.tgid) {
                 also.push(r.requester.clone());
@@ -389,6 +405,7 @@ impl<I: ModuleIndex> Correlator<I> {
             module: target,
             needed_by,
             also_requested_by: binding.also_requested_by.clone(),
+            kthread: req.kthread.clone(),
         }
     }
 
