@@ -405,3 +405,38 @@ pub mod captured {
     pub const RELEARN: &str = "learn-relearn";
     pub const CHECK_RELEARN: &str = "check-relearn";
 }
+
+#[cfg(test)]
+mod script_tests {
+    use std::process::Command;
+
+    /// Every shell script a guest or a package runs parses: a broken one
+    /// (an unclosed function after a merge) kills every guest at its first line.
+    #[test]
+    fn every_shell_script_parses() {
+        let root = crate::paths::workspace();
+        let scripts = [
+            "tests/guest/init",
+            "tests/guest/early.sh",
+            "tests/guest/guard.sh",
+            "tests/system/common.sh",
+            "tests/system/learned.sh",
+            "tests/system/guarded.sh",
+            "tests/system/locked.sh",
+            "tests/system/initramfs-init",
+            "tests/demo/demo.sh",
+            "packaging/initramfs-tools/hooks/modtrace",
+            "packaging/initramfs-tools/scripts/init-top/modtrace",
+            "packaging/kernel/postinst.d/modtrace",
+        ];
+        for script in scripts {
+            let out = Command::new("sh").arg("-n").arg(root.join(script)).output().expect("run sh -n");
+            assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let broken = std::env::temp_dir().join(format!("modtrace-broken-{}.sh", std::process::id()));
+        std::fs::write(&broken, "f() {\n    echo x\n").unwrap();
+        let out = Command::new("sh").arg("-n").arg(&broken).output().unwrap();
+        std::fs::remove_file(&broken).unwrap();
+        assert!(!out.status.success(), "sh -n must refuse an unclosed function");
+    }
+}
