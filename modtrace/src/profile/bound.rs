@@ -21,11 +21,7 @@ impl Requester {
     /// As needs/trust.rs's requester(): a kernel thread, or root outside any
     /// unit not known not to be one, acts for someone else and is not root's own.
     pub fn root_on_host(&self) -> bool {
-        let kthread = match self.kernel_thread {
-            Some(k) => k,
-            None => self.scope == crate::trace::scope::Scope::NoUnit,
-        };
-        !kthread && self.scope.root_on_host(self.uid, self.euid)
+        self.scope.root_own(self.uid, self.euid, self.kernel_thread)
     }
 }
 

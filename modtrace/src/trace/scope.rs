@@ -239,6 +239,14 @@ impl Scope {
         uid == Some(0) && euid.is_none_or(|e| e == 0) && self.on_host()
     }
 
+    /// Root on the host asking for itself: a kernel thread is root in the root
+    /// cgroup whoever it works for, and outside any unit a task not known not
+    /// to be one counts as one (needs/trust.rs's requester rule).
+    pub fn root_own(&self, uid: Option<u32>, euid: Option<u32>, kernel_thread: Option<bool>) -> bool {
+        let kthread = kernel_thread.unwrap_or(*self == Scope::NoUnit);
+        !kthread && self.root_on_host(uid, euid)
+    }
+
     /// The short word for tables: system, user, session, container, none, unknown.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -389,6 +397,17 @@ mod tests {
         for s in [user, container("docker", "x", None), Scope::Unknown] {
             assert!(!s.root_on_host(Some(0), Some(0)), "{s}");
         }
+    }
+
+    #[test]
+    fn a_kernel_thread_or_an_unknown_task_outside_units_is_not_roots_own() {
+        let host = sys("example.service");
+        assert!(host.root_own(Some(0), Some(0), None), "a unit's task is no kernel thread");
+        assert!(!host.root_own(Some(0), Some(0), Some(true)));
+        assert!(Scope::NoUnit.root_own(Some(0), Some(0), Some(false)));
+        assert!(!Scope::NoUnit.root_own(Some(0), Some(0), None), "outside units, not known not to be one");
+        assert!(!Scope::NoUnit.root_own(Some(0), Some(0), Some(true)));
+        assert!(!host.root_own(Some(1000), None, Some(false)));
     }
 
     #[test]

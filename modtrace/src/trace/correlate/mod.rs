@@ -251,8 +251,7 @@ impl<I: ModuleIndex> Correlator<I> {
         }
         // A kernel thread counts as whom it is joined to; unjoined, as nobody's own.
         let requester = kthread.and_then(|k| k.requester.clone()).unwrap_or_else(|| asker.clone());
-        let root_own = requester.kernel_thread != Some(true);
-        let untrusted = !(root_own && requester.scope.root_on_host(Some(requester.uid), requester.euid));
+        let untrusted = !requester.scope.root_own(Some(requester.uid), requester.euid, requester.kernel_thread);
         self.make_room(untrusted);
         let targets = resolves_to.iter().map(|t| (t.clone(), self.index.load_order(t))).collect();
         self.requests.push_back(Request {
