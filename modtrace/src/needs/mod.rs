@@ -253,7 +253,10 @@ pub fn describe_trigger(t: &Trigger) -> String {
                 s.push_str(&format!(", also by {}", others.join(", ")));
             }
             if !t.candidates.is_empty() {
-                let others: Vec<String> = t.candidates.iter().map(who).collect();
+                let mut others: Vec<String> = t.candidates.iter().map(who).collect();
+                if t.candidates_folded > 0 {
+                    others.push(format!("{} more untrusted", t.candidates_folded));
+                }
                 s.push_str(&format!(", or by {} (any of them could have been waiting)", others.join(", ")));
             }
             match &t.via {

@@ -109,7 +109,7 @@ fn joined(t: &Trigger) -> Trust {
         true => Trust::Trusted(format!("{}; so is every other process {via} could have asked for", first.why())),
         false => Trust::Review(format!(
             "{via} asked for one of {} waiting processes, and not all are trusted: {}",
-            t.candidates.len() + 1,
+            t.candidates.len() as u64 + t.candidates_folded + 1,
             untrusted.join(", ")
         )),
     }

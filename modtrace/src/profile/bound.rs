@@ -134,13 +134,25 @@ pub(crate) fn add_requester_bounded(list: &mut Vec<CountedRequester>, folded: &m
 /// Adds one more requester a load answered to a trigger, keeping
 /// UNTRUSTED_REQUESTERS_KEPT untrusted ones and counting the rest.
 pub(crate) fn add_also_requested(t: &mut Trigger, who: Requester) {
-    if t.also_requested_by.iter().any(|o| o.same_as(&who)) {
+    add_kept(&mut t.also_requested_by, &mut t.also_requested_folded, who);
+}
+
+/// A kernel thread's other possible requester (trace/kthread.rs), bounded as
+/// `also_requested_by`: the untrusted ones kept are enough to hold it for review.
+pub(crate) fn add_candidate(t: &mut Trigger, who: Requester) {
+    add_kept(&mut t.candidates, &mut t.candidates_folded, who);
+}
+
+/// Adds `who` unless the same process is there: every trusted one, at most
+/// UNTRUSTED_REQUESTERS_KEPT untrusted ones; the rest are counted in `folded`.
+fn add_kept(list: &mut Vec<Requester>, folded: &mut u64, who: Requester) {
+    if list.iter().any(|o| o.same_as(&who)) {
         return;
     }
-    if !who.root_on_host() && untrusted_count(t.also_requested_by.iter()) >= UNTRUSTED_REQUESTERS_KEPT {
-        t.also_requested_folded += 1;
+    if !who.root_on_host() && untrusted_count(list.iter()) >= UNTRUSTED_REQUESTERS_KEPT {
+        *folded += 1;
     } else {
-        t.also_requested_by.push(who);
+        list.push(who);
     }
 }
 
@@ -179,6 +191,21 @@ mod tests {
         assert_eq!(f.aliases, names(FOLDED_NAMES_KEPT), "the first names, in order");
         assert_eq!(f.requester.as_ref().map(|r| r.uid), Some(Some(1000)));
         assert!(p.to_json().len() < 4096, "{} bytes", p.to_json().len());
+    }
+
+    #[test]
+    fn a_kernel_threads_candidates_keep_the_trusted_and_a_few_untrusted() {
+        let mut t = Trigger::new(crate::profile::TriggerKind::Request);
+        let root = requester_of(&process(5, "cryptsetup", None, Some("example.service")));
+        add_candidate(&mut t, root.clone());
+        for i in 0..600 {
+            add_candidate(&mut t, requester_of(&user(100 + i, &format!("bind{i}"))));
+        }
+        add_candidate(&mut t, root);
+        assert_eq!(t.candidates.len(), 1 + UNTRUSTED_REQUESTERS_KEPT, "root's and the first untrusted ones");
+        assert_eq!(t.candidates_folded, 600 - UNTRUSTED_REQUESTERS_KEPT as u64);
+        let review = crate::needs::trust::of_trigger(&Trigger { requester: Some(t.candidates[0].clone()), ..t });
+        assert!(!review.trusted() && review.why().contains("one of 602 waiting processes"), "{review:?}");
     }
 
     #[test]

@@ -207,6 +207,9 @@ pub struct Trigger {
     /// Untrusted processes beyond those `also_requested_by` keeps (bound.rs).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub also_requested_folded: u64,
+    /// Untrusted candidates beyond those `candidates` keeps (bound.rs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub candidates_folded: u64,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -514,6 +517,7 @@ impl Trigger {
             reason: None,
             count: 0,
             also_requested_folded: 0,
+            candidates_folded: 0,
             extra: Extra::new(),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::bound::{add_also_requested, add_requester_bounded, Asked};
+use super::bound::{add_also_requested, add_candidate, add_requester_bounded, Asked};
 use super::model::{
     earliest, latest, taint_letters, AliasRequest, CountedRequester, Device, Failure, Loader, Module, Profile, Requester,
     Trigger, TriggerKind,
@@ -248,10 +248,9 @@ pub(crate) fn add_trigger(list: &mut Vec<Trigger>, new: Trigger) {
             }
             t.also_requested_folded += new.also_requested_folded;
             for r in new.candidates {
-                if !t.candidates.iter().any(|o| o.same_as(&r)) {
-                    t.candidates.push(r);
-                }
+                add_candidate(t, r);
             }
+            t.candidates_folded += new.candidates_folded;
             if t.device.is_none() {
                 t.device = new.device;
             }
@@ -380,7 +379,9 @@ fn cause_trigger(module: &str, cause: &Cause, process: &Process) -> Trigger {
             }
             if let Some(k) = kthread {
                 t.via = k.requester.is_some().then(|| k.via.clone());
-                t.candidates = k.candidates.iter().map(requester_of).collect();
+                for c in &k.candidates {
+                    add_candidate(&mut t, requester_of(c));
+                }
                 t.reason = k.unjoined.clone();
             }
             t.loader = Some(loader_of(process));
