@@ -15,3 +15,5 @@ pub mod outputs;
 pub mod validate;
 pub mod escape;
 pub mod cli;
+#[cfg(test)]
+pub(crate) mod testutil;

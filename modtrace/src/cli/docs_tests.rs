@@ -4,7 +4,7 @@ use clap::error::ErrorKind;
 
 use super::*;
 use crate::cli::{try_parse_from, Command};
-use crate::profile::testutil::TempDir;
+use crate::testutil::TempDir;
 
 /// The subcommands a user can call, by name.
 fn visible_subcommands() -> Vec<String> {

@@ -375,7 +375,7 @@ pub fn journal_fields(rec: &decision::GuardRecord) -> Vec<(&'static str, String)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::testutil::in_cgroup;
+    use crate::testutil::in_cgroup;
 
     #[test]
     fn journal_entries_carry_the_decision_and_the_requester_as_fields() {

@@ -2,7 +2,7 @@ use std::fs;
 use std::time::Duration;
 
 use super::*;
-use crate::profile::testutil::*;
+use crate::testutil::*;
 use crate::profile::TriggerKind;
 
 fn plan(dir: &TempDir) -> Plan {

@@ -323,7 +323,7 @@ mod tests {
     /// size is not told (/proc) is copied whole by the second reader.
     #[test]
     fn a_copy_in_memory_has_the_files_bytes() {
-        let dir = crate::profile::testutil::TempDir::new("btf-copy");
+        let dir = crate::testutil::TempDir::new("btf-copy");
         for len in [0, 1, 4095, 4096, 4097, 8192, 200_001] {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
             std::fs::write(dir.join("f"), &bytes).unwrap();

@@ -210,7 +210,7 @@ pub fn config_files(root: &Path) -> Vec<(PathBuf, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::testutil::TempDir;
+    use crate::testutil::TempDir;
 
     /// Shaped like security-misc's /etc/modprobe.d/30_security-misc_disable.conf.
     const SECURITY_MISC: &str = "\

@@ -563,7 +563,7 @@ mod tests {
     use super::*;
     use crate::needs::target::{Source, Target};
     use crate::trace::modindex::StaticIndex;
-    use crate::profile::testutil::{appletalk_index, example_profile, TempDir};
+    use crate::testutil::{appletalk_index, example_profile, TempDir};
 
     const RELEASE: &str = "6.1.0-56-amd64";
     const LOADED: &str =
@@ -686,7 +686,7 @@ mod tests {
     /// request failed while learning, on purpose, and must not stop the lock.
     #[test]
     fn a_request_the_site_disables_is_a_warning_not_a_blocker() {
-        use crate::profile::testutil::{guest, request};
+        use crate::testutil::{guest, request};
         let loaded = LOADED.replace("appletalk 40960 0 - Live 0x0\n", "");
         let r = root(Some(&loaded));
         let mut p = example_profile();
@@ -718,7 +718,7 @@ mod tests {
     /// manager: its request is for review, not a blocker, and not listed.
     #[test]
     fn an_untrusted_request_is_for_review_not_a_blocker() {
-        use crate::profile::testutil::{appletalk_sequence, in_cgroup};
+        use crate::testutil::{appletalk_sequence, in_cgroup};
         let r = root(Some(LOADED));
         let mut p = example_profile();
         p.modules.retain(|m| !["appletalk", "psnap", "llc"].contains(&m.name.as_str()));
@@ -891,14 +891,14 @@ mod tests {
         }
     }
 
-    use crate::profile::testutil::CPU_MODALIAS as CPU;
+    use crate::testutil::CPU_MODALIAS as CPU;
 
     fn udev_module(name: &str, deps: &[&str], top_level: bool) -> profile::Module {
-        crate::profile::testutil::udev_device_module(CPU, name, deps, top_level)
+        crate::testutil::udev_device_module(CPU, name, deps, top_level)
     }
 
     fn cpu_index() -> StaticIndex {
-        crate::profile::testutil::with_cpu_modules(appletalk_index())
+        crate::testutil::with_cpu_modules(appletalk_index())
     }
 
     /// example_profile, learned on this kernel, plus what udev loaded for the

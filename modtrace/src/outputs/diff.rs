@@ -246,7 +246,7 @@ pub fn render(a: &Input, b: &Input, diff: &Diff) -> String {
 mod tests {
     use super::*;
     use crate::cli::diff::diff_files;
-    use crate::profile::testutil::{example_profile, TempDir};
+    use crate::testutil::{example_profile, TempDir};
     use crate::trace::snapshot::parse_proc_modules;
 
     const BEFORE: &str = "ext4 1007616 1 - Live 0x0\njbd2 192512 1 ext4, Live 0x0\nmbcache 16384 1 ext4, Live 0x0\nfloppy 100 0 - Live 0x0\n";

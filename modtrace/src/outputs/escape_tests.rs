@@ -5,7 +5,7 @@
 use crate::needs::sitepolicy::SitePolicy;
 use crate::needs::target::Target;
 use crate::outputs::{check, diff, report, review};
-use crate::profile::testutil::{example_profile, in_cgroup, process, request};
+use crate::testutil::{example_profile, in_cgroup, process, request};
 use crate::profile::Profile;
 
 const EVIL: &str = "x\nNOT safe to lock: 0\r\u{1b}[2J\u{1b}]0;t\u{7}\u{202e}\u{85}";

@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn system_host_reads_proc_and_sys_under_a_root() {
-        let dir = crate::profile::testutil::TempDir::new("lock-host");
+        let dir = crate::testutil::TempDir::new("lock-host");
         let paths = SystemPaths::new(dir.path());
         std::fs::create_dir_all(dir.join("proc/sys/kernel")).unwrap();
         std::fs::write(paths.modules_disabled(), "0\n").unwrap();

@@ -884,7 +884,7 @@ fn markdown(r: &Report) -> String {
 mod tests {
     use super::*;
     use crate::needs::target::Target;
-    use crate::profile::testutil::example_profile;
+    use crate::testutil::example_profile;
 
     fn render(p: &Profile, format: Format, by: GroupBy) -> String {
         let plan = needs::plan(p, &Target::from_profile(p)).unwrap();
@@ -947,7 +947,7 @@ mod tests {
         let mut p = example_profile();
         let ext4 = p.modules.iter_mut().find(|m| m.name == "ext4").unwrap();
         let mut t = crate::profile::Trigger::new(crate::profile::TriggerKind::Explicit);
-        t.loader = Some(crate::profile::testutil::udevd_loader());
+        t.loader = Some(crate::testutil::udevd_loader());
         t.loader.as_mut().unwrap().comm = "insmod".into();
         t.stage = Some("initramfs".into());
         t.count = 1;
@@ -1032,7 +1032,7 @@ mod tests {
 
     #[test]
     fn untrusted_requesters_are_shown_with_uid_and_scope_under_their_own_heading() {
-        use crate::profile::testutil::untrusted_profile;
+        use crate::testutil::untrusted_profile;
         let p = untrusted_profile();
         let text = render(&p, Format::Table, GroupBy::Module);
         let vfat = text.lines().find(|l| l.starts_with("vfat ")).unwrap_or_else(|| panic!("{text}"));

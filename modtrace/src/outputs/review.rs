@@ -116,7 +116,7 @@ pub fn modinfo_description(module: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::needs::target::Target;
-    use crate::profile::testutil::untrusted_profile;
+    use crate::testutil::untrusted_profile;
 
     #[test]
     fn review_accepts_denies_and_skips_one_at_a_time() {

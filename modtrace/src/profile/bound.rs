@@ -164,7 +164,7 @@ fn untrusted_count<'a>(who: impl Iterator<Item = &'a Requester>) -> usize {
 mod tests {
     use super::*;
     use crate::profile::observe::{loader_of, requester_of};
-    use crate::profile::testutil::{in_cgroup, process, request};
+    use crate::testutil::{in_cgroup, process, request};
     use crate::trace::event::Process;
 
     const T: &str = "2024-03-01T10:00:00Z";

@@ -80,7 +80,7 @@ pub fn update<T>(path: &Path, change: impl FnOnce(&mut Profile) -> Result<T, Dec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::testutil::{example_profile, TempDir};
+    use crate::testutil::{example_profile, TempDir};
 
     #[test]
     fn names_are_aliases_or_modules_and_options_are_refused() {

@@ -24,8 +24,6 @@ pub mod store;
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-pub(crate) mod testutil;
 
 pub use model::*;
 pub use observe::BEFORE_LEARNING;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-use crate::profile::testutil::TempDir;
+use crate::testutil::TempDir;
 use crate::profile::{coldplug, initramfs};
 use crate::trace::modindex::StaticIndex;
 

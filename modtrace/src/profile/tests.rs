@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use super::testutil::*;
+use crate::testutil::*;
 use super::*;
 use crate::trace::event::What;
 use crate::trace::snapshot::parse_proc_modules;

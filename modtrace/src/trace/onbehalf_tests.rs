@@ -2,7 +2,7 @@ use super::*;
 use std::time::Duration;
 
 use crate::needs::units_of;
-use crate::profile::testutil::{appletalk_index, in_cgroup, loaded_for_request, process};
+use crate::testutil::{appletalk_index, in_cgroup, loaded_for_request, process};
 use crate::trace::event::{Parent, Process};
 use crate::trace::journal::Entry;
 
@@ -388,7 +388,7 @@ fn a_user_s_logger_entry_that_says_systemd_is_not_pid_1_s() {
 /// The mount's own request (What::Request), seen before its load.
 fn binfmt_request() -> Record {
     let mount = in_cgroup(400, "mount", Some("/usr/bin/mount"), 0, &format!("/system.slice/{MOUNT}"));
-    let mut rec = crate::profile::testutil::request("2026-12-01T10:00:05Z", mount, "fs-binfmt_misc", &["binfmt_misc"]);
+    let mut rec = crate::testutil::request("2026-12-01T10:00:05Z", mount, "fs-binfmt_misc", &["binfmt_misc"]);
     rec.ts_ns = 5_000_000_000;
     rec
 }
@@ -559,7 +559,7 @@ fn udisks_loads_are_the_uid_it_acted_for() {
 #[test]
 fn nothing_of_a_deputy_s_load_reaches_the_list_or_a_drop_in() {
     let mut p = deputy_learned(vec![udisks_says(MOUNTED, 21_000_000)], &[udisks_load()]);
-    p.settle(&crate::profile::testutil::appletalk_index().module("squashfs", &[]).alias("fs-squashfs", "squashfs"));
+    p.settle(&crate::testutil::appletalk_index().module("squashfs", &[]).alias("fs-squashfs", "squashfs"));
     let plan = crate::needs::plan(&p, &crate::needs::target::Target::from_profile(&p)).unwrap();
     assert!(plan.needs.is_empty() && plan.units.is_empty(), "{:?} {:?}", plan.needs, plan.units);
     assert!(plan.review.contains_key("squashfs"));
@@ -657,7 +657,7 @@ fn a_root_service_that_is_no_deputy_stays_trusted() {
 #[test]
 fn the_requests_list_names_the_client_not_the_deputy() {
     let udisksd = in_cgroup(UDISKSD_PID, "udisksd", None, 0, "/system.slice/udisks2.service");
-    let mut request = crate::profile::testutil::request("2026-12-01T10:00:20Z", udisksd, "fs-squashfs", &["squashfs"]);
+    let mut request = crate::testutil::request("2026-12-01T10:00:20Z", udisksd, "fs-squashfs", &["squashfs"]);
     request.ts_ns = 20_000_000_000;
     let p = deputy_learned(vec![udisks_says(MOUNTED, 21_000_000)], &[request.clone(), udisks_load()]);
     let asked = &p.requests.iter().find(|r| r.alias == "fs-squashfs").unwrap().requesters;

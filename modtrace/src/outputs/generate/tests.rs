@@ -6,7 +6,7 @@ use super::*;
 use crate::needs::plan;
 use crate::needs::target::Source;
 use crate::trace::modindex::StaticIndex;
-use crate::profile::testutil::{
+use crate::testutil::{
     appletalk_index, example_profile, loaded_for_request, process, request, udev_device_module, with_cpu_modules,
     TempDir, CPU_MODALIAS,
 };
@@ -299,7 +299,7 @@ fn udev_loads_resolve_by_modalias() {
             devpath: Some("/devices/pci0000:00/0000:00:1f.6".into()),
             extra: Default::default(),
         }),
-        loader: Some(crate::profile::testutil::udevd_loader()),
+        loader: Some(crate::testutil::udevd_loader()),
         count: 1,
         ..Trigger::new(TriggerKind::Udev)
     });
@@ -534,7 +534,7 @@ fn warnings_about_lost_events_reach_the_files() {
 /// drop-in (also once accepted), and the comments say who asked.
 #[test]
 fn untrusted_requests_are_not_listed_and_user_or_container_units_get_no_drop_in() {
-    use crate::profile::testutil::{untrusted_index, untrusted_profile};
+    use crate::testutil::{untrusted_index, untrusted_profile};
     let mut p = untrusted_profile();
     let target = tree_target(untrusted_index(), &[], &[]);
     let out = gen(&p, &target, LockPoint::AfterUdev);

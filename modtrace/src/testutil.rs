@@ -267,9 +267,9 @@ pub fn example_profile() -> crate::profile::Profile {
 }
 
 /// systemd-udevd, root in its system unit, as a profile records a loader.
-pub fn udevd_loader() -> super::Loader {
+pub fn udevd_loader() -> crate::profile::Loader {
     let p = process(300, "systemd-udevd", Some("/usr/lib/systemd/systemd-udevd"), Some("systemd-udevd.service"));
-    super::Loader {
+    crate::profile::Loader {
         comm: p.comm,
         exe: p.exe,
         uid: Some(0),
@@ -286,8 +286,8 @@ pub fn udevd_loader() -> super::Loader {
 
 /// A module udev loaded for the device with `modalias` (a CPU's, in the tests),
 /// as a profile records it.
-pub fn udev_device_module(modalias: &str, name: &str, deps: &[&str], top_level: bool) -> super::Module {
-    use super::{Device, Module, Trigger, TriggerKind};
+pub fn udev_device_module(modalias: &str, name: &str, deps: &[&str], top_level: bool) -> crate::profile::Module {
+    use crate::profile::{Device, Module, Trigger, TriggerKind};
     let mut m = Module::new(name, "2024-03-01T10:00:00Z");
     m.top_level = top_level;
     m.depends_on = deps.iter().map(|d| d.to_string()).collect();
