@@ -24,25 +24,6 @@ fn tree() -> PathBuf {
     dir
 }
 
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(tag: &str) -> Temp {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("modtrace-gk-{}-{tag}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Temp(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn requester(comm: &str, unit: &str) -> String {
     let cgroup = if unit == "init.scope" { "/init.scope".to_string() } else { format!("/system.slice/{unit}") };
     format!(
@@ -175,8 +156,8 @@ fn copy_index(to: &Path) {
 #[test]
 #[ignore = "needs a Debian kernel tree: cargo xtask test runs it (MODTRACE_TEST_MODULES)"]
 fn a_module_built_in_per_modules_builtin_is_noted_not_listed() {
-    let tmp = Temp::new("builtin");
-    let dir = tmp.0.join(KVER);
+    let tmp = tempfile::Builder::new().prefix("builtin").tempdir().unwrap();
+    let dir = tmp.path().join(KVER);
     copy_index(&dir);
     let mut builtin = std::fs::read_to_string(dir.join("modules.builtin")).unwrap();
     builtin.push_str("kernel/fs/fat/vfat.ko\n");
@@ -219,10 +200,10 @@ fn modtrace(args: &[&str]) -> (i32, String, String) {
 #[test]
 #[ignore = "needs a Debian kernel tree: cargo xtask test runs it (MODTRACE_TEST_MODULES)"]
 fn generate_exits_non_zero_on_unresolved_entries_unless_allowed() {
-    let tmp = Temp::new("cli");
-    let p = tmp.0.join("profile.json");
+    let tmp = tempfile::Builder::new().prefix("cli").tempdir().unwrap();
+    let p = tmp.path().join("profile.json");
     std::fs::write(&p, profile_json()).unwrap();
-    let out = tmp.0.join("out");
+    let out = tmp.path().join("out");
     let tree = tree();
     let args = |extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> =
@@ -245,7 +226,7 @@ fn generate_exits_non_zero_on_unresolved_entries_unless_allowed() {
     // A profile that tries to inject: refused, naming the entry, nothing written.
     let evil = profile_json().replace("\"mounter.service\"", "\"a b.service\"");
     std::fs::write(&p, evil).unwrap();
-    let out2 = tmp.0.join("out2");
+    let out2 = tmp.path().join("out2");
     let (code, _, stderr) = modtrace(&["generate", "--profile", p.to_str().unwrap(), "--out", out2.to_str().unwrap()]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("invalid unit name \"a b.service\""), "{stderr}");
@@ -253,8 +234,8 @@ fn generate_exits_non_zero_on_unresolved_entries_unless_allowed() {
 }
 
 /// A root with the running kernel's files: proc, sys, and lib/modules/KVER.
-fn system_root(tmp: &Temp, proc_modules: &str) -> PathBuf {
-    let root = tmp.0.join("root");
+fn system_root(tmp: &tempfile::TempDir, proc_modules: &str) -> PathBuf {
+    let root = tmp.path().join("root");
     let put = |path: &str, text: &str| {
         let p = root.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -273,8 +254,8 @@ fn system_root(tmp: &Temp, proc_modules: &str) -> PathBuf {
 #[test]
 #[ignore = "needs a Debian kernel tree: cargo xtask test runs it (MODTRACE_TEST_MODULES)"]
 fn check_and_lock_on_a_system_root() {
-    let tmp = Temp::new("check");
-    let p = tmp.0.join("profile.json");
+    let tmp = tempfile::Builder::new().prefix("check").tempdir().unwrap();
+    let p = tmp.path().join("profile.json");
     // Without the module this kernel lacks, the profile is complete for it.
     let mut prof = profile();
     prof.modules.retain(|m| m.name != "no_such_module_xyz");
@@ -386,8 +367,8 @@ fn check_right_after_generate_on_the_same_kernel_finds_no_blocker() {
         assert_eq!(named.contains(&m.to_string()), !m.starts_with("edac") && m != "kvm_intel", "{m}: {named:?}");
     }
     for without in [&[][..], &["kvm_amd", "powernow_k8"][..]] {
-        let tmp = Temp::new("cpu");
-        let p = tmp.0.join("profile.json");
+        let tmp = tempfile::Builder::new().prefix("cpu").tempdir().unwrap();
+        let p = tmp.path().join("profile.json");
         std::fs::write(&p, cpu_profile_json(without)).unwrap();
         let prof: Profile = serde_json::from_str(&cpu_profile_json(without)).unwrap();
         let root = system_root(&tmp, &proc_modules_of(&prof));
@@ -422,8 +403,8 @@ fn check_right_after_generate_on_the_same_kernel_finds_no_blocker() {
 #[test]
 #[ignore = "needs a Debian kernel tree: cargo xtask test runs it (MODTRACE_TEST_MODULES)"]
 fn check_still_names_a_module_the_installed_lock_does_not_load() {
-    let tmp = Temp::new("cpu-gap");
-    let p = tmp.0.join("profile.json");
+    let tmp = tempfile::Builder::new().prefix("cpu-gap").tempdir().unwrap();
+    let p = tmp.path().join("profile.json");
     std::fs::write(&p, cpu_profile_json(&["powernow_k8"])).unwrap();
     let root = system_root(&tmp, "");
     let (code, _, stderr) = modtrace(&["generate", "--profile", p.to_str().unwrap(), "--out", root.to_str().unwrap()]);
@@ -459,8 +440,8 @@ fn hook(root: &Path, profile: &Path, binary: &str) -> (i32, String) {
 #[test]
 #[ignore = "needs a Debian kernel tree: cargo xtask test runs it (MODTRACE_TEST_MODULES)"]
 fn kernel_postinst_hook_regenerates_an_enabled_lock_and_never_fails() {
-    let tmp = Temp::new("hook");
-    let p = tmp.0.join("profile.json");
+    let tmp = tempfile::Builder::new().prefix("hook").tempdir().unwrap();
+    let p = tmp.path().join("profile.json");
     std::fs::write(&p, profile_json()).unwrap();
     let root = system_root(&tmp, "");
     let unit = root.join(generate::LOCK_UNIT);
@@ -512,9 +493,9 @@ fn kernel_postinst_hook_regenerates_an_enabled_lock_and_never_fails() {
 
 /// The hook with a stand-in for modtrace that says `said` and exits `code`;
 /// `pins`: where a guard would be pinned (the root has no lock set up).
-fn guard_hook(tmp: &Temp, pins: &Path, said: &str, code: i32) -> (i32, String, String) {
-    let calls = tmp.0.join("calls");
-    let fake = tmp.0.join("fake-modtrace");
+fn guard_hook(tmp: &tempfile::TempDir, pins: &Path, said: &str, code: i32) -> (i32, String, String) {
+    let calls = tmp.path().join("calls");
+    let fake = tmp.path().join("fake-modtrace");
     std::fs::write(&fake, format!("#!/bin/sh\necho \"$@\" >>{}\necho '{said}'\nexit {code}\n", calls.display()))
         .unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -523,9 +504,9 @@ fn guard_hook(tmp: &Temp, pins: &Path, said: &str, code: i32) -> (i32, String, S
         .arg(&script)
         .arg(KVER)
         .env("MODTRACE", &fake)
-        .env("MODTRACE_PROFILE", tmp.0.join("none.json"))
+        .env("MODTRACE_PROFILE", tmp.path().join("none.json"))
         .env("MODTRACE_GUARD_PINS", pins)
-        .env("MODTRACE_ROOT", tmp.0.join("root"))
+        .env("MODTRACE_ROOT", tmp.path().join("root"))
         .output()
         .unwrap();
     let calls = std::fs::read_to_string(&calls).unwrap_or_default();
@@ -535,8 +516,8 @@ fn guard_hook(tmp: &Temp, pins: &Path, said: &str, code: i32) -> (i32, String, S
 #[test]
 #[ignore = "needs a Debian kernel tree: cargo xtask test runs it (MODTRACE_TEST_MODULES)"]
 fn kernel_postinst_hook_refreshes_a_running_guard_for_its_kernel() {
-    let tmp = Temp::new("guard-hook");
-    let pins = tmp.0.join("pins");
+    let tmp = tempfile::Builder::new().prefix("guard-hook").tempdir().unwrap();
+    let pins = tmp.path().join("pins");
     // No guard pinned: modtrace is not even asked.
     let (code, stderr, calls) = guard_hook(&tmp, &pins, "", 0);
     assert_eq!((code, stderr.as_str(), calls.as_str()), (0, "", ""));

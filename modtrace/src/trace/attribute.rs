@@ -396,16 +396,16 @@ mod tests {
 
     #[test]
     fn a_replayed_event_trusts_proc_only_for_the_same_process() {
-        let dir = TempDir::new();
-        let task_dir = dir.0.join("7/task/7");
+        let dir = TempDir::new("attr");
+        let task_dir = dir.join("7/task/7");
         std::fs::create_dir_all(&task_dir).unwrap();
         std::fs::write(task_dir.join("comm"), "modprobe\n").unwrap();
         std::fs::write(task_dir.join("stat"), "7 (modprobe) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 250 0 0").unwrap();
-        symlink("/usr/bin/kmod", dir.0.join("7/exe")).unwrap();
+        symlink("/usr/bin/kmod", dir.join("7/exe")).unwrap();
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
         let at = |ns: Option<u64>| Task { pid: 7, tgid: 7, comm: "modprobe".into(), start_time_ns: ns, ..Task::default() };
         let start = 250 * (1_000_000_000 / hz);
-        let live = || SystemDescriber::with_roots(dir.0.clone(), None);
+        let live = || SystemDescriber::with_roots(dir.path().to_path_buf(), None);
         assert_eq!(live().replaying().process(&at(Some(start))).exe.as_deref(), Some("/usr/bin/kmod"));
         // Same pid and name, started later: another process.
         assert_eq!(live().replaying().process(&at(Some(start + 5_000_000_000))).exe, None);
@@ -414,27 +414,7 @@ mod tests {
         assert_eq!(live().process(&at(Some(start + 5_000_000_000))).exe.as_deref(), Some("/usr/bin/kmod"));
     }
     use std::os::unix::fs::symlink;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!("modtrace-attr-{}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testutil::TempDir;
 
     fn ino(p: &Path) -> u64 {
         fs::metadata(p).unwrap().ino()
@@ -462,14 +442,14 @@ mod tests {
 
     #[test]
     fn cgroup_tree_maps_inodes_and_rewalks_on_a_miss() {
-        let root = TempDir::new();
-        let svc = root.0.join("system.slice/lightdm.service");
+        let root = TempDir::new("attr");
+        let svc = root.join("system.slice/lightdm.service");
         fs::create_dir_all(&svc).unwrap();
-        let mut tree = CgroupTree::with_min_gap(root.0.clone(), Duration::ZERO);
-        assert_eq!(tree.path(ino(&root.0)).as_deref(), Some("/"));
+        let mut tree = CgroupTree::with_min_gap(root.path().to_path_buf(), Duration::ZERO);
+        assert_eq!(tree.path(ino(root.path())).as_deref(), Some("/"));
         assert_eq!(tree.path(ino(&svc)).as_deref(), Some("/system.slice/lightdm.service"));
 
-        let late = root.0.join("user.slice/user-1000.slice/session-2.scope");
+        let late = root.join("user.slice/user-1000.slice/session-2.scope");
         fs::create_dir_all(&late).unwrap();
         assert_eq!(tree.path(ino(&late)).as_deref(), Some("/user.slice/user-1000.slice/session-2.scope"));
         assert_eq!(tree.path(u64::MAX), None);
@@ -477,10 +457,10 @@ mod tests {
 
     #[test]
     fn removed_cgroups_are_forgotten_once_too_many_are_kept() {
-        let root = TempDir::new();
-        let mut tree = CgroupTree::with_min_gap(root.0.clone(), Duration::ZERO);
+        let root = TempDir::new("attr");
+        let mut tree = CgroupTree::with_min_gap(root.path().to_path_buf(), Duration::ZERO);
         tree.paths.extend((0..CGROUPS_KEPT as u64).map(|i| (u64::MAX - i, format!("/gone-{i}"))));
-        let late = root.0.join("late.service");
+        let late = root.join("late.service");
         fs::create_dir(&late).unwrap();
         assert_eq!(tree.path(ino(&late)).as_deref(), Some("/late.service"));
         assert_eq!(tree.paths.len(), 2, "the root and late.service: the removed ones went");
@@ -488,23 +468,23 @@ mod tests {
 
     #[test]
     fn cgroup_tree_walks_again_only_after_the_gap() {
-        let root = TempDir::new();
-        let mut tree = CgroupTree::with_min_gap(root.0.clone(), Duration::from_secs(3600));
-        assert_eq!(tree.path(ino(&root.0)).as_deref(), Some("/"));
-        let late = root.0.join("late.service");
+        let root = TempDir::new("attr");
+        let mut tree = CgroupTree::with_min_gap(root.path().to_path_buf(), Duration::from_secs(3600));
+        assert_eq!(tree.path(ino(root.path())).as_deref(), Some("/"));
+        let late = root.join("late.service");
         fs::create_dir(&late).unwrap();
         assert_eq!(tree.path(ino(&late)), None);
     }
 
     fn fake_proc() -> TempDir {
-        let root = TempDir::new();
-        let p = root.0.join("100");
+        let root = TempDir::new("attr");
+        let p = root.join("100");
         fs::create_dir_all(p.join("task/101")).unwrap();
         symlink("/usr/bin/python3", p.join("exe")).unwrap();
         fs::write(p.join("cmdline"), b"python3\0-c\0import socket\0").unwrap();
         fs::write(p.join("task/101/comm"), "python3\n").unwrap();
         fs::write(p.join("cgroup"), "0::/system.slice/example.service\n").unwrap();
-        let parent = root.0.join("50");
+        let parent = root.join("50");
         fs::create_dir_all(parent.join("task/50")).unwrap();
         symlink("/usr/bin/bash", parent.join("exe")).unwrap();
         fs::write(parent.join("task/50/comm"), "bash\n").unwrap();
@@ -519,10 +499,10 @@ mod tests {
     #[test]
     fn exe_and_cmdline_come_from_proc_and_vanish_with_the_process() {
         let root = fake_proc();
-        assert_eq!(exe(&root.0, 100).as_deref(), Some("/usr/bin/python3"));
-        assert_eq!(cmdline(&root.0, 100).unwrap(), ["python3", "-c", "import socket"]);
-        assert_eq!(exe(&root.0, 999), None);
-        assert_eq!(cmdline(&root.0, 999), None);
+        assert_eq!(exe(root.path(), 100).as_deref(), Some("/usr/bin/python3"));
+        assert_eq!(cmdline(root.path(), 100).unwrap(), ["python3", "-c", "import socket"]);
+        assert_eq!(exe(root.path(), 999), None);
+        assert_eq!(cmdline(root.path(), 999), None);
         assert_eq!(split_cmdline(b""), Vec::<String>::new());
         assert_eq!(split_cmdline(b"a\0\0b"), ["a", "", "b"]);
     }
@@ -530,7 +510,7 @@ mod tests {
     #[test]
     fn system_describer_reads_process_and_parent() {
         let root = fake_proc();
-        let mut d = SystemDescriber::with_roots(root.0.clone(), None);
+        let mut d = SystemDescriber::with_roots(root.path().to_path_buf(), None);
         let p = d.process(&task(101, 100, "python3"));
         assert_eq!(p.exe.as_deref(), Some("/usr/bin/python3"));
         assert_eq!(p.cmdline.as_ref().unwrap()[0], "python3");
@@ -548,7 +528,7 @@ mod tests {
     #[test]
     fn a_task_whose_name_changed_gets_no_proc_facts() {
         let root = fake_proc();
-        let mut d = SystemDescriber::with_roots(root.0.clone(), None);
+        let mut d = SystemDescriber::with_roots(root.path().to_path_buf(), None);
         let p = d.process(&task(101, 100, "modprobe"));
         assert_eq!((p.exe, p.cmdline, p.unit), (None, None, None));
 
@@ -565,12 +545,12 @@ mod tests {
     #[test]
     fn system_describer_maps_cgroup_ids_through_the_tree() {
         let proc_root = fake_proc();
-        let cg = TempDir::new();
-        let svc = cg.0.join("system.slice/lightdm.service");
+        let cg = TempDir::new("attr");
+        let svc = cg.join("system.slice/lightdm.service");
         fs::create_dir_all(&svc).unwrap();
-        let inner = cg.0.join("machine.slice/systemd-nspawn@web.service/payload/system.slice/lightdm.service");
+        let inner = cg.join("machine.slice/systemd-nspawn@web.service/payload/system.slice/lightdm.service");
         fs::create_dir_all(&inner).unwrap();
-        let mut d = SystemDescriber::with_roots(proc_root.0.clone(), Some(cg.0.clone()));
+        let mut d = SystemDescriber::with_roots(proc_root.path().to_path_buf(), Some(cg.path().to_path_buf()));
         let mut t = task(7, 7, "Xorg");
         t.cgroup_id = ino(&svc);
         let p = d.process(&t);
@@ -604,15 +584,15 @@ mod tests {
 
     #[test]
     fn inits_namespaces_are_read_from_its_links_and_a_bad_one_is_none() {
-        let good = TempDir::new();
-        init_ns_links(&good.0, "pid:[4026531836]", "mnt:[4026531841]");
-        assert_eq!(init_namespaces(&good.0), Some(Namespaces { pid: 4_026_531_836, mnt: 4_026_531_841 }));
-        let swapped = TempDir::new();
-        init_ns_links(&swapped.0, "mnt:[4026531841]", "pid:[4026531836]");
-        assert_eq!(init_namespaces(&swapped.0), None);
-        let odd = TempDir::new();
-        init_ns_links(&odd.0, "pid:[x]", "mnt:[4026531841]");
-        assert_eq!(init_namespaces(&odd.0), None);
+        let good = TempDir::new("attr");
+        init_ns_links(good.path(), "pid:[4026531836]", "mnt:[4026531841]");
+        assert_eq!(init_namespaces(good.path()), Some(Namespaces { pid: 4_026_531_836, mnt: 4_026_531_841 }));
+        let swapped = TempDir::new("attr");
+        init_ns_links(swapped.path(), "mnt:[4026531841]", "pid:[4026531836]");
+        assert_eq!(init_namespaces(swapped.path()), None);
+        let odd = TempDir::new("attr");
+        init_ns_links(odd.path(), "pid:[x]", "mnt:[4026531841]");
+        assert_eq!(init_namespaces(odd.path()), None);
         assert_eq!(init_namespaces(Path::new("/nonexistent")), None);
     }
 
@@ -621,11 +601,11 @@ mod tests {
     #[test]
     fn a_host_units_cgroup_in_other_namespaces_is_a_container() {
         let proc_root = fake_proc();
-        init_ns_links(&proc_root.0, "pid:[4026531836]", "mnt:[4026531841]");
-        let cg = TempDir::new();
-        let svc = cg.0.join("system.slice/keepunit.service");
+        init_ns_links(proc_root.path(), "pid:[4026531836]", "mnt:[4026531841]");
+        let cg = TempDir::new("attr");
+        let svc = cg.join("system.slice/keepunit.service");
         fs::create_dir_all(&svc).unwrap();
-        let mut d = SystemDescriber::with_roots(proc_root.0.clone(), Some(cg.0.clone()));
+        let mut d = SystemDescriber::with_roots(proc_root.path().to_path_buf(), Some(cg.path().to_path_buf()));
         let mut t = task(9, 9, "mount");
         t.cgroup_id = ino(&svc);
         t.namespaces = Some(Namespaces { pid: 4_026_531_836, mnt: 4_026_531_841 });
@@ -642,15 +622,15 @@ mod tests {
         };
         assert_eq!(p.scope, expected);
         // Without init's namespaces the names decide, as before.
-        let mut blind = SystemDescriber::with_roots(PathBuf::from("/nonexistent"), Some(cg.0.clone()));
+        let mut blind = SystemDescriber::with_roots(PathBuf::from("/nonexistent"), Some(cg.path().to_path_buf()));
         assert_eq!(blind.process(&t).scope, Scope::System { unit: "keepunit.service".into() });
     }
 
     #[test]
     fn a_vanished_unit_cgroup_is_named_by_the_kernels_copy_of_its_name() {
         let proc_root = fake_proc();
-        let cg = TempDir::new();
-        let mut d = SystemDescriber::with_roots(proc_root.0.clone(), Some(cg.0.clone()));
+        let cg = TempDir::new("attr");
+        let mut d = SystemDescriber::with_roots(proc_root.path().to_path_buf(), Some(cg.path().to_path_buf()));
         let mut t = task(8, 8, "modtrace-guest");
         t.cgroup_id = 987_654; // no directory has this inode any more
         assert_eq!(d.process(&t).unit, None);
