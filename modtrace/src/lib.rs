@@ -5,12 +5,14 @@
 //! trace (ring-buffer bytes to events, attributed and joined: request ->
 //! modprobe helper -> loads) -> profile (what was learned, and the admin's
 //! decisions) -> needs (what a kernel must load, who needs it, and whether
-//! that may be trusted) -> outputs (report, lists, units, lock, guard).
+//! that may be trusted) -> guard (the profile enforced in the kernel, a
+//! second loader) -> outputs (report, lists, units, check, lock).
 
 pub mod loader;
 pub mod trace;
 pub mod profile;
 pub mod needs;
+pub mod guard;
 pub mod outputs;
 pub mod validate;
 pub mod escape;

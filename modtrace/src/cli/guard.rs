@@ -9,8 +9,9 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 
 use crate::trace::attribute::SystemDescriber;
-use crate::outputs::guard::policy::Policy;
-use crate::outputs::guard::{self, decision, encode, kernel, refresh, Mode, State};
+use crate::guard::policy::Policy;
+use crate::guard::{self, encode, kernel, refresh, Mode, State};
+use crate::trace::decision;
 use crate::trace::output;
 use crate::loader::btf;
 use crate::profile;

@@ -142,7 +142,7 @@ pub fn read_state(paths: &SystemPaths) -> State {
             None
         }
     };
-    let guard = crate::outputs::guard::summary(&paths.at(crate::outputs::guard::kernel::PIN_DIR), &paths.at(crate::outputs::guard::STATE_FILE));
+    let guard = crate::guard::summary(&paths.at(crate::guard::kernel::PIN_DIR), &paths.at(crate::guard::STATE_FILE));
     State { release, modules_disabled, modprobe, lockdown, sig_enforce, lsm, loaded, guard, errors }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod attribute;
 pub mod correlate;
+pub mod decision;
 pub mod decode;
 pub mod deputies;
 pub mod drops;

@@ -2,7 +2,7 @@
 
 use crate::trace::event::{Cause, Process, Record, Syscall, What};
 use crate::trace::scope::Scope;
-use crate::outputs::guard::decision::GuardRecord;
+use crate::trace::decision::GuardRecord;
 
 pub fn json(rec: &Record) -> String {
     serde_json::to_string(rec).expect("records serialize")

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::loader::{Probes, Rings};
 // The guard's decisions are traced too (`trace` shows them beside the loads).
-use crate::outputs::guard::decision::{self as guard_decision, GuardRecord};
+use crate::trace::decision::{self as guard_decision, GuardRecord};
 
 #[derive(Debug, Default, Clone)]
 pub struct Options {
@@ -123,7 +123,7 @@ impl Tracer {
             Ok(loaded) => correlator.seed_present(loaded.into_iter().map(|m| m.name), monotonic_ns()),
             Err(e) => probes.notes.push(format!("cannot read /proc/modules ({e}): requests for modules loaded before tracing wait for a helper until they expire")),
         }
-        let guard = crate::outputs::guard::kernel::is_pinned().then(|| crate::outputs::guard::kernel::ring("GUARD_TRACE").ok()).flatten();
+        let guard = crate::guard::kernel::is_pinned().then(|| crate::guard::kernel::ring("GUARD_TRACE").ok()).flatten();
         let mut flow = Flow {
             rings,
             correlator,

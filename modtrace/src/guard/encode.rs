@@ -114,7 +114,7 @@ pub fn next_generation(current: Option<u32>) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outputs::guard::policy::AllowedFile;
+    use crate::guard::policy::AllowedFile;
 
     #[test]
     fn aliases_and_files_are_nul_padded_in_their_generation() {

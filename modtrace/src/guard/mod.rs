@@ -2,10 +2,10 @@
 //! pinned so that they keep deciding after the command returns.
 //!
 //! policy (what the profile allows) -> encode (map entries of one generation)
-//! -> kernel (load, pin, swap generations, counters) ; decision (what the
-//! programs report) -> trace and the journal.
+//! -> kernel (load, pin, swap generations, counters). What the programs
+//! decide is decoded by the trace stage (`trace::decision`), beside the
+//! tracer's own events.
 
-pub mod decision;
 pub mod encode;
 pub mod kernel;
 pub mod policy;

@@ -155,7 +155,7 @@ pub fn changes(now: &Enforced, wanted: &Enforced) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outputs::guard::Mode;
+    use crate::guard::Mode;
 
     fn state(mode: Mode, profile: &str) -> State {
         State {
