@@ -20,7 +20,7 @@ use crate::trace::decode::cstr;
 use crate::loader::{btf, preflight, skipped, ProbeError};
 
 /// Where the programs' links and the maps are pinned.
-pub const PIN_DIR: &str = "/sys/fs/bpf/modtrace/guard";
+pub use crate::trace::decision::GUARD_PIN_DIR as PIN_DIR;
 pub const LSM_LIST: &str = "/sys/kernel/security/lsm";
 
 /// (program, LSM hook).

@@ -2,6 +2,9 @@
 //! record or a journal entry.
 
 use std::mem::size_of;
+use std::path::Path;
+
+use aya::maps::{Map, MapData, RingBuf};
 
 use modtrace_common::guard::{decision, hook, mode, GuardEvent};
 use serde::Serialize;
@@ -9,6 +12,20 @@ use serde::Serialize;
 use crate::trace::attribute::Describe;
 use crate::trace::decode::{cstr, task, DecodeError};
 use crate::trace::event::{Process, Task};
+
+/// Where `modtrace guard start` pins its programs and maps. The guard stage
+/// writes them; a tracer only reads the decision ring from here.
+pub const GUARD_PIN_DIR: &str = "/sys/fs/bpf/modtrace/guard";
+
+/// The pinned decision ring `name` ("GUARD_TRACE", "GUARD_LOG") of a guard in
+/// force, if one is: its config map and the ring are pinned.
+pub fn pinned_ring(name: &str) -> Option<RingBuf<MapData>> {
+    let dir = Path::new(GUARD_PIN_DIR);
+    if !dir.join("GUARD_CONFIG").exists() {
+        return None;
+    }
+    RingBuf::try_from(Map::RingBuf(MapData::from_pin(dir.join(name)).ok()?)).ok()
+}
 
 /// One decision as the kernel took it.
 #[derive(Debug, Clone, PartialEq, Eq)]

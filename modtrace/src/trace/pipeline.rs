@@ -123,7 +123,7 @@ impl Tracer {
             Ok(loaded) => correlator.seed_present(loaded.into_iter().map(|m| m.name), monotonic_ns()),
             Err(e) => probes.notes.push(format!("cannot read /proc/modules ({e}): requests for modules loaded before tracing wait for a helper until they expire")),
         }
-        let guard = crate::guard::kernel::is_pinned().then(|| crate::guard::kernel::ring("GUARD_TRACE").ok()).flatten();
+        let guard = guard_decision::pinned_ring("GUARD_TRACE");
         let mut flow = Flow {
             rings,
             correlator,
