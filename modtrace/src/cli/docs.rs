@@ -684,5 +684,4 @@ pub fn visible(cmd: &clap::Command) -> clap::Command {
 }
 
 #[cfg(test)]
-#[path = "docs_tests.rs"]
 mod tests;

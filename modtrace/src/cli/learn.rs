@@ -23,7 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::trace::event::{Cause, Record, What};
 use crate::trace::modindex::{KmodIndex, ModuleIndex};
 use crate::trace::deputies::Deputies;
-use crate::trace::onbehalf::{NoSystemd, OnBehalf, RealSystemd, Systemd};
+use crate::profile::onbehalf::{NoSystemd, OnBehalf, RealSystemd, Systemd};
 use crate::trace::pipeline::{Options, Tracer};
 use super::trace::parse_duration;
 use crate::profile::{self, store, system, PreloadSources, Profile, Session};

@@ -3,6 +3,8 @@
 //! - `model`: the file's types (schema "modtrace-profile/2", docs/profile.md).
 //! - `migrate`: reading /1 profiles, and hand-edited ones (sorting, duplicates).
 //! - `observe`: building from records, pure.
+//! - `onbehalf`: loads systemd or a root deputy made for another, given to
+//!   whoever that was (automounts, modprobe@ units, udisks2's clients).
 //! - `bound`: what untrusted processes may add (folded unresolved requests).
 //! - `merge`: accumulating sessions and profiles (decisions: the later wins).
 //! - `decide`: an admin's allow/deny, written under the lock.
@@ -19,6 +21,7 @@ pub mod merge;
 pub mod migrate;
 pub mod model;
 pub mod observe;
+pub mod onbehalf;
 pub mod preload;
 pub mod store;
 

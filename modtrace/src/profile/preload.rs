@@ -263,5 +263,4 @@ fn pulled_in_by(index: &dyn ModuleIndex, trusted: &str, module: &str) -> Option<
 }
 
 #[cfg(test)]
-#[path = "preload_tests.rs"]
 mod tests;

@@ -230,5 +230,4 @@ fn split_args(s: &str) -> Vec<&str> {
 }
 
 #[cfg(test)]
-#[path = "kthread_tests.rs"]
 mod tests;

@@ -12,7 +12,6 @@ pub mod event;
 pub mod journal;
 pub mod kthread;
 pub mod modindex;
-pub mod onbehalf;
 pub mod output;
 pub mod pipeline;
 pub mod scope;

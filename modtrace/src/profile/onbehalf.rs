@@ -1,4 +1,5 @@
-//! Loads systemd makes on another's behalf, traced back to who that was.
+//! Loads systemd makes on another's behalf, traced back to who that was: the
+//! profile stage rewrites the triggers of a learned session with this.
 //!
 //! - An automount: a process touches an autofs path (systemd-binfmt and
 //!   /proc/sys/fs/binfmt_misc), PID 1 runs the mount unit, whose mount(8)
@@ -10,7 +11,7 @@
 //!   (and what `modtrace generate` writes into drop-ins): its loads are given
 //!   to the units that want or require it, with modprobe@NAME.service as `via`.
 //!
-//! - A root deputy (deputies.rs: udisks2, NetworkManager, ...) acting for a
+//! - A root deputy (trace/deputies.rs: udisks2, NetworkManager, ...) acting for a
 //!   client: the load is given to the client the deputy names in its journal
 //!   (udisks2's "on behalf of uid N", written by the running udisksd), with
 //!   the deputy's unit as `via`; a deputy that does not say gets an unknown
@@ -18,7 +19,7 @@
 //!
 //! Each is right or says "unknown", never the trusted unit it came through:
 //! an automount request is taken only when exactly one record of PID 1's
-//! journal (journal.rs: by the fields journald sets) for that automount and
+//! journal (trace/journal.rs: by the fields journald sets) for that automount and
 //! path lies in the time window around the request, and the trigger's unit
 //! only from /proc: as it was while the process waited on the automount
 //! (wchan autofs_wait, read when the mount's request arrives), or as it is
@@ -811,5 +812,4 @@ impl RealSystemd {
 }
 
 #[cfg(test)]
-#[path = "onbehalf_tests.rs"]
 mod tests;
