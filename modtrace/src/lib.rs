@@ -12,6 +12,7 @@ pub mod loader;
 pub mod trace;
 pub mod profile;
 pub mod needs;
+pub mod learn;
 pub mod guard;
 pub mod outputs;
 pub mod validate;

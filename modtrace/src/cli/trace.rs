@@ -101,6 +101,15 @@ mod tests {
     use crate::trace::drops::Drops;
 
     #[test]
+    fn durations_parse_like_the_docs_say() {
+        assert_eq!(parse_duration("30s").unwrap(), std::time::Duration::from_secs(30));
+        assert_eq!(parse_duration("10m").unwrap(), std::time::Duration::from_secs(600));
+        assert_eq!(parse_duration("2h").unwrap(), std::time::Duration::from_secs(7200));
+        assert_eq!(parse_duration("1d").unwrap(), std::time::Duration::from_secs(86400));
+        assert!(parse_duration("soon").unwrap_err().contains("examples"));
+    }
+
+    #[test]
     fn the_summary_names_every_kind_of_drop() {
         let drops = Drops {
             ring_failures: 40,

@@ -210,15 +210,6 @@ fn a_tracer_that_fails_after_records_still_saves() {
 }
 
 #[test]
-fn durations_parse_like_the_docs_say() {
-    assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-    assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
-    assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-    assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
-    assert!(parse_duration("soon").unwrap_err().contains("examples"));
-}
-
-#[test]
 fn progress_displays_start_and_stop() {
     // Exercises the templates and the ticker threads (the bar hides itself when
     // stderr is not a terminal, as under `cargo test`).
