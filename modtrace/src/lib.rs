@@ -17,6 +17,7 @@ pub mod guard;
 pub mod outputs;
 pub mod validate;
 pub mod escape;
+pub mod said;
 pub mod cli;
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -222,9 +222,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// derived: refreshed when that changed. False when it could not be brought
 /// in line (said so, with the command to run).
 fn refresh_guard(profile: &Path, release: &str) -> bool {
-    use super::guard::Refreshed;
-    match super::guard::refresh_guard(Some(release), Some(profile)) {
-        Ok(Refreshed::NotRunning | Refreshed::OtherKernel { .. } | Refreshed::Replaced) => true,
+    use crate::guard::control::Refreshed;
+    match Ok::<_, anyhow::Error>(crate::guard::control::refresh(Some(release), Some(profile))) {
+        Ok(Refreshed::NotRunning | Refreshed::OtherKernel { .. }) => true,
+        Ok(Refreshed::Replaced(installed)) => {
+            installed.said().print();
+            true
+        }
         Ok(r @ Refreshed::Unchanged { .. }) => {
             println!("modtrace: {r}");
             true

@@ -2,14 +2,18 @@
 //! pinned so that they keep deciding after the command returns.
 //!
 //! policy (what the profile allows) -> encode (map entries of one generation)
-//! -> kernel (load, pin, swap generations, counters). What the programs
+//! -> kernel (load, pin, swap generations, counters); control (start,
+//! refresh, stop), status, and log (decisions to the journal). What the programs
 //! decide is decoded by the trace stage (`trace::decision`), beside the
 //! tracer's own events.
 
+pub mod control;
 pub mod encode;
 pub mod kernel;
+pub mod log;
 pub mod policy;
 pub mod refresh;
+pub mod status;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

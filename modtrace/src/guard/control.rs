@@ -1,0 +1,172 @@
+//! Starting, refreshing and stopping the guard: the policy computed for the
+//! running kernel, installed (or swapped in for the one in force), and the
+//! state `guard status` reads.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use super::policy::Policy;
+use super::{encode, kernel, refresh, Mode, State};
+use crate::loader::btf;
+use crate::needs::sitepolicy::SitePolicy;
+use crate::profile;
+use crate::said::Said;
+
+/// What the guard is started with.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub profile: PathBuf,
+    pub mode: Mode,
+    pub allow_init_module: bool,
+}
+
+/// What an install did, to be said.
+#[derive(Debug)]
+pub struct Installed {
+    pub replacing: bool,
+    pub state: State,
+    /// Why a refresh replaced the policy.
+    pub changes: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Installed {
+    pub fn said(&self) -> Said {
+        let s = &self.state;
+        let init_module = if s.allow_init_module {
+            "allowed"
+        } else if s.mode == Mode::Enforce {
+            "refused"
+        } else {
+            "reported"
+        };
+        let mut said = Said::default();
+        said.out(format!(
+            "modtrace: guard {} ({}) on kernel {}, from {}: {} modules allowed ({} module files, {} request names); init_module {init_module}; pinned under {}",
+            if self.replacing { "policy replaced" } else { "started" },
+            s.mode.as_str(),
+            s.kernel,
+            s.profile.display(),
+            s.modules,
+            s.files,
+            s.aliases,
+            kernel::PIN_DIR,
+        ));
+        for change in &self.changes {
+            said.out(format!("  {change}"));
+        }
+        for note in &self.notes {
+            said.err(format!("modtrace: note: {note}"));
+        }
+        said
+    }
+}
+
+/// `guard start`: the profile's policy for the running kernel, in force.
+pub fn start(start: &Start) -> anyhow::Result<Installed> {
+    kernel::preflight()?;
+    let policy = running_policy(&start.profile)?;
+    install(start, &policy, Vec::new())
+}
+
+/// The allowed set of the running kernel for the profile at `path`.
+fn running_policy(path: &Path) -> anyhow::Result<Policy> {
+    let profile = profile::load_existing(path)?;
+    let release = profile::system::kernel_release();
+    let modules_dir = kmod::Context::new().context("opening the running kernel's module index")?.dirname();
+    super::compute(&profile, &SitePolicy::read(Path::new("/")), &release, Path::new(&modules_dir))
+}
+
+/// Installs `policy`, or replaces the one in force; `changes`: why a refresh
+/// replaced it.
+fn install(start: &Start, policy: &Policy, changes: Vec<String>) -> anyhow::Result<Installed> {
+    let facts = kernel::kernel_facts(Path::new(btf::VMLINUX_BTF))?;
+    let build = |generation: u32| {
+        (encode::encode(policy, generation), encode::config(generation, start.mode, start.allow_init_module, &facts))
+    };
+    let replacing = kernel::is_pinned();
+    let generation = if replacing { kernel::replace_policy(&build)? } else { kernel::install(&build)? };
+    let skipped = encode::encode(policy, generation).skipped;
+    let state = State {
+        mode: start.mode,
+        allow_init_module: start.allow_init_module,
+        since: profile::system::now(),
+        profile: start.profile.clone(),
+        kernel: profile::system::kernel_release(),
+        generation,
+        modules: policy.modules.len(),
+        aliases: policy.aliases.len(),
+        files: policy.files.len(),
+    };
+    super::write_state(&state)?;
+    let notes = policy.notes.iter().chain(&skipped).cloned().collect();
+    Ok(Installed { replacing, state, changes, notes })
+}
+
+/// `guard stop`: whether a guard was running.
+pub fn stop() -> anyhow::Result<bool> {
+    let was = kernel::uninstall()?;
+    super::remove_state();
+    Ok(was)
+}
+
+/// What a refresh did.
+pub enum Refreshed {
+    NotRunning,
+    OtherKernel { running: String },
+    OtherProfile(refresh::Cannot),
+    Unchanged { modules: usize },
+    Replaced(Installed),
+    Cannot(refresh::Cannot),
+}
+
+impl std::fmt::Display for Refreshed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refreshed::NotRunning => write!(f, "no guard is running: nothing to refresh"),
+            Refreshed::OtherKernel { running } => write!(
+                f,
+                "the guard enforces the running kernel {running}, whose module files this does not change; \
+                 at that kernel's boot modtrace-guard.service computes its own policy"
+            ),
+            Refreshed::OtherProfile(c) => write!(f, "the guard is left as it is: {c}"),
+            Refreshed::Unchanged { modules } => write!(f, "guard policy unchanged ({modules} modules allowed)"),
+            Refreshed::Replaced(_) => write!(f, "guard policy replaced"),
+            Refreshed::Cannot(c) => write!(f, "the guard could not be refreshed: {c}"),
+        }
+    }
+}
+
+/// Brings a running guard in line with its profile (for `kernel`, if given,
+/// only when it is the running one; for generate, only when `profile` is the
+/// guard's). Errors past the scope become Cannot, with the command to run.
+pub fn refresh(kernel: Option<&str>, profile: Option<&Path>) -> Refreshed {
+    let state = super::read_state();
+    let running = profile::system::kernel_release();
+    let state = match refresh::scope(kernel::is_pinned(), state.as_ref(), &running, kernel, profile) {
+        refresh::Scope::NotRunning => return Refreshed::NotRunning,
+        refresh::Scope::OtherKernel { running } => return Refreshed::OtherKernel { running },
+        refresh::Scope::OtherProfile(c) => return Refreshed::OtherProfile(c),
+        refresh::Scope::Cannot(c) => return Refreshed::Cannot(c),
+        refresh::Scope::Refresh(state) => state,
+    };
+    let start = Start { profile: state.profile.clone(), mode: state.mode, allow_init_module: state.allow_init_module };
+    replace_if_changed(&start).unwrap_or_else(|e| {
+        Refreshed::Cannot(refresh::Cannot {
+            why: format!("{e:#}"),
+            run: refresh::start_command(Some(state), None) + " (once that is fixed)",
+        })
+    })
+}
+
+fn replace_if_changed(start: &Start) -> anyhow::Result<Refreshed> {
+    let policy = running_policy(&start.profile)?;
+    let now = kernel::enforced()?.context("the guard's config map holds no generation")?;
+    let wanted = refresh::Enforced::from_encoded(&encode::encode(&policy, 0));
+    let changes = refresh::changes(&now, &wanted);
+    if changes.is_empty() {
+        return Ok(Refreshed::Unchanged { modules: policy.modules.len() });
+    }
+    Ok(Refreshed::Replaced(install(start, &policy, changes)?))
+}
