@@ -52,7 +52,7 @@ pub fn evaluate(profile: &Profile, paths: &SystemPaths, lock_point: Option<LockP
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let profile = super::generate::load_profile(&args.profile)?;
+    let profile = crate::profile::load_existing(&args.profile)?;
     let paths = SystemPaths::new(&args.root);
     let report = evaluate(&profile, &paths, args.lock_point);
     print!("{}", check::render(&report));

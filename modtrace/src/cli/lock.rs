@@ -28,7 +28,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let profile = super::generate::load_profile(&args.profile)?;
+    let profile = crate::profile::load_existing(&args.profile)?;
     let paths = SystemPaths::new(&args.root);
     // Locking now: everything the boot starts has started, as with the late lock point.
     let report = super::check::evaluate(&profile, &paths, Some(LockPoint::Late));

@@ -10,10 +10,12 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use anyhow::{bail, Context as _};
 use thiserror::Error;
 
 use crate::trace::modindex::{normalize, IndexError, KmodIndex, ModuleIndex, StaticIndex};
 use crate::profile::Profile;
+use crate::validate;
 
 #[derive(Debug, Error)]
 pub enum TargetError {
@@ -221,6 +223,25 @@ pub fn modinfo_modules(bytes: &[u8]) -> BTreeSet<String> {
         })
         .collect()
 }
+
+/// The kernel to resolve for: a release (its tree under /lib/modules, or
+/// `modules_dir`), a tree (its name is the release), or the profile itself.
+pub fn choose(profile: &Profile, kernel: Option<&str>, modules_dir: Option<&Path>) -> anyhow::Result<Target> {
+    let release = match (kernel, modules_dir) {
+        (None, None) => return Ok(Target::from_profile(profile)),
+        (Some(k), _) => k.to_string(),
+        (None, Some(dir)) => dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .context("--modules-dir names no directory; give --kernel too")?,
+    };
+    if let Err(rule) = validate::check_release(&release) {
+        bail!("kernel release {release:?}: {rule}");
+    }
+    let dir = modules_dir.map(Path::to_path_buf).unwrap_or_else(|| Path::new("/lib/modules").join(&release));
+    Ok(Target::open(&release, &dir)?)
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! `modtrace generate`: from a profile and a kernel's module index to the files
 //! that lock module loading down without breaking the boot. Pure: profile +
-//! target kernel + options in, file contents out; the CLI writes them.
+//! target kernel + options in, file contents out; `write` writes them and
+//! `here` runs the whole command on this machine.
 //!
 //! - `crate::needs::target`: the kernel the files are for (a /lib/modules
 //!   tree, or the profile).
@@ -13,8 +14,10 @@
 pub mod deny;
 pub mod dropins;
 pub mod header;
+pub mod here;
 pub mod lock_unit;
 pub mod modules_load;
+pub mod write;
 
 #[cfg(test)]
 mod tests;

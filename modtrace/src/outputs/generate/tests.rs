@@ -499,7 +499,7 @@ fn text_in_comments_cannot_add_lines() {
 
 #[test]
 fn write_output_writes_files_and_removes_only_its_own_stale_drop_ins() {
-    use crate::cli::generate::write_output;
+    use super::write::write_output;
     let dir = TempDir::new("generate-out");
     let stale = dir.path().join("etc/systemd/system/gone.service.d");
     std::fs::create_dir_all(&stale).unwrap();
