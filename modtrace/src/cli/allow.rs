@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::profile::{self, decide, system, Verdict};
+use crate::profile::{self, decide, Verdict};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -16,17 +16,7 @@ pub struct Args {
     pub profile: PathBuf,
 }
 
-/// Records `verdict` on `name` in the profile at `path`, and says so.
-pub fn record(path: &std::path::Path, name: &str, verdict: Verdict) -> anyhow::Result<ExitCode> {
-    let d = decide::update(path, |p| decide::decide(p, name, verdict, &system::now()))?;
-    let what = match verdict {
-        Verdict::Allow => "accepted: modtrace generate lists it",
-        Verdict::Deny => "denied: never listed; generate --deny refuses it",
-    };
-    println!("{} {}: {what} (recorded in {})", d.target_word(), d.name, path.display());
-    Ok(ExitCode::SUCCESS)
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    record(&args.profile, &args.name, Verdict::Allow)
+    println!("{}", decide::record(&args.profile, &args.name, Verdict::Allow)?);
+    Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::profile::{self, Verdict};
+use crate::profile::{self, decide, Verdict};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -17,5 +17,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    super::allow::record(&args.profile, &args.name, Verdict::Deny)
+    println!("{}", decide::record(&args.profile, &args.name, Verdict::Deny)?);
+    Ok(ExitCode::SUCCESS)
 }

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 
 use crate::outputs::check::SystemPaths;
 use crate::outputs::generate::LockPoint;
-use crate::outputs::lock::{self, Options, SystemHost, Verdict};
-use crate::needs::trust;
-use crate::profile::{self, Verdict as Decided};
+use crate::outputs::lock::{self, Options, SystemHost};
+use crate::profile;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -32,51 +31,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let paths = SystemPaths::new(&args.root);
     // Locking now: everything the boot starts has started, as with the late lock point.
     let report = super::check::evaluate(&profile, &paths, Some(LockPoint::Late));
-    let required: Vec<String> = match &report.plan {
-        Some(plan) => plan.top_level.clone(),
-        // No plan for this kernel (its index is unreadable): only with --force,
-        // and then the profile's own top-level modules that a trusted cause or
-        // an admin's allow asked for, and no deny refused.
-        None => profile
-            .modules
-            .iter()
-            .filter(|m| m.top_level && crate::validate::check_module(&m.name).is_ok())
-            .filter(|m| {
-                let decided = profile.decision(&m.name).map(|d| d.verdict);
-                decided == Some(Decided::Allow)
-                    || (decided.is_none() && m.triggers.iter().any(|t| trust::of_trigger(t).trusted()))
-            })
-            .map(|m| m.name.clone())
-            .collect(),
-    };
     for w in &report.warnings {
         eprintln!("modtrace: warning: {w}");
     }
-    let mut host = SystemHost::new(paths);
-    let outcome =
-        lock::lock(&required, &report.blockers, &mut host, Options { dry_run: args.dry_run, force: args.force });
-    for s in &outcome.steps {
-        println!("{s}");
-    }
-    match &outcome.result {
-        Verdict::Locked | Verdict::AlreadyLocked => Ok(ExitCode::SUCCESS),
-        Verdict::AlreadyLockedMissing(missing) => {
-            eprintln!(
-                "modtrace: already locked, but {} required module(s) are not loaded: {}",
-                missing.len(),
-                missing.join(", ")
-            );
-            Ok(ExitCode::from(1))
-        }
-        Verdict::Refused(why) => {
-            let what = if args.dry_run { "dry run: the lock would be refused" } else { "refusing to lock" };
-            let force = if args.force { "" } else { "; --force locks anyway" };
-            eprintln!("modtrace: {what} ({} reason(s) above){force}", why.len());
-            Ok(ExitCode::from(1))
-        }
-        Verdict::Failed(e) => {
-            eprintln!("modtrace: {e}");
-            Ok(ExitCode::from(1))
-        }
-    }
+    let opts = Options { dry_run: args.dry_run, force: args.force };
+    let required = lock::required(&profile, report.plan.as_ref());
+    let outcome = lock::lock(&required, &report.blockers, &mut SystemHost::new(paths), opts);
+    let (said, status) = outcome.said(opts);
+    said.print();
+    Ok(ExitCode::from(status))
 }

@@ -1,15 +1,8 @@
 //! `modtrace trace`: stream every module request, load and unload as it happens.
 
-use std::{
-    io::{self, Write},
-    process::ExitCode,
-    time::Duration,
-};
+use std::{process::ExitCode, time::Duration};
 
-use crate::trace::{
-    output,
-    pipeline::{Options, Summary, Tracer},
-};
+use crate::trace::stream;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -26,110 +19,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut tracer = Tracer::start()?;
-    let json = args.json;
-    tracer.on_guard_decision(Box::new(move |rec| {
-        let line = if json { output::guard_json(rec) } else { output::guard_human(rec) };
-        let mut out = io::stdout().lock();
-        let _ = writeln!(out, "{line}").and_then(|_| out.flush());
-    }));
-    // Said on the run's first call of the sink, once SIGINT is handled.
-    let mut ready = Some(announcement(&tracer));
-    let mut out = io::stdout().lock();
-    let mut broken_pipe = false;
-    let summary = tracer.run(&Options { duration: args.duration, tick: None }, &mut |rec| {
-        let Some(rec) = rec else {
-            if let Some(text) = ready.take() {
-                eprint!("{text}");
-            }
-            return;
-        };
-        if broken_pipe {
-            return;
-        }
-        let line = if args.json { output::json(rec) } else { output::human(rec) };
-        // A closed pipe (`| head`) ends the output, not the run's summary.
-        broken_pipe = writeln!(out, "{line}").and_then(|_| out.flush()).is_err();
-    })?;
-    report(&summary);
+    let summary = stream::stream(args.json, args.duration)?;
+    stream::closing(&summary).print();
     Ok(ExitCode::SUCCESS)
-}
-
-fn announcement(tracer: &Tracer) -> String {
-    let p = &tracer.probes;
-    let phases: Vec<String> = p.phases.iter().map(ToString::to_string).collect();
-    let mut text = format!("modtrace: attached {} programs in {} ms ({})\n", p.attached, p.attach_ms, phases.join(", "));
-    for note in &p.notes {
-        text += &format!("modtrace: note: {note}\n");
-    }
-    text
-}
-
-fn report(s: &Summary) {
-    eprintln!("{}", summary_line(s));
-    let d = &s.drops;
-    if d.blocking() > 0 {
-        eprintln!(
-            "modtrace: warning: {} requests or loads were lost: modules may have loaded unseen, or without their cause",
-            d.blocking()
-        );
-    }
-    let undecodable = d.undecodable_requests + d.undecodable_loads + d.undecodable_failures;
-    if undecodable > 0 {
-        eprintln!("modtrace: warning: {undecodable} kernel records could not be decoded (modtrace binary and programs disagree)");
-    }
-}
-
-/// `modtrace: N events (HOW); lost L (requests a, loads b, failures c, ...);
-/// lost loads and requests: B; repeats folded and not yet reported: F`
-pub fn summary_line(s: &Summary) -> String {
-    let d = &s.drops;
-    format!(
-        "modtrace: {} events ({}); lost {} ({}); lost loads and requests: {}; repeats folded and not yet reported: {}",
-        s.records,
-        s.ended_by,
-        d.total(),
-        d.describe(),
-        d.blocking(),
-        s.folded_pending
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::drops::Drops;
 
     #[test]
     fn durations_parse_like_the_docs_say() {
-        assert_eq!(parse_duration("30s").unwrap(), std::time::Duration::from_secs(30));
-        assert_eq!(parse_duration("10m").unwrap(), std::time::Duration::from_secs(600));
-        assert_eq!(parse_duration("2h").unwrap(), std::time::Duration::from_secs(7200));
-        assert_eq!(parse_duration("1d").unwrap(), std::time::Duration::from_secs(86400));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
         assert!(parse_duration("soon").unwrap_err().contains("examples"));
-    }
-
-    #[test]
-    fn the_summary_names_every_kind_of_drop() {
-        let drops = Drops {
-            ring_failures: 40,
-            unreadable_aliases: 1,
-            results_without_call: 2,
-            evicted_requests: 3,
-            evicted_untrusted_requests: 8,
-            skipped_loads: 6,
-            skipped_results: 7,
-            lost_repeats: 4,
-            ..Drops::default()
-        };
-        let s = Summary { records: 9, drops, folded_pending: 5, ended_by: "SIGINT", from_initramfs: None };
-        assert_eq!(
-            summary_line(&s),
-            "modtrace: 9 events (SIGINT); lost 71 (requests 0, loads 0, failures 40, unreadable aliases 1, \
-             unreadable module names 0, results without their call 2, requests evicted 3, \
-             untrusted requests evicted 8, undecodable 0, \
-             skipped requests 0, skipped loads 6, skipped results 7, repeats 4); \
-             lost loads and requests: 10; repeats folded and not yet reported: 5"
-        );
     }
 }

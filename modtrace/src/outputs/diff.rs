@@ -5,6 +5,7 @@
 //! rendering are pure.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, bail};
@@ -242,10 +243,35 @@ pub fn render(a: &Input, b: &Input, diff: &Diff) -> String {
     crate::escape::lines(&out).into_owned()
 }
 
+/// Compares the files `a` and `b` (each a snapshot, /proc/modules or lsmod
+/// text, or a profile), with causes from `explain`, and writes the result to
+/// `out`: 0 when they hold the same modules, 1 when not.
+pub fn diff_files(a: &Path, b: &Path, explain: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let a = load_input(a)?;
+    let b = load_input(b)?;
+    let extra = explain.map(profile::load).transpose()?;
+    let d = compare(&a, &b, extra.as_ref());
+    out.write_all(render(&a, &b, &d).as_bytes())?;
+    Ok(if d.is_empty() { 0 } else { 1 })
+}
+
+/// diff(1)'s exit status: 0 same, 1 different, 2 trouble (said on stderr).
+pub fn status(a: &Path, b: &Path, explain: Option<&Path>, out: &mut dyn Write) -> u8 {
+    match diff_files(a, b, explain, out).and_then(|s| {
+        out.flush()?;
+        Ok(s)
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("modtrace diff: {e:#}");
+            2
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::diff::diff_files;
     use crate::testutil::{example_profile, TempDir};
     use crate::trace::snapshot::parse_proc_modules;
 
@@ -278,12 +304,9 @@ mod tests {
 
         let bad = dir.join("bad.json");
         std::fs::write(&bad, "{\"schema\": \"modtrace-snapshot/1\", \"modules\": [").unwrap();
-        let args = crate::cli::diff::Args { a: a.clone(), b: bad.clone(), profile: None };
-        assert_eq!(crate::cli::diff::status(&args, &mut Vec::new()), 2);
-        let args = crate::cli::diff::Args { a: a.clone(), b: dir.join("missing"), profile: None };
-        assert_eq!(crate::cli::diff::status(&args, &mut Vec::new()), 2);
-        let args = crate::cli::diff::Args { a, b, profile: None };
-        assert_eq!(crate::cli::diff::status(&args, &mut Vec::new()), 1);
+        assert_eq!(status(&a, &bad, None, &mut Vec::new()), 2);
+        assert_eq!(status(&a, &dir.join("missing"), None, &mut Vec::new()), 2);
+        assert_eq!(status(&a, &b, None, &mut Vec::new()), 1);
         let err = load_input(&bad).unwrap_err().to_string();
         assert!(err.contains("bad.json:1:") && err.contains("truncated"), "{err}");
     }

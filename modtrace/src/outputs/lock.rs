@@ -9,7 +9,10 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::needs::{trust, Plan};
 use crate::outputs::check::SystemPaths;
+use crate::profile::{Profile, Verdict as Decided};
+use crate::said::Said;
 use crate::trace::snapshot::parse_proc_modules;
 
 /// The system, as far as locking is concerned.
@@ -54,6 +57,53 @@ pub struct Outcome {
 impl Outcome {
     pub fn success(&self) -> bool {
         matches!(self.result, Verdict::Locked | Verdict::AlreadyLocked)
+    }
+}
+
+/// The top-level modules to load before locking: the plan's, or with no plan
+/// for this kernel (its index is unreadable: only with --force) the profile's
+/// own top-level modules that a trusted cause or an admin's allow asked for,
+/// and no deny refused.
+pub fn required(profile: &Profile, plan: Option<&Plan>) -> Vec<String> {
+    if let Some(plan) = plan {
+        return plan.top_level.clone();
+    }
+    let wanted = |m: &&crate::profile::Module| {
+        let decided = profile.decision(&m.name).map(|d| d.verdict);
+        decided == Some(Decided::Allow)
+            || (decided.is_none() && m.triggers.iter().any(|t| trust::of_trigger(t).trusted()))
+    };
+    profile
+        .modules
+        .iter()
+        .filter(|m| m.top_level && crate::validate::check_module(&m.name).is_ok())
+        .filter(wanted)
+        .map(|m| m.name.clone())
+        .collect()
+}
+
+impl Outcome {
+    /// The steps, then the verdict in words; and the exit status (0 locked).
+    pub fn said(&self, opts: Options) -> (Said, u8) {
+        let mut said = Said::default();
+        for s in &self.steps {
+            said.out(s.clone());
+        }
+        match &self.result {
+            Verdict::Locked | Verdict::AlreadyLocked => return (said, 0),
+            Verdict::AlreadyLockedMissing(missing) => said.err(format!(
+                "modtrace: already locked, but {} required module(s) are not loaded: {}",
+                missing.len(),
+                missing.join(", ")
+            )),
+            Verdict::Refused(why) => {
+                let what = if opts.dry_run { "dry run: the lock would be refused" } else { "refusing to lock" };
+                let force = if opts.force { "" } else { "; --force locks anyway" };
+                said.err(format!("modtrace: {what} ({} reason(s) above){force}", why.len()));
+            }
+            Verdict::Failed(e) => said.err(format!("modtrace: {e}")),
+        }
+        (said, 1)
     }
 }
 
@@ -221,6 +271,22 @@ impl Host for SystemHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_plan_only_trusted_or_allowed_top_level_modules_are_required() {
+        let mut p = crate::testutil::untrusted_profile();
+        let top: Vec<String> = p.modules.iter().filter(|m| m.top_level).map(|m| m.name.clone()).collect();
+        assert!(top.contains(&"vfat".to_string()) && top.contains(&"dummy".to_string()), "{top:?}");
+        let before = required(&p, None);
+        assert!(!before.is_empty() && !before.contains(&"vfat".to_string()), "{before:?}");
+        assert!(!before.contains(&"dummy".to_string()), "{before:?}");
+        crate::profile::decide::decide(&mut p, "vfat", Decided::Allow, "2024-03-02T00:00:00Z").unwrap();
+        crate::profile::decide::decide(&mut p, &before[0], Decided::Deny, "2024-03-02T00:00:00Z").unwrap();
+        let after = required(&p, None);
+        assert!(after.contains(&"vfat".to_string()) && !after.contains(&before[0]), "{after:?}");
+        let plan = Plan { top_level: vec!["ext4".into()], ..Plan::default() };
+        assert_eq!(required(&p, Some(&plan)), ["ext4"], "a plan's list wins");
+    }
 
     /// A host in memory that records every call that would change the system.
     #[derive(Default)]

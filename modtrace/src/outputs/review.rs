@@ -5,10 +5,13 @@
 
 use crate::escape::text;
 use std::io::{self, BufRead, Write};
+use std::path::Path;
 
+use crate::needs::sitepolicy::SitePolicy;
+use crate::needs::target::Target;
 use crate::needs::Plan;
 use crate::profile::decide::{self, DecideError};
-use crate::profile::{Profile, Verdict};
+use crate::profile::{system, Profile, Verdict};
 
 /// One module waiting for a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +105,38 @@ pub fn run(
         }
     }
     Ok(summary)
+}
+
+/// `modtrace review` of the profile at `path`: derives what needs review
+/// (the site's modprobe.d at /), asks, and records the answers under the
+/// learner's lock.
+pub fn review_file(path: &Path, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<Summary, DecideError> {
+    let site = SitePolicy::read(Path::new("/"));
+    decide::update(path, |p| {
+        let plan = crate::needs::derive(p, &site, &Target::from_profile(p))
+            .map_err(|bad| DecideError::Unusable(bad.iter().map(|i| i.to_string()).collect()))?;
+        let items = items(&plan);
+        if items.is_empty() {
+            let io = |e: io::Error| DecideError::Store(crate::profile::StoreError::Io { path: "(terminal)".into(), source: e });
+            writeln!(
+                out,
+                "nothing needs review: every listed module was asked for by root on the host, or was decided already"
+            )
+            .map_err(io)?;
+        }
+        run(p, &items, &modinfo_description, input, out, &system::now())
+    })
+}
+
+/// The line after the review: what was decided, and what to run next.
+pub fn closing_line(summary: &Summary, path: &Path) -> String {
+    format!(
+        "\n{} accepted, {} denied, {} skipped (recorded in {}); run modtrace generate to apply",
+        summary.accepted.len(),
+        summary.denied.len(),
+        summary.skipped.len(),
+        path.display()
+    )
 }
 
 /// A module's description, from `modinfo -F description` (the kmod crate

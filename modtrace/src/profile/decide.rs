@@ -77,6 +77,17 @@ pub fn update<T>(path: &Path, change: impl FnOnce(&mut Profile) -> Result<T, Dec
     Ok(out)
 }
 
+/// `modtrace allow|deny NAME`: records the verdict in the profile at `path`
+/// (under the learner's lock) and says what it means.
+pub fn record(path: &Path, name: &str, verdict: Verdict) -> Result<String, DecideError> {
+    let d = update(path, |p| decide(p, name, verdict, &super::system::now()))?;
+    let what = match verdict {
+        Verdict::Allow => "accepted: modtrace generate lists it",
+        Verdict::Deny => "denied: never listed; generate --deny refuses it",
+    };
+    Ok(format!("{} {}: {what} (recorded in {})", d.target_word(), d.name, path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

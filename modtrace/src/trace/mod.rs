@@ -16,4 +16,5 @@ pub mod output;
 pub mod pipeline;
 pub mod scope;
 pub mod snapshot;
+pub mod stream;
 pub mod uevent;

@@ -226,6 +226,33 @@ fn lsmod_line(cols: &[&str], lineno: usize) -> Result<LoadedModule, ParseError> 
     })
 }
 
+/// How `modtrace snapshot` writes a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Text,
+}
+
+/// A snapshot of the modules listed in `proc_modules` (normally
+/// /proc/modules), with this machine's kernel, host and time, as text.
+pub fn render(proc_modules: &Path, format: Format) -> anyhow::Result<String> {
+    use crate::profile::system;
+    let modules = read_proc_modules(proc_modules)?;
+    let snap = Snapshot::new(&system::kernel_release(), &system::hostname(), &system::now(), modules);
+    Ok(match format {
+        Format::Json => snap.to_json(),
+        Format::Text => snap.to_text(),
+    })
+}
+
+/// How many modules a rendered snapshot lists.
+pub fn count(text: &str, format: Format) -> usize {
+    match format {
+        Format::Text => text.lines().filter(|l| !l.starts_with('#')).count(),
+        Format::Json => serde_json::from_str::<Snapshot>(text).map(|s| s.modules.len()).unwrap_or(0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
