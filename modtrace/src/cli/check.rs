@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use super::docs::{Page, PROFILE, USAGE};
 
 use crate::outputs::check::{self, Inputs, SystemPaths};
 use crate::needs::target::Target;
@@ -10,6 +11,51 @@ use crate::outputs::generate::LockPoint;
 use crate::validate;
 use crate::profile::{self, Profile};
 use crate::needs::sitepolicy::SitePolicy;
+
+/// `--help`'s long text, and the man page's description.
+pub const ABOUT: &str = concat!(
+    "\
+Reads the profile and the running system, and lists what would break if module \
+loading were locked at the lock point (the installed modtrace-lock.service's, or \
+--lock-point):
+
+  a module loaded now that the profile neither lists nor needs as a dependency: after a locked boot nothing would load it
+  a profile entry this kernel cannot resolve (a module renamed, removed or an alias gone)
+  a request that would fail after the lock: its alias resolves to no module, or to none loaded before the lock
+  a unit whose modules nothing loads before the lock point
+  an installed modtrace-lock.service for this kernel that does not load a module the profile needs (regenerate it)
+  kernel events lost while learning
+
+Requests that already failed while learning only warn. Shown as information: \
+kernel.modules_disabled, kernel.modprobe, the kernel lockdown mode, \
+module.sig_enforce and the active LSMs.\n\n\
+Not blockers: what only untrusted processes asked for (listed under \"needs \
+review\", with the command that accepts it), requests for a module the site's \
+modprobe.d disables (a warning: denied by site policy), and modules an admin \
+denied.\n\n",
+    trust_text!()
+);
+
+/// The man page's exit status, files, examples and references.
+pub const PAGE: Page = Page {
+    command: "check",
+    exit_status: &[
+        ("0", "Nothing found that would break after the lock."),
+        ("1", "Blockers were found (listed), or an error (explained on standard error)."),
+        USAGE,
+    ],
+    files: &[
+        PROFILE,
+        ("/etc/systemd/system/modtrace-lock.service", "The installed lock unit: its lock point, kernel and module list."),
+        ("/proc/modules", "The modules loaded now."),
+        ("/lib/modules/$(uname -r)/", "The running kernel's module index."),
+    ],
+    examples: &[
+        ("sudo modtrace check", "Before enabling modtrace-lock.service, and after changing the hardware or the services."),
+        ("sudo modtrace check --lock-point early", "The same, for a lock before sysinit.target."),
+    ],
+    see_also: &["modtrace(8)", "modtrace-generate(8)", "modtrace-lock(8)"],
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -3,8 +3,35 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use super::docs::{Page, PROFILE};
 
 use crate::outputs::diff;
+
+/// `--help`'s long text, and the man page's description.
+pub const ABOUT: &str = "\
+Compares two lists of modules: snapshots (JSON or text, from modtrace snapshot), \
+plain /proc/modules or lsmod output, or profiles, in any combination. Modules only \
+in A and only in B are listed; where a profile knows why a module was loaded (A or B \
+when they are profiles, or --profile), the cause is shown.";
+
+/// The man page's exit status, files, examples and references.
+pub const PAGE: Page = Page {
+    command: "diff",
+    exit_status: &[
+        ("0", "The same modules."),
+        ("1", "The modules differ."),
+        ("2", "Trouble: a file could not be read or understood (explained on standard error), or a usage error."),
+    ],
+    files: &[PROFILE],
+    examples: &[
+        ("modtrace diff before.json after.json", "Modules loaded or unloaded between two snapshots."),
+        (
+            "modtrace diff /var/lib/modtrace/profile.json /proc/modules",
+            "What is loaded now that the profile has not seen, and what it knows that is not loaded.",
+        ),
+    ],
+    see_also: &["modtrace(8)", "modtrace-snapshot(8)", "diff(1)"],
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -84,14 +84,14 @@ pub struct Page {
     pub see_also: &'static [&'static str],
 }
 
-const PROFILE: (&str, &str) = (
+pub(crate) const PROFILE: (&str, &str) = (
     "/var/lib/modtrace/profile.json",
     "The profile: every module learned, with its causes (JSON). The format is described in \
      /usr/share/doc/modtrace/docs/profile.md.",
 );
-const ERROR: (&str, &str) = ("1", "An error, explained on standard error as \"modtrace: ...\".");
-const USAGE: (&str, &str) = ("2", "The command line could not be parsed (an unknown option, a missing argument).");
-const DOCS: &str = "/usr/share/doc/modtrace/";
+pub(crate) const ERROR: (&str, &str) = ("1", "An error, explained on standard error as \"modtrace: ...\".");
+pub(crate) const USAGE: (&str, &str) = ("2", "The command line could not be parsed (an unknown option, a missing argument).");
+pub(crate) const DOCS: &str = "/usr/share/doc/modtrace/";
 
 pub const PAGES: &[Page] = &[
     Page {
@@ -159,274 +159,30 @@ pub const PAGES: &[Page] = &[
             DOCS,
         ],
     },
-    Page {
-        command: "trace",
-        exit_status: &[
-            ("0", "Tracing ended: Ctrl-C, SIGTERM, the end of --duration, or standard output was closed."),
-            (
-                "1",
-                "The probes could not be loaded or attached (not root, a kernel without loadable module support, \
-                 lockdown=confidentiality), or another error; the reason is printed.",
-            ),
-            USAGE,
-        ],
-        files: &[
-            ("/sys/kernel/tracing", "tracefs, where the tracepoints are found; modtrace mounts it when missing."),
-            ("/sys/kernel/btf/vmlinux", "Kernel BTF; without it, parent process fields come from /proc only."),
-            ("/lib/modules/$(uname -r)/", "The module index (modules.alias, modules.dep) that resolves requests."),
-        ],
-        examples: &[
-            ("sudo modtrace trace", "Follow module loads until Ctrl-C."),
-            (
-                "sudo modtrace trace --json --duration 1m > loads.jsonl",
-                "One JSON object per event, for one minute, for scripts (jq).",
-            ),
-        ],
-        see_also: &["modtrace(8)", "modtrace-learn(8)", "modprobe(8)", "lsmod(8)"],
-    },
-    Page {
-        command: "learn",
-        exit_status: &[
-            ("0", "Learning ended and the profile was saved (also after Ctrl-C or SIGTERM)."),
-            (
-                "1",
-                "Learning could not start or the profile could not be saved: not root, a profile that cannot be read \
-                 (it is left as it is), another learn holding the lock. What was learned before a tracing error is \
-                 saved first.",
-            ),
-            USAGE,
-        ],
-        files: &[
-            PROFILE,
-            ("/var/lib/modtrace/profile.json.bak", "The previous profile, kept by --fresh."),
-            ("/var/lib/modtrace/profile.json.lock", "Held (flock) while learning, with the learner's pid."),
-            (
-                "/lib/systemd/system/modtrace-learn.service",
-                "Runs modtrace learn --quiet from early boot on while enabled; installed disabled.",
-            ),
-            ("/etc/default/modtrace", "MODTRACE_LEARN_DURATION=10m: how long modtrace-learn.service learns (30s, 2h, 1d)."),
-        ],
-        examples: &[
-            ("sudo modtrace learn --duration 10m", "Learn for ten minutes, adding to the profile."),
-            ("sudo modtrace learn --fresh --duration 1h", "Start a new profile; the old one is kept as profile.json.bak."),
-            (
-                "sudo systemctl enable modtrace-learn.service",
-                "Learn at every boot from now on; systemctl disable modtrace-learn.service stops that.",
-            ),
-        ],
-        see_also: &["modtrace(8)", "modtrace-report(8)", "modtrace-trace(8)", "modtrace-generate(8)"],
-    },
-    Page {
-        command: "report",
-        exit_status: &[("0", "The report was printed."), ERROR, USAGE],
-        files: &[PROFILE],
-        examples: &[
-            ("modtrace report", "Each top-level module, what caused it, and its dependencies."),
-            ("modtrace report --by unit", "What each systemd unit needs."),
-            ("modtrace report --format markdown > modules.md", "The same as a Markdown table, for an issue or a wiki."),
-        ],
-        see_also: &["modtrace(8)", "modtrace-learn(8)", "modtrace-generate(8)"],
-    },
-    Page {
-        command: "snapshot",
-        exit_status: &[("0", "The snapshot was written."), ERROR, USAGE],
-        files: &[("/proc/modules", "The modules loaded now.")],
-        examples: &[
-            ("modtrace snapshot --out before.json", "Record what is loaded before a change."),
-            (
-                "modtrace snapshot --out after.json && modtrace diff before.json after.json",
-                "After the change (an upgrade, a reboot): what changed.",
-            ),
-        ],
-        see_also: &["modtrace(8)", "modtrace-diff(8)", "lsmod(8)"],
-    },
-    Page {
-        command: "diff",
-        exit_status: &[
-            ("0", "The same modules."),
-            ("1", "The modules differ."),
-            ("2", "Trouble: a file could not be read or understood (explained on standard error), or a usage error."),
-        ],
-        files: &[PROFILE],
-        examples: &[
-            ("modtrace diff before.json after.json", "Modules loaded or unloaded between two snapshots."),
-            (
-                "modtrace diff /var/lib/modtrace/profile.json /proc/modules",
-                "What is loaded now that the profile has not seen, and what it knows that is not loaded.",
-            ),
-        ],
-        see_also: &["modtrace(8)", "modtrace-snapshot(8)", "diff(1)"],
-    },
-    Page {
-        command: "generate",
-        exit_status: &[
-            ("0", "The files were written."),
-            (
-                "1",
-                "An error: no profile, names in the profile that are not valid module or unit names (nothing is \
-                 written), a file that could not be written; or the files were written but a guard running from \
-                 this profile on this kernel could not be refreshed (the command to run is printed).",
-            ),
-            (
-                "2",
-                "The files were written, but some of the profile's entries resolve to nothing in the kernel (listed \
-                 on standard error and in the files); --allow-unresolved makes this 0. Also a usage error.",
-            ),
-        ],
-        files: &[
-            PROFILE,
-            ("/var/lib/modtrace/generated/", "Where the files go by default (--out), laid out as under /."),
-            ("/etc/modules-load.d/modtrace.conf", "The top-level modules, for systemd-modules-load."),
-            ("/etc/systemd/system/UNIT.d/modtrace-modules.conf", "A unit's drop-in: the modules it needs."),
-            ("/etc/systemd/system/modtrace-lock.service", "The lock unit: loads the modules, then locks."),
-            ("/etc/modprobe.d/modtrace-deny.conf", "With --deny: every other module of the kernel refused."),
-            (
-                "/etc/kernel/postinst.d/modtrace",
-                "Runs modtrace generate --kernel KVER --out / for each newly installed kernel while \
-                 modtrace-lock.service is enabled.",
-            ),
-            (
-                "/sys/fs/bpf/modtrace/guard/",
-                "A running guard (modtrace guard): when it runs from the same profile on the kernel the files are \
-                 for, generate replaces its policy if what the profile allows changed.",
-            ),
-        ],
-        examples: &[
-            ("sudo modtrace generate", "Write the files under /var/lib/modtrace/generated, to review."),
-            (
-                "sudo cp -r /var/lib/modtrace/generated/etc/. /etc/ && sudo systemctl daemon-reload && sudo systemctl enable modtrace-lock.service",
-                "Install them; the next boot locks module loading.",
-            ),
-            (
-                "sudo modtrace generate --lock-point early --kernel 6.1.0-28-amd64",
-                "Lock before sysinit.target, with the profile resolved in another installed kernel.",
-            ),
-        ],
-        see_also: &[
-            "modtrace(8)",
-            "modtrace-check(8)",
-            "modtrace-lock(8)",
-            "modules-load.d(5)",
-            "modprobe.d(5)",
-            "systemd.unit(5)",
-            "systemd-modules-load.service(8)",
-            "/usr/share/doc/modtrace/docs/lockdown.md",
-        ],
-    },
-    Page {
-        command: "check",
-        exit_status: &[
-            ("0", "Nothing found that would break after the lock."),
-            ("1", "Blockers were found (listed), or an error (explained on standard error)."),
-            USAGE,
-        ],
-        files: &[
-            PROFILE,
-            ("/etc/systemd/system/modtrace-lock.service", "The installed lock unit: its lock point, kernel and module list."),
-            ("/proc/modules", "The modules loaded now."),
-            ("/lib/modules/$(uname -r)/", "The running kernel's module index."),
-        ],
-        examples: &[
-            ("sudo modtrace check", "Before enabling modtrace-lock.service, and after changing the hardware or the services."),
-            ("sudo modtrace check --lock-point early", "The same, for a lock before sysinit.target."),
-        ],
-        see_also: &["modtrace(8)", "modtrace-generate(8)", "modtrace-lock(8)"],
-    },
-    Page {
-        command: "lock",
-        exit_status: &[
-            (
-                "0",
-                "Locked (with --dry-run: the lock would go ahead), or already locked with every required module loaded.",
-            ),
-            (
-                "1",
-                "Refused (check found blockers, or a required module did not load), already locked with a required \
-                 module missing, or an error.",
-            ),
-            USAGE,
-        ],
-        files: &[
-            PROFILE,
-            ("/proc/sys/kernel/modules_disabled", "Written 1 to lock; reads 1 once locked, until the next boot."),
-        ],
-        examples: &[
-            ("sudo modtrace lock --dry-run", "Every step, and whether the lock would go ahead; nothing changes."),
-            ("sudo modtrace lock", "Load what the profile needs, then lock module loading until the next boot."),
-        ],
-        see_also: &["modtrace(8)", "modtrace-check(8)", "modtrace-generate(8)", "proc(5)"],
-    },
-    Page {
-        command: "review",
-        exit_status: &[("0", "The pass ended (every item answered, skipped, or quit); the decisions are saved."), ERROR, USAGE],
-        files: &[PROFILE],
-        examples: &[
-            ("sudo modtrace review", "Decide, one module at a time, what only untrusted processes asked for."),
-            ("sudo modtrace review --profile ./p.json", "The same for another profile."),
-        ],
-        see_also: &["modtrace(8)", "modtrace-allow(8)", "modtrace-deny(8)", "modtrace-report(8)", "modinfo(8)"],
-    },
-    Page {
-        command: "allow",
-        exit_status: &[("0", "The decision is recorded in the profile."), ERROR, USAGE],
-        files: &[PROFILE],
-        examples: &[
-            ("sudo modtrace allow net-pf-5", "Accept the AppleTalk socket requests an unprivileged user made."),
-            ("sudo modtrace allow vfat", "Accept the module vfat, whoever asked for it."),
-        ],
-        see_also: &["modtrace(8)", "modtrace-deny(8)", "modtrace-review(8)", "modtrace-generate(8)"],
-    },
-    Page {
-        command: "deny",
-        exit_status: &[("0", "The decision is recorded in the profile."), ERROR, USAGE],
-        files: &[PROFILE],
-        examples: &[
-            ("sudo modtrace deny algif_aead", "Never list algif_aead; generate --deny refuses it."),
-            ("sudo modtrace deny net-pf-38", "Never honour the kernel's requests for net-pf-38."),
-        ],
-        see_also: &["modtrace(8)", "modtrace-allow(8)", "modtrace-review(8)", "modprobe.d(5)"],
-    },
-    Page {
-        command: "guard",
-        exit_status: &[
-            (
-                "0",
-                "start: the policy is in force (pinned); status: a guard is running; stop: none is running any more; \
-                 refresh: the guard is in line with its profile and the module files (or none runs, or the kernel \
-                 named is not the running one).",
-            ),
-            (
-                "1",
-                "The guard could not start (not root, no kernel BTF, bpf missing from the active LSMs, \
-                 lockdown=confidentiality, a profile that cannot be read) or another error; the reason and the fix \
-                 are printed. A policy already in force stays as it was. refresh: the running guard could not be \
-                 brought in line (its state file is gone, its profile cannot be read); the command to run is printed.",
-            ),
-            ("3", "status: no guard is running."),
-            USAGE,
-        ],
-        files: &[
-            PROFILE,
-            ("/sys/fs/bpf/modtrace/guard/", "The pinned programs (link-*) and maps: the guard in force."),
-            ("/run/modtrace/guard.json", "What guard start enforced, and since when, for guard status."),
-            ("/sys/kernel/security/lsm", "The active LSMs; bpf must be among them."),
-            ("/lib/systemd/system/modtrace-guard.service", "Starts the guard at boot and runs guard log; installed disabled."),
-            (
-                "/etc/kernel/postinst.d/modtrace",
-                "Runs modtrace guard refresh --kernel KVER after a kernel package is installed: an upgrade of the \
-                 running kernel replaces module files, which the guard knows by inode.",
-            ),
-        ],
-        examples: &[
-            ("sudo modtrace guard start", "Complain mode: allow everything, report what enforce would refuse."),
-            ("sudo modtrace guard start --mode enforce", "Refuse every module outside the profile; starting again replaces the policy."),
-            ("journalctl MODTRACE_DECISION=denied", "Who tried to load what, and why it was refused."),
-            ("journalctl -t modtrace-guard -o json", "Every decision, with its MODTRACE_* fields."),
-            ("sudo modtrace guard refresh", "After the profile changed or module files were replaced: same profile and mode, new policy."),
-            ("sudo modtrace guard stop", "Back out: detach the programs."),
-        ],
-        see_also: &["modtrace(8)", "modtrace-learn(8)", "modtrace-lock(8)", "journalctl(1)"],
-    },
+
+
+
+
+
+
+
+
+
+
+
+
+    super::trace::PAGE,
+    super::learn::PAGE,
+    super::report::PAGE,
+    super::snapshot::PAGE,
+    super::diff::PAGE,
+    super::generate::PAGE,
+    super::check::PAGE,
+    super::lock::PAGE,
+    super::review::PAGE,
+    super::allow::PAGE,
+    super::deny::PAGE,
+    super::guard::PAGE,
 ];
 
 /// The page of `command` ("" for modtrace itself).

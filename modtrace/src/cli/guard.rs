@@ -3,12 +3,73 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use super::docs::{Page, PROFILE, USAGE};
 
 use anyhow::bail;
 
 use crate::guard::control::{self, Refreshed, Start};
 use crate::guard::{log, status, Mode};
 use crate::profile;
+
+/// `--help`'s long text, and the man page's description.
+pub const ABOUT: &str = "\
+Enforces the profile in the kernel with BPF LSM programs, while the profile's \
+modules keep loading on demand: a request_module alias that leads to no module of \
+the profile is refused before any modprobe starts; finit_module must read an \
+allowed module's own file in the running kernel's module tree (identified by \
+device and inode, so a copy elsewhere is refused whatever its name); \
+init_module (an image from memory) is refused unless --allow-init-module. \
+complain mode allows everything and reports what enforce would refuse.
+
+The programs are pinned under /sys/fs/bpf/modtrace/guard, so they keep deciding \
+after guard start returns; starting again replaces the policy atomically. Every \
+decision is counted (guard status) and sent to the journal by guard log \
+(modtrace-guard.service runs both), and shown by modtrace trace while it runs. \
+guard stop detaches it. Root can always stop it: it is a policy against everyone \
+else and against mistakes; kernel.modules_disabled=1 is the final freeze.";
+
+/// The man page's exit status, files, examples and references.
+pub const PAGE: Page = Page {
+    command: "guard",
+    exit_status: &[
+        (
+            "0",
+            "start: the policy is in force (pinned); status: a guard is running; stop: none is running any more; \
+             refresh: the guard is in line with its profile and the module files (or none runs, or the kernel \
+             named is not the running one).",
+        ),
+        (
+            "1",
+            "The guard could not start (not root, no kernel BTF, bpf missing from the active LSMs, \
+             lockdown=confidentiality, a profile that cannot be read) or another error; the reason and the fix \
+             are printed. A policy already in force stays as it was. refresh: the running guard could not be \
+             brought in line (its state file is gone, its profile cannot be read); the command to run is printed.",
+        ),
+        ("3", "status: no guard is running."),
+        USAGE,
+    ],
+    files: &[
+        PROFILE,
+        ("/sys/fs/bpf/modtrace/guard/", "The pinned programs (link-*) and maps: the guard in force."),
+        ("/run/modtrace/guard.json", "What guard start enforced, and since when, for guard status."),
+        ("/sys/kernel/security/lsm", "The active LSMs; bpf must be among them."),
+        ("/lib/systemd/system/modtrace-guard.service", "Starts the guard at boot and runs guard log; installed disabled."),
+        (
+            "/etc/kernel/postinst.d/modtrace",
+            "Runs modtrace guard refresh --kernel KVER after a kernel package is installed: an upgrade of the \
+             running kernel replaces module files, which the guard knows by inode.",
+        ),
+    ],
+    examples: &[
+        ("sudo modtrace guard start", "Complain mode: allow everything, report what enforce would refuse."),
+        ("sudo modtrace guard start --mode enforce", "Refuse every module outside the profile; starting again replaces the policy."),
+        ("journalctl MODTRACE_DECISION=denied", "Who tried to load what, and why it was refused."),
+        ("journalctl -t modtrace-guard -o json", "Every decision, with its MODTRACE_* fields."),
+        ("sudo modtrace guard refresh", "After the profile changed or module files were replaced: same profile and mode, new policy."),
+        ("sudo modtrace guard stop", "Back out: detach the programs."),
+    ],
+    see_also: &["modtrace(8)", "modtrace-learn(8)", "modtrace-lock(8)", "journalctl(1)"],
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

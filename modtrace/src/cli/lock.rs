@@ -4,11 +4,49 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use super::docs::{Page, PROFILE, USAGE};
 
 use crate::outputs::check::SystemPaths;
 use crate::outputs::generate::LockPoint;
 use crate::outputs::lock::{self, Options, SystemHost};
 use crate::profile;
+
+/// `--help`'s long text, and the man page's description.
+pub const ABOUT: &str = "\
+Locks the running system now, as the late lock point would: runs the checks of \
+modtrace check, loads each top-level module of the profile that is not loaded yet \
+(modprobe), verifies that all of them are loaded (/proc/modules, built-in ones in \
+/sys/module), then writes 1 to /proc/sys/kernel/modules_disabled.
+
+It refuses, with the reasons, when check finds blockers or a required module does \
+not load, unless --force. The lock cannot be undone: until the next reboot no module \
+can be loaded or unloaded. Already locked: it says so.";
+
+/// The man page's exit status, files, examples and references.
+pub const PAGE: Page = Page {
+    command: "lock",
+    exit_status: &[
+        (
+            "0",
+            "Locked (with --dry-run: the lock would go ahead), or already locked with every required module loaded.",
+        ),
+        (
+            "1",
+            "Refused (check found blockers, or a required module did not load), already locked with a required \
+             module missing, or an error.",
+        ),
+        USAGE,
+    ],
+    files: &[
+        PROFILE,
+        ("/proc/sys/kernel/modules_disabled", "Written 1 to lock; reads 1 once locked, until the next boot."),
+    ],
+    examples: &[
+        ("sudo modtrace lock --dry-run", "Every step, and whether the lock would go ahead; nothing changes."),
+        ("sudo modtrace lock", "Load what the profile needs, then lock module loading until the next boot."),
+    ],
+    see_also: &["modtrace(8)", "modtrace-check(8)", "modtrace-generate(8)", "proc(5)"],
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

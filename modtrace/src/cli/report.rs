@@ -2,12 +2,39 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use super::docs::{Page, PROFILE, ERROR, USAGE};
 
 
 use crate::needs::target::Target;
 use crate::profile;
 use crate::outputs::report::{self, Format, GroupBy};
 use crate::needs::sitepolicy::SitePolicy;
+
+/// `--help`'s long text, and the man page's description.
+pub const ABOUT: &str = concat!(
+    "Shows one row per top-level module (no other module in the profile depends on it: \
+the ones to list, since their dependencies follow by themselves, also after a \
+kernel upgrade) with what caused it to load (the unit with its scope, the uid, the \
+process), and its dependencies folded under it. --by unit answers the other \
+question: what does a given systemd unit need? A user's or a container's unit is \
+shown apart from the host's unit of the same name. Modules that need review, that \
+an admin denied and that the site's modprobe.d disables have sections of their \
+own, with the command that accepts each one waiting for review.\n\n",
+    trust_text!()
+);
+
+/// The man page's exit status, files, examples and references.
+pub const PAGE: Page = Page {
+    command: "report",
+    exit_status: &[("0", "The report was printed."), ERROR, USAGE],
+    files: &[PROFILE],
+    examples: &[
+        ("modtrace report", "Each top-level module, what caused it, and its dependencies."),
+        ("modtrace report --by unit", "What each systemd unit needs."),
+        ("modtrace report --format markdown > modules.md", "The same as a Markdown table, for an issue or a wiki."),
+    ],
+    see_also: &["modtrace(8)", "modtrace-learn(8)", "modtrace-generate(8)"],
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
