@@ -19,8 +19,6 @@ use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::TracePoint;
 
 use super::{Losses, ProbeError, Probes, Skipped, folds};
-use crate::trace::decode::decode;
-use crate::trace::event::Event;
 
 /// Where the early probes are pinned, one directory per build.
 pub const EARLY_DIR: &str = "/sys/fs/bpf/modtrace/early";
@@ -92,22 +90,19 @@ pub fn release_all() {
 /// What the early probes left for the learner.
 #[derive(Debug, Default)]
 pub struct Taken {
-    /// Events from before the learner's own probes were attached, in time order.
-    pub events: Vec<Event>,
+    /// The records the early probes kept, undecoded (the trace stage decodes
+    /// them), per ring: loads, failures, requests.
+    pub records: [Vec<Vec<u8>>; 3],
     pub losses: Losses,
-    /// Records that did not decode, per ring: loads, failures, requests.
-    pub undecodable: [u64; 3],
     /// Pins of another build, released unread (a stale initramfs).
     pub foreign: Vec<String>,
     /// This build's pins were there and taken over.
     pub own: bool,
 }
 
-/// Takes over the early probes' rings: detaches them, reads everything they
-/// kept, and returns the events from before `cut_ns`, when the caller's own
-/// probes were all attached (later ones the caller sees itself). None when no
-/// early probes are pinned.
-pub fn take(cut_ns: u64) -> Option<Taken> {
+/// Takes over the early probes' rings: detaches them, and reads everything
+/// they kept. None when no early probes are pinned.
+pub fn take() -> Option<Taken> {
     let entries = fs::read_dir(EARLY_DIR).ok()?;
     let own = build_id();
     let mut taken = Taken::default();
@@ -115,19 +110,16 @@ pub fn take(cut_ns: u64) -> Option<Taken> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == own {
             taken.own = true;
-            take_dir(&entry.path(), cut_ns, &mut taken);
+            take_dir(&entry.path(), &mut taken);
         } else {
             taken.foreign.push(name);
         }
     }
     release_all();
-    (taken.own || !taken.foreign.is_empty()).then(|| {
-        taken.events.sort_by_key(|e| e.ts_ns);
-        taken
-    })
+    (taken.own || !taken.foreign.is_empty()).then_some(taken)
 }
 
-fn take_dir(dir: &Path, cut_ns: u64, taken: &mut Taken) {
+fn take_dir(dir: &Path, taken: &mut Taken) {
     let open = |name: &str| MapData::from_pin(dir.join(name)).ok();
     let rings: Vec<Option<RingBuf<MapData>>> =
         MAPS[..3].iter().map(|n| open(n).and_then(|m| RingBuf::try_from(Map::RingBuf(m)).ok())).collect();
@@ -137,11 +129,7 @@ fn take_dir(dir: &Path, cut_ns: u64, taken: &mut Taken) {
     for (i, ring) in rings.into_iter().enumerate() {
         let Some(mut ring) = ring else { continue };
         while let Some(item) = ring.next() {
-            match decode(&item) {
-                Ok(ev) if ev.ts_ns < cut_ns => taken.events.push(ev),
-                Ok(_) => {}
-                Err(_) => taken.undecodable[i] += 1,
-            }
+            taken.records[i].push(item.to_vec());
         }
     }
     if let Some(d) = drops {

@@ -106,15 +106,15 @@ impl Tracer {
         // Every probe of ours is attached from here on: the early ones' events
         // before this instant are theirs to give, later ones are ours.
         let cut_ns = monotonic_ns();
-        let taken = if take_early { crate::loader::early::take(cut_ns) } else { None };
+        let taken = if take_early { crate::loader::early::take() } else { None };
         let uevents = UeventSocket::open()
             .map_err(|e| probes.notes.push(format!("no uevent socket ({e}): udev loads will not name their device")))
             .ok();
         let mut correlator = Correlator::new(index).with_helper_program(&helper_program());
-        let undecodable = taken.as_ref().map_or([0; 3], |t| t.undecodable);
         let took_early = taken.as_ref().is_some_and(|t| t.own);
+        let (events, undecodable) = taken.as_ref().map_or((Vec::new(), [0; 3]), |t| decode_early(&t.records, cut_ns));
         let (early, early_losses) = match taken {
-            Some(t) => replay_early(t, &mut correlator, &mut probes.notes),
+            Some(t) => replay_early(t, events, &mut correlator, &mut probes.notes),
             None => (Vec::new(), Default::default()),
         };
         // Read after attaching: a module loaded meanwhile is both here and in a
@@ -280,11 +280,31 @@ impl Flow {
     }
 }
 
+/// The early probes' events from before `cut_ns`, when our own probes were all
+/// attached (later ones we see ourselves), in time order; and the records that
+/// did not decode, per ring.
+fn decode_early(records: &[Vec<Vec<u8>>; 3], cut_ns: u64) -> (Vec<Event>, [u64; 3]) {
+    let mut events = Vec::new();
+    let mut undecodable = [0; 3];
+    for (i, ring) in records.iter().enumerate() {
+        for item in ring {
+            match decode(item) {
+                Ok(ev) if ev.ts_ns < cut_ns => events.push(ev),
+                Ok(_) => {}
+                Err(_) => undecodable[i] += 1,
+            }
+        }
+    }
+    events.sort_by_key(|e| e.ts_ns);
+    (events, undecodable)
+}
+
 /// The early probes' events as records, in time order: described from the
 /// kernel's facts (their processes are long gone or replaced), those before
 /// the main system's init marked as the initramfs's.
 fn replay_early(
     taken: crate::loader::early::Taken,
+    events: Vec<Event>,
     correlator: &mut Correlator<KmodIndex>,
     notes: &mut Vec<String>,
 ) -> (Vec<Record>, crate::loader::Losses) {
@@ -296,8 +316,7 @@ fn replay_early(
     }
     let end = crate::trace::attribute::initramfs_end_ns();
     let mut describer = SystemDescriber::new().replaying();
-    let records: Vec<Record> = taken
-        .events
+    let records: Vec<Record> = events
         .into_iter()
         .map(|ev| {
             let in_initramfs = end.is_some_and(|end| ev.ts_ns < end);
