@@ -8,6 +8,7 @@
 //! that may be trusted) -> guard (the profile enforced in the kernel, a
 //! second loader) -> outputs (report, lists, units, check, lock).
 
+pub mod system;
 pub mod loader;
 pub mod trace;
 pub mod profile;

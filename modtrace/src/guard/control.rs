@@ -73,7 +73,7 @@ pub fn start(start: &Start) -> anyhow::Result<Installed> {
 /// The allowed set of the running kernel for the profile at `path`.
 fn running_policy(path: &Path) -> anyhow::Result<Policy> {
     let profile = profile::load_existing(path)?;
-    let release = profile::system::kernel_release();
+    let release = crate::system::kernel_release();
     let modules_dir = kmod::Context::new().context("opening the running kernel's module index")?.dirname();
     super::compute(&profile, &SitePolicy::read(Path::new("/")), &release, Path::new(&modules_dir))
 }
@@ -91,9 +91,9 @@ fn install(start: &Start, policy: &Policy, changes: Vec<String>) -> anyhow::Resu
     let state = State {
         mode: start.mode,
         allow_init_module: start.allow_init_module,
-        since: profile::system::now(),
+        since: crate::system::now(),
         profile: start.profile.clone(),
-        kernel: profile::system::kernel_release(),
+        kernel: crate::system::kernel_release(),
         generation,
         modules: policy.modules.len(),
         aliases: policy.aliases.len(),
@@ -143,7 +143,7 @@ impl std::fmt::Display for Refreshed {
 /// guard's). Errors past the scope become Cannot, with the command to run.
 pub fn refresh(kernel: Option<&str>, profile: Option<&Path>) -> Refreshed {
     let state = super::read_state();
-    let running = profile::system::kernel_release();
+    let running = crate::system::kernel_release();
     let state = match refresh::scope(kernel::is_pinned(), state.as_ref(), &running, kernel, profile) {
         refresh::Scope::NotRunning => return Refreshed::NotRunning,
         refresh::Scope::OtherKernel { running } => return Refreshed::OtherKernel { running },

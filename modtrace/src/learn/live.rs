@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::{learn, Outcome, Plan, Progress, TraceEnd};
-use crate::profile::{system, PreloadSources};
+use crate::profile::PreloadSources;
+use crate::system;
 use crate::trace::modindex::KmodIndex;
 use crate::trace::pipeline::{Options, Tracer};
 

@@ -29,7 +29,8 @@ use preloaded::Preloaded;
 pub use progress::{short_cause, Progress, Status, Ticker};
 
 use crate::profile::onbehalf::{NoSystemd, OnBehalf, RealSystemd, Systemd};
-use crate::profile::{self, store, system, PreloadSources, Profile, Session};
+use crate::profile::{self, store, PreloadSources, Profile, Session};
+use crate::system;
 use crate::trace::deputies::Deputies;
 use crate::trace::drops::Drops;
 use crate::trace::event::{Record, What};

@@ -184,6 +184,21 @@ mod tests {
     use super::*;
     use crate::profile::Trigger;
 
+    #[test]
+    fn folded_candidates_count_among_the_waiting_processes() {
+        use crate::profile::bound::add_candidate;
+        let mut t = Trigger::new(crate::profile::TriggerKind::Request);
+        let root = req(Some(0), "/system.slice/example.service");
+        add_candidate(&mut t, root.clone());
+        for i in 0..600 {
+            let user = req(Some(1000), "/user.slice/user-1000.slice/session-2.scope");
+            add_candidate(&mut t, Requester { comm: format!("bind{i}"), ..user });
+        }
+        add_candidate(&mut t, root);
+        let review = of_trigger(&Trigger { requester: Some(t.candidates[0].clone()), ..t });
+        assert!(!review.trusted() && review.why().contains("one of 602 waiting processes"), "{review:?}");
+    }
+
     fn req(uid: Option<u32>, cgroup: &str) -> Requester {
         let scope = Scope::of(Some(cgroup));
         Requester {

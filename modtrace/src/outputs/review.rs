@@ -11,7 +11,8 @@ use crate::needs::sitepolicy::SitePolicy;
 use crate::needs::target::Target;
 use crate::needs::Plan;
 use crate::profile::decide::{self, DecideError};
-use crate::profile::{system, Profile, Verdict};
+use crate::profile::{Profile, Verdict};
+use crate::system;
 
 /// One module waiting for a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]

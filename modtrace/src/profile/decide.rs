@@ -80,7 +80,7 @@ pub fn update<T>(path: &Path, change: impl FnOnce(&mut Profile) -> Result<T, Dec
 /// `modtrace allow|deny NAME`: records the verdict in the profile at `path`
 /// (under the learner's lock) and says what it means.
 pub fn record(path: &Path, name: &str, verdict: Verdict) -> Result<String, DecideError> {
-    let d = update(path, |p| decide(p, name, verdict, &super::system::now()))?;
+    let d = update(path, |p| decide(p, name, verdict, &crate::system::now()))?;
     let what = match verdict {
         Verdict::Allow => "accepted: modtrace generate lists it",
         Verdict::Deny => "denied: never listed; generate --deny refuses it",

@@ -35,34 +35,3 @@ pub use store::{atomic_write, check_writable, load, load_existing, load_if_exist
 
 /// Where `modtrace learn` writes and `modtrace report` reads by default.
 pub const DEFAULT_PATH: &str = "/var/lib/modtrace/profile.json";
-
-/// Facts about the running system that profiles and snapshots record.
-pub mod system {
-    use std::time::SystemTime;
-
-    fn proc_text(path: &str) -> Option<String> {
-        std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-    }
-
-    /// uname -r.
-    pub fn kernel_release() -> String {
-        proc_text("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".to_string())
-    }
-
-    pub fn hostname() -> String {
-        proc_text("/proc/sys/kernel/hostname").unwrap_or_else(|| "unknown".to_string())
-    }
-
-    pub fn boot_id() -> Option<String> {
-        proc_text("/proc/sys/kernel/random/boot_id")
-    }
-
-    /// RFC 3339 UTC, to the second.
-    pub fn rfc3339(t: SystemTime) -> String {
-        humantime::format_rfc3339_seconds(t).to_string()
-    }
-
-    pub fn now() -> String {
-        rfc3339(SystemTime::now())
-    }
-}

@@ -236,7 +236,7 @@ pub enum Format {
 /// A snapshot of the modules listed in `proc_modules` (normally
 /// /proc/modules), with this machine's kernel, host and time, as text.
 pub fn render(proc_modules: &Path, format: Format) -> anyhow::Result<String> {
-    use crate::profile::system;
+    use crate::system;
     let modules = read_proc_modules(proc_modules)?;
     let snap = Snapshot::new(&system::kernel_release(), &system::hostname(), &system::now(), modules);
     Ok(match format {

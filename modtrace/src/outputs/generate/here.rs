@@ -10,7 +10,8 @@ use crate::guard::control::{self, Refreshed};
 use crate::needs::sitepolicy::SitePolicy;
 use crate::needs::target::{self, Target};
 use crate::needs::Plan;
-use crate::profile::{self, system};
+use crate::profile;
+use crate::system;
 use crate::said::Said;
 
 /// Where generate writes by default.
