@@ -111,9 +111,7 @@ impl Outcome {
 /// are what `check` found; they refuse the lock unless `opts.force`.
 pub fn lock(required: &[String], blockers: &[String], host: &mut dyn Host, opts: Options) -> Outcome {
     let mut steps = Vec::new();
-    let would = if opts.dry_run { "would " } else { "" };
     let done = |steps: Vec<String>, result| Outcome { steps, result };
-
     let locked = match host.locked() {
         Ok(l) => l,
         Err(e) => return done(steps, Verdict::Failed(format!("cannot read kernel.modules_disabled: {e}"))),
@@ -123,16 +121,9 @@ pub fn lock(required: &[String], blockers: &[String], host: &mut dyn Host, opts:
         Err(e) => return done(steps, Verdict::Failed(format!("cannot read the loaded modules: {e}"))),
     };
     if locked {
-        steps.push("kernel.modules_disabled is already 1: module loading is locked until reboot".to_string());
-        let missing: Vec<String> = required.iter().filter(|m| !loaded.contains(*m)).cloned().collect();
-        if missing.is_empty() {
-            steps.push(format!("all {} required modules are loaded", required.len()));
-            return done(steps, Verdict::AlreadyLocked);
-        }
-        steps.push(format!("required but not loaded, and no longer loadable: {}", missing.join(", ")));
-        return done(steps, Verdict::AlreadyLockedMissing(missing));
+        let result = already_locked(required, &loaded, &mut steps);
+        return done(steps, result);
     }
-
     if !blockers.is_empty() {
         steps.push(format!("modtrace check found {} blocker(s):", blockers.len()));
         steps.extend(blockers.iter().map(|b| format!("  - {b}")));
@@ -141,43 +132,8 @@ pub fn lock(required: &[String], blockers: &[String], host: &mut dyn Host, opts:
         }
         steps.push("--force: locking anyway".to_string());
     }
-
-    let mut failures = Vec::new();
-    for m in required {
-        if loaded.contains(m) {
-            steps.push(format!("{m}: already loaded"));
-            continue;
-        }
-        if opts.dry_run {
-            steps.push(format!("would run: modprobe -- {m}"));
-            continue;
-        }
-        match host.modprobe(m) {
-            Ok(()) => steps.push(format!("modprobe -- {m}: ok")),
-            Err(e) => {
-                steps.push(format!("modprobe -- {m}: FAILED: {e}"));
-                failures.push(format!("{m} failed to load: {e}"));
-            }
-        }
-    }
-
-    if opts.dry_run {
-        steps.push(format!("would check that all {} required modules are loaded", required.len()));
-    } else {
-        match host.loaded() {
-            Ok(now) => {
-                for m in required {
-                    if !now.contains(m) && !failures.iter().any(|f| f.starts_with(&format!("{m} "))) {
-                        failures.push(format!("{m} is not loaded after modprobe"));
-                    }
-                }
-                if failures.is_empty() {
-                    steps.push(format!("all {} required modules are loaded", required.len()));
-                }
-            }
-            Err(e) => failures.push(format!("cannot read the loaded modules: {e}")),
-        }
-    }
+    let mut failures = load_required(required, &loaded, host, opts, &mut steps);
+    verify_loaded(required, host, opts, &mut failures, &mut steps);
     if !failures.is_empty() {
         if !opts.force {
             steps.push("not locking: a required module is not loaded (use --force to lock anyway)".to_string());
@@ -185,15 +141,82 @@ pub fn lock(required: &[String], blockers: &[String], host: &mut dyn Host, opts:
         }
         steps.push(format!("--force: locking although {} required module(s) are not loaded", failures.len()));
     }
+    let result = set_lock(host, opts, &mut steps);
+    done(steps, result)
+}
 
+fn already_locked(required: &[String], loaded: &BTreeSet<String>, steps: &mut Vec<String>) -> Verdict {
+    steps.push("kernel.modules_disabled is already 1: module loading is locked until reboot".to_string());
+    let missing: Vec<String> = required.iter().filter(|m| !loaded.contains(*m)).cloned().collect();
+    if missing.is_empty() {
+        steps.push(format!("all {} required modules are loaded", required.len()));
+        return Verdict::AlreadyLocked;
+    }
+    steps.push(format!("required but not loaded, and no longer loadable: {}", missing.join(", ")));
+    Verdict::AlreadyLockedMissing(missing)
+}
+
+/// modprobe for each required module not loaded yet; the failures.
+fn load_required(
+    required: &[String],
+    loaded: &BTreeSet<String>,
+    host: &mut dyn Host,
+    opts: Options,
+    steps: &mut Vec<String>,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for m in required {
+        if loaded.contains(m) {
+            steps.push(format!("{m}: already loaded"));
+        } else if opts.dry_run {
+            steps.push(format!("would run: modprobe -- {m}"));
+        } else if let Err(e) = host.modprobe(m) {
+            steps.push(format!("modprobe -- {m}: FAILED: {e}"));
+            failures.push(format!("{m} failed to load: {e}"));
+        } else {
+            steps.push(format!("modprobe -- {m}: ok"));
+        }
+    }
+    failures
+}
+
+/// Adds to `failures` each required module not loaded after modprobe.
+fn verify_loaded(
+    required: &[String],
+    host: &mut dyn Host,
+    opts: Options,
+    failures: &mut Vec<String>,
+    steps: &mut Vec<String>,
+) {
+    if opts.dry_run {
+        steps.push(format!("would check that all {} required modules are loaded", required.len()));
+        return;
+    }
+    match host.loaded() {
+        Ok(now) => {
+            for m in required {
+                if !now.contains(m) && !failures.iter().any(|f| f.starts_with(&format!("{m} "))) {
+                    failures.push(format!("{m} is not loaded after modprobe"));
+                }
+            }
+            if failures.is_empty() {
+                steps.push(format!("all {} required modules are loaded", required.len()));
+            }
+        }
+        Err(e) => failures.push(format!("cannot read the loaded modules: {e}")),
+    }
+}
+
+fn set_lock(host: &mut dyn Host, opts: Options, steps: &mut Vec<String>) -> Verdict {
+    let would = if opts.dry_run { "would " } else { "" };
     steps.push(format!("{would}write 1 to /proc/sys/kernel/modules_disabled"));
     if !opts.dry_run {
         if let Err(e) = host.lock() {
-            return done(steps, Verdict::Failed(format!("cannot set kernel.modules_disabled=1: {e}")));
+            return Verdict::Failed(format!("cannot set kernel.modules_disabled=1: {e}"));
         }
         steps.push("locked: no module can be loaded or removed until reboot".to_string());
     }
-    done(steps, Verdict::Locked)
+    Verdict::Locked
 }
 
 /// The real system: /proc, /sys and modprobe.

@@ -79,12 +79,19 @@ pub fn render(plan: &Plan, ctx: &Context, point: LockPoint) -> String {
         out.push_str(&comment_lines(&format!("WARNING: {}", crate::escape::text(w))));
     }
     out.push_str(&unresolved_section(plan));
-    out.push_str("\n[Unit]\n");
-    out.push_str(
-        "Description=Lock kernel module loading (modtrace: load the needed modules, then kernel.modules_disabled=1)\n",
-    );
-    out.push_str(&format!(
-        "# Only on the kernel this list was made for: another kernel (an older one chosen at\n\
+    out.push_str(&unit_section(plan, point));
+    out.push_str(order);
+    out.push_str(&service_section(plan, point));
+    out.push_str(&format!("\n[Install]\nWantedBy={wanted_by}\n"));
+    out
+}
+
+/// [Unit]: only on the kernel the list is for, and not with modtrace.nolock.
+fn unit_section(plan: &Plan, point: LockPoint) -> String {
+    format!(
+        "\n[Unit]\n\
+         Description=Lock kernel module loading (modtrace: load the needed modules, then kernel.modules_disabled=1)\n\
+         # Only on the kernel this list was made for: another kernel (an older one chosen at\n\
          # boot, a new one the kernel postinst hook has not regenerated for) boots unlocked\n\
          # rather than locked with a list that may not fit it; modtrace check tells.\n\
          ConditionKernelVersion={release}\n\
@@ -97,9 +104,14 @@ pub fn render(plan: &Plan, ctx: &Context, point: LockPoint) -> String {
          {KEY_KERNEL}={release}\n",
         release = plan.release,
         point = point.as_str()
-    ));
-    out.push_str(order);
-    out.push_str("\n[Service]\nType=oneshot\n# Stays active after locking, so systemctl status shows the lock.\nRemainAfterExit=yes\n");
+    )
+}
+
+/// [Service]: settle udev (unless early), load the top-level modules, lock.
+fn service_section(plan: &Plan, point: LockPoint) -> String {
+    let mut out = String::from(
+        "\n[Service]\nType=oneshot\n# Stays active after locking, so systemctl status shows the lock.\nRemainAfterExit=yes\n",
+    );
     if point != LockPoint::Early {
         out.push_str(
             "# Wait until udev has handled every queued device event, so the drivers it loads\n\
@@ -129,7 +141,6 @@ pub fn render(plan: &Plan, ctx: &Context, point: LockPoint) -> String {
         "# The lock itself. Written directly, so that procps (sysctl) is not needed.\n\
          ExecStart=/bin/sh -c 'echo 1 > /proc/sys/kernel/modules_disabled'\n",
     );
-    out.push_str(&format!("\n[Install]\nWantedBy={wanted_by}\n"));
     out
 }
 
