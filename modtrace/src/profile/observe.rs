@@ -20,25 +20,8 @@ impl Profile {
     /// Adds one correlated record. Returns whether the profile changed.
     pub fn observe(&mut self, rec: &Record) -> bool {
         match &rec.what {
-            What::Request { alias, resolves_to, repeats, kthread, .. } => {
-                let count = 1 + u64::from(*repeats);
-                // A kernel thread's request counts for whom it is joined to.
-                let who = kthread.as_ref().and_then(|k| k.requester.as_ref()).unwrap_or(&rec.process);
-                let asked = Asked { who: requester_of(who), alias, count, time: &rec.time };
-                if self.fold_unresolved(asked, !resolves_to.is_empty()) {
-                    return true;
-                }
-                let req = self.request_mut(alias, &rec.time);
-                req.count += count;
-                req.first_seen = earliest(&req.first_seen, &rec.time);
-                req.last_seen = latest(&req.last_seen, &rec.time);
-                for m in resolves_to {
-                    insert_sorted(&mut req.resolves_to, normalize(m));
-                }
-                add_requester_bounded(&mut req.requesters, &mut req.requesters_folded, requester_of(who), count);
-                true
-            }
-            What::Load { syscall, ret, error, repeats, module, cause, .. } => {
+            What::Request { .. } => self.observe_request(rec),
+            What::Load { ret, .. } => {
                 let linked = self.in_flight.remove(&rec.process.pid);
                 if *ret == 0 {
                     // The `loaded` record of the same call carried module and cause.
@@ -47,30 +30,7 @@ impl Profile {
                 if let Some(loaded) = linked {
                     self.retract_loaded(&loaded);
                 }
-                let (alias, requester, cause_module) = match cause {
-                    Some(Cause::Request { alias, requester, module, .. }) => {
-                        (Some(alias.clone()), Some(requester_of(requester)), module.clone())
-                    }
-                    Some(Cause::Explicit { invoked_by, .. }) => (None, invoked_by.as_ref().map(parent_requester), None),
-                    _ => (None, None, None),
-                };
-                let failure = Failure {
-                    module: module.clone().or(cause_module).map(|m| normalize(&m)),
-                    alias,
-                    syscall: match syscall {
-                        Syscall::FinitModule => "finit_module",
-                        Syscall::InitModule => "init_module",
-                    }
-                    .to_string(),
-                    ret: *ret,
-                    error: error.clone(),
-                    loader: loader_of(&rec.process),
-                    requester,
-                    count: 1 + u64::from(*repeats),
-                    first_seen: rec.time.clone(),
-                    last_seen: rec.time.clone(),
-                    extra: Default::default(),
-                };
+                let Some(failure) = failure_of(rec) else { return false };
                 self.add_failure_bounded(failure);
                 true
             }
@@ -80,6 +40,26 @@ impl Profile {
             }
             What::Unloaded { .. } => false,
         }
+    }
+
+    fn observe_request(&mut self, rec: &Record) -> bool {
+        let What::Request { alias, resolves_to, repeats, kthread, .. } = &rec.what else { return false };
+        let count = 1 + u64::from(*repeats);
+        // A kernel thread's request counts for whom it is joined to.
+        let who = kthread.as_ref().and_then(|k| k.requester.as_ref()).unwrap_or(&rec.process);
+        let asked = Asked { who: requester_of(who), alias, count, time: &rec.time };
+        if self.fold_unresolved(asked, !resolves_to.is_empty()) {
+            return true;
+        }
+        let req = self.request_mut(alias, &rec.time);
+        req.count += count;
+        req.first_seen = earliest(&req.first_seen, &rec.time);
+        req.last_seen = latest(&req.last_seen, &rec.time);
+        for m in resolves_to {
+            insert_sorted(&mut req.resolves_to, normalize(m));
+        }
+        add_requester_bounded(&mut req.requesters, &mut req.requesters_folded, requester_of(who), count);
+        true
     }
 
     /// Takes back a `loaded` observation whose load call failed (the module's
@@ -416,3 +396,33 @@ fn cause_trigger(module: &str, cause: &Cause, process: &Process) -> Trigger {
         }
     }
 }
+/// A failed load call (`ret` != 0) as the profile keeps it; None for
+/// another kind of record.
+fn failure_of(rec: &Record) -> Option<Failure> {
+    let What::Load { syscall, ret, error, repeats, module, cause, .. } = &rec.what else { return None };
+    let (alias, requester, cause_module) = match cause {
+        Some(Cause::Request { alias, requester, module, .. }) => {
+            (Some(alias.clone()), Some(requester_of(requester)), module.clone())
+        }
+        Some(Cause::Explicit { invoked_by, .. }) => (None, invoked_by.as_ref().map(parent_requester), None),
+        _ => (None, None, None),
+    };
+    Some(Failure {
+        module: module.clone().or(cause_module).map(|m| normalize(&m)),
+        alias,
+        syscall: match syscall {
+            Syscall::FinitModule => "finit_module",
+            Syscall::InitModule => "init_module",
+        }
+        .to_string(),
+        ret: *ret,
+        error: error.clone(),
+        loader: loader_of(&rec.process),
+        requester,
+        count: 1 + u64::from(*repeats),
+        first_seen: rec.time.clone(),
+        last_seen: rec.time.clone(),
+        extra: Default::default(),
+    })
+}
+
