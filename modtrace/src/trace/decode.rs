@@ -153,6 +153,33 @@ pub mod encode {
         out
     }
 
+    /// The header's cgroup names, leaf first, and the flags saying what was cut.
+    fn cgroup_field(t: &Task) -> ([[u8; CGROUP_NAME_LEN]; CGROUP_DEPTH], u32) {
+        let mut cgroup = [[0u8; CGROUP_NAME_LEN]; CGROUP_DEPTH];
+        let mut bits = 0;
+        match t.cgroup_path.as_deref() {
+            Some(path) => {
+                let names: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).rev().collect();
+                if names.len() > CGROUP_DEPTH {
+                    bits |= flags::CGROUP_PATH_CUT;
+                }
+                for (slot, name) in cgroup.iter_mut().zip(&names) {
+                    if name.len() >= CGROUP_NAME_LEN - 1 {
+                        bits |= flags::CGROUP_NAME_CUT;
+                    }
+                    *slot = fill(name);
+                }
+            }
+            // Only the leaf's name is known: the path above it is cut.
+            None if t.cgroup_name.is_some() => {
+                cgroup[0] = fill(t.cgroup_name.as_deref().unwrap_or(""));
+                bits |= flags::CGROUP_PATH_CUT;
+            }
+            None => {}
+        }
+        (cgroup, bits)
+    }
+
     pub fn header(kind: u32, ts_ns: u64, t: &Task) -> Header {
         let mut args = [0u8; ARGS_LEN];
         let mut args_len = 0;
@@ -174,23 +201,8 @@ pub mod encode {
             | flag(t.parent_is_kthread.is_some(), flags::PARENT_KTHREAD_KNOWN)
             | flag(t.parent_is_kthread == Some(true), flags::PARENT_KTHREAD)
             | flag(t.namespaces.is_some(), flags::NS_KNOWN);
-        let mut cgroup = [[0u8; CGROUP_NAME_LEN]; CGROUP_DEPTH];
-        match t.cgroup_path.as_deref() {
-            Some(path) => {
-                let names: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).rev().collect();
-                bits |= flag(names.len() > CGROUP_DEPTH, flags::CGROUP_PATH_CUT);
-                for (slot, name) in cgroup.iter_mut().zip(&names) {
-                    bits |= flag(name.len() >= CGROUP_NAME_LEN - 1, flags::CGROUP_NAME_CUT);
-                    *slot = fill(name);
-                }
-            }
-            // Only the leaf's name is known: the path above it is cut.
-            None if t.cgroup_name.is_some() => {
-                cgroup[0] = fill(t.cgroup_name.as_deref().unwrap_or(""));
-                bits |= flags::CGROUP_PATH_CUT;
-            }
-            None => {}
-        }
+        let (cgroup, cut) = cgroup_field(t);
+        bits |= cut;
         Header {
             kind,
             flags: bits,
