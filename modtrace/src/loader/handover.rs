@@ -2,7 +2,7 @@
 //! syscalls' functions, once tracing runs. While any syscall tracepoint is
 //! attached every task's syscalls take the kernel's slow tracing path, and a
 //! failed finit_module costs about 2.1x an untraced one with the tracepoint
-//! against 1.8x with fexit (README, Performance). But loading and attaching
+//! against 1.8x with fexit (docs/performance.md). But loading and attaching
 //! fexit takes longer than the tracepoint (trampolines), so the tracepoint
 //! comes first and tracing starts without waiting for this.
 //!
