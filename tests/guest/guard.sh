@@ -4,12 +4,16 @@
 # lets the profile's modules load (explicitly and by autoload, after they
 # were unloaded) and refuses the rest: an explicit load, an autoload, a copy
 # of an allowed module's file under another name, init_module; then status,
-# stop, and loading works again. Finally the cost of a decision, measured.
+# a refresh and a restart (the trace and the logger, started before the
+# guard, follow it), stop, and loading works again. Finally the cost of a decision, measured.
 
 # Outside the profile: loaded only by the killed learner (another profile).
 GUARD_OUTSIDE=tcp_scalable
 # Autoloads tcp_scalable: the kernel requests tcp_scalable for root.
 GUARD_CC=/proc/sys/net/ipv4/tcp_congestion_control
+# After the guard was stopped and started anew: requests tcp_westwood, outside
+# the profile too (xtask's RESTART_ALIAS).
+GUARD_RESTART_CC=westwood
 
 # Debian's 6.12 and newer modules are .ko.xz, which bookworm's kmod loads with
 # init_module from memory: the guard must then allow init_module, by name.
@@ -47,8 +51,9 @@ guard_start_watchers() {
 
 guard_complain() {
     capture guard-status-before modtrace guard status
-    capture guard-start-complain modtrace guard start --profile "$PROFILE" --mode complain $GUARD_FLAGS
+    # Started before the guard: they must find it by themselves.
     step guard_watchers guard_start_watchers
+    capture guard-start-complain modtrace guard start --profile "$PROFILE" --mode complain $GUARD_FLAGS
     "$RMMOD" "$GUARD_OUTSIDE" 2>/dev/null
     capture guard-complain-modprobe-outside "$MODPROBE" "$GUARD_OUTSIDE"
     guard_capture_loaded guard-complain-outside-loaded "$GUARD_OUTSIDE"
@@ -99,11 +104,20 @@ guard_after_stop() {
     guard_capture_loaded guard-after-outside-loaded "$GUARD_OUTSIDE"
     capture guard-cost-allowed-unguarded modtrace-guest finit-loop "$allowed" 1000
     capture guard-cost-renamed-unguarded modtrace-guest finit-loop /tmp/renamed.ko 1000
-    # The logger ends by itself once the pins are gone.
-    sleep 3
-    alive "$GUARD_LOG_PID" && kill -INT "$GUARD_LOG_PID"
+    # The logger follows the guard until told to stop; SIGINT ends it cleanly.
+    kill -INT "$GUARD_LOG_PID"
     wait "$GUARD_LOG_PID"
     exit_code guard-log $?
+}
+
+# A refresh keeps the guard's rings; a stop and a new start makes new ones,
+# which the running trace and logger must find (they look every 2 s).
+guard_restart() {
+    capture guard-refresh modtrace guard refresh
+    capture guard-restart-stop modtrace guard stop
+    capture guard-restart-start modtrace guard start --profile "$PROFILE" --mode enforce $GUARD_FLAGS
+    capture guard-restart-autoload sh -c "echo $GUARD_RESTART_CC >$GUARD_CC"
+    sleep 3
 }
 
 # The trace's own work would count in the cost; the logger's is part of it.
@@ -116,6 +130,7 @@ guard_scenario() {
     phase guard
     guard_complain
     guard_enforce
+    guard_restart
     guard_stop_trace
     guard_cost
     guard_after_stop

@@ -121,6 +121,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("guard_status_reports_mode_profile_and_counts", guard::status_reports_mode_profile_and_counts),
     ("guard_stop_restores_loading", guard::stop_restores_loading),
     ("guard_log_carries_the_refusals", guard::log_carries_the_refusals),
+    ("guard_watchers_follow_the_guard", guard::watchers_follow_the_guard),
     ("guard_cost_of_a_decision_measured", guard::cost_of_a_decision_measured),
     // learning from early boot (tests/guest/early.sh)
     ("early_probes_pinned_and_taken_over", early::probes_pinned_and_taken_over),

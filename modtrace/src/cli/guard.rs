@@ -24,7 +24,8 @@ complain mode allows everything and reports what enforce would refuse.
 The programs are pinned under /sys/fs/bpf/modtrace/guard, so they keep deciding \
 after guard start returns; starting again replaces the policy atomically. Every \
 decision is counted (guard status) and sent to the journal by guard log \
-(modtrace-guard.service runs both), and shown by modtrace trace while it runs. \
+(modtrace-guard.service runs both), and shown by modtrace trace while it runs; \
+both find a guard started after them, or stopped and started anew. \
 guard stop detaches it. Root can always stop it: it is a policy against everyone \
 else and against mistakes; kernel.modules_disabled=1 is the final freeze.";
 
@@ -85,7 +86,8 @@ pub enum Sub {
     Status(StatusArgs),
     /// Detach the guard's programs and remove their pins.
     Stop,
-    /// Write the guard's decisions to the journal (stdout without one) until the guard stops.
+    /// Write the guard's decisions to the journal (stdout without one) until SIGINT or SIGTERM, following
+    /// the guard across stop and start (started before the guard, it waits for it).
     Log,
     /// If a guard runs, recompute it from the profile and mode it was started with and replace its
     /// policy when that changed (a new profile, module files replaced on disk); generate and the

@@ -3,49 +3,84 @@
 //! one, to standard output as JSON lines.
 
 use std::io::Write as _;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
+use tokio::io::unix::AsyncFd;
+use tokio::signal::unix::{signal, SignalKind};
 
-use super::kernel;
 use crate::trace::attribute::SystemDescriber;
-use crate::trace::decision;
+use crate::trace::decision::{self, WatchedRing};
 use crate::trace::output;
+use crate::trace::pipeline::{read_all, readable, watch};
 
-/// Reads the log ring until the guard is stopped. Enforcement never waits
-/// for this process: when it is gone, decisions go on and are counted lost.
+/// Reads the decisions of whichever guard is pinned until SIGINT or SIGTERM:
+/// started before the guard, it waits for it; across a stop and a new start
+/// it follows the new guard (found within 2 s, nothing lost meanwhile: the
+/// decisions wait in the new guard's ring). Enforcement never waits for this
+/// process: when it is gone, decisions go on and are counted lost.
 pub fn follow() -> anyhow::Result<()> {
-    if !kernel::is_pinned() {
-        bail!("the guard is not running: start it first (modtrace guard start)");
-    }
-    let mut ring = kernel::ring("GUARD_LOG")?;
     // Tagged as documented (journalctl -t modtrace-guard), not after the program.
     let journal = systemd_journal_logger::connected_to_journal()
         .then(systemd_journal_logger::JournalLog::new)
         .transpose()
         .context("connecting to the journal")?
         .map(|j| j.with_syslog_identifier(JOURNAL_TAG.to_string()));
-    let mut describer = SystemDescriber::new();
+    let mut logger = Logger { ring: WatchedRing::open("GUARD_LOG"), describer: SystemDescriber::new(), journal };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let fd = ring.as_raw_fd();
-        // SAFETY: the ring outlives this loop.
-        let ready = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?;
-        let mut check = tokio::time::interval(Duration::from_secs(2));
+    runtime.block_on(logger.run())
+}
+
+struct Logger {
+    ring: WatchedRing,
+    describer: SystemDescriber,
+    journal: Option<systemd_journal_logger::JournalLog>,
+}
+
+impl Logger {
+    async fn run(&mut self) -> anyhow::Result<()> {
+        let (mut sigint, mut sigterm) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+        let mut refind = tokio::time::interval(Duration::from_secs(2));
         loop {
+            let ready = self.watch()?;
+            let mut stop = false;
             tokio::select! {
-                guard = ready.readable() => guard?.clear_ready(),
-                _ = check.tick() => if !kernel::is_pinned() { break },
+                Some(guard) = readable(ready.as_ref()) => guard?.clear_ready(),
+                _ = refind.tick() => {}
+                _ = sigint.recv() => stop = true,
+                _ = sigterm.recv() => stop = true,
             }
-            while let Some(item) = ring.next() {
-                let Ok(d) = decision::decode(&item) else { continue };
-                let rec = decision::record(&d, &mut describer);
-                emit(journal.as_ref(), &rec);
+            // The watch goes before an old ring's descriptor can close.
+            drop(ready);
+            self.drain();
+            if stop {
+                return Ok(());
+            }
+            if let Some(Some(mut old)) = self.ring.refind() {
+                let items = read_all(&mut old);
+                self.emit_items(&items);
             }
         }
-        anyhow::Ok(())
-    })
+    }
+
+    fn watch(&mut self) -> std::io::Result<Option<AsyncFd<RawFd>>> {
+        self.ring.ring().map(|r| watch(r.as_raw_fd())).transpose()
+    }
+
+    fn drain(&mut self) {
+        let Some(ring) = self.ring.ring() else { return };
+        let items = read_all(ring);
+        self.emit_items(&items);
+    }
+
+    fn emit_items(&mut self, items: &[Vec<u8>]) {
+        for item in items {
+            let Ok(d) = decision::decode(item) else { continue };
+            let rec = decision::record(&d, &mut self.describer);
+            emit(self.journal.as_ref(), &rec);
+        }
+    }
 }
 
 /// The SYSLOG_IDENTIFIER of the guard's journal entries.

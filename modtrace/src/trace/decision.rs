@@ -4,7 +4,7 @@
 use std::mem::size_of;
 use std::path::Path;
 
-use aya::maps::{Map, MapData, RingBuf};
+use aya::maps::{Map, MapData, MapInfo, RingBuf};
 
 use modtrace_common::guard::{decision, hook, mode, GuardEvent};
 use serde::Serialize;
@@ -17,14 +17,57 @@ use crate::trace::event::{Process, Task};
 /// writes them; a tracer only reads the decision ring from here.
 pub const GUARD_PIN_DIR: &str = "/sys/fs/bpf/modtrace/guard";
 
-/// The pinned decision ring `name` ("GUARD_TRACE", "GUARD_LOG") of a guard in
-/// force, if one is: its config map and the ring are pinned.
-pub fn pinned_ring(name: &str) -> Option<RingBuf<MapData>> {
+/// A pinned decision ring's map id, if a guard is in force (its config map
+/// and the ring are pinned).
+fn pinned_id(name: &str) -> Option<u32> {
     let dir = Path::new(GUARD_PIN_DIR);
     if !dir.join("GUARD_CONFIG").exists() {
         return None;
     }
-    RingBuf::try_from(Map::RingBuf(MapData::from_pin(dir.join(name)).ok()?)).ok()
+    Some(MapInfo::from_pin(dir.join(name)).ok()?.id())
+}
+
+/// The pinned ring and its own map id (read from the map opened, so that a
+/// guard replaced meanwhile cannot pair one guard's id with another's ring).
+fn open_pinned(name: &str) -> Option<(u32, RingBuf<MapData>)> {
+    let data = MapData::from_pin(Path::new(GUARD_PIN_DIR).join(name)).ok()?;
+    let id = data.info().ok()?.id();
+    Some((id, RingBuf::try_from(Map::RingBuf(data)).ok()?))
+}
+
+/// The decision ring `name` ("GUARD_TRACE", "GUARD_LOG") of whichever guard
+/// is pinned: a watcher started before the guard, or running across a stop
+/// and a new start, finds the new guard's ring (`refind`). A policy swap
+/// (start over a running guard, refresh) keeps the ring.
+pub struct WatchedRing {
+    name: &'static str,
+    /// The ring's map id, and the ring.
+    current: Option<(u32, RingBuf<MapData>)>,
+}
+
+impl WatchedRing {
+    /// The ring of the guard pinned now, if any.
+    pub fn open(name: &'static str) -> WatchedRing {
+        let mut w = WatchedRing { name, current: None };
+        w.refind();
+        w
+    }
+
+    pub fn ring(&mut self) -> Option<&mut RingBuf<MapData>> {
+        self.current.as_mut().map(|(_, r)| r)
+    }
+
+    /// Looks for a newer guard's ring. When one is found it becomes current and
+    /// the old ring is returned, for the caller to drain what it still holds.
+    /// While no guard is pinned the old ring is kept: nothing more comes in.
+    pub fn refind(&mut self) -> Option<Option<RingBuf<MapData>>> {
+        let id = pinned_id(self.name)?;
+        if self.current.as_ref().is_some_and(|(current, _)| *current == id) {
+            return None;
+        }
+        let opened = open_pinned(self.name)?;
+        Some(self.current.replace(opened).map(|(_, old)| old))
+    }
 }
 
 /// One decision as the kernel took it.

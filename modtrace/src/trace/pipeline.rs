@@ -26,7 +26,7 @@ use super::{
 };
 use crate::loader::{Probes, Rings};
 // The guard's decisions are traced too (`trace` shows them beside the loads).
-use crate::trace::decision::{self as guard_decision, GuardRecord};
+use crate::trace::decision::{self as guard_decision, GuardRecord, WatchedRing};
 
 #[derive(Debug, Default, Clone)]
 pub struct Options {
@@ -75,8 +75,8 @@ struct Flow {
     describer: SystemDescriber,
     /// Device announcements, for naming the device of a udev load.
     uevents: Option<UeventSocket>,
-    /// The running guard's decisions, when one is pinned (`modtrace guard`).
-    guard: Option<RingBuf<MapData>>,
+    /// The decisions of whichever guard is pinned (`modtrace guard`).
+    guard: WatchedRing,
     /// Where guard decisions go; None: they are read and dropped.
     guard_sink: Option<Box<dyn FnMut(&GuardRecord)>>,
     /// Own events before this instant are dropped: the early probes gave them
@@ -123,7 +123,7 @@ impl Tracer {
             Ok(loaded) => correlator.seed_present(loaded.into_iter().map(|m| m.name), monotonic_ns()),
             Err(e) => probes.notes.push(format!("cannot read /proc/modules ({e}): requests for modules loaded before tracing wait for a helper until they expire")),
         }
-        let guard = guard_decision::pinned_ring("GUARD_TRACE");
+        let guard = WatchedRing::open("GUARD_TRACE");
         let mut flow = Flow {
             rings,
             correlator,
@@ -134,7 +134,7 @@ impl Tracer {
             own_from_ns: if took_early { cut_ns } else { 0 },
         };
         // Decisions taken before this trace began are not its to show.
-        if let Some(ring) = flow.guard.as_mut() {
+        if let Some(ring) = flow.guard.ring() {
             while ring.next().is_some() {}
         }
         Ok(Tracer { probes, flow, early, early_losses, early_undecodable: undecodable, took_early })
@@ -218,9 +218,12 @@ impl Flow {
         let failures = watch(self.rings.failures.as_raw_fd())?;
         let requests = watch(self.rings.requests.as_raw_fd())?;
         let devices = self.uevents.as_ref().map(|s| watch(s.as_raw_fd())).transpose()?;
-        let guard = self.guard.as_ref().map(|r| watch(r.as_raw_fd())).transpose()?;
+        let mut guard = self.watch_guard()?;
+        // A guard started (again) after this trace began is found within this.
+        let mut refind = tokio::time::interval(GUARD_REFIND);
         let mut summary = Summary::default();
         loop {
+            let mut new_guard = false;
             tokio::select! {
                 guard = loads.readable() => guard?.clear_ready(),
                 guard = failures.readable() => guard?.clear_ready(),
@@ -231,8 +234,15 @@ impl Flow {
                 _ = sigterm.recv() => { summary.ended_by = "SIGTERM"; break }
                 _ = &mut deadline => { summary.ended_by = "duration"; break }
                 _ = tick(ticks.as_mut()) => sink(None),
+                _ = refind.tick() => new_guard = true,
             }
             self.drain(&mut summary, sink);
+            if new_guard {
+                // The old watch goes before the old ring's descriptor can close.
+                drop(guard.take());
+                self.refind_guard();
+                guard = self.watch_guard()?;
+            }
         }
         self.drain(&mut summary, sink);
         Ok(summary)
@@ -260,10 +270,27 @@ impl Flow {
         }
     }
 
+    fn watch_guard(&mut self) -> std::io::Result<Option<AsyncFd<RawFd>>> {
+        self.guard.ring().map(|r| watch(r.as_raw_fd())).transpose()
+    }
+
+    /// Switches to a newer guard's ring, after showing what the old one held.
+    fn refind_guard(&mut self) {
+        if let Some(Some(mut old)) = self.guard.refind() {
+            let items = read_all(&mut old);
+            self.show_decisions(&items);
+        }
+    }
+
     fn drain_guard(&mut self) {
-        let Some(ring) = self.guard.as_mut() else { return };
-        while let Some(item) = ring.next() {
-            let Ok(d) = guard_decision::decode(&item) else { continue };
+        let Some(ring) = self.guard.ring() else { return };
+        let items = read_all(ring);
+        self.show_decisions(&items);
+    }
+
+    fn show_decisions(&mut self, items: &[Vec<u8>]) {
+        for item in items {
+            let Ok(d) = guard_decision::decode(item) else { continue };
             if let Some(sink) = self.guard_sink.as_mut() {
                 sink(&guard_decision::record(&d, &mut self.describer));
             }
@@ -333,6 +360,9 @@ fn replay_early(
     (records, taken.losses)
 }
 
+/// How often a tracer looks for a guard started after it, or anew.
+const GUARD_REFIND: Duration = Duration::from_secs(2);
+
 /// kernel.modprobe: the program the kernel's helper runs.
 fn helper_program() -> String {
     let text = std::fs::read_to_string("/proc/sys/kernel/modprobe").unwrap_or_default();
@@ -351,13 +381,22 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// Readiness of an optional fd; never ready when there is none.
-async fn readable(
+pub(crate) async fn readable(
     fd: Option<&AsyncFd<RawFd>>,
 ) -> Option<std::io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, RawFd>>> {
     match fd {
         Some(fd) => Some(fd.readable().await),
         None => std::future::pending().await,
     }
+}
+
+/// What a ring holds now, copied out.
+pub(crate) fn read_all(ring: &mut RingBuf<MapData>) -> Vec<Vec<u8>> {
+    let mut items = Vec::new();
+    while let Some(item) = ring.next() {
+        items.push(item.to_vec());
+    }
+    items
 }
 
 fn drain_ring(ring: &mut RingBuf<MapData>, batch: &mut Vec<Event>, undecodable: &mut u64) {
@@ -369,9 +408,10 @@ fn drain_ring(ring: &mut RingBuf<MapData>, batch: &mut Vec<Event>, undecodable: 
     }
 }
 
-/// Readiness of a ring's fd. The rings are owned by the `Tracer` and outlive the
-/// event loop that holds these.
-fn watch(fd: RawFd) -> std::io::Result<AsyncFd<RawFd>> {
+/// Readiness of a ring's fd. The caller keeps the ring open while it holds
+/// the watch (the tracer's rings outlive its event loop; a guard ring's watch
+/// is dropped before the ring).
+pub(crate) fn watch(fd: RawFd) -> std::io::Result<AsyncFd<RawFd>> {
     // SAFETY: `fd` belongs to a ring kept open for the whole event loop.
     unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(|e| e.into())
 }

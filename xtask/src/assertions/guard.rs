@@ -1,8 +1,9 @@
 //! Checks of `modtrace guard` (tests/guest/guard.sh): complain lets a module
 //! outside the profile load and reports it; enforce loads the profile's
 //! modules on demand and refuses the rest, each refusal attributed in
-//! `modtrace trace --json` and in `modtrace guard log`; status, stop, and
-//! loading after stop; the measured cost of a decision.
+//! `modtrace trace --json` and in `modtrace guard log`, which were started
+//! before the guard and follow it across a refresh and a restart; status,
+//! stop, and loading after stop; the measured cost of a decision.
 
 use serde_json::Value;
 
@@ -11,6 +12,8 @@ use crate::scenario as sc;
 
 /// Outside the learned profile (tests/guest/guard.sh's GUARD_OUTSIDE).
 const OUTSIDE: &str = "tcp_scalable";
+/// Asked for after the guard was stopped and started anew (GUARD_RESTART_CC).
+const RESTART_ALIAS: &str = "tcp_westwood";
 
 /// The section's records; lines that are not one are passed over.
 fn records(f: &Facts, section: &str) -> Result<Vec<Value>, String> {
@@ -190,6 +193,19 @@ pub fn log_carries_the_refusals(f: &Facts) -> Result<(), String> {
     decision(&list, "logged denied renamed.ko", |r| {
         text(r, "/kind") == "guard_denied" && text(r, "/file") == "renamed.ko"
     })?;
+    Ok(())
+}
+
+/// The trace and the logger were started before the guard, and ran across a
+/// refresh and a stop and new start: both show the new guard's refusal.
+pub fn watchers_follow_the_guard(f: &Facts) -> Result<(), String> {
+    ok(f, "guard-refresh")?;
+    ok(f, "guard-restart-stop")?;
+    ok(f, "guard-restart-start")?;
+    status(f, "guard-restart-autoload", |c| c != 0, "a failure (refused)")?;
+    let denied = |r: &Value| text(r, "/kind") == "guard_denied" && text(r, "/alias") == RESTART_ALIAS;
+    decision(&traced(f)?, &format!("traced refusal of {RESTART_ALIAS} after the restart"), denied)?;
+    decision(&records(f, "guard-log.jsonl")?, &format!("logged refusal of {RESTART_ALIAS} after the restart"), denied)?;
     Ok(())
 }
 

@@ -590,7 +590,8 @@ const GUARD_EXIT_CODES: &str = "guard-status-before 3\nguard-start-complain 0\ng
     guard-enforce-renamed-file 1\nguard-enforce-renamed-loaded 1\nguard-enforce-init-module 1\nguard-status 0\n\
     guard-status-json 0\nguard-trace 0\nguard-cost-allowed 0\nguard-cost-refused 0\nguard-stop 0\n\
     guard-status-after 3\nguard-after-autoload 0\nguard-after-outside-loaded 0\n\
-    guard-cost-allowed-unguarded 0\nguard-cost-renamed-unguarded 0\nguard-log 0";
+    guard-cost-allowed-unguarded 0\nguard-cost-renamed-unguarded 0\nguard-log 0\nguard-refresh 0\n\
+    guard-restart-stop 0\nguard-restart-start 0\nguard-restart-autoload 1";
 
 fn guard_decision(kind: &str, hook: &str, mode: &str, comm: &str, what: Value) -> Value {
     let mut r = json!({
@@ -614,6 +615,7 @@ fn guard_decisions() -> Vec<Value> {
         guard_decision("guard_denied", "request", "enforce", "sh", json!({"alias": "tcp_scalable"})),
         guard_decision("guard_denied", "finit_module", "enforce", "insmod", json!({"file": "renamed.ko", "dev": "0:22", "ino": 66})),
         guard_decision("guard_denied", "init_module", "enforce", "modtrace-guest", json!({})),
+        guard_decision("guard_denied", "request", "enforce", "sh", json!({"alias": "tcp_westwood"})),
     ]
 }
 
@@ -1407,6 +1409,10 @@ fn every_guard_check_can_fail() {
     expect_failure("guard_stop_restores_loading", f, |r| r.set_exit_code("guard-status-after", 0));
     expect_failure("guard_log_carries_the_refusals", f, |r| without(r, "guard-log.jsonl", "guard_denied", "alias", "tcp_scalable"));
     expect_failure("guard_log_carries_the_refusals", f, |r| r.set_exit_code("guard-log", 1));
+    expect_failure("guard_watchers_follow_the_guard", f, |r| without(r, "guard-trace.jsonl", "guard_denied", "alias", "tcp_westwood"));
+    expect_failure("guard_watchers_follow_the_guard", f, |r| without(r, "guard-log.jsonl", "guard_denied", "alias", "tcp_westwood"));
+    expect_failure("guard_watchers_follow_the_guard", f, |r| r.set_exit_code("guard-restart-start", 1));
+    expect_failure("guard_watchers_follow_the_guard", f, |r| r.set_exit_code("guard-restart-autoload", 0));
     expect_failure("guard_cost_of_a_decision_measured", f, |r| r.replace("guard-cost-refused.stdout", "errors=1:1000", "errors=1:999,17:1"));
     expect_failure("guard_cost_of_a_decision_measured", f, |r| r.replace("guard-cost-renamed-unguarded.stdout", "errors=17:1000", "errors=1:1000"));
     expect_failure("guard_cost_of_a_decision_measured", f, |r| r.section("guard-cost-allowed.stdout").clear());
