@@ -54,12 +54,13 @@ impl Logger {
             // The watch goes before an old ring's descriptor can close.
             drop(ready);
             self.drain();
-            if stop {
-                return Ok(());
-            }
             if let Some(Some(mut old)) = self.ring.refind() {
                 let items = read_all(&mut old);
                 self.emit_items(&items);
+                self.drain();
+            }
+            if stop {
+                return Ok(());
             }
         }
     }

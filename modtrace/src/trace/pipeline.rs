@@ -244,6 +244,9 @@ impl Flow {
                 guard = self.watch_guard()?;
             }
         }
+        // A guard started anew since the last look: its decisions so far count.
+        drop(guard);
+        self.refind_guard();
         self.drain(&mut summary, sink);
         Ok(summary)
     }
