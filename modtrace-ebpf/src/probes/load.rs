@@ -14,17 +14,20 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user_str_bytes,
-        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+        generated::{bpf_get_current_task_btf, bpf_jiffies64, bpf_task_pt_regs},
     },
-    macros::{fexit, tracepoint},
+    macros::{fexit, map, tracepoint},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::{FExitContext, TracePointContext},
 };
-use modtrace_common::{LoadEvent, PARAMS_LEN, PendingLoad, drop, kind, load_probe as by, regs, ring, syscall};
+use modtrace_common::{
+    FoldCache, LoadEvent, PARAMS_LEN, PendingLoad, RepeatState, drop, kind, ledger, load_probe as by, regs, ring, syscall,
+};
 
 use crate::{
     maps::{
-        FAILURES, LINKED, LINKED_CALLS, LOAD_SCRATCH, LOADS, PENDING, REPORTED_BY_FEXIT, count_drop, count_refused_repeats, finit_module_nr,
-        fold_failure, load_probe, scratch, self_tgid,
+        Counter, FOLD_LEDGER, LOADS, add_folded, count_drop, count_n, count_refused_repeats, fold_at, fold_in_lazily,
+        self_tgid,
     },
     mem::zero,
     task::{fill_header, now},
@@ -33,6 +36,89 @@ use crate::{
 use modtrace_common::tp::{
     SYSCALL_ARG0 as ARG0, SYSCALL_ARG1 as ARG1, SYSCALL_ARG2 as ARG2, SYSCALL_NR as NR, SYSCALL_RET as RET,
 };
+
+/// Failed load attempts.
+#[map]
+pub static FAILURES: RingBuf = RingBuf::with_byte_size(128 * 1024, 0);
+
+/// Syscall enter -> exit hand-over, keyed by pid_tgid (kernels where the exit
+/// probe cannot read the arguments itself).
+#[map]
+pub static PENDING: LruHashMap<u64, PendingLoad> = LruHashMap::with_max_entries(1024, 0);
+
+/// Load calls, by pid_tgid, whose module was linked (module_load fired): a failure
+/// of such a call means the module's init failed, and it is never folded.
+#[map]
+pub static LINKED: LruHashMap<u64, u32> = LruHashMap::with_max_entries(1024, 0);
+
+/// The load event being built, one per CPU and program (`scratch::*`): the
+/// kernel never runs one program twice at once on a CPU (a second run is
+/// skipped, and counted), but where the probes are preemptible (7.x) two
+/// different programs can be halfway on one CPU. It is filled on one path whatever its ring
+/// and syscall, then copied to the ring `ring` names: the verifier walks the
+/// header once, where building it in the ring's own memory made it walk the
+/// header once per ring and per syscall (70325 instructions verified on 6.1
+/// against 11571 for one path).
+#[map]
+pub static LOAD_SCRATCH: PerCpuArray<LoadScratch> = PerCpuArray::with_max_entries(3, 0);
+
+/// LOAD_SCRATCH's and FAIL_CACHE's slots: one per load-call program.
+pub mod scratch {
+    /// The exit tracepoint's programs (one of them is attached).
+    pub const TRACEPOINT: u32 = 0;
+    pub const FEXIT_FINIT: u32 = 1;
+    pub const FEXIT_INIT: u32 = 2;
+}
+
+/// Which probe reports a load call (`load_probe::*`), set by userspace.
+#[map]
+pub static LOAD_PROBE: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Calls fexit reported while the exit tracepoint is attached too, by
+/// pid_tgid: the tracepoint, which runs after fexit in the same call, skips
+/// them. Written only in `load_probe::BOTH`.
+#[map]
+pub static REPORTED_BY_FEXIT: LruHashMap<u64, u8> = LruHashMap::with_max_entries(1024, 0);
+
+#[repr(C)]
+pub struct LoadScratch {
+    pub event: LoadEvent,
+    /// `ring::*` of the ring it goes to, read back from memory: a value the
+    /// verifier does not know, so choosing the ring does not fork the walk.
+    pub ring: u32,
+    pub _pad: u32,
+}
+
+/// Entries put in LINKED and not yet taken out: while it is 0, which is nearly
+/// always, a failed call's exit skips the LINKED lookup. Never below the number
+/// of entries (an entry LRU-evicted leaves it higher, which costs only lookups).
+pub static LINKED_CALLS: Counter = Counter::new();
+
+/// Folding of repeated failed loads, keyed by tgid.
+#[map]
+pub static FAIL_REPEATS: LruHashMap<u32, RepeatState> = LruHashMap::with_max_entries(4096, 0);
+
+/// The last process each load-call program folded failures of on each CPU
+/// (slots `scratch::*`): a process repeating a failing load on one CPU is
+/// counted here, in a per-CPU array the verifier inlines, with a plain add.
+/// FAIL_REPEATS' count must be added to atomically (threads of one process on
+/// several CPUs), and that costs an emulated CPU as much as the rest.
+#[map]
+pub static FAIL_CACHE: PerCpuArray<FoldCache> = PerCpuArray::with_max_entries(3, 0);
+
+/// finit_module's number on this architecture (the loader's libc::SYS_finit_module):
+/// tells the two load syscalls apart at their exit.
+#[unsafe(no_mangle)]
+static FINIT_MODULE_NR: i32 = 0;
+
+pub fn finit_module_nr() -> i32 {
+    unsafe { core::ptr::read_volatile(&FINIT_MODULE_NR) }
+}
+
+/// LOAD_PROBE's value; the tracepoint's until userspace says otherwise.
+pub fn load_probe() -> u32 {
+    LOAD_PROBE.get(0).copied().unwrap_or(modtrace_common::load_probe::TRACEPOINT)
+}
 
 /// The ring an event goes to (`ring::*`), and the repeats it carries.
 struct Route {
@@ -231,3 +317,44 @@ pub fn mark_linked() {
 
 /// bpf_map_update_elem's "only if absent".
 const BPF_NOEXIST: u64 = 1;
+
+/// [`fold_in_lazily`] for a failed load call of `tgid` in program `slot`:
+/// while this CPU's FAIL_CACHE slot holds `tgid` and its window surely
+/// lasts, the repeat is counted there. Otherwise the slot's count is added to
+/// its process's FAIL_REPEATS entry, this call is folded (or sent) there, and
+/// the slot caches `tgid`. Every repeat is in exactly one count, and userspace
+/// adds the slots' counts to what is not yet reported.
+pub fn fold_failure(slot: u32, tgid: u32) -> Option<u32> {
+    let jiffies = unsafe { bpf_jiffies64() };
+    let Some(cache) = FAIL_CACHE.get_ptr_mut(slot) else {
+        return fold_in_lazily(&FAIL_REPEATS, &tgid);
+    };
+    // The program never runs twice at once on a CPU: the slot is its own.
+    let cache = unsafe { &mut *cache };
+    if cache.tgid == tgid && jiffies < cache.sure_until_jiffies {
+        cache.folded += 1;
+        return None;
+    }
+    flush(cache);
+    let (route, sure_until_jiffies) = fold_at(&FAIL_REPEATS, &tgid, jiffies, now);
+    (cache.tgid, cache.sure_until_jiffies) = (tgid, sure_until_jiffies);
+    route
+}
+
+/// Adds a slot's count to its process's FAIL_REPEATS entry (a new one if the
+/// LRU dropped it: the next call sent carries it) and empties the slot.
+fn flush(cache: &mut FoldCache) {
+    if cache.folded == 0 {
+        return;
+    }
+    match FAIL_REPEATS.get_ptr_mut(&cache.tgid) {
+        Some(state) => add_folded(unsafe { &mut (*state).folded }, cache.folded),
+        None => {
+            // In the ledger even if the insert fails: then it shows as lost.
+            count_n(&FOLD_LEDGER, ledger::ADDED, cache.folded);
+            let carried = RepeatState { last_sent_ns: 0, sure_until_jiffies: 0, folded: cache.folded };
+            let _ = FAIL_REPEATS.insert(&cache.tgid, &carried, 0);
+        }
+    }
+    cache.folded = 0;
+}
