@@ -6,14 +6,9 @@ use aya_ebpf::{
 };
 use aya_ebpf::helpers::generated::bpf_jiffies64;
 use core::cell::UnsafeCell;
-use modtrace_common::{FOLD_WINDOW_NS, MAX_JIFFY_NS, RepeatState, RequestKey, TaskOffsets, drop, ledger};
+use modtrace_common::{FOLD_WINDOW_NS, MAX_JIFFY_NS, RepeatState, TaskOffsets, drop, ledger};
 
 use crate::task::now;
-
-/// Requests: anyone can cause them (socket families, mounts), so they get a ring of
-/// their own and can never crowd out a load.
-#[map]
-pub static REQUESTS: RingBuf = RingBuf::with_byte_size(512 * 1024, 0);
 
 /// Successful loads, loaded and unloaded modules.
 #[map]
@@ -101,11 +96,6 @@ pub fn add_folded(folded: &mut u64, n: u64) {
     atomic_add(folded, n);
     count_n(&FOLD_LEDGER, ledger::ADDED, n);
 }
-
-/// Folding of repeated identical requests, keyed by tgid and alias.
-#[map]
-pub static REQUEST_REPEATS: LruHashMap<RequestKey, RepeatState> =
-    LruHashMap::with_max_entries(4096, 0);
 
 /// modtrace's own tgid: its activity is not traced.
 #[unsafe(no_mangle)]

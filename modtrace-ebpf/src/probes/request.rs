@@ -5,18 +5,29 @@ use core::mem::MaybeUninit;
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_snprintf},
-    macros::tracepoint,
+    macros::{map, tracepoint},
+    maps::{LruHashMap, RingBuf},
     programs::TracePointContext,
 };
-use modtrace_common::{NAME_LEN, RequestEvent, RequestKey, SYMBOL_LEN, drop, kind, ring};
+use modtrace_common::{NAME_LEN, RepeatState, RequestEvent, RequestKey, SYMBOL_LEN, drop, kind, ring};
 
 use crate::{
-    maps::{REQUEST_REPEATS, REQUESTS, count_drop, count_refused_repeats, fold_in_lazily, self_tgid},
+    maps::{count_drop, count_refused_repeats, fold_in_lazily, self_tgid},
     mem::zero_at,
     task::{fill_header, now},
 };
 
 use modtrace_common::tp::{REQUEST_IP as IP_OFFSET, REQUEST_NAME as NAME_OFFSET, REQUEST_WAIT as WAIT_OFFSET};
+
+/// Requests: anyone can cause them (socket families, mounts), so they get a ring of
+/// their own and can never crowd out a load.
+#[map]
+pub static REQUESTS: RingBuf = RingBuf::with_byte_size(512 * 1024, 0);
+
+/// Folding of repeated identical requests, keyed by tgid and alias.
+#[map]
+pub static REQUEST_REPEATS: LruHashMap<RequestKey, RepeatState> =
+    LruHashMap::with_max_entries(4096, 0);
 
 #[tracepoint]
 pub fn module_request(ctx: TracePointContext) -> u32 {
