@@ -1,4 +1,4 @@
-//! Maps shared by the probes, and the globals userspace sets before loading.
+//! Maps shared by the probes.
 
 use aya_ebpf::{
     macros::map,
@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use aya_ebpf::helpers::generated::bpf_jiffies64;
 use core::cell::UnsafeCell;
-use modtrace_common::{FOLD_WINDOW_NS, MAX_JIFFY_NS, RepeatState, TaskOffsets, drop, ledger};
+use modtrace_common::{FOLD_WINDOW_NS, MAX_JIFFY_NS, RepeatState, drop, ledger};
 
 use crate::task::now;
 
@@ -95,47 +95,6 @@ pub fn count_refused_repeats(repeats: u32) {
 pub fn add_folded(folded: &mut u64, n: u64) {
     atomic_add(folded, n);
     count_n(&FOLD_LEDGER, ledger::ADDED, n);
-}
-
-/// modtrace's own tgid: its activity is not traced.
-#[unsafe(no_mangle)]
-static SELF_TGID: u32 = 0;
-
-/// task_struct offsets from the kernel's BTF; zero when unknown.
-#[unsafe(no_mangle)]
-static TASK_OFFSETS: TaskOffsets = TaskOffsets {
-    real_parent: 0,
-    tgid: 0,
-    comm: 0,
-    mm: 0,
-    arg_start: 0,
-    arg_end: 0,
-    cgroups: 0,
-    dfl_cgrp: 0,
-    cgroup_kn: 0,
-    kn_name: 0,
-    kn_parent: 0,
-    cred: 0,
-    cred_euid: 0,
-    loginuid: 0,
-    sessionid: 0,
-    group_leader: 0,
-    start_time: 0,
-    task_flags: 0,
-    nsproxy: 0,
-    ns_pid: 0,
-    ns_mnt: 0,
-    pid_ns_inum: 0,
-    mnt_ns_inum: 0,
-};
-
-pub fn self_tgid() -> u32 {
-    // Volatile: the loader rewrites the value, the compiler must not fold the 0.
-    unsafe { core::ptr::read_volatile(&SELF_TGID) }
-}
-
-pub fn task_offsets() -> TaskOffsets {
-    unsafe { core::ptr::read_volatile(&TASK_OFFSETS) }
 }
 
 /// Counts one event lost: `slot` is the full ring's index or a `drop::*` cause.

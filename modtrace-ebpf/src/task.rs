@@ -1,4 +1,5 @@
-//! The event header: which task fired the probe, and its parent.
+//! The event header: which task fired the probe, and its parent; with the
+//! globals userspace sets for it (modtrace's own tgid, task_struct offsets).
 
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
@@ -11,7 +12,48 @@ use core::ffi::c_void;
 
 use modtrace_common::{ARGS_LEN, CGROUP_DEPTH, CGROUP_NAME_LEN, COMM_LEN, Header, PF_KTHREAD, TaskOffsets, flags};
 
-use crate::{maps::task_offsets, mem::{clear, zero}};
+use crate::mem::{clear, zero};
+
+/// modtrace's own tgid: its activity is not traced.
+#[unsafe(no_mangle)]
+static SELF_TGID: u32 = 0;
+
+/// task_struct offsets from the kernel's BTF; zero when unknown.
+#[unsafe(no_mangle)]
+static TASK_OFFSETS: TaskOffsets = TaskOffsets {
+    real_parent: 0,
+    tgid: 0,
+    comm: 0,
+    mm: 0,
+    arg_start: 0,
+    arg_end: 0,
+    cgroups: 0,
+    dfl_cgrp: 0,
+    cgroup_kn: 0,
+    kn_name: 0,
+    kn_parent: 0,
+    cred: 0,
+    cred_euid: 0,
+    loginuid: 0,
+    sessionid: 0,
+    group_leader: 0,
+    start_time: 0,
+    task_flags: 0,
+    nsproxy: 0,
+    ns_pid: 0,
+    ns_mnt: 0,
+    pid_ns_inum: 0,
+    mnt_ns_inum: 0,
+};
+
+pub fn self_tgid() -> u32 {
+    // Volatile: the loader rewrites the value, the compiler must not fold the 0.
+    unsafe { core::ptr::read_volatile(&SELF_TGID) }
+}
+
+pub fn task_offsets() -> TaskOffsets {
+    unsafe { core::ptr::read_volatile(&TASK_OFFSETS) }
+}
 
 pub fn now() -> u64 {
     unsafe { bpf_ktime_get_ns() }
@@ -21,7 +63,7 @@ pub fn now() -> u64 {
 pub fn fill_header(h: &mut Header, kind: u32, ts_ns: u64) -> bool {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    if tgid == crate::maps::self_tgid() {
+    if tgid == self_tgid() {
         return false;
     }
     h.kind = kind;

@@ -27,10 +27,9 @@ use modtrace_common::{
 use crate::{
     maps::{
         Counter, FOLD_LEDGER, LOADS, add_folded, count_drop, count_n, count_refused_repeats, fold_at, fold_in_lazily,
-        self_tgid,
     },
     mem::zero,
-    task::{fill_header, now},
+    task::{fill_header, now, self_tgid},
 };
 
 use modtrace_common::tp::{

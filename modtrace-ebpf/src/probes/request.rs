@@ -12,9 +12,9 @@ use aya_ebpf::{
 use modtrace_common::{NAME_LEN, RepeatState, RequestEvent, RequestKey, SYMBOL_LEN, drop, kind, ring};
 
 use crate::{
-    maps::{count_drop, count_refused_repeats, fold_in_lazily, self_tgid},
+    maps::{count_drop, count_refused_repeats, fold_in_lazily},
     mem::zero_at,
-    task::{fill_header, now},
+    task::{fill_header, now, self_tgid},
 };
 
 use modtrace_common::tp::{REQUEST_IP as IP_OFFSET, REQUEST_NAME as NAME_OFFSET, REQUEST_WAIT as WAIT_OFFSET};
