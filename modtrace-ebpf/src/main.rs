@@ -6,6 +6,7 @@
 // For the atomic add (maps::atomic_add): core offers no atomic read-modify-write on BPF.
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
+mod fold;
 mod maps;
 mod mem;
 mod probes;

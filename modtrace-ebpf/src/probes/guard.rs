@@ -24,7 +24,8 @@ use modtrace_common::{
 };
 
 use crate::{
-    maps::{count, fold_in},
+    fold::fold_in,
+    maps::count,
     mem::{clear, zero, zero_at},
     task::{fill_header, now},
 };

@@ -25,9 +25,8 @@ use modtrace_common::{
 };
 
 use crate::{
-    maps::{
-        Counter, FOLD_LEDGER, LOADS, add_folded, count_drop, count_n, count_refused_repeats, fold_at, fold_in_lazily,
-    },
+    fold::{add_folded, fold_at, fold_in_lazily},
+    maps::{Counter, FOLD_LEDGER, LOADS, count_drop, count_n, count_refused_repeats},
     mem::zero,
     task::{fill_header, now, self_tgid},
 };

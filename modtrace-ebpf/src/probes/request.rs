@@ -12,7 +12,8 @@ use aya_ebpf::{
 use modtrace_common::{NAME_LEN, RepeatState, RequestEvent, RequestKey, SYMBOL_LEN, drop, kind, ring};
 
 use crate::{
-    maps::{count_drop, count_refused_repeats, fold_in_lazily},
+    fold::fold_in_lazily,
+    maps::{count_drop, count_refused_repeats},
     mem::zero_at,
     task::{fill_header, now, self_tgid},
 };
