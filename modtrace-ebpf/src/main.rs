@@ -7,6 +7,7 @@
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 mod fold;
+mod kernel;
 mod maps;
 mod mem;
 mod probes;

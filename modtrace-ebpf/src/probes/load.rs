@@ -25,6 +25,7 @@ use modtrace_common::{
 };
 
 use crate::{
+    kernel,
     fold::{add_folded, fold_at, fold_in_lazily},
     maps::{Counter, FOLD_LEDGER, LOADS, count_drop, count_n, count_refused_repeats},
     mem::zero,
@@ -135,7 +136,7 @@ pub fn exit_load_regs(ctx: TracePointContext) -> u32 {
         // Straight from the record: read with the helper and held across
         // fill_header's call, on 6.1 it never matched (every finit_module was
         // reported as init_module).
-        let finit = super::record_field::<i32>(&ctx, NR) == finit_module_nr();
+        let finit = kernel::record_field::<i32>(&ctx, NR) == finit_module_nr();
         let saved = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
         emit(scratch::TRACEPOINT, route, ret, |ev| call_from_regs(saved, finit, ev));
     }
@@ -182,17 +183,17 @@ fn reported_by_fexit(pid_tgid: u64) -> bool {
 
 #[tracepoint]
 pub fn enter_finit_module(ctx: TracePointContext) -> u32 {
-    let fd = super::record_field::<i64>(&ctx, ARG0) as i32;
-    let params = super::record_field::<u64>(&ctx, ARG1);
-    let flags = super::record_field::<u64>(&ctx, ARG2) as u32;
+    let fd = kernel::record_field::<i64>(&ctx, ARG0) as i32;
+    let params = kernel::record_field::<u64>(&ctx, ARG1);
+    let flags = kernel::record_field::<u64>(&ctx, ARG2) as u32;
     remember(syscall::FINIT_MODULE, fd, flags, 0, params);
     0
 }
 
 #[tracepoint]
 pub fn enter_init_module(ctx: TracePointContext) -> u32 {
-    let len = super::record_field::<u64>(&ctx, ARG1);
-    let params = super::record_field::<u64>(&ctx, ARG2);
+    let len = kernel::record_field::<u64>(&ctx, ARG1);
+    let params = kernel::record_field::<u64>(&ctx, ARG2);
     remember(syscall::INIT_MODULE, -1, 0, len, params);
     0
 }
@@ -220,7 +221,7 @@ pub fn exit_load(ctx: TracePointContext) -> u32 {
 
 /// The return value, read straight from the record: this runs for every call.
 fn syscall_ret(ctx: &TracePointContext) -> i64 {
-    super::record_field(ctx, RET)
+    kernel::record_field(ctx, RET)
 }
 
 fn remember(sys: u32, fd: i32, flags: u32, image_len: u64, params_ptr: u64) {

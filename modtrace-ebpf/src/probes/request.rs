@@ -12,6 +12,7 @@ use aya_ebpf::{
 use modtrace_common::{NAME_LEN, RepeatState, RequestEvent, RequestKey, SYMBOL_LEN, drop, kind, ring};
 
 use crate::{
+    kernel,
     fold::fold_in_lazily,
     maps::{count_drop, count_refused_repeats},
     mem::zero_at,
@@ -50,7 +51,7 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
         zero_at(name);
         &mut *name
     };
-    if let Err(e) = super::read_data_loc(ctx, NAME_OFFSET, name) {
+    if let Err(e) = kernel::read_data_loc(ctx, NAME_OFFSET, name) {
         count_drop(drop::REQUEST_NAME_UNREAD);
         return Err(e);
     }
