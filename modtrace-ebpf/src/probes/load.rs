@@ -12,10 +12,7 @@
 //! Elsewhere the entry probes keep the arguments for `exit_load` (PENDING).
 
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user_str_bytes,
-        generated::{bpf_get_current_task_btf, bpf_jiffies64, bpf_task_pt_regs},
-    },
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_jiffies64},
     macros::{fexit, map, tracepoint},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::{FExitContext, TracePointContext},
@@ -25,7 +22,7 @@ use modtrace_common::{
 };
 
 use crate::{
-    kernel,
+    kernel::{self, Kptr, PtRegs},
     fold::{add_folded, fold_at, fold_in_lazily},
     maps::{Counter, FOLD_LEDGER, LOADS, count_drop, count_n, count_refused_repeats},
     mem::zero,
@@ -137,7 +134,7 @@ pub fn exit_load_regs(ctx: TracePointContext) -> u32 {
         // fill_header's call, on 6.1 it never matched (every finit_module was
         // reported as init_module).
         let finit = kernel::record_field::<i32>(&ctx, NR) == finit_module_nr();
-        let saved = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+        let saved = Kptr::<PtRegs>::saved();
         emit(scratch::TRACEPOINT, route, ret, |ev| call_from_regs(saved, finit, ev));
     }
     0
@@ -164,7 +161,7 @@ fn fexit_load(ctx: &FExitContext, finit: bool, slot: u32) -> u32 {
     if probe == by::BOTH {
         let _ = REPORTED_BY_FEXIT.insert(&pid_tgid, &1, 0);
     }
-    let saved: *const u8 = ctx.arg(0);
+    let saved = Kptr::<PtRegs>::new(ctx.arg(0));
     let ret: i64 = ctx.arg(1);
     if let Some(route) = route(pid_tgid, ret, slot) {
         emit(slot, route, ret, |ev| call_from_regs(saved, finit, ev));
@@ -232,7 +229,7 @@ fn remember(sys: u32, fd: i32, flags: u32, image_len: u64, params_ptr: u64) {
     let mut pending =
         PendingLoad { ts_ns: now(), syscall: sys, fd, flags, _pad: 0, image_len, params: [0; PARAMS_LEN] };
     if params_ptr != 0 {
-        let _ = unsafe { bpf_probe_read_user_str_bytes(params_ptr as *const u8, &mut pending.params) };
+        let _ = kernel::user_str(params_ptr, &mut pending.params);
     }
     let _ = PENDING.insert(&pid_tgid, &pending, 0);
 }
@@ -262,8 +259,8 @@ fn take_linked(pid_tgid: u64) -> bool {
 
 /// The call's arguments, from the registers saved at syscall entry, and its
 /// parameter string from the caller's memory.
-fn call_from_regs(saved: *const u8, finit: bool, ev: &mut LoadEvent) {
-    let arg = |offset: usize| unsafe { bpf_probe_read_kernel(saved.add(offset) as *const u64) }.unwrap_or(0);
+fn call_from_regs(saved: Kptr<PtRegs>, finit: bool, ev: &mut LoadEvent) {
+    let arg = |offset: usize| saved.reg(offset).unwrap_or(0);
     let params = if finit {
         (ev.syscall, ev.fd, ev.flags, ev.image_len) = (syscall::FINIT_MODULE, arg(regs::ARG0) as i32, arg(regs::ARG2) as u32, 0);
         arg(regs::ARG1)
@@ -273,7 +270,7 @@ fn call_from_regs(saved: *const u8, finit: bool, ev: &mut LoadEvent) {
     };
     zero(&mut ev.params);
     if params != 0 {
-        let _ = unsafe { bpf_probe_read_user_str_bytes(params as *const u8, &mut ev.params) };
+        let _ = kernel::user_str(params, &mut ev.params);
     }
 }
 

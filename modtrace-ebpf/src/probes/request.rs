@@ -71,9 +71,9 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
         entry.discard(0);
         return Ok(());
     }
-    ev.call_site = unsafe { ctx.read_at::<u64>(IP_OFFSET) }.unwrap_or(0);
+    ev.call_site = kernel::record_read::<u64>(ctx, IP_OFFSET).unwrap_or(0);
     name_call_site(ev.call_site, &mut ev.call_site_name);
-    ev.wait = unsafe { ctx.read_at::<u8>(WAIT_OFFSET) }.unwrap_or(0) as u32;
+    ev.wait = kernel::record_read::<u8>(ctx, WAIT_OFFSET).unwrap_or(0) as u32;
     ev.name = *name;
     entry.submit(0);
     Ok(())
