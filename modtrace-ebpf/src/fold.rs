@@ -11,7 +11,8 @@ use crate::{
 
 /// Adds `n` repeats to an entry's count, and to the ledger.
 pub fn add_folded(folded: &mut u64, n: u64) {
-    atomic_add(folded, n);
+    // SAFETY: a reference is valid for writes and aligned.
+    unsafe { atomic_add(folded, n) };
     count_n(&FOLD_LEDGER, ledger::ADDED, n);
 }
 
@@ -32,6 +33,7 @@ pub fn fold_in_lazily<K>(map: &LruHashMap<K, RepeatState>, key: &K) -> Option<u3
 
 fn fold_with_clock<K>(map: &LruHashMap<K, RepeatState>, key: &K, clock: impl Fn() -> u64) -> Option<u32> {
     // Inlined by the verifier: a load of the jiffies counter.
+    // SAFETY: no arguments, no memory touched.
     let jiffies = unsafe { bpf_jiffies64() };
     fold_at(map, key, jiffies, clock).0
 }
@@ -40,6 +42,8 @@ fn fold_with_clock<K>(map: &LruHashMap<K, RepeatState>, key: &K, clock: impl Fn(
 /// now surely lasts.
 pub fn fold_at<K>(map: &LruHashMap<K, RepeatState>, key: &K, jiffies: u64, clock: impl Fn() -> u64) -> (Option<u32>, u64) {
     match map.get_ptr_mut(key) {
+        // SAFETY: a valid map value; other CPUs change its count only
+        // atomically, as fold does.
         Some(state) => fold(unsafe { &mut *state }, jiffies, clock),
         None => {
             let sure_until_jiffies = jiffies + SURE_WINDOW;
@@ -70,7 +74,8 @@ fn fold(state: &mut RepeatState, jiffies: u64, clock: impl Fn() -> u64) -> (Opti
     }
     state.last_sent_ns = now;
     state.sure_until_jiffies = jiffies + SURE_WINDOW;
-    let carried = atomic_take(&mut state.folded).min(u32::MAX as u64);
+    // SAFETY: a reference is valid for writes and aligned.
+    let carried = unsafe { atomic_take(&mut state.folded) }.min(u32::MAX as u64);
     if carried > 0 {
         // Only what the record carries: a count past u32 shows as lost.
         count_n(&FOLD_LEDGER, ledger::TAKEN, carried);

@@ -33,18 +33,24 @@ impl Counter {
     }
 
     pub fn get(&self) -> u64 {
+        // SAFETY: the cell's own pointer; an aligned u64 load is never torn.
         unsafe { core::ptr::read_volatile(self.0.get()) }
     }
 
     /// Atomically adds `delta` (wrapping: u64::MAX takes one away).
     pub fn add(&self, delta: u64) {
-        atomic_add(self.0.get(), delta);
+        // SAFETY: the cell's own pointer.
+        unsafe { atomic_add(self.0.get(), delta) };
     }
 }
 
 /// One atomic instruction: core has no atomic read-modify-write for BPF.
-pub fn atomic_add(target: *mut u64, delta: u64) {
+///
+/// # Safety
+/// `target` must be valid for writes and 8-aligned.
+pub unsafe fn atomic_add(target: *mut u64, delta: u64) {
     #[cfg(target_arch = "bpf")]
+    // SAFETY: the caller's.
     unsafe {
         core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) target, in(reg) delta);
     }
@@ -53,10 +59,14 @@ pub fn atomic_add(target: *mut u64, delta: u64) {
 }
 
 /// Atomically takes the value of `target`, leaving 0 (BPF_XCHG).
-pub fn atomic_take(target: *mut u64) -> u64 {
+///
+/// # Safety
+/// As for [`atomic_add`].
+pub unsafe fn atomic_take(target: *mut u64) -> u64 {
     #[cfg(target_arch = "bpf")]
     {
         let mut value: u64 = 0;
+        // SAFETY: the caller's.
         unsafe { core::arch::asm!("{0} = xchg_64({1} + 0, {0})", inout(reg) value, in(reg) target) };
         value
     }
@@ -77,7 +87,8 @@ pub fn count(counters: &PerCpuArray<u64>, slot: u32) {
 /// Adds `n` to this CPU's `slot` of `counters`, atomically as [`count`].
 pub fn count_n(counters: &PerCpuArray<u64>, slot: u32, n: u64) {
     if let Some(c) = counters.get_ptr_mut(slot) {
-        atomic_add(c, n);
+        // SAFETY: a valid map value.
+        unsafe { atomic_add(c, n) };
     }
 }
 

@@ -14,10 +14,12 @@ use crate::{
 };
 
 /// modtrace's own tgid: its activity is not traced.
+// SAFETY: unmangled so that the loader finds it; no other symbol has the name.
 #[unsafe(no_mangle)]
 static SELF_TGID: u32 = 0;
 
 /// task_struct offsets from the kernel's BTF; zero when unknown.
+// SAFETY: as for SELF_TGID.
 #[unsafe(no_mangle)]
 static TASK_OFFSETS: TaskOffsets = TaskOffsets {
     real_parent: 0,
@@ -47,14 +49,17 @@ static TASK_OFFSETS: TaskOffsets = TaskOffsets {
 
 pub fn self_tgid() -> u32 {
     // Volatile: the loader rewrites the value, the compiler must not fold the 0.
+    // SAFETY: a read of a static nothing in the program writes.
     unsafe { core::ptr::read_volatile(&SELF_TGID) }
 }
 
 pub fn task_offsets() -> TaskOffsets {
+    // SAFETY: as for SELF_TGID.
     unsafe { core::ptr::read_volatile(&TASK_OFFSETS) }
 }
 
 pub fn now() -> u64 {
+    // SAFETY: no arguments, no memory touched.
     unsafe { bpf_ktime_get_ns() }
 }
 
@@ -71,6 +76,7 @@ pub fn fill_header(h: &mut Header, kind: u32, ts_ns: u64) -> bool {
     h.task.pid = pid_tgid as u32;
     h.task.tgid = tgid;
     h.task.uid = bpf_get_current_uid_gid() as u32;
+    // SAFETY: no arguments, no memory touched.
     h.task.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     // Into the event itself: the helper pads the name with zeros (or clears it).
     kernel::current_comm(&mut h.task.comm);

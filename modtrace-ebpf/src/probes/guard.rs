@@ -94,6 +94,7 @@ pub fn guard_request(ctx: LsmContext) -> i32 {
     if name.copy_to(&mut key.name).is_err() {
         return 0;
     }
+    // SAFETY: only whether the entry exists is used, not the value.
     let allowed = unsafe { GUARD_ALIASES.get(&*key) }.is_some();
     let (verdict, ret) = decide(&cfg, allowed);
     report(&SCRATCH_REQUEST, &cfg, verdict, |ev| {
@@ -117,6 +118,8 @@ pub fn guard_read_file(ctx: LsmContext) -> i32 {
     let file = Kptr::<File>::new(ctx.arg(0));
     let (dev, ino) = file_identity(&cfg, file).unwrap_or((0, 0));
     let key = FileKey { generation: cfg.generation, dev, ino };
+    // SAFETY: the value is copied out at once; userspace writes a generation's
+    // entries before the config names it.
     let module = unsafe { GUARD_FILES.get(&key) }.map(|v| v.module);
     let (verdict, ret) = decide(&cfg, module.is_some());
     report(&SCRATCH_READ_FILE, &cfg, verdict, |ev| {
@@ -171,6 +174,7 @@ pub fn guard_post_load_data(ctx: LsmContext) -> i32 {
     let mut slot = MaybeUninit::uninit();
     let key = empty_key(&mut slot, cfg.generation);
     let named = image_module_name(&cfg, &image, &mut key.name).is_ok();
+    // SAFETY: only whether the entry exists is used, not the value.
     let allowed = named && unsafe { GUARD_MODULES.get(&*key) }.is_some();
     let (verdict, ret) = decide(&cfg, allowed);
     report(&SCRATCH_POST_LOAD_DATA, &cfg, verdict, |ev| {
@@ -219,6 +223,8 @@ fn image_module_name(cfg: &GuardConfig, image: &Image, out: &mut [u8; NAME_LEN])
         }
         let name_off = section(u64::from(i), 0)? & 0xffff_ffff;
         let mut words = [0u64; 4];
+        // SAFETY: 32 bytes of a local [u64; 4], read back through `words` only
+        // after this borrow's last use.
         let name = unsafe { &mut *(words.as_mut_ptr() as *mut [u8; 32]) };
         zero(name);
         let read = image.bytes(strtab + name_off, &mut name[..THIS_MODULE.len()]);
@@ -237,6 +243,7 @@ fn image_module_name(cfg: &GuardConfig, image: &Image, out: &mut [u8; NAME_LEN])
 /// walks byte by byte.
 fn empty_key(slot: &mut MaybeUninit<AliasKey>, generation: u32) -> &mut AliasKey {
     let key = slot.as_mut_ptr();
+    // SAFETY: `slot` is ours; every field is written before assume_init.
     unsafe {
         (&raw mut (*key).generation).write_volatile(generation);
         (&raw mut (*key)._pad).write_volatile(0);
@@ -246,6 +253,7 @@ fn empty_key(slot: &mut MaybeUninit<AliasKey>, generation: u32) -> &mut AliasKey
 }
 
 fn config() -> Option<GuardConfig> {
+    // SAFETY: copied out at once; userspace replaces the entry whole.
     unsafe { GUARD_CONFIG.get(&0) }.copied()
 }
 
@@ -282,6 +290,8 @@ fn file_name(cfg: &GuardConfig, file: Kptr<File>, out: &mut [u8; NAME_LEN]) -> R
 fn report(scratch: &PerCpuArray<GuardEvent>, cfg: &GuardConfig, verdict: u32, fill: impl FnOnce(&mut GuardEvent)) {
     count(&GUARD_COUNTS, verdict);
     let Some(ev) = scratch.get_ptr_mut(0) else { return };
+    // SAFETY: a valid map value; each hook has its own scratch map, and the
+    // kernel never runs one program twice at once on a CPU.
     let ev = unsafe { &mut *ev };
     let ts = now();
     ev.decision = verdict;

@@ -25,7 +25,7 @@ use crate::{
     kernel::{self, Kptr, PtRegs},
     fold::{add_folded, fold_at, fold_in_lazily},
     maps::{Counter, FOLD_LEDGER, LOADS, count_drop, count_n, count_refused_repeats},
-    mem::zero,
+    mem::{load, store, zero},
     task::{fill_header, now, self_tgid},
 };
 
@@ -104,10 +104,13 @@ pub static FAIL_CACHE: PerCpuArray<FoldCache> = PerCpuArray::with_max_entries(3,
 
 /// finit_module's number on this architecture (the loader's libc::SYS_finit_module):
 /// tells the two load syscalls apart at their exit.
+// SAFETY: unmangled so that the loader finds it; no other symbol has the name.
 #[unsafe(no_mangle)]
 static FINIT_MODULE_NR: i32 = 0;
 
 pub fn finit_module_nr() -> i32 {
+    // SAFETY: a read of a static nothing in the program writes (volatile: the
+    // loader rewrites it).
     unsafe { core::ptr::read_volatile(&FINIT_MODULE_NR) }
 }
 
@@ -206,6 +209,8 @@ pub fn exit_load(ctx: TracePointContext) -> u32 {
     };
     let ret = syscall_ret(&ctx);
     if let Some(route) = route(pid_tgid, ret, scratch::TRACEPOINT) {
+        // SAFETY: a map value stays valid while the program runs; only this
+        // thread's calls use its pid_tgid key.
         let p = unsafe { &*pending };
         emit(scratch::TRACEPOINT, route, ret, |ev| {
             (ev.syscall, ev.fd, ev.flags, ev.image_len) = (p.syscall, p.fd, p.flags, p.image_len);
@@ -248,6 +253,7 @@ fn route(pid_tgid: u64, ret: i64, slot: u32) -> Option<Route> {
 
 /// Whether module_load fired during this call; forgets it either way.
 fn take_linked(pid_tgid: u64) -> bool {
+    // SAFETY: only whether the entry exists is used, not the value.
     if LINKED_CALLS.get() == 0 || unsafe { LINKED.get(&pid_tgid) }.is_none() {
         return false;
     }
@@ -280,20 +286,22 @@ fn emit(slot: u32, route: Route, ret: i64, fill_call: impl FnOnce(&mut LoadEvent
     let Some(scratch) = LOAD_SCRATCH.get_ptr_mut(slot) else {
         return;
     };
+    // SAFETY: a valid map value; the slot is this program's, and the kernel
+    // never runs one program twice at once on a CPU.
     let scratch = unsafe { &mut *scratch };
     // What the route decided is stored before the header is filled, the ring
     // read back at the end: nothing that differs from route to route is live
     // across fill_header, so the verifier walks the header once, not per route.
-    unsafe { core::ptr::write_volatile(&mut scratch.ring, route.ring) };
+    store(&mut scratch.ring, route.ring);
     let ev = &mut scratch.event;
-    unsafe { core::ptr::write_volatile(&mut ev.repeats, route.repeats) };
-    unsafe { core::ptr::write_volatile(&mut ev.ret, ret) };
+    store(&mut ev.repeats, route.repeats);
+    store(&mut ev.ret, ret);
     // Stamped at exit, so the event sorts after the module_load it caused.
     if !fill_header(&mut ev.header, kind::LOAD, now()) {
         return;
     }
     fill_call(ev);
-    let ring = unsafe { core::ptr::read_volatile(&scratch.ring) };
+    let ring = load(&scratch.ring);
     let event: &LoadEvent = &scratch.event;
     let sent = if ring == ring::LOADS { LOADS.output::<LoadEvent>(event, 0) } else { FAILURES.output::<LoadEvent>(event, 0) };
     if sent.is_err() {
@@ -321,11 +329,13 @@ const BPF_NOEXIST: u64 = 1;
 /// the slot caches `tgid`. Every repeat is in exactly one count, and userspace
 /// adds the slots' counts to what is not yet reported.
 pub fn fold_failure(slot: u32, tgid: u32) -> Option<u32> {
+    // SAFETY: no arguments, no memory touched.
     let jiffies = unsafe { bpf_jiffies64() };
     let Some(cache) = FAIL_CACHE.get_ptr_mut(slot) else {
         return fold_in_lazily(&FAIL_REPEATS, &tgid);
     };
-    // The program never runs twice at once on a CPU: the slot is its own.
+    // SAFETY: a valid map value; the program never runs twice at once on a
+    // CPU, so the slot is its own.
     let cache = unsafe { &mut *cache };
     if cache.tgid == tgid && jiffies < cache.sure_until_jiffies {
         cache.folded += 1;
@@ -344,6 +354,8 @@ fn flush(cache: &mut FoldCache) {
         return;
     }
     match FAIL_REPEATS.get_ptr_mut(&cache.tgid) {
+        // SAFETY: a valid map value; other CPUs change `folded` only atomically,
+        // as add_folded does.
         Some(state) => add_folded(unsafe { &mut (*state).folded }, cache.folded),
         None => {
             // In the ledger even if the insert fails: then it shows as lost.

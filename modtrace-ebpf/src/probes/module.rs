@@ -34,6 +34,8 @@ fn send(ctx: &TracePointContext, event_kind: u32, taints: u32, name_offset: usiz
         count_drop(ring::LOADS);
         return Ok(());
     };
+    // SAFETY: reserved ring memory, ours until submit or discard; the event is
+    // all integers, each written before it is submitted.
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     if !fill_header(&mut ev.header, event_kind, now()) {
         entry.discard(0);

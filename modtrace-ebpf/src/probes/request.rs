@@ -15,7 +15,7 @@ use crate::{
     kernel,
     fold::fold_in_lazily,
     maps::{count_drop, count_refused_repeats},
-    mem::zero_at,
+    mem::{store, zero_at},
     task::{fill_header, now, self_tgid},
 };
 
@@ -47,6 +47,8 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
     // zeroing of it is a memset call the verifier walks byte by byte.
     let mut words = MaybeUninit::<[u64; NAME_LEN / 8]>::uninit();
     let name = words.as_mut_ptr().cast::<[u8; NAME_LEN]>();
+    // SAFETY: `words` is a local of the name's size, 8-aligned as u64s, and
+    // zeroed whole before the reference is made.
     let name = unsafe {
         zero_at(name);
         &mut *name
@@ -64,9 +66,11 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
         count_refused_repeats(repeats);
         return Ok(());
     };
+    // SAFETY: reserved ring memory, ours until submit or discard; the event is
+    // all integers, each written before it is submitted.
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     // Before the header, so that the verifier walks it once whatever the count.
-    unsafe { core::ptr::write_volatile(&mut ev.repeats, repeats) };
+    store(&mut ev.repeats, repeats);
     if !fill_header(&mut ev.header, kind::REQUEST, ts) {
         entry.discard(0);
         return Ok(());
@@ -80,6 +84,7 @@ fn try_module_request(ctx: &TracePointContext) -> Result<(), i32> {
 }
 
 /// bpf_snprintf's format must lie in a frozen read-only map: aya makes .rodata one.
+// SAFETY: unmangled so that it keeps one name; no other symbol has it.
 #[unsafe(no_mangle)]
 static CALL_SITE_FORMAT: [u8; 4] = *b"%pS\0";
 
@@ -88,6 +93,8 @@ static CALL_SITE_FORMAT: [u8; 4] = *b"%pS\0";
 fn name_call_site(addr: u64, out: &mut [u8; SYMBOL_LEN]) {
     let mut args = [addr];
     let format = CALL_SITE_FORMAT.as_ptr() as *const _;
+    // SAFETY: the helper writes at most SYMBOL_LEN bytes into `out`, reads the
+    // NUL-terminated format and one u64 argument (8 bytes).
     let written = unsafe { bpf_snprintf(out.as_mut_ptr() as *mut _, SYMBOL_LEN as u32, format, args.as_mut_ptr(), 8) };
     if written < 0 {
         out[0] = 0;
