@@ -81,16 +81,29 @@ impl<S> Kptr<S> {
         self.addr.is_null()
     }
 
-    /// The `T` `offset` bytes in.
+    /// The field `offset` bytes in.
     #[inline(always)]
-    fn field<T: Plain>(self, offset: usize) -> Result<T, i32> {
-        read(self.addr.wrapping_add(offset))
+    fn field<T: Field>(self, offset: usize) -> Result<T, i32> {
+        T::read_at(self.addr.wrapping_add(offset))
     }
+}
 
-    /// The pointer `offset` bytes in, to a struct of kind `F`.
+/// What a field holds: a plain value, or a pointer to another struct.
+trait Field: Sized {
+    fn read_at(addr: *const u8) -> Result<Self, i32>;
+}
+
+impl<T: Plain> Field for T {
     #[inline(always)]
-    fn ptr<F>(self, offset: u32) -> Result<Kptr<F>, i32> {
-        self.field::<*const u8>(offset as usize).map(Kptr::new)
+    fn read_at(addr: *const u8) -> Result<T, i32> {
+        read(addr)
+    }
+}
+
+impl<S> Field for Kptr<S> {
+    #[inline(always)]
+    fn read_at(addr: *const u8) -> Result<Self, i32> {
+        read::<*const u8>(addr).map(Kptr::new)
     }
 }
 
@@ -139,6 +152,88 @@ pub enum PtRegs {}
 /// A NUL-terminated string.
 pub enum Chars {}
 
+
+/// Declares the fields read in struct `$kind`, each `name: Type` or
+/// `name = offset_name: Type`, with its offset in `$offsets` (from BTF).
+macro_rules! fields {
+    ($kind:ty, $offsets:ty { $($(#[$doc:meta])* $name:ident $(= $field:ident)?: $ret:ty,)* }) => {
+        impl Kptr<$kind> {$(
+            $(#[$doc])*
+            #[inline(always)]
+            pub fn $name(self, off: &$offsets) -> Result<$ret, i32> {
+                self.field(fields!(@offset off, $name $($field)?) as usize)
+            }
+        )*}
+    };
+    (@offset $off:ident, $name:ident) => { $off.$name };
+    (@offset $off:ident, $name:ident $field:ident) => { $off.$field };
+}
+
+fields!(Task, TaskOffsets {
+    real_parent: Kptr<Task>,
+    group_leader: Kptr<Task>,
+    tgid: u32,
+    /// task_struct.flags (PF_*).
+    flags = task_flags: u32,
+    start_time: u64,
+    loginuid: u32,
+    sessionid: u32,
+    cred: Kptr<Cred>,
+    /// NULL for a kernel thread.
+    mm: Kptr<Mm>,
+    cgroups: Kptr<CssSet>,
+    /// NULL once the task is exiting.
+    nsproxy: Kptr<Nsproxy>,
+});
+
+fields!(Nsproxy, TaskOffsets {
+    /// nsproxy.pid_ns_for_children.
+    pid_ns = ns_pid: Kptr<PidNamespace>,
+    mnt_ns = ns_mnt: Kptr<MntNamespace>,
+});
+
+fields!(PidNamespace, TaskOffsets { inum = pid_ns_inum: u32, });
+fields!(MntNamespace, TaskOffsets { inum = mnt_ns_inum: u32, });
+
+fields!(CssSet, TaskOffsets {
+    /// The task's cgroup v2 cgroup.
+    dfl_cgrp: Kptr<Cgroup>,
+});
+
+fields!(Cgroup, TaskOffsets { kn = cgroup_kn: Kptr<KernfsNode>, });
+
+fields!(KernfsNode, TaskOffsets {
+    /// NULL for the root.
+    parent = kn_parent: Kptr<KernfsNode>,
+    name = kn_name: Kptr<Chars>,
+});
+
+fields!(Cred, TaskOffsets { euid = cred_euid: u32, });
+
+fields!(Mm, TaskOffsets {
+    /// Where the argv area starts, in the task's user memory.
+    arg_start: u64,
+    arg_end: u64,
+});
+
+fields!(File, FileOffsets {
+    inode = f_inode: Kptr<Inode>,
+    /// file.f_path.dentry
+    dentry = f_dentry: Kptr<Dentry>,
+});
+
+fields!(Inode, FileOffsets {
+    ino = i_ino: u64,
+    sb = i_sb: Kptr<SuperBlock>,
+});
+
+fields!(SuperBlock, FileOffsets { dev = s_dev: u32, });
+
+fields!(Dentry, FileOffsets {
+    /// dentry.d_name.name
+    name = d_name: Kptr<Chars>,
+});
+
 impl Kptr<Task> {
     /// The task the program runs for.
     #[inline(always)]
@@ -148,68 +243,11 @@ impl Kptr<Task> {
     }
 
     #[inline(always)]
-    pub fn real_parent(self, off: &TaskOffsets) -> Result<Kptr<Task>, i32> {
-        self.ptr(off.real_parent)
-    }
-
-    #[inline(always)]
-    pub fn group_leader(self, off: &TaskOffsets) -> Result<Kptr<Task>, i32> {
-        self.ptr(off.group_leader)
-    }
-
-    #[inline(always)]
-    pub fn tgid(self, off: &TaskOffsets) -> Result<u32, i32> {
-        self.field(off.tgid as usize)
-    }
-
-    #[inline(always)]
     pub fn comm(self, off: &TaskOffsets, out: &mut [u8; COMM_LEN]) -> Result<(), i32> {
         read_bytes(self.addr.wrapping_add(off.comm as usize), out)
     }
-
-    /// task_struct.flags (PF_*).
-    #[inline(always)]
-    pub fn flags(self, off: &TaskOffsets) -> Result<u32, i32> {
-        self.field(off.task_flags as usize)
-    }
-
-    #[inline(always)]
-    pub fn start_time(self, off: &TaskOffsets) -> Result<u64, i32> {
-        self.field(off.start_time as usize)
-    }
-
-    #[inline(always)]
-    pub fn loginuid(self, off: &TaskOffsets) -> Result<u32, i32> {
-        self.field(off.loginuid as usize)
-    }
-
-    #[inline(always)]
-    pub fn sessionid(self, off: &TaskOffsets) -> Result<u32, i32> {
-        self.field(off.sessionid as usize)
-    }
-
-    #[inline(always)]
-    pub fn cred(self, off: &TaskOffsets) -> Result<Kptr<Cred>, i32> {
-        self.ptr(off.cred)
-    }
-
-    /// NULL for a kernel thread.
-    #[inline(always)]
-    pub fn mm(self, off: &TaskOffsets) -> Result<Kptr<Mm>, i32> {
-        self.ptr(off.mm)
-    }
-
-    #[inline(always)]
-    pub fn cgroups(self, off: &TaskOffsets) -> Result<Kptr<CssSet>, i32> {
-        self.ptr(off.cgroups)
-    }
-
-    /// NULL once the task is exiting.
-    #[inline(always)]
-    pub fn nsproxy(self, off: &TaskOffsets) -> Result<Kptr<Nsproxy>, i32> {
-        self.ptr(off.nsproxy)
-    }
 }
+
 
 /// The current task's comm, written into `out` (zero-padded, or cleared).
 #[inline(always)]
@@ -218,120 +256,6 @@ pub fn current_comm(out: &mut [u8; COMM_LEN]) {
     unsafe { bpf_get_current_comm(out.as_mut_ptr() as *mut c_void, COMM_LEN as u32) };
 }
 
-impl Kptr<Nsproxy> {
-    /// nsproxy.pid_ns_for_children.
-    #[inline(always)]
-    pub fn pid_ns(self, off: &TaskOffsets) -> Result<Kptr<PidNamespace>, i32> {
-        self.ptr(off.ns_pid)
-    }
-
-    #[inline(always)]
-    pub fn mnt_ns(self, off: &TaskOffsets) -> Result<Kptr<MntNamespace>, i32> {
-        self.ptr(off.ns_mnt)
-    }
-}
-
-impl Kptr<PidNamespace> {
-    #[inline(always)]
-    pub fn inum(self, off: &TaskOffsets) -> Result<u32, i32> {
-        self.field(off.pid_ns_inum as usize)
-    }
-}
-
-impl Kptr<MntNamespace> {
-    #[inline(always)]
-    pub fn inum(self, off: &TaskOffsets) -> Result<u32, i32> {
-        self.field(off.mnt_ns_inum as usize)
-    }
-}
-
-impl Kptr<CssSet> {
-    /// The task's cgroup v2 cgroup.
-    #[inline(always)]
-    pub fn dfl_cgrp(self, off: &TaskOffsets) -> Result<Kptr<Cgroup>, i32> {
-        self.ptr(off.dfl_cgrp)
-    }
-}
-
-impl Kptr<Cgroup> {
-    #[inline(always)]
-    pub fn kn(self, off: &TaskOffsets) -> Result<Kptr<KernfsNode>, i32> {
-        self.ptr(off.cgroup_kn)
-    }
-}
-
-impl Kptr<KernfsNode> {
-    /// NULL for the root.
-    #[inline(always)]
-    pub fn parent(self, off: &TaskOffsets) -> Result<Kptr<KernfsNode>, i32> {
-        self.ptr(off.kn_parent)
-    }
-
-    #[inline(always)]
-    pub fn name(self, off: &TaskOffsets) -> Result<Kptr<Chars>, i32> {
-        self.ptr(off.kn_name)
-    }
-}
-
-impl Kptr<Cred> {
-    #[inline(always)]
-    pub fn euid(self, off: &TaskOffsets) -> Result<u32, i32> {
-        self.field(off.cred_euid as usize)
-    }
-}
-
-impl Kptr<Mm> {
-    /// Where the argv area starts, in the task's user memory.
-    #[inline(always)]
-    pub fn arg_start(self, off: &TaskOffsets) -> Result<u64, i32> {
-        self.field(off.arg_start as usize)
-    }
-
-    #[inline(always)]
-    pub fn arg_end(self, off: &TaskOffsets) -> Result<u64, i32> {
-        self.field(off.arg_end as usize)
-    }
-}
-
-impl Kptr<File> {
-    #[inline(always)]
-    pub fn inode(self, off: &FileOffsets) -> Result<Kptr<Inode>, i32> {
-        self.ptr(off.f_inode)
-    }
-
-    /// file.f_path.dentry
-    #[inline(always)]
-    pub fn dentry(self, off: &FileOffsets) -> Result<Kptr<Dentry>, i32> {
-        self.ptr(off.f_dentry)
-    }
-}
-
-impl Kptr<Inode> {
-    #[inline(always)]
-    pub fn ino(self, off: &FileOffsets) -> Result<u64, i32> {
-        self.field(off.i_ino as usize)
-    }
-
-    #[inline(always)]
-    pub fn sb(self, off: &FileOffsets) -> Result<Kptr<SuperBlock>, i32> {
-        self.ptr(off.i_sb)
-    }
-}
-
-impl Kptr<SuperBlock> {
-    #[inline(always)]
-    pub fn dev(self, off: &FileOffsets) -> Result<u32, i32> {
-        self.field(off.s_dev as usize)
-    }
-}
-
-impl Kptr<Dentry> {
-    /// dentry.d_name.name
-    #[inline(always)]
-    pub fn name(self, off: &FileOffsets) -> Result<Kptr<Chars>, i32> {
-        self.ptr(off.d_name)
-    }
-}
 
 impl Kptr<PtRegs> {
     /// The registers the current task's syscall saved at entry (a BTF task).
