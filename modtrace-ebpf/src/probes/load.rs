@@ -35,17 +35,17 @@ use modtrace_common::tp::{
 
 /// Failed load attempts.
 #[map]
-pub static FAILURES: RingBuf = RingBuf::with_byte_size(128 * 1024, 0);
+static FAILURES: RingBuf = RingBuf::with_byte_size(128 * 1024, 0);
 
 /// Syscall enter -> exit hand-over, keyed by pid_tgid (kernels where the exit
 /// probe cannot read the arguments itself).
 #[map]
-pub static PENDING: LruHashMap<u64, PendingLoad> = LruHashMap::with_max_entries(1024, 0);
+static PENDING: LruHashMap<u64, PendingLoad> = LruHashMap::with_max_entries(1024, 0);
 
 /// Load calls, by pid_tgid, whose module was linked (module_load fired): a failure
 /// of such a call means the module's init failed, and it is never folded.
 #[map]
-pub static LINKED: LruHashMap<u64, u32> = LruHashMap::with_max_entries(1024, 0);
+static LINKED: LruHashMap<u64, u32> = LruHashMap::with_max_entries(1024, 0);
 
 /// The load event being built, one per CPU and program (`scratch::*`): the
 /// kernel never runs one program twice at once on a CPU (a second run is
@@ -56,10 +56,10 @@ pub static LINKED: LruHashMap<u64, u32> = LruHashMap::with_max_entries(1024, 0);
 /// header once per ring and per syscall (70325 instructions verified on 6.1
 /// against 11571 for one path).
 #[map]
-pub static LOAD_SCRATCH: PerCpuArray<LoadScratch> = PerCpuArray::with_max_entries(3, 0);
+static LOAD_SCRATCH: PerCpuArray<LoadScratch> = PerCpuArray::with_max_entries(3, 0);
 
 /// LOAD_SCRATCH's and FAIL_CACHE's slots: one per load-call program.
-pub mod scratch {
+mod scratch {
     /// The exit tracepoint's programs (one of them is attached).
     pub const TRACEPOINT: u32 = 0;
     pub const FEXIT_FINIT: u32 = 1;
@@ -68,16 +68,16 @@ pub mod scratch {
 
 /// Which probe reports a load call (`load_probe::*`), set by userspace.
 #[map]
-pub static LOAD_PROBE: Array<u32> = Array::with_max_entries(1, 0);
+static LOAD_PROBE: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Calls fexit reported while the exit tracepoint is attached too, by
 /// pid_tgid: the tracepoint, which runs after fexit in the same call, skips
 /// them. Written only in `load_probe::BOTH`.
 #[map]
-pub static REPORTED_BY_FEXIT: LruHashMap<u64, u8> = LruHashMap::with_max_entries(1024, 0);
+static REPORTED_BY_FEXIT: LruHashMap<u64, u8> = LruHashMap::with_max_entries(1024, 0);
 
 #[repr(C)]
-pub struct LoadScratch {
+struct LoadScratch {
     pub event: LoadEvent,
     /// `ring::*` of the ring it goes to, read back from memory: a value the
     /// verifier does not know, so choosing the ring does not fork the walk.
@@ -88,11 +88,11 @@ pub struct LoadScratch {
 /// Entries put in LINKED and not yet taken out: while it is 0, which is nearly
 /// always, a failed call's exit skips the LINKED lookup. Never below the number
 /// of entries (an entry LRU-evicted leaves it higher, which costs only lookups).
-pub static LINKED_CALLS: Counter = Counter::new();
+static LINKED_CALLS: Counter = Counter::new();
 
 /// Folding of repeated failed loads, keyed by tgid.
 #[map]
-pub static FAIL_REPEATS: LruHashMap<u32, RepeatState> = LruHashMap::with_max_entries(4096, 0);
+static FAIL_REPEATS: LruHashMap<u32, RepeatState> = LruHashMap::with_max_entries(4096, 0);
 
 /// The last process each load-call program folded failures of on each CPU
 /// (slots `scratch::*`): a process repeating a failing load on one CPU is
@@ -100,7 +100,7 @@ pub static FAIL_REPEATS: LruHashMap<u32, RepeatState> = LruHashMap::with_max_ent
 /// FAIL_REPEATS' count must be added to atomically (threads of one process on
 /// several CPUs), and that costs an emulated CPU as much as the rest.
 #[map]
-pub static FAIL_CACHE: PerCpuArray<FoldCache> = PerCpuArray::with_max_entries(3, 0);
+static FAIL_CACHE: PerCpuArray<FoldCache> = PerCpuArray::with_max_entries(3, 0);
 
 /// finit_module's number on this architecture (the loader's libc::SYS_finit_module):
 /// tells the two load syscalls apart at their exit.
@@ -108,14 +108,14 @@ pub static FAIL_CACHE: PerCpuArray<FoldCache> = PerCpuArray::with_max_entries(3,
 #[unsafe(no_mangle)]
 static FINIT_MODULE_NR: i32 = 0;
 
-pub fn finit_module_nr() -> i32 {
+fn finit_module_nr() -> i32 {
     // SAFETY: a read of a static nothing in the program writes (volatile: the
     // loader rewrites it).
     unsafe { core::ptr::read_volatile(&FINIT_MODULE_NR) }
 }
 
 /// LOAD_PROBE's value; the tracepoint's until userspace says otherwise.
-pub fn load_probe() -> u32 {
+fn load_probe() -> u32 {
     LOAD_PROBE.get(0).copied().unwrap_or(modtrace_common::load_probe::TRACEPOINT)
 }
 
@@ -328,7 +328,7 @@ const BPF_NOEXIST: u64 = 1;
 /// its process's FAIL_REPEATS entry, this call is folded (or sent) there, and
 /// the slot caches `tgid`. Every repeat is in exactly one count, and userspace
 /// adds the slots' counts to what is not yet reported.
-pub fn fold_failure(slot: u32, tgid: u32) -> Option<u32> {
+fn fold_failure(slot: u32, tgid: u32) -> Option<u32> {
     // SAFETY: no arguments, no memory touched.
     let jiffies = unsafe { bpf_jiffies64() };
     let Some(cache) = FAIL_CACHE.get_ptr_mut(slot) else {

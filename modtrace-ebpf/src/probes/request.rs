@@ -24,11 +24,11 @@ use modtrace_common::tp::{REQUEST_IP as IP_OFFSET, REQUEST_NAME as NAME_OFFSET, 
 /// Requests: anyone can cause them (socket families, mounts), so they get a ring of
 /// their own and can never crowd out a load.
 #[map]
-pub static REQUESTS: RingBuf = RingBuf::with_byte_size(512 * 1024, 0);
+static REQUESTS: RingBuf = RingBuf::with_byte_size(512 * 1024, 0);
 
 /// Folding of repeated identical requests, keyed by tgid and alias.
 #[map]
-pub static REQUEST_REPEATS: LruHashMap<RequestKey, RepeatState> =
+static REQUEST_REPEATS: LruHashMap<RequestKey, RepeatState> =
     LruHashMap::with_max_entries(4096, 0);
 
 #[tracepoint]
