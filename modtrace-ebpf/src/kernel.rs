@@ -13,8 +13,9 @@
 //!   local is an integer or an address ([`Plain`]): any bytes are a value.
 //! - Addresses start at what the hook gives (the current task, the record, an
 //!   LSM hook's or fexit's arguments, the registers saved at syscall entry) and
-//!   move by offsets userspace took from the running kernel's BTF. Where BTF
-//!   lacks a field its offset is 0, and callers test that before reading.
+//!   move by offsets userspace took from the running kernel's BTF. task.rs
+//!   skips a read whose offset is 0 (the field is not in this kernel's BTF);
+//!   a wrong offset only gives a wrong value or a failed read.
 //! - A failed read returns Err with the helper's code: the caller leaves that
 //!   field unknown (its KNOWN flag unset) or drops the event.
 //!
@@ -255,7 +256,6 @@ pub fn current_comm(out: &mut [u8; COMM_LEN]) {
     // SAFETY: the helper writes at most COMM_LEN bytes, the size given.
     unsafe { bpf_get_current_comm(out.as_mut_ptr() as *mut c_void, COMM_LEN as u32) };
 }
-
 
 impl Kptr<PtRegs> {
     /// The registers the current task's syscall saved at entry (a BTF task).
