@@ -6,6 +6,8 @@
 // For the atomic add (maps::atomic_add): core offers no atomic read-modify-write on BPF.
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
+mod fold;
+mod kernel;
 mod maps;
 mod mem;
 mod probes;
@@ -17,6 +19,8 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
+// SAFETY: the kernel reads the license from this section; no other symbol
+// has the name.
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -11,9 +11,7 @@
 use core::mem::MaybeUninit;
 
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
-    },
+    helpers::bpf_get_current_pid_tgid,
     macros::{lsm, map},
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::LsmContext,
@@ -24,7 +22,9 @@ use modtrace_common::{
 };
 
 use crate::{
-    maps::{count, fold_in},
+    fold::fold_in,
+    kernel::{Chars, File, Image, Kptr},
+    maps::count,
     mem::{clear, zero, zero_at},
     task::{fill_header, now},
 };
@@ -88,12 +88,13 @@ pub fn guard_request(ctx: LsmContext) -> i32 {
         return earlier;
     }
     let Some(cfg) = config() else { return 0 };
-    let name_ptr: *const u8 = ctx.arg(0);
+    let name = Kptr::<Chars>::new(ctx.arg(0));
     let mut slot = MaybeUninit::uninit();
     let key = empty_key(&mut slot, cfg.generation);
-    if unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, &mut key.name) }.is_err() {
+    if name.copy_to(&mut key.name).is_err() {
         return 0;
     }
+    // SAFETY: only whether the entry exists is used, not the value.
     let allowed = unsafe { GUARD_ALIASES.get(&*key) }.is_some();
     let (verdict, ret) = decide(&cfg, allowed);
     report(&SCRATCH_REQUEST, &cfg, verdict, |ev| {
@@ -114,9 +115,11 @@ pub fn guard_read_file(ctx: LsmContext) -> i32 {
     if id != cfg.reading_module && id != cfg.reading_module_compressed {
         return 0;
     }
-    let file: *const u8 = ctx.arg(0);
+    let file = Kptr::<File>::new(ctx.arg(0));
     let (dev, ino) = file_identity(&cfg, file).unwrap_or((0, 0));
     let key = FileKey { generation: cfg.generation, dev, ino };
+    // SAFETY: the value is copied out at once; userspace writes a generation's
+    // entries before the config names it.
     let module = unsafe { GUARD_FILES.get(&key) }.map(|v| v.module);
     let (verdict, ret) = decide(&cfg, module.is_some());
     report(&SCRATCH_READ_FILE, &cfg, verdict, |ev| {
@@ -167,11 +170,11 @@ pub fn guard_post_load_data(ctx: LsmContext) -> i32 {
     if id != cfg.loading_module || cfg.allow_init_module == 0 {
         return 0;
     }
-    let image: *const u8 = ctx.arg(0);
-    let size: u64 = ctx.arg(1);
+    let image = Image::new(ctx.arg(0), ctx.arg(1));
     let mut slot = MaybeUninit::uninit();
     let key = empty_key(&mut slot, cfg.generation);
-    let named = image_module_name(&cfg, image, size, &mut key.name).is_ok();
+    let named = image_module_name(&cfg, &image, &mut key.name).is_ok();
+    // SAFETY: only whether the entry exists is used, not the value.
     let allowed = named && unsafe { GUARD_MODULES.get(&*key) }.is_some();
     let (verdict, ret) = decide(&cfg, allowed);
     report(&SCRATCH_POST_LOAD_DATA, &cfg, verdict, |ev| {
@@ -200,25 +203,18 @@ const MAX_SECTIONS: u32 = 128;
 
 /// The name in an ELF64 module image: finds the section named
 /// .gnu.linkonce.this_module through the section-name string table, then
-/// reads struct module's name there. Every offset is checked against `size`.
-fn image_module_name(cfg: &GuardConfig, image: *const u8, size: u64, out: &mut [u8; NAME_LEN]) -> Result<(), i32> {
-    let at = |off: u64, len: u64| -> Result<*const u8, i32> {
-        if off > size || len > size - off {
-            Err(0)
-        } else {
-            Ok(unsafe { image.add(off as usize) })
-        }
-    };
-    let magic: u32 = unsafe { bpf_probe_read_kernel(at(0, 4)? as *const u32)? };
+/// reads struct module's name there. Image checks every offset against its size.
+fn image_module_name(cfg: &GuardConfig, image: &Image, out: &mut [u8; NAME_LEN]) -> Result<(), i32> {
+    let magic: u32 = image.read(0)?;
     if magic != u32::from_le_bytes(*b"\x7fELF") {
         return Err(0);
     }
-    let shoff: u64 = unsafe { bpf_probe_read_kernel(at(0x28, 8)? as *const u64)? };
-    let shnum = u32::from(unsafe { bpf_probe_read_kernel(at(0x3c, 2)? as *const u16)? });
-    let shstrndx = u64::from(unsafe { bpf_probe_read_kernel(at(0x3e, 2)? as *const u16)? });
+    let shoff: u64 = image.read(0x28)?;
+    let shnum = u32::from(image.read::<u16>(0x3c)?);
+    let shstrndx = u64::from(image.read::<u16>(0x3e)?);
     let section = |i: u64, field: u64| -> Result<u64, i32> {
         let off = shoff.checked_add(i * 64 + field).ok_or(0)?;
-        unsafe { bpf_probe_read_kernel(at(off, 8)? as *const u64) }
+        image.read(off)
     };
     let strtab = section(shstrndx, 0x18)?;
     for i in 0..MAX_SECTIONS {
@@ -227,16 +223,16 @@ fn image_module_name(cfg: &GuardConfig, image: *const u8, size: u64, out: &mut [
         }
         let name_off = section(u64::from(i), 0)? & 0xffff_ffff;
         let mut words = [0u64; 4];
+        // SAFETY: 32 bytes of a local [u64; 4], read back through `words` only
+        // after this borrow's last use.
         let name = unsafe { &mut *(words.as_mut_ptr() as *mut [u8; 32]) };
         zero(name);
-        let Ok(p) = at(strtab + name_off, 26) else { continue };
-        let read = unsafe { bpf_probe_read_kernel_buf(p, &mut name[..THIS_MODULE.len()]) };
+        let read = image.bytes(strtab + name_off, &mut name[..THIS_MODULE.len()]);
         if read.is_err() || !(0..4).all(|i| words[i] == THIS_MODULE_WORDS[i]) {
             continue;
         }
         let start = section(u64::from(i), 0x18)?;
-        let p = at(start + u64::from(cfg.module_name), NAME_LEN as u64)?;
-        unsafe { bpf_probe_read_kernel_str_bytes(p, out)? };
+        image.str(start + u64::from(cfg.module_name), out)?;
         return Ok(());
     }
     Err(0)
@@ -247,6 +243,7 @@ fn image_module_name(cfg: &GuardConfig, image: *const u8, size: u64, out: &mut [
 /// walks byte by byte.
 fn empty_key(slot: &mut MaybeUninit<AliasKey>, generation: u32) -> &mut AliasKey {
     let key = slot.as_mut_ptr();
+    // SAFETY: `slot` is ours; every field is written before assume_init.
     unsafe {
         (&raw mut (*key).generation).write_volatile(generation);
         (&raw mut (*key)._pad).write_volatile(0);
@@ -256,6 +253,7 @@ fn empty_key(slot: &mut MaybeUninit<AliasKey>, generation: u32) -> &mut AliasKey
 }
 
 fn config() -> Option<GuardConfig> {
+    // SAFETY: copied out at once; userspace replaces the entry whole.
     unsafe { GUARD_CONFIG.get(&0) }.copied()
 }
 
@@ -271,25 +269,18 @@ fn decide(cfg: &GuardConfig, allowed: bool) -> (u32, i32) {
 }
 
 /// The kernel's own (s_dev, i_ino) of `file`: not a path a process chose.
-fn file_identity(cfg: &GuardConfig, file: *const u8) -> Result<(u32, u64), i32> {
+fn file_identity(cfg: &GuardConfig, file: Kptr<File>) -> Result<(u32, u64), i32> {
     let off = &cfg.offsets;
-    unsafe {
-        let inode: *const u8 = bpf_probe_read_kernel(file.add(off.f_inode as usize) as *const *const u8)?;
-        let ino: u64 = bpf_probe_read_kernel(inode.add(off.i_ino as usize) as *const u64)?;
-        let sb: *const u8 = bpf_probe_read_kernel(inode.add(off.i_sb as usize) as *const *const u8)?;
-        let dev: u32 = bpf_probe_read_kernel(sb.add(off.s_dev as usize) as *const u32)?;
-        Ok((dev, ino))
-    }
+    let inode = file.inode(off)?;
+    let ino = inode.ino(off)?;
+    let dev = inode.sb(off)?.dev(off)?;
+    Ok((dev, ino))
 }
 
 /// The file's dentry name, for the report only (never for the decision).
-fn file_name(cfg: &GuardConfig, file: *const u8, out: &mut [u8; NAME_LEN]) -> Result<(), i32> {
+fn file_name(cfg: &GuardConfig, file: Kptr<File>, out: &mut [u8; NAME_LEN]) -> Result<(), i32> {
     let off = &cfg.offsets;
-    unsafe {
-        let dentry: *const u8 = bpf_probe_read_kernel(file.add(off.f_dentry as usize) as *const *const u8)?;
-        let name: *const u8 = bpf_probe_read_kernel(dentry.add(off.d_name as usize) as *const *const u8)?;
-        bpf_probe_read_kernel_str_bytes(name, out)?;
-    }
+    file.dentry(off)?.name(off)?.copy_to(out)?;
     Ok(())
 }
 
@@ -299,6 +290,8 @@ fn file_name(cfg: &GuardConfig, file: *const u8, out: &mut [u8; NAME_LEN]) -> Re
 fn report(scratch: &PerCpuArray<GuardEvent>, cfg: &GuardConfig, verdict: u32, fill: impl FnOnce(&mut GuardEvent)) {
     count(&GUARD_COUNTS, verdict);
     let Some(ev) = scratch.get_ptr_mut(0) else { return };
+    // SAFETY: a valid map value; each hook has its own scratch map, and the
+    // kernel never runs one program twice at once on a CPU.
     let ev = unsafe { &mut *ev };
     let ts = now();
     ev.decision = verdict;

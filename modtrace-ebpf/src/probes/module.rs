@@ -4,6 +4,7 @@ use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use modtrace_common::{ModuleEvent, drop, kind, ring};
 
 use crate::{
+    kernel,
     maps::{LOADS, count_drop},
     mem::zero,
     task::{fill_header, now},
@@ -15,7 +16,7 @@ use modtrace_common::tp::{FREE_NAME as FREE_NAME_OFFSET, LOAD_NAME as LOAD_NAME_
 pub fn module_load(ctx: TracePointContext) -> u32 {
     super::load::mark_linked();
     // A read that can fail would fork the verifier's walk of all that follows.
-    let taints: u32 = super::record_field(&ctx, LOAD_TAINTS_OFFSET);
+    let taints: u32 = kernel::record_field(&ctx, LOAD_TAINTS_OFFSET);
     match send(&ctx, kind::LOADED, taints, LOAD_NAME_OFFSET) {
         Ok(()) | Err(_) => 0,
     }
@@ -33,6 +34,8 @@ fn send(ctx: &TracePointContext, event_kind: u32, taints: u32, name_offset: usiz
         count_drop(ring::LOADS);
         return Ok(());
     };
+    // SAFETY: reserved ring memory, ours until submit or discard; the event is
+    // all integers, each written before it is submitted.
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     if !fill_header(&mut ev.header, event_kind, now()) {
         entry.discard(0);
@@ -41,7 +44,7 @@ fn send(ctx: &TracePointContext, event_kind: u32, taints: u32, name_offset: usiz
     ev.taints = taints;
     ev._pad = 0;
     zero(&mut ev.name);
-    if let Err(e) = super::read_data_loc(ctx, name_offset, &mut ev.name) {
+    if let Err(e) = kernel::read_data_loc(ctx, name_offset, &mut ev.name) {
         entry.discard(0);
         count_drop(drop::MODULE_NAME_UNREAD);
         return Err(e);
