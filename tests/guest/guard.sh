@@ -11,9 +11,9 @@
 GUARD_OUTSIDE=tcp_scalable
 # Autoloads tcp_scalable: the kernel requests tcp_scalable for root.
 GUARD_CC=/proc/sys/net/ipv4/tcp_congestion_control
-# After the guard was stopped and started anew: requests tcp_westwood, outside
+# After the guard was stopped and started anew: requests tcp_hybla, outside
 # the profile too (xtask's RESTART_ALIAS).
-GUARD_RESTART_CC=westwood
+GUARD_RESTART_CC=hybla
 
 # Debian's 6.12 and newer modules are .ko.xz, which bookworm's kmod loads with
 # init_module from memory: the guard must then allow init_module, by name.

@@ -13,7 +13,7 @@ use crate::scenario as sc;
 /// Outside the learned profile (tests/guest/guard.sh's GUARD_OUTSIDE).
 const OUTSIDE: &str = "tcp_scalable";
 /// Asked for after the guard was stopped and started anew (GUARD_RESTART_CC).
-const RESTART_ALIAS: &str = "tcp_westwood";
+const RESTART_ALIAS: &str = "tcp_hybla";
 
 /// The section's records; lines that are not one are passed over.
 fn records(f: &Facts, section: &str) -> Result<Vec<Value>, String> {

@@ -615,7 +615,7 @@ fn guard_decisions() -> Vec<Value> {
         guard_decision("guard_denied", "request", "enforce", "sh", json!({"alias": "tcp_scalable"})),
         guard_decision("guard_denied", "finit_module", "enforce", "insmod", json!({"file": "renamed.ko", "dev": "0:22", "ino": 66})),
         guard_decision("guard_denied", "init_module", "enforce", "modtrace-guest", json!({})),
-        guard_decision("guard_denied", "request", "enforce", "sh", json!({"alias": "tcp_westwood"})),
+        guard_decision("guard_denied", "request", "enforce", "sh", json!({"alias": "tcp_hybla"})),
     ]
 }
 
@@ -1409,8 +1409,8 @@ fn every_guard_check_can_fail() {
     expect_failure("guard_stop_restores_loading", f, |r| r.set_exit_code("guard-status-after", 0));
     expect_failure("guard_log_carries_the_refusals", f, |r| without(r, "guard-log.jsonl", "guard_denied", "alias", "tcp_scalable"));
     expect_failure("guard_log_carries_the_refusals", f, |r| r.set_exit_code("guard-log", 1));
-    expect_failure("guard_watchers_follow_the_guard", f, |r| without(r, "guard-trace.jsonl", "guard_denied", "alias", "tcp_westwood"));
-    expect_failure("guard_watchers_follow_the_guard", f, |r| without(r, "guard-log.jsonl", "guard_denied", "alias", "tcp_westwood"));
+    expect_failure("guard_watchers_follow_the_guard", f, |r| without(r, "guard-trace.jsonl", "guard_denied", "alias", "tcp_hybla"));
+    expect_failure("guard_watchers_follow_the_guard", f, |r| without(r, "guard-log.jsonl", "guard_denied", "alias", "tcp_hybla"));
     expect_failure("guard_watchers_follow_the_guard", f, |r| r.set_exit_code("guard-restart-start", 1));
     expect_failure("guard_watchers_follow_the_guard", f, |r| r.set_exit_code("guard-restart-autoload", 0));
     expect_failure("guard_cost_of_a_decision_measured", f, |r| r.replace("guard-cost-refused.stdout", "errors=1:1000", "errors=1:999,17:1"));
