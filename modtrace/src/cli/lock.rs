@@ -31,7 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let profile = super::generate::load_profile(&args.profile)?;
     let paths = SystemPaths::new(&args.root);
     // Locking now: everything the boot starts has started, as with the late lock point.
-    let report = super::check::evaluate(&profile, &paths, Some(LockPoint::Late));
+    let report = crate::outputs::check::evaluate_system(&profile, &paths, Some(LockPoint::Late));
     let required: Vec<String> = match &report.plan {
         Some(plan) => plan.top_level.clone(),
         // No plan for this kernel (its index is unreadable): only with --force,

@@ -23,6 +23,7 @@ use crate::needs::trust;
 use crate::profile::{self, PreloadSources, Profile};
 use crate::needs::sitepolicy::SitePolicy;
 use crate::trace::snapshot::parse_proc_modules;
+use crate::validate;
 
 /// Where the system's files are: everything under `root` ("/" on a real system).
 #[derive(Debug, Clone)]
@@ -154,6 +155,33 @@ pub fn read_installed(paths: &SystemPaths) -> Option<Installed> {
 /// Modules configured in modules-load.d (and on the kernel command line).
 pub fn configured_modules(paths: &SystemPaths) -> BTreeSet<String> {
     profile::configured_reasons(&paths.preload_sources()).into_keys().collect()
+}
+
+/// The running kernel's target, from the state's release, or why not.
+pub fn running_target(paths: &SystemPaths, state: &State) -> Result<Target, String> {
+    let release = state
+        .release
+        .clone()
+        .ok_or_else(|| format!("{}: cannot read the kernel release", paths.osrelease().display()))?;
+    validate::check_release(&release).map_err(|rule| format!("kernel release {release:?}: {rule}"))?;
+    Target::open(&release, &paths.modules_dir(&release)).map_err(|e| e.to_string())
+}
+
+/// Runs the check for `profile` on the system under `paths`.
+pub fn evaluate_system(profile: &Profile, paths: &SystemPaths, lock_point: Option<LockPoint>) -> Report {
+    let state = read_state(paths);
+    let target = running_target(paths, &state);
+    let installed = read_installed(paths);
+    let lock_point = lock_point.or(installed.as_ref().and_then(|i| i.lock_point)).unwrap_or(LockPoint::AfterUdev);
+    evaluate(&Inputs {
+        profile,
+        target: target.as_ref().map_err(Clone::clone),
+        state: &state,
+        lock_point,
+        installed,
+        configured: configured_modules(paths),
+        site: SitePolicy::read(&paths.root),
+    })
 }
 
 /// What `check` works from.
