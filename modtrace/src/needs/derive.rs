@@ -3,6 +3,7 @@
 //! listed or left for review.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use super::names::validate;
 use super::sitepolicy::SitePolicy;
@@ -239,6 +240,18 @@ pub fn plan(profile: &Profile, target: &Target) -> Result<Plan, Vec<Invalid>> {
     derive(profile, &SitePolicy::default(), target)
 }
 
+/// The profile's needs as learned (nothing re-resolved), under the site
+/// policy of the system at `root`: what `modtrace report` shows. A profile with
+/// names that cannot be written still gets a report: an empty plan, and the
+/// names for the caller to warn about.
+pub fn as_learned(profile: &Profile, root: &Path) -> (Plan, Vec<Invalid>) {
+    let site = SitePolicy::read(root);
+    match derive(profile, &site, &Target::from_profile(profile)) {
+        Ok(plan) => (plan, Vec::new()),
+        Err(invalid) => (Plan::default(), invalid),
+    }
+}
+
 /// What `target` must load for `profile` under the site's policy `site`, and
 /// what is held back (for review, denied, disabled by the site). Refuses
 /// profiles with names that cannot be written safely (all of them listed).
@@ -361,4 +374,24 @@ pub fn derive(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<P
     }
     plan.warnings = profile_warnings(profile);
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{example_profile, TempDir};
+
+    #[test]
+    fn as_learned_is_an_empty_plan_and_the_bad_names_for_a_profile_that_cannot_be_used() {
+        let root = TempDir::new("as-learned");
+        let mut p = example_profile();
+        let (plan, invalid) = as_learned(&p, root.path());
+        assert!(invalid.is_empty(), "{invalid:?}");
+        assert!(plan.needs.contains_key("appletalk"), "{:?}", plan.needs.keys());
+
+        p.modules[0].name = "../appletalk".to_string();
+        let (plan, invalid) = as_learned(&p, root.path());
+        assert!(plan.needs.is_empty() && plan.top_level.is_empty(), "{plan:?}");
+        assert_eq!(invalid.first().map(|i| i.value.as_str()), Some("../appletalk"), "{invalid:?}");
+    }
 }

@@ -22,7 +22,7 @@ mod types;
 mod units;
 mod wording;
 
-pub use derive::{derive, plan, top_of};
+pub use derive::{as_learned, derive, plan, top_of};
 pub use names::validate;
 pub use trust::Trust;
 pub use types::{Cited, Held, Plan, Reason, Unresolved};
