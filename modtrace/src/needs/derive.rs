@@ -264,85 +264,11 @@ pub fn derive(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<P
     let mut bad_names = Vec::new();
     for e in entries(profile) {
         let lookup = required(target, &e.module, &e.key);
-        for m in lookup.loadable.iter().chain(&lookup.builtin) {
-            if let Err(rule) = check_module(m) {
-                bad_names.push(Invalid {
-                    what: "module name",
-                    value: m.clone(),
-                    place: format!("kernel {}: what {} resolves to", target.release, e.key.describe()),
-                    rule,
-                });
-            }
-        }
-        let accepted = e.reason.trust.trusted() || {
-            let mut names = vec![e.module.as_str()];
-            names.extend(e.reason.alias.as_deref());
-            decided(profile, &names, Verdict::Allow).is_some()
-        };
+        bad_names.extend(unwritable(target, &e, &lookup));
         if lookup.is_empty() {
-            let hint = match &e.key {
-                Key::Name(_) => None,
-                _ if !target.lookup(&e.module).is_empty() => Some(format!(
-                    "module {} still exists in {}, but {} no longer resolves to it",
-                    e.module,
-                    target.release,
-                    e.key.describe()
-                )),
-                _ => None,
-            };
-            if !accepted {
-                // Nothing to load for a cause nobody trusted: no blocker either.
-                let why =
-                    format!("{}; {} resolves to nothing in {}", e.reason.trust.why(), e.key.describe(), target.release);
-                hold(&mut plan.review, &e.module, why, &Cited { reason: e.reason.clone(), note: None });
-                continue;
-            }
-            plan.unresolved.push(Unresolved {
-                learned_as: e.module.clone(),
-                looked_up: e.key.describe(),
-                reason: e.reason.clone(),
-                hint,
-            });
-            continue;
-        }
-        let note = (!lookup.contains(&e.module)).then(|| {
-            let now: Vec<&str> = lookup.loadable.iter().chain(&lookup.builtin).map(String::as_str).collect();
-            format!(
-                "learned as {}; in {} {} resolves to {}",
-                e.module,
-                target.release,
-                e.key.describe(),
-                now.join(", ")
-            )
-        });
-        let cited = Cited { reason: e.reason.clone(), note };
-        for m in &lookup.builtin {
-            plan.builtin.entry(m.clone()).or_default().push(cited.clone());
-        }
-        let mut listed: Vec<(String, Cited)> = Vec::new();
-        for m in &lookup.loadable {
-            match status(profile, site, m, &e, &cited) {
-                Status::Listed(c) => listed.push((m.clone(), c)),
-                Status::Review(why) => hold(&mut plan.review, m, why, &cited),
-                Status::Denied(why) => hold(&mut plan.denied, m, why, &cited),
-                Status::Site(why) => hold(&mut plan.site_disabled, m, why, &cited),
-            }
-        }
-        for (m, c) in &listed {
-            plan.needs.entry(m.clone()).or_default().push(c.clone());
-        }
-        if listed.is_empty() {
-            continue;
-        }
-        for (unit, scope) in &e.units {
-            if let Some(why) = drop_in_refusal(unit, scope) {
-                plan.other_units.entry(unit.clone()).or_insert(why);
-                continue;
-            }
-            let needs = plan.units.entry(unit.clone()).or_default();
-            for (m, c) in &listed {
-                needs.entry(m.clone()).or_default().push(c.clone());
-            }
+            resolved_to_nothing(profile, target, &e, &mut plan);
+        } else {
+            place(profile, site, target, &e, &lookup, &mut plan);
         }
     }
     // A module listed for one cause is not held back for another.
@@ -358,22 +284,118 @@ pub fn derive(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<P
     plan.top_level = top;
     plan.brings = brings;
     for needs in plan.units.values_mut() {
-        let set: BTreeSet<String> = needs.keys().cloned().collect();
-        let (top, _) = top_of(&set, |m| target.closure(m));
-        // A dependency's reasons move to the unit's top-level module that brings it.
-        let mut kept: BTreeMap<String, Vec<Cited>> = BTreeMap::new();
-        for (m, cited) in std::mem::take(needs) {
-            let owner = if top.contains(&m) {
-                m.clone()
-            } else {
-                top.iter().find(|t| target.closure(t).contains(&m)).cloned().unwrap_or(m.clone())
-            };
-            kept.entry(owner).or_default().extend(cited);
-        }
-        *needs = kept;
+        fold_into_top_level(needs, target);
     }
     plan.warnings = profile_warnings(profile);
     Ok(plan)
+}
+
+/// The names the target kernel resolves a cause to that cannot be written safely.
+fn unwritable(target: &Target, e: &Entry, lookup: &Lookup) -> Vec<Invalid> {
+    let mut bad = Vec::new();
+    for m in lookup.loadable.iter().chain(&lookup.builtin) {
+        if let Err(rule) = check_module(m) {
+            bad.push(Invalid {
+                what: "module name",
+                value: m.clone(),
+                place: format!("kernel {}: what {} resolves to", target.release, e.key.describe()),
+                rule,
+            });
+        }
+    }
+    bad
+}
+
+/// A cause that resolves to no module in `target`: unresolved (which check
+/// blocks on) when it was trusted or accepted, else only held for review.
+fn resolved_to_nothing(profile: &Profile, target: &Target, e: &Entry, plan: &mut Plan) {
+    let accepted = e.reason.trust.trusted() || {
+        let mut names = vec![e.module.as_str()];
+        names.extend(e.reason.alias.as_deref());
+        decided(profile, &names, Verdict::Allow).is_some()
+    };
+    if !accepted {
+        // Nothing to load for a cause nobody trusted: no blocker either.
+        let why = format!("{}; {} resolves to nothing in {}", e.reason.trust.why(), e.key.describe(), target.release);
+        hold(&mut plan.review, &e.module, why, &Cited { reason: e.reason.clone(), note: None });
+        return;
+    }
+    let hint = match &e.key {
+        Key::Name(_) => None,
+        _ if !target.lookup(&e.module).is_empty() => Some(format!(
+            "module {} still exists in {}, but {} no longer resolves to it",
+            e.module,
+            target.release,
+            e.key.describe()
+        )),
+        _ => None,
+    };
+    plan.unresolved.push(Unresolved {
+        learned_as: e.module.clone(),
+        looked_up: e.key.describe(),
+        reason: e.reason.clone(),
+        hint,
+    });
+}
+
+/// Where the modules a cause resolves to go: built in, listed (and then needed
+/// by the cause's units), for review, denied or disabled by the site.
+fn place(profile: &Profile, site: &SitePolicy, target: &Target, e: &Entry, lookup: &Lookup, plan: &mut Plan) {
+    let note = (!lookup.contains(&e.module)).then(|| {
+        let now: Vec<&str> = lookup.loadable.iter().chain(&lookup.builtin).map(String::as_str).collect();
+        format!("learned as {}; in {} {} resolves to {}", e.module, target.release, e.key.describe(), now.join(", "))
+    });
+    let cited = Cited { reason: e.reason.clone(), note };
+    for m in &lookup.builtin {
+        plan.builtin.entry(m.clone()).or_default().push(cited.clone());
+    }
+    let mut listed: Vec<(String, Cited)> = Vec::new();
+    for m in &lookup.loadable {
+        match status(profile, site, m, e, &cited) {
+            Status::Listed(c) => listed.push((m.clone(), c)),
+            Status::Review(why) => hold(&mut plan.review, m, why, &cited),
+            Status::Denied(why) => hold(&mut plan.denied, m, why, &cited),
+            Status::Site(why) => hold(&mut plan.site_disabled, m, why, &cited),
+        }
+    }
+    for (m, c) in &listed {
+        plan.needs.entry(m.clone()).or_default().push(c.clone());
+    }
+    if !listed.is_empty() {
+        add_to_units(e, &listed, plan);
+    }
+}
+
+/// The listed modules of a cause, as needs of the units it is attributed to
+/// (those a drop-in can be written for; the others are kept with the reason).
+fn add_to_units(e: &Entry, listed: &[(String, Cited)], plan: &mut Plan) {
+    for (unit, scope) in &e.units {
+        if let Some(why) = drop_in_refusal(unit, scope) {
+            plan.other_units.entry(unit.clone()).or_insert(why);
+            continue;
+        }
+        let needs = plan.units.entry(unit.clone()).or_default();
+        for (m, c) in listed {
+            needs.entry(m.clone()).or_default().push(c.clone());
+        }
+    }
+}
+
+/// A unit's needs by its top-level modules: a dependency's reasons move to
+/// the unit's top-level module that brings it.
+fn fold_into_top_level(needs: &mut BTreeMap<String, Vec<Cited>>, target: &Target) {
+    let set: BTreeSet<String> = needs.keys().cloned().collect();
+    let (top, _) = top_of(&set, |m| target.closure(m));
+    let mut kept: BTreeMap<String, Vec<Cited>> = BTreeMap::new();
+    for (m, cited) in std::mem::take(needs) {
+        let owner = if top.contains(&m) {
+            m.clone()
+        } else {
+            top.iter().find(|t| target.closure(t).contains(&m)).cloned().unwrap_or(m.clone())
+        };
+        kept.entry(owner).or_default().extend(cited);
+    }
+    *needs = kept;
 }
 
 #[cfg(test)]
