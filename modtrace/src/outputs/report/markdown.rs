@@ -1,7 +1,9 @@
 //! The markdown format: tables and lists for an issue or a wiki.
 
-use super::wording::{dash, failed_what, header_line, shortened, shortened_long, summary_line, uid_cell, unit_sentence};
-use super::{unit_label, Report};
+use super::wording::{
+    dash, dependency_via, failed_what, header_line, shortened, shortened_long, summary_line, uid_cell, unit_sentence,
+};
+use super::{unit_label, FailedLoad, Held, MissingRequest, Report, TopLevel, UnitGroup};
 use crate::escape::text;
 
 fn md(s: &str) -> String {
@@ -26,87 +28,19 @@ pub(super) fn markdown(r: &Report) -> String {
         }
     }
     if let Some(modules) = &r.modules {
-        out.push_str("\n### Modules\n\n| Module | Count | Unit | UID | Process | Via |\n|---|---:|---|---|---|---|\n");
-        for m in modules {
-            let name = if m.taints.is_empty() {
-                format!("**{}**", md(&m.module))
-            } else {
-                format!("**{}** ({})", md(&m.module), m.taints.concat())
-            };
-            if m.triggers.is_empty() {
-                out.push_str(&format!("| {name} | {} | | | | |\n", m.count));
-            }
-            for (i, t) in m.triggers.iter().enumerate() {
-                out.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {} |\n",
-                    if i == 0 { name.as_str() } else { "" },
-                    t.count,
-                    code(&dash(&unit_label(t.unit.as_deref(), t.scope.as_ref()))),
-                    uid_cell(t),
-                    md(&dash(&t.process)),
-                    md(&shortened(&t.via)),
-                ));
-            }
-            for d in &m.dependencies {
-                let own = d.own_triggers.iter().map(|t| shortened(&t.via)).collect::<Vec<_>>();
-                let via = if own.is_empty() {
-                    "dependency".to_string()
-                } else {
-                    format!("dependency; also {}", own.join("; "))
-                };
-                out.push_str(&format!("| ↳ {} | {} | | | | {} |\n", md(&d.module), d.count, md(&via)));
-            }
-        }
+        out.push_str(&modules_table(modules));
     }
     if let Some(units) = &r.units {
-        out.push_str("\n### By unit\n");
-        for g in units {
-            out.push_str(&format!(
-                "\n#### {}\n\n",
-                match unit_label(g.unit.as_deref(), g.scope.as_ref()) {
-                    Some(u) if g.unit.is_some() => code(&u),
-                    _ => "No unit (preloaded, or outside systemd)".to_string(),
-                }
-            ));
-            for n in &g.needs {
-                out.push_str(&format!("- {}\n", md(&unit_sentence(g.unit.as_deref(), n))));
-            }
-        }
+        out.push_str(&by_unit(units));
     }
     if !r.requests_without_module.is_empty() {
-        out.push_str("\n### Requests that found no module\n\n| Alias | Count | Requested by |\n|---|---:|---|\n");
-        for m in &r.requests_without_module {
-            out.push_str(&format!("| {} | {} | {} |\n", code(&m.alias), m.count, md(&m.requested_by.join("; "))));
-        }
+        out.push_str(&missing_table(&r.requests_without_module));
     }
     if !r.failed.is_empty() {
-        out.push_str(
-            "\n### Failed loads\n\n| Module | Error | Count | Loader | Requested by |\n|---|---|---:|---|---|\n",
-        );
-        for f in &r.failed {
-            out.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
-                md(&failed_what(f)),
-                code(&f.error),
-                f.count,
-                md(&f.loader),
-                md(&dash(&f.requested_by))
-            ));
-        }
+        out.push_str(&failed_table(&r.failed));
     }
     if !r.needs_review.is_empty() {
-        out.push_str("\n### Needs review\n\nOnly processes that are not root on the host asked for these; not listed until accepted.\n\n| Module | Count | Why | Asked | Accept |\n|---|---:|---|---|---|\n");
-        for h in &r.needs_review {
-            let asked: Vec<String> = h.asked.iter().map(|a| shortened_long(a)).collect();
-            out.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
-                md(&h.module),
-                h.count,
-                md(&h.why),
-                md(&asked.join("; ")),
-                code(h.accept.as_deref().unwrap_or("-"))
-            ));
-        }
+        out.push_str(&review_table(&r.needs_review));
     }
     for (title, list) in [("Denied", &r.denied), ("Disabled by site policy", &r.site_disabled)] {
         if list.is_empty() {
@@ -118,5 +52,96 @@ pub(super) fn markdown(r: &Report) -> String {
         }
     }
     out.push_str(&format!("\n**Summary:** {}\n", md(&summary_line(r))));
+    out
+}
+
+/// Top-level modules, one row per cause, their dependencies below them.
+fn modules_table(modules: &[TopLevel]) -> String {
+    let mut out =
+        "\n### Modules\n\n| Module | Count | Unit | UID | Process | Via |\n|---|---:|---|---|---|---|\n".to_string();
+    for m in modules {
+        let name = if m.taints.is_empty() {
+            format!("**{}**", md(&m.module))
+        } else {
+            format!("**{}** ({})", md(&m.module), m.taints.concat())
+        };
+        if m.triggers.is_empty() {
+            out.push_str(&format!("| {name} | {} | | | | |\n", m.count));
+        }
+        for (i, t) in m.triggers.iter().enumerate() {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                if i == 0 { name.as_str() } else { "" },
+                t.count,
+                code(&dash(&unit_label(t.unit.as_deref(), t.scope.as_ref()))),
+                uid_cell(t),
+                md(&dash(&t.process)),
+                md(&shortened(&t.via)),
+            ));
+        }
+        for d in &m.dependencies {
+            out.push_str(&format!("| ↳ {} | {} | | | | {} |\n", md(&d.module), d.count, md(&dependency_via(d))));
+        }
+    }
+    out
+}
+
+/// One heading per unit, one sentence per need.
+fn by_unit(units: &[UnitGroup]) -> String {
+    let mut out = "\n### By unit\n".to_string();
+    for g in units {
+        out.push_str(&format!(
+            "\n#### {}\n\n",
+            match unit_label(g.unit.as_deref(), g.scope.as_ref()) {
+                Some(u) if g.unit.is_some() => code(&u),
+                _ => "No unit (preloaded, or outside systemd)".to_string(),
+            }
+        ));
+        for n in &g.needs {
+            out.push_str(&format!("- {}\n", md(&unit_sentence(g.unit.as_deref(), n))));
+        }
+    }
+    out
+}
+
+fn missing_table(missing: &[MissingRequest]) -> String {
+    let mut out =
+        "\n### Requests that found no module\n\n| Alias | Count | Requested by |\n|---|---:|---|\n".to_string();
+    for m in missing {
+        out.push_str(&format!("| {} | {} | {} |\n", code(&m.alias), m.count, md(&m.requested_by.join("; "))));
+    }
+    out
+}
+
+fn failed_table(failed: &[FailedLoad]) -> String {
+    let mut out = String::from(
+        "\n### Failed loads\n\n| Module | Error | Count | Loader | Requested by |\n|---|---|---:|---|---|\n",
+    );
+    for f in failed {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            md(&failed_what(f)),
+            code(&f.error),
+            f.count,
+            md(&f.loader),
+            md(&dash(&f.requested_by))
+        ));
+    }
+    out
+}
+
+fn review_table(review: &[Held]) -> String {
+    let mut out = "\n### Needs review\n\nOnly processes that are not root on the host asked for these; not listed until accepted.\n\n| Module | Count | Why | Asked | Accept |\n|---|---:|---|---|---|\n".to_string();
+    for h in review {
+        let asked: Vec<String> = h.asked.iter().map(|a| shortened_long(a)).collect();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            md(&h.module),
+            h.count,
+            md(&h.why),
+            md(&asked.join("; ")),
+            code(h.accept.as_deref().unwrap_or("-"))
+        ));
+    }
     out
 }

@@ -1,7 +1,9 @@
 //! The table format: aligned columns for a person at a terminal.
 
-use super::wording::{dash, failed_what, header_line, shortened, shortened_long, summary_line, uid_cell, unit_sentence};
-use super::{unit_label, Report};
+use super::wording::{
+    dash, dependency_via, failed_what, header_line, shortened, shortened_long, summary_line, uid_cell, unit_sentence,
+};
+use super::{unit_label, FailedLoad, MissingRequest, Report, TopLevel, UnitGroup};
 use crate::escape::text;
 
 /// Aligned columns; the columns listed in `right` are right-aligned.
@@ -45,79 +47,77 @@ pub(super) fn table(r: &Report) -> String {
     }
     out.push('\n');
     if let Some(modules) = &r.modules {
-        let mut rows =
-            vec![vec!["MODULE".into(), "COUNT".into(), "UNIT".into(), "UID".into(), "PROCESS".into(), "VIA".into()]];
-        for m in modules {
-            let name =
-                if m.taints.is_empty() { m.module.clone() } else { format!("{} ({})", m.module, m.taints.concat()) };
-            if m.triggers.is_empty() {
-                rows.push(vec![name.clone(), m.count.to_string(), "-".into(), "-".into(), "-".into(), "-".into()]);
-            }
-            for (i, t) in m.triggers.iter().enumerate() {
-                rows.push(vec![
-                    if i == 0 { name.clone() } else { String::new() },
-                    t.count.to_string(),
-                    dash(&unit_label(t.unit.as_deref(), t.scope.as_ref())),
-                    uid_cell(t),
-                    dash(&t.process),
-                    shortened(&t.via),
-                ]);
-            }
-            for d in &m.dependencies {
-                let own = d.own_triggers.iter().map(|t| shortened(&t.via)).collect::<Vec<_>>();
-                let via = if own.is_empty() {
-                    "dependency".to_string()
-                } else {
-                    format!("dependency; also {}", own.join("; "))
-                };
-                rows.push(vec![
-                    format!("  {}", d.module),
-                    d.count.to_string(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    via,
-                ]);
-            }
-        }
-        out.push_str(&columns(&rows, &[1]));
+        out.push_str(&modules_table(modules));
     }
     if let Some(units) = &r.units {
-        for g in units {
-            let label = unit_label(g.unit.as_deref(), g.scope.as_ref());
-            let label = label.as_deref().unwrap_or("(no unit: preloaded, or outside systemd)");
-            out.push_str(&format!("{}\n", text(label)));
-            for n in &g.needs {
-                out.push_str(&format!("  {}\n", text(&unit_sentence(g.unit.as_deref(), n))));
-            }
-        }
+        out.push_str(&by_unit(units));
     }
     out.push_str(&held_text(r));
     if !r.requests_without_module.is_empty() {
-        out.push_str("\nRequests that found no module (they fail now, and after a lock too):\n");
-        let mut rows = vec![vec!["ALIAS".into(), "COUNT".into(), "REQUESTED BY".into()]];
-        for m in &r.requests_without_module {
-            rows.push(vec![m.alias.clone(), m.count.to_string(), m.requested_by.join("; ")]);
-        }
-        out.push_str(&columns(&rows, &[1]));
+        out.push_str(&missing_table(&r.requests_without_module));
     }
     if !r.failed.is_empty() {
-        out.push_str("\nFailed loads:\n");
-        let mut rows =
-            vec![vec!["MODULE".into(), "ERROR".into(), "COUNT".into(), "LOADER".into(), "REQUESTED BY".into()]];
-        for f in &r.failed {
-            rows.push(vec![
-                failed_what(f),
-                f.error.clone(),
-                f.count.to_string(),
-                f.loader.clone(),
-                dash(&f.requested_by),
-            ]);
-        }
-        out.push_str(&columns(&rows, &[2]));
+        out.push_str(&failed_table(&r.failed));
     }
     out.push_str(&format!("\n{}\n", summary_line(r)));
     out
+}
+
+/// Top-level modules, one row per cause, their dependencies indented below them.
+fn modules_table(modules: &[TopLevel]) -> String {
+    let mut rows =
+        vec![vec!["MODULE".into(), "COUNT".into(), "UNIT".into(), "UID".into(), "PROCESS".into(), "VIA".into()]];
+    for m in modules {
+        let name = if m.taints.is_empty() { m.module.clone() } else { format!("{} ({})", m.module, m.taints.concat()) };
+        if m.triggers.is_empty() {
+            rows.push(vec![name.clone(), m.count.to_string(), "-".into(), "-".into(), "-".into(), "-".into()]);
+        }
+        for (i, t) in m.triggers.iter().enumerate() {
+            rows.push(vec![
+                if i == 0 { name.clone() } else { String::new() },
+                t.count.to_string(),
+                dash(&unit_label(t.unit.as_deref(), t.scope.as_ref())),
+                uid_cell(t),
+                dash(&t.process),
+                shortened(&t.via),
+            ]);
+        }
+        for d in &m.dependencies {
+            let (module, count, via) = (format!("  {}", d.module), d.count.to_string(), dependency_via(d));
+            rows.push(vec![module, count, String::new(), String::new(), String::new(), via]);
+        }
+    }
+    columns(&rows, &[1])
+}
+
+/// Each unit's label, and one sentence per need under it.
+fn by_unit(units: &[UnitGroup]) -> String {
+    let mut out = String::new();
+    for g in units {
+        let label = unit_label(g.unit.as_deref(), g.scope.as_ref());
+        let label = label.as_deref().unwrap_or("(no unit: preloaded, or outside systemd)");
+        out.push_str(&format!("{}\n", text(label)));
+        for n in &g.needs {
+            out.push_str(&format!("  {}\n", text(&unit_sentence(g.unit.as_deref(), n))));
+        }
+    }
+    out
+}
+
+fn missing_table(missing: &[MissingRequest]) -> String {
+    let mut rows = vec![vec!["ALIAS".into(), "COUNT".into(), "REQUESTED BY".into()]];
+    for m in missing {
+        rows.push(vec![m.alias.clone(), m.count.to_string(), m.requested_by.join("; ")]);
+    }
+    format!("\nRequests that found no module (they fail now, and after a lock too):\n{}", columns(&rows, &[1]))
+}
+
+fn failed_table(failed: &[FailedLoad]) -> String {
+    let mut rows = vec![vec!["MODULE".into(), "ERROR".into(), "COUNT".into(), "LOADER".into(), "REQUESTED BY".into()]];
+    for f in failed {
+        rows.push(vec![failed_what(f), f.error.clone(), f.count.to_string(), f.loader.clone(), dash(&f.requested_by)]);
+    }
+    format!("\nFailed loads:\n{}", columns(&rows, &[2]))
 }
 
 /// The held-back modules as text: for review (with the command that accepts

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Cause, FailedLoad, Report, UnitNeed};
+use super::{Cause, Dependency, FailedLoad, Report, UnitNeed};
 use crate::profile::TriggerKind;
 
 /// A CPU's modalias lists every CPU feature: hundreds of characters that would
@@ -66,6 +66,16 @@ pub(super) fn uid_cell(c: &Cause) -> String {
         (TriggerKind::Preloaded, _) => "-".to_string(),
         (_, Some(u)) => u.to_string(),
         (_, None) => "?".to_string(),
+    }
+}
+
+/// A dependency's cell: "dependency", and its other causes, shortened.
+pub(super) fn dependency_via(d: &Dependency) -> String {
+    let own = d.own_triggers.iter().map(|t| shortened(&t.via)).collect::<Vec<_>>();
+    if own.is_empty() {
+        "dependency".to_string()
+    } else {
+        format!("dependency; also {}", own.join("; "))
     }
 }
 
