@@ -144,8 +144,36 @@ fn process_name(comm: &str, exe: Option<&str>) -> String {
     }
 }
 
+/// Where a cause happened (unit, scope, uid).
+type At = (Option<String>, Option<Scope>, Option<u32>);
+
 impl Cause {
     fn of(t: &Trigger) -> Cause {
+        let ((unit, scope, uid), process, via) = Cause::who_and_via(t);
+        let via = match &t.needed_by {
+            Some(n) => format!("{via} (for {n})"),
+            None => via,
+        };
+        let via = match &t.stage {
+            Some(stage) => format!("{via} in the {stage}"),
+            None => via,
+        };
+        let trust = trust::of_trigger(t);
+        Cause {
+            kind: t.kind,
+            unit,
+            scope,
+            uid,
+            trusted: trust.trusted(),
+            trust: trust.why().to_string(),
+            process,
+            via,
+            count: t.count,
+        }
+    }
+
+    /// Where the cause happened, who acted, and through what, by its kind.
+    fn who_and_via(t: &Trigger) -> (At, Option<String>, String) {
         let requester = t.requester.as_ref();
         let loader = t.loader.as_ref();
         let req_name = requester.map(|r| process_name(&r.comm, r.exe.as_deref()));
@@ -153,7 +181,7 @@ impl Cause {
         let req_at = requester.map(|r| (r.unit.clone(), Some(r.scope.clone()), r.uid));
         let loader_at = loader.map(|l| (l.unit.clone(), Some(l.scope.clone()), l.uid));
         let none = (None, None, None);
-        let (at, process, via) = match t.kind {
+        match t.kind {
             TriggerKind::Request => {
                 let via = t.via.as_ref().map(|v| format!(" via {v}")).unwrap_or_default();
                 (req_at.unwrap_or(none), req_name, format!("request {}{via}", t.alias.as_deref().unwrap_or("?")))
@@ -186,27 +214,6 @@ impl Cause {
                 loader_name,
                 format!("unknown: {}", t.reason.as_deref().unwrap_or("no request explains it")),
             ),
-        };
-        let via = match &t.needed_by {
-            Some(n) => format!("{via} (for {n})"),
-            None => via,
-        };
-        let via = match &t.stage {
-            Some(stage) => format!("{via} in the {stage}"),
-            None => via,
-        };
-        let (unit, scope, uid) = at;
-        let trust = trust::of_trigger(t);
-        Cause {
-            kind: t.kind,
-            unit,
-            scope,
-            uid,
-            trusted: trust.trusted(),
-            trust: trust.why().to_string(),
-            process,
-            via,
-            count: t.count,
         }
     }
 }
@@ -238,15 +245,17 @@ fn folded_deps<'a>(profile: &'a Profile, top: &'a Module) -> Vec<&'a Module> {
     out
 }
 
-/// Causes worth showing for a dependency besides being one: not "preloaded
+/// Triggers worth showing for a dependency besides being one: not "preloaded
 /// before learning", which modules.dep already explains.
-fn own_triggers(m: &Module) -> Vec<Cause> {
+fn own(m: &Module) -> impl Iterator<Item = &Trigger> {
     m.triggers
         .iter()
         .filter(|t| t.needed_by.is_none())
         .filter(|t| !(t.kind == TriggerKind::Preloaded && t.reason.as_deref() == Some(crate::profile::BEFORE_LEARNING)))
-        .map(Cause::of)
-        .collect()
+}
+
+fn own_triggers(m: &Module) -> Vec<Cause> {
+    own(m).map(Cause::of).collect()
 }
 
 /// "comm (exe), unit" with the unit's scope when it is not the host's, and the
@@ -292,58 +301,10 @@ fn folded_row(f: &crate::profile::FoldedRequests) -> MissingRequest {
 /// profile (what is listed, held for review, denied, disabled by the site).
 pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
     let top: Vec<&Module> = profile.modules.iter().filter(|m| m.top_level).collect();
-    let mut missing: Vec<MissingRequest> = profile
-        .requests
-        .iter()
-        .filter(|r| r.resolves_to.is_empty())
-        .map(|r| MissingRequest {
-            alias: r.alias.clone(),
-            count: r.count,
-            requested_by: r
-                .requesters
-                .iter()
-                .map(|c| placed(&c.who.comm, c.who.exe.as_deref(), c.who.unit.as_deref(), &c.who.scope, c.who.uid))
-                .chain((r.requesters_folded > 0).then(|| format!("{} more by untrusted ones", r.requesters_folded)))
-                .collect(),
-        })
-        .collect();
-    missing.extend(profile.folded_requests.iter().map(folded_row));
-    let failed: Vec<FailedLoad> = profile
-        .failed
-        .iter()
-        .map(|f| FailedLoad {
-            module: f.module.clone(),
-            alias: f.alias.clone(),
-            error: f.error.clone().unwrap_or_else(|| format!("{}", f.ret)),
-            loader: placed(&f.loader.comm, f.loader.exe.as_deref(), f.loader.unit.as_deref(), &f.loader.scope, f.loader.uid),
-            requested_by: f.requester.as_ref().map(|r| placed(&r.comm, r.exe.as_deref(), r.unit.as_deref(), &r.scope, r.uid)),
-            count: f.count,
-        })
-        .collect();
+    let missing = missing_requests(profile);
+    let failed = failed_loads(profile);
     let lost = profile.lost_events();
-    let mut warnings = Vec::new();
-    if lost > 0 {
-        warnings.push(format!(
-            "{lost} kernel events were lost while learning: this profile may miss modules; learn again before locking"
-        ));
-    }
-    let unknown: Vec<&str> = profile
-        .modules
-        .iter()
-        .filter(|m| m.triggers.iter().any(|t| t.kind == TriggerKind::Unknown))
-        .map(|m| m.name.as_str())
-        .collect();
-    if !unknown.is_empty() {
-        warnings.push(format!("no cause could be told for some loads of: {}", unknown.join(", ")));
-    }
-    if profile.sessions.is_empty() {
-        warnings.push("the profile has no learning session".to_string());
-    }
-    if let Some(old) = &profile.migrated_from {
-        warnings.push(format!(
-            "read as {old}, which recorded no uid: its requests and loads need review (modtrace review) or a new learning session"
-        ));
-    }
+    let warnings = warnings(profile, lost);
     let needs_review = held(&plan.review, true);
 
     let (modules, units) = match by {
@@ -376,6 +337,71 @@ pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
         site_disabled: held(&plan.site_disabled, false),
         warnings,
     }
+}
+
+/// Requests that found no module, and the folded entries of the bound.
+fn missing_requests(profile: &Profile) -> Vec<MissingRequest> {
+    let mut missing: Vec<MissingRequest> = profile
+        .requests
+        .iter()
+        .filter(|r| r.resolves_to.is_empty())
+        .map(|r| MissingRequest {
+            alias: r.alias.clone(),
+            count: r.count,
+            requested_by: r
+                .requesters
+                .iter()
+                .map(|c| placed(&c.who.comm, c.who.exe.as_deref(), c.who.unit.as_deref(), &c.who.scope, c.who.uid))
+                .chain((r.requesters_folded > 0).then(|| format!("{} more by untrusted ones", r.requesters_folded)))
+                .collect(),
+        })
+        .collect();
+    missing.extend(profile.folded_requests.iter().map(folded_row));
+    missing
+}
+
+fn failed_loads(profile: &Profile) -> Vec<FailedLoad> {
+    profile
+        .failed
+        .iter()
+        .map(|f| FailedLoad {
+            module: f.module.clone(),
+            alias: f.alias.clone(),
+            error: f.error.clone().unwrap_or_else(|| format!("{}", f.ret)),
+            loader: placed(&f.loader.comm, f.loader.exe.as_deref(), f.loader.unit.as_deref(), &f.loader.scope, f.loader.uid),
+            requested_by: f.requester.as_ref().map(|r| placed(&r.comm, r.exe.as_deref(), r.unit.as_deref(), &r.scope, r.uid)),
+            count: f.count,
+        })
+        .collect()
+}
+
+/// What to know before trusting the profile: lost events, loads with no
+/// cause, no session, an old format.
+fn warnings(profile: &Profile, lost: u64) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if lost > 0 {
+        warnings.push(format!(
+            "{lost} kernel events were lost while learning: this profile may miss modules; learn again before locking"
+        ));
+    }
+    let unknown: Vec<&str> = profile
+        .modules
+        .iter()
+        .filter(|m| m.triggers.iter().any(|t| t.kind == TriggerKind::Unknown))
+        .map(|m| m.name.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        warnings.push(format!("no cause could be told for some loads of: {}", unknown.join(", ")));
+    }
+    if profile.sessions.is_empty() {
+        warnings.push("the profile has no learning session".to_string());
+    }
+    if let Some(old) = &profile.migrated_from {
+        warnings.push(format!(
+            "read as {old}, which recorded no uid: its requests and loads need review (modtrace review) or a new learning session"
+        ));
+    }
+    warnings
 }
 
 fn top_level(profile: &Profile, m: &Module) -> TopLevel {
@@ -425,14 +451,7 @@ fn by_unit(profile: &Profile) -> Vec<UnitGroup> {
         let shown: Vec<&Trigger> = if m.top_level {
             m.triggers.iter().filter(|t| t.needed_by.is_none()).collect()
         } else {
-            m.triggers
-                .iter()
-                .filter(|t| {
-                    t.needed_by.is_none()
-                        && !(t.kind == TriggerKind::Preloaded
-                            && t.reason.as_deref() == Some(crate::profile::BEFORE_LEARNING))
-                })
-                .collect()
+            own(m).collect()
         };
         for t in shown {
             let cause = Cause::of(t);
