@@ -44,49 +44,8 @@ pub fn loader_who(l: &crate::profile::Loader) -> String {
 /// A person's summary of a trigger.
 pub fn describe_trigger(t: &Trigger) -> String {
     let base = match t.kind {
-        TriggerKind::Request => {
-            let mut s = format!("request for {}", t.alias.as_deref().unwrap_or("an unknown alias"));
-            if let Some(r) = &t.requester {
-                s.push_str(&format!(" by {}", who(r)));
-            }
-            if !t.also_requested_by.is_empty() {
-                let others: Vec<String> = t.also_requested_by.iter().map(who).collect();
-                s.push_str(&format!(", also by {}", others.join(", ")));
-            }
-            if !t.candidates.is_empty() {
-                let mut others: Vec<String> = t.candidates.iter().map(who).collect();
-                if t.candidates_folded > 0 {
-                    others.push(format!("{} more untrusted", t.candidates_folded));
-                }
-                s.push_str(&format!(", or by {} (any of them could have been waiting)", others.join(", ")));
-            }
-            match &t.via {
-                Some(via) if via.ends_with(".mount") => s.push_str(&format!(", through the automount's {via}")),
-                Some(via) => s.push_str(&format!(", through {via}")),
-                None => {}
-            }
-            s
-        }
-        TriggerKind::Explicit => {
-            let mut s = match &t.loader {
-                Some(l) => format!("loaded by {}", loader_who(l)),
-                None => "loaded explicitly".to_string(),
-            };
-            let asked: Vec<String> = t.requester.iter().chain(&t.also_requested_by).map(who).collect();
-            match &t.via {
-                Some(via) if via.starts_with("modprobe@") => {
-                    s.push_str(&format!(" for {}, wanted by {}", via, asked.join(", ")));
-                }
-                // A deputy (onbehalf.rs) for its client.
-                Some(via) => s.push_str(&format!(", for {} through {via}", asked.join(", "))),
-                None => {
-                    if let Some(r) = &t.requester {
-                        s.push_str(&format!(", run by {}", who(r)));
-                    }
-                }
-            }
-            s
-        }
+        TriggerKind::Request => describe_request(t),
+        TriggerKind::Explicit => describe_explicit(t),
         TriggerKind::Udev => match &t.device {
             Some(d) => format!(
                 "udev, for device {}{}",
@@ -106,6 +65,54 @@ pub fn describe_trigger(t: &Trigger) -> String {
     };
     let stage = t.stage.as_deref().map(|s| format!(", in the {s}")).unwrap_or_default();
     format!("{base}{stage}; {}", times(t.count))
+}
+
+/// A request: the alias, who asked (and who else may have been waiting), and
+/// what it went through.
+fn describe_request(t: &Trigger) -> String {
+    let mut s = format!("request for {}", t.alias.as_deref().unwrap_or("an unknown alias"));
+    if let Some(r) = &t.requester {
+        s.push_str(&format!(" by {}", who(r)));
+    }
+    if !t.also_requested_by.is_empty() {
+        let others: Vec<String> = t.also_requested_by.iter().map(who).collect();
+        s.push_str(&format!(", also by {}", others.join(", ")));
+    }
+    if !t.candidates.is_empty() {
+        let mut others: Vec<String> = t.candidates.iter().map(who).collect();
+        if t.candidates_folded > 0 {
+            others.push(format!("{} more untrusted", t.candidates_folded));
+        }
+        s.push_str(&format!(", or by {} (any of them could have been waiting)", others.join(", ")));
+    }
+    match &t.via {
+        Some(via) if via.ends_with(".mount") => s.push_str(&format!(", through the automount's {via}")),
+        Some(via) => s.push_str(&format!(", through {via}")),
+        None => {}
+    }
+    s
+}
+
+/// An explicit load: who loaded it, and for whom.
+fn describe_explicit(t: &Trigger) -> String {
+    let mut s = match &t.loader {
+        Some(l) => format!("loaded by {}", loader_who(l)),
+        None => "loaded explicitly".to_string(),
+    };
+    let asked: Vec<String> = t.requester.iter().chain(&t.also_requested_by).map(who).collect();
+    match &t.via {
+        Some(via) if via.starts_with("modprobe@") => {
+            s.push_str(&format!(" for {}, wanted by {}", via, asked.join(", ")));
+        }
+        // A deputy (onbehalf.rs) for its client.
+        Some(via) => s.push_str(&format!(", for {} through {via}", asked.join(", "))),
+        None => {
+            if let Some(r) = &t.requester {
+                s.push_str(&format!(", run by {}", who(r)));
+            }
+        }
+    }
+    s
 }
 
 /// What a person should know about how complete the profile is.
