@@ -159,7 +159,7 @@ pub fn configured_modules(paths: &SystemPaths) -> BTreeSet<String> {
 }
 
 /// The running kernel's target, from the state's release, or why not.
-pub fn running_target(paths: &SystemPaths, state: &State) -> Result<Target, String> {
+fn running_target(paths: &SystemPaths, state: &State) -> Result<Target, String> {
     let release = state
         .release
         .clone()
@@ -1088,6 +1088,25 @@ mod tests {
             site: SitePolicy::default(),
         });
         assert!(report.blockers.iter().any(|b| b.contains("no modules.dep.bin")), "{:?}", report.blockers);
+    }
+
+    /// The system check reads the release and the index under the root: no
+    /// index there, or a release that is no name, blocks; the lock point is
+    /// the one asked for, else after-udev when no lock unit is installed.
+    #[test]
+    fn the_system_check_reads_the_kernel_under_the_root() {
+        let r = root(Some(LOADED));
+        let p = example_profile();
+        let paths = SystemPaths::new(r.path());
+        let report = evaluate_system(&p, &paths, None);
+        let blocked = |report: &Report, words: &str| report.blockers.iter().any(|b| b.contains(words));
+        assert!(blocked(&report, "cannot check the profile against this kernel: "), "{:?}", report.blockers);
+        assert!(report.info.iter().any(|i| i == "lock point checked: after-udev"), "{:?}", report.info);
+
+        fs::write(r.join("proc/sys/kernel/osrelease"), "../6.1\n").unwrap();
+        let report = evaluate_system(&p, &paths, Some(LockPoint::Late));
+        assert!(blocked(&report, "kernel release \"../6.1\": "), "{:?}", report.blockers);
+        assert!(report.info.iter().any(|i| i == "lock point checked: late"), "{:?}", report.info);
     }
 
     /// A module found loaded before learning that nothing explains: for
