@@ -5,12 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use super::docs::{Page, PROFILE, USAGE};
 
-use crate::outputs::check::{self, Inputs, SystemPaths};
-use crate::needs::target::Target;
+use crate::outputs::check::{self, SystemPaths};
 use crate::outputs::generate::LockPoint;
-use crate::validate;
-use crate::profile::{self, Profile};
-use crate::needs::sitepolicy::SitePolicy;
+use crate::profile;
 
 /// `--help`'s long text, and the man page's description.
 pub const ABOUT: &str = concat!(
@@ -70,37 +67,10 @@ pub struct Args {
     pub root: PathBuf,
 }
 
-/// The running kernel's target, from the state's release, or why not.
-pub fn running_target(paths: &SystemPaths, state: &check::State) -> Result<Target, String> {
-    let release = state
-        .release
-        .clone()
-        .ok_or_else(|| format!("{}: cannot read the kernel release", paths.osrelease().display()))?;
-    validate::check_release(&release).map_err(|rule| format!("kernel release {release:?}: {rule}"))?;
-    Target::open(&release, &paths.modules_dir(&release)).map_err(|e| e.to_string())
-}
-
-/// Runs the check for `profile` on the system under `paths`.
-pub fn evaluate(profile: &Profile, paths: &SystemPaths, lock_point: Option<LockPoint>) -> check::Report {
-    let state = check::read_state(paths);
-    let target = running_target(paths, &state);
-    let installed = check::read_installed(paths);
-    let lock_point = lock_point.or(installed.as_ref().and_then(|i| i.lock_point)).unwrap_or(LockPoint::AfterUdev);
-    check::evaluate(&Inputs {
-        profile,
-        target: target.as_ref().map_err(Clone::clone),
-        state: &state,
-        lock_point,
-        installed,
-        configured: check::configured_modules(paths),
-        site: SitePolicy::read(&paths.root),
-    })
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let profile = crate::profile::load_existing(&args.profile)?;
     let paths = SystemPaths::new(&args.root);
-    let report = evaluate(&profile, &paths, args.lock_point);
+    let report = check::evaluate_system(&profile, &paths, args.lock_point);
     print!("{}", check::render(&report));
     Ok(if report.safe() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

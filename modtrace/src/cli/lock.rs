@@ -68,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let profile = crate::profile::load_existing(&args.profile)?;
     let paths = SystemPaths::new(&args.root);
     // Locking now: everything the boot starts has started, as with the late lock point.
-    let report = super::check::evaluate(&profile, &paths, Some(LockPoint::Late));
+    let report = crate::outputs::check::evaluate_system(&profile, &paths, Some(LockPoint::Late));
     for w in &report.warnings {
         eprintln!("modtrace: warning: {w}");
     }

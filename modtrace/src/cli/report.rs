@@ -4,11 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use super::docs::{Page, PROFILE, ERROR, USAGE};
 
-
-use crate::needs::target::Target;
-use crate::profile;
+use crate::needs;
 use crate::outputs::report::{self, Format, GroupBy};
-use crate::needs::sitepolicy::SitePolicy;
+use crate::profile;
 
 /// `--help`'s long text, and the man page's description.
 pub const ABOUT: &str = concat!(
@@ -51,23 +49,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let p = profile::load_existing(&args.profile)?;
-    let plan = needs_of(&p, Path::new("/"));
+    let (plan, invalid) = needs::as_learned(&p, Path::new("/"));
+    for i in invalid {
+        eprintln!("modtrace: warning: the profile cannot be used to generate anything: {i}");
+    }
     print!("{}", report::render(&p, &plan, args.format, args.by));
     Ok(ExitCode::SUCCESS)
-}
-
-/// The needs stage's view of the profile as learned, under the site policy of
-/// the system at `root`. A profile with names that cannot be written still
-/// gets a report, without what is held back (the names are warned about).
-pub fn needs_of(p: &profile::Profile, root: &Path) -> crate::needs::Plan {
-    let site = SitePolicy::read(root);
-    match crate::needs::derive(p, &site, &Target::from_profile(p)) {
-        Ok(plan) => plan,
-        Err(bad) => {
-            for i in bad {
-                eprintln!("modtrace: warning: the profile cannot be used to generate anything: {i}");
-            }
-            crate::needs::Plan::default()
-        }
-    }
 }

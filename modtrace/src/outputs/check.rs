@@ -16,13 +16,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::outputs::generate::lock_unit::{parse_installed, Installed};
-use crate::needs::{self as plan, target::Target, Plan};
+use crate::needs::target::{Lookup, Target};
+use crate::needs::{self as plan, Plan};
 use crate::outputs::generate::LockPoint;
 use crate::trace::modindex::normalize;
 use crate::needs::trust;
 use crate::profile::{self, PreloadSources, Profile};
 use crate::needs::sitepolicy::SitePolicy;
 use crate::trace::snapshot::parse_proc_modules;
+use crate::validate;
 
 /// Where the system's files are: everything under `root` ("/" on a real system).
 #[derive(Debug, Clone)]
@@ -156,6 +158,33 @@ pub fn configured_modules(paths: &SystemPaths) -> BTreeSet<String> {
     profile::configured_reasons(&paths.preload_sources()).into_keys().collect()
 }
 
+/// The running kernel's target, from the state's release, or why not.
+fn running_target(paths: &SystemPaths, state: &State) -> Result<Target, String> {
+    let release = state
+        .release
+        .clone()
+        .ok_or_else(|| format!("{}: cannot read the kernel release", paths.osrelease().display()))?;
+    validate::check_release(&release).map_err(|rule| format!("kernel release {release:?}: {rule}"))?;
+    Target::open(&release, &paths.modules_dir(&release)).map_err(|e| e.to_string())
+}
+
+/// Runs the check for `profile` on the system under `paths`.
+pub fn evaluate_system(profile: &Profile, paths: &SystemPaths, lock_point: Option<LockPoint>) -> Report {
+    let state = read_state(paths);
+    let target = running_target(paths, &state);
+    let installed = read_installed(paths);
+    let lock_point = lock_point.or(installed.as_ref().and_then(|i| i.lock_point)).unwrap_or(LockPoint::AfterUdev);
+    evaluate(&Inputs {
+        profile,
+        target: target.as_ref().map_err(Clone::clone),
+        state: &state,
+        lock_point,
+        installed,
+        configured: configured_modules(paths),
+        site: SitePolicy::read(&paths.root),
+    })
+}
+
 /// What `check` works from.
 pub struct Inputs<'a> {
     pub profile: &'a Profile,
@@ -209,29 +238,68 @@ fn who_requested(r: &profile::AliasRequest) -> String {
     }
 }
 
+/// Blockers, warnings, review items and information for `inputs`, in four
+/// passes over what the plan says is loaded before the lock.
 pub fn evaluate(inputs: &Inputs) -> Report {
-    let mut report = Report::default();
-    let state = inputs.state;
-    let p = inputs.profile;
+    let mut report = Report { info: state_info(inputs.state, inputs.lock_point), ..Report::default() };
+    learning_health(inputs, &mut report);
+    let Some(loaded) = &inputs.state.loaded else {
+        report.blockers.push(
+            "this kernel has no loadable module support (no /proc/modules): there is nothing to lock".to_string(),
+        );
+        return report;
+    };
+    let (target, plan) = match target_and_plan(inputs) {
+        Ok(found) => found,
+        Err(blockers) => {
+            unexplained_loads(inputs.profile, loaded, &|_| false, &mut report);
+            report.blockers.extend(blockers);
+            return report;
+        }
+    };
+    // 1. Loaded now, and nothing in the profile explains it.
+    let explained: BTreeSet<String> = plan.loaded_set().into_iter().chain(plan.needs.keys().cloned()).collect();
+    unexplained_loads(inputs.profile, loaded, &|m| explained.contains(m), &mut report);
+    // 2. Entries this kernel does not have.
+    for u in &plan.unresolved {
+        report.blockers.push(format!("not in kernel {}: {u}", target.release));
+    }
+    let before = before_lock(inputs, target, &plan, &mut report);
+    // 3. Requests that would fail after the lock, and what the plan holds back.
+    failing_requests(inputs, &plan, &before, &mut report);
+    held_back(&plan, &before, &mut report);
+    // 4. Units whose modules would not be there after the lock point.
+    uncovered_units(&plan, &before, inputs.lock_point, &mut report);
+    failed_loads(inputs, &before, &mut report);
+    if inputs.lock_point == LockPoint::Early {
+        report.warnings.push(
+            "early lock point: drivers for hardware not present while learning (hotplug, a new disk) will not load"
+                .to_string(),
+        );
+    }
+    report.plan = Some(plan);
+    report
+}
 
-    // Information: the state of module loading.
+/// Information: the state of module loading.
+fn state_info(state: &State, lock_point: LockPoint) -> Vec<String> {
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "not available".to_string());
-    report.info.push(format!("kernel: {}", show(&state.release)));
-    report.info.push(match state.modules_disabled {
+    let mut info = vec![format!("kernel: {}", show(&state.release))];
+    info.push(match state.modules_disabled {
         Some(true) => "kernel.modules_disabled = 1: module loading is already locked until reboot".to_string(),
         Some(false) => "kernel.modules_disabled = 0: module loading is open".to_string(),
         None => "kernel.modules_disabled: not available (no module support?)".to_string(),
     });
-    report.info.push(format!("modtrace guard: {}", state.guard.as_deref().unwrap_or("not running")));
-    report.info.push(match state.modprobe.as_deref() {
+    info.push(format!("modtrace guard: {}", state.guard.as_deref().unwrap_or("not running")));
+    info.push(match state.modprobe.as_deref() {
         Some("") => {
             "kernel.modprobe is empty: the kernel requests no module by itself (request_module fails)".to_string()
         }
         Some(m) => format!("kernel.modprobe = {m}"),
         None => "kernel.modprobe: not available".to_string(),
     });
-    report.info.push(format!("lockdown: {}", show(&state.lockdown)));
-    report.info.push(format!(
+    info.push(format!("lockdown: {}", show(&state.lockdown)));
+    info.push(format!(
         "module.sig_enforce: {}",
         match state.sig_enforce {
             Some(true) => "Y (only signed modules load)",
@@ -239,12 +307,19 @@ pub fn evaluate(inputs: &Inputs) -> Report {
             None => "not available",
         }
     ));
-    report.info.push(format!(
+    info.push(format!(
         "LSMs: {}",
         state.lsm.as_ref().map(|l| l.join(",")).unwrap_or_else(|| "not available".to_string())
     ));
-    report.info.push(format!("lock point checked: {}", inputs.lock_point.as_str()));
-    for e in &state.errors {
+    info.push(format!("lock point checked: {}", lock_point.as_str()));
+    info
+}
+
+/// What could not be read, what the profile warns of, and the events lost
+/// while learning: lost loads or requests block, lost failures do not.
+fn learning_health(inputs: &Inputs, report: &mut Report) {
+    let p = inputs.profile;
+    for e in &inputs.state.errors {
         report.warnings.push(format!("could not read {e}"));
     }
     report.warnings.extend(plan::profile_warnings(p).into_iter().filter(|w| !w.contains("events were lost")));
@@ -269,54 +344,57 @@ pub fn evaluate(inputs: &Inputs) -> Report {
             lost.reported
         ));
     }
+}
 
-    let Some(loaded) = &state.loaded else {
-        report.blockers.push(
-            "this kernel has no loadable module support (no /proc/modules): there is nothing to lock".to_string(),
-        );
-        return report;
-    };
-
-    // 1. Loaded now, and nothing in the profile explains it: not in the
-    // profile, and not a dependency, in this kernel, of what the profile needs.
-    let unexplained = |report: &mut Report, explained: &dyn Fn(&str) -> bool| {
-        for m in loaded {
-            if p.module(m).is_none() && !explained(m) {
-                report.blockers.push(not_in_profile(m));
-            }
-        }
-    };
-
+/// The running kernel and the plan for it, or the blockers that say why not.
+fn target_and_plan<'a>(inputs: &Inputs<'a>) -> Result<(&'a Target, Plan), Vec<String>> {
     let target = match &inputs.target {
-        Ok(t) => t,
-        Err(e) => {
-            unexplained(&mut report, &|_| false);
-            report.blockers.push(format!("cannot check the profile against this kernel: {e}"));
-            return report;
-        }
+        Ok(t) => *t,
+        Err(e) => return Err(vec![format!("cannot check the profile against this kernel: {e}")]),
     };
-    let plan = match plan::derive(p, &inputs.site, target) {
-        Ok(plan) => plan,
-        Err(invalid) => {
-            unexplained(&mut report, &|_| false);
-            for i in invalid {
-                report.blockers.push(format!("the profile cannot be used: {i}"));
-            }
-            return report;
-        }
-    };
-    let explained: BTreeSet<String> = plan.loaded_set().into_iter().chain(plan.needs.keys().cloned()).collect();
-    unexplained(&mut report, &|m| explained.contains(m));
-
-    // 2. Entries this kernel does not have.
-    for u in &plan.unresolved {
-        report.blockers.push(format!("not in kernel {}: {u}", target.release));
+    match plan::derive(inputs.profile, &inputs.site, target) {
+        Ok(plan) => Ok((target, plan)),
+        Err(invalid) => Err(invalid.into_iter().map(|i| format!("the profile cannot be used: {i}")).collect()),
     }
+}
 
-    // What is loaded before the lock: the lock unit's list (the installed one
-    // when it is modtrace's and for this kernel, else what generate would write),
-    // what modules-load.d loads, with their dependencies; built-ins are always there.
-    let mut list: Vec<String> = plan.top_level.clone();
+/// Loaded now, and nothing in the profile explains it: not in the profile,
+/// and not `explained` (a dependency, in this kernel, of what the profile needs).
+fn unexplained_loads(p: &Profile, loaded: &[String], explained: &dyn Fn(&str) -> bool, report: &mut Report) {
+    for m in loaded {
+        if p.module(m).is_none() && !explained(m) {
+            report.blockers.push(not_in_profile(m));
+        }
+    }
+}
+
+/// What is loaded before the lock: the lock unit's list (the installed one
+/// when it is modtrace's and for this kernel, else what generate would write),
+/// what modules-load.d loads, with their dependencies; built-ins are always there.
+struct BeforeLock<'a> {
+    target: &'a Target,
+    covered: BTreeSet<String>,
+}
+
+impl BeforeLock<'_> {
+    fn covers(&self, m: &str) -> bool {
+        self.covered.contains(m) || self.target.is_builtin(m)
+    }
+}
+
+fn before_lock<'a>(inputs: &Inputs, target: &'a Target, plan: &Plan, report: &mut Report) -> BeforeLock<'a> {
+    let list = lock_unit_list(inputs, target, plan, report);
+    let mut covered: BTreeSet<String> = BTreeSet::new();
+    for m in list.iter().chain(inputs.configured.iter()) {
+        covered.extend(target.closure(&normalize(m)));
+    }
+    BeforeLock { target, covered }
+}
+
+/// The modules the lock unit lists: the installed one's when it is for this
+/// kernel (and then whatever the plan needs that it misses blocks), else the
+/// plan's.
+fn lock_unit_list(inputs: &Inputs, target: &Target, plan: &Plan, report: &mut Report) -> Vec<String> {
     match &inputs.installed {
         Some(inst) if inst.kernel.as_deref() == Some(target.release.as_str()) => {
             // What its modprobe -a loads in this kernel: the listed modules and
@@ -333,7 +411,7 @@ pub fn evaluate(inputs: &Inputs) -> Report {
             if let Some(lp) = inst.lock_point {
                 report.info.push(format!("installed modtrace-lock.service locks at: {}", lp.as_str()));
             }
-            list = inst.modules.clone();
+            return inst.modules.clone();
         }
         Some(inst) => report.warnings.push(format!(
             "the installed modtrace-lock.service was made for kernel {}; on {} it does not run \
@@ -346,79 +424,82 @@ pub fn evaluate(inputs: &Inputs) -> Report {
             .info
             .push("no modtrace-lock.service installed: checked against what modtrace generate would write".to_string()),
     }
-    let mut covered: BTreeSet<String> = BTreeSet::new();
-    for m in list.iter().chain(inputs.configured.iter()) {
-        covered.extend(target.closure(&normalize(m)));
-    }
-    let is_covered = |m: &str| covered.contains(m) || target.is_builtin(m);
+    plan.top_level.clone()
+}
 
-    // 3. Requests that would fail after the lock: a blocker when someone
-    // trusted asked; the site's or an admin's refusal, or an untrusted
-    // requester, is what the lock is for.
-    // Requests that found no module, by who asked: one warning each, so that a
-    // flood of them (or the kernel's crypto self-tests) cannot bury the rest.
+/// Requests that would fail after the lock. Those that found no module are
+/// grouped by who asked: one warning each, so that a flood of them (or the
+/// kernel's crypto self-tests) cannot bury the rest.
+fn failing_requests(inputs: &Inputs, plan: &Plan, before: &BeforeLock, report: &mut Report) {
     let mut no_module: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for r in &p.requests {
-        let now = target.lookup(&r.alias);
-        if now.is_empty() {
-            if r.resolves_to.is_empty() {
-                no_module.entry(requesters_of(r)).or_default().push(&r.alias);
-            } else {
-                report.blockers.push(format!(
-                    "request for {} ({}) would fail: it resolved to {} when learned, and to no module in {}",
-                    r.alias,
-                    who_requested(r),
-                    r.resolves_to.join(", "),
-                    target.release
-                ));
-            }
-            continue;
-        }
-        if now.loadable.iter().chain(&now.builtin).any(|m| is_covered(m)) {
-            continue;
-        }
-        let modules = now.loadable.join(", ");
-        let site: Vec<String> =
-            now.loadable.iter().filter_map(|m| inputs.site.refusal(m, true).map(|why| format!("{m}: {why}"))).collect();
-        if site.len() == now.loadable.len() {
-            report.warnings.push(format!(
-                "request for {} ({}) is denied by site policy, and keeps failing: {}",
-                r.alias,
-                who_requested(r),
-                site.join("; ")
-            ));
-        } else if now.loadable.iter().all(|m| plan.denied.contains_key(m))
-            || p.decision(&r.alias).is_some_and(|d| d.verdict == profile::Verdict::Deny)
-        {
-            report.info.push(format!(
-                "request for {} ({}) will fail after the lock: {modules} denied by an admin",
-                r.alias,
-                who_requested(r)
-            ));
-        } else if !r.requesters.iter().any(|q| trust::requester(&q.who).trusted()) {
-            if now.loadable.iter().all(|m| plan.review.contains_key(m)) {
-                continue; // listed below, by module, with who asked
-            }
-            let why = r.requesters.first().map(|q| trust::requester(&q.who).why().to_string()).unwrap_or_default();
-            report.review.push(format!(
-                "request for {} ({}) resolves to {modules}, which is not loaded before the lock: {why}; accept: modtrace allow {}",
-                r.alias,
-                who_requested(r),
-                r.alias
-            ));
-        } else {
+    for r in &inputs.profile.requests {
+        let now = before.target.lookup(&r.alias);
+        if now.is_empty() && r.resolves_to.is_empty() {
+            no_module.entry(requesters_of(r)).or_default().push(&r.alias);
+        } else if now.is_empty() {
             report.blockers.push(format!(
-                "request for {} ({}) would fail after the lock: it resolves to {modules}, which nothing loads before the lock",
+                "request for {} ({}) would fail: it resolved to {} when learned, and to no module in {}",
                 r.alias,
                 who_requested(r),
+                r.resolves_to.join(", "),
+                before.target.release
             ));
+        } else if !now.loadable.iter().chain(&now.builtin).any(|m| before.covers(m)) {
+            unloaded_request(inputs, plan, r, &now, report);
         }
     }
     for (who, aliases) in &no_module {
         report.warnings.push(no_module_warning(who, aliases));
     }
+}
+
+/// A request whose modules nothing loads before the lock: a blocker when
+/// someone trusted asked; the site's or an admin's refusal, or an untrusted
+/// requester, is what the lock is for.
+fn unloaded_request(inputs: &Inputs, plan: &Plan, r: &profile::AliasRequest, now: &Lookup, report: &mut Report) {
+    let modules = now.loadable.join(", ");
+    let site: Vec<String> =
+        now.loadable.iter().filter_map(|m| inputs.site.refusal(m, true).map(|why| format!("{m}: {why}"))).collect();
+    if site.len() == now.loadable.len() {
+        report.warnings.push(format!(
+            "request for {} ({}) is denied by site policy, and keeps failing: {}",
+            r.alias,
+            who_requested(r),
+            site.join("; ")
+        ));
+    } else if now.loadable.iter().all(|m| plan.denied.contains_key(m))
+        || inputs.profile.decision(&r.alias).is_some_and(|d| d.verdict == profile::Verdict::Deny)
+    {
+        report.info.push(format!(
+            "request for {} ({}) will fail after the lock: {modules} denied by an admin",
+            r.alias,
+            who_requested(r)
+        ));
+    } else if !r.requesters.iter().any(|q| trust::requester(&q.who).trusted()) {
+        if now.loadable.iter().all(|m| plan.review.contains_key(m)) {
+            return; // listed by held_back, by module, with who asked
+        }
+        let why = r.requesters.first().map(|q| trust::requester(&q.who).why().to_string()).unwrap_or_default();
+        report.review.push(format!(
+            "request for {} ({}) resolves to {modules}, which is not loaded before the lock: {why}; accept: modtrace allow {}",
+            r.alias,
+            who_requested(r),
+            r.alias
+        ));
+    } else {
+        report.blockers.push(format!(
+            "request for {} ({}) would fail after the lock: it resolves to {modules}, which nothing loads before the lock",
+            r.alias,
+            who_requested(r),
+        ));
+    }
+}
+
+/// What the plan does not list: for review (unless loaded anyway), denied,
+/// disabled by the site.
+fn held_back(plan: &Plan, before: &BeforeLock, report: &mut Report) {
     for (m, held) in &plan.review {
-        if is_covered(m) {
+        if before.covers(m) {
             continue;
         }
         let asked: Vec<&str> = held.cited.iter().map(|c| c.reason.text.as_str()).collect();
@@ -430,22 +511,29 @@ pub fn evaluate(inputs: &Inputs) -> Report {
     for (m, held) in &plan.site_disabled {
         report.warnings.push(format!("{m} is not listed: {}", held.why));
     }
+}
 
-    // 4. Units whose modules would not be there after the lock point.
+fn uncovered_units(plan: &Plan, before: &BeforeLock, lock_point: LockPoint, report: &mut Report) {
     for (unit, needs) in &plan.units {
         for m in needs.keys() {
-            if !is_covered(m) {
+            if !before.covers(m) {
                 report.blockers.push(format!(
                     "{unit} needs {m}, which nothing loads before the lock ({}): it would fail to load after it",
-                    inputs.lock_point.as_str()
+                    lock_point.as_str()
                 ));
             }
         }
     }
+}
+
+/// Loads that failed while learning, of modules the profile lacks and nothing
+/// loads before the lock.
+fn failed_loads(inputs: &Inputs, before: &BeforeLock, report: &mut Report) {
+    let p = inputs.profile;
     for f in &p.failed {
         let Some(m) = f.module.as_deref() else { continue };
         let m = normalize(m);
-        if p.module(&m).is_some() || is_covered(&m) || target.lookup(&m).is_empty() {
+        if p.module(&m).is_some() || before.covers(&m) || before.target.lookup(&m).is_empty() {
             continue;
         }
         let by = f.requester.as_ref().map(plan::who).unwrap_or_else(|| plan::loader_who(&f.loader));
@@ -478,14 +566,6 @@ pub fn evaluate(inputs: &Inputs) -> Report {
             ));
         }
     }
-    if inputs.lock_point == LockPoint::Early {
-        report.warnings.push(
-            "early lock point: drivers for hardware not present while learning (hotplug, a new disk) will not load"
-                .to_string(),
-        );
-    }
-    report.plan = Some(plan);
-    report
 }
 
 /// A module loaded now that the profile lacks. Learning while it stays
@@ -1008,6 +1088,25 @@ mod tests {
             site: SitePolicy::default(),
         });
         assert!(report.blockers.iter().any(|b| b.contains("no modules.dep.bin")), "{:?}", report.blockers);
+    }
+
+    /// The system check reads the release and the index under the root: no
+    /// index there, or a release that is no name, blocks; the lock point is
+    /// the one asked for, else after-udev when no lock unit is installed.
+    #[test]
+    fn the_system_check_reads_the_kernel_under_the_root() {
+        let r = root(Some(LOADED));
+        let p = example_profile();
+        let paths = SystemPaths::new(r.path());
+        let report = evaluate_system(&p, &paths, None);
+        let blocked = |report: &Report, words: &str| report.blockers.iter().any(|b| b.contains(words));
+        assert!(blocked(&report, "cannot check the profile against this kernel: "), "{:?}", report.blockers);
+        assert!(report.info.iter().any(|i| i == "lock point checked: after-udev"), "{:?}", report.info);
+
+        fs::write(r.join("proc/sys/kernel/osrelease"), "../6.1\n").unwrap();
+        let report = evaluate_system(&p, &paths, Some(LockPoint::Late));
+        assert!(blocked(&report, "kernel release \"../6.1\": "), "{:?}", report.blockers);
+        assert!(report.info.iter().any(|i| i == "lock point checked: late"), "{:?}", report.info);
     }
 
     /// A module found loaded before learning that nothing explains: for
