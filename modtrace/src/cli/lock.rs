@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use super::docs::{Page, PROFILE, USAGE};
 
-use crate::outputs::check::SystemPaths;
-use crate::outputs::generate::LockPoint;
-use crate::outputs::lock::{self, Options, SystemHost};
+use crate::outputs::lock::{self, Options};
 use crate::profile;
 
 /// `--help`'s long text, and the man page's description.
@@ -66,16 +64,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let profile = crate::profile::load_existing(&args.profile)?;
-    let paths = SystemPaths::new(&args.root);
-    // Locking now: everything the boot starts has started, as with the late lock point.
-    let report = crate::outputs::check::evaluate_system(&profile, &paths, Some(LockPoint::Late));
-    for w in &report.warnings {
-        eprintln!("modtrace: warning: {w}");
-    }
-    let opts = Options { dry_run: args.dry_run, force: args.force };
-    let required = lock::required(&profile, report.plan.as_ref());
-    let outcome = lock::lock(&required, &report.blockers, &mut SystemHost::new(paths), opts);
-    let (said, status) = outcome.said(opts);
+    let (said, status) = lock::lock_here(&profile, &args.root, Options { dry_run: args.dry_run, force: args.force });
     said.print();
     Ok(ExitCode::from(status))
 }

@@ -6,11 +6,12 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::needs::{trust, Plan};
 use crate::outputs::check::SystemPaths;
+use crate::outputs::generate::LockPoint;
 use crate::profile::{Profile, Verdict as Decided};
 use crate::said::Said;
 use crate::trace::snapshot::parse_proc_modules;
@@ -58,6 +59,23 @@ impl Outcome {
     pub fn success(&self) -> bool {
         matches!(self.result, Verdict::Locked | Verdict::AlreadyLocked)
     }
+}
+
+/// `modtrace lock` on the system under `root`: the checks as at the late lock
+/// point (everything the boot starts has started), then `lock`; what to say
+/// and the exit status.
+pub fn lock_here(profile: &Profile, root: &Path, opts: Options) -> (Said, u8) {
+    let paths = SystemPaths::new(root);
+    let report = crate::outputs::check::evaluate_system(profile, &paths, Some(LockPoint::Late));
+    let mut said = Said::default();
+    for w in &report.warnings {
+        said.err(format!("modtrace: warning: {w}"));
+    }
+    let required = required(profile, report.plan.as_ref());
+    let outcome = lock(&required, &report.blockers, &mut SystemHost::new(paths), opts);
+    let (steps, status) = outcome.said(opts);
+    said.append(steps);
+    (said, status)
 }
 
 /// The top-level modules to load before locking: the plan's, or with no plan
