@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::qemu::{self, console_lines, kill, INIT_DEADLINE, INIT_MARKER};
+use crate::harness::qemu::{self, console_lines, kill, INIT_DEADLINE, INIT_MARKER};
 
 /// Printed by tests/system/common.sh just before `systemctl poweroff`.
 pub const DONE_MARKER: &str = "MODTRACE-SYSTEM-DONE";
@@ -104,7 +104,7 @@ impl Machine<'_> {
 
     pub fn run(&self) -> Result<Run> {
         let mut cmd = self.command();
-        eprintln!("+ {}", crate::cmd::describe(&cmd));
+        eprintln!("+ {}", crate::harness::cmd::describe(&cmd));
         let start = Instant::now();
         let mut child = cmd.spawn().context("cannot start qemu-system-x86_64")?;
         let lines = console_lines(&mut child);

@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::LockPoint;
-use crate::assertions::Check;
+use crate::guest::checks::Check;
 use crate::system::services::Known;
 
 mod deputy;

@@ -10,8 +10,8 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context, Result};
 
 use super::LockPoint;
-use crate::kernels::Kernel;
-use crate::{cmd, files, paths};
+use crate::harness::kernels::Kernel;
+use crate::harness::{cmd, files, paths};
 
 /// Where the guest scripts write their results (tests/system/common.sh).
 pub const RESULTS: &str = "/var/lib/modtrace-test";
@@ -87,7 +87,7 @@ pub fn build(
     install_modules(kernel, root)?;
     install_package(package, root)?;
     install_program(guest_tool, root, "usr/local/bin/modtrace-guest")?;
-    crate::initramfs::install_loose_module(kernel, LOOSE_MODULE, &root.join(LOOSE_MODULE_DEST))?;
+    crate::harness::initramfs::install_loose_module(kernel, LOOSE_MODULE, &root.join(LOOSE_MODULE_DEST))?;
     let workspace = paths::workspace();
     for (name, dest, mode) in contents.files {
         files::install(&workspace.join(name), &root.join(dest), *mode)?;

@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 
-use crate::assertions::Check;
-use crate::kernels::{self, Kernel, Series};
-use crate::{artifacts, deb, paths};
+use crate::guest::checks::Check;
+use crate::harness::kernels::{self, Kernel, Series};
+use crate::harness::{artifacts, paths};
+use crate::package;
 use checks::{Boot, Facts, Recorded};
 
 /// The Debian releases the system test boots, each with its own kernel.
@@ -103,7 +104,7 @@ struct Times {
 pub fn run(options: Options) -> Result<()> {
     let start = Instant::now();
     // What users install: the package, and the guest tool beside it.
-    let package = deb::build()?;
+    let package = package::build()?;
     let built = artifacts::build(None)?;
     let mut summary = Vec::new();
     for &suite in &options.suites {
@@ -213,7 +214,7 @@ fn boot(
     let vmlinuz = kernel.vmlinuz();
     let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout: options.timeout, only: None };
     // A boot that died before the initramfs's init never mounted the disk: trying again is safe.
-    let (run, retried) = crate::qemu::retry_early_death(label, |_| machine.run(), boot::Run::early_death)?;
+    let (run, retried) = crate::harness::qemu::retry_early_death(label, |_| machine.run(), boot::Run::early_death)?;
     if let Some(why) = &retried {
         times.retried.push(format!("{label}: the first boot died before its init ran ({why}); retried once"));
     }

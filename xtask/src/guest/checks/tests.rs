@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::scenario::{captured as cap, section};
+use crate::guest::scenario::{captured as cap, section};
 
 const KERNEL: &str = "6.1.0-56-amd64";
 /// The main learner's pid, as the guest reports it.
@@ -1538,7 +1538,7 @@ fn every_untrusted_flood_check_can_fail() {
     });
 }
 
-// ---- containers by namespace, not by name (assertions/netns.rs) ----
+// ---- containers by namespace, not by name (checks/netns.rs) ----
 
 const HOST_PID_NS: u64 = 4_026_531_836;
 const NETNS_DROP_IN: &str = "# keepunit.service loaded these modules while modtrace learned.\n\n[Unit]\n# qnx4:\n\

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::qemu::DONE_MARKER;
-use crate::scenario::section;
+use crate::guest::scenario::section;
+use crate::harness::qemu::DONE_MARKER;
 
 #[derive(Debug, Default)]
 pub struct Section {

@@ -1,13 +1,13 @@
 //! The host-side verdict on one guest run: named checks over the JSON lines of
 //! `modtrace trace --json` (serde's form of modtrace::trace::event::Record), its
 //! stderr, the guest's step results, and the outputs of `modtrace learn`,
-//! `report`, `snapshot` and `diff` (assertions/learn.rs) and of the flood
-//! (assertions/flood.rs). Each check fails with the evidence.
+//! `report`, `snapshot` and `diff` (checks/learn.rs) and of the flood
+//! (checks/flood.rs). Each check fails with the evidence.
 
 use serde_json::Value;
 
-use crate::guest_output::GuestOutput;
-use crate::scenario::{self as sc, comm};
+use crate::guest::scenario::{self as sc, comm};
+use crate::harness::guest_output::GuestOutput;
 
 pub struct Check {
     pub name: &'static str,
@@ -105,7 +105,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("preload_cause_unknown_held_for_review", preload::cause_unknown_held_for_review),
     ("preload_configured_module_stays_trusted", preload::configured_module_stays_trusted),
     ("preload_relearning_keeps_it_under_review", preload::relearning_keeps_it_under_review),
-    // containers by namespace, not by name (assertions/netns.rs)
+    // containers by namespace, not by name (checks/netns.rs)
     ("netns_trace_new_namespaces_are_a_container", netns::trace_new_namespaces_are_a_container),
     ("netns_trace_inits_namespaces_stay_the_system_unit", netns::trace_inits_namespaces_stay_the_system_unit),
     ("netns_profile_scopes_by_namespace", netns::profile_scopes_by_namespace),
@@ -434,7 +434,7 @@ fn missing_alias_request(f: &Facts) -> Result<(), String> {
     let r = request(f, sc::MISSING_ALIAS)?;
     expect(r, "/process/comm", comm::GUEST_TOOL)?;
     expect_empty(r, "/resolves_to")?;
-    // The kernel-thread step insmods af_alg later (assertions/kthread.rs):
+    // The kernel-thread step insmods af_alg later (checks/kthread.rs):
     // only a module linked by no explicit load can be for the request.
     let satisfied = f.records.iter().find(|r| match text(r, "/kind") {
         "load" => text(r, "/cause/alias") == sc::MISSING_ALIAS,

@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use super::{evidence, expect, expect_requested, expect_suffix, find, loaded, Facts};
-use crate::scenario::{self as sc, comm};
+use crate::guest::scenario::{self as sc, comm};
 
 /// The request record for `alias` and the `loaded` record of `module`, which
 /// must be caused by that request.

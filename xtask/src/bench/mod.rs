@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: one 6.1 guest holding modtrace, Debian's bpftrace and
 //! bpftool, times the same storms untraced, under bpftrace and under modtrace
 //! (tests/bench/init), then prints the table of medians and ratios
-//! (bench_table.rs) and writes it to target/bench/bench.md and bench.json.
+//! (table.rs) and writes it to target/bench/bench.md and bench.json.
+
+pub mod table;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::bench_table::{self, Figures, Settings};
-use crate::guest_output::GuestOutput;
-use crate::kernels::{self, Kernel, Series};
-use crate::qemu::{self, Boot, BootResult, Outcome};
-use crate::{artifacts, cmd, files, initramfs, paths};
+use crate::harness::guest_output::GuestOutput;
+use crate::harness::kernels::{self, Kernel, Series};
+use crate::harness::qemu::{self, Boot, BootResult, Outcome};
+use crate::harness::{artifacts, cmd, files, initramfs, paths};
+use table::{Figures, Settings};
 
 /// Debian packages the guest runs beside modtrace (libbpfcc has libbcc_bpf,
 /// which bpftrace links and the host usually lacks).
@@ -65,17 +67,17 @@ pub fn run(options: Options) -> Result<()> {
     let serial = String::from_utf8_lossy(&fs::read(&serial_log).unwrap_or_default()).into_owned();
     let output = GuestOutput::parse(&boot.console, &serial);
     let figures = Figures::parse(&boot.console);
-    let profile = output.section("bpftool").map(|s| bench_table::parse_bpftool(&s.lines)).unwrap_or_default();
+    let profile = output.section("bpftool").map(|s| table::parse_bpftool(&s.lines)).unwrap_or_default();
     let machine = format!(
         "{} under QEMU TCG ({}), 2 vCPUs, 2 GiB; {}",
         output.kernel.as_deref().unwrap_or(&kernel.kver),
         if threads == qemu::Threads::Single { "one host thread" } else { "a host thread per vCPU" },
         settings.describe()
     );
-    let markdown = bench_table::markdown(&figures, &profile, &machine, &today()?);
+    let markdown = table::markdown(&figures, &profile, &machine, &today()?);
     println!("\n{markdown}");
     fs::write(work.join("bench.md"), &markdown)?;
-    fs::write(work.join("bench.json"), bench_table::json(&figures, &profile, &machine) + "\n")?;
+    fs::write(work.join("bench.json"), table::json(&figures, &profile, &machine) + "\n")?;
     if !options.keep {
         fs::remove_dir_all(work.join("root"))?;
         fs::remove_file(&image)?;
@@ -89,11 +91,11 @@ pub fn run(options: Options) -> Result<()> {
     );
     let missing = figures.missing();
     ensure!(missing.is_empty(), "the guest sent no figures for: {}", missing.join(", "));
-    let heavy = bench_table::over_verifier_budget(&profile);
+    let heavy = table::over_verifier_budget(&profile);
     ensure!(
         heavy.is_empty(),
         "the verifier processed more than {} instructions for: {} (start-up pays for each; see target/bench/bench.md)",
-        bench_table::VERIFIER_BUDGET,
+        table::VERIFIER_BUDGET,
         heavy.join(", ")
     );
     Ok(())

@@ -414,7 +414,7 @@ mod script_tests {
     /// (an unclosed function after a merge) kills every guest at its first line.
     #[test]
     fn every_shell_script_parses() {
-        let root = crate::paths::workspace();
+        let root = crate::harness::paths::workspace();
         let scripts = [
             "tests/guest/init",
             "tests/guest/early.sh",

@@ -11,9 +11,10 @@ use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::cpio::Archive;
-use crate::kernels::{self, Kernel};
-use crate::{cmd, files, paths, scenario};
+use crate::guest::scenario;
+use crate::harness::cpio::Archive;
+use crate::harness::kernels::{self, Kernel};
+use crate::harness::{cmd, files, paths};
 
 const BUSYBOX: &str = "/bin/busybox";
 const KMOD: &str = "/bin/kmod";

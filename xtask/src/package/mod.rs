@@ -17,7 +17,7 @@ use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::{cmd, paths};
+use crate::harness::{cmd, paths};
 
 /// The cargo-deb release `cargo xtask setup` installs (builds with rustc 1.85+).
 pub const CARGO_DEB_VERSION: &str = "3.8.0";
@@ -813,5 +813,4 @@ fn maintainer_scripts_keep_the_profile(facts: &Facts) -> Result<(), String> {
 }
 
 #[cfg(test)]
-#[path = "deb_tests.rs"]
 mod tests;

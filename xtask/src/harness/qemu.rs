@@ -139,7 +139,7 @@ impl Boot {
 
     pub fn run(&self) -> Result<BootResult> {
         let mut cmd = self.command();
-        eprintln!("+ {}", crate::cmd::describe(&cmd));
+        eprintln!("+ {}", crate::harness::cmd::describe(&cmd));
         let start = Instant::now();
         let mut child = cmd.spawn().context("cannot start qemu-system-x86_64")?;
         let lines = console_lines(&mut child);

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::{evidence, expect_explicit_by_modprobe_from_shell, expect_requested, find, loaded, text, Facts};
-use crate::scenario::{self as sc, captured as cap, comm, section};
+use crate::guest::scenario::{self as sc, captured as cap, comm, section};
 
 /// modtrace trace's closing line on stderr: `modtrace: N events (HOW); lost L
 /// (requests a, loads b, failures c, unreadable aliases d, unreadable module

@@ -1,19 +1,22 @@
 //! `cargo xtask vm-test`: per kernel, build the initramfs, boot it under QEMU,
 //! and judge what the guest sent back.
 
+pub mod checks;
+pub mod scenario;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use crate::artifacts::{self, Built};
-use crate::assertions::{self, Check};
-use crate::guest_output::GuestOutput;
-use crate::initramfs::{self, Programs};
-use crate::kernels::{self, Choice, Kernel};
-use crate::paths;
-use crate::qemu::{self, Boot, BootResult, Outcome};
+use crate::harness::artifacts::{self, Built};
+use crate::harness::guest_output::GuestOutput;
+use crate::harness::initramfs::{self, Programs};
+use crate::harness::kernels::{self, Choice, Kernel};
+use crate::harness::paths;
+use crate::harness::qemu::{self, Boot, BootResult, Outcome};
+use checks::Check;
 
 pub struct Options {
     pub kernel: Choice,
@@ -101,7 +104,7 @@ fn run_kernel(kernel: &Kernel, built: &Built, options: &Options, break_first_boo
         };
         checks.push(Check { name: "early_death_retried", result });
     }
-    checks.extend(assertions::check_all(&output, initramfs::compressed_modules(kernel)?));
+    checks.extend(checks::check_all(&output, initramfs::compressed_modules(kernel)?));
     if !options.keep {
         fs::remove_dir_all(work.join("root"))?;
         fs::remove_file(&image)?;
@@ -111,7 +114,7 @@ fn run_kernel(kernel: &Kernel, built: &Built, options: &Options, break_first_boo
         initramfs_time,
         boot_time: boot.elapsed,
         retried: boot.retried.clone(),
-        attach: assertions::attach_line(&output).map(String::from),
+        attach: checks::attach_line(&output).map(String::from),
         checks,
         logs: work,
     })
