@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask setup | kernels | vm-test | deb | demo | bench | fuzz | test`.
 
 mod bench;
+mod check;
 mod demo;
 mod fuzz;
 mod guest;

@@ -6,26 +6,20 @@
 
 use serde_json::Value;
 
+use crate::check::{self, Check, CheckFn};
 use crate::guest::scenario::{self as sc, comm};
 use crate::harness::guest_output::GuestOutput;
 
-pub struct Check {
-    pub name: &'static str,
-    pub result: Result<(), String>,
-}
-
 /// Everything a check may look at.
-pub struct Facts<'a> {
-    pub output: &'a GuestOutput,
+pub struct Facts {
+    pub output: GuestOutput,
     pub records: Vec<Value>,
     pub bad_lines: Vec<String>,
     /// The kernel's modules are .ko.xz (kmod then falls back to init_module).
     pub compressed: bool,
 }
 
-type CheckFn = fn(&Facts) -> Result<(), String>;
-
-const CHECKS: &[(&str, CheckFn)] = &[
+const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("guest_steps_succeeded", guest_steps_succeeded),
     ("tracer_attached", tracer_attached),
     ("load_calls_on_fexit", load_calls_on_fexit),
@@ -127,11 +121,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("early_loads_learned_with_causes", early::loads_learned_with_causes),
 ];
 
-pub fn check_all(output: &GuestOutput, compressed: bool) -> Vec<Check> {
+pub fn check_all(output: GuestOutput, compressed: bool) -> Vec<Check> {
     let lines = output.section("events").map(|s| s.lines.as_slice()).unwrap_or_default();
     let (records, bad_lines) = parse_jsonl(lines);
-    let facts = Facts { output, records, bad_lines, compressed };
-    CHECKS.iter().map(|&(name, check)| Check { name, result: check(&facts) }).collect()
+    check::run(CHECKS, &Facts { output, records, bad_lines, compressed })
 }
 
 /// A section of `--json` lines sent as a file (the guard's, the fold-eviction
@@ -177,7 +170,7 @@ fn guest_steps_succeeded(f: &Facts) -> Result<(), String> {
 }
 
 fn tracer_attached(f: &Facts) -> Result<(), String> {
-    attach_line(f.output).map(|_| ()).ok_or_else(|| {
+    attach_line(&f.output).map(|_| ()).ok_or_else(|| {
         let err = f.output.section("trace-err").map(|s| s.lines.join("\n")).unwrap_or_default();
         format!("no `modtrace: attached` line on stderr; stderr was:\n{err}")
     })

@@ -15,8 +15,8 @@ use crate::harness::guest_output::GuestOutput;
 use crate::harness::initramfs::{self, Programs};
 use crate::harness::kernels::{self, Choice, Kernel};
 use crate::harness::paths;
+use crate::check::{self, Check};
 use crate::harness::qemu::{self, Boot, BootResult, Outcome};
-use checks::Check;
 
 pub struct Options {
     pub kernel: Choice,
@@ -41,7 +41,7 @@ struct Report {
 
 impl Report {
     fn failed(&self) -> usize {
-        self.checks.iter().filter(|c| c.result.is_err()).count()
+        check::failed(&self.checks)
     }
 }
 
@@ -94,7 +94,7 @@ fn run_kernel(kernel: &Kernel, built: &Built, options: &Options, break_first_boo
     let serial = String::from_utf8_lossy(&fs::read(&serial_log).unwrap_or_default()).into_owned();
     let output = GuestOutput::parse(&boot.console, &serial);
     save_logs(&work, &boot, &output)?;
-    let mut checks = vec![Check { name: "guest_finished", result: boot_result(&boot) }];
+    let mut results = vec![Check { name: "guest_finished", result: boot_result(&boot) }];
     if break_first_boot {
         let result = match &boot.retried {
             // What a kernel says when the initramfs holds no init.
@@ -102,9 +102,10 @@ fn run_kernel(kernel: &Kernel, built: &Built, options: &Options, break_first_boo
             Some(why) => Err(format!("retried, but not for the broken initramfs: {why}")),
             None => Err("the boot with a broken initramfs was not retried".into()),
         };
-        checks.push(Check { name: "early_death_retried", result });
+        results.push(Check { name: "early_death_retried", result });
     }
-    checks.extend(checks::check_all(&output, initramfs::compressed_modules(kernel)?));
+    let attach = checks::attach_line(&output).map(String::from);
+    results.extend(checks::check_all(output, initramfs::compressed_modules(kernel)?));
     if !options.keep {
         fs::remove_dir_all(work.join("root"))?;
         fs::remove_file(&image)?;
@@ -114,8 +115,8 @@ fn run_kernel(kernel: &Kernel, built: &Built, options: &Options, break_first_boo
         initramfs_time,
         boot_time: boot.elapsed,
         retried: boot.retried.clone(),
-        attach: checks::attach_line(&output).map(String::from),
-        checks,
+        attach,
+        checks: results,
         logs: work,
     })
 }
@@ -152,12 +153,7 @@ fn print_report(report: &Report) {
     if let Some(why) = &report.retried {
         println!("   RETRIED once: the first boot died before its init ran ({why})");
     }
-    for check in &report.checks {
-        match &check.result {
-            Ok(()) => println!("   PASS {}", check.name),
-            Err(why) => println!("   FAIL {}: {why}", check.name),
-        }
-    }
+    check::print(&report.checks);
     println!("   logs: {}", report.logs.display());
 }
 

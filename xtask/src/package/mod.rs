@@ -17,6 +17,7 @@ use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 
+use crate::check::{self, CheckFn};
 use crate::harness::{cmd, paths};
 
 /// The cargo-deb release `cargo xtask setup` installs (builds with rustc 1.85+).
@@ -283,9 +284,7 @@ pub fn check_files(entries: &[Entry]) -> Result<(), String> {
     }
 }
 
-type CheckFn = fn(&Facts) -> Result<(), String>;
-
-const CHECKS: &[(&str, CheckFn)] = &[
+const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("control_fields", control_fields),
     ("files_and_modes", files_and_modes),
     ("conffiles", conffiles),
@@ -410,25 +409,15 @@ impl Facts {
     }
 }
 
-pub struct Check {
-    pub name: &'static str,
-    pub result: Result<(), String>,
-}
-
 /// Runs every check on `deb`, prints each verdict, and fails if any failed.
 pub fn check(deb: &Path) -> Result<()> {
     eprintln!("deb: inspecting {}", deb.display());
     let facts = Facts::read(deb)?;
-    let checks: Vec<Check> = CHECKS.iter().map(|(name, f)| Check { name, result: f(&facts) }).collect();
+    let checks = check::run(CHECKS, &facts);
     println!();
     println!("== deb {}", deb.display());
-    for check in &checks {
-        match &check.result {
-            Ok(()) => println!("   PASS {}", check.name),
-            Err(why) => println!("   FAIL {}: {why}", check.name),
-        }
-    }
-    let failed = checks.iter().filter(|c| c.result.is_err()).count();
+    check::print(&checks);
+    let failed = check::failed(&checks);
     println!("deb: {} passed, {failed} failed", checks.len() - failed);
     if failed > 0 {
         bail!("the Debian package failed {failed} check(s); scratch files in {}", facts.work.display());

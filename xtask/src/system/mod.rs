@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 
-use crate::guest::checks::Check;
+use crate::check::{self, Check};
 use crate::harness::kernels::{self, Kernel, Series};
 use crate::harness::{artifacts, paths};
 use crate::package;
@@ -174,24 +174,19 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         true => Some(services::Known { initramfs: initrd::module_names(&kernel)? }),
         false => None,
     };
-    let facts = Facts {
-        lock_point: options.lock_point,
-        boot1: &boot1,
-        boot2: &boot2,
-        guard: guard.as_ref(),
-        services: known.as_ref(),
-    };
+    let facts = Facts { lock_point: options.lock_point, boot1, boot2, guard, services: known };
     let results = checks::check_all(&facts);
-    if let (Some(_), Some(r)) = (&known, &boot1.recorded) {
+    if let (Some(_), Some(r)) = (&facts.services, &facts.boot1.recorded) {
         if let Ok((counts, unexplained)) = checks::explained(r) {
             let counts: Vec<String> = counts.iter().map(|(how, n)| format!("{n} {how}")).collect();
             times.explained =
                 Some(format!("profile: explained by {}; unexplained {}", counts.join(", "), unexplained.len()));
         }
     }
-    let boots: Vec<&Boot> = [Some(&boot1), guard.as_ref(), Some(&boot2)].into_iter().flatten().collect();
+    let boots: Vec<&Boot> =
+        [Some(&facts.boot1), facts.guard.as_ref(), Some(&facts.boot2)].into_iter().flatten().collect();
     print_report(suite, &kernel, options, &times, &boots, &results, &work);
-    let failed = results.iter().filter(|c| c.result.is_err()).count();
+    let failed = check::failed(&results);
     println!(
         "vm-test --system {}: {} passed, {failed} failed in {:.0} s",
         suite.name(),
@@ -270,11 +265,6 @@ fn print_report(
     for line in &times.retried {
         println!("   RETRIED {line}");
     }
-    for check in results {
-        match &check.result {
-            Ok(()) => println!("   PASS {}", check.name),
-            Err(why) => println!("   FAIL {}: {why}", check.name),
-        }
-    }
+    check::print(results);
     println!("   logs: {}", work.display());
 }

@@ -453,7 +453,7 @@ pub fn flood_overlaps_real_loads(f: &Facts) -> Result<(), String> {
 // ---- a flood of distinct requests from many processes ----
 
 /// Requests of the distinct flood: fs-PREFIXn.
-fn distinct_requests<'a>(f: &'a Facts<'_>) -> Vec<&'a Value> {
+fn distinct_requests(f: &Facts) -> Vec<&Value> {
     let prefix = format!("fs-{}", sc::DISTINCT_FLOOD_PREFIX);
     f.records.iter().filter(|r| text(r, "/kind") == "request" && text(r, "/alias").starts_with(&prefix)).collect()
 }

@@ -730,7 +730,7 @@ impl Run {
         }
         let mut console = self.console.clone();
         console.push(self.marker.clone());
-        check_all(&GuestOutput::parse(&console, &serial), compressed)
+        check_all(GuestOutput::parse(&console, &serial), compressed)
     }
 }
 
