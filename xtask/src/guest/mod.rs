@@ -2,6 +2,7 @@
 //! and judge what the guest sent back.
 
 pub mod checks;
+mod initramfs;
 pub mod scenario;
 
 use std::fs;
@@ -12,11 +13,11 @@ use anyhow::{bail, Result};
 
 use crate::harness::artifacts::{self, Built};
 use crate::harness::guest_output::GuestOutput;
-use crate::harness::initramfs::{self, Programs};
 use crate::harness::kernels::{self, Choice, Kernel};
 use crate::harness::paths;
 use crate::check::{self, Check};
 use crate::harness::qemu::{self, Boot, BootResult, Outcome};
+use initramfs::Programs;
 
 pub struct Options {
     pub kernel: Choice,
