@@ -15,7 +15,8 @@ use anyhow::{bail, ensure, Context, Result};
 use crate::harness::guest_output::GuestOutput;
 use crate::harness::kernels::{self, Kernel, Series};
 use crate::harness::qemu::{self, Boot, BootResult, Outcome};
-use crate::harness::{artifacts, cmd, files, initramfs, paths};
+use crate::harness::initramfs::{self, Modules};
+use crate::harness::{artifacts, cmd, files, paths};
 use table::{Figures, Settings};
 
 /// Debian packages the guest runs beside modtrace (libbpfcc has libbcc_bpf,
@@ -159,7 +160,8 @@ fn build_initramfs(
         files::install(&bench.join(script), &root.join("etc/bench").join(script), 0o644)?;
     }
     fs::write(root.join("etc/bench.env"), settings.env_file(&LOAD_MODULES))?;
-    install_modules(kernel, &root)?;
+    let modules = initramfs::with_dependencies(kernel, &LOAD_MODULES)?;
+    initramfs::install_modules(kernel, &root, Modules::Files(&modules))?;
     initramfs::pack(&root, &work.join("initramfs.cpio"))
 }
 
@@ -184,19 +186,4 @@ fn install_packaged(root: &Path, packages: &Path, program: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn install_modules(kernel: &Kernel, root: &Path) -> Result<()> {
-    let source = kernel.modules_dir();
-    let dest = root.join("lib/modules").join(&kernel.kver);
-    for module in LOAD_MODULES {
-        for file in initramfs::module_files(kernel, module)? {
-            let relative = file.strip_prefix(&source)?;
-            files::install(&file, &dest.join(relative), 0o644)?;
-        }
-    }
-    for index in ["modules.builtin", "modules.builtin.modinfo", "modules.order"] {
-        files::install(&source.join(index), &dest.join(index), 0o644)?;
-    }
-    cmd::run(Command::new("depmod").arg("-b").arg(root).arg(&kernel.kver))
 }

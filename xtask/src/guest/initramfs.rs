@@ -2,19 +2,18 @@
 //! libraries, the scenario's modules (with dependencies, depmod'ed in place),
 //! tests/guest/init as /init, packed as a newc cpio.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 use super::scenario;
 use crate::harness::initramfs::{
-    install_busybox, install_kmod, install_loose_module, install_program, install_uncompressed, module_files, pack,
+    install_busybox, install_kmod, install_loose_module, install_modules, install_program, install_uncompressed,
+    module_files, pack, with_dependencies, Modules,
 };
 use crate::harness::kernels::{self, Kernel};
-use crate::harness::{cmd, files, paths};
+use crate::harness::{files, paths};
 
 const DIRS: [&str; 13] =
     ["bin", "sbin", "dev", "etc", "lib", "proc", "sys", "tmp", "run", "root", "mnt", "usr", scenario::LOOSE_DIR];
@@ -43,35 +42,25 @@ pub fn build(kernel: &Kernel, programs: &Programs, work: &Path) -> Result<PathBu
         files::install(&paths::workspace().join("tests/guest").join(script), &root.join(script), 0o755)?;
     }
     fs::write(root.join("etc/scenario.env"), scenario::env_file())?;
-    install_modules(kernel, &root)?;
+    install_scenario_modules(kernel, &root)?;
     install_loose_modules(kernel, &root)?;
     install_kthread_socket_modules(kernel, &root)?;
     pack(&root, &work.join("initramfs.cpio"))
 }
 
-/// The scenario's modprobe-able modules and their dependencies, in the same
-/// layout as the kernel package, then depmod so the index matches the content.
-fn install_modules(kernel: &Kernel, root: &Path) -> Result<()> {
-    let source = kernel.modules_dir();
-    let dest = root.join("lib/modules").join(&kernel.kver);
-    let mut files = BTreeSet::new();
-    for module in scenario::MODPROBE_MODULES {
-        files.extend(module_files(kernel, module)?);
-    }
+/// The scenario's modprobe-able modules and their dependencies, without the
+/// one whose alias must stay unresolved.
+fn install_scenario_modules(kernel: &Kernel, root: &Path) -> Result<()> {
+    let mut files = with_dependencies(kernel, &scenario::MODPROBE_MODULES)?;
     // Modules in some kernels, built in in others.
     for module in scenario::KTHREAD_IF_MODULE {
         files.extend(module_files(kernel, module).unwrap_or_default());
     }
-    for file in &files {
-        let relative = file
-            .strip_prefix(&source)
-            .with_context(|| format!("{} is outside {}", file.display(), source.display()))?;
-        files::install(file, &dest.join(relative), 0o644)?;
+    let missing = format!("/{}.ko", scenario::MISSING_MODULE);
+    if let Some(file) = files.iter().find(|f| f.to_string_lossy().contains(&missing)) {
+        bail!("{} is among the modules' dependencies; it must stay out of the image", file.display());
     }
-    for index in ["modules.builtin", "modules.builtin.modinfo", "modules.order"] {
-        files::install(&source.join(index), &dest.join(index), 0o644)?;
-    }
-    cmd::run(Command::new("depmod").arg("-b").arg(root).arg(&kernel.kver))?;
+    let dest = install_modules(kernel, root, Modules::Files(&files))?;
     check_missing_alias(&dest)
 }
 

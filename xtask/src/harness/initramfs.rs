@@ -1,6 +1,8 @@
-//! What every guest's initramfs is made of: busybox, kmod and programs with
-//! their libraries, kernel module files, packed as a newc cpio.
+//! What every guest's root is made of: busybox, kmod and programs with their
+//! libraries, a kernel's module files (depmod'ed in place), and the newc cpio
+//! an initramfs is packed as.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::BufWriter;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -9,7 +11,6 @@ use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::guest::scenario;
 use crate::harness::cpio::Archive;
 use crate::harness::kernels::{self, Kernel};
 use crate::harness::{cmd, files};
@@ -68,10 +69,61 @@ pub fn module_files(kernel: &Kernel, module: &str) -> Result<Vec<PathBuf>> {
     if files.is_empty() {
         bail!("{module} is not a loadable module of {}: {out}", kernel.kver);
     }
-    if files.iter().any(|f| f.to_string_lossy().contains(&format!("/{}.ko", scenario::MISSING_MODULE))) {
-        bail!("{module} depends on {}, which must stay out of the image", scenario::MISSING_MODULE);
+    Ok(files)
+}
+
+/// The files of `modules` and of every module they depend on.
+pub fn with_dependencies(kernel: &Kernel, modules: &[&str]) -> Result<BTreeSet<PathBuf>> {
+    let mut files = BTreeSet::new();
+    for module in modules {
+        files.extend(module_files(kernel, module)?);
     }
     Ok(files)
+}
+
+/// Which of a kernel's modules go into a guest's root.
+pub enum Modules<'a> {
+    /// The whole tree under usr/lib/modules, as the kernel package installs
+    /// it: for a full Debian system.
+    All,
+    /// These files (with_dependencies), under lib/modules, with the kernel's
+    /// lists of built-in and ordered modules: for a small initramfs.
+    Files(&'a BTreeSet<PathBuf>),
+}
+
+/// Installs `which` of the kernel's modules into `root`, then runs depmod
+/// there so that modules.dep and modules.alias describe what is inside.
+/// Returns the modules directory.
+pub fn install_modules(kernel: &Kernel, root: &Path, which: Modules) -> Result<PathBuf> {
+    let dest = match which {
+        Modules::All => copy_module_tree(kernel, root)?,
+        Modules::Files(files) => copy_module_files(kernel, root, files)?,
+    };
+    cmd::run(Command::new("depmod").arg("-b").arg(root).arg(&kernel.kver))?;
+    Ok(dest)
+}
+
+fn copy_module_tree(kernel: &Kernel, root: &Path) -> Result<PathBuf> {
+    let dir = root.join("usr/lib/modules");
+    fs::create_dir_all(&dir)?;
+    cmd::run(Command::new("cp").arg("-a").arg(kernel.modules_dir()).arg(dir.join(&kernel.kver)))?;
+    // root/lib is a link to usr/lib in a merged-/usr system: depmod -b finds it there.
+    Ok(dir.join(&kernel.kver))
+}
+
+fn copy_module_files(kernel: &Kernel, root: &Path, files: &BTreeSet<PathBuf>) -> Result<PathBuf> {
+    let source = kernel.modules_dir();
+    let dest = root.join("lib/modules").join(&kernel.kver);
+    for file in files {
+        let relative = file
+            .strip_prefix(&source)
+            .with_context(|| format!("{} is outside {}", file.display(), source.display()))?;
+        files::install(file, &dest.join(relative), 0o644)?;
+    }
+    for index in ["modules.builtin", "modules.builtin.modinfo", "modules.order"] {
+        files::install(&source.join(index), &dest.join(index), 0o644)?;
+    }
+    Ok(dest)
 }
 
 /// An uncompressed copy of `module`, which must have no dependencies, at `dest`.
