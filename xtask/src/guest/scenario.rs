@@ -344,8 +344,6 @@ pub fn env_file() -> String {
 pub mod section {
     /// /proc/modules once `modtrace trace` has attached.
     pub const MODULES_AT_START: &str = "modules-at-start";
-    /// `NAME STATUS` per captured command (tests/guest/init's `capture`).
-    pub const EXIT_CODES: &str = "exit-codes";
     pub const PROFILE: &str = "profile.json";
     pub const KILLED_PROFILE: &str = "killed.json";
     /// The corrupt profile after learn refused it.
