@@ -43,30 +43,10 @@ pub fn run(options: Options) -> Result<()> {
     fs::create_dir_all(&work)?;
     let packages = unpack_packages(&work)?;
     let image = build_initramfs(&kernel, &built, &packages, &settings, &work)?;
-    let serial_log = work.join("ttyS1.log");
     // The smoke run in `xtask test` must not die of TCG's code-patching race;
     // the timed runs keep one host thread per vCPU.
     let threads = if options.smoke { qemu::Threads::Single } else { qemu::Threads::Multi };
-    let attempt = |_| {
-        let _ = fs::remove_file(&serial_log);
-        Boot {
-            label: "bench".into(),
-            kernel: kernel.vmlinuz(),
-            initrd: image.clone(),
-            serial_log: serial_log.clone(),
-            timeout: options.timeout,
-            memory_mib: 2048,
-            threads,
-        }
-        .run()
-    };
-    let (boot, _) = qemu::retry_early_death("bench", attempt, BootResult::early_death)?;
-    fs::write(work.join("console.log"), boot.console.join("\n") + "\n")?;
-    if boot.outcome != Outcome::Done {
-        bail!("the bench guest did not finish ({:?}); console in {}", boot.outcome, work.join("console.log").display());
-    }
-    let serial = String::from_utf8_lossy(&fs::read(&serial_log).unwrap_or_default()).into_owned();
-    let output = GuestOutput::parse(&boot.console, &serial);
+    let (boot, output) = boot_guest(&kernel, &image, &work, options.timeout, threads)?;
     let figures = Figures::parse(&boot.console);
     let profile = output.section("bpftool").map(|s| table::parse_bpftool(&s.lines)).unwrap_or_default();
     let machine = format!(
@@ -75,10 +55,7 @@ pub fn run(options: Options) -> Result<()> {
         if threads == qemu::Threads::Single { "one host thread" } else { "a host thread per vCPU" },
         settings.describe()
     );
-    let markdown = table::markdown(&figures, &profile, &machine, &today()?);
-    println!("\n{markdown}");
-    fs::write(work.join("bench.md"), &markdown)?;
-    fs::write(work.join("bench.json"), table::json(&figures, &profile, &machine) + "\n")?;
+    write_table(&figures, &profile, &machine, &work)?;
     if !options.keep {
         fs::remove_dir_all(work.join("root"))?;
         fs::remove_file(&image)?;
@@ -99,6 +76,48 @@ pub fn run(options: Options) -> Result<()> {
         table::VERIFIER_BUDGET,
         heavy.join(", ")
     );
+    Ok(())
+}
+
+/// Boots the bench guest (once more if it died before its init) and reads
+/// what it sent back; fails unless it finished.
+fn boot_guest(
+    kernel: &Kernel,
+    image: &Path,
+    work: &Path,
+    timeout: Duration,
+    threads: qemu::Threads,
+) -> Result<(BootResult, GuestOutput)> {
+    let serial_log = work.join("ttyS1.log");
+    let attempt = |_| {
+        let _ = fs::remove_file(&serial_log);
+        Boot {
+            label: "bench".into(),
+            kernel: kernel.vmlinuz(),
+            initrd: image.to_path_buf(),
+            serial_log: serial_log.clone(),
+            timeout,
+            memory_mib: 2048,
+            threads,
+        }
+        .run()
+    };
+    let (boot, _) = qemu::retry_early_death("bench", attempt, BootResult::early_death)?;
+    fs::write(work.join("console.log"), boot.console.join("\n") + "\n")?;
+    if boot.outcome != Outcome::Done {
+        bail!("the bench guest did not finish ({:?}); console in {}", boot.outcome, work.join("console.log").display());
+    }
+    let serial = String::from_utf8_lossy(&fs::read(&serial_log).unwrap_or_default()).into_owned();
+    let output = GuestOutput::parse(&boot.console, &serial);
+    Ok((boot, output))
+}
+
+/// Prints the table and writes it to `work`/bench.md and bench.json.
+fn write_table(figures: &Figures, profile: &[table::ProgramTime], machine: &str, work: &Path) -> Result<()> {
+    let markdown = table::markdown(figures, profile, machine, &today()?);
+    println!("\n{markdown}");
+    fs::write(work.join("bench.md"), &markdown)?;
+    fs::write(work.join("bench.json"), table::json(figures, profile, machine) + "\n")?;
     Ok(())
 }
 
