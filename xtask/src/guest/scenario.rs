@@ -332,7 +332,6 @@ pub fn env_file() -> String {
          NETNS_FORKED_FS={NETNS_FORKED_FS}\n\
          NETNS_UNFORKED_FS={NETNS_UNFORKED_FS}\n\
          NETNS_HOST_FS={NETNS_HOST_FS}\n\
-
          KTHREAD_UID={KTHREAD_UID}\n\
          KTHREAD_ALG_TYPE={KTHREAD_ALG_TYPE}\n\
          KTHREAD_ALG='{KTHREAD_ALG}'\n\
