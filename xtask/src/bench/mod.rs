@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 
 use crate::harness::guest_output::GuestOutput;
+use crate::harness::initramfs::{self, Modules};
 use crate::harness::kernels::{self, Kernel, Series};
 use crate::harness::qemu::{self, Boot, BootResult, Outcome};
-use crate::harness::initramfs::{self, Modules};
 use crate::harness::{artifacts, cmd, files, paths};
 use table::{Figures, Settings};
 

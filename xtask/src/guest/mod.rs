@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
+use crate::check::{self, Check};
 use crate::harness::artifacts::{self, Built};
 use crate::harness::guest_output::GuestOutput;
 use crate::harness::kernels::{self, Choice, Kernel};
 use crate::harness::paths;
-use crate::check::{self, Check};
 use crate::harness::qemu::{self, Boot, BootResult, Outcome};
 use initramfs::Programs;
 

@@ -1,5 +1,5 @@
 //! What the guest does, as data shared by the initramfs builder (which writes
-//! /etc/scenario.env for tests/guest/init) and the host-side assertions.
+//! /etc/scenario.env for tests/guest/init) and the host-side checks.
 //!
 //! Every step loads a distinct module so each assertion names exactly one load.
 //! All of them are modules (not built in) in every kernel of the matrix:
@@ -248,7 +248,7 @@ pub const LOOSE_DIR: &str = "opt/ko";
 pub const UNIT: &str = "example.service";
 pub const UNIT_CGROUP: &str = "/system.slice/example.service";
 
-/// Process names (comm) the assertions expect.
+/// Process names (comm) the checks expect.
 pub mod comm {
     /// tests/guest/init runs the steps; a script's comm is its file name.
     pub const SHELL: &str = "init";
