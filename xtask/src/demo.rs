@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use crate::kernels::{self, Series};
+use crate::harness::kernels::{self, Series};
+use crate::harness::{artifacts, paths};
+use crate::package;
 use crate::system::{base, boot, image, initrd};
-use crate::{artifacts, deb, paths};
 
 const SUITE: &str = "trixie";
 /// demo.sh prefixes what it shows with this.
@@ -34,7 +35,7 @@ pub fn run() -> Result<()> {
     let start = Instant::now();
     println!("demo: preparing Debian {SUITE} with modtrace's package (cached after the first run)...");
     let kernel = kernels::ensure(&[Series::Trixie], false)?.remove(0);
-    let package = deb::build()?;
+    let package = package::build()?;
     let built = artifacts::build(None)?;
     let work = paths::vm_work().join("demo");
     if work.exists() {
@@ -68,7 +69,7 @@ pub fn run() -> Result<()> {
         timeout: Duration::from_secs(600),
         only: Some(SHOWN),
     };
-    let (run, _) = crate::qemu::retry_early_death("demo", |_| machine.run(), boot::Run::early_death)?;
+    let (run, _) = crate::harness::qemu::retry_early_death("demo", |_| machine.run(), boot::Run::early_death)?;
     fs::write(work.join("console.log"), run.console.join("\n") + "\n")?;
     println!();
     match run.verdict() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{cmd, paths};
+use crate::harness::{cmd, paths};
 
 pub const TARGETS: [&str; 4] = ["decode", "profile", "proc_modules", "modprobe_d"];
 const TRIPLE: &str = "x86_64-unknown-linux-gnu";

@@ -1,26 +1,15 @@
 //! Project automation: `cargo xtask setup | kernels | vm-test | deb | demo | bench | fuzz | test`.
 
-mod apt;
-mod artifacts;
-mod assertions;
 mod bench;
-mod bench_table;
-mod cmd;
-mod cpio;
-mod deb;
+mod check;
 mod demo;
-mod files;
 mod fuzz;
-mod guest_output;
-mod initramfs;
-mod kernels;
-mod paths;
-mod qemu;
-mod scenario;
+mod guest;
+mod harness;
+mod package;
 mod setup;
 mod system;
 mod test;
-mod vm_test;
 mod vendored;
 
 use std::path::PathBuf;
@@ -30,7 +19,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use kernels::Choice;
+use harness::kernels::Choice;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "modtrace's build, download and test tasks")]
@@ -143,21 +132,21 @@ fn main() -> ExitCode {
 fn run(task: Task) -> Result<()> {
     match task {
         Task::Setup => setup::run(),
-        Task::Kernels { kernel, refresh } => kernels::run(kernel, refresh),
+        Task::Kernels { kernel, refresh } => harness::kernels::run(kernel, refresh),
         Task::VmTest { system: true, keep, timeout, lock_point, suite, .. } => system::run(system::Options {
             suites: if suite.is_empty() { system::Suite::ALL.to_vec() } else { suite },
             lock_point,
             keep,
             timeout: Duration::from_secs(timeout),
         }),
-        Task::VmTest { kernel, keep, timeout, modtrace, break_first_boot, .. } => vm_test::run(vm_test::Options {
+        Task::VmTest { kernel, keep, timeout, modtrace, break_first_boot, .. } => guest::run(guest::Options {
             kernel,
             keep,
             timeout: Duration::from_secs(timeout),
             modtrace,
             break_first_boot,
         }),
-        Task::Deb { check } => deb::run(check),
+        Task::Deb { check } => package::run(check),
         Task::Demo => demo::run(),
         Task::Fuzz { seconds, target } => fuzz::run(fuzz::Options { seconds, target }),
         Task::Bench { runs, smoke, keep, timeout } => {

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{bail, Result};
 
-use crate::cmd;
+use crate::harness::{cmd, paths};
 
 /// Debian packages for building (eBPF and host) and for the QEMU tests.
 const PACKAGES: &[&str] = &[
@@ -102,7 +102,7 @@ fn install_bpf_linker() -> Result<()> {
     }
     eprintln!("setup: installing bpf-linker {BPF_LINKER_VERSION} against LLVM 22");
     cmd::run(
-        Command::new(crate::paths::cargo())
+        Command::new(paths::cargo())
             .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked"])
             .args(["--no-default-features", "--features", "llvm-22"])
             .env("LLVM_PREFIX", "/usr/lib/llvm-22"),
@@ -111,12 +111,12 @@ fn install_bpf_linker() -> Result<()> {
 
 /// cargo-deb, for `cargo xtask deb`; installed from crates.io when missing.
 fn install_cargo_deb() -> Result<()> {
-    let wanted = crate::deb::CARGO_DEB_VERSION;
+    let wanted = crate::package::CARGO_DEB_VERSION;
     let installed = cmd::output_of("cargo-deb", &["--version"]).unwrap_or_default();
     if installed.split_whitespace().any(|word| word == wanted) {
         eprintln!("setup: cargo-deb {wanted} already installed");
         return Ok(());
     }
     eprintln!("setup: installing cargo-deb {wanted}");
-    cmd::run(Command::new(crate::paths::cargo()).args(["install", "cargo-deb", "--version", wanted, "--locked"]))
+    cmd::run(Command::new(paths::cargo()).args(["install", "cargo-deb", "--version", wanted, "--locked"]))
 }

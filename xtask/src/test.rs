@@ -5,17 +5,18 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::kernels::{self, Choice, Series};
-use crate::vm_test::{self, Options};
-use crate::{bench, cmd, deb, fuzz, paths};
+use crate::guest::{self, Options};
+use crate::harness::kernels::{self, Choice, Series};
+use crate::harness::{cmd, paths};
+use crate::{bench, fuzz, package};
 
 pub fn run(timeout: Duration) -> Result<()> {
     kernels::ensure(&Series::ALL, false)?;
     host_tests()?;
     fuzz::run(fuzz::Options { seconds: 40, target: None })?;
     // The Debian package: built from the release binary, then inspected.
-    deb::check(&deb::build()?)?;
-    vm_test::run(Options { kernel: Choice::ALL, keep: false, timeout, modtrace: None, break_first_boot: true })?;
+    package::check(&package::build()?)?;
+    guest::run(Options { kernel: Choice::ALL, keep: false, timeout, modtrace: None, break_first_boot: true })?;
     // The bench's machinery in one short run (about a minute); its figures
     // are printed, not judged: `cargo xtask bench` is the measurement.
     bench::run(bench::Options { runs: 1, smoke: true, keep: false, timeout })

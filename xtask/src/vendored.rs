@@ -6,7 +6,7 @@ mod tests {
     use std::path::Path;
     use std::process::Command;
 
-    use crate::paths;
+    use crate::harness::paths;
 
     /// aya-0.14.0.crate from crates.io, unpacked (without cargo's .cargo-ok marker).
     const PRISTINE: &str = "0a2a0bf85d31c3afd279865c20a54a43a94501955ed055f7841496cfb29b1343";

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{cmd, paths};
+use crate::harness::{cmd, paths};
 
 const VARIANT: &str = "minbase";
 /// systemd as init, udev for coldplug, kmod (libkmod2 for modtrace), iproute2;

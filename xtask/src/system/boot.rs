@@ -6,9 +6,9 @@ use std::process::{Child, Command};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::qemu::{self, console_lines, kill, INIT_DEADLINE, INIT_MARKER};
+use crate::harness::qemu::{self, kill, INIT_DEADLINE, INIT_MARKER};
 
 /// Printed by tests/system/common.sh just before `systemctl poweroff`.
 pub const DONE_MARKER: &str = "MODTRACE-SYSTEM-DONE";
@@ -103,11 +103,8 @@ impl Machine<'_> {
     }
 
     pub fn run(&self) -> Result<Run> {
-        let mut cmd = self.command();
-        eprintln!("+ {}", crate::cmd::describe(&cmd));
         let start = Instant::now();
-        let mut child = cmd.spawn().context("cannot start qemu-system-x86_64")?;
-        let lines = console_lines(&mut child);
+        let (mut child, lines) = qemu::start_qemu(&mut self.command())?;
         let mut console = Vec::new();
         let mut to_marker = None;
         let mut init_seen = false;

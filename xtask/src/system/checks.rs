@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::LockPoint;
-use crate::assertions::Check;
+use crate::check::{self, Check, CheckFn};
 use crate::system::services::Known;
 
 mod deputy;
@@ -168,6 +168,7 @@ impl Unit {
 }
 
 /// One boot: how QEMU ended, and what the guest recorded.
+#[derive(Clone)]
 pub struct Boot {
     pub finished: Result<(), String>,
     pub recorded: Option<Recorded>,
@@ -179,17 +180,18 @@ impl Boot {
     }
 }
 
-pub struct Facts<'a> {
+/// Everything a check may look at.
+pub struct Facts {
     pub lock_point: LockPoint,
-    pub boot1: &'a Boot,
-    pub boot2: &'a Boot,
+    pub boot1: Boot,
+    pub boot2: Boot,
     /// The guard boot between them (guard.rs), for a suite that has one.
-    pub guard: Option<&'a Boot>,
+    pub guard: Option<Boot>,
     /// For a suite with the real services (services.rs): what the host knows.
-    pub services: Option<&'a Known>,
+    pub services: Option<Known>,
 }
 
-impl Facts<'_> {
+impl Facts {
     fn b1(&self) -> Result<&Recorded, String> {
         self.boot1.recorded.as_ref().ok_or_else(|| "boot 1 recorded nothing".to_string())
     }
@@ -213,9 +215,7 @@ impl Facts<'_> {
     }
 }
 
-type CheckFn = fn(&Facts) -> Result<(), String>;
-
-const CHECKS: &[(&str, CheckFn)] = &[
+const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("boot1_finished", |f| f.boot1.finished.clone()),
     ("boot1_reached_multi_user", |f| reached_multi_user(f.b1()?)),
     ("boot1_no_failed_units", |f| no_failed_units(f.b1()?)),
@@ -247,11 +247,12 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("purge_keeps_profile_and_lock", purge_keeps_profile),
 ];
 
+/// The common checks, then those of the services and the guard boot where the suite has them.
 pub fn check_all(facts: &Facts) -> Vec<Check> {
     let services = if facts.services.is_some() { services::SERVICE_CHECKS } else { &[] };
     let deputy = if facts.services.is_some() { &deputy::DEPUTY_CHECKS[..] } else { &[] };
     let guard = if facts.guard.is_some() { guard::GUARD_CHECKS } else { &[] };
-    CHECKS.iter().chain(services).chain(deputy).chain(guard).map(|&(name, check)| Check { name, result: check(facts) }).collect()
+    [CHECKS, services, deputy, guard].into_iter().flat_map(|table| check::run(table, facts)).collect()
 }
 
 // ---- both boots ----

@@ -10,8 +10,9 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context, Result};
 
 use super::LockPoint;
-use crate::kernels::Kernel;
-use crate::{cmd, files, paths};
+use crate::harness::initramfs::{self, Modules};
+use crate::harness::kernels::Kernel;
+use crate::harness::{cmd, files, paths};
 
 /// Where the guest scripts write their results (tests/system/common.sh).
 pub const RESULTS: &str = "/var/lib/modtrace-test";
@@ -84,10 +85,10 @@ pub fn build(
     root: &Path,
     image: &Path,
 ) -> Result<()> {
-    install_modules(kernel, root)?;
+    initramfs::install_modules(kernel, root, Modules::All)?;
     install_package(package, root)?;
     install_program(guest_tool, root, "usr/local/bin/modtrace-guest")?;
-    crate::initramfs::install_loose_module(kernel, LOOSE_MODULE, &root.join(LOOSE_MODULE_DEST))?;
+    initramfs::install_loose_module(kernel, LOOSE_MODULE, &root.join(LOOSE_MODULE_DEST))?;
     let workspace = paths::workspace();
     for (name, dest, mode) in contents.files {
         files::install(&workspace.join(name), &root.join(dest), *mode)?;
@@ -110,15 +111,6 @@ pub fn build(
     // The guest's own systemctl (the host may have none) and [Install] sections.
     cmd::run(Command::new("chroot").arg(root).args(["systemctl", "enable"]).args(contents.enable))?;
     make_image(root, image)
-}
-
-/// The whole modules tree of the kernel, as its package installs it, then depmod.
-fn install_modules(kernel: &Kernel, root: &Path) -> Result<()> {
-    let dir = root.join("usr/lib/modules");
-    fs::create_dir_all(&dir)?;
-    cmd::run(Command::new("cp").arg("-a").arg(kernel.modules_dir()).arg(dir.join(&kernel.kver)))?;
-    // root/lib is a link to usr/lib in a merged-/usr system: depmod -b finds it there.
-    cmd::run(Command::new("depmod").arg("-b").arg(root).arg(&kernel.kver))
 }
 
 /// An uncompressed module outside the profile, for locked.sh's init_module

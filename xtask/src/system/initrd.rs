@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::kernels::{insmod_files, Kernel};
-use crate::{deb, files, initramfs, paths};
+use crate::harness::kernels::{insmod_files, Kernel};
+use crate::harness::{files, initramfs, paths};
+use crate::package;
 
 /// What the root disk needs, in load order (`modprobe --show-depends` adds the rest).
 const ROOT_DRIVERS: [&str; 5] = ["virtio_pci", "virtio_blk", "crc32c_generic", "crc32c_intel", "ext4"];
@@ -49,7 +50,7 @@ pub fn build(kernel: &Kernel, work: &Path, system: &Path) -> Result<PathBuf> {
 fn add_modtrace(system: &Path, root: &Path) -> Result<()> {
     let binary = system.join("usr/sbin/modtrace");
     initramfs::install_program(root, &binary, "usr/sbin/modtrace")?;
-    let script = deb::INITRAMFS_SCRIPT.trim_start_matches('/');
+    let script = package::INITRAMFS_SCRIPT.trim_start_matches('/');
     let script = system.join(script);
     files::install(&script, &root.join("scripts/init-top/modtrace"), 0o755)
 }

@@ -14,15 +14,16 @@ pub mod initrd;
 pub mod services;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 
-use crate::assertions::Check;
-use crate::kernels::{self, Kernel, Series};
-use crate::{artifacts, deb, paths};
+use crate::check::{self, Check};
+use crate::harness::kernels::{self, Kernel, Series};
+use crate::harness::{artifacts, paths};
+use crate::package;
 use checks::{Boot, Facts, Recorded};
 
 /// The Debian releases the system test boots, each with its own kernel.
@@ -103,7 +104,7 @@ struct Times {
 pub fn run(options: Options) -> Result<()> {
     let start = Instant::now();
     // What users install: the package, and the guest tool beside it.
-    let package = deb::build()?;
+    let package = package::build()?;
     let built = artifacts::build(None)?;
     let mut summary = Vec::new();
     for &suite in &options.suites {
@@ -122,7 +123,7 @@ pub fn run(options: Options) -> Result<()> {
     Ok(())
 }
 
-/// Both boots of one suite; returns how many checks passed and failed.
+/// Every boot of one suite; returns how many checks passed and failed.
 fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options) -> Result<(usize, usize)> {
     let start = Instant::now();
     let kernel = kernels::ensure(&[suite.kernel()], false)?.remove(0);
@@ -132,39 +133,8 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     }
     fs::create_dir_all(&work)?;
     let mut times = Times::default();
-
-    let base = base::ensure(suite.name())?;
-    (times.base, times.base_cached) = (base.elapsed, base.cached);
-    let t = Instant::now();
-    let root = work.join("root");
-    base::extract(&base.tarball, &root)?;
-    let image = work.join("root.img");
-    let contents = services::test_contents(suite.name(), options.lock_point, &work)?;
-    let mut contents = contents.contents();
-    if suite.has_guard_boot() {
-        contents.written.push((image::GUARD_BOOT_MARK, b"modtrace-guard.service, enforce, before boot 2\n".to_vec()));
-    }
-    image::build(&kernel, package, guest_tool, &contents, &root, &image)?;
-    times.image = t.elapsed();
-    let t = Instant::now();
-    let initrd = initrd::build(&kernel, &work, &root)?;
-    times.initrd = t.elapsed();
-    if !options.keep {
-        fs::remove_dir_all(&root)?;
-    }
-
-    let boot1 = boot(&kernel, &initrd, &image, "boot1", options, &work, &mut times)?;
-    let went_well = |b: &Boot| b.recorded.is_some() && b.finished.is_ok();
-    let guard = match suite.has_guard_boot() {
-        false => None,
-        true if went_well(&boot1) => Some(boot(&kernel, &initrd, &image, "guard", options, &work, &mut times)?),
-        true => Some(Boot::not_run("not booted: boot 1 did not finish")),
-    };
-    let boot2 = if went_well(&boot1) && guard.as_ref().is_none_or(went_well) {
-        boot(&kernel, &initrd, &image, "boot2", options, &work, &mut times)?
-    } else {
-        Boot::not_run("not booted: an earlier boot did not finish")
-    };
+    let (image, initrd) = build_disk(suite, &kernel, package, guest_tool, options, &work, &mut times)?;
+    let (boot1, guard, boot2) = boot_all(suite, &kernel, &initrd, &image, options, &work, &mut times)?;
     if !options.keep {
         fs::remove_file(&image)?;
     }
@@ -173,24 +143,13 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         true => Some(services::Known { initramfs: initrd::module_names(&kernel)? }),
         false => None,
     };
-    let facts = Facts {
-        lock_point: options.lock_point,
-        boot1: &boot1,
-        boot2: &boot2,
-        guard: guard.as_ref(),
-        services: known.as_ref(),
-    };
+    let facts = Facts { lock_point: options.lock_point, boot1, boot2, guard, services: known };
     let results = checks::check_all(&facts);
-    if let (Some(_), Some(r)) = (&known, &boot1.recorded) {
-        if let Ok((counts, unexplained)) = checks::explained(r) {
-            let counts: Vec<String> = counts.iter().map(|(how, n)| format!("{n} {how}")).collect();
-            times.explained =
-                Some(format!("profile: explained by {}; unexplained {}", counts.join(", "), unexplained.len()));
-        }
-    }
-    let boots: Vec<&Boot> = [Some(&boot1), guard.as_ref(), Some(&boot2)].into_iter().flatten().collect();
+    times.explained = explained(&facts);
+    let boots: Vec<&Boot> =
+        [Some(&facts.boot1), facts.guard.as_ref(), Some(&facts.boot2)].into_iter().flatten().collect();
     print_report(suite, &kernel, options, &times, &boots, &results, &work);
-    let failed = results.iter().filter(|c| c.result.is_err()).count();
+    let failed = check::failed(&results);
     println!(
         "vm-test --system {}: {} passed, {failed} failed in {:.0} s",
         suite.name(),
@@ -198,6 +157,74 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         start.elapsed().as_secs_f64()
     );
     Ok((results.len() - failed, failed))
+}
+
+/// The suite's disk image (the base system, the package, the test's files)
+/// and its initramfs: (image, initrd).
+fn build_disk(
+    suite: Suite,
+    kernel: &Kernel,
+    package: &Path,
+    guest_tool: &Path,
+    options: &Options,
+    work: &Path,
+    times: &mut Times,
+) -> Result<(PathBuf, PathBuf)> {
+    let base = base::ensure(suite.name())?;
+    (times.base, times.base_cached) = (base.elapsed, base.cached);
+    let t = Instant::now();
+    let root = work.join("root");
+    base::extract(&base.tarball, &root)?;
+    let image = work.join("root.img");
+    let contents = services::test_contents(suite.name(), options.lock_point, work)?;
+    let mut contents = contents.contents();
+    if suite.has_guard_boot() {
+        contents.written.push((image::GUARD_BOOT_MARK, b"modtrace-guard.service, enforce, before boot 2\n".to_vec()));
+    }
+    image::build(kernel, package, guest_tool, &contents, &root, &image)?;
+    times.image = t.elapsed();
+    let t = Instant::now();
+    let initrd = initrd::build(kernel, work, &root)?;
+    times.initrd = t.elapsed();
+    if !options.keep {
+        fs::remove_dir_all(&root)?;
+    }
+    Ok((image, initrd))
+}
+
+/// Boot 1, the guard boot where the suite has one, then boot 2; a boot after
+/// one that did not go well is not run.
+fn boot_all(
+    suite: Suite,
+    kernel: &Kernel,
+    initrd: &Path,
+    image: &Path,
+    options: &Options,
+    work: &Path,
+    times: &mut Times,
+) -> Result<(Boot, Option<Boot>, Boot)> {
+    let mut run = |label| boot(kernel, initrd, image, label, options, work, times);
+    let boot1 = run("boot1")?;
+    let went_well = |b: &Boot| b.recorded.is_some() && b.finished.is_ok();
+    let guard = match suite.has_guard_boot() {
+        false => None,
+        true if went_well(&boot1) => Some(run("guard")?),
+        true => Some(Boot::not_run("not booted: boot 1 did not finish")),
+    };
+    let boot2 = if went_well(&boot1) && guard.as_ref().is_none_or(went_well) {
+        run("boot2")?
+    } else {
+        Boot::not_run("not booted: an earlier boot did not finish")
+    };
+    Ok((boot1, guard, boot2))
+}
+
+/// For a suite with services: how the profile's modules are explained.
+fn explained(facts: &Facts) -> Option<String> {
+    let (Some(_), Some(r)) = (&facts.services, &facts.boot1.recorded) else { return None };
+    let (counts, unexplained) = checks::explained(r).ok()?;
+    let counts: Vec<String> = counts.iter().map(|(how, n)| format!("{n} {how}")).collect();
+    Some(format!("profile: explained by {}; unexplained {}", counts.join(", "), unexplained.len()))
 }
 
 /// Boots the image once and reads back what the guest recorded.
@@ -213,7 +240,7 @@ fn boot(
     let vmlinuz = kernel.vmlinuz();
     let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout: options.timeout, only: None };
     // A boot that died before the initramfs's init never mounted the disk: trying again is safe.
-    let (run, retried) = crate::qemu::retry_early_death(label, |_| machine.run(), boot::Run::early_death)?;
+    let (run, retried) = crate::harness::qemu::retry_early_death(label, |_| machine.run(), boot::Run::early_death)?;
     if let Some(why) = &retried {
         times.retried.push(format!("{label}: the first boot died before its init ran ({why}); retried once"));
     }
@@ -269,11 +296,6 @@ fn print_report(
     for line in &times.retried {
         println!("   RETRIED {line}");
     }
-    for check in results {
-        match &check.result {
-            Ok(()) => println!("   PASS {}", check.name),
-            Err(why) => println!("   FAIL {}: {why}", check.name),
-        }
-    }
+    check::print(results);
     println!("   logs: {}", work.display());
 }

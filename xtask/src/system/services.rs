@@ -23,7 +23,7 @@ use anyhow::Result;
 
 use super::image::{self, Contents};
 use super::LockPoint;
-use crate::cmd;
+use crate::harness::cmd;
 
 /// The suites whose test runs the real services (and whose base has their packages).
 pub fn suite_has_services(suite: &str) -> bool {
@@ -172,7 +172,7 @@ mod generator_tests {
         let _ = fs::remove_dir_all(&out);
         fs::create_dir_all(&out).unwrap();
         let status = Command::new("sh")
-            .arg(crate::paths::workspace().join(GENERATOR))
+            .arg(crate::harness::paths::workspace().join(GENERATOR))
             .arg(&out)
             .env("MODTRACE_GENERATOR_ROOT", root)
             .status()
@@ -243,7 +243,7 @@ mod initramfs_hook_tests {
         fs::write(root.join("hook-functions"), format!("copy_exec() {{ echo \"$*\" >> {}; }}\n", copied.display())).unwrap();
         let run = || {
             let status = Command::new("sh")
-                .arg(crate::paths::workspace().join("packaging/initramfs-tools/hooks/modtrace"))
+                .arg(crate::harness::paths::workspace().join("packaging/initramfs-tools/hooks/modtrace"))
                 .env("MODTRACE_HOOK_FUNCTIONS", root.join("hook-functions"))
                 .env("MODTRACE_HOOK_ROOT", &root)
                 .status()
@@ -257,7 +257,7 @@ mod initramfs_hook_tests {
         symlink("/lib/systemd/system/modtrace-learn.service", wants.join("modtrace-learn.service")).unwrap();
         assert_eq!(run(), "/usr/sbin/modtrace /usr/sbin\n");
         let out = Command::new("sh")
-            .arg(crate::paths::workspace().join("packaging/initramfs-tools/hooks/modtrace"))
+            .arg(crate::harness::paths::workspace().join("packaging/initramfs-tools/hooks/modtrace"))
             .arg("prereqs")
             .output()
             .unwrap();

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::services::{modules, s, triggers, works};
 use super::Facts;
+use crate::check::CheckFn;
 
 const DEPUTY: &str = "udisks2.service";
 /// What the user's mount makes the kernel load, and for whom.
@@ -18,7 +19,7 @@ const USER_UID: u64 = 1000;
 const ROOT_MOUNT: &str = "mnt-minix.mount";
 const ROOT_MODULE: &str = "minix";
 
-pub const DEPUTY_CHECKS: [(&str, super::CheckFn); 5] = [
+pub const DEPUTY_CHECKS: [(&str, CheckFn<Facts>); 5] = [
     ("deputy_user_mounted_through_udisks", user_mounted),
     ("deputy_load_is_the_users_via_udisks2", users_via_udisks),
     ("deputy_load_held_for_review", held_for_review),

@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::{
-    modules_disabled, no_failed_units, reached_multi_user, refused, CheckFn, Facts, Recorded, DENIED_ALIAS,
-    DENIED_EXPLICIT, DENIED_EXPLICIT_DEPENDENCY, DENIED_IN_MEMORY, DENIED_REQUESTED, EPERM_TEXT, GUEST_TOOL, MODPROBE,
+    modules_disabled, no_failed_units, reached_multi_user, refused, Facts, Recorded, DENIED_ALIAS, DENIED_EXPLICIT,
+    DENIED_EXPLICIT_DEPENDENCY, DENIED_IN_MEMORY, DENIED_REQUESTED, EPERM_TEXT, GUEST_TOOL, MODPROBE,
 };
+use crate::check::CheckFn;
 
 const GUARD_UNIT: &str = "modtrace-guard.service";
 /// The unit of guarded.sh, which makes the refused attempts.
@@ -23,7 +24,7 @@ const REPLACED_MODULE: &str = "appletalk";
 /// The units that load modules at boot, which the guard must precede.
 const LOADERS: [&str; 2] = ["systemd-modules-load.service", "systemd-udevd.service"];
 
-pub const GUARD_CHECKS: &[(&str, CheckFn)] = &[
+pub const GUARD_CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("guard_boot_finished", finished),
     ("guard_boot_reached_multi_user", |f| reached_multi_user(g(f)?)),
     ("guard_boot_no_failed_units", |f| no_failed_units(g(f)?)),
@@ -50,8 +51,8 @@ pub const GUARD_CHECKS: &[(&str, CheckFn)] = &[
     ("guard_boot_switched_to_lock", switched_to_lock),
 ];
 
-fn guard_boot<'a>(f: &Facts<'a>) -> Result<&'a super::Boot, String> {
-    f.guard.ok_or_else(|| "this suite has no guard boot".to_string())
+fn guard_boot(f: &Facts) -> Result<&super::Boot, String> {
+    f.guard.as_ref().ok_or_else(|| "this suite has no guard boot".to_string())
 }
 
 fn finished(f: &Facts) -> Result<(), String> {
@@ -59,7 +60,7 @@ fn finished(f: &Facts) -> Result<(), String> {
 }
 
 /// What the guard boot recorded.
-fn g<'a>(f: &Facts<'a>) -> Result<&'a Recorded, String> {
+fn g(f: &Facts) -> Result<&Recorded, String> {
     guard_boot(f)?.recorded.as_ref().ok_or_else(|| "the guard boot recorded nothing".to_string())
 }
 

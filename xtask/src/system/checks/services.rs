@@ -6,7 +6,8 @@
 
 use serde_json::Value;
 
-use super::{CheckFn, Facts, Recorded};
+use super::{Facts, Recorded};
+use crate::check::CheckFn;
 use crate::system::services::{Known, Service, SERVICES};
 
 const LEARNER: &str = "modtrace-learn.service";
@@ -16,7 +17,7 @@ const LEARNER: &str = "modtrace-learn.service";
 /// them all.
 const PID1_LOADS: [&str; 4] = ["autofs4", "ip_tables", "virtio_rng", "qemu_fw_cfg"];
 
-pub const SERVICE_CHECKS: &[(&str, CheckFn)] = &[
+pub const SERVICE_CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("generator_ordered_early_units", generator_ordered),
     ("profile_names_nftables", |f| names(f, &SERVICES[0])),
     ("profile_names_wireguard", |f| names(f, &SERVICES[1])),
@@ -33,8 +34,8 @@ pub const SERVICE_CHECKS: &[(&str, CheckFn)] = &[
     ("tun_up_after_lock", tun_works),
 ];
 
-fn known<'a>(f: &Facts<'a>) -> Result<&'a Known, String> {
-    f.services.ok_or_else(|| "this suite has no services".to_string())
+fn known(f: &Facts) -> Result<&Known, String> {
+    f.services.as_ref().ok_or_else(|| "this suite has no services".to_string())
 }
 
 /// modtrace-learn-generator ordered nftables.service and systemd-binfmt.service

@@ -167,29 +167,25 @@ impl Pair {
         self.boot2.recorded.as_mut().unwrap()
     }
 
-    fn failures(&self) -> Vec<&'static str> {
-        let facts = Facts {
+    fn facts(&self) -> Facts {
+        Facts {
             lock_point: self.lock_point,
-            boot1: &self.boot1,
-            boot2: &self.boot2,
-            guard: self.guard.as_ref(),
-            services: self.services.as_ref(),
-        };
-        check_all(&facts).into_iter().filter(|c| c.result.is_err()).map(|c| c.name).collect()
+            boot1: self.boot1.clone(),
+            boot2: self.boot2.clone(),
+            guard: self.guard.clone(),
+            services: self.services.clone(),
+        }
+    }
+
+    fn failures(&self) -> Vec<&'static str> {
+        check_all(&self.facts()).into_iter().filter(|c| c.result.is_err()).map(|c| c.name).collect()
     }
 }
 
 #[test]
 fn a_correct_pair_of_boots_passes_every_check() {
     for pair in [Pair::good(), Pair::with_services(), Pair::with_guard()] {
-        let facts = Facts {
-            lock_point: pair.lock_point,
-            boot1: &pair.boot1,
-            boot2: &pair.boot2,
-            guard: pair.guard.as_ref(),
-            services: pair.services.as_ref(),
-        };
-        let results = check_all(&facts);
+        let results = check_all(&pair.facts());
         let failed: Vec<String> =
             results.iter().filter_map(|c| c.result.clone().err().map(|e| format!("{}: {e}", c.name))).collect();
         assert!(failed.is_empty(), "{failed:#?}");

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::scenario::{captured as cap, section};
+use crate::guest::scenario::{captured as cap, section};
+use crate::harness::guest_output::EXIT_CODES;
 
 const KERNEL: &str = "6.1.0-56-amd64";
 /// The main learner's pid, as the guest reports it.
@@ -473,7 +474,7 @@ fn good_sections() -> BTreeMap<String, String> {
     let texts: Vec<(&str, String)> = vec![
         (section::MODULES_AT_START, MODULES_AT_START.into()),
         ("lsmod", LSMOD_AT_END.join("\n")),
-        (section::EXIT_CODES, exit_codes.into()),
+        (EXIT_CODES, exit_codes.into()),
         ("learn.pid", LEARNER_PID.into()),
         ("learn.stderr", "modtrace: learning ended (SIGINT); profile saved to /var/lib/modtrace/profile.json: 10 modules, 7 top-level (new: pppox); see: modtrace report --profile /var/lib/modtrace/profile.json".into()),
         ("learn-second.stderr", format!("modtrace: another modtrace learn (pid {LEARNER_PID}) is already learning into /var/lib/modtrace/profile.json (it holds /var/lib/modtrace/profile.json.lock); wait for it to finish or stop it")),
@@ -494,7 +495,7 @@ fn good_sections() -> BTreeMap<String, String> {
         ("spam-distinct-requests.stdout", format!("spam-distinct-requests: pid=699 processes={DISTINCT_PROCESSES} attempts=8 failed=8 seconds=4.0")),
     ];
     let mut all: BTreeMap<String, String> = texts.into_iter().map(|(name, text)| (name.to_string(), text)).collect();
-    let codes = all.get_mut(section::EXIT_CODES).unwrap();
+    let codes = all.get_mut(EXIT_CODES).unwrap();
     codes.push('\n');
     codes.push_str(GUARD_EXIT_CODES);
     codes.push_str(TRUST_EXIT_CODES);
@@ -509,7 +510,7 @@ fn good_sections() -> BTreeMap<String, String> {
 }
 
 fn codes_of(all: &mut BTreeMap<String, String>) -> &mut String {
-    all.get_mut(section::EXIT_CODES).unwrap()
+    all.get_mut(EXIT_CODES).unwrap()
 }
 
 // ---- learning from early boot (tests/guest/early.sh) ----
@@ -712,7 +713,7 @@ impl Run {
     }
 
     fn set_exit_code(&mut self, name: &str, code: i32) {
-        let codes = self.section(section::EXIT_CODES);
+        let codes = self.section(EXIT_CODES);
         let lines: Vec<String> = codes
             .lines()
             .map(|l| if l.split(' ').next() == Some(name) { format!("{name} {code}") } else { l.to_string() })
@@ -732,7 +733,7 @@ impl Run {
         }
         let mut console = self.console.clone();
         console.push(self.marker.clone());
-        check_all(&GuestOutput::parse(&console, &serial), compressed)
+        check_all(GuestOutput::parse(&console, &serial), compressed)
     }
 }
 
@@ -1544,7 +1545,7 @@ fn every_untrusted_flood_check_can_fail() {
     });
 }
 
-// ---- containers by namespace, not by name (assertions/netns.rs) ----
+// ---- containers by namespace, not by name (checks/netns.rs) ----
 
 const HOST_PID_NS: u64 = 4_026_531_836;
 const NETNS_DROP_IN: &str = "# keepunit.service loaded these modules while modtrace learned.\n\n[Unit]\n# qnx4:\n\

@@ -138,11 +138,8 @@ impl Boot {
     }
 
     pub fn run(&self) -> Result<BootResult> {
-        let mut cmd = self.command();
-        eprintln!("+ {}", crate::cmd::describe(&cmd));
         let start = Instant::now();
-        let mut child = cmd.spawn().context("cannot start qemu-system-x86_64")?;
-        let lines = console_lines(&mut child);
+        let (mut child, lines) = start_qemu(&mut self.command())?;
         let mut console = Vec::new();
         let outcome = match self.watch(&lines, &mut console, start) {
             Seen::Marker => {
@@ -235,8 +232,16 @@ pub fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Starts QEMU (saying its command line first), its console read line by line.
+pub fn start_qemu(cmd: &mut Command) -> Result<(Child, Receiver<String>)> {
+    eprintln!("+ {}", crate::harness::cmd::describe(cmd));
+    let mut child = cmd.spawn().context("cannot start qemu-system-x86_64")?;
+    let lines = console_lines(&mut child);
+    Ok((child, lines))
+}
+
 /// QEMU's stdout (the guest console), line by line, from a reader thread.
-pub fn console_lines(child: &mut Child) -> Receiver<String> {
+fn console_lines(child: &mut Child) -> Receiver<String> {
     let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{evidence, expect, find, learn, loaded, text, Facts};
-use crate::scenario::{self as sc, captured as cap, section};
+use crate::guest::scenario::{self as sc, captured as cap, section};
 
 /// The binder's uid at `pointer` of a record or trigger.
 fn expect_binder(r: &Value, pointer: &str) -> Result<(), String> {

@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::{evidence, expect, expect_requested, find, loaded, text, Facts};
-use crate::scenario::{self as sc, captured as cap, comm, section};
+use crate::guest::scenario::{self as sc, captured as cap, comm, section};
 
 /// (alias, module) of the mounts in new namespaces: forked, and not yet forked.
 fn in_new_namespaces() -> [(String, &'static str); 2] {

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{evidence, Facts};
-use crate::scenario::{self as sc, captured as cap, comm, section};
+use crate::guest::scenario::{self as sc, captured as cap, comm, section};
 
 const SCHEMA: &str = "modtrace-profile/2";
 /// docs/profile.md: the reason of a module nothing configures.

@@ -1,31 +1,25 @@
 //! The host-side verdict on one guest run: named checks over the JSON lines of
 //! `modtrace trace --json` (serde's form of modtrace::trace::event::Record), its
 //! stderr, the guest's step results, and the outputs of `modtrace learn`,
-//! `report`, `snapshot` and `diff` (assertions/learn.rs) and of the flood
-//! (assertions/flood.rs). Each check fails with the evidence.
+//! `report`, `snapshot` and `diff` (checks/learn.rs) and of the flood
+//! (checks/flood.rs). Each check fails with the evidence.
 
 use serde_json::Value;
 
-use crate::guest_output::GuestOutput;
-use crate::scenario::{self as sc, comm};
-
-pub struct Check {
-    pub name: &'static str,
-    pub result: Result<(), String>,
-}
+use crate::check::{self, Check, CheckFn};
+use crate::guest::scenario::{self as sc, comm};
+use crate::harness::guest_output::GuestOutput;
 
 /// Everything a check may look at.
-pub struct Facts<'a> {
-    pub output: &'a GuestOutput,
+pub struct Facts {
+    pub output: GuestOutput,
     pub records: Vec<Value>,
     pub bad_lines: Vec<String>,
     /// The kernel's modules are .ko.xz (kmod then falls back to init_module).
     pub compressed: bool,
 }
 
-type CheckFn = fn(&Facts) -> Result<(), String>;
-
-const CHECKS: &[(&str, CheckFn)] = &[
+const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("guest_steps_succeeded", guest_steps_succeeded),
     ("tracer_attached", tracer_attached),
     ("load_calls_on_fexit", load_calls_on_fexit),
@@ -105,7 +99,7 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("preload_cause_unknown_held_for_review", preload::cause_unknown_held_for_review),
     ("preload_configured_module_stays_trusted", preload::configured_module_stays_trusted),
     ("preload_relearning_keeps_it_under_review", preload::relearning_keeps_it_under_review),
-    // containers by namespace, not by name (assertions/netns.rs)
+    // containers by namespace, not by name (checks/netns.rs)
     ("netns_trace_new_namespaces_are_a_container", netns::trace_new_namespaces_are_a_container),
     ("netns_trace_inits_namespaces_stay_the_system_unit", netns::trace_inits_namespaces_stay_the_system_unit),
     ("netns_profile_scopes_by_namespace", netns::profile_scopes_by_namespace),
@@ -128,11 +122,10 @@ const CHECKS: &[(&str, CheckFn)] = &[
     ("early_loads_learned_with_causes", early::loads_learned_with_causes),
 ];
 
-pub fn check_all(output: &GuestOutput, compressed: bool) -> Vec<Check> {
+pub fn check_all(output: GuestOutput, compressed: bool) -> Vec<Check> {
     let lines = output.section("events").map(|s| s.lines.as_slice()).unwrap_or_default();
     let (records, bad_lines) = parse_jsonl(lines);
-    let facts = Facts { output, records, bad_lines, compressed };
-    CHECKS.iter().map(|&(name, check)| Check { name, result: check(&facts) }).collect()
+    check::run(CHECKS, &Facts { output, records, bad_lines, compressed })
 }
 
 /// A section of `--json` lines sent as a file (the guard's, the fold-eviction
@@ -178,7 +171,7 @@ fn guest_steps_succeeded(f: &Facts) -> Result<(), String> {
 }
 
 fn tracer_attached(f: &Facts) -> Result<(), String> {
-    attach_line(f.output).map(|_| ()).ok_or_else(|| {
+    attach_line(&f.output).map(|_| ()).ok_or_else(|| {
         let err = f.output.section("trace-err").map(|s| s.lines.join("\n")).unwrap_or_default();
         format!("no `modtrace: attached` line on stderr; stderr was:\n{err}")
     })
@@ -435,7 +428,7 @@ fn missing_alias_request(f: &Facts) -> Result<(), String> {
     let r = request(f, sc::MISSING_ALIAS)?;
     expect(r, "/process/comm", comm::GUEST_TOOL)?;
     expect_empty(r, "/resolves_to")?;
-    // The kernel-thread step insmods af_alg later (assertions/kthread.rs):
+    // The kernel-thread step insmods af_alg later (checks/kthread.rs):
     // only a module linked by no explicit load can be for the request.
     let satisfied = f.records.iter().find(|r| match text(r, "/kind") {
         "load" => text(r, "/cause/alias") == sc::MISSING_ALIAS,

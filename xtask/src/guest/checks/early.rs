@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{text, Facts};
-use crate::scenario::{self as sc, captured as cap, section};
+use crate::guest::scenario::{self as sc, captured as cap, section};
 
 fn stderr_of(f: &Facts, name: &str, want: &[&str]) -> Result<(), String> {
     let code = f.output.exit_code(name)?;

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{ensure, Result};
 
-use crate::{cmd, paths};
+use crate::harness::{cmd, paths};
 
 const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
 

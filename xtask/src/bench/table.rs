@@ -207,71 +207,89 @@ fn or_dash(v: Option<String>) -> String {
     v.unwrap_or_else(|| "-".into())
 }
 
+/// The table: start-up, the failure path, requests, the flood, memory and idle CPU.
 pub fn rows(f: &Figures) -> Vec<Row> {
-    let mut rows = Vec::new();
-    let secs = |figure, tool, key| f.median(figure, tool, key).map(|ms| ms / 1000.0);
+    vec![
+        startup_row(f, "launch", "launch -> ready line", "ready_ms"),
+        startup_row(f, "first-event", "launch -> first event", "first_event_ms"),
+        seen_after_ready_row(f),
+        failure_row(f),
+        floor_row(f),
+        request_row(f),
+        flood_row(f),
+        rss_row(f),
+        idle_row(f),
+    ]
+}
 
-    // Start-up: modtrace against bpftrace.
-    for (figure, label, key) in
-        [("launch", "launch -> ready line", "ready_ms"), ("first-event", "launch -> first event", "first_event_ms")]
-    {
-        let (b, m) = (secs(figure, "bpftrace", key), secs(figure, "modtrace", key));
-        let r = ratio(m, b);
-        rows.push(Row {
-            figure: label,
-            cells: [
-                "-".into(),
-                or_dash(b.map(|b| format!("{b:.2} s"))),
-                or_dash(
-                    m.map(|m| format!("{m:.2} s{}", r.map(|r| format!(" ({r:.2}x bpftrace)")).unwrap_or_default())),
-                ),
-            ],
-            goal: "<= 0.2x bpftrace",
-            met: r.map(|r| r <= 0.2),
-        });
+/// Cells for a figure only the traced tools have: `-` for untraced.
+fn traced_cells(bpftrace: Option<String>, modtrace: Option<String>) -> [String; 3] {
+    ["-".into(), or_dash(bpftrace), or_dash(modtrace)]
+}
+
+/// Start-up, modtrace against bpftrace: the median of `key` in seconds.
+fn startup_row(f: &Figures, figure: &str, label: &'static str, key: &str) -> Row {
+    let secs = |tool| f.median(figure, tool, key).map(|ms| ms / 1000.0);
+    let (b, m) = (secs("bpftrace"), secs("modtrace"));
+    let r = ratio(m, b);
+    let versus = r.map(|r| format!(" ({r:.2}x bpftrace)")).unwrap_or_default();
+    Row {
+        figure: label,
+        cells: traced_cells(b.map(|b| format!("{b:.2} s")), m.map(|m| format!("{m:.2} s{versus}"))),
+        goal: "<= 0.2x bpftrace",
+        met: r.map(|r| r <= 0.2),
     }
+}
+
+/// Whether each tool saw the load made right after it said it was ready.
+fn seen_after_ready_row(f: &Figures) -> Row {
     let seen = |tool| {
         let runs = f.of("launch", tool).len();
         format!("{}/{runs}", f.sum("launch", tool, "seen_after_ready"))
     };
     let m_runs = f.of("launch", "modtrace").len();
-    rows.push(Row {
+    Row {
         figure: "event right after ready seen",
         cells: ["-".into(), seen("bpftrace"), seen("modtrace")],
         goal: "all",
         met: (m_runs > 0).then(|| f.sum("launch", "modtrace", "seen_after_ready") as usize == m_runs),
-    });
+    }
+}
 
-    // The failure path: ns per failed finit_module, and whether every attempt is accounted for.
-    let fail_cell = |tool| {
-        let ns = f.median("failed-loads", tool, "ns_per_call");
-        let mut cell = or_dash(ns.map(|ns| format!("{ns:.0}")));
-        if tool != "untraced" {
-            if let Some(r) = f.paired_ratio("failed-loads", tool, "ns_per_call") {
-                cell += &format!(" ({r:.1}x)");
-            }
-            let accounted = f.median("failed-loads", tool, "accounted").unwrap_or(0.0);
-            let calls = f.median("failed-loads", tool, "calls").unwrap_or(0.0);
-            cell += &format!(", {accounted:.0}/{calls:.0} accounted");
-            let lost = f.median("failed-loads", tool, "lost").unwrap_or(0.0);
-            if lost > 0.0 {
-                cell += &format!(", {lost:.0} lost");
-            }
-        }
-        cell
-    };
+/// The failure path: ns per failed finit_module, and whether every attempt is accounted for.
+fn failure_row(f: &Figures) -> Row {
     let m_ratio = f.paired_ratio("failed-loads", "modtrace", "ns_per_call");
     let all_accounted = f.of("failed-loads", "modtrace").iter().all(|l| l.get("accounted") == l.get("calls"));
-    rows.push(Row {
+    Row {
         figure: "failed finit_module, ns/call",
-        cells: TOOLS.map(fail_cell),
+        cells: TOOLS.map(|tool| failure_cell(f, tool)),
         goal: "<= 2.0x untraced, all accounted",
         met: m_ratio.map(|r| r <= 2.0 && all_accounted),
-    });
-    rows.push(floor_row(f));
+    }
+}
 
-    // request_module through the helper (/bin/true).
-    let req_cell = |tool| {
+fn failure_cell(f: &Figures, tool: &str) -> String {
+    let ns = f.median("failed-loads", tool, "ns_per_call");
+    let mut cell = or_dash(ns.map(|ns| format!("{ns:.0}")));
+    if tool == "untraced" {
+        return cell;
+    }
+    if let Some(r) = f.paired_ratio("failed-loads", tool, "ns_per_call") {
+        cell += &format!(" ({r:.1}x)");
+    }
+    let accounted = f.median("failed-loads", tool, "accounted").unwrap_or(0.0);
+    let calls = f.median("failed-loads", tool, "calls").unwrap_or(0.0);
+    cell += &format!(", {accounted:.0}/{calls:.0} accounted");
+    let lost = f.median("failed-loads", tool, "lost").unwrap_or(0.0);
+    if lost > 0.0 {
+        cell += &format!(", {lost:.0} lost");
+    }
+    cell
+}
+
+/// request_module through the helper (/bin/true).
+fn request_row(f: &Figures) -> Row {
+    let cell = |tool| {
         let ms = f.median("requests", tool, "ms_per_call");
         let mut cell = or_dash(ms.map(|ms| format!("{ms:.2}")));
         if tool != "untraced" {
@@ -281,74 +299,77 @@ pub fn rows(f: &Figures) -> Vec<Row> {
         }
         cell
     };
-    rows.push(Row {
+    Row {
         figure: "request_module (modprobe=/bin/true), ms/call",
-        cells: TOOLS.map(req_cell),
+        cells: TOOLS.map(cell),
         goal: "<= 1.05x",
         met: f.paired_ratio("requests", "modtrace", "ms_per_call").map(|r| r <= 1.05),
-    });
+    }
+}
 
-    // The flood: events lost, real loads seen, its time against untraced.
-    let flood_cell = |tool| {
-        let lines = f.of("flood", tool);
-        if lines.is_empty() {
-            return "-".to_string();
-        }
-        let s = f.median("flood", tool, "seconds");
-        let lost: Vec<f64> = f.values("flood", tool, "lost");
-        let seen = f.values("flood", tool, "loads_seen");
-        let lost_range = match (lost.iter().cloned().reduce(f64::min), lost.iter().cloned().reduce(f64::max)) {
-            (Some(a), Some(b)) if a == b => format!("{a:.0} lost"),
-            (Some(a), Some(b)) => format!("{a:.0}-{b:.0} lost"),
-            _ => "lost ?".into(),
-        };
-        let loads = format!("loads seen {}", seen.iter().map(|v| format!("{v:.0}/3")).collect::<Vec<_>>().join(" "));
-        let time = or_dash(s.map(|s| match f.paired_ratio("flood", tool, "seconds") {
-            Some(r) if tool != "untraced" => format!("{s:.2} s ({r:.2}x)"),
-            _ => format!("{s:.2} s"),
-        }));
-        if tool == "untraced" {
-            format!("{time}, {loads}")
-        } else {
-            format!("{time}, {lost_range}, {loads}")
-        }
-    };
+/// The flood: events lost, real loads seen, its time against untraced.
+fn flood_row(f: &Figures) -> Row {
     let m_flood = f.of("flood", "modtrace");
-    rows.push(Row {
+    let clean = |l: &Line| {
+        l.get("lost").map(String::as_str) == Some("0") && l.get("loads_seen").map(String::as_str) == Some("3")
+    };
+    Row {
         figure: "flood defeating folding during 3 real loads",
-        cells: TOOLS.map(flood_cell),
+        cells: TOOLS.map(|tool| flood_cell(f, tool)),
         goal: "0 lost loads/requests",
-        met: (!m_flood.is_empty()).then(|| {
-            m_flood.iter().all(|l| {
-                l.get("lost").map(String::as_str) == Some("0") && l.get("loads_seen").map(String::as_str) == Some("3")
-            })
-        }),
-    });
+        met: (!m_flood.is_empty()).then(|| m_flood.iter().all(clean)),
+    }
+}
 
-    // Memory and idle CPU.
+fn flood_cell(f: &Figures, tool: &str) -> String {
+    if f.of("flood", tool).is_empty() {
+        return "-".to_string();
+    }
+    let s = f.median("flood", tool, "seconds");
+    let seen = f.values("flood", tool, "loads_seen");
+    let loads = format!("loads seen {}", seen.iter().map(|v| format!("{v:.0}/3")).collect::<Vec<_>>().join(" "));
+    let time = or_dash(s.map(|s| match f.paired_ratio("flood", tool, "seconds") {
+        Some(r) if tool != "untraced" => format!("{s:.2} s ({r:.2}x)"),
+        _ => format!("{s:.2} s"),
+    }));
+    if tool == "untraced" {
+        format!("{time}, {loads}")
+    } else {
+        format!("{time}, {}, {loads}", lost_range(&f.values("flood", tool, "lost")))
+    }
+}
+
+/// `N lost`, or `A-B lost` over runs that differ.
+fn lost_range(lost: &[f64]) -> String {
+    match (lost.iter().cloned().reduce(f64::min), lost.iter().cloned().reduce(f64::max)) {
+        (Some(a), Some(b)) if a == b => format!("{a:.0} lost"),
+        (Some(a), Some(b)) => format!("{a:.0}-{b:.0} lost"),
+        _ => "lost ?".into(),
+    }
+}
+
+/// Memory: the peak RSS during the flood.
+fn rss_row(f: &Figures) -> Row {
     let rss = |tool| f.median("flood", tool, "peak_rss_kib").map(|k| k / 1024.0);
-    rows.push(Row {
+    let mb = |tool| rss(tool).map(|m| format!("{m:.1} MB"));
+    Row {
         figure: "peak RSS (during the flood)",
-        cells: [
-            "-".into(),
-            or_dash(rss("bpftrace").map(|m| format!("{m:.1} MB"))),
-            or_dash(rss("modtrace").map(|m| format!("{m:.1} MB"))),
-        ],
+        cells: traced_cells(mb("bpftrace"), mb("modtrace")),
         goal: "<= 12 MB",
         met: rss("modtrace").map(|m| m <= 12.0),
-    });
+    }
+}
+
+/// Idle CPU once ready.
+fn idle_row(f: &Figures) -> Row {
     let idle = |tool| f.median("launch", tool, "idle_ticks");
-    rows.push(Row {
+    let ticks = |tool| idle(tool).map(|t| format!("{t:.0}"));
+    Row {
         figure: "idle CPU once ready, ticks",
-        cells: [
-            "-".into(),
-            or_dash(idle("bpftrace").map(|t| format!("{t:.0}"))),
-            or_dash(idle("modtrace").map(|t| format!("{t:.0}"))),
-        ],
+        cells: traced_cells(ticks("bpftrace"), ticks("modtrace")),
         goal: "0",
         met: idle("modtrace").map(|t| t == 0.0),
-    });
-    rows
+    }
 }
 
 /// Per eBPF program: runs, total and mean run time (kernel.bpf_stats_enabled).

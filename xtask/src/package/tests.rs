@@ -1,3 +1,6 @@
+//! The package inspection's parsers and checks on listings, control files,
+//! help texts and scripts shaped like the real ones, each fault shown to fail.
+
 use super::*;
 
 const LISTING: &str = "\

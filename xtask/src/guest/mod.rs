@@ -1,19 +1,23 @@
 //! `cargo xtask vm-test`: per kernel, build the initramfs, boot it under QEMU,
 //! and judge what the guest sent back.
 
+pub mod checks;
+mod initramfs;
+pub mod scenario;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use crate::artifacts::{self, Built};
-use crate::assertions::{self, Check};
-use crate::guest_output::GuestOutput;
-use crate::initramfs::{self, Programs};
-use crate::kernels::{self, Choice, Kernel};
-use crate::paths;
-use crate::qemu::{self, Boot, BootResult, Outcome};
+use crate::check::{self, Check};
+use crate::harness::artifacts::{self, Built};
+use crate::harness::guest_output::GuestOutput;
+use crate::harness::kernels::{self, Choice, Kernel};
+use crate::harness::paths;
+use crate::harness::qemu::{self, Boot, BootResult, Outcome};
+use initramfs::Programs;
 
 pub struct Options {
     pub kernel: Choice,
@@ -38,7 +42,7 @@ struct Report {
 
 impl Report {
     fn failed(&self) -> usize {
-        self.checks.iter().filter(|c| c.result.is_err()).count()
+        check::failed(&self.checks)
     }
 }
 
@@ -67,41 +71,14 @@ fn run_kernel(kernel: &Kernel, built: &Built, options: &Options, break_first_boo
     let programs = Programs { modtrace: &built.modtrace, guest_tool: &built.guest_tool };
     let image = initramfs::build(kernel, &programs, &work)?;
     let initramfs_time = start.elapsed();
-    let serial_log = work.join("ttyS1.log");
-    let broken = work.join("broken-initramfs.cpio");
-    if break_first_boot {
-        fs::write(&broken, "not a cpio archive: the kernel finds no init and panics\n".repeat(64))?;
-    }
-    let attempt = |n: u32| {
-        let _ = fs::remove_file(&serial_log);
-        let initrd = if break_first_boot && n == 0 { broken.clone() } else { image.clone() };
-        let boot = Boot {
-            label: kernel.series.to_string(),
-            kernel: kernel.vmlinuz(),
-            initrd,
-            serial_log: serial_log.clone(),
-            timeout: options.timeout,
-            memory_mib: 1024,
-            threads: qemu::Threads::Single,
-        };
-        boot.run()
-    };
-    let (mut boot, retried) = qemu::retry_early_death(&label, attempt, BootResult::early_death)?;
-    boot.retried = retried;
-    let serial = String::from_utf8_lossy(&fs::read(&serial_log).unwrap_or_default()).into_owned();
-    let output = GuestOutput::parse(&boot.console, &serial);
+    let (boot, output) = boot_guest(kernel, &label, &image, &work, options.timeout, break_first_boot)?;
     save_logs(&work, &boot, &output)?;
-    let mut checks = vec![Check { name: "guest_finished", result: boot_result(&boot) }];
+    let mut results = vec![Check { name: "guest_finished", result: boot_result(&boot) }];
     if break_first_boot {
-        let result = match &boot.retried {
-            // What a kernel says when the initramfs holds no init.
-            Some(why) if why.contains("Unable to mount root fs") => Ok(()),
-            Some(why) => Err(format!("retried, but not for the broken initramfs: {why}")),
-            None => Err("the boot with a broken initramfs was not retried".into()),
-        };
-        checks.push(Check { name: "early_death_retried", result });
+        results.push(Check { name: "early_death_retried", result: early_death_retried(&boot) });
     }
-    checks.extend(assertions::check_all(&output, initramfs::compressed_modules(kernel)?));
+    let attach = checks::attach_line(&output).map(String::from);
+    results.extend(checks::check_all(output, initramfs::compressed_modules(kernel)?));
     if !options.keep {
         fs::remove_dir_all(work.join("root"))?;
         fs::remove_file(&image)?;
@@ -111,10 +88,57 @@ fn run_kernel(kernel: &Kernel, built: &Built, options: &Options, break_first_boo
         initramfs_time,
         boot_time: boot.elapsed,
         retried: boot.retried.clone(),
-        attach: assertions::attach_line(&output).map(String::from),
-        checks,
+        attach,
+        checks: results,
         logs: work,
     })
+}
+
+/// Boots the guest (once more if it died before its init; with
+/// `break_first_boot`, first from an initramfs that has none) and reads what
+/// it sent back.
+fn boot_guest(
+    kernel: &Kernel,
+    label: &str,
+    image: &Path,
+    work: &Path,
+    timeout: Duration,
+    break_first_boot: bool,
+) -> Result<(BootResult, GuestOutput)> {
+    let serial_log = work.join("ttyS1.log");
+    let broken = work.join("broken-initramfs.cpio");
+    if break_first_boot {
+        fs::write(&broken, "not a cpio archive: the kernel finds no init and panics\n".repeat(64))?;
+    }
+    let attempt = |n: u32| {
+        let _ = fs::remove_file(&serial_log);
+        let initrd = if break_first_boot && n == 0 { broken.clone() } else { image.to_path_buf() };
+        let boot = Boot {
+            label: kernel.series.to_string(),
+            kernel: kernel.vmlinuz(),
+            initrd,
+            serial_log: serial_log.clone(),
+            timeout,
+            memory_mib: 1024,
+            threads: qemu::Threads::Single,
+        };
+        boot.run()
+    };
+    let (mut boot, retried) = qemu::retry_early_death(label, attempt, BootResult::early_death)?;
+    boot.retried = retried;
+    let serial = String::from_utf8_lossy(&fs::read(&serial_log).unwrap_or_default()).into_owned();
+    let output = GuestOutput::parse(&boot.console, &serial);
+    Ok((boot, output))
+}
+
+/// The boot from the broken initramfs died and was retried, for that reason.
+fn early_death_retried(boot: &BootResult) -> Result<(), String> {
+    match &boot.retried {
+        // What a kernel says when the initramfs holds no init.
+        Some(why) if why.contains("Unable to mount root fs") => Ok(()),
+        Some(why) => Err(format!("retried, but not for the broken initramfs: {why}")),
+        None => Err("the boot with a broken initramfs was not retried".into()),
+    }
 }
 
 fn boot_result(boot: &BootResult) -> Result<(), String> {
@@ -149,12 +173,7 @@ fn print_report(report: &Report) {
     if let Some(why) = &report.retried {
         println!("   RETRIED once: the first boot died before its init ran ({why})");
     }
-    for check in &report.checks {
-        match &check.result {
-            Ok(()) => println!("   PASS {}", check.name),
-            Err(why) => println!("   FAIL {}: {why}", check.name),
-        }
-    }
+    check::print(&report.checks);
     println!("   logs: {}", report.logs.display());
 }
 

@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: one 6.1 guest holding modtrace, Debian's bpftrace and
 //! bpftool, times the same storms untraced, under bpftrace and under modtrace
 //! (tests/bench/init), then prints the table of medians and ratios
-//! (bench_table.rs) and writes it to target/bench/bench.md and bench.json.
+//! (table.rs) and writes it to target/bench/bench.md and bench.json.
+
+pub mod table;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::bench_table::{self, Figures, Settings};
-use crate::guest_output::GuestOutput;
-use crate::kernels::{self, Kernel, Series};
-use crate::qemu::{self, Boot, BootResult, Outcome};
-use crate::{artifacts, cmd, files, initramfs, paths};
+use crate::harness::guest_output::GuestOutput;
+use crate::harness::initramfs::{self, Modules};
+use crate::harness::kernels::{self, Kernel, Series};
+use crate::harness::qemu::{self, Boot, BootResult, Outcome};
+use crate::harness::{artifacts, cmd, files, paths};
+use table::{Figures, Settings};
 
 /// Debian packages the guest runs beside modtrace (libbpfcc has libbcc_bpf,
 /// which bpftrace links and the host usually lacks).
@@ -40,42 +43,19 @@ pub fn run(options: Options) -> Result<()> {
     fs::create_dir_all(&work)?;
     let packages = unpack_packages(&work)?;
     let image = build_initramfs(&kernel, &built, &packages, &settings, &work)?;
-    let serial_log = work.join("ttyS1.log");
     // The smoke run in `xtask test` must not die of TCG's code-patching race;
     // the timed runs keep one host thread per vCPU.
     let threads = if options.smoke { qemu::Threads::Single } else { qemu::Threads::Multi };
-    let attempt = |_| {
-        let _ = fs::remove_file(&serial_log);
-        Boot {
-            label: "bench".into(),
-            kernel: kernel.vmlinuz(),
-            initrd: image.clone(),
-            serial_log: serial_log.clone(),
-            timeout: options.timeout,
-            memory_mib: 2048,
-            threads,
-        }
-        .run()
-    };
-    let (boot, _) = qemu::retry_early_death("bench", attempt, BootResult::early_death)?;
-    fs::write(work.join("console.log"), boot.console.join("\n") + "\n")?;
-    if boot.outcome != Outcome::Done {
-        bail!("the bench guest did not finish ({:?}); console in {}", boot.outcome, work.join("console.log").display());
-    }
-    let serial = String::from_utf8_lossy(&fs::read(&serial_log).unwrap_or_default()).into_owned();
-    let output = GuestOutput::parse(&boot.console, &serial);
+    let (boot, output) = boot_guest(&kernel, &image, &work, options.timeout, threads)?;
     let figures = Figures::parse(&boot.console);
-    let profile = output.section("bpftool").map(|s| bench_table::parse_bpftool(&s.lines)).unwrap_or_default();
+    let profile = output.section("bpftool").map(|s| table::parse_bpftool(&s.lines)).unwrap_or_default();
     let machine = format!(
         "{} under QEMU TCG ({}), 2 vCPUs, 2 GiB; {}",
         output.kernel.as_deref().unwrap_or(&kernel.kver),
         if threads == qemu::Threads::Single { "one host thread" } else { "a host thread per vCPU" },
         settings.describe()
     );
-    let markdown = bench_table::markdown(&figures, &profile, &machine, &today()?);
-    println!("\n{markdown}");
-    fs::write(work.join("bench.md"), &markdown)?;
-    fs::write(work.join("bench.json"), bench_table::json(&figures, &profile, &machine) + "\n")?;
+    write_table(&figures, &profile, &machine, &work)?;
     if !options.keep {
         fs::remove_dir_all(work.join("root"))?;
         fs::remove_file(&image)?;
@@ -89,13 +69,55 @@ pub fn run(options: Options) -> Result<()> {
     );
     let missing = figures.missing();
     ensure!(missing.is_empty(), "the guest sent no figures for: {}", missing.join(", "));
-    let heavy = bench_table::over_verifier_budget(&profile);
+    let heavy = table::over_verifier_budget(&profile);
     ensure!(
         heavy.is_empty(),
         "the verifier processed more than {} instructions for: {} (start-up pays for each; see target/bench/bench.md)",
-        bench_table::VERIFIER_BUDGET,
+        table::VERIFIER_BUDGET,
         heavy.join(", ")
     );
+    Ok(())
+}
+
+/// Boots the bench guest (once more if it died before its init) and reads
+/// what it sent back; fails unless it finished.
+fn boot_guest(
+    kernel: &Kernel,
+    image: &Path,
+    work: &Path,
+    timeout: Duration,
+    threads: qemu::Threads,
+) -> Result<(BootResult, GuestOutput)> {
+    let serial_log = work.join("ttyS1.log");
+    let attempt = |_| {
+        let _ = fs::remove_file(&serial_log);
+        Boot {
+            label: "bench".into(),
+            kernel: kernel.vmlinuz(),
+            initrd: image.to_path_buf(),
+            serial_log: serial_log.clone(),
+            timeout,
+            memory_mib: 2048,
+            threads,
+        }
+        .run()
+    };
+    let (boot, _) = qemu::retry_early_death("bench", attempt, BootResult::early_death)?;
+    fs::write(work.join("console.log"), boot.console.join("\n") + "\n")?;
+    if boot.outcome != Outcome::Done {
+        bail!("the bench guest did not finish ({:?}); console in {}", boot.outcome, work.join("console.log").display());
+    }
+    let serial = String::from_utf8_lossy(&fs::read(&serial_log).unwrap_or_default()).into_owned();
+    let output = GuestOutput::parse(&boot.console, &serial);
+    Ok((boot, output))
+}
+
+/// Prints the table and writes it to `work`/bench.md and bench.json.
+fn write_table(figures: &Figures, profile: &[table::ProgramTime], machine: &str, work: &Path) -> Result<()> {
+    let markdown = table::markdown(figures, profile, machine, &today()?);
+    println!("\n{markdown}");
+    fs::write(work.join("bench.md"), &markdown)?;
+    fs::write(work.join("bench.json"), table::json(figures, profile, machine) + "\n")?;
     Ok(())
 }
 
@@ -157,7 +179,8 @@ fn build_initramfs(
         files::install(&bench.join(script), &root.join("etc/bench").join(script), 0o644)?;
     }
     fs::write(root.join("etc/bench.env"), settings.env_file(&LOAD_MODULES))?;
-    install_modules(kernel, &root)?;
+    let modules = initramfs::with_dependencies(kernel, &LOAD_MODULES)?;
+    initramfs::install_modules(kernel, &root, Modules::Files(&modules))?;
     initramfs::pack(&root, &work.join("initramfs.cpio"))
 }
 
@@ -182,19 +205,4 @@ fn install_packaged(root: &Path, packages: &Path, program: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn install_modules(kernel: &Kernel, root: &Path) -> Result<()> {
-    let source = kernel.modules_dir();
-    let dest = root.join("lib/modules").join(&kernel.kver);
-    for module in LOAD_MODULES {
-        for file in initramfs::module_files(kernel, module)? {
-            let relative = file.strip_prefix(&source)?;
-            files::install(&file, &dest.join(relative), 0o644)?;
-        }
-    }
-    for index in ["modules.builtin", "modules.builtin.modinfo", "modules.order"] {
-        files::install(&source.join(index), &dest.join(index), 0o644)?;
-    }
-    cmd::run(Command::new("depmod").arg("-b").arg(root).arg(&kernel.kver))
 }

@@ -10,11 +10,11 @@
 use serde_json::Value;
 
 use super::{evidence, expect, expect_requested, expect_suffix, find, loaded, Facts};
-use crate::scenario::{self as sc, comm};
+use crate::guest::scenario::{self as sc, comm};
 
 /// The request record for `alias` and the `loaded` record of `module`, which
 /// must be caused by that request.
-fn request_and_load<'a>(f: &'a Facts<'_>, alias: &str, module: &str, requester: &str) -> Result<[&'a Value; 2], String> {
+fn request_and_load<'a>(f: &'a Facts, alias: &str, module: &str, requester: &str) -> Result<[&'a Value; 2], String> {
     let request = find(f, &format!("`request` record for {alias}"), |r| {
         super::text(r, "/kind") == "request" && super::text(r, "/alias") == alias
     })?;
@@ -25,12 +25,12 @@ fn request_and_load<'a>(f: &'a Facts<'_>, alias: &str, module: &str, requester: 
 }
 
 /// The user unit's socket: its request and the load of its module.
-pub fn user_unit<'a>(f: &'a Facts<'_>) -> Result<[&'a Value; 2], String> {
+pub fn user_unit(f: &Facts) -> Result<[&Value; 2], String> {
     request_and_load(f, sc::WHO_USER_ALIAS, sc::WHO_USER_MODULE, comm::GUEST_TOOL)
 }
 
 /// The container unit's mount: its request and the load of its module.
-pub fn container_unit<'a>(f: &'a Facts<'_>) -> Result<[&'a Value; 2], String> {
+pub fn container_unit(f: &Facts) -> Result<[&Value; 2], String> {
     request_and_load(f, sc::WHO_CONTAINER_ALIAS, sc::WHO_CONTAINER_MODULE, comm::MOUNT)
 }
 

@@ -4,8 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::qemu::DONE_MARKER;
-use crate::scenario::section;
+use crate::harness::qemu::DONE_MARKER;
+
+/// The section of `NAME STATUS` lines, one per command the guest captured
+/// (tests/guest/init's `capture`).
+pub const EXIT_CODES: &str = "exit-codes";
 
 #[derive(Debug, Default)]
 pub struct Section {
@@ -62,7 +65,7 @@ impl GuestOutput {
 
     /// The exit status the guest recorded for a captured command.
     pub fn exit_code(&self, name: &str) -> Result<i32, String> {
-        let codes = self.text(section::EXIT_CODES)?;
+        let codes = self.text(EXIT_CODES)?;
         codes
             .lines()
             .filter_map(|l| l.split_once(' '))

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use super::{evidence, text, Facts};
-use crate::scenario as sc;
+use crate::guest::scenario as sc;
 
 /// Outside the learned profile (tests/guest/guard.sh's GUARD_OUTSIDE).
 const OUTSIDE: &str = "tcp_scalable";

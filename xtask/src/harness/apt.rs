@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cmd;
+use crate::harness::cmd;
 
 const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 

@@ -16,8 +16,8 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
-use crate::apt::PrivateApt;
-use crate::{cmd, paths};
+use crate::harness::apt::PrivateApt;
+use crate::harness::{cmd, paths};
 
 const READY: &str = ".modtrace-ready";
 
@@ -122,7 +122,7 @@ pub struct Kernel {
 impl Kernel {
     /// `modprobe --show-depends MODULE` against this kernel's tree.
     pub fn show_depends(&self, module: &str) -> Result<String> {
-        crate::cmd::output(Command::new("modprobe").arg("-d").arg(&self.root).args([
+        crate::harness::cmd::output(Command::new("modprobe").arg("-d").arg(&self.root).args([
             "-S",
             &self.kver,
             "--show-depends",

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::{evidence, expect_explicit_by_modprobe_from_shell, expect_requested, find, loaded, text, Facts};
-use crate::scenario::{self as sc, captured as cap, comm, section};
+use crate::guest::scenario::{self as sc, captured as cap, comm, section};
 
 /// modtrace trace's closing line on stderr: `modtrace: N events (HOW); lost L
 /// (requests a, loads b, failures c, unreadable aliases d, unreadable module
@@ -453,7 +453,7 @@ pub fn flood_overlaps_real_loads(f: &Facts) -> Result<(), String> {
 // ---- a flood of distinct requests from many processes ----
 
 /// Requests of the distinct flood: fs-PREFIXn.
-fn distinct_requests<'a>(f: &'a Facts<'_>) -> Vec<&'a Value> {
+fn distinct_requests(f: &Facts) -> Vec<&Value> {
     let prefix = format!("fs-{}", sc::DISTINCT_FLOOD_PREFIX);
     f.records.iter().filter(|r| text(r, "/kind") == "request" && text(r, "/alias").starts_with(&prefix)).collect()
 }

@@ -6,7 +6,7 @@
 //! warning, not a blocker; `modtrace allow` of the user's module lists it, and
 //! still writes no drop-in for the user's unit.
 
-use crate::scenario::{self as sc, captured as cap, section};
+use crate::guest::scenario::{self as sc, captured as cap, section};
 
 use super::Facts;
 

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{evidence, text, Facts};
-use crate::scenario::{self as sc, captured as cap, section};
+use crate::guest::scenario::{self as sc, captured as cap, section};
 
 fn flood_alias(alias: &str) -> bool {
     alias.starts_with(&format!("fs-{}", sc::UNTRUSTED_FLOOD_PREFIX))

@@ -1,5 +1,5 @@
 //! What the guest does, as data shared by the initramfs builder (which writes
-//! /etc/scenario.env for tests/guest/init) and the host-side assertions.
+//! /etc/scenario.env for tests/guest/init) and the host-side checks.
 //!
 //! Every step loads a distinct module so each assertion names exactly one load.
 //! All of them are modules (not built in) in every kernel of the matrix:
@@ -248,7 +248,7 @@ pub const LOOSE_DIR: &str = "opt/ko";
 pub const UNIT: &str = "example.service";
 pub const UNIT_CGROUP: &str = "/system.slice/example.service";
 
-/// Process names (comm) the assertions expect.
+/// Process names (comm) the checks expect.
 pub mod comm {
     /// tests/guest/init runs the steps; a script's comm is its file name.
     pub const SHELL: &str = "init";
@@ -332,7 +332,6 @@ pub fn env_file() -> String {
          NETNS_FORKED_FS={NETNS_FORKED_FS}\n\
          NETNS_UNFORKED_FS={NETNS_UNFORKED_FS}\n\
          NETNS_HOST_FS={NETNS_HOST_FS}\n\
-
          KTHREAD_UID={KTHREAD_UID}\n\
          KTHREAD_ALG_TYPE={KTHREAD_ALG_TYPE}\n\
          KTHREAD_ALG='{KTHREAD_ALG}'\n\
@@ -344,8 +343,6 @@ pub fn env_file() -> String {
 pub mod section {
     /// /proc/modules once `modtrace trace` has attached.
     pub const MODULES_AT_START: &str = "modules-at-start";
-    /// `NAME STATUS` per captured command (tests/guest/init's `capture`).
-    pub const EXIT_CODES: &str = "exit-codes";
     pub const PROFILE: &str = "profile.json";
     pub const KILLED_PROFILE: &str = "killed.json";
     /// The corrupt profile after learn refused it.
@@ -414,7 +411,7 @@ mod script_tests {
     /// (an unclosed function after a merge) kills every guest at its first line.
     #[test]
     fn every_shell_script_parses() {
-        let root = crate::paths::workspace();
+        let root = crate::harness::paths::workspace();
         let scripts = [
             "tests/guest/init",
             "tests/guest/early.sh",

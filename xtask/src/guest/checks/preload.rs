@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::learn::{json_section, module, text};
 use super::trust::{listed, output};
 use super::Facts;
-use crate::scenario::{self as sc, captured as cap, section};
+use crate::guest::scenario::{self as sc, captured as cap, section};
 
 const BEFORE_LEARNING: &str = "before learning";
 
