@@ -159,12 +159,20 @@ fn base_profile(plan: &Plan) -> anyhow::Result<Option<Profile>> {
         let decisions = store::load_if_exists(&plan.out).ok().flatten().map(|p| p.decisions).unwrap_or_default();
         return Ok((!decisions.is_empty()).then(|| Profile { decisions, ..Profile::new(&plan.kernel, &plan.host) }));
     }
-    store::load_if_exists(&plan.out).map_err(|e| {
+    let base = store::load_if_exists(&plan.out).map_err(|e| {
         anyhow!(
             "{e}\nrefusing to learn into it: the file is left as it is. Repair it, move it aside, or start a new profile with --fresh (which keeps it as {}.bak)",
             plan.out.display()
         )
-    })
+    })?;
+    if base.as_ref().is_some_and(Profile::is_fleet) {
+        // A fleet's evidence is its hosts'; this host's goes in its own profile, merged later.
+        return Err(anyhow!(
+            "{}: a fleet profile (modtrace merge): learn into this host's own profile and merge it again",
+            plan.out.display()
+        ));
+    }
+    Ok(base)
 }
 
 /// One learning session: what the tracer said so far, and when it was last saved.
@@ -298,6 +306,7 @@ impl<'a> Learner<'a> {
             lost_events: end_of.drops.total(),
             drops: Some(end_of.drops),
             from_initramfs: end_of.from_initramfs,
+            host: None,
             extra: Default::default(),
         }
     }

@@ -8,6 +8,7 @@
 //! - `bound`: what untrusted processes may add (folded unresolved requests).
 //! - `merge`: accumulating sessions and profiles (decisions: the later wins).
 //! - `decide`: an admin's allow/deny, written under the lock.
+//! - `fleet`: many hosts' profiles merged into one (`modtrace merge`).
 //! - `preload`: why a module loaded before learning is there (modules-load.d,
 //!   cmdline, PID 1, dependencies of trusted modules), with `initramfs` (its
 //!   configuration) and `coldplug` (devices present now); else cause unknown.
@@ -16,6 +17,7 @@
 pub mod bound;
 pub mod coldplug;
 pub mod decide;
+pub mod fleet;
 pub mod initramfs;
 pub mod merge;
 pub mod migrate;
