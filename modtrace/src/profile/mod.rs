@@ -12,6 +12,7 @@
 //! - `preload`: why a module loaded before learning is there (modules-load.d,
 //!   cmdline, PID 1, dependencies of trusted modules), with `initramfs` (its
 //!   configuration) and `coldplug` (devices present now); else cause unknown.
+//! - `packages`: the Debian package of each unit and executable, from dpkg's database.
 //! - `store`: load with clear errors, atomic write, writability check, learner lock.
 
 pub mod bound;
@@ -23,6 +24,7 @@ pub mod merge;
 pub mod migrate;
 pub mod model;
 pub mod observe;
+pub mod packages;
 pub mod onbehalf;
 pub mod preload;
 pub mod store;
