@@ -3,10 +3,12 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 
+use super::evidence::{Entry, SharedSink, Sink};
 use super::{learn, Outcome, Plan, Progress, TraceEnd};
 use crate::profile::PreloadSources;
 use crate::system;
@@ -47,6 +49,34 @@ impl Live {
             boot_id: system::boot_id(),
             follow_systemd: Path::new("/run/systemd/system").is_dir(),
             deputies_dir: PathBuf::from(crate::trace::deputies::DEPUTIES_DIR),
+            machine_id: system::machine_id(),
+            packages_root: Some(PathBuf::from("/")),
+            evidence: journal_sink(),
+        }
+    }
+}
+
+/// Learning's journal entries (tag modtrace-learn), when journald runs.
+struct JournalSink(systemd_journal_logger::JournalLog);
+
+impl std::fmt::Debug for JournalSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JournalSink")
+    }
+}
+
+impl Sink for JournalSink {
+    fn send(&mut self, e: &Entry) {
+        crate::journal::send(&self.0, e.level, "modtrace-learn", &e.message, &e.fields);
+    }
+}
+
+fn journal_sink() -> Option<SharedSink> {
+    match crate::journal::connect("modtrace-learn") {
+        Ok(journal) => journal.map(|j| Arc::new(Mutex::new(JournalSink(j))) as SharedSink),
+        Err(e) => {
+            eprintln!("modtrace: note: not writing to the journal: {e}");
+            None
         }
     }
 }
