@@ -51,13 +51,15 @@ impl Live {
             deputies_dir: PathBuf::from(crate::trace::deputies::DEPUTIES_DIR),
             machine_id: system::machine_id(),
             packages_root: Some(PathBuf::from("/")),
-            evidence: journal_sink(),
+            evidence: Some(Arc::new(Mutex::new(JournalSink::default())) as SharedSink),
         }
     }
 }
 
-/// Learning's journal entries (tag modtrace-learn), when journald runs.
-struct JournalSink(systemd_journal_logger::JournalLog);
+/// Learning's journal entries (tag modtrace-learn). It connects when it first
+/// has something to send: learning from early boot may start before journald.
+#[derive(Default)]
+struct JournalSink(Option<systemd_journal_logger::JournalLog>);
 
 impl std::fmt::Debug for JournalSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,16 +69,12 @@ impl std::fmt::Debug for JournalSink {
 
 impl Sink for JournalSink {
     fn send(&mut self, e: &Entry) {
-        crate::journal::send(&self.0, e.level, "modtrace-learn", &e.message, &e.fields);
-    }
-}
-
-fn journal_sink() -> Option<SharedSink> {
-    match crate::journal::connect("modtrace-learn") {
-        Ok(journal) => journal.map(|j| Arc::new(Mutex::new(JournalSink(j))) as SharedSink),
-        Err(e) => {
-            eprintln!("modtrace: note: not writing to the journal: {e}");
-            None
+        if self.0.is_none() {
+            // Without journald (yet), this entry is dropped; the profile has it.
+            self.0 = crate::journal::connect("modtrace-learn").ok().flatten();
+        }
+        if let Some(journal) = &self.0 {
+            crate::journal::send(journal, e.level, "modtrace-learn", &e.message, &e.fields);
         }
     }
 }
