@@ -115,7 +115,10 @@ impl Evidence {
                  for causes that need review, {ENTRIES_MAX} in all, per session); the profile has them all",
                 self.held_back
             ),
-            fields: vec![("MESSAGE_ID", HELD_BACK_MESSAGE_ID.to_string()), ("MODTRACE_HELD_BACK", self.held_back.to_string())],
+            fields: vec![
+                ("MESSAGE_ID", HELD_BACK_MESSAGE_ID.to_string()),
+                ("MODTRACE_HELD_BACK", self.held_back.to_string()),
+            ],
         });
     }
 }

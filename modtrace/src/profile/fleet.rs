@@ -115,7 +115,8 @@ pub fn merge(inputs: Vec<Input>) -> Result<(Profile, Vec<String>), FleetError> {
     }
     fleet.hosts.sort_by(|a, b| a.id.cmp(&b.id));
     fleet.sessions.sort_by(|a, b| time_cmp(&a.start, &b.start));
-    fleet.kernel = fleet.sessions.iter().max_by(|a, b| time_cmp(&a.end, &b.end)).map(|s| s.kernel.clone()).unwrap_or_default();
+    let latest = fleet.sessions.iter().max_by(|a, b| time_cmp(&a.end, &b.end));
+    fleet.kernel = latest.map(|s| s.kernel.clone()).unwrap_or_default();
     fleet.decisions = conservative(all_decisions);
     Ok((fleet, notes))
 }

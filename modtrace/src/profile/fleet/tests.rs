@@ -26,7 +26,8 @@ fn module<'a>(p: &'a Profile, name: &str) -> &'a Module {
 }
 
 fn decision(name: &str, verdict: Verdict, time: &str) -> Decision {
-    Decision { name: name.into(), target: DecisionTarget::Module, verdict, time: time.into(), extra: Default::default() }
+    let target = DecisionTarget::Module;
+    Decision { name: name.into(), target, verdict, time: time.into(), extra: Default::default() }
 }
 
 #[test]
