@@ -14,7 +14,8 @@
 //! a stage; the stages return data and what to say (`said`), and never print,
 //! except where printing is the job (the trace stream, learning's progress,
 //! the guard's journal logger). `system` holds the running system's facts,
-//! `validate` and `escape` what may be written into files and terminals.
+//! `validate` and `escape` what may be written into files and terminals,
+//! `journal` how entries reach journald.
 
 pub mod system;
 pub mod loader;
@@ -26,6 +27,7 @@ pub mod guard;
 pub mod outputs;
 pub mod validate;
 pub mod escape;
+pub mod journal;
 pub mod said;
 pub mod cli;
 #[cfg(test)]

@@ -15,6 +15,11 @@ pub fn hostname() -> String {
     proc_text("/proc/sys/kernel/hostname").unwrap_or_else(|| "unknown".to_string())
 }
 
+/// /etc/machine-id, when set: what tells this host from another of the same name.
+pub fn machine_id() -> Option<String> {
+    proc_text("/etc/machine-id").filter(|id| id != "uninitialized")
+}
+
 pub fn boot_id() -> Option<String> {
     proc_text("/proc/sys/kernel/random/boot_id")
 }

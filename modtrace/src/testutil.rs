@@ -249,6 +249,7 @@ pub fn example_profile() -> crate::profile::Profile {
         lost_events: 0,
         drops: None,
         from_initramfs: None,
+        host: None,
         extra: Default::default(),
     });
     p.settle(&appletalk_index());

@@ -34,6 +34,7 @@ pub mod generate;
 pub mod guard;
 pub mod learn;
 pub mod lock;
+pub mod merge;
 pub mod report;
 pub mod review;
 pub mod snapshot;
@@ -101,6 +102,9 @@ pub enum Command {
     /// Load the needed modules, then set kernel.modules_disabled=1 now.
     #[command(long_about = lock::ABOUT)]
     Lock(lock::Args),
+    /// Merge the profiles of several hosts into one fleet profile.
+    #[command(long_about = merge::ABOUT)]
+    Merge(merge::Args),
     /// Accept, deny or skip, one at a time, what only untrusted processes asked for.
     #[command(long_about = review::ABOUT)]
     Review(review::Args),
@@ -155,6 +159,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Check(args) => check::run(args),
         Command::Lock(args) => lock::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Review(args) => review::run(args),
         Command::Allow(args) => allow::run(args),
         Command::Deny(args) => deny::run(args),

@@ -93,18 +93,8 @@ fn emit(journal: Option<&systemd_journal_logger::JournalLog>, rec: &decision::Gu
         let _ = std::io::stdout().flush();
         return;
     };
-    let fields = journal_fields(rec);
-    let kv: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let level = if rec.kind == "guard_allowed" { log::Level::Info } else { log::Level::Warn };
-    let message = output::guard_human(rec);
-    let _ = journal.journal_send(
-        &log::Record::builder()
-            .level(level)
-            .target("modtrace-guard")
-            .args(format_args!("{message}"))
-            .key_values(&kv)
-            .build(),
-    );
+    crate::journal::send(journal, level, "modtrace-guard", &output::guard_human(rec), &journal_fields(rec));
 }
 
 /// The structured fields of a decision's journal entry (MODTRACE_*).

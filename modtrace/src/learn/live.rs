@@ -3,10 +3,12 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 
+use super::evidence::{Entry, SharedSink, Sink};
 use super::{learn, Outcome, Plan, Progress, TraceEnd};
 use crate::profile::PreloadSources;
 use crate::system;
@@ -47,6 +49,32 @@ impl Live {
             boot_id: system::boot_id(),
             follow_systemd: Path::new("/run/systemd/system").is_dir(),
             deputies_dir: PathBuf::from(crate::trace::deputies::DEPUTIES_DIR),
+            machine_id: system::machine_id(),
+            packages_root: Some(PathBuf::from("/")),
+            evidence: Some(Arc::new(Mutex::new(JournalSink::default())) as SharedSink),
+        }
+    }
+}
+
+/// Learning's journal entries (tag modtrace-learn). It connects when it first
+/// has something to send: learning from early boot may start before journald.
+#[derive(Default)]
+struct JournalSink(Option<systemd_journal_logger::JournalLog>);
+
+impl std::fmt::Debug for JournalSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JournalSink")
+    }
+}
+
+impl Sink for JournalSink {
+    fn send(&mut self, e: &Entry) {
+        if self.0.is_none() {
+            // Without journald (yet), this entry is dropped; the profile has it.
+            self.0 = crate::journal::connect("modtrace-learn").ok().flatten();
+        }
+        if let Some(journal) = &self.0 {
+            crate::journal::send(journal, e.level, "modtrace-learn", &e.message, &e.fields);
         }
     }
 }

@@ -9,10 +9,12 @@
 //! traced, and keeps its traced cause instead of going missing.
 
 //!
+//! - `evidence`: new modules and causes as structured journal entries.
 //! - `live`: the running system's plan, tracer and early pins.
 //! - `preloaded`: what was loaded before tracing, told from what was traced.
 //! - `progress`: the display on stderr while learning runs.
 
+pub mod evidence;
 mod live;
 mod preloaded;
 mod progress;
@@ -28,6 +30,7 @@ pub use live::{learn_here, pin_early, Live};
 use preloaded::Preloaded;
 pub use progress::{short_cause, Progress, Status, Ticker};
 
+use crate::profile::packages::Dpkg;
 use crate::profile::onbehalf::{NoSystemd, OnBehalf, RealSystemd, Systemd};
 use crate::profile::{self, store, PreloadSources, Profile, Session};
 use crate::system;
@@ -57,6 +60,13 @@ pub struct Plan {
     pub follow_systemd: bool,
     /// The admin's deputies (trace/deputies.rs), besides the known ones.
     pub deputies_dir: PathBuf,
+    /// /etc/machine-id: with the host name, the host's identity in a fleet.
+    pub machine_id: Option<String>,
+    /// Where dpkg's database and the unit files are read ("/" here), to tie
+    /// units and executables to their packages; None: not looked up.
+    pub packages_root: Option<PathBuf>,
+    /// Where new modules and causes are announced (the journal here).
+    pub evidence: Option<evidence::SharedSink>,
 }
 
 /// What the tracer reports when it returns.
@@ -83,6 +93,8 @@ pub struct Outcome {
     pub drops: Drops,
     pub ended_by: String,
     pub checkpoints: u32,
+    /// Journal entries for new modules or causes held back by the bound (evidence.rs).
+    pub held_back: u64,
 }
 
 pub fn outcome_line(o: &Outcome) -> String {
@@ -119,6 +131,14 @@ pub fn closing_lines(o: &Outcome) -> Vec<String> {
              no module root needs is missing for them",
             d.reported(),
             d.describe()
+        ));
+    }
+    if o.held_back > 0 {
+        lines.push(format!(
+            "modtrace: note: {} journal entries for new modules or causes were held back (at most {} for causes \
+             that need review per session); the profile has them all",
+            o.held_back,
+            evidence::UNTRUSTED_MAX
         ));
     }
     lines
@@ -159,12 +179,20 @@ fn base_profile(plan: &Plan) -> anyhow::Result<Option<Profile>> {
         let decisions = store::load_if_exists(&plan.out).ok().flatten().map(|p| p.decisions).unwrap_or_default();
         return Ok((!decisions.is_empty()).then(|| Profile { decisions, ..Profile::new(&plan.kernel, &plan.host) }));
     }
-    store::load_if_exists(&plan.out).map_err(|e| {
+    let base = store::load_if_exists(&plan.out).map_err(|e| {
         anyhow!(
             "{e}\nrefusing to learn into it: the file is left as it is. Repair it, move it aside, or start a new profile with --fresh (which keeps it as {}.bak)",
             plan.out.display()
         )
-    })
+    })?;
+    if base.as_ref().is_some_and(Profile::is_fleet) {
+        // A fleet's evidence is its hosts'; this host's goes in its own profile, merged later.
+        return Err(anyhow!(
+            "{}: a fleet profile (modtrace merge): learn into this host's own profile and merge it again",
+            plan.out.display()
+        ));
+    }
+    Ok(base)
 }
 
 /// One learning session: what the tracer said so far, and when it was last saved.
@@ -184,6 +212,9 @@ struct Learner<'a> {
     /// loads, given to their clients or to nobody known.
     behalf: OnBehalf<Box<dyn Systemd>>,
     status: Arc<Mutex<Status>>,
+    /// The packages of units and executables, when dpkg's database is there.
+    dpkg: Option<Dpkg>,
+    evidence: evidence::Evidence,
     records: u64,
     dirty: bool,
     checkpoints: u32,
@@ -195,6 +226,7 @@ impl<'a> Learner<'a> {
         let known: BTreeSet<String> = base.iter().flat_map(|p| p.modules.iter().map(|m| m.name.clone())).collect();
         let mut session = Profile::new(&plan.kernel, &plan.host);
         session.boots.extend(plan.boot_id.clone());
+        session.machine_id.clone_from(&plan.machine_id);
         let mut reasons = profile::preload::boot_reasons(&plan.preload, index);
         if plan.follow_systemd {
             let inserted = profile::preload::pid1_inserted(&profile::preload::pid1_journal());
@@ -217,6 +249,8 @@ impl<'a> Learner<'a> {
             preloaded: Preloaded::default(),
             behalf,
             status,
+            dpkg: plan.packages_root.as_deref().map(Dpkg::under).filter(Dpkg::present),
+            evidence: evidence::Evidence::new(plan.evidence.clone()),
             records: 0,
             dirty: false,
             checkpoints: 0,
@@ -282,6 +316,10 @@ impl<'a> Learner<'a> {
         s.sessions.push(self.session_record(start, end_of));
         profile.merge(s);
         profile.settle(self.index);
+        if let Some(dpkg) = &mut self.dpkg {
+            profile.record_packages(dpkg);
+        }
+        self.evidence.announce(self.base.as_ref(), &profile);
         profile
     }
 
@@ -298,6 +336,7 @@ impl<'a> Learner<'a> {
             lost_events: end_of.drops.total(),
             drops: Some(end_of.drops),
             from_initramfs: end_of.from_initramfs,
+            host: None,
             extra: Default::default(),
         }
     }
@@ -320,6 +359,7 @@ impl<'a> Learner<'a> {
         self.behalf.finish();
         let end = TraceEnd { records: end.records.max(records), ..end };
         let finished = self.compose(&end);
+        self.evidence.finish();
         store::save(&self.plan.out, &finished).context("saving the profile")?;
         if let Some(e) = failure {
             let out = self.plan.out.display();
@@ -334,6 +374,7 @@ impl<'a> Learner<'a> {
             drops: end.drops,
             ended_by: end.ended_by,
             checkpoints: self.checkpoints,
+            held_back: self.evidence.held_back,
         })
     }
 }

@@ -30,6 +30,9 @@ fn plan(dir: &TempDir) -> Plan {
         boot_id: Some("boot-1".to_string()),
         follow_systemd: false,
         deputies_dir: PathBuf::from("/nonexistent/modtrace/deputies.d"),
+        machine_id: Some("0123456789abcdef0123456789abcdef".to_string()),
+        packages_root: None,
+        evidence: None,
     }
 }
 
@@ -334,4 +337,40 @@ fn a_module_found_loaded_stays_under_review_until_root_loads_it() {
     let kinds: Vec<TriggerKind> = p.module("atm").unwrap().triggers.iter().map(|t| t.kind).collect();
     assert_eq!(kinds, [TriggerKind::Preloaded, TriggerKind::Explicit]);
     assert_eq!(review(&p), (None, true), "root's own load is trusted");
+}
+
+#[test]
+fn learning_announces_new_modules_and_records_machine_id_and_packages() {
+    let dir = TempDir::new("learn-evidence");
+    let root = dir.join("root");
+    for (path, text) in [
+        ("var/lib/dpkg/info/python3-minimal.list", "/usr/bin/python3\n"),
+        ("var/lib/dpkg/info/kmod.list", "/bin/kmod\n"),
+        ("var/lib/dpkg/info/example.list", "/lib/systemd/system/example.service\n"),
+        ("lib/systemd/system/example.service", "[Unit]\n"),
+    ] {
+        fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+        fs::write(root.join(path), text).unwrap();
+    }
+    let (sink, got) = super::evidence::tests::capture();
+    let plan = Plan { packages_root: Some(root), evidence: Some(sink), ..plan(&dir) };
+    learn(&plan, &appletalk_index(), replay(appletalk_sequence("2024-03-01T10:00:00Z", guest(5)), 0)).unwrap();
+    let p = profile::load(&plan.out).unwrap();
+    assert_eq!(p.machine_id.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+    assert_eq!(p.packages.units.get("example.service").map(String::as_str), Some("example"));
+    assert_eq!(p.packages.executables.get("/usr/bin/kmod").map(String::as_str), Some("kmod"));
+    let modules: Vec<String> = {
+        let entries = &got.lock().unwrap().0;
+        let appletalk = entries.iter().find(|e| e.field("MODTRACE_MODULE") == Some("appletalk")).unwrap();
+        assert_eq!(appletalk.field("MODTRACE_PACKAGE"), Some("example"), "{appletalk:?}");
+        assert_eq!(appletalk.field("MODTRACE_TRUST"), Some("trusted"));
+        entries.iter().filter_map(|e| e.field("MODTRACE_MODULE").map(str::to_string)).collect()
+    };
+    for m in ["appletalk", "ext4", "jbd2", "llc", "mbcache", "psnap"] {
+        assert_eq!(modules.iter().filter(|n| *n == m).count(), 1, "{m} announced once: {modules:?}");
+    }
+    got.lock().unwrap().0.clear();
+    learn(&plan, &appletalk_index(), replay(appletalk_sequence("2024-03-01T11:00:00Z", guest(6)), 0)).unwrap();
+    let again = &got.lock().unwrap().0;
+    assert!(again.iter().all(|e| e.field("MODTRACE_MODULE").is_none()), "nothing new the second time: {again:?}");
 }

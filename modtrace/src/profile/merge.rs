@@ -25,6 +25,11 @@ impl Profile {
         if !newer.host.is_empty() {
             self.host = newer.host;
         }
+        if newer.machine_id.is_some() {
+            self.machine_id = newer.machine_id;
+        }
+        self.packages.units.extend(newer.packages.units);
+        self.packages.executables.extend(newer.packages.executables);
         for b in newer.boots {
             insert_sorted(&mut self.boots, b);
         }
@@ -74,6 +79,9 @@ impl Profile {
         }
         for t in m.triggers {
             add_trigger(&mut mine.triggers, t);
+        }
+        for h in m.hosts {
+            insert_sorted(&mut mine.hosts, h);
         }
         merge_extra(&mut mine.extra, m.extra);
     }

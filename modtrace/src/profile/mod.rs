@@ -8,19 +8,23 @@
 //! - `bound`: what untrusted processes may add (folded unresolved requests).
 //! - `merge`: accumulating sessions and profiles (decisions: the later wins).
 //! - `decide`: an admin's allow/deny, written under the lock.
+//! - `fleet`: many hosts' profiles merged into one (`modtrace merge`).
 //! - `preload`: why a module loaded before learning is there (modules-load.d,
 //!   cmdline, PID 1, dependencies of trusted modules), with `initramfs` (its
 //!   configuration) and `coldplug` (devices present now); else cause unknown.
+//! - `packages`: the Debian package of each unit and executable, from dpkg's database.
 //! - `store`: load with clear errors, atomic write, writability check, learner lock.
 
 pub mod bound;
 pub mod coldplug;
 pub mod decide;
+pub mod fleet;
 pub mod initramfs;
 pub mod merge;
 pub mod migrate;
 pub mod model;
 pub mod observe;
+pub mod packages;
 pub mod onbehalf;
 pub mod preload;
 pub mod store;

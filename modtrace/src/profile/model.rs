@@ -25,8 +25,15 @@ pub struct Profile {
     pub schema: String,
     /// Kernel release (uname -r) of the latest learning session.
     pub kernel: String,
-    /// Host name of the latest learning session.
+    /// Host name of the latest learning session; a fleet's "fleet of N hosts".
     pub host: String,
+    /// /etc/machine-id of the learning host, where it has one: with `host`, what
+    /// tells one host from another when profiles are merged (fleet.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
+    /// A fleet profile's hosts (`modtrace merge`), by id; empty in a host's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<Host>,
     /// Distinct boot ids (/proc/sys/kernel/random/boot_id) that learning saw, sorted.
     #[serde(default)]
     pub boots: Vec<String>,
@@ -59,6 +66,10 @@ pub struct Profile {
     /// by that alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrated_from: Option<String>,
+    /// The Debian package of each unit and executable the profile names, read
+    /// from dpkg's database on the learning host (packages.rs).
+    #[serde(default, skip_serializing_if = "Packages::is_empty")]
+    pub packages: Packages,
     #[serde(flatten)]
     pub extra: Extra,
     /// The last `loaded` record of each loader pid until its load call returns:
@@ -97,8 +108,52 @@ pub struct Session {
     /// learned from the initramfs on): how many events they had seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_initramfs: Option<u64>,
+    /// In a fleet profile: the id of the host that learned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// One host of a fleet profile: who it is and what its learning covered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    /// Its name in the fleet's `hosts` lists: the host name, with the first 8
+    /// characters of its machine id after a `/` when two hosts share a name.
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
+    /// Kernel releases its sessions ran, sorted.
+    #[serde(default)]
+    pub kernels: Vec<String>,
+    #[serde(default)]
+    pub boots: Vec<String>,
+    /// Its learning sessions (the fleet's `sessions` with this `host`).
+    #[serde(default)]
+    pub sessions: usize,
+    /// The host's own decisions: an allow here counts for this host only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Debian packages of units and executables (packages.rs), both maps sorted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Packages {
+    /// Unit name to the package that ships its unit file.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub units: std::collections::BTreeMap<String, String>,
+    /// Executable path, as the profile names it, to its package.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub executables: std::collections::BTreeMap<String, String>,
+}
+
+impl Packages {
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty() && self.executables.is_empty()
+    }
 }
 
 /// One kernel module.
@@ -124,6 +179,9 @@ pub struct Module {
     pub taints: Vec<String>,
     #[serde(default)]
     pub triggers: Vec<Trigger>,
+    /// In a fleet profile: the ids of the hosts that saw it, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -210,6 +268,9 @@ pub struct Trigger {
     /// Untrusted candidates beyond those `candidates` keeps (bound.rs).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub candidates_folded: u64,
+    /// In a fleet profile: the ids of the hosts that saw this cause, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -399,6 +460,8 @@ impl Profile {
             schema: SCHEMA.to_string(),
             kernel: kernel.to_string(),
             host: host.to_string(),
+            machine_id: None,
+            hosts: Vec::new(),
             boots: Vec::new(),
             sessions: Vec::new(),
             modules: Vec::new(),
@@ -408,6 +471,7 @@ impl Profile {
             folded_requests: Vec::new(),
             decisions: Vec::new(),
             migrated_from: None,
+            packages: Packages::default(),
             extra: Extra::new(),
             in_flight: Default::default(),
         }
@@ -416,6 +480,11 @@ impl Profile {
     pub fn module(&self, name: &str) -> Option<&Module> {
         let name = crate::trace::modindex::normalize(name);
         self.modules.binary_search_by(|m| m.name.as_str().cmp(&name)).ok().map(|i| &self.modules[i])
+    }
+
+    /// A fleet profile (`modtrace merge`): the evidence of several hosts.
+    pub fn is_fleet(&self) -> bool {
+        !self.hosts.is_empty()
     }
 
     /// Total kernel events lost over all sessions.
@@ -443,6 +512,7 @@ impl Module {
             last_seen: time.to_string(),
             taints: Vec::new(),
             triggers: Vec::new(),
+            hosts: Vec::new(),
             extra: Extra::new(),
         }
     }
@@ -518,6 +588,7 @@ impl Trigger {
             count: 0,
             also_requested_folded: 0,
             candidates_folded: 0,
+            hosts: Vec::new(),
             extra: Extra::new(),
         }
     }

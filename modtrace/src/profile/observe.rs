@@ -234,6 +234,9 @@ pub(crate) fn add_trigger(list: &mut Vec<Trigger>, new: Trigger) {
             if t.device.is_none() {
                 t.device = new.device;
             }
+            for h in new.hosts {
+                insert_sorted(&mut t.hosts, h);
+            }
             for (k, v) in new.extra {
                 t.extra.insert(k, v);
             }

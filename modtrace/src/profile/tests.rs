@@ -189,6 +189,7 @@ fn session(start: &str, end: &str, boot: &str) -> Session {
         lost_events: 1,
         drops: None,
         from_initramfs: None,
+        host: None,
         extra: Default::default(),
     }
 }
