@@ -62,6 +62,10 @@ pub struct Args {
     /// The lock point to check for; default: the installed modtrace-lock.service's, else after-udev.
     #[arg(long, value_enum)]
     pub lock_point: Option<LockPoint>,
+    /// Before rebooting into another kernel: compare the profile with KVER's module tree instead (renamed,
+    /// split, merged, built in or gone; lock entries that cannot load); exit 1 when that boot's lock would fail.
+    #[arg(long, value_name = "KVER", conflicts_with = "lock_point")]
+    pub kernel: Option<String>,
     /// Read /proc, /sys, /lib/modules and /etc under this directory instead of /.
     #[arg(long, value_name = "DIR", default_value = "/", hide = true)]
     pub root: PathBuf,
@@ -69,6 +73,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let profile = crate::profile::load_existing(&args.profile)?;
+    if let Some(release) = &args.kernel {
+        let (said, status) = crate::outputs::upgrade::check_kernel(&profile, &args.root, release)?;
+        said.print();
+        return Ok(ExitCode::from(status));
+    }
     let paths = SystemPaths::new(&args.root);
     let report = check::evaluate_system(&profile, &paths, args.lock_point);
     print!("{}", check::render(&report));

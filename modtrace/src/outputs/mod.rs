@@ -9,6 +9,7 @@ pub mod generate;
 pub mod lock;
 pub mod report;
 pub mod review;
+pub mod upgrade;
 
 #[cfg(test)]
 mod escape_tests;

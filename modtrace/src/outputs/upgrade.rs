@@ -1,0 +1,167 @@
+//! `modtrace check --kernel KVER`: what an upgrade to KVER changes for the
+//! profile, before the reboot. The profile's needs as learned are compared
+//! with its needs resolved in KVER's module tree (the one derivation,
+//! `needs::derive`, for both): each needed module stays, is renamed, split,
+//! merged into another, built in, or gone (with the units that needed it);
+//! and KVER's lock entries this machine saw fail to load are named.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::needs::sitepolicy::SitePolicy;
+use crate::needs::target::Target;
+use crate::needs::{self, Plan};
+use crate::profile::Profile;
+use crate::said::Said;
+
+/// What became of one module the profile needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    Same,
+    /// Its causes resolve to another module now (one: renamed; several: split).
+    Renamed(Vec<String>),
+    /// Another learned module's causes resolve to the same new module too.
+    Merged(String),
+    BuiltIn,
+    /// Nothing in KVER answers its causes.
+    Gone,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub module: String,
+    pub fate: Fate,
+    /// The units whose loads needed it (as learned).
+    pub units: Vec<String>,
+}
+
+/// The comparison, and what the lock unit for KVER would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgrade {
+    pub from: String,
+    pub to: String,
+    pub changes: Vec<Change>,
+    /// KVER's top-level modules that this machine saw fail to load (ENODEV,
+    /// ENOENT): the lock unit's modprobe would fail on them.
+    pub cannot_load: Vec<(String, String)>,
+}
+
+impl Upgrade {
+    /// Safe to reboot into KVER: no needed module gone, no lock entry that fails.
+    pub fn safe(&self) -> bool {
+        self.cannot_load.is_empty() && !self.changes.iter().any(|c| c.fate == Fate::Gone)
+    }
+}
+
+/// Compares the profile's needs as learned with its needs in `target`.
+pub fn compare(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<Upgrade, String> {
+    let invalid = |bad: Vec<crate::validate::Invalid>| {
+        let list: Vec<String> = bad.iter().map(ToString::to_string).collect();
+        format!("the profile has names that cannot be used: {}", list.join("; "))
+    };
+    let learned = needs::derive(profile, site, &Target::from_profile(profile)).map_err(invalid)?;
+    let after = needs::derive(profile, site, target).map_err(invalid)?;
+    let now_as = answered_by(&after);
+    let changes = learned.needs.keys().map(|m| change(m, &learned, &after, &now_as)).collect();
+    Ok(Upgrade {
+        from: profile.kernel.clone(),
+        to: target.release.clone(),
+        changes,
+        cannot_load: cannot_load(profile, &after),
+    })
+}
+
+/// Learned module -> the modules that answer its causes in the new plan.
+fn answered_by(after: &Plan) -> BTreeMap<String, BTreeSet<String>> {
+    let mut map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (module, cited) in &after.needs {
+        for c in cited {
+            map.entry(c.reason.learned_as.clone()).or_default().insert(module.clone());
+        }
+    }
+    map
+}
+
+fn change(module: &str, learned: &Plan, after: &Plan, now_as: &BTreeMap<String, BTreeSet<String>>) -> Change {
+    let now: Vec<String> = now_as.get(module).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+    let fate = if now.iter().any(|n| n == module) {
+        Fate::Same
+    } else if after.builtin.contains_key(module) {
+        Fate::BuiltIn
+    } else if now.is_empty() {
+        Fate::Gone
+    } else if now.len() == 1 && now_as.iter().any(|(other, n)| other != module && n.contains(&now[0])) {
+        Fate::Merged(now[0].clone())
+    } else {
+        Fate::Renamed(now)
+    };
+    Change { module: module.to_string(), fate, units: units_needing(module, learned) }
+}
+
+/// The units whose top-level modules are, or bring, `module`.
+fn units_needing(module: &str, plan: &Plan) -> Vec<String> {
+    let brings = |top: &str| top == module || plan.brings.get(top).is_some_and(|deps| deps.iter().any(|d| d == module));
+    plan.units.iter().filter(|(_, tops)| tops.keys().any(|t| brings(t))).map(|(unit, _)| unit.clone()).collect()
+}
+
+/// The new plan's top-level modules that failed here with ENODEV or ENOENT.
+fn cannot_load(profile: &Profile, after: &Plan) -> Vec<(String, String)> {
+    let failed: BTreeMap<&str, &str> = profile
+        .failed
+        .iter()
+        .filter_map(|f| Some((f.module.as_deref()?, f.error.as_deref()?)))
+        .filter(|(_, e)| matches!(*e, "ENODEV" | "ENOENT"))
+        .collect();
+    let loaded: BTreeSet<&str> = profile.modules.iter().map(|m| m.name.as_str()).collect();
+    after
+        .top_level
+        .iter()
+        .filter(|m| !loaded.contains(m.as_str()))
+        .filter_map(|m| failed.get(m.as_str()).map(|e| (m.clone(), e.to_string())))
+        .collect()
+}
+
+/// `check --kernel KVER` on the system under `root`: KVER's tree is
+/// ROOT/lib/modules/KVER; what to say, and the exit status (0 safe, 1 not).
+pub fn check_kernel(profile: &Profile, root: &Path, release: &str) -> anyhow::Result<(Said, u8)> {
+    let tree = root.join("lib/modules").join(release);
+    let target = crate::needs::target::choose(profile, Some(release), Some(&tree))?;
+    let upgrade = compare(profile, &SitePolicy::read(root), &target).map_err(anyhow::Error::msg)?;
+    Ok((said(&upgrade), if upgrade.safe() { 0 } else { 1 }))
+}
+
+/// The comparison in words; the last line is the verdict.
+pub fn said(u: &Upgrade) -> Said {
+    let mut said = Said::default();
+    said.out(format!("modtrace: the profile (learned on {}) on kernel {}:", u.from, u.to));
+    for c in u.changes.iter().filter(|c| c.fate != Fate::Same) {
+        said.out(format!("  {}", describe(c)));
+    }
+    let same = u.changes.iter().filter(|c| c.fate == Fate::Same).count();
+    said.out(format!("  {same} needed module(s) unchanged"));
+    for (m, e) in &u.cannot_load {
+        said.out(format!("  lock entry {m} cannot load here: it failed with {e} while learning"));
+    }
+    said.out(if u.safe() {
+        format!("safe to reboot into {}: every needed module resolves and the lock can load its list", u.to)
+    } else {
+        format!("NOT safe to reboot into {} locked: see above", u.to)
+    });
+    said
+}
+
+fn describe(c: &Change) -> String {
+    let units = if c.units.is_empty() { String::new() } else { format!(" (needed by {})", c.units.join(", ")) };
+    let m = crate::escape::text(&c.module);
+    match &c.fate {
+        Fate::Same => format!("{m}: unchanged"),
+        Fate::Renamed(to) if to.len() == 1 => format!("{m}: renamed to {}", to[0]),
+        Fate::Renamed(to) => format!("{m}: split into {}", to.join(", ")),
+        Fate::Merged(into) => format!("{m}: merged into {into}"),
+        Fate::BuiltIn => format!("{m}: now built into the kernel"),
+        Fate::Gone => format!("{m}: GONE, nothing in this kernel answers its causes{units}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,97 @@
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::needs::target::Source;
+use crate::testutil::{appletalk_index, example_profile, failed_load};
+use crate::trace::modindex::StaticIndex;
+
+fn target(index: StaticIndex, builtin: &[&str]) -> Target {
+    let builtin: BTreeSet<String> = builtin.iter().map(|s| s.to_string()).collect();
+    Target::from_index("7.3.4+deb13-amd64", index, None, builtin, Source::Tree("/lib/modules/7.3.4+deb13-amd64".into()))
+}
+
+fn fate(u: &Upgrade, module: &str) -> Fate {
+    u.changes.iter().find(|c| c.module == module).unwrap_or_else(|| panic!("{module}: {u:?}")).fate.clone()
+}
+
+fn compare_with(index: StaticIndex, builtin: &[&str]) -> Upgrade {
+    compare(&example_profile(), &SitePolicy::default(), &target(index, builtin)).unwrap()
+}
+
+/// The example's kernel, with appletalk renamed (net-pf-5 now answers atalk).
+fn renamed_index() -> StaticIndex {
+    StaticIndex::default()
+        .alias("net-pf-5", "atalk")
+        .alias("fs-binfmt_misc", "binfmt_misc")
+        .module("atalk", &["psnap", "llc"])
+        .module("psnap", &["llc"])
+        .module("llc", &[])
+        .module("binfmt_misc", &[])
+        .module("snd_hda_intel", &[])
+        .module("ext4", &["jbd2", "mbcache"])
+        .module("jbd2", &[])
+        .module("mbcache", &[])
+}
+
+#[test]
+fn the_same_tree_changes_nothing_and_is_safe() {
+    let u = compare_with(appletalk_index(), &[]);
+    assert!(u.changes.iter().all(|c| c.fate == Fate::Same), "{u:?}");
+    assert!(u.safe());
+    assert!(said(&u).text(crate::said::Stream::Out).contains("safe to reboot into 7.3.4+deb13-amd64"));
+}
+
+#[test]
+fn a_renamed_module_follows_its_alias_and_is_not_a_gap() {
+    let u = compare_with(renamed_index(), &[]);
+    assert_eq!(fate(&u, "appletalk"), Fate::Renamed(vec!["atalk".into()]));
+    assert_eq!(fate(&u, "binfmt_misc"), Fate::Same);
+    assert!(u.safe(), "{u:?}");
+    assert!(said(&u).text(crate::said::Stream::Out).contains("appletalk: renamed to atalk"));
+}
+
+#[test]
+fn built_in_and_gone_modules_are_named_and_gone_is_not_safe() {
+    let mut without_sound = StaticIndex::default();
+    for (alias, m) in [("net-pf-5", "atalk"), ("fs-binfmt_misc", "binfmt_misc")] {
+        without_sound = without_sound.alias(alias, m);
+    }
+    for (m, deps) in [("atalk", &["psnap", "llc"][..]), ("psnap", &["llc"]), ("llc", &[]), ("ext4", &["jbd2", "mbcache"])] {
+        without_sound = without_sound.module(m, deps);
+    }
+    let without_sound = without_sound.module("jbd2", &[]).module("mbcache", &[]);
+    let u = compare_with(without_sound, &["binfmt_misc"]);
+    assert_eq!(fate(&u, "binfmt_misc"), Fate::BuiltIn);
+    assert_eq!(fate(&u, "snd_hda_intel"), Fate::Gone);
+    assert!(!u.safe());
+    let text = said(&u).text(crate::said::Stream::Out);
+    assert!(text.contains("binfmt_misc: now built into the kernel"), "{text}");
+    assert!(text.contains("snd_hda_intel: GONE") && text.contains("NOT safe"), "{text}");
+}
+
+#[test]
+fn two_modules_answered_by_one_are_merged() {
+    let index = StaticIndex::default()
+        .alias("net-pf-5", "atalk")
+        .alias("fs-binfmt_misc", "atalk")
+        .module("atalk", &["psnap", "llc"])
+        .module("psnap", &["llc"])
+        .module("llc", &[])
+        .module("snd_hda_intel", &[])
+        .module("ext4", &["jbd2", "mbcache"])
+        .module("jbd2", &[])
+        .module("mbcache", &[]);
+    let u = compare_with(index, &[]);
+    assert_eq!(fate(&u, "appletalk"), Fate::Merged("atalk".into()));
+    assert_eq!(fate(&u, "binfmt_misc"), Fate::Merged("atalk".into()));
+}
+
+#[test]
+fn a_lock_entry_that_failed_here_with_enodev_is_named() {
+    let mut p = example_profile();
+    p.observe(&failed_load("2024-03-01T10:06:00Z", "net-pf-5", "atalk", -19, "ENODEV", 0));
+    let u = compare(&p, &SitePolicy::default(), &target(renamed_index(), &[])).unwrap();
+    assert_eq!(u.cannot_load, [("atalk".to_string(), "ENODEV".to_string())]);
+    assert!(!u.safe());
+    assert!(said(&u).text(crate::said::Stream::Out).contains("lock entry atalk cannot load here: it failed with ENODEV"));
+}
