@@ -142,7 +142,11 @@ pub fn top_of(
 ///   learning (modprobe loads every module of an alias) and did not load, or
 ///   were not there then; the request was answered without them.
 /// - Anything else: the module by its name.
-fn required(target: &Target, learned: &str, key: &Key) -> Lookup {
+///
+/// When the kernel no longer has the learned module and a modalias or an alias
+/// now names several, they are narrowed to what this machine could load
+/// (`narrow`); nothing left makes the cause unresolved, named, not guessed.
+fn required(target: &Target, learned: &str, key: &Key, seen: &Seen) -> Lookup {
     if target.is_profile() {
         return target.lookup(learned);
     }
@@ -161,7 +165,7 @@ fn required(target: &Target, learned: &str, key: &Key) -> Lookup {
             if now.contains(learned) {
                 only_learned(&now)
             } else {
-                now
+                seen.narrow(modalias, now)
             }
         }
         Key::Alias(alias) => {
@@ -169,9 +173,52 @@ fn required(target: &Target, learned: &str, key: &Key) -> Lookup {
             if now.contains(learned) {
                 only_learned(&now)
             } else {
-                now
+                seen.narrow(alias, now)
             }
         }
+    }
+}
+
+/// What this machine showed it can and cannot load, for narrowing what a
+/// new kernel's modalias or alias names.
+struct Seen {
+    /// Device modalias or requested alias -> the modules loaded here for it.
+    loaded_for: BTreeMap<String, BTreeSet<String>>,
+    /// Modules whose load failed here with ENODEV or ENOENT (no such device,
+    /// no such file): they cannot be listed.
+    failed: BTreeSet<String>,
+}
+
+impl Seen {
+    fn of(profile: &Profile) -> Seen {
+        let failed = profile
+            .failed
+            .iter()
+            .filter(|f| matches!(f.error.as_deref(), Some("ENODEV" | "ENOENT")))
+            .filter_map(|f| f.module.clone())
+            .collect();
+        let mut loaded_for: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for m in &profile.modules {
+            for t in &m.triggers {
+                let modalias = t.device.as_ref().and_then(|d| d.modalias.as_deref()).map(str::trim);
+                if let Some(key) = t.alias.as_deref().or(modalias) {
+                    loaded_for.entry(key.to_string()).or_default().insert(m.name.clone());
+                }
+            }
+        }
+        Seen { loaded_for, failed }
+    }
+
+    /// What `key` (a modalias or an alias) names now: a single module is a
+    /// rename and is kept unless it failed here; of several, only those that
+    /// loaded here for the same device or alias before.
+    fn narrow(&self, key: &str, now: Lookup) -> Lookup {
+        let mut loadable: Vec<String> = now.loadable.into_iter().filter(|m| !self.failed.contains(m)).collect();
+        if loadable.len() > 1 {
+            let here = self.loaded_for.get(key);
+            loadable.retain(|m| here.is_some_and(|h| h.contains(m)));
+        }
+        Lookup { loadable, builtin: now.builtin }
     }
 }
 
@@ -262,8 +309,9 @@ pub fn derive(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<P
     }
     let mut plan = Plan { release: target.release.clone(), ..Plan::default() };
     let mut bad_names = Vec::new();
+    let seen = Seen::of(profile);
     for e in entries(profile) {
-        let lookup = required(target, &e.module, &e.key);
+        let lookup = required(target, &e.module, &e.key, &seen);
         bad_names.extend(unwritable(target, &e, &lookup));
         if lookup.is_empty() {
             resolved_to_nothing(profile, target, &e, &mut plan);

@@ -2,8 +2,11 @@
 //! profile, before the reboot. The profile's needs as learned are compared
 //! with its needs resolved in KVER's module tree (the one derivation,
 //! `needs::derive`, for both): each needed module stays, is renamed, split,
-//! merged into another, built in, or gone (with the units that needed it);
-//! and KVER's lock entries this machine saw fail to load are named.
+//! merged into another, built in, or gone (with the units that needed it).
+//! The derivation already narrows what a new kernel's modalias or alias
+//! names to what loaded here for it, without what failed here with ENODEV or
+//! ENOENT: the lock for KVER lists nothing this machine cannot load, and a
+//! cause nothing certain answers is gone, named.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -35,21 +38,18 @@ pub struct Change {
     pub units: Vec<String>,
 }
 
-/// The comparison, and what the lock unit for KVER would do.
+/// The comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upgrade {
     pub from: String,
     pub to: String,
     pub changes: Vec<Change>,
-    /// KVER's top-level modules that this machine saw fail to load (ENODEV,
-    /// ENOENT): the lock unit's modprobe would fail on them.
-    pub cannot_load: Vec<(String, String)>,
 }
 
 impl Upgrade {
-    /// Safe to reboot into KVER: no needed module gone, no lock entry that fails.
+    /// Safe to reboot into KVER locked: no needed module gone.
     pub fn safe(&self) -> bool {
-        self.cannot_load.is_empty() && !self.changes.iter().any(|c| c.fate == Fate::Gone)
+        !self.changes.iter().any(|c| c.fate == Fate::Gone)
     }
 }
 
@@ -63,12 +63,7 @@ pub fn compare(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<
     let after = needs::derive(profile, site, target).map_err(invalid)?;
     let now_as = answered_by(&after);
     let changes = learned.needs.keys().map(|m| change(m, &learned, &after, &now_as)).collect();
-    Ok(Upgrade {
-        from: profile.kernel.clone(),
-        to: target.release.clone(),
-        changes,
-        cannot_load: cannot_load(profile, &after),
-    })
+    Ok(Upgrade { from: profile.kernel.clone(), to: target.release.clone(), changes })
 }
 
 /// Learned module -> the modules that answer its causes in the new plan.
@@ -104,23 +99,6 @@ fn units_needing(module: &str, plan: &Plan) -> Vec<String> {
     plan.units.iter().filter(|(_, tops)| tops.keys().any(|t| brings(t))).map(|(unit, _)| unit.clone()).collect()
 }
 
-/// The new plan's top-level modules that failed here with ENODEV or ENOENT.
-fn cannot_load(profile: &Profile, after: &Plan) -> Vec<(String, String)> {
-    let failed: BTreeMap<&str, &str> = profile
-        .failed
-        .iter()
-        .filter_map(|f| Some((f.module.as_deref()?, f.error.as_deref()?)))
-        .filter(|(_, e)| matches!(*e, "ENODEV" | "ENOENT"))
-        .collect();
-    let loaded: BTreeSet<&str> = profile.modules.iter().map(|m| m.name.as_str()).collect();
-    after
-        .top_level
-        .iter()
-        .filter(|m| !loaded.contains(m.as_str()))
-        .filter_map(|m| failed.get(m.as_str()).map(|e| (m.clone(), e.to_string())))
-        .collect()
-}
-
 /// `check --kernel KVER` on the system under `root`: KVER's tree is
 /// ROOT/lib/modules/KVER; what to say, and the exit status (0 safe, 1 not).
 pub fn check_kernel(profile: &Profile, root: &Path, release: &str) -> anyhow::Result<(Said, u8)> {
@@ -139,11 +117,8 @@ pub fn said(u: &Upgrade) -> Said {
     }
     let same = u.changes.iter().filter(|c| c.fate == Fate::Same).count();
     said.out(format!("  {same} needed module(s) unchanged"));
-    for (m, e) in &u.cannot_load {
-        said.out(format!("  lock entry {m} cannot load here: it failed with {e} while learning"));
-    }
     said.out(if u.safe() {
-        format!("safe to reboot into {}: every needed module resolves and the lock can load its list", u.to)
+        format!("safe to reboot into {}: every needed module resolves there", u.to)
     } else {
         format!("NOT safe to reboot into {} locked: see above", u.to)
     });

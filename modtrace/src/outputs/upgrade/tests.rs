@@ -87,11 +87,10 @@ fn two_modules_answered_by_one_are_merged() {
 }
 
 #[test]
-fn a_lock_entry_that_failed_here_with_enodev_is_named() {
+fn a_rename_that_failed_here_with_enodev_is_not_listed_and_the_cause_is_gone() {
     let mut p = example_profile();
     p.observe(&failed_load("2024-03-01T10:06:00Z", "net-pf-5", "atalk", -19, "ENODEV", 0));
     let u = compare(&p, &SitePolicy::default(), &target(renamed_index(), &[])).unwrap();
-    assert_eq!(u.cannot_load, [("atalk".to_string(), "ENODEV".to_string())]);
+    assert_eq!(fate(&u, "appletalk"), Fate::Gone);
     assert!(!u.safe());
-    assert!(said(&u).text(crate::said::Stream::Out).contains("lock entry atalk cannot load here: it failed with ENODEV"));
 }
