@@ -18,6 +18,9 @@ dpkg-query -W -f='${Status} ${Version}\n' modtrace >"$OUT/package-status" 2>&1
 record learn-stop systemctl stop modtrace-learn.service
 show_unit modtrace-learn.service unit-modtrace-learn.service.stopped
 journalctl -b -u modtrace-learn.service --no-pager -o cat >"$OUT/learn.log" 2>&1
+# learn's entry for each module and new cause (docs/journal.md).
+journalctl --sync 2>/dev/null
+journalctl -b -o json MESSAGE_ID=a0494ea2749d4e5189d4ce8ce09fa450 >"$OUT/learn-evidence.json" 2>&1
 cp /var/lib/modtrace/profile.json "$OUT/profile.json" 2>>"$OUT/learn.log"
 record report "$MODTRACE" report
 

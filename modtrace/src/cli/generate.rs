@@ -40,7 +40,14 @@ systemctl daemon-reload and systemctl enable modtrace-lock.service. \
     " Modules the site's modprobe.d disables (install NAME /bin/false, a disabled-* \
 script, blacklist for loads by alias) and modules an admin denied are not listed \
 either; all of them are named in the comments of modules-load.d/modtrace.conf. \
-No drop-in is written for a user's or a container's unit."
+No drop-in is written for a user's or a container's unit.
+
+A fleet profile (modtrace merge) gives what any of its hosts trusted. With \
+--min-hosts N, only the modules trusted on at least N of its hosts: the baseline a \
+distribution ships, each host learning the rest. With --vendor DIR, instead of the \
+site's files, each drop-in goes under DIR/PACKAGE/usr/lib/systemd/system/UNIT.d/, \
+PACKAGE being the Debian package of the unit's file as learn recorded it: what a \
+package could ship instead of a modules-load.d list."
 );
 
 /// The man page's exit status, files, examples and references.
@@ -88,6 +95,10 @@ pub const PAGE: Page = Page {
             "sudo modtrace generate --lock-point early --kernel 6.1.0-28-amd64",
             "Lock before sysinit.target, with the profile resolved in another installed kernel.",
         ),
+        (
+            "modtrace generate --profile fleet.json --min-hosts 3 --vendor vendor/",
+            "The drop-ins, by package, of what at least 3 hosts of a fleet trusted.",
+        ),
     ],
     see_also: &[
         "modtrace(8)",
@@ -132,6 +143,14 @@ pub struct Args {
     /// on stderr and in the files, and the files are written.
     #[arg(long)]
     pub allow_unresolved: bool,
+    /// With a fleet profile (modtrace merge): only what was trusted on at least
+    /// N of its hosts, the baseline a distribution ships.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub min_hosts: Option<u16>,
+    /// Write, instead of the site's files, each packaged unit's drop-in under
+    /// DIR/PACKAGE/usr/lib/systemd/system/UNIT.d/, as its package would ship it.
+    #[arg(long, value_name = "DIR")]
+    pub vendor: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -143,6 +162,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         lock_point: args.lock_point,
         deny: args.deny,
         allow_unresolved: args.allow_unresolved,
+        min_hosts: args.min_hosts.map(usize::from),
+        vendor: args.vendor,
     };
     let generated = here::generate_here(&request)?;
     generated.said.print();

@@ -11,6 +11,7 @@
 //! disabled by the site (modprobe.d), listed (a trusted cause, or an admin's
 //! `allow`), or left for review (see [`trust`]).
 
+pub mod fleet;
 pub mod sitepolicy;
 pub mod target;
 pub mod trust;

@@ -14,6 +14,7 @@ use crate::check::{self, Check, CheckFn};
 use crate::system::services::Known;
 
 mod deputy;
+mod evidence;
 mod guard;
 mod services;
 pub use services::explained;
@@ -251,8 +252,9 @@ const CHECKS: &[(&str, CheckFn<Facts>)] = &[
 pub fn check_all(facts: &Facts) -> Vec<Check> {
     let services = if facts.services.is_some() { services::SERVICE_CHECKS } else { &[] };
     let deputy = if facts.services.is_some() { &deputy::DEPUTY_CHECKS[..] } else { &[] };
+    let evidence = if facts.services.is_some() { &evidence::EVIDENCE_CHECKS[..] } else { &[] };
     let guard = if facts.guard.is_some() { guard::GUARD_CHECKS } else { &[] };
-    [CHECKS, services, deputy, guard].into_iter().flat_map(|table| check::run(table, facts)).collect()
+    [CHECKS, services, deputy, evidence, guard].into_iter().flat_map(|table| check::run(table, facts)).collect()
 }
 
 // ---- both boots ----

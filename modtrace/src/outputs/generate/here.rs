@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::write::write_output;
-use super::{generate, LockPoint, Options, DENY};
+use super::{fleet, generate, LockPoint, Options, DENY};
 use crate::escape::text;
 use crate::guard::control::{self, Refreshed};
 use crate::needs::sitepolicy::SitePolicy;
@@ -27,6 +27,10 @@ pub struct Request {
     pub lock_point: LockPoint,
     pub deny: bool,
     pub allow_unresolved: bool,
+    /// A fleet's baseline: what was trusted on at least this many hosts.
+    pub min_hosts: Option<usize>,
+    /// Write the drop-ins by package under this directory instead.
+    pub vendor: Option<PathBuf>,
 }
 
 impl Request {
@@ -43,7 +47,13 @@ impl Request {
         if self.deny {
             cmd.push_str(" --deny");
         }
-        cmd.push_str(&format!(" --out {}", self.out.display()));
+        if let Some(n) = self.min_hosts {
+            cmd.push_str(&format!(" --min-hosts {n}"));
+        }
+        match &self.vendor {
+            Some(dir) => cmd.push_str(&format!(" --vendor {}", dir.display())),
+            None => cmd.push_str(&format!(" --out {}", self.out.display())),
+        }
         cmd
     }
 }
@@ -58,7 +68,7 @@ pub struct Generated {
 }
 
 pub fn generate_here(req: &Request) -> anyhow::Result<Generated> {
-    let profile = profile::load_existing(&req.profile)?;
+    let (profile, mut said) = fleet::baseline_of(profile::load_existing(&req.profile)?, req.min_hosts, &req.profile)?;
     let target = target::choose(&profile, req.kernel.as_deref(), req.modules_dir.as_deref())?;
     let opts = Options {
         profile_path: req.profile.clone(),
@@ -69,8 +79,11 @@ pub fn generate_here(req: &Request) -> anyhow::Result<Generated> {
         site: SitePolicy::read(Path::new("/")),
     };
     let output = generate(&profile, &target, &opts)?;
+    if let Some(dir) = &req.vendor {
+        said.append(fleet::vendor_here(dir, &profile, &output)?);
+        return Ok(Generated { said, status: 0 });
+    }
     let done = write_output(&req.out, &output)?;
-    let mut said = Said::default();
     for p in &done.written {
         said.out(format!("wrote {}", p.display()));
     }

@@ -9,14 +9,17 @@
 //!   each cause, decisions and site policy applied.
 //! - `crate::validate`: what may be written into a file, and escaping of comments.
 //! - one file per artifact: `modules_load` (modules-load.d), `dropins` (unit
-//!   drop-ins), `lock_unit` (modtrace-lock.service), `deny` (modprobe.d).
+//!   drop-ins), `lock_unit` (modtrace-lock.service), `deny` (modprobe.d), `vendor` (the
+//!   drop-ins by package).
 
 pub mod deny;
 pub mod dropins;
+pub mod fleet;
 pub mod header;
 pub mod here;
 pub mod lock_unit;
 pub mod modules_load;
+pub mod vendor;
 pub mod write;
 
 #[cfg(test)]

@@ -190,7 +190,7 @@ fn a_correct_pair_of_boots_passes_every_check() {
             results.iter().filter_map(|c| c.result.clone().err().map(|e| format!("{}: {e}", c.name))).collect();
         assert!(failed.is_empty(), "{failed:#?}");
         let want = CHECKS.len()
-            + if pair.services.is_some() { services::SERVICE_CHECKS.len() + deputy::DEPUTY_CHECKS.len() } else { 0 }
+            + if pair.services.is_some() { SERVICE_TABLES.iter().map(|t| t.len()).sum() } else { 0 }
             + if pair.guard.is_some() { guard::GUARD_CHECKS.len() } else { 0 };
         assert_eq!(results.len(), want);
     }
@@ -366,7 +366,7 @@ fn every_check_is_tested_for_failure() {
     for (name, _) in CHECKS {
         assert!(source.contains(&format!("expect_failure(\"{name}\"")), "no failure test for {name}");
     }
-    for (name, _) in services::SERVICE_CHECKS.iter().chain(&deputy::DEPUTY_CHECKS) {
+    for (name, _) in SERVICE_TABLES.iter().copied().flatten() {
         assert!(source.contains(&format!("expect_service_failure(\"{name}\"")), "no failure test for {name}");
     }
     for (name, _) in guard::GUARD_CHECKS {
@@ -376,6 +376,10 @@ fn every_check_is_tested_for_failure() {
 }
 
 // ---- the real services (services.rs) ----
+
+/// The tables of checks a suite with the real services adds.
+const SERVICE_TABLES: [&[(&str, CheckFn<Facts>)]; 3] =
+    [services::SERVICE_CHECKS, &deputy::DEPUTY_CHECKS, &evidence::EVIDENCE_CHECKS];
 
 /// Modules of the services pair: the base boot's, and the services' own.
 const SERVICE_MODULES: [&str; 16] = [
@@ -477,8 +481,68 @@ impl Pair {
         pair.b2().insert("proc-modules-after", &proc_modules(&locked));
         works_after_lock(pair.b2());
         deputy_boot1(pair.b1());
+        evidence_boot1(pair.b1());
         pair
     }
+}
+
+/// learn's entries for every module of boot 1's profile, and the packages it
+/// names (checks/evidence.rs).
+fn evidence_boot1(r: &mut Recorded) {
+    let mut profile: Value = serde_json::from_str(r.text("profile.json").unwrap()).unwrap();
+    profile["packages"] = json!({
+        "units": {"nftables.service": "nftables", "systemd-binfmt.service": "systemd",
+                  "wg-quick@mtwg0.service": "wireguard-tools"},
+        "executables": {"/usr/sbin/nft": "nftables"},
+    });
+    let entries: Vec<String> = profile["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let mut e = json!({"MESSAGE_ID": "a0494ea2749d4e5189d4ce8ce09fa450", "MODTRACE_MODULE": m["name"],
+                               "MODTRACE_CAUSE": "request", "MODTRACE_TRUST": "trusted"});
+            if m["name"] == "nf_tables" {
+                e["MODTRACE_UNIT"] = json!("nftables.service");
+                e["MODTRACE_PACKAGE"] = json!("nftables");
+                (e["MODTRACE_UID"], e["MODTRACE_SCOPE"]) = (json!("0"), json!("system"));
+            }
+            e.to_string()
+        })
+        .collect();
+    r.insert("learn-evidence.json", &entries.join("\n"));
+    r.insert("profile.json", &profile.to_string());
+}
+
+fn edit_evidence(p: &mut Pair, module: &str, edit: impl FnOnce(&mut Value)) {
+    let text = p.b1().text("learn-evidence.json").unwrap().to_string();
+    let mut lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    edit(lines.iter_mut().find(|e| e["MODTRACE_MODULE"] == module).unwrap());
+    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+    p.b1().insert("learn-evidence.json", &text.join("\n"));
+}
+
+#[test]
+fn evidence_checks_can_fail() {
+    expect_service_failure("learn_journal_has_every_module", |p| {
+        edit_evidence(p, "wireguard", |e| e["MODTRACE_MODULE"] = json!("x"))
+    });
+    expect_service_failure("learn_journal_has_every_module", |p| {
+        edit_evidence(p, "tun", |e| e["MESSAGE_ID"] = json!("0"))
+    });
+    expect_service_failure("learn_journal_has_every_module", |p| p.b1().remove("learn-evidence.json"));
+    expect_service_failure("learn_journal_names_unit_and_package", |p| {
+        edit_evidence(p, "nf_tables", |e| e.as_object_mut().unwrap().remove("MODTRACE_PACKAGE").map(drop).unwrap())
+    });
+    expect_service_failure("learn_journal_names_unit_and_package", |p| {
+        edit_evidence(p, "nf_tables", |e| e["MODTRACE_TRUST"] = json!("review"))
+    });
+    expect_service_failure("profile_names_service_packages", |p| {
+        edit_profile(p, |prof| prof["packages"]["units"]["systemd-binfmt.service"] = json!("udev"))
+    });
+    expect_service_failure("profile_names_service_packages", |p| {
+        edit_profile(p, |prof| prof.as_object_mut().unwrap().remove("packages").map(drop).unwrap())
+    });
 }
 
 /// What deputy_mount and generate leave in boot 1 (checks/deputy.rs).
