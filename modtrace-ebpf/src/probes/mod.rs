@@ -5,6 +5,7 @@ mod guard;
 mod load;
 mod module;
 mod request;
+mod seal;
 
 use aya_ebpf::{EbpfContext, helpers::bpf_probe_read_kernel_str_bytes, programs::TracePointContext};
 
