@@ -420,6 +420,10 @@ pub const PAGES: &[Page] = &[
         examples: &[
             ("sudo modtrace guard start", "Complain mode: allow everything, report what enforce would refuse."),
             ("sudo modtrace guard start --mode enforce", "Refuse every module outside the profile; starting again replaces the policy."),
+            (
+                "sudo modtrace guard start --mode enforce --sealed",
+                "Enforce, sealed until the next boot: not even root can stop it or change its policy before then.",
+            ),
             ("journalctl MODTRACE_DECISION=denied", "Who tried to load what, and why it was refused."),
             ("journalctl -t modtrace-guard -o json", "Every decision, with its MODTRACE_* fields."),
             ("sudo modtrace guard refresh", "After the profile changed or module files were replaced: same profile and mode, new policy."),

@@ -233,7 +233,7 @@ fn refresh_guard(profile: &Path, release: &str) -> bool {
             println!("modtrace: {r}");
             true
         }
-        Ok(r @ Refreshed::OtherProfile(_)) => {
+        Ok(r @ (Refreshed::OtherProfile(_) | Refreshed::Sealed)) => {
             eprintln!("modtrace: note: {r}");
             true
         }

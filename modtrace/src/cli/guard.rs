@@ -51,6 +51,11 @@ pub struct StartArgs {
     /// Needed where kmod decompresses .ko.xz itself (Debian 12's kmod on 6.12 and newer kernels).
     #[arg(long)]
     pub allow_init_module: bool,
+    /// Seal the guard until the next boot (enforce only): then no process, root included, can stop it,
+    /// replace its policy, unpin or unmount it, or open its maps, programs and links; each attempt is
+    /// refused (EPERM), counted in `guard status` and logged with who tried.
+    #[arg(long)]
+    pub sealed: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -66,7 +71,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::loader::preflight::check_capabilities(&proc_status)?;
     match args.command {
         Sub::Start(a) => {
-            let start = Start { profile: a.profile, mode: a.mode, allow_init_module: a.allow_init_module };
+            let start =
+                Start { profile: a.profile, mode: a.mode, allow_init_module: a.allow_init_module, sealed: a.sealed };
             control::start(&start)?.said().print();
         }
         Sub::Status(a) => return status(a.json),
