@@ -99,12 +99,7 @@ pub fn kernel_facts(path: &Path) -> Result<KernelFacts, GuardError> {
     let need = |ids: &[(String, u32)], e: &str, name: &str| {
         id(ids, name).ok_or_else(|| GuardError::Btf(format!("enum {e} has no {name}")))
     };
-    let offset = |s: &str, f: &str| -> Result<u32, GuardError> {
-        let st = btf::find_struct(&b, s).map_err(GuardError::Btf)?;
-        btf::member_offset(&b, &st, f)
-            .map_err(GuardError::Btf)?
-            .ok_or_else(|| GuardError::Btf(format!("struct {s} has no {f}")))
-    };
+    let offset = |s: &str, f: &str| member_offset(&b, s, f);
     Ok(KernelFacts {
         reading_module: need(&read_ids, "kernel_read_file_id", "READING_MODULE")?,
         reading_module_compressed: id(&read_ids, "READING_MODULE_COMPRESSED"),
@@ -119,6 +114,13 @@ pub fn kernel_facts(path: &Path) -> Result<KernelFacts, GuardError> {
             s_dev: offset("super_block", "s_dev")?,
         },
     })
+}
+
+/// offsetof(struct `s`, `f`) in the kernel's BTF.
+pub(super) fn member_offset(b: &btf_rs::Btf, s: &str, f: &str) -> Result<u32, GuardError> {
+    let st = btf::find_struct(b, s).map_err(GuardError::Btf)?;
+    let offset = btf::member_offset(b, &st, f).map_err(GuardError::Btf)?;
+    offset.ok_or_else(|| GuardError::Btf(format!("struct {s} has no {f}")))
 }
 
 fn enum_values(b: &btf_rs::Btf, name: &str) -> Result<Vec<(String, u32)>, GuardError> {

@@ -86,7 +86,8 @@ fn objects(ebpf: &Ebpf) -> Result<Vec<SealObject>, GuardError> {
         let path = entry.map_err(|e| GuardError::Maps(e.to_string()))?.path();
         if path.file_name().is_some_and(|n| n.as_bytes().starts_with(b"link-")) {
             let fd = obj_get(&path, false).map_err(|e| GuardError::Maps(format!("{}: {e}", path.display())))?;
-            let id = fdinfo_id(&fd, "link_id:").ok_or_else(|| GuardError::Maps(format!("{}: no link id", path.display())))?;
+            let id = fdinfo_id(&fd, "link_id:");
+            let id = id.ok_or_else(|| GuardError::Maps(format!("{}: no link id", path.display())))?;
             out.push(SealObject { kind: object::LINK, id });
         }
     }
@@ -116,12 +117,7 @@ fn config(offsets: SealOffsets) -> Result<SealConfig, GuardError> {
 /// The offsets the seal's hooks read, from the running kernel's BTF.
 pub fn offsets(path: &Path) -> Result<SealOffsets, GuardError> {
     let b = btf::open(path).map_err(GuardError::Btf)?;
-    let offset = |s: &str, f: &str| -> Result<u32, GuardError> {
-        let st = btf::find_struct(&b, s).map_err(GuardError::Btf)?;
-        btf::member_offset(&b, &st, f)
-            .map_err(GuardError::Btf)?
-            .ok_or_else(|| GuardError::Btf(format!("struct {s} has no {f}")))
-    };
+    let offset = |s: &str, f: &str| kernel::member_offset(&b, s, f);
     Ok(SealOffsets {
         i_ino: offset("inode", "i_ino")?,
         i_sb: offset("inode", "i_sb")?,
@@ -203,7 +199,8 @@ pub fn obj_get(path: &Path, read_only: bool) -> io::Result<OwnedFd> {
         file_flags: u32,
     }
     let name = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let attr = ObjGet { pathname: name.as_ptr() as u64, bpf_fd: 0, file_flags: if read_only { BPF_F_RDONLY } else { 0 } };
+    let file_flags = if read_only { BPF_F_RDONLY } else { 0 };
+    let attr = ObjGet { pathname: name.as_ptr() as u64, bpf_fd: 0, file_flags };
     // SAFETY: attr and the name it points to outlive the call; the size is attr's.
     let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, &attr as *const ObjGet, size_of::<ObjGet>()) };
     if fd < 0 {
