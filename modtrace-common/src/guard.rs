@@ -20,6 +20,8 @@ pub mod hook {
     pub const READ_FILE: u32 = 2;
     /// kernel_load_data (LOADING_MODULE): init_module's image in memory.
     pub const LOAD_DATA: u32 = 3;
+    /// The seal's hooks (`crate::seal`): an attempt to undo a sealed guard.
+    pub const SEAL: u32 = 4;
 }
 
 /// `GuardEvent::decision`, and the slots of the decision counters.
@@ -27,8 +29,10 @@ pub mod decision {
     pub const ALLOWED: u32 = 0;
     pub const DENIED: u32 = 1;
     pub const WOULD_DENY: u32 = 2;
+    /// An attempt to undo a sealed guard, refused (hook::SEAL).
+    pub const REFUSED: u32 = 3;
     /// Number of counter slots.
-    pub const COUNT: u32 = 3;
+    pub const COUNT: u32 = 4;
 }
 
 /// Slots of the guard's drop counter: decisions that found their ring full.

@@ -11,6 +11,7 @@ pub mod header;
 pub mod load;
 pub mod module;
 pub mod request;
+pub mod seal;
 
 pub use fold::*;
 pub use header::*;

@@ -50,7 +50,7 @@ static GUARD_FILES: HashMap<FileKey, FileValue> = HashMap::with_max_entries(3276
 
 /// Decisions so far, by `decision::*`.
 #[map]
-static GUARD_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(decision::COUNT, 0);
+pub(super) static GUARD_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(decision::COUNT, 0);
 
 /// Decisions that found their ring full, by `lost::*`.
 #[map]
@@ -307,7 +307,13 @@ fn report(scratch: &PerCpuArray<GuardEvent>, cfg: &GuardConfig, verdict: u32, fi
         Some(folded) => ev.repeats = folded,
         None => return,
     }
-    // Only for a decision that is sent: the header is the costly part.
+    send(ev, ts);
+}
+
+/// Fills the header and sends the decision to both rings (the seal's
+/// refusals too); only for a decision that is sent: the header is the costly part.
+#[inline(always)]
+pub(super) fn send(ev: &mut GuardEvent, ts: u64) {
     if !fill_header(&mut ev.header, kind::GUARD, ts) {
         return;
     }

@@ -6,3 +6,4 @@ mod guard;
 mod load;
 mod module;
 mod request;
+mod seal;

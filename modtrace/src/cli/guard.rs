@@ -64,6 +64,10 @@ pub const PAGE: Page = Page {
     examples: &[
         ("sudo modtrace guard start", "Complain mode: allow everything, report what enforce would refuse."),
         ("sudo modtrace guard start --mode enforce", "Refuse every module outside the profile; starting again replaces the policy."),
+        (
+            "sudo modtrace guard start --mode enforce --sealed",
+            "Enforce, sealed until the next boot: not even root can stop it or change its policy before then.",
+        ),
         ("journalctl MODTRACE_DECISION=denied", "Who tried to load what, and why it was refused."),
         ("journalctl -t modtrace-guard -o json", "Every decision, with its MODTRACE_* fields."),
         ("sudo modtrace guard refresh", "After the profile changed or module files were replaced: same profile and mode, new policy."),
@@ -114,6 +118,11 @@ pub struct StartArgs {
     /// Needed where kmod decompresses .ko.xz itself (Debian 12's kmod on 6.12 and newer kernels).
     #[arg(long)]
     pub allow_init_module: bool,
+    /// Seal the guard until the next boot (enforce only): then no process, root included, can stop it,
+    /// replace its policy, unpin or unmount it, or open its maps, programs and links; each attempt is
+    /// refused (EPERM), counted in `guard status` and logged with who tried.
+    #[arg(long)]
+    pub sealed: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -129,7 +138,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::loader::preflight::check_capabilities(&proc_status)?;
     match args.command {
         Sub::Start(a) => {
-            let start = Start { profile: a.profile, mode: a.mode, allow_init_module: a.allow_init_module };
+            let start =
+                Start { profile: a.profile, mode: a.mode, allow_init_module: a.allow_init_module, sealed: a.sealed };
             control::start(&start)?.said().print();
         }
         Sub::Status(a) => return status(a.json),

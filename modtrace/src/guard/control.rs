@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 
 use super::policy::Policy;
-use super::{encode, kernel, refresh, Mode, State};
+use super::{encode, kernel, refresh, seal, Mode, State};
 use crate::loader::btf;
 use crate::needs::sitepolicy::SitePolicy;
 use crate::profile;
@@ -19,6 +19,8 @@ pub struct Start {
     pub profile: PathBuf,
     pub mode: Mode,
     pub allow_init_module: bool,
+    /// Sealed until the next boot (enforce only): guard/seal.rs.
+    pub sealed: bool,
 }
 
 /// What an install did, to be said.
@@ -45,7 +47,7 @@ impl Installed {
         said.out(format!(
             "modtrace: guard {} ({}) on kernel {}, from {}: {} modules allowed ({} module files, {} request names); init_module {init_module}; pinned under {}",
             if self.replacing { "policy replaced" } else { "started" },
-            s.mode.as_str(),
+            s.mode.as_str().to_string() + if s.sealed { ", sealed until the next boot" } else { "" },
             s.kernel,
             s.profile.display(),
             s.modules,
@@ -65,9 +67,23 @@ impl Installed {
 
 /// `guard start`: the profile's policy for the running kernel, in force.
 pub fn start(start: &Start) -> anyhow::Result<Installed> {
+    if start.sealed && start.mode != Mode::Enforce {
+        bail!("--sealed needs --mode enforce: a guard that refuses nothing is not worth sealing until the next boot");
+    }
     kernel::preflight()?;
     let policy = running_policy(&start.profile)?;
-    install(start, &policy, Vec::new())
+    install(start, &policy, Vec::new()).map_err(sealed_refusal)
+}
+
+/// An error of a command that a sealed guard refused, said as such.
+fn sealed_refusal(e: anyhow::Error) -> anyhow::Error {
+    if !seal::is_sealed() {
+        return e;
+    }
+    anyhow::anyhow!(
+        "the guard is sealed until the next boot: nothing can stop it, replace its policy or unpin it before then \
+         (the kernel refused: {e:#}); the attempt is counted in `modtrace guard status`"
+    )
 }
 
 /// The allowed set of the running kernel for the profile at `path`.
@@ -86,11 +102,22 @@ fn install(start: &Start, policy: &Policy, changes: Vec<String>) -> anyhow::Resu
         (encode::encode(policy, generation), encode::config(generation, start.mode, start.allow_init_module, &facts))
     };
     let replacing = kernel::is_pinned();
-    let generation = if replacing { kernel::replace_policy(&build)? } else { kernel::install(&build)? };
+    let mut notes = Vec::new();
+    let generation = if replacing && !start.sealed {
+        kernel::replace_policy(&build)?
+    } else {
+        if replacing {
+            // The seal's programs go with a fresh load: no sealing in place.
+            kernel::uninstall()?;
+            notes.push("the running guard was stopped and started again, sealed".to_string());
+        }
+        kernel::install(&build, start.sealed)?
+    };
     let skipped = encode::encode(policy, generation).skipped;
     let state = State {
         mode: start.mode,
         allow_init_module: start.allow_init_module,
+        sealed: start.sealed,
         since: crate::system::now(),
         profile: start.profile.clone(),
         kernel: crate::system::kernel_release(),
@@ -100,13 +127,13 @@ fn install(start: &Start, policy: &Policy, changes: Vec<String>) -> anyhow::Resu
         files: policy.files.len(),
     };
     super::write_state(&state)?;
-    let notes = policy.notes.iter().chain(&skipped).cloned().collect();
+    notes.extend(policy.notes.iter().chain(&skipped).cloned());
     Ok(Installed { replacing, state, changes, notes })
 }
 
 /// `guard stop`: whether a guard was running.
 pub fn stop() -> anyhow::Result<bool> {
-    let was = kernel::uninstall()?;
+    let was = kernel::uninstall().map_err(|e| sealed_refusal(e.into()))?;
     super::remove_state();
     Ok(was)
 }
@@ -118,6 +145,8 @@ pub enum Refreshed {
     OtherProfile(refresh::Cannot),
     Unchanged { modules: usize },
     Replaced(Installed),
+    /// Sealed until the next boot: the new policy applies from then.
+    Sealed,
     Cannot(refresh::Cannot),
 }
 
@@ -133,6 +162,11 @@ impl std::fmt::Display for Refreshed {
             Refreshed::OtherProfile(c) => write!(f, "the guard is left as it is: {c}"),
             Refreshed::Unchanged { modules } => write!(f, "guard policy unchanged ({modules} modules allowed)"),
             Refreshed::Replaced(_) => write!(f, "guard policy replaced"),
+            Refreshed::Sealed => write!(
+                f,
+                "the guard is sealed until the next boot, so its policy stays as it is: the new policy applies \
+                 from the next boot (modtrace-guard.service computes it then)"
+            ),
             Refreshed::Cannot(c) => write!(f, "the guard could not be refreshed: {c}"),
         }
     }
@@ -151,7 +185,16 @@ pub fn refresh(kernel: Option<&str>, profile: Option<&Path>) -> Refreshed {
         refresh::Scope::Cannot(c) => return Refreshed::Cannot(c),
         refresh::Scope::Refresh(state) => state,
     };
-    let start = Start { profile: state.profile.clone(), mode: state.mode, allow_init_module: state.allow_init_module };
+    // Trying would only be refused (and counted as an attempt to undo it).
+    if seal::is_sealed() {
+        return Refreshed::Sealed;
+    }
+    let start = Start {
+        profile: state.profile.clone(),
+        mode: state.mode,
+        allow_init_module: state.allow_init_module,
+        sealed: false,
+    };
     replace_if_changed(&start).unwrap_or_else(|e| {
         Refreshed::Cannot(refresh::Cannot {
             why: format!("{e:#}"),

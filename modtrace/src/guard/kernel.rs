@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use aya::{
     maps::{HashMap, Map, MapData, PerCpuArray},
     programs::{links::FdLink, Lsm},
-    EbpfLoader,
+    Ebpf, EbpfLoader,
 };
 use btf_rs::Type;
 use modtrace_common::guard::{decision, lost, AliasKey, FileKey, FileOffsets, FileValue, GuardConfig};
@@ -99,12 +99,7 @@ pub fn kernel_facts(path: &Path) -> Result<KernelFacts, GuardError> {
     let need = |ids: &[(String, u32)], e: &str, name: &str| {
         id(ids, name).ok_or_else(|| GuardError::Btf(format!("enum {e} has no {name}")))
     };
-    let offset = |s: &str, f: &str| -> Result<u32, GuardError> {
-        let st = btf::find_struct(&b, s).map_err(GuardError::Btf)?;
-        btf::member_offset(&b, &st, f)
-            .map_err(GuardError::Btf)?
-            .ok_or_else(|| GuardError::Btf(format!("struct {s} has no {f}")))
-    };
+    let offset = |s: &str, f: &str| member_offset(&b, s, f);
     Ok(KernelFacts {
         reading_module: need(&read_ids, "kernel_read_file_id", "READING_MODULE")?,
         reading_module_compressed: id(&read_ids, "READING_MODULE_COMPRESSED"),
@@ -119,6 +114,13 @@ pub fn kernel_facts(path: &Path) -> Result<KernelFacts, GuardError> {
             s_dev: offset("super_block", "s_dev")?,
         },
     })
+}
+
+/// offsetof(struct `s`, `f`) in the kernel's BTF.
+pub(super) fn member_offset(b: &btf_rs::Btf, s: &str, f: &str) -> Result<u32, GuardError> {
+    let st = btf::find_struct(b, s).map_err(GuardError::Btf)?;
+    let offset = btf::member_offset(b, &st, f).map_err(GuardError::Btf)?;
+    offset.ok_or_else(|| GuardError::Btf(format!("struct {s} has no {f}")))
 }
 
 fn enum_values(b: &btf_rs::Btf, name: &str) -> Result<Vec<(String, u32)>, GuardError> {
@@ -145,17 +147,30 @@ pub fn is_pinned() -> bool {
 /// Loads the programs, pins their maps, writes `encoded` as the first
 /// generation, then attaches and pins the programs: they enforce from the
 /// first instant with a policy in place. On failure nothing stays pinned.
-pub fn install(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig)) -> Result<u32, GuardError> {
+/// With `sealed`, the seal is attached last (guard/seal.rs).
+pub fn install(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig), sealed: bool) -> Result<u32, GuardError> {
     let _ = fs::remove_dir_all(PIN_DIR);
-    fs::create_dir_all(PIN_DIR).map_err(|e| GuardError::Maps(e.to_string()))?;
-    let result = install_pinned(encoded);
+    create_private(Path::new(PIN_DIR)).map_err(|e| GuardError::Maps(e.to_string()))?;
+    let result = install_pinned(encoded, sealed);
     if result.is_err() {
         let _ = fs::remove_dir_all(PIN_DIR);
     }
     result
 }
 
-fn install_pinned(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig)) -> Result<u32, GuardError> {
+/// Creates `dir` and makes it and its parent root's alone (mode 0700): the
+/// pins in it are 0600 already, but their names and the directory are
+/// nobody else's business either.
+fn create_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::create_dir_all(dir)?;
+    for d in [dir, dir.parent().expect("PIN_DIR has a parent")] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+fn install_pinned(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig), sealed: bool) -> Result<u32, GuardError> {
     let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/modtrace-probes"));
     // The decision events carry the same task fields as the tracer's (parent,
     // argv, cgroup name); without these offsets they stay empty.
@@ -172,20 +187,41 @@ fn install_pinned(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig)) -> Result<u32
     let generation = replace_policy(encoded)?;
     let kernel_btf = aya::Btf::from_sys_fs().map_err(|e| GuardError::Btf(e.to_string()))?;
     for (prog, hook) in PROGRAMS {
-        let program: &mut Lsm = ebpf
-            .program_mut(prog)
-            .ok_or_else(|| GuardError::Load(format!("program {prog} missing")))?
-            .try_into()
-            .map_err(|e| GuardError::Load(format!("{prog}: {e}")))?;
-        program.load(hook, &kernel_btf).map_err(|e| GuardError::Load(format!("{prog}: {e:#}")))?;
+        let program = load_lsm(&mut ebpf, prog, hook, &kernel_btf)?;
         // Pinned too, so that status can read the runs the kernel skipped.
         program.pin(program_pin(prog)).map_err(|e| GuardError::Maps(format!("pinning {prog}: {e}")))?;
-        let id = program.attach().map_err(|e| GuardError::Load(format!("attaching {prog} to {hook}: {e:#}")))?;
-        let link = program.take_link(id).map_err(|e| GuardError::Load(format!("{prog}: {e}")))?;
-        let link: FdLink = link.try_into().map_err(|e| GuardError::Load(format!("{prog}: {e}")))?;
-        link.pin(pin_path(&format!("link-{prog}"))).map_err(|e| GuardError::Maps(format!("pinning {prog}: {e}")))?;
+        attach_pinned(program, prog, hook)?;
+    }
+    if sealed {
+        super::seal::seal(&mut ebpf, &kernel_btf)?;
     }
     Ok(generation)
+}
+
+/// Loads the LSM program `prog` of `ebpf` for `hook`.
+pub(super) fn load_lsm<'a>(
+    ebpf: &'a mut Ebpf,
+    prog: &str,
+    hook: &str,
+    btf: &aya::Btf,
+) -> Result<&'a mut Lsm, GuardError> {
+    let program: &mut Lsm = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| GuardError::Load(format!("program {prog} missing")))?
+        .try_into()
+        .map_err(|e| GuardError::Load(format!("{prog}: {e}")))?;
+    program.load(hook, btf).map_err(|e| GuardError::Load(format!("{prog}: {e:#}")))?;
+    Ok(program)
+}
+
+/// Attaches a loaded program and pins its link as `link-PROG`: the pin is
+/// the link's only reference once this process exits.
+pub(super) fn attach_pinned(program: &mut Lsm, prog: &str, hook: &str) -> Result<(), GuardError> {
+    let id = program.attach().map_err(|e| GuardError::Load(format!("attaching {prog} to {hook}: {e:#}")))?;
+    let link = program.take_link(id).map_err(|e| GuardError::Load(format!("{prog}: {e}")))?;
+    let link: FdLink = link.into();
+    link.pin(pin_path(&format!("link-{prog}"))).map_err(|e| GuardError::Maps(format!("pinning {prog}: {e}")))?;
+    Ok(())
 }
 
 fn program_pin(prog: &str) -> PathBuf {
@@ -197,6 +233,10 @@ fn program_pin(prog: &str) -> PathBuf {
 /// preemptible kernel (Debian's 7.x) a run can be preempted. None when a
 /// program is not pinned (a guard started by an older modtrace).
 fn skipped_runs() -> Option<u64> {
+    // A sealed guard's programs cannot be opened (each try is a refusal).
+    if super::seal::is_sealed() {
+        return None;
+    }
     PROGRAMS.iter().map(|(prog, _)| skipped::pinned_misses(&program_pin(prog))).sum()
 }
 
@@ -298,12 +338,17 @@ pub struct Counts {
     pub lost: u64,
     /// Hook runs the kernel skipped: let through undecided. None: unknown.
     pub skipped: Option<u64>,
+    /// Attempts to undo a sealed guard, refused.
+    pub refused: u64,
 }
 
+/// Read-only: a sealed guard lets its counters be opened for nothing else.
 pub fn counts() -> Result<Counts, GuardError> {
     let sum = |name: &str, slot: u32| -> Result<u64, GuardError> {
-        let array: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(open_map(name)?))
-            .map_err(|e| GuardError::Maps(format!("{name}: {e}")))?;
+        let failed = |e: &dyn std::fmt::Display| GuardError::Maps(format!("{name}: {e}"));
+        let fd = super::seal::obj_get(&pin_path(name), true).map_err(|e| failed(&e))?;
+        let map = MapData::from_fd(fd).map_err(|e| failed(&e))?;
+        let array: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(map)).map_err(|e| failed(&e))?;
         Ok(array.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0))
     };
     Ok(Counts {
@@ -312,6 +357,7 @@ pub fn counts() -> Result<Counts, GuardError> {
         would_deny: sum("GUARD_COUNTS", decision::WOULD_DENY)?,
         lost: sum("GUARD_LOST", lost::LOG)?,
         skipped: skipped_runs(),
+        refused: sum("GUARD_COUNTS", decision::REFUSED)?,
     })
 }
 

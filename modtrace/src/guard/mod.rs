@@ -13,6 +13,7 @@ pub mod kernel;
 pub mod log;
 pub mod policy;
 pub mod refresh;
+pub mod seal;
 pub mod status;
 
 use std::collections::BTreeSet;
@@ -36,6 +37,9 @@ pub const STATE_FILE: &str = "/run/modtrace/guard.json";
 pub struct State {
     pub mode: Mode,
     pub allow_init_module: bool,
+    /// Sealed until the next boot (absent in the state of an older modtrace).
+    #[serde(default)]
+    pub sealed: bool,
     pub since: String,
     pub profile: PathBuf,
     pub kernel: String,
@@ -124,6 +128,7 @@ mod tests {
         let state = State {
             mode: Mode::Enforce,
             allow_init_module: false,
+            sealed: false,
             since: "2026-12-01T20:00:00Z".into(),
             profile: "/var/lib/modtrace/profile.json".into(),
             kernel: "6.1.0-57-amd64".into(),

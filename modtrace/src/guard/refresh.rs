@@ -161,6 +161,7 @@ mod tests {
         State {
             mode,
             allow_init_module: true,
+            sealed: false,
             since: "2026-12-01T20:00:00Z".into(),
             profile: profile.into(),
             kernel: "6.12.118+deb13-amd64".into(),

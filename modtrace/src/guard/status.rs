@@ -12,6 +12,8 @@ pub struct Status {
     pub generation: Option<u32>,
     /// None: the state file is gone (mode and profile unknown).
     pub state: Option<State>,
+    /// Sealed until the next boot (told by its pins, not by the state file).
+    pub sealed: bool,
 }
 
 /// The guard's status, or None when none is pinned.
@@ -20,8 +22,14 @@ pub fn read() -> anyhow::Result<Option<Status>> {
         return Ok(None);
     }
     let counts = kernel::counts()?;
-    let generation = kernel::current_config()?.map(|c| c.generation);
-    Ok(Some(Status { counts, generation, state: super::read_state() }))
+    let state = super::read_state();
+    // A sealed guard's config cannot be opened: its state file says.
+    let sealed = super::seal::is_sealed();
+    let generation = match sealed {
+        true => state.as_ref().map(|s| s.generation),
+        false => kernel::current_config()?.map(|c| c.generation),
+    };
+    Ok(Some(Status { counts, generation, state, sealed }))
 }
 
 /// One JSON object: `{"active": false}` when no guard is pinned.
@@ -29,7 +37,7 @@ pub fn json(status: Option<&Status>) -> String {
     match status {
         None => serde_json::json!({ "active": false }).to_string(),
         Some(s) => serde_json::json!({
-            "active": true, "state": s.state, "generation": s.generation, "decisions": s.counts
+            "active": true, "sealed": s.sealed, "state": s.state, "generation": s.generation, "decisions": s.counts
         })
         .to_string(),
     }
@@ -42,9 +50,10 @@ pub fn text(status: Option<&Status>) -> Said {
         said.out("modtrace: the guard is not running");
         return said;
     };
+    let sealed = if status.sealed { ", sealed until the next boot" } else { "" };
     said.out(match &status.state {
         Some(s) => format!(
-            "modtrace: guard active, mode {}, since {}, profile {} (kernel {}): {} modules allowed ({} files, {} request names), init_module {}",
+            "modtrace: guard active, mode {}{sealed}, since {}, profile {} (kernel {}): {} modules allowed ({} files, {} request names), init_module {}",
             s.mode.as_str(),
             s.since,
             s.profile.display(),
@@ -54,7 +63,7 @@ pub fn text(status: Option<&Status>) -> Said {
             s.aliases,
             if s.allow_init_module { "allowed" } else { "not allowed" }
         ),
-        None => format!("modtrace: guard active ({} missing: mode and profile unknown)", super::STATE_FILE),
+        None => format!("modtrace: guard active{sealed} ({} missing: mode and profile unknown)", super::STATE_FILE),
     });
     let c = &status.counts;
     said.out(format!(
@@ -63,8 +72,11 @@ pub fn text(status: Option<&Status>) -> Said {
         c.denied,
         c.would_deny,
         c.lost,
-        skipped_words(c.skipped)
+        skipped_words(c.skipped, status.sealed)
     ));
+    if status.sealed {
+        said.out(format!("sealed: {} attempt(s) to undo the guard refused (journalctl -t modtrace-guard)", c.refused));
+    }
     if let Some(skipped) = c.skipped.filter(|n| *n > 0) {
         said.err(format!(
             "modtrace: warning: the kernel skipped the guard's hook {skipped} time(s) (its program was already \
@@ -74,9 +86,10 @@ pub fn text(status: Option<&Status>) -> Said {
     said
 }
 
-fn skipped_words(skipped: Option<u64>) -> String {
+fn skipped_words(skipped: Option<u64>, sealed: bool) -> String {
     match skipped {
         Some(n) => format!("{n} skipped by the kernel (let through undecided)"),
+        None if sealed => "skipped by the kernel: unknown (a sealed guard's programs cannot be opened)".into(),
         None => "skipped by the kernel: unknown (the guard was started by an older modtrace; restart it)".into(),
     }
 }
@@ -87,8 +100,8 @@ mod tests {
     use crate::said::Stream;
 
     fn running(skipped: Option<u64>) -> Status {
-        let counts = Counts { allowed: 5, denied: 2, would_deny: 0, lost: 1, skipped };
-        Status { counts, generation: Some(3), state: None }
+        let counts = Counts { allowed: 5, denied: 2, would_deny: 0, lost: 1, skipped, refused: 0 };
+        Status { counts, generation: Some(3), state: None, sealed: false }
     }
 
     #[test]
@@ -108,5 +121,19 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json(Some(&running(None)))).unwrap();
         assert_eq!((v["active"].as_bool(), v["generation"].as_u64()), (Some(true), Some(3)));
         assert!(v["decisions"]["skipped"].is_null());
+    }
+
+    #[test]
+    fn a_sealed_guard_says_so_with_its_refusals() {
+        let mut status = running(None);
+        status.sealed = true;
+        status.counts.refused = 7;
+        let out = text(Some(&status)).text(Stream::Out);
+        assert!(out.contains("guard active, sealed until the next boot"), "{out}");
+        assert!(out.contains("sealed: 7 attempt(s) to undo the guard refused"), "{out}");
+        assert!(out.contains("a sealed guard's programs cannot be opened"), "{out}");
+        let v: serde_json::Value = serde_json::from_str(&json(Some(&status))).unwrap();
+        assert_eq!((v["sealed"].as_bool(), v["decisions"]["refused"].as_u64()), (Some(true), Some(7)));
+        assert!(!text(Some(&running(Some(0)))).text(Stream::Out).contains("sealed"));
     }
 }

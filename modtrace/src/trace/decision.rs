@@ -7,6 +7,7 @@ use std::path::Path;
 use aya::maps::{Map, MapData, MapInfo, RingBuf};
 
 use modtrace_common::guard::{decision, hook, mode, GuardEvent};
+use modtrace_common::seal::{cmd, op};
 use serde::Serialize;
 
 use crate::trace::attribute::Describe;
@@ -85,6 +86,8 @@ pub struct Decision {
     pub file: Option<String>,
     pub dev: Option<String>,
     pub ino: Option<u64>,
+    /// A sealed guard's refusal: what was tried.
+    pub attempt: Option<String>,
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Decision, DecodeError> {
@@ -101,13 +104,19 @@ pub fn decode(bytes: &[u8]) -> Result<Decision, DecodeError> {
         hook::REQUEST => "request",
         hook::READ_FILE => "finit_module",
         hook::LOAD_DATA => "init_module",
+        hook::SEAL => "seal",
         other => return Err(DecodeError::UnknownKind(other)),
     };
     let verdict = match ev.decision {
         decision::ALLOWED => "allowed",
         decision::DENIED => "denied",
         decision::WOULD_DENY => "would_deny",
+        decision::REFUSED => "refused",
         other => return Err(DecodeError::UnknownKind(other)),
+    };
+    let attempt = match ev.hook {
+        hook::SEAL => Some(attempt(&ev).ok_or(DecodeError::UnknownKind(ev.id))?),
+        _ => None,
     };
     let text = |b: &[u8]| Some(cstr(b)).filter(|s| !s.is_empty());
     let is_file = ev.hook == hook::READ_FILE;
@@ -122,6 +131,38 @@ pub fn decode(bytes: &[u8]) -> Result<Decision, DecodeError> {
         file: text(&ev.file),
         dev: is_file.then(|| format!("{}:{}", ev.dev >> 20, ev.dev & 0xf_ffff)),
         ino: is_file.then_some(ev.ino),
+        attempt,
+    })
+}
+
+/// A seal refusal in words (modtrace_common::seal says what each field holds).
+fn attempt(ev: &GuardEvent) -> Option<String> {
+    let name = cstr(&ev.file);
+    let (target, detail) = (ev.ino, ev.dev);
+    Some(match ev.id {
+        op::BPF_BY_ID => {
+            let (command, object) = match detail {
+                cmd::MAP_GET_FD_BY_ID => ("BPF_MAP_GET_FD_BY_ID", "map"),
+                cmd::PROG_GET_FD_BY_ID => ("BPF_PROG_GET_FD_BY_ID", "program"),
+                cmd::LINK_GET_FD_BY_ID => ("BPF_LINK_GET_FD_BY_ID", "link"),
+                _ => return None,
+            };
+            format!("bpf({command}) of the guard's {object} id {target}")
+        }
+        // MAY_WRITE is 2 (include/linux/fs.h).
+        op::PIN_OPEN => {
+            let how = if detail & 2 != 0 { "for writing" } else { "for reading" };
+            format!("opening the guard's pin (inode {target}) {how}")
+        }
+        op::UNLINK => format!("unpinning {name} (unlink in the guard's pin directory)"),
+        op::RMDIR => format!("removing the directory {name} (rmdir)"),
+        op::RENAME => format!("renaming {name} (in, out of or above the guard's pin directory)"),
+        // MNT_DETACH is 2 (uapi linux/mount.h).
+        op::UMOUNT => {
+            let lazy = if detail & 2 != 0 { " (lazy)" } else { "" };
+            format!("unmounting mount {target}{lazy}: the BPF file system or a mount above it")
+        }
+        _ => return None,
     })
 }
 
@@ -140,6 +181,9 @@ pub struct GuardRecord {
     pub file: Option<String>,
     pub dev: Option<String>,
     pub ino: Option<u64>,
+    /// A sealed guard's refusal: what was tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
     /// Why: what the policy allowed or did not.
     pub reason: String,
     pub repeats: u32,
@@ -160,12 +204,16 @@ pub fn record(d: &Decision, describer: &mut dyn Describe) -> GuardRecord {
         file: d.file.clone(),
         dev: d.dev.clone(),
         ino: d.ino,
+        attempt: d.attempt.clone(),
         repeats: d.repeats,
         process: describer.process(&d.task),
     }
 }
 
 fn reason(d: &Decision) -> String {
+    if d.hook == "seal" {
+        return "the guard is sealed until the next boot".to_string();
+    }
     let allowed = d.verdict == "allowed";
     match (d.hook, allowed) {
         ("request", true) => format!("{} leads to a module of the profile", d.name.as_deref().unwrap_or("?")),
@@ -241,6 +289,24 @@ mod tests {
             (None, Some("evil.ko"), Some("8:1"), Some(1234))
         );
         assert!(reason(&d).contains("no allowed module's file"));
+    }
+
+    #[test]
+    fn a_seal_refusal_decodes_with_what_was_tried() {
+        let mut bytes = event(hook::SEAL, decision::REFUSED, "", "GUARD_CONFIG");
+        let field = |name: usize| size_of::<modtrace_common::Header>() + name;
+        // id (the op) at +20, dev (the detail) at +16, ino (the target) at +24.
+        bytes[field(20)..field(24)].copy_from_slice(&op::UNLINK.to_ne_bytes());
+        let d = decode(&bytes).unwrap();
+        assert_eq!((d.hook, d.verdict), ("seal", "refused"));
+        assert_eq!(d.attempt.as_deref(), Some("unpinning GUARD_CONFIG (unlink in the guard's pin directory)"));
+        assert_eq!(reason(&d), "the guard is sealed until the next boot");
+        bytes[field(20)..field(24)].copy_from_slice(&op::BPF_BY_ID.to_ne_bytes());
+        bytes[field(16)..field(20)].copy_from_slice(&cmd::MAP_GET_FD_BY_ID.to_ne_bytes());
+        let d = decode(&bytes).unwrap();
+        assert_eq!(d.attempt.as_deref(), Some("bpf(BPF_MAP_GET_FD_BY_ID) of the guard's map id 1234"));
+        bytes[field(20)..field(24)].copy_from_slice(&99u32.to_ne_bytes());
+        assert!(decode(&bytes).is_err(), "an unknown operation");
     }
 
     #[test]

@@ -46,6 +46,7 @@ fn guard_line(rec: &GuardRecord) -> String {
     let clock = rec.time.get(11..23).unwrap_or(&rec.time);
     let verdict = rec.kind.trim_start_matches("guard_").replace('_', " ");
     let what = match (rec.hook, &rec.alias, &rec.module, &rec.file) {
+        _ if rec.attempt.is_some() => format!("seal: {}", rec.attempt.as_deref().unwrap_or_default()),
         ("request", Some(alias), _, _) => format!("request {alias}"),
         (hook, _, module, file) => {
             let mut s = hook.to_string();
@@ -272,6 +273,7 @@ mod tests {
             file: Some("evil.ko".into()),
             dev: Some("0:1".into()),
             ino: Some(77),
+            attempt: None,
             reason: "the file is no allowed module's file in the kernel's module tree".into(),
             repeats: 0,
             process: process("insmod", 12, Some("session-2.scope")),

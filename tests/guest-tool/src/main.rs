@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 mod alg;
 mod bench;
+mod seal;
 mod untrusted_flood;
 
 #[derive(Parser)]
@@ -106,6 +107,9 @@ enum Action {
     /// (e.g. lrw(cast6)): a template the kernel lacks makes its crypto
     /// manager's kernel thread request the modules for this task.
     AlgBind { kind: String, name: String },
+    /// Every id of KIND (prog, map, link) and whether bpf(*_GET_FD_BY_ID) opens it:
+    /// `KIND ID ok` or `KIND ID errno=N`.
+    BpfIds { kind: String },
     /// The storms and timers of `cargo xtask bench` (tests/bench/init).
     Bench {
         #[command(subcommand)]
@@ -137,6 +141,7 @@ fn main() -> ExitCode {
         Action::RequestBatch { prefix, first, count } => request_batch(&prefix, first, count),
         Action::FinitLoop { file, count } => finit_loop(&file, count),
         Action::AlgBind { kind, name } => alg::bind(&kind, &name),
+        Action::BpfIds { kind } => seal::ids(&kind),
         Action::Bench { action } => bench::run(action),
     };
     match result {

@@ -41,7 +41,7 @@ pub fn run(options: Options) -> Result<()> {
     let built = artifacts::build(None)?;
     let work = paths::workspace().join("target/bench");
     fs::create_dir_all(&work)?;
-    let packages = unpack_packages(&work)?;
+    let packages = unpack_packages(&work, &PACKAGES)?;
     let image = build_initramfs(&kernel, &built, &packages, &settings, &work)?;
     // The smoke run in `xtask test` must not die of TCG's code-patching race;
     // the timed runs keep one host thread per vCPU.
@@ -125,13 +125,13 @@ fn today() -> Result<String> {
     Ok(cmd::output_of("date", &["-u", "+%Y-%m-%d"])?.trim().to_string())
 }
 
-/// Downloads (once) and unpacks bpftrace, bpftool and libbcc_bpf with the
-/// system's apt; returns the unpacked tree.
-fn unpack_packages(work: &Path) -> Result<PathBuf> {
+/// Downloads (once) and unpacks `packages` (bpftrace, bpftool and libbcc_bpf
+/// here) with the system's apt; returns the unpacked tree.
+pub(crate) fn unpack_packages(work: &Path, packages: &[&str]) -> Result<PathBuf> {
     let debs = work.join("debs");
     let tree = work.join("packages");
     fs::create_dir_all(&debs)?;
-    for package in PACKAGES {
+    for &package in packages {
         if find_deb(&debs, package)?.is_none() {
             cmd::run(Command::new("apt-get").args(["-q", "download", package]).current_dir(&debs))?;
         }
@@ -186,7 +186,7 @@ fn build_initramfs(
 
 /// A program from the unpacked packages, with every library `ldd` names,
 /// looked up in the packages first (libbcc_bpf) and then on the host.
-fn install_packaged(root: &Path, packages: &Path, program: &str) -> Result<()> {
+pub(crate) fn install_packaged(root: &Path, packages: &Path, program: &str) -> Result<()> {
     let source = packages.join(program);
     files::install(&source, &root.join(program), 0o755)?;
     let lib_dirs = ["usr/lib/x86_64-linux-gnu", "usr/lib"].map(|d| packages.join(d).display().to_string()).join(":");

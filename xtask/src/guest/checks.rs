@@ -120,6 +120,17 @@ const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     // learning from early boot (tests/guest/early.sh)
     ("early_probes_pinned_and_taken_over", early::probes_pinned_and_taken_over),
     ("early_loads_learned_with_causes", early::loads_learned_with_causes),
+    // the guard sealed until reboot (tests/guest/init's seal_scenario)
+    ("seal_needs_enforce", seal::needs_enforce),
+    ("seal_started_sealed", seal::started_sealed),
+    ("seal_pins_are_roots_alone", seal::pins_are_roots_alone),
+    ("seal_every_undo_refused", seal::every_undo_refused),
+    ("seal_refresh_defers_to_next_boot", seal::refresh_defers_to_next_boot),
+    ("seal_objects_refused_by_id", seal::objects_refused_by_id),
+    ("seal_refusals_counted_in_status", seal::refusals_counted_in_status),
+    ("seal_refusals_logged_with_who", seal::refusals_logged_with_who),
+    ("seal_profile_modules_still_load", seal::profile_modules_still_load),
+    ("seal_others_still_refused", seal::others_still_refused),
 ];
 
 pub fn check_all(output: GuestOutput, compressed: bool) -> Vec<Check> {
@@ -532,6 +543,7 @@ mod kthread;
 mod learn;
 mod preload;
 mod netns;
+mod seal;
 mod trust;
 mod untrusted_flood;
 mod who;

@@ -37,6 +37,7 @@ pub fn build(kernel: &Kernel, programs: &Programs, work: &Path) -> Result<PathBu
     install_kmod(&root)?;
     install_program(&root, programs.modtrace, "bin/modtrace")?;
     install_program(&root, programs.guest_tool, "bin/modtrace-guest")?;
+    install_bpftool(&root, work)?;
     files::install(&paths::workspace().join("tests/guest/init"), &root.join("init"), 0o755)?;
     for script in ["guard.sh", "early.sh"] {
         files::install(&paths::workspace().join("tests/guest").join(script), &root.join(script), 0o755)?;
@@ -46,6 +47,16 @@ pub fn build(kernel: &Kernel, programs: &Programs, work: &Path) -> Result<PathBu
     install_loose_modules(kernel, &root)?;
     install_kthread_socket_modules(kernel, &root)?;
     pack(&root, &work.join("initramfs.cpio"))
+}
+
+/// Debian's bpftool (the host's release: its libelf, zlib and libcap are the
+/// host's, as for every other program here), as /sbin/bpftool: the sealed
+/// guard's undo attempts by id and by pin.
+fn install_bpftool(root: &Path, work: &Path) -> Result<()> {
+    let packages = crate::bench::unpack_packages(work, &["bpftool"])?;
+    crate::bench::install_packaged(root, &packages, "usr/sbin/bpftool")?;
+    std::os::unix::fs::symlink("/usr/sbin/bpftool", root.join("sbin/bpftool"))?;
+    Ok(())
 }
 
 /// The scenario's modprobe-able modules and their dependencies, without the

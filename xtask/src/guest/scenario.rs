@@ -193,6 +193,16 @@ pub const EARLY_PROFILE: &str = "/tmp/early.json";
 /// The pin directory of another build (a stale initramfs): released unread.
 pub const EARLY_FOREIGN: &str = "0000000000000000";
 
+// ---- the guard sealed until reboot (tests/guest/init's seal_scenario, issue 23) ----
+
+/// Where the sealed guard is pinned (modtrace's guard::kernel::PIN_DIR).
+pub const SEAL_PIN_DIR: &str = "/sys/fs/bpf/modtrace/guard";
+/// Outside the profile: refused while sealed, explicitly and by autoload
+/// (tests/guest/guard.sh's GUARD_OUTSIDE, autoloaded through GUARD_CC).
+pub const SEAL_OUTSIDE: &str = "tcp_scalable";
+/// `ip link add` of this dummy link autoloads the profile's dummy while sealed.
+pub const SEAL_DUMMY_LINK: &str = "mtseal0";
+
 // ---- kernel threads: the crypto manager's thread acts for a user (trace/kthread.rs) ----
 
 /// An unprivileged uid binds an AF_ALG socket of KTHREAD_ALG_TYPE to
@@ -335,7 +345,10 @@ pub fn env_file() -> String {
          KTHREAD_UID={KTHREAD_UID}\n\
          KTHREAD_ALG_TYPE={KTHREAD_ALG_TYPE}\n\
          KTHREAD_ALG='{KTHREAD_ALG}'\n\
-         KTHREAD_DIR=/{KTHREAD_DIR}\n"
+         KTHREAD_DIR=/{KTHREAD_DIR}\n\
+         SEAL_PIN_DIR={SEAL_PIN_DIR}\n\
+         SEAL_OUTSIDE={SEAL_OUTSIDE}\n\
+         SEAL_DUMMY_LINK={SEAL_DUMMY_LINK}\n"
     )
 }
 

@@ -170,7 +170,7 @@ fn refresh_guard(profile: &Path, release: &str, said: &mut Said) -> bool {
             said.out(format!("modtrace: {r}"));
             true
         }
-        r @ Refreshed::OtherProfile(_) => {
+        r @ (Refreshed::OtherProfile(_) | Refreshed::Sealed) => {
             said.err(format!("modtrace: note: {r}"));
             true
         }

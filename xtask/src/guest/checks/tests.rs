@@ -506,6 +506,8 @@ fn good_sections() -> BTreeMap<String, String> {
     all.extend(trust_sections());
     all.extend(preload_sections());
     codes_of(&mut all).push_str(PRELOAD_EXIT_CODES);
+    all.extend(super::seal::fixture::sections());
+    codes_of(&mut all).push_str(&format!("\n{}", super::seal::fixture::exit_codes()));
     all
 }
 
@@ -1350,7 +1352,7 @@ fn every_early_check_can_fail() {
 
 #[test]
 fn every_check_is_exercised_by_a_failure() {
-    let source = include_str!("tests.rs");
+    let source = [include_str!("tests.rs"), include_str!("seal.rs")].concat();
     for (name, _) in CHECKS {
         assert!(source.contains(&format!("expect_failure(\"{name}\"")), "{name} has no failure test");
     }
