@@ -20,17 +20,17 @@ fn compare_with(index: StaticIndex, builtin: &[&str]) -> Upgrade {
 
 /// The example's kernel, with appletalk renamed (net-pf-5 now answers atalk).
 fn renamed_index() -> StaticIndex {
-    StaticIndex::default()
-        .alias("net-pf-5", "atalk")
-        .alias("fs-binfmt_misc", "binfmt_misc")
-        .module("atalk", &["psnap", "llc"])
-        .module("psnap", &["llc"])
-        .module("llc", &[])
-        .module("binfmt_misc", &[])
-        .module("snd_hda_intel", &[])
-        .module("ext4", &["jbd2", "mbcache"])
-        .module("jbd2", &[])
-        .module("mbcache", &[])
+    let mut idx = appletalk_index();
+    idx.deps.remove("appletalk");
+    idx.aliases.remove("net-pf-5");
+    idx.alias("net-pf-5", "atalk").module("atalk", &["psnap", "llc"])
+}
+
+/// The renamed kernel with `module` gone too.
+fn without(mut idx: StaticIndex, module: &str) -> StaticIndex {
+    idx.deps.remove(module);
+    idx.aliases.retain(|_, to| !to.iter().any(|m| m == module));
+    idx
 }
 
 #[test]
@@ -52,14 +52,7 @@ fn a_renamed_module_follows_its_alias_and_is_not_a_gap() {
 
 #[test]
 fn built_in_and_gone_modules_are_named_and_gone_is_not_safe() {
-    let mut without_sound = StaticIndex::default();
-    for (alias, m) in [("net-pf-5", "atalk"), ("fs-binfmt_misc", "binfmt_misc")] {
-        without_sound = without_sound.alias(alias, m);
-    }
-    for (m, deps) in [("atalk", &["psnap", "llc"][..]), ("psnap", &["llc"]), ("llc", &[]), ("ext4", &["jbd2", "mbcache"])] {
-        without_sound = without_sound.module(m, deps);
-    }
-    let without_sound = without_sound.module("jbd2", &[]).module("mbcache", &[]);
+    let without_sound = without(renamed_index(), "snd_hda_intel");
     let u = compare_with(without_sound, &["binfmt_misc"]);
     assert_eq!(fate(&u, "binfmt_misc"), Fate::BuiltIn);
     assert_eq!(fate(&u, "snd_hda_intel"), Fate::Gone);
@@ -71,16 +64,7 @@ fn built_in_and_gone_modules_are_named_and_gone_is_not_safe() {
 
 #[test]
 fn two_modules_answered_by_one_are_merged() {
-    let index = StaticIndex::default()
-        .alias("net-pf-5", "atalk")
-        .alias("fs-binfmt_misc", "atalk")
-        .module("atalk", &["psnap", "llc"])
-        .module("psnap", &["llc"])
-        .module("llc", &[])
-        .module("snd_hda_intel", &[])
-        .module("ext4", &["jbd2", "mbcache"])
-        .module("jbd2", &[])
-        .module("mbcache", &[]);
+    let index = without(renamed_index(), "binfmt_misc").alias("fs-binfmt_misc", "atalk");
     let u = compare_with(index, &[]);
     assert_eq!(fate(&u, "appletalk"), Fate::Merged("atalk".into()));
     assert_eq!(fate(&u, "binfmt_misc"), Fate::Merged("atalk".into()));
