@@ -3,7 +3,7 @@
 //! one, to standard output as JSON lines.
 
 use std::io::Write as _;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,7 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::trace::attribute::SystemDescriber;
 use crate::trace::decision::{self, WatchedRing};
 use crate::trace::output;
-use crate::trace::pipeline::{read_all, readable, watch};
+use crate::trace::pipeline::{readable, watch};
 
 /// Reads the decisions of whichever guard is pinned until SIGINT or SIGTERM:
 /// started before the guard, it waits for it; across a stop and a new start
@@ -42,22 +42,26 @@ impl Logger {
     async fn run(&mut self) -> anyhow::Result<()> {
         let (mut sigint, mut sigterm) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
         let mut refind = tokio::time::interval(Duration::from_secs(2));
+        let mut ready = self.watch()?;
         loop {
-            let ready = self.watch()?;
-            let mut stop = false;
+            let (mut look, mut stop) = (false, false);
             tokio::select! {
                 Some(guard) = readable(ready.as_ref()) => guard?.clear_ready(),
-                _ = refind.tick() => {}
+                _ = refind.tick() => look = true,
                 _ = sigint.recv() => stop = true,
                 _ = sigterm.recv() => stop = true,
             }
-            // The watch goes before an old ring's descriptor can close.
-            drop(ready);
-            self.drain();
-            if let Some(Some(mut old)) = self.ring.refind() {
-                let items = read_all(&mut old);
-                self.emit_items(&items);
-                self.drain();
+            let items = self.ring.drain();
+            self.emit_items(&items);
+            if look || stop {
+                // The watch goes before an old ring's descriptor can close.
+                drop(ready.take());
+                if let Some(old) = self.ring.refind() {
+                    self.emit_items(&old);
+                    let items = self.ring.drain();
+                    self.emit_items(&items);
+                }
+                ready = self.watch()?;
             }
             if stop {
                 return Ok(());
@@ -65,14 +69,8 @@ impl Logger {
         }
     }
 
-    fn watch(&mut self) -> std::io::Result<Option<AsyncFd<RawFd>>> {
-        self.ring.ring().map(|r| watch(r.as_raw_fd())).transpose()
-    }
-
-    fn drain(&mut self) {
-        let Some(ring) = self.ring.ring() else { return };
-        let items = read_all(ring);
-        self.emit_items(&items);
+    fn watch(&self) -> std::io::Result<Option<AsyncFd<RawFd>>> {
+        self.ring.raw_fd().map(watch).transpose()
     }
 
     fn emit_items(&mut self, items: &[Vec<u8>]) {

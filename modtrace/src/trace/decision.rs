@@ -2,6 +2,7 @@
 //! record or a journal entry.
 
 use std::mem::size_of;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use aya::maps::{Map, MapData, MapInfo, RingBuf};
@@ -54,21 +55,39 @@ impl WatchedRing {
         w
     }
 
-    pub fn ring(&mut self) -> Option<&mut RingBuf<MapData>> {
-        self.current.as_mut().map(|(_, r)| r)
+    /// The current ring's descriptor, to wait on. A watch on it must be
+    /// dropped before `refind`, which may close it.
+    pub fn raw_fd(&self) -> Option<RawFd> {
+        self.current.as_ref().map(|(_, r)| r.as_raw_fd())
     }
 
-    /// Looks for a newer guard's ring. When one is found it becomes current and
-    /// the old ring is returned, for the caller to drain what it still holds.
-    /// While no guard is pinned the old ring is kept: nothing more comes in.
-    pub fn refind(&mut self) -> Option<Option<RingBuf<MapData>>> {
+    /// The records the current ring holds now.
+    pub fn drain(&mut self) -> Vec<Vec<u8>> {
+        self.current.as_mut().map(|(_, r)| read_all(r)).unwrap_or_default()
+    }
+
+    /// Looks for a newer guard's ring. When one is found it becomes current,
+    /// and what the old ring still held is returned, in order before anything
+    /// the new one holds. While no guard is pinned the old ring is kept:
+    /// nothing more comes in.
+    pub fn refind(&mut self) -> Option<Vec<Vec<u8>>> {
         let id = pinned_id(self.name)?;
         if self.current.as_ref().is_some_and(|(current, _)| *current == id) {
             return None;
         }
         let opened = open_pinned(self.name)?;
-        Some(self.current.replace(opened).map(|(_, old)| old))
+        let old = self.current.replace(opened).map(|(_, mut old)| read_all(&mut old));
+        Some(old.unwrap_or_default())
     }
+}
+
+/// What a ring holds now, copied out.
+fn read_all(ring: &mut RingBuf<MapData>) -> Vec<Vec<u8>> {
+    let mut items = Vec::new();
+    while let Some(item) = ring.next() {
+        items.push(item.to_vec());
+    }
+    items
 }
 
 /// One decision as the kernel took it.

@@ -134,9 +134,7 @@ impl Tracer {
             own_from_ns: if took_early { cut_ns } else { 0 },
         };
         // Decisions taken before this trace began are not its to show.
-        if let Some(ring) = flow.guard.ring() {
-            while ring.next().is_some() {}
-        }
+        flow.guard.drain();
         Ok(Tracer { probes, flow, early, early_losses, early_undecodable: undecodable, took_early })
     }
 
@@ -274,20 +272,18 @@ impl Flow {
     }
 
     fn watch_guard(&mut self) -> std::io::Result<Option<AsyncFd<RawFd>>> {
-        self.guard.ring().map(|r| watch(r.as_raw_fd())).transpose()
+        self.guard.raw_fd().map(watch).transpose()
     }
 
     /// Switches to a newer guard's ring, after showing what the old one held.
     fn refind_guard(&mut self) {
-        if let Some(Some(mut old)) = self.guard.refind() {
-            let items = read_all(&mut old);
-            self.show_decisions(&items);
+        if let Some(old) = self.guard.refind() {
+            self.show_decisions(&old);
         }
     }
 
     fn drain_guard(&mut self) {
-        let Some(ring) = self.guard.ring() else { return };
-        let items = read_all(ring);
+        let items = self.guard.drain();
         self.show_decisions(&items);
     }
 
@@ -391,15 +387,6 @@ pub(crate) async fn readable(
         Some(fd) => Some(fd.readable().await),
         None => std::future::pending().await,
     }
-}
-
-/// What a ring holds now, copied out.
-pub(crate) fn read_all(ring: &mut RingBuf<MapData>) -> Vec<Vec<u8>> {
-    let mut items = Vec::new();
-    while let Some(item) = ring.next() {
-        items.push(item.to_vec());
-    }
-    items
 }
 
 fn drain_ring(ring: &mut RingBuf<MapData>, batch: &mut Vec<Event>, undecodable: &mut u64) {
