@@ -54,10 +54,8 @@ pub struct State {
 /// disabled by the site's modprobe.d), with dependencies and softdeps.
 pub fn compute(profile: &Profile, site: &SitePolicy, release: &str, modules_dir: &Path) -> anyhow::Result<Policy> {
     let target = Target::open(release, modules_dir)?;
-    let plan = crate::needs::derive(profile, site, &target).map_err(|invalid| {
-        let list: Vec<String> = invalid.iter().map(|i| i.to_string()).collect();
-        anyhow::anyhow!("the profile has names that cannot be used: {}", list.join("; "))
-    })?;
+    let plan = crate::needs::derive(profile, site, &target)
+        .map_err(|invalid| anyhow::anyhow!("{}", crate::needs::unusable(&invalid)))?;
     let index = KmodIndex::open(modules_dir)?;
     let read = |name: &str| std::fs::read_to_string(modules_dir.join(name)).unwrap_or_default();
     let softdeps = policy::parse_softdeps(&read("modules.softdep"));

@@ -24,7 +24,7 @@ mod units;
 mod wording;
 
 pub use derive::{as_learned, derive, plan, top_of};
-pub use names::validate;
+pub use names::{unusable, validate};
 pub use trust::Trust;
 pub use types::{Cited, Held, Plan, Reason, Unresolved};
 pub use units::{drop_in_refusal, units_of};

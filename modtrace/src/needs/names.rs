@@ -4,6 +4,12 @@
 use crate::profile::{Profile, Trigger};
 use crate::validate::{check_module, check_release, check_unit, Invalid};
 
+/// Why a derivation was refused, in one line: every offending name.
+pub fn unusable(invalid: &[Invalid]) -> String {
+    let list: Vec<String> = invalid.iter().map(ToString::to_string).collect();
+    format!("the profile has names that cannot be used: {}", list.join("; "))
+}
+
 /// Checks every name the generators could write: module names, the units of
 /// every trigger, the kernel release. All offenders are returned, not the first.
 pub fn validate(profile: &Profile, release: &str) -> Vec<Invalid> {

@@ -55,10 +55,7 @@ impl Upgrade {
 
 /// Compares the profile's needs as learned with its needs in `target`.
 pub fn compare(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<Upgrade, String> {
-    let invalid = |bad: Vec<crate::validate::Invalid>| {
-        let list: Vec<String> = bad.iter().map(ToString::to_string).collect();
-        format!("the profile has names that cannot be used: {}", list.join("; "))
-    };
+    let invalid = |bad: Vec<crate::validate::Invalid>| needs::unusable(&bad);
     let learned = needs::derive(profile, site, &Target::from_profile(profile)).map_err(invalid)?;
     let after = needs::derive(profile, site, target).map_err(invalid)?;
     let now_as = answered_by(&after);
