@@ -120,9 +120,19 @@ pub struct StartArgs {
     pub allow_init_module: bool,
     /// Seal the guard until the next boot (enforce only): then no process, root included, can stop it,
     /// replace its policy, unpin or unmount it, or open its maps, programs and links; each attempt is
-    /// refused (EPERM), counted in `guard status` and logged with who tried.
-    #[arg(long)]
+    /// refused (EPERM), counted in `guard status` and logged with who tried. MODTRACE_GUARD_SEAL=yes
+    /// (from /etc/default/modtrace in modtrace-guard.service) does the same.
+    #[arg(long, env = "MODTRACE_GUARD_SEAL", value_parser = seal_value)]
     pub sealed: bool,
+}
+
+/// MODTRACE_GUARD_SEAL's value: empty (as a bare `MODTRACE_GUARD_SEAL=` line leaves it) is no.
+fn seal_value(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "" | "no" | "n" | "false" | "0" | "off" => Ok(false),
+        "yes" | "y" | "true" | "1" | "on" => Ok(true),
+        _ => Err("MODTRACE_GUARD_SEAL takes yes or no (see /etc/default/modtrace)".into()),
+    }
 }
 
 #[derive(clap::Args, Debug)]

@@ -287,3 +287,31 @@ fn generate_docs_writes_every_file() {
         assert!(dir.join("completions").join(name).is_file(), "{name} missing");
     }
 }
+
+/// modtrace-guard.service passes /etc/default/modtrace's MODTRACE_GUARD_SEAL through the
+/// environment; only this test sets it.
+#[test]
+fn guard_start_reads_the_seal_from_the_environment() {
+    let sealed = |value: Option<&str>, argv: &[&str]| {
+        match value {
+            Some(v) => std::env::set_var("MODTRACE_GUARD_SEAL", v),
+            None => std::env::remove_var("MODTRACE_GUARD_SEAL"),
+        }
+        let parsed = try_parse_from(argv.iter().copied());
+        std::env::remove_var("MODTRACE_GUARD_SEAL");
+        let Command::Guard(crate::cli::guard::Args { command: crate::cli::guard::Sub::Start(a) }) =
+            parsed.map_err(|e| e.to_string())?.command
+        else {
+            panic!("not guard start")
+        };
+        Ok::<bool, String>(a.sealed)
+    };
+    let start = ["modtrace", "guard", "start", "--mode", "enforce"];
+    assert_eq!(sealed(None, &start), Ok(false));
+    assert_eq!(sealed(Some("no"), &start), Ok(false));
+    assert_eq!(sealed(Some(""), &start), Ok(false), "the unit's default is an empty or no value");
+    assert_eq!(sealed(Some("yes"), &start), Ok(true));
+    assert_eq!(sealed(None, &["modtrace", "guard", "start", "--mode", "enforce", "--sealed"]), Ok(true));
+    let wrong = sealed(Some("maybe"), &start).unwrap_err();
+    assert!(wrong.contains("MODTRACE_GUARD_SEAL") || wrong.contains("maybe"), "{wrong}");
+}
