@@ -42,6 +42,9 @@ if [ -e /etc/modtrace-test/guard-boot ]; then
     # The guard boot comes first (guarded.sh then enables boot 2's units):
     # modtrace-guard.service from early boot, in enforce mode, as a user sets it.
     echo MODTRACE_GUARD_MODE=enforce >>/etc/default/modtrace
+    if [ -e /etc/modtrace-test/sealed-guard ]; then
+        echo MODTRACE_GUARD_SEAL=yes >>/etc/default/modtrace
+    fi
     record enable systemctl enable modtrace-guard.service modtrace-test-guarded.service
 else
     # Boot 2: locked, no learning, the recording unit of the locked boot.

@@ -16,6 +16,7 @@ use crate::system::services::Known;
 mod deputy;
 mod evidence;
 mod guard;
+mod sealed;
 mod services;
 pub use services::explained;
 
@@ -188,6 +189,8 @@ pub struct Facts {
     pub boot2: Boot,
     /// The guard boot between them (guard.rs), for a suite that has one.
     pub guard: Option<Boot>,
+    /// That guard boot sealed the guard at boot (seal.rs) instead of refreshing it.
+    pub sealed_guard: bool,
     /// For a suite with the real services (services.rs): what the host knows.
     pub services: Option<Known>,
 }
@@ -254,7 +257,12 @@ pub fn check_all(facts: &Facts) -> Vec<Check> {
     let deputy = if facts.services.is_some() { &deputy::DEPUTY_CHECKS[..] } else { &[] };
     let evidence = if facts.services.is_some() { &evidence::EVIDENCE_CHECKS[..] } else { &[] };
     let guard = if facts.guard.is_some() { guard::GUARD_CHECKS } else { &[] };
-    [CHECKS, services, deputy, evidence, guard].into_iter().flat_map(|table| check::run(table, facts)).collect()
+    let after = match (facts.guard.is_some(), facts.sealed_guard) {
+        (false, _) => &[][..],
+        (true, false) => guard::REFRESH_CHECKS,
+        (true, true) => sealed::SEALED_CHECKS,
+    };
+    [CHECKS, services, deputy, evidence, guard, after].into_iter().flat_map(|table| check::run(table, facts)).collect()
 }
 
 // ---- both boots ----

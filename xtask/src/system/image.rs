@@ -32,6 +32,9 @@ const TEST_FILES: [(&str, &str, u32); 8] = [
 /// Written when the suite has the guard boot: learned.sh then enables
 /// modtrace-guard.service (enforce) for the boot after it.
 pub const GUARD_BOOT_MARK: &str = "etc/modtrace-test/guard-boot";
+/// Written when the suite's guard boot seals the guard at boot
+/// (MODTRACE_GUARD_SEAL=yes): learned.sh sets it, guarded.sh tries to undo it.
+pub const SEALED_GUARD_MARK: &str = "etc/modtrace-test/sealed-guard";
 /// The stand-in display manager, in the test and in the demo.
 pub const FAKE_DM_UNIT: &str = "tests/system/fake-dm.service";
 /// Enabled for boot 1; learned.sh switches to the locked boot's units.

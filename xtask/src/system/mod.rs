@@ -49,6 +49,13 @@ impl Suite {
         GUARD_BOOT_SUITES.contains(&self)
     }
 
+    /// Whether that guard boot seals the guard at boot (MODTRACE_GUARD_SEAL=yes):
+    /// bookworm's does (checks/seal.rs), trixie's stays unsealed to show a
+    /// refresh by the kernel hook and by generate.
+    pub fn seals_guard_boot(self) -> bool {
+        self == Suite::Bookworm
+    }
+
     fn kernel(self) -> Series {
         match self {
             Suite::Bookworm => Series::Bookworm,
@@ -143,7 +150,8 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         true => Some(services::Known { initramfs: initrd::module_names(&kernel)? }),
         false => None,
     };
-    let facts = Facts { lock_point: options.lock_point, boot1, boot2, guard, services: known };
+    let sealed_guard = suite.seals_guard_boot();
+    let facts = Facts { lock_point: options.lock_point, boot1, boot2, guard, sealed_guard, services: known };
     let results = checks::check_all(&facts);
     times.explained = explained(&facts);
     let boots: Vec<&Boot> =
@@ -180,6 +188,9 @@ fn build_disk(
     let mut contents = contents.contents();
     if suite.has_guard_boot() {
         contents.written.push((image::GUARD_BOOT_MARK, b"modtrace-guard.service, enforce, before boot 2\n".to_vec()));
+    }
+    if suite.seals_guard_boot() {
+        contents.written.push((image::SEALED_GUARD_MARK, b"MODTRACE_GUARD_SEAL=yes in the guard boot\n".to_vec()));
     }
     image::build(kernel, package, guest_tool, &contents, &root, &image)?;
     times.image = t.elapsed();

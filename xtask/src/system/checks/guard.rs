@@ -3,7 +3,8 @@
 //! the boot still reached multi-user.target with every learned module loaded;
 //! loads outside the profile were refused with EPERM, and the journal says who
 //! tried, in MODTRACE_* fields; a replaced module file is refused until the
-//! kernel postinst hook refreshes the guard.
+//! kernel postinst hook refreshes the guard (REFRESH_CHECKS; a suite whose
+//! guard boot seals the guard has sealed.rs's checks instead).
 
 use std::collections::BTreeSet;
 
@@ -43,12 +44,16 @@ pub const GUARD_CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("guard_journal_denied_modprobe", journal_denied_modprobe),
     ("guard_journal_denied_init_module", journal_denied_init_module),
     ("guard_journal_denied_request", journal_denied_request),
+    ("guard_boot_switched_to_lock", switched_to_lock),
+];
+
+/// The unsealed guard boot's: the kernel hook and generate replace its policy.
+pub const REFRESH_CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("guard_refused_replaced_file", refused_replaced_file),
     ("guard_hook_refreshed_replaced_file", hook_refreshed),
     ("guard_generate_left_an_unchanged_guard", generate_unchanged),
     ("guard_generate_names_the_guards_other_profile", generate_other_profile),
     ("guard_generate_refreshed_a_changed_set", generate_changed),
-    ("guard_boot_switched_to_lock", switched_to_lock),
 ];
 
 fn guard_boot(f: &Facts) -> Result<&super::Boot, String> {
@@ -60,7 +65,7 @@ fn finished(f: &Facts) -> Result<(), String> {
 }
 
 /// What the guard boot recorded.
-fn g(f: &Facts) -> Result<&Recorded, String> {
+pub(super) fn g(f: &Facts) -> Result<&Recorded, String> {
     guard_boot(f)?.recorded.as_ref().ok_or_else(|| "the guard boot recorded nothing".to_string())
 }
 
@@ -88,7 +93,7 @@ fn service_before_loaders(f: &Facts) -> Result<(), String> {
     Ok(())
 }
 
-fn status_json(r: &Recorded, step: &str) -> Result<Value, String> {
+pub(super) fn status_json(r: &Recorded, step: &str) -> Result<Value, String> {
     if r.status(step)? != 0 {
         return Err(format!("modtrace guard status exited {}: {}", r.status(step)?, r.said(step)));
     }
@@ -135,7 +140,7 @@ fn kept_learned_modules(f: &Facts) -> Result<(), String> {
 }
 
 /// The journal's JSON lines (journalctl -o json) in `name`.
-fn journal(r: &Recorded, name: &str) -> Result<Vec<Value>, String> {
+pub(super) fn journal(r: &Recorded, name: &str) -> Result<Vec<Value>, String> {
     let mut entries = Vec::new();
     for line in r.text(name)?.lines().filter(|l| l.starts_with('{')) {
         entries.push(serde_json::from_str(line).map_err(|e| format!("{name}: {e}: {line}"))?);
@@ -143,7 +148,7 @@ fn journal(r: &Recorded, name: &str) -> Result<Vec<Value>, String> {
     Ok(entries)
 }
 
-fn field<'a>(entry: &'a Value, name: &str) -> &'a str {
+pub(super) fn field<'a>(entry: &'a Value, name: &str) -> &'a str {
     entry.get(name).and_then(Value::as_str).unwrap_or("")
 }
 
@@ -239,7 +244,7 @@ fn refused_replaced_file(f: &Facts) -> Result<(), String> {
 }
 
 /// `step` succeeded and said `want` (on stdout or stderr).
-fn succeeded_saying(r: &Recorded, step: &str, want: &str) -> Result<(), String> {
+pub(super) fn succeeded_saying(r: &Recorded, step: &str, want: &str) -> Result<(), String> {
     let said = r.said(step);
     match r.status(step)? {
         0 if said.contains(want) => Ok(()),
@@ -248,7 +253,7 @@ fn succeeded_saying(r: &Recorded, step: &str, want: &str) -> Result<(), String> 
 }
 
 /// `step` (`what`) failed with EPERM.
-fn failed_eperm(r: &Recorded, step: &str, what: &str) -> Result<(), String> {
+pub(super) fn failed_eperm(r: &Recorded, step: &str, what: &str) -> Result<(), String> {
     let said = r.said(step);
     match r.status(step)? {
         status if status != 0 && said.contains(EPERM_TEXT) => Ok(()),

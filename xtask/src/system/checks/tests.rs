@@ -145,6 +145,7 @@ struct Pair {
     boot1: Boot,
     boot2: Boot,
     guard: Option<Boot>,
+    sealed_guard: bool,
     services: Option<Known>,
 }
 
@@ -155,6 +156,7 @@ impl Pair {
             boot1: Boot { finished: Ok(()), recorded: Some(good_boot1()) },
             boot2: Boot { finished: Ok(()), recorded: Some(good_boot2()) },
             guard: None,
+            sealed_guard: false,
             services: None,
         }
     }
@@ -173,6 +175,7 @@ impl Pair {
             boot1: self.boot1.clone(),
             boot2: self.boot2.clone(),
             guard: self.guard.clone(),
+            sealed_guard: self.sealed_guard,
             services: self.services.clone(),
         }
     }
@@ -184,14 +187,18 @@ impl Pair {
 
 #[test]
 fn a_correct_pair_of_boots_passes_every_check() {
-    for pair in [Pair::good(), Pair::with_services(), Pair::with_guard()] {
+    for pair in [Pair::good(), Pair::with_services(), Pair::with_guard(), Pair::with_sealed_guard()] {
         let results = check_all(&pair.facts());
         let failed: Vec<String> =
             results.iter().filter_map(|c| c.result.clone().err().map(|e| format!("{}: {e}", c.name))).collect();
         assert!(failed.is_empty(), "{failed:#?}");
         let want = CHECKS.len()
             + if pair.services.is_some() { SERVICE_TABLES.iter().map(|t| t.len()).sum() } else { 0 }
-            + if pair.guard.is_some() { guard::GUARD_CHECKS.len() } else { 0 };
+            + match (&pair.guard, pair.sealed_guard) {
+                (None, _) => 0,
+                (Some(_), false) => guard::GUARD_CHECKS.len() + guard::REFRESH_CHECKS.len(),
+                (Some(_), true) => guard::GUARD_CHECKS.len() + sealed::SEALED_CHECKS.len(),
+            };
         assert_eq!(results.len(), want);
     }
 }
@@ -369,7 +376,7 @@ fn every_check_is_tested_for_failure() {
     for (name, _) in SERVICE_TABLES.iter().copied().flatten() {
         assert!(source.contains(&format!("expect_service_failure(\"{name}\"")), "no failure test for {name}");
     }
-    for (name, _) in guard::GUARD_CHECKS {
+    for (name, _) in [guard::GUARD_CHECKS, guard::REFRESH_CHECKS, sealed::SEALED_CHECKS].into_iter().flatten() {
         // expect_guard_failure("NAME", ...) or a row ("NAME", ...) of a table of them.
         assert!(source.contains(&format!("(\"{name}\", ")), "no failure test for {name}");
     }
@@ -864,4 +871,97 @@ fn every_guard_check_can_fail() {
     });
     expect_guard_failure("guard_generate_refreshed_a_changed_set", |p| p.g().insert("generate-refused.status", "0\n"));
     expect_guard_failure("guard_generate_refreshed_a_changed_set", |p| p.g().insert("deny-copy.status", "1\n"));
+}
+
+// ---- the guard boot sealed at boot (sealed.rs) ----
+
+/// A seal refusal as the logger of modtrace-guard.service wrote it.
+fn seal_entry(comm: &str, attempt: &str) -> String {
+    json!({
+        "_SYSTEMD_UNIT": "modtrace-guard.service", "SYSLOG_IDENTIFIER": "modtrace-guard",
+        "MESSAGE": "guard refused", "MODTRACE_DECISION": "refused", "MODTRACE_HOOK": "seal",
+        "MODTRACE_MODE": "enforce", "MODTRACE_REASON": "the guard is sealed until the next boot",
+        "MODTRACE_PID": "530", "MODTRACE_UID": "0", "MODTRACE_COMM": comm, "MODTRACE_UNIT": GUARDED,
+        "MODTRACE_ATTEMPT": attempt,
+    })
+    .to_string()
+}
+
+fn sealed_status(refused: u64) -> String {
+    json!({"active": true, "sealed": true, "generation": 1,
+           "state": {"mode": "enforce", "profile": "/var/lib/modtrace/profile.json"},
+           "decisions": {"allowed": 41, "denied": 3, "would_deny": 0, "refused": refused, "lost": 0, "skipped": 0}})
+    .to_string()
+}
+
+/// What guarded.sh's `sealed` records, as a bookworm guard boot gives it.
+fn good_sealed_guard_boot() -> Recorded {
+    let mut r = good_guard_boot();
+    let sealed = "modtrace: error: the guard is sealed until the next boot: nothing can stop it\n";
+    r.insert("guard-status.out", &sealed_status(0));
+    r.insert("sealed-stop.status", "1\n");
+    r.insert("sealed-stop.err", sealed);
+    r.insert("sealed-start-complain.status", "1\n");
+    r.insert("sealed-start-complain.err", sealed);
+    r.insert("sealed-rm.status", "1\n");
+    r.insert("sealed-rm.err", "rm: cannot remove '/sys/fs/bpf/modtrace/guard/GUARD_CONFIG': Operation not permitted\n");
+    r.insert("sealed-umount.status", "32\n");
+    r.insert("sealed-umount.err", "umount: /sys/fs/bpf: umount failed: Operation not permitted.\n");
+    let deferred = "modtrace: note: the guard is sealed until the next boot, so its policy stays as it is: the new \
+                    policy applies from the next boot (modtrace-guard.service computes it then)\n";
+    r.insert("sealed-hook.status", "0\n");
+    r.insert("sealed-hook.out", &format!("modtrace (kernel 6.1.0-57-amd64): {deferred}"));
+    r.insert("sealed-generate.status", "0\n");
+    r.insert("sealed-generate.err", deferred);
+    r.insert("sealed-rmmod.status", "0\n");
+    r.insert("sealed-modprobe.status", "0\n");
+    let mut modules = BOOT_MODULES.to_vec();
+    modules.push("llc");
+    r.insert("proc-modules-sealed", &proc_modules(&modules));
+    r.insert("guard-status-sealed.status", "0\n");
+    r.insert("guard-status-sealed.out", &sealed_status(9));
+    let entries = [seal_entry("rm", "unpinning GUARD_CONFIG"), seal_entry("umount", "unmounting the BPF file system")];
+    r.insert("journal-sealed.json", &(entries.join("\n") + "\n"));
+    r
+}
+
+impl Pair {
+    fn with_sealed_guard() -> Self {
+        let mut pair = Pair::good();
+        pair.guard = Some(Boot { finished: Ok(()), recorded: Some(good_sealed_guard_boot()) });
+        pair.sealed_guard = true;
+        pair
+    }
+}
+
+fn expect_sealed_failure(check: &str, break_it: impl FnOnce(&mut Pair)) {
+    expect_failure_of(Pair::with_sealed_guard(), check, break_it)
+}
+
+#[test]
+fn every_sealed_guard_check_can_fail() {
+    let unsealed = || guard_status(1);
+    expect_sealed_failure("guard_sealed_at_boot", |p| p.g().insert("guard-status.out", &unsealed()));
+    expect_sealed_failure("guard_sealed_undo_refused", |p| p.g().insert("sealed-stop.status", "0\n"));
+    expect_sealed_failure("guard_sealed_undo_refused", |p| {
+        p.g().insert("sealed-umount.err", "umount: /sys/fs/bpf: target is busy.\n")
+    });
+    expect_sealed_failure("guard_sealed_refusals_counted", |p| p.g().insert("guard-status-sealed.out", &sealed_status(3)));
+    expect_sealed_failure("guard_sealed_refusals_counted", |p| p.g().insert("guard-status-sealed.out", &unsealed()));
+    expect_sealed_failure("guard_sealed_refusals_logged_with_who", |p| {
+        p.g().insert("journal-sealed.json", &seal_entry("rm", "unpinning GUARD_CONFIG"))
+    });
+    expect_sealed_failure("guard_sealed_refusals_logged_with_who", |p| {
+        let other_unit = seal_entry("umount", "unmounting").replace(GUARDED, "session-1.scope");
+        p.g().insert("journal-sealed.json", &format!("{}\n{other_unit}\n", seal_entry("rm", "unpinning")))
+    });
+    expect_sealed_failure("guard_sealed_hook_defers_to_next_boot", |p| {
+        p.g().insert("sealed-hook.out", "modtrace: guard policy replaced (enforce)\n")
+    });
+    expect_sealed_failure("guard_sealed_generate_defers_to_next_boot", |p| p.g().insert("sealed-generate.status", "1\n"));
+    expect_sealed_failure("guard_sealed_profile_module_loads", |p| p.g().insert("sealed-modprobe.status", "1\n"));
+    expect_sealed_failure("guard_sealed_profile_module_loads", |p| {
+        let without: Vec<&str> = BOOT_MODULES.iter().copied().filter(|m| *m != "appletalk").collect();
+        p.g().insert("proc-modules-sealed", &proc_modules(&without))
+    });
 }
