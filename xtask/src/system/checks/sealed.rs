@@ -23,6 +23,8 @@ const UNDO: [(&str, &str); 4] = [
 /// Who must be named in the journal for a refusal, by command name.
 const LOGGED: [&str; 2] = ["rm", "umount"];
 const SEALED_WORDS: &str = "sealed until the next boot";
+/// util-linux's umount says this for EPERM, root or not.
+const UMOUNT_EPERM_WORDS: &str = "must be superuser to unmount";
 const DEFERRED_WORDS: &str = "applies from the next boot";
 
 pub const SEALED_CHECKS: &[(&str, CheckFn<Facts>)] = &[
@@ -49,7 +51,7 @@ fn undo_refused(f: &Facts) -> Result<(), String> {
     let r = g(f)?;
     for (step, what) in UNDO {
         let said = r.said(step);
-        if r.status(step)? != 0 && said.contains(SEALED_WORDS) {
+        if r.status(step)? != 0 && [SEALED_WORDS, UMOUNT_EPERM_WORDS].iter().any(|w| said.contains(w)) {
             continue;
         }
         failed_eperm(r, step, what)?;

@@ -890,7 +890,7 @@ fn seal_entry(comm: &str, attempt: &str) -> String {
 fn sealed_status(refused: u64) -> String {
     json!({"active": true, "sealed": true, "generation": 1,
            "state": {"mode": "enforce", "profile": "/var/lib/modtrace/profile.json"},
-           "decisions": {"allowed": 41, "denied": 3, "would_deny": 0, "refused": refused, "lost": 0, "skipped": 0}})
+           "decisions": {"allowed": 41, "denied": 3, "would_deny": 0, "refused": refused, "lost": 0, "skipped": null}})
     .to_string()
 }
 
@@ -906,7 +906,7 @@ fn good_sealed_guard_boot() -> Recorded {
     r.insert("sealed-rm.status", "1\n");
     r.insert("sealed-rm.err", "rm: cannot remove '/sys/fs/bpf/modtrace/guard/GUARD_CONFIG': Operation not permitted\n");
     r.insert("sealed-umount.status", "32\n");
-    r.insert("sealed-umount.err", "umount: /sys/fs/bpf: umount failed: Operation not permitted.\n");
+    r.insert("sealed-umount.err", "umount: /sys/fs/bpf: must be superuser to unmount.\n");
     let deferred = "modtrace: note: the guard is sealed until the next boot, so its policy stays as it is: the new \
                     policy applies from the next boot (modtrace-guard.service computes it then)\n";
     r.insert("sealed-hook.status", "0\n");
@@ -942,6 +942,13 @@ fn expect_sealed_failure(check: &str, break_it: impl FnOnce(&mut Pair)) {
 fn every_sealed_guard_check_can_fail() {
     let unsealed = || guard_status(1);
     expect_sealed_failure("guard_sealed_at_boot", |p| p.g().insert("guard-status.out", &unsealed()));
+    // A number skipped is still checked when sealed; null is allowed only then.
+    expect_sealed_failure("guard_status_enforce_from_profile", |p| {
+        p.g().insert("guard-status.out", &sealed_status(0).replace("\"skipped\":null", "\"skipped\":2"))
+    });
+    expect_guard_failure("guard_status_enforce_from_profile", |p| {
+        p.g().insert("guard-status.out", &guard_status(1).replace("\"skipped\":0", "\"skipped\":null"))
+    });
     expect_sealed_failure("guard_sealed_undo_refused", |p| p.g().insert("sealed-stop.status", "0\n"));
     expect_sealed_failure("guard_sealed_undo_refused", |p| {
         p.g().insert("sealed-umount.err", "umount: /sys/fs/bpf: target is busy.\n")
