@@ -350,3 +350,20 @@ pub fn untrusted_profile() -> crate::profile::Profile {
     p.settle(&untrusted_index());
     p
 }
+
+/// `p` as host `name`'s profile for a fleet merge, its session on day `day` of
+/// March 2024 (a later day is newer evidence).
+pub fn as_host(mut p: crate::profile::Profile, name: &str, day: u32) -> crate::profile::fleet::Input {
+    p.host = name.to_string();
+    let s = &mut p.sessions[0];
+    (s.start, s.end) = (format!("2024-03-{day:02}T10:00:00Z"), format!("2024-03-{day:02}T10:10:00Z"));
+    crate::profile::fleet::Input { path: PathBuf::from(format!("{name}.json")), profile: p }
+}
+
+/// An admin's decision on a module, or on an alias (a name with a `-`).
+pub fn decision(name: &str, verdict: crate::profile::Verdict) -> crate::profile::Decision {
+    use crate::profile::DecisionTarget;
+    let target = if name.contains('-') { DecisionTarget::Alias } else { DecisionTarget::Module };
+    let time = "2024-03-09T00:00:00Z".into();
+    crate::profile::Decision { name: name.into(), target, verdict, time, extra: Default::default() }
+}

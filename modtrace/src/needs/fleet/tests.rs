@@ -1,26 +1,11 @@
 //! A fleet's baseline: trusted on at least N hosts, allows per host, denies
 //! everywhere; and a fleet without --min-hosts as the union of its hosts.
 
-use std::path::PathBuf;
-
 use super::*;
 use crate::needs::sitepolicy::SitePolicy;
 use crate::needs::target::Target;
-use crate::profile::fleet::{merge, Input};
-use crate::profile::{Decision, DecisionTarget};
-use crate::testutil::{example_profile, untrusted_profile};
-
-fn as_host(mut p: Profile, name: &str, day: u32) -> Input {
-    p.host = name.to_string();
-    let s = &mut p.sessions[0];
-    (s.start, s.end) = (format!("2024-03-{day:02}T10:00:00Z"), format!("2024-03-{day:02}T10:10:00Z"));
-    Input { path: PathBuf::from(format!("{name}.json")), profile: p }
-}
-
-fn decision(name: &str, verdict: Verdict) -> Decision {
-    let target = if name.contains('-') { DecisionTarget::Alias } else { DecisionTarget::Module };
-    Decision { name: name.into(), target, verdict, time: "2024-03-09T00:00:00Z".into(), extra: Default::default() }
-}
+use crate::profile::fleet::merge;
+use crate::testutil::{as_host, decision, example_profile, untrusted_profile};
 
 /// a and b: root's modules (b without binfmt_misc); c and d: the same plus a
 /// user's vfat and a container's dummy, which c allowed (vfat).
@@ -108,4 +93,27 @@ fn without_min_hosts_a_fleet_needs_the_union_of_its_hosts_trusted_needs() {
         assert!(plan.needs.contains_key(m), "{m} needed: {:?}", plan.needs.keys());
     }
     assert!(plan.review.contains_key("dummy"), "no host trusted it: {:?}", plan.review.keys());
+}
+
+#[test]
+fn a_hosts_share_holds_what_it_saw_under_the_decisions_that_hold_there() {
+    let f = fleet(|name, p| {
+        if name == "d" {
+            // d saw llc alone: its dependents were never loaded there.
+            p.modules.retain(|m| m.name == "llc" || m.name == "vfat");
+            p.decide(decision("appletalk", Verdict::Deny));
+        }
+    });
+    let d = host_profile(&f, "d").unwrap();
+    let names: Vec<&str> = d.modules.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["llc", "vfat"]);
+    assert!(d.module("llc").unwrap().top_level, "no module needing it was seen on d");
+    assert!(!d.is_fleet() && d.host == "d" && d.sessions.len() == 1);
+    let verdict = |p: &Profile, n: &str| p.decision(n).map(|d| d.verdict);
+    assert_eq!(verdict(&d, "fs-vfat"), None, "c's allow is c's");
+    let c = host_profile(&f, "c").unwrap();
+    assert_eq!(verdict(&c, "fs-vfat"), Some(Verdict::Allow));
+    assert_eq!(verdict(&c, "appletalk"), Some(Verdict::Deny), "d's deny holds on c too");
+    assert!(c.module("appletalk").unwrap().triggers.iter().all(|t| t.hosts.contains(&"c".to_string())));
+    assert!(host_profile(&f, "nobody").is_none());
 }

@@ -1,9 +1,13 @@
 //! The markdown format: tables and lists for an issue or a wiki.
 
+use super::fleet::{host_heading, host_lines};
 use super::wording::{
-    dash, dependency_via, failed_what, header_line, shortened, shortened_long, summary_line, uid_cell, unit_sentence,
+    dash, dependency_via, failed_what, header_line, on_hosts, shortened, shortened_long, summary_line, uid_cell,
+    unit_sentence,
 };
-use super::{unit_label, FailedLoad, Held, MissingRequest, Report, TopLevel, UnitGroup};
+use super::{
+    unit_label, FailedLoad, Held, HostGroup, MissingRequest, PackageGroup, Report, TopLevel, UnitGroup, NO_PACKAGE,
+};
 use crate::escape::text;
 
 fn md(s: &str) -> String {
@@ -32,6 +36,12 @@ pub(super) fn markdown(r: &Report) -> String {
     }
     if let Some(units) = &r.units {
         out.push_str(&by_unit(units));
+    }
+    if let Some(hosts) = &r.by_host {
+        out.push_str(&by_host(hosts));
+    }
+    if let Some(packages) = &r.packages {
+        out.push_str(&by_package(packages));
     }
     if !r.requests_without_module.is_empty() {
         out.push_str(&missing_table(&r.requests_without_module));
@@ -64,6 +74,11 @@ fn modules_table(modules: &[TopLevel]) -> String {
             format!("**{}**", md(&m.module))
         } else {
             format!("**{}** ({})", md(&m.module), m.taints.concat())
+        };
+        // A fleet's: on how many hosts it was seen.
+        let name = match &m.hosts {
+            Some(h) => format!("{name} ({} hosts)", h.ratio()),
+            None => name,
         };
         if m.triggers.is_empty() {
             out.push_str(&format!("| {name} | {} | | | | |\n", m.count));
@@ -98,7 +113,31 @@ fn by_unit(units: &[UnitGroup]) -> String {
             }
         ));
         for n in &g.needs {
-            out.push_str(&format!("- {}\n", md(&unit_sentence(g.unit.as_deref(), n))));
+            out.push_str(&format!("- {}{}\n", md(&unit_sentence(g.unit.as_deref(), n)), md(&on_hosts(&n.hosts))));
+        }
+    }
+    out
+}
+
+fn by_host(hosts: &[HostGroup]) -> String {
+    let mut out = "\n### By host\n".to_string();
+    for g in hosts {
+        out.push_str(&format!("\n#### {}\n\n", md(&host_heading(g))));
+        for line in host_lines(g) {
+            out.push_str(&format!("- {}\n", md(&shortened_long(&line))));
+        }
+    }
+    out
+}
+
+fn by_package(packages: &[PackageGroup]) -> String {
+    let mut out = "\n### By package\n".to_string();
+    for g in packages {
+        let title = g.package.as_deref().map_or_else(|| NO_PACKAGE.to_string(), code);
+        out.push_str(&format!("\n#### {title}\n\n"));
+        for n in &g.needs {
+            let sentence = shortened_long(&unit_sentence(n.who().as_deref(), &n.need));
+            out.push_str(&format!("- {}{}\n", md(&sentence), md(&on_hosts(&n.need.hosts))));
         }
     }
     out

@@ -1,19 +1,27 @@
 //! `modtrace report`'s rendering: profile -> text for a person deciding what to
 //! keep (table), for an issue or a wiki (markdown), or for a script (JSON).
-//! Pure: no I/O here. The view model is in `model`, each format in its own
-//! file.
+//! Pure: no I/O here but in `here` (reading the profile). The view model is in
+//! `model` (a fleet's parts in `fleet`, the package view in `packages`), each
+//! format in its own file.
 
+mod fleet;
+mod here;
 mod json;
 mod markdown;
 mod model;
+mod packages;
 mod table;
 mod wording;
 
+pub use fleet::{FleetHost, HostCount, HostGroup, HostNeed};
+pub use here::report_here;
 pub use model::{
-    build, unit_label, Cause, Dependency, FailedLoad, Held, MissingRequest, Report, Summary, TopLevel, UnitGroup,
-    UnitNeed,
+    build, build_with, unit_label, Cause, Dependency, FailedLoad, Held, MissingRequest, Report, Summary, TopLevel,
+    UnitGroup, UnitNeed,
 };
+pub use packages::{PackageGroup, PackageNeed, NO_PACKAGE};
 
+use crate::needs::fleet::HostPlan;
 use crate::needs::Plan;
 use crate::profile::Profile;
 
@@ -30,11 +38,20 @@ pub enum GroupBy {
     Module,
     /// One entry per systemd unit: what it needs, and through which alias.
     Unit,
+    /// One entry per host of a fleet profile: what it needs, and what waits for review there.
+    Host,
+    /// One entry per Debian package: which of its units and executables need which modules.
+    Package,
 }
 
 /// Renders the profile.
 pub fn render(profile: &Profile, plan: &Plan, format: Format, by: GroupBy) -> String {
-    let report = build(profile, plan, by);
+    render_with(profile, plan, &[], format, by)
+}
+
+/// [`render`], with each host's plan of a fleet profile for `--by host`.
+pub fn render_with(profile: &Profile, plan: &Plan, host_plans: &[HostPlan], format: Format, by: GroupBy) -> String {
+    let report = build_with(profile, plan, host_plans, by);
     match format {
         Format::Json => json::json(&report),
         // Each value went through escape::text where it was placed; this pass
@@ -43,6 +60,9 @@ pub fn render(profile: &Profile, plan: &Plan, format: Format, by: GroupBy) -> St
         Format::Markdown => crate::escape::lines(&markdown::markdown(&report)).into_owned(),
     }
 }
+
+#[cfg(test)]
+mod fleet_tests;
 
 #[cfg(test)]
 mod tests {

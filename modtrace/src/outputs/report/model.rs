@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::fleet::{self, FleetHost, HostCount, HostGroup};
+use super::packages::{by_package, PackageGroup};
 use super::GroupBy;
+use crate::needs::fleet::HostPlan;
 use crate::needs::{self, trust, Plan};
 use crate::profile::{Module, Profile, Trigger, TriggerKind};
 use crate::trace::scope::Scope;
@@ -21,11 +24,18 @@ pub struct Report {
     pub sessions_from_initramfs: usize,
     pub learning_secs: u64,
     pub boots: usize,
+    /// A fleet profile's hosts (modtrace merge); absent for one host's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Vec<FleetHost>>,
     pub summary: Summary,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub modules: Option<Vec<TopLevel>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub units: Option<Vec<UnitGroup>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_host: Option<Vec<HostGroup>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<Vec<PackageGroup>>,
     pub requests_without_module: Vec<MissingRequest>,
     pub failed: Vec<FailedLoad>,
     /// Modules only untrusted processes asked for: not listed until accepted.
@@ -66,6 +76,9 @@ pub struct Summary {
 pub struct TopLevel {
     pub module: String,
     pub count: u64,
+    /// On a fleet profile, the hosts that saw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<HostCount>,
     pub taints: Vec<String>,
     pub triggers: Vec<Cause>,
     pub dependencies: Vec<Dependency>,
@@ -75,6 +88,9 @@ pub struct TopLevel {
 pub struct Dependency {
     pub module: String,
     pub count: u64,
+    /// On a fleet profile, the hosts that saw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<HostCount>,
     /// Causes other than being a dependency (it was also loaded for itself).
     pub own_triggers: Vec<Cause>,
 }
@@ -96,6 +112,9 @@ pub struct Cause {
     /// Alias, device, or reason: "request net-pf-5", "udev pci:v...", "preloaded: before learning".
     pub via: String,
     pub count: u64,
+    /// On a fleet profile, the hosts that saw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<HostCount>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +137,9 @@ pub struct UnitNeed {
     pub count: u64,
     /// Modules it pulls in with it, per modules.dep.
     pub dependencies: Vec<String>,
+    /// On a fleet profile, the hosts that saw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<HostCount>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -148,6 +170,11 @@ fn process_name(comm: &str, exe: Option<&str>) -> String {
 type At = (Option<String>, Option<Scope>, Option<u32>);
 
 impl Cause {
+    /// The cause `t` of a module of `profile`, with its hosts on a fleet's.
+    fn on(profile: &Profile, t: &Trigger) -> Cause {
+        Cause { hosts: fleet::count(profile, &t.hosts), ..Cause::of(t) }
+    }
+
     fn of(t: &Trigger) -> Cause {
         let ((unit, scope, uid), process, via) = Cause::who_and_via(t);
         let via = match &t.needed_by {
@@ -169,6 +196,7 @@ impl Cause {
             process,
             via,
             count: t.count,
+            hosts: None,
         }
     }
 
@@ -254,8 +282,8 @@ fn own(m: &Module) -> impl Iterator<Item = &Trigger> {
         .filter(|t| !(t.kind == TriggerKind::Preloaded && t.reason.as_deref() == Some(crate::profile::BEFORE_LEARNING)))
 }
 
-fn own_triggers(m: &Module) -> Vec<Cause> {
-    own(m).map(Cause::of).collect()
+fn own_triggers(profile: &Profile, m: &Module) -> Vec<Cause> {
+    own(m).map(|t| Cause::on(profile, t)).collect()
 }
 
 /// "comm (exe), unit" with the unit's scope when it is not the host's, and the
@@ -271,7 +299,7 @@ fn placed(comm: &str, exe: Option<&str>, unit: Option<&str>, scope: &Scope, uid:
     }
 }
 
-fn held(map: &std::collections::BTreeMap<String, needs::Held>, accept: bool) -> Vec<Held> {
+pub(super) fn held(map: &std::collections::BTreeMap<String, needs::Held>, accept: bool) -> Vec<Held> {
     map.iter()
         .map(|(m, h)| Held {
             module: m.clone(),
@@ -300,6 +328,12 @@ fn folded_row(f: &crate::profile::FoldedRequests) -> MissingRequest {
 /// Builds the report's contents; `plan` is the needs stage's view of the
 /// profile (what is listed, held for review, denied, disabled by the site).
 pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
+    build_with(profile, plan, &[], by)
+}
+
+/// [`build`], with each host's plan of a fleet profile for `--by host`
+/// (needs::fleet::host_plans).
+pub fn build_with(profile: &Profile, plan: &Plan, host_plans: &[HostPlan], by: GroupBy) -> Report {
     let top: Vec<&Module> = profile.modules.iter().filter(|m| m.top_level).collect();
     let missing = missing_requests(profile);
     let failed = failed_loads(profile);
@@ -307,10 +341,13 @@ pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
     let warnings = warnings(profile, lost);
     let needs_review = held(&plan.review, true);
 
-    let (modules, units) = match by {
-        GroupBy::Module => (Some(top.iter().map(|m| top_level(profile, m)).collect()), None),
-        GroupBy::Unit => (None, Some(by_unit(profile))),
-    };
+    let (mut modules, mut units, mut by_host, mut packages) = (None, None, None, None);
+    match by {
+        GroupBy::Module => modules = Some(top.iter().map(|m| top_level(profile, m)).collect()),
+        GroupBy::Unit => units = Some(by_unit(profile)),
+        GroupBy::Host => by_host = Some(fleet::by_host(profile, plan, host_plans)),
+        GroupBy::Package => packages = Some(by_package(profile)),
+    }
     Report {
         schema: "modtrace-report/1",
         kernel: profile.kernel.clone(),
@@ -319,6 +356,7 @@ pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
         sessions_from_initramfs: profile.sessions.iter().filter(|s| s.from_initramfs.is_some()).count(),
         learning_secs: profile.sessions.iter().map(|s| s.duration_secs).sum(),
         boots: profile.boots.len(),
+        fleet: fleet::hosts(profile),
         summary: Summary {
             modules: profile.modules.len(),
             top_level: top.len(),
@@ -330,6 +368,8 @@ pub fn build(profile: &Profile, plan: &Plan, by: GroupBy) -> Report {
         },
         modules,
         units,
+        by_host,
+        packages,
         requests_without_module: missing,
         failed,
         needs_review,
@@ -405,19 +445,21 @@ fn warnings(profile: &Profile, lost: u64) -> Vec<String> {
 }
 
 fn top_level(profile: &Profile, m: &Module) -> TopLevel {
-    let triggers: Vec<Cause> = m.triggers.iter().map(Cause::of).collect();
+    let triggers: Vec<Cause> = m.triggers.iter().map(|t| Cause::on(profile, t)).collect();
     // A dependency loaded by the same udev event as its parent says nothing new.
     let new_to_parent = |c: &Cause| !triggers.iter().any(|t| t.via == c.via);
     TopLevel {
         module: m.name.clone(),
         count: m.count,
+        hosts: fleet::count(profile, &m.hosts),
         taints: m.taints.clone(),
         dependencies: folded_deps(profile, m)
             .into_iter()
             .map(|d| Dependency {
                 module: d.name.clone(),
                 count: d.count,
-                own_triggers: own_triggers(d).into_iter().filter(|c| new_to_parent(c)).collect(),
+                hosts: fleet::count(profile, &d.hosts),
+                own_triggers: own_triggers(profile, d).into_iter().filter(|c| new_to_parent(c)).collect(),
             })
             .collect(),
         triggers,
@@ -442,18 +484,24 @@ pub fn unit_label(unit: Option<&str>, scope: Option<&Scope>) -> Option<String> {
     }
 }
 
-fn by_unit(profile: &Profile) -> Vec<UnitGroup> {
-    // Key: Some(unit) first in label order, then None (no unit / preloaded).
-    type Key = (bool, String);
-    type Group = (Option<String>, Option<Scope>, Vec<UnitNeed>);
-    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
+/// A cause the unit and package views show, the places the needs stage
+/// attributes it to, and its need as a unit's row.
+pub(super) struct Shown<'a> {
+    pub trigger: &'a Trigger,
+    pub places: Vec<(Option<String>, Option<Scope>)>,
+    pub need: UnitNeed,
+}
+
+/// Every top-level module's own causes, and a dependency's causes of its own.
+pub(super) fn shown(profile: &Profile) -> Vec<Shown<'_>> {
+    let mut out = Vec::new();
     for m in &profile.modules {
-        let shown: Vec<&Trigger> = if m.top_level {
+        let triggers: Vec<&Trigger> = if m.top_level {
             m.triggers.iter().filter(|t| t.needed_by.is_none()).collect()
         } else {
             own(m).collect()
         };
-        for t in shown {
+        for t in triggers {
             let cause = Cause::of(t);
             // Every unit the needs stage attributes the trigger to (all who
             // asked for a shared load), else the cause's own (udev's loader).
@@ -462,22 +510,35 @@ fn by_unit(profile: &Profile) -> Vec<UnitGroup> {
             if places.is_empty() {
                 places.push((cause.unit.clone(), cause.scope.clone()));
             }
-            for (unit, scope) in places {
-                let key = match unit_label(unit.as_deref(), scope.as_ref()) {
-                    Some(label) if unit.is_some() => (false, label),
-                    _ => (true, String::new()),
-                };
-                let entry = groups.entry(key).or_insert_with(|| (unit.clone(), scope.clone(), Vec::new()));
-                entry.2.push(UnitNeed {
-                    module: m.name.clone(),
-                    kind: t.kind,
-                    trusted: cause.trusted,
-                    via: cause.via.clone(),
-                    process: cause.process.clone(),
-                    count: t.count,
-                    dependencies: folded_deps(profile, m).iter().map(|d| d.name.clone()).collect(),
-                });
-            }
+            let need = UnitNeed {
+                module: m.name.clone(),
+                kind: t.kind,
+                trusted: cause.trusted,
+                via: cause.via,
+                process: cause.process,
+                count: t.count,
+                dependencies: folded_deps(profile, m).iter().map(|d| d.name.clone()).collect(),
+                hosts: fleet::count(profile, &t.hosts),
+            };
+            out.push(Shown { trigger: t, places, need });
+        }
+    }
+    out
+}
+
+fn by_unit(profile: &Profile) -> Vec<UnitGroup> {
+    // Key: Some(unit) first in label order, then None (no unit / preloaded).
+    type Key = (bool, String);
+    type Group = (Option<String>, Option<Scope>, Vec<UnitNeed>);
+    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
+    for Shown { places, need, .. } in shown(profile) {
+        for (unit, scope) in places {
+            let key = match unit_label(unit.as_deref(), scope.as_ref()) {
+                Some(label) if unit.is_some() => (false, label),
+                _ => (true, String::new()),
+            };
+            let entry = groups.entry(key).or_insert_with(|| (unit.clone(), scope.clone(), Vec::new()));
+            entry.2.push(need.clone());
         }
     }
     groups

@@ -1,9 +1,11 @@
 //! The table format: aligned columns for a person at a terminal.
 
+use super::fleet::{host_heading, host_lines};
 use super::wording::{
-    dash, dependency_via, failed_what, header_line, shortened, shortened_long, summary_line, uid_cell, unit_sentence,
+    dash, dependency_via, failed_what, header_line, on_hosts, ratio, shortened, shortened_long, summary_line, uid_cell,
+    unit_sentence,
 };
-use super::{unit_label, FailedLoad, MissingRequest, Report, TopLevel, UnitGroup};
+use super::{unit_label, FailedLoad, HostGroup, MissingRequest, PackageGroup, Report, TopLevel, UnitGroup, NO_PACKAGE};
 use crate::escape::text;
 
 /// Aligned columns; the columns listed in `right` are right-aligned.
@@ -52,6 +54,12 @@ pub(super) fn table(r: &Report) -> String {
     if let Some(units) = &r.units {
         out.push_str(&by_unit(units));
     }
+    if let Some(hosts) = &r.by_host {
+        out.push_str(&by_host(hosts));
+    }
+    if let Some(packages) = &r.packages {
+        out.push_str(&by_package(packages));
+    }
     out.push_str(&held_text(r));
     if !r.requests_without_module.is_empty() {
         out.push_str(&missing_table(&r.requests_without_module));
@@ -64,7 +72,10 @@ pub(super) fn table(r: &Report) -> String {
 }
 
 /// Top-level modules, one row per cause, their dependencies indented below them.
+/// A fleet's has a HOSTS column: on how many hosts the module was seen, and
+/// each cause when it has several (on a row of their own below the module's).
 fn modules_table(modules: &[TopLevel]) -> String {
+    let fleet = modules.iter().any(|m| m.hosts.is_some());
     let mut rows =
         vec![vec!["MODULE".into(), "COUNT".into(), "UNIT".into(), "UID".into(), "PROCESS".into(), "VIA".into()]];
     for m in modules {
@@ -72,9 +83,14 @@ fn modules_table(modules: &[TopLevel]) -> String {
         if m.triggers.is_empty() {
             rows.push(vec![name.clone(), m.count.to_string(), "-".into(), "-".into(), "-".into(), "-".into()]);
         }
+        let own_row = fleet && m.triggers.len() > 1;
+        if own_row {
+            let blank = || String::new();
+            rows.push(vec![name.clone(), m.count.to_string(), blank(), blank(), blank(), blank()]);
+        }
         for (i, t) in m.triggers.iter().enumerate() {
             rows.push(vec![
-                if i == 0 { name.clone() } else { String::new() },
+                if i == 0 && !own_row { name.clone() } else { String::new() },
                 t.count.to_string(),
                 dash(&unit_label(t.unit.as_deref(), t.scope.as_ref())),
                 uid_cell(t),
@@ -87,7 +103,27 @@ fn modules_table(modules: &[TopLevel]) -> String {
             rows.push(vec![module, count, String::new(), String::new(), String::new(), via]);
         }
     }
+    if fleet {
+        return columns(&with_hosts(modules, rows), &[2]);
+    }
     columns(&rows, &[1])
+}
+
+/// The rows of modules_table with a HOSTS column after the module's name:
+/// the module's hosts on its first row, each cause's on a row of its own.
+fn with_hosts(modules: &[TopLevel], mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    let mut cells = vec!["HOSTS".to_string()];
+    for m in modules {
+        cells.push(ratio(&m.hosts));
+        if m.triggers.len() > 1 {
+            cells.extend(m.triggers.iter().map(|t| ratio(&t.hosts)));
+        }
+        cells.extend(m.dependencies.iter().map(|d| ratio(&d.hosts)));
+    }
+    for (row, cell) in rows.iter_mut().zip(cells) {
+        row.insert(1, cell);
+    }
+    rows
 }
 
 /// Each unit's label, and one sentence per need under it.
@@ -98,7 +134,32 @@ fn by_unit(units: &[UnitGroup]) -> String {
         let label = label.as_deref().unwrap_or("(no unit: preloaded, or outside systemd)");
         out.push_str(&format!("{}\n", text(label)));
         for n in &g.needs {
-            out.push_str(&format!("  {}\n", text(&unit_sentence(g.unit.as_deref(), n))));
+            out.push_str(&format!("  {}{}\n", text(&unit_sentence(g.unit.as_deref(), n)), text(&on_hosts(&n.hosts))));
+        }
+    }
+    out
+}
+
+/// Each host's heading, and a line per need, review or deny under it.
+fn by_host(hosts: &[HostGroup]) -> String {
+    let mut out = String::new();
+    for g in hosts {
+        out.push_str(&format!("{}\n", text(&host_heading(g))));
+        for line in host_lines(g) {
+            out.push_str(&format!("  {}\n", text(&shortened_long(&line))));
+        }
+    }
+    out
+}
+
+/// Each package, and a sentence per unit or executable of it and module it needs.
+fn by_package(packages: &[PackageGroup]) -> String {
+    let mut out = String::new();
+    for g in packages {
+        out.push_str(&format!("{}\n", text(g.package.as_deref().unwrap_or(NO_PACKAGE))));
+        for n in &g.needs {
+            let sentence = shortened_long(&unit_sentence(n.who().as_deref(), &n.need));
+            out.push_str(&format!("  {}{}\n", text(&sentence), text(&on_hosts(&n.need.hosts))));
         }
     }
     out

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Cause, Dependency, FailedLoad, Report, UnitNeed};
+use super::{Cause, Dependency, FailedLoad, HostCount, Report, UnitNeed};
 use crate::profile::TriggerKind;
 
 /// A CPU's modalias lists every CPU feature: hundreds of characters that would
@@ -46,15 +46,44 @@ pub(super) fn header_line(r: &Report) -> String {
         n => format!(", {n} from the initramfs on"),
     };
     format!(
-        "host {}, kernel {}: {} learning session{} ({}{early}), {} boot{}",
-        r.host,
-        r.kernel,
+        "{}: {} learning session{} ({}{early}), {} boot{}",
+        whose(r),
         r.sessions,
         if r.sessions == 1 { "" } else { "s" },
         duration_text(r.learning_secs),
         r.boots,
         if r.boots == 1 { "" } else { "s" }
     )
+}
+
+/// "host kicksecure, kernel 6.1.0", or for a fleet its hosts and their kernels:
+/// "fleet of 2 hosts (a, b), kernels 6.1.0, 6.12.0".
+fn whose(r: &Report) -> String {
+    let Some(hosts) = &r.fleet else { return format!("host {}, kernel {}", r.host, r.kernel) };
+    let ids: Vec<&str> = hosts.iter().map(|h| h.id.as_str()).collect();
+    let mut kernels: Vec<&str> = hosts.iter().flat_map(|h| h.kernels.iter().map(String::as_str)).collect();
+    kernels.sort();
+    kernels.dedup();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let kernels = match kernels.len() {
+        1 => format!(", kernel {}", kernels[0]),
+        0 => String::new(),
+        _ => format!(", kernels {}", kernels.join(", ")),
+    };
+    format!("fleet of {} ({}){kernels}", plural(ids.len(), "host"), ids.join(", "))
+}
+
+/// A fleet's "2/3" cell; "-" when there is none.
+pub(super) fn ratio(h: &Option<HostCount>) -> String {
+    h.as_ref().map_or_else(|| "-".to_string(), HostCount::ratio)
+}
+
+/// After a sentence of a fleet's: " on 2/3 hosts (a, b)"; nothing for one host's profile.
+pub(super) fn on_hosts(h: &Option<HostCount>) -> String {
+    match h {
+        Some(h) => format!(" on {} hosts ({})", h.ratio(), h.names.join(", ")),
+        None => String::new(),
+    }
 }
 
 pub(super) fn dash(s: &Option<String>) -> String {
