@@ -3,20 +3,22 @@
 //!
 //! policy (what the profile allows) -> encode (map entries of one generation)
 //! -> kernel (load, pin, swap generations, counters); control (start,
-//! refresh, stop), status, and log (decisions to the journal). What the programs
+//! refresh, stop), liveness (what the kernel says is attached), status, and
+//! log (decisions to the journal). What the programs
 //! decide is decoded by the trace stage (`trace::decision`), beside the
 //! tracer's own events.
 
 pub mod control;
 pub mod encode;
 pub mod kernel;
+pub mod liveness;
 pub mod log;
 pub mod policy;
 pub mod refresh;
 pub mod seal;
 pub mod status;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -47,6 +49,10 @@ pub struct State {
     pub modules: usize,
     pub aliases: usize,
     pub files: usize,
+    /// Each program's link id, by program (absent in the state of an older
+    /// modtrace): a sealed guard's links cannot be opened, only listed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, u32>,
 }
 
 /// The allowed set of the running kernel for `profile`: what generate and lock
@@ -134,6 +140,7 @@ mod tests {
             modules: 14,
             aliases: 90,
             files: 13,
+            links: BTreeMap::new(),
         };
         std::fs::write(&state_file, serde_json::to_string(&state).unwrap()).unwrap();
         assert_eq!(
