@@ -46,7 +46,8 @@ pub const PAGE: Page = Page {
              lockdown=confidentiality, a profile that cannot be read) or another error; the reason and the fix \
              are printed. A policy already in force stays as it was. refresh: the running guard could not be \
              brought in line (its state file is gone, its profile cannot be read); the command to run is printed. \
-             status: bpf is not among the active LSMs, said as start says it: no BPF LSM program runs, attached or not.",
+             status: bpf is not among the active LSMs, said as start says it: no BPF LSM program runs, \
+             attached or not.",
         ),
         ("3", "status: no guard is running."),
         (

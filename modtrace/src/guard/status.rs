@@ -126,9 +126,10 @@ fn headline(status: &Status, lsm_ok: bool) -> String {
     let verdict = match (liveness::all_attached(&status.programs), lsm_ok, status.state.as_ref().map(|s| s.mode)) {
         (Some(false), _, _) => format!("detached ({} not attached)", detached.join(", ")),
         (_, false, _) => "not in force (the BPF LSM is not active)".to_string(),
-        (None, true, _) => {
-            format!("attachment unknown (a sealed guard's links cannot be opened, and {} lists no link ids)", super::STATE_FILE)
-        }
+        (None, true, _) => format!(
+            "attachment unknown (a sealed guard's links cannot be opened, and {} lists no link ids)",
+            super::STATE_FILE
+        ),
         (Some(true), true, Some(Mode::Enforce)) => "enforcing".to_string(),
         (Some(true), true, Some(Mode::Complain)) => "complaining".to_string(),
         (Some(true), true, None) => "attached".to_string(),

@@ -59,8 +59,9 @@ pub fn link_ids() -> io::Result<BTreeSet<u32>> {
     let mut ids = BTreeSet::new();
     let mut attr = NextId { start_id: 0, next_id: 0, open_flags: 0 };
     loop {
+        let size = size_of::<NextId>();
         // SAFETY: attr is valid for reads and writes of its size during the call.
-        let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_LINK_GET_NEXT_ID, &mut attr as *mut NextId, size_of::<NextId>()) };
+        let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_LINK_GET_NEXT_ID, &mut attr as *mut NextId, size) };
         if rc < 0 {
             let e = io::Error::last_os_error();
             return if e.raw_os_error() == Some(libc::ENOENT) { Ok(ids) } else { Err(e) };
