@@ -14,6 +14,8 @@ GUARD_CC=/proc/sys/net/ipv4/tcp_congestion_control
 # After the guard was stopped and started anew: requests tcp_hybla, outside
 # the profile too (xtask's RESTART_ALIAS).
 GUARD_RESTART_CC=hybla
+# Where guard start pins it (xtask's SEAL_PIN_DIR).
+GUARD_PIN_DIR=$SEAL_PIN_DIR
 
 # Debian's 6.12 and newer modules are .ko.xz, which bookworm's kmod loads with
 # init_module from memory: the guard must then allow init_module, by name.
@@ -54,6 +56,7 @@ guard_complain() {
     # Started before the guard: they must find it by themselves.
     step guard_watchers guard_start_watchers
     capture guard-start-complain modtrace guard start --profile "$PROFILE" --mode complain $GUARD_FLAGS
+    capture guard-status-complain modtrace guard status
     "$RMMOD" "$GUARD_OUTSIDE" 2>/dev/null
     capture guard-complain-modprobe-outside "$MODPROBE" "$GUARD_OUTSIDE"
     guard_capture_loaded guard-complain-outside-loaded "$GUARD_OUTSIDE"
@@ -120,10 +123,41 @@ guard_restart() {
     sleep 3
 }
 
+# A trace that cannot keep up: stopped (SIGSTOP) while processes ask for
+# file system types nobody has, each a distinct request the guard refuses,
+# more than its ring holds. Its summary must count what the ring lost.
+guard_lose_decisions() {
+    kill -STOP "$GUARD_TRACE_PID"
+    capture guard-lose-spam modtrace-guest spam-distinct-requests 3 100 2 mtlost
+    kill -CONT "$GUARD_TRACE_PID"
+    sleep 3
+}
+
 # The trace's own work would count in the cost; the logger's is part of it.
+# The guard's loss counters once it stopped: what the trace must have said.
 guard_stop_trace() {
     stop "$GUARD_TRACE_PID"
     exit_code guard-trace "$STOPPED_STATUS"
+    capture guard-lost-counters bpftool -j map dump pinned "$GUARD_PIN_DIR/GUARD_LOST"
+}
+
+# Detached behind modtrace's back: bpftool cannot detach an LSM program's
+# link (a tracing link has no detach), but removing its pin releases it.
+guard_detach() {
+    capture guard-detach-bpftool bpftool link detach pinned "$GUARD_PIN_DIR/link-guard_request"
+    capture guard-status-after-bpftool modtrace guard status
+    rm "$GUARD_PIN_DIR/link-guard_read_file"
+    capture guard-status-detached modtrace guard status
+    capture guard-status-detached-json modtrace guard status --json
+    # Its finit_module hook is gone: the renamed copy it refused loads now
+    # (the kernel releases the link a moment after its pin is gone).
+    "$RMMOD" "$EXPLICIT_MODULE"
+    tries=0
+    until /sbin/insmod /tmp/renamed.ko 2>/dev/null || [ "$tries" -ge 5 ]; do
+        sleep 1
+        tries=$((tries + 1))
+    done
+    guard_capture_loaded guard-detached-renamed-loaded "$EXPLICIT_MODULE"
 }
 
 guard_scenario() {
@@ -131,7 +165,9 @@ guard_scenario() {
     guard_complain
     guard_enforce
     guard_restart
+    guard_lose_decisions
     guard_stop_trace
     guard_cost
+    guard_detach
     guard_after_stop
 }

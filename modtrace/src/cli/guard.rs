@@ -35,18 +35,27 @@ pub const PAGE: Page = Page {
     exit_status: &[
         (
             "0",
-            "start: the policy is in force (pinned); status: a guard is running; stop: none is running any more; \
-             refresh: the guard is in line with its profile and the module files (or none runs, or the kernel \
-             named is not the running one).",
+            "start: the policy is in force (pinned); status: a guard is in force (enforcing or complaining: each of \
+             its programs has a live link in the kernel, and bpf is among the active LSMs); stop: none is running \
+             any more; refresh: the guard is in line with its profile and the module files (or none runs, or the \
+             kernel named is not the running one).",
         ),
         (
             "1",
             "The guard could not start (not root, no kernel BTF, bpf missing from the active LSMs, \
              lockdown=confidentiality, a profile that cannot be read) or another error; the reason and the fix \
              are printed. A policy already in force stays as it was. refresh: the running guard could not be \
-             brought in line (its state file is gone, its profile cannot be read); the command to run is printed.",
+             brought in line (its state file is gone, its profile cannot be read); the command to run is printed. \
+             status: bpf is not among the active LSMs, said as start says it: no BPF LSM program runs, \
+             attached or not.",
         ),
         ("3", "status: no guard is running."),
+        (
+            "4",
+            "status: the guard was detached behind modtrace's back (its link pins removed, its pin directory \
+             removed, not by guard stop): the programs it names have no live link, so they decide nothing. Start \
+             it again with the command printed.",
+        ),
         USAGE,
     ],
     files: &[
@@ -86,7 +95,8 @@ pub struct Args {
 pub enum Sub {
     /// Enforce (or, first, complain about) the profile in the kernel; pinned, so it stays after the command returns.
     Start(StartArgs),
-    /// Mode, since when, the profile, what is allowed, decisions so far; exit 3 when not running.
+    /// Enforcing or complaining (programs attached, BPF LSM active), mode, since when, the profile, what is
+    /// allowed, decisions so far; exit 3 when not running, 4 when detached behind modtrace's back.
     Status(StatusArgs),
     /// Detach the guard's programs and remove their pins.
     Stop,
@@ -160,14 +170,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Exit 3 when no guard runs.
+/// Exit 0 in force, 1 the BPF LSM is not active, 3 no guard, 4 detached.
 fn status(json: bool) -> anyhow::Result<ExitCode> {
-    let s = status::read()?;
+    let report = status::read()?;
     match json {
-        true => println!("{}", status::json(s.as_ref())),
-        false => status::text(s.as_ref()).print(),
+        true => println!("{}", status::json(&report)),
+        false => status::text(&report).print(),
     }
-    Ok(if s.is_some() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 fn stop() -> anyhow::Result<()> {

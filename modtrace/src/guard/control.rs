@@ -103,15 +103,18 @@ fn install(start: &Start, policy: &Policy, changes: Vec<String>) -> anyhow::Resu
     };
     let replacing = kernel::is_pinned();
     let mut notes = Vec::new();
-    let generation = if replacing && !start.sealed {
-        kernel::replace_policy(&build)?
+    let (generation, links) = if replacing && !start.sealed {
+        // Same links: the policy is swapped under them.
+        let links = super::read_state().map(|s| s.links).unwrap_or_default();
+        (kernel::replace_policy(&build)?, links)
     } else {
         if replacing {
             // The seal's programs go with a fresh load: no sealing in place.
             kernel::uninstall()?;
             notes.push("the running guard was stopped and started again, sealed".to_string());
         }
-        kernel::install(&build, start.sealed)?
+        let installed = kernel::install(&build, start.sealed)?;
+        (installed.generation, installed.links)
     };
     let skipped = encode::encode(policy, generation).skipped;
     let state = State {
@@ -125,6 +128,7 @@ fn install(start: &Start, policy: &Policy, changes: Vec<String>) -> anyhow::Resu
         modules: policy.modules.len(),
         aliases: policy.aliases.len(),
         files: policy.files.len(),
+        links,
     };
     super::write_state(&state)?;
     notes.extend(policy.notes.iter().chain(&skipped).cloned());

@@ -2,12 +2,12 @@
 //! loading and pinning the LSM programs and their maps under PIN_DIR, writing
 //! a policy generation, reading the counters, and unpinning.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use aya::{
-    maps::{HashMap, Map, MapData, PerCpuArray},
+    maps::{HashMap, Map, MapData},
     programs::{links::FdLink, Lsm},
     Ebpf, EbpfLoader,
 };
@@ -17,14 +17,14 @@ use thiserror::Error;
 
 use super::encode::{Encoded, KernelFacts};
 use crate::trace::decode::cstr;
-use crate::loader::{btf, preflight, skipped, ProbeError};
+use crate::loader::{btf, pin, preflight, skipped, ProbeError};
 
 /// Where the programs' links and the maps are pinned.
 pub use crate::trace::decision::GUARD_PIN_DIR as PIN_DIR;
 pub const LSM_LIST: &str = "/sys/kernel/security/lsm";
 
 /// (program, LSM hook).
-const PROGRAMS: &[(&str, &str)] = &[
+pub(super) const PROGRAMS: &[(&str, &str)] = &[
     ("guard_request", "kernel_module_request"),
     ("guard_read_file", "kernel_read_file"),
     ("guard_load_data", "kernel_load_data"),
@@ -141,14 +141,21 @@ fn pin_path(name: &str) -> PathBuf {
 
 /// True when a guard is pinned (its config map and every link).
 pub fn is_pinned() -> bool {
-    pin_path("GUARD_CONFIG").exists() && PROGRAMS.iter().all(|(p, _)| pin_path(&format!("link-{p}")).exists())
+    pin_path("GUARD_CONFIG").exists() && PROGRAMS.iter().all(|(p, _)| link_pin(p).exists())
+}
+
+/// What an install put in force: the policy's generation and each program's
+/// link id (what `guard status` asks the kernel about once sealed).
+pub struct Installed {
+    pub generation: u32,
+    pub links: BTreeMap<String, u32>,
 }
 
 /// Loads the programs, pins their maps, writes `encoded` as the first
 /// generation, then attaches and pins the programs: they enforce from the
 /// first instant with a policy in place. On failure nothing stays pinned.
 /// With `sealed`, the seal is attached last (guard/seal.rs).
-pub fn install(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig), sealed: bool) -> Result<u32, GuardError> {
+pub fn install(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig), sealed: bool) -> Result<Installed, GuardError> {
     let _ = fs::remove_dir_all(PIN_DIR);
     create_private(Path::new(PIN_DIR)).map_err(|e| GuardError::Maps(e.to_string()))?;
     let result = install_pinned(encoded, sealed);
@@ -170,7 +177,7 @@ fn create_private(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn install_pinned(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig), sealed: bool) -> Result<u32, GuardError> {
+fn install_pinned(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig), sealed: bool) -> Result<Installed, GuardError> {
     let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/modtrace-probes"));
     // The decision events carry the same task fields as the tracer's (parent,
     // argv, cgroup name); without these offsets they stay empty.
@@ -186,16 +193,17 @@ fn install_pinned(encoded: &dyn Fn(u32) -> (Encoded, GuardConfig), sealed: bool)
     }
     let generation = replace_policy(encoded)?;
     let kernel_btf = aya::Btf::from_sys_fs().map_err(|e| GuardError::Btf(e.to_string()))?;
+    let mut links = BTreeMap::new();
     for (prog, hook) in PROGRAMS {
         let program = load_lsm(&mut ebpf, prog, hook, &kernel_btf)?;
         // Pinned too, so that status can read the runs the kernel skipped.
         program.pin(program_pin(prog)).map_err(|e| GuardError::Maps(format!("pinning {prog}: {e}")))?;
-        attach_pinned(program, prog, hook)?;
+        links.insert(prog.to_string(), attach_pinned(program, prog, hook)?);
     }
     if sealed {
-        super::seal::seal(&mut ebpf, &kernel_btf)?;
+        links.extend(super::seal::seal(&mut ebpf, &kernel_btf)?);
     }
-    Ok(generation)
+    Ok(Installed { generation, links })
 }
 
 /// Loads the LSM program `prog` of `ebpf` for `hook`.
@@ -215,17 +223,22 @@ pub(super) fn load_lsm<'a>(
 }
 
 /// Attaches a loaded program and pins its link as `link-PROG`: the pin is
-/// the link's only reference once this process exits.
-pub(super) fn attach_pinned(program: &mut Lsm, prog: &str, hook: &str) -> Result<(), GuardError> {
+/// the link's only reference once this process exits. Returns the link's id.
+pub(super) fn attach_pinned(program: &mut Lsm, prog: &str, hook: &str) -> Result<u32, GuardError> {
     let id = program.attach().map_err(|e| GuardError::Load(format!("attaching {prog} to {hook}: {e:#}")))?;
     let link = program.take_link(id).map_err(|e| GuardError::Load(format!("{prog}: {e}")))?;
     let link: FdLink = link.into();
-    link.pin(pin_path(&format!("link-{prog}"))).map_err(|e| GuardError::Maps(format!("pinning {prog}: {e}")))?;
-    Ok(())
+    let id = link.info().map_err(|e| GuardError::Load(format!("{prog}'s link: {e}")))?.id();
+    link.pin(link_pin(prog)).map_err(|e| GuardError::Maps(format!("pinning {prog}: {e}")))?;
+    Ok(id)
 }
 
-fn program_pin(prog: &str) -> PathBuf {
+pub(super) fn program_pin(prog: &str) -> PathBuf {
     pin_path(&format!("prog-{prog}"))
+}
+
+pub(super) fn link_pin(prog: &str) -> PathBuf {
+    pin_path(&format!("link-{prog}"))
 }
 
 /// Hook runs the kernel skipped, each of which let its operation through
@@ -344,20 +357,15 @@ pub struct Counts {
 
 /// Read-only: a sealed guard lets its counters be opened for nothing else.
 pub fn counts() -> Result<Counts, GuardError> {
-    let sum = |name: &str, slot: u32| -> Result<u64, GuardError> {
-        let failed = |e: &dyn std::fmt::Display| GuardError::Maps(format!("{name}: {e}"));
-        let fd = super::seal::obj_get(&pin_path(name), true).map_err(|e| failed(&e))?;
-        let map = MapData::from_fd(fd).map_err(|e| failed(&e))?;
-        let array: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(map)).map_err(|e| failed(&e))?;
-        Ok(array.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0))
-    };
+    let open = |name: &str| pin::counters(&pin_path(name)).map_err(|e| GuardError::Maps(format!("{name}: {e}")));
+    let (decisions, lost_map) = (open("GUARD_COUNTS")?, open("GUARD_LOST")?);
     Ok(Counts {
-        allowed: sum("GUARD_COUNTS", decision::ALLOWED)?,
-        denied: sum("GUARD_COUNTS", decision::DENIED)?,
-        would_deny: sum("GUARD_COUNTS", decision::WOULD_DENY)?,
-        lost: sum("GUARD_LOST", lost::LOG)?,
+        allowed: pin::counter(&decisions, decision::ALLOWED),
+        denied: pin::counter(&decisions, decision::DENIED),
+        would_deny: pin::counter(&decisions, decision::WOULD_DENY),
+        lost: pin::counter(&lost_map, lost::LOG),
         skipped: skipped_runs(),
-        refused: sum("GUARD_COUNTS", decision::REFUSED)?,
+        refused: pin::counter(&decisions, decision::REFUSED),
     })
 }
 

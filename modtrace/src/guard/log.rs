@@ -27,15 +27,52 @@ pub fn follow() -> anyhow::Result<()> {
         .transpose()
         .context("connecting to the journal")?
         .map(|j| j.with_syslog_identifier(JOURNAL_TAG.to_string()));
-    let mut logger = Logger { ring: WatchedRing::open("GUARD_LOG"), describer: SystemDescriber::new(), journal };
+    let ring = WatchedRing::open("GUARD_LOG");
+    let mut logger = Logger { ring, describer: SystemDescriber::new(), journal, tally: Tally::default() };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(logger.run())
+    runtime.block_on(logger.run())?;
+    eprintln!("{}", logger.tally.closing());
+    Ok(())
 }
 
 struct Logger {
     ring: WatchedRing,
     describer: SystemDescriber,
     journal: Option<systemd_journal_logger::JournalLog>,
+    tally: Tally,
+}
+
+/// What the logger wrote and lost, as the tracer counts its own.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    logged: u64,
+    /// Decisions its ring could not hold (the guard counts them), and how
+    /// many of those were said already.
+    lost: u64,
+    lost_said: u64,
+    undecodable: u64,
+}
+
+impl Tally {
+    /// A warning when more were lost since the last one.
+    fn news(&mut self, lost: u64) -> Option<String> {
+        self.lost = lost;
+        if lost <= self.lost_said {
+            return None;
+        }
+        let new = lost - std::mem::replace(&mut self.lost_said, lost);
+        Some(format!(
+            "modtrace: warning: {new} of the guard's decisions were lost before the logger read them (its ring was \
+             full), {lost} since it started: the journal misses them, the guard's counts (modtrace guard status) do not"
+        ))
+    }
+
+    fn closing(&self) -> String {
+        format!(
+            "modtrace: guard log: {} decisions logged; lost {} (its ring was full), undecodable {}",
+            self.logged, self.lost, self.undecodable
+        )
+    }
 }
 
 impl Logger {
@@ -54,6 +91,9 @@ impl Logger {
             let items = self.ring.drain();
             self.emit_items(&items);
             if look || stop {
+                if let Some(warning) = self.tally.news(self.ring.lost()) {
+                    eprintln!("{warning}");
+                }
                 // The watch goes before an old ring's descriptor can close.
                 drop(ready.take());
                 if let Some(old) = self.ring.refind() {
@@ -64,6 +104,7 @@ impl Logger {
                 ready = self.watch()?;
             }
             if stop {
+                self.tally.news(self.ring.lost());
                 return Ok(());
             }
         }
@@ -75,9 +116,13 @@ impl Logger {
 
     fn emit_items(&mut self, items: &[Vec<u8>]) {
         for item in items {
-            let Ok(d) = decision::decode(item) else { continue };
+            let Ok(d) = decision::decode(item) else {
+                self.tally.undecodable += 1;
+                continue;
+            };
             let rec = decision::record(&d, &mut self.describer);
             emit(self.journal.as_ref(), &rec);
+            self.tally.logged += 1;
         }
     }
 }
@@ -130,6 +175,19 @@ pub fn journal_fields(rec: &decision::GuardRecord) -> Vec<(&'static str, String)
 mod tests {
     use super::*;
     use crate::testutil::in_cgroup;
+
+    #[test]
+    fn the_logger_warns_once_per_new_loss_and_sums_up() {
+        let mut t = Tally::default();
+        assert_eq!(t.news(0), None);
+        let w = t.news(3).unwrap();
+        assert!(w.starts_with("modtrace: warning: 3 of the guard's decisions were lost"), "{w}");
+        assert!(w.contains(", 3 since it started"), "{w}");
+        assert_eq!(t.news(3), None, "said already");
+        assert!(t.news(5).unwrap().contains("warning: 2 of the guard's decisions were lost"));
+        (t.logged, t.undecodable) = (40, 1);
+        assert_eq!(t.closing(), "modtrace: guard log: 40 decisions logged; lost 5 (its ring was full), undecodable 1");
+    }
 
     #[test]
     fn journal_entries_carry_the_decision_and_the_requester_as_fields() {

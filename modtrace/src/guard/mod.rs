@@ -3,20 +3,22 @@
 //!
 //! policy (what the profile allows) -> encode (map entries of one generation)
 //! -> kernel (load, pin, swap generations, counters); control (start,
-//! refresh, stop), status, and log (decisions to the journal). What the programs
+//! refresh, stop), liveness (what the kernel says is attached), status, and
+//! log (decisions to the journal). What the programs
 //! decide is decoded by the trace stage (`trace::decision`), beside the
 //! tracer's own events.
 
 pub mod control;
 pub mod encode;
 pub mod kernel;
+pub mod liveness;
 pub mod log;
 pub mod policy;
 pub mod refresh;
 pub mod seal;
 pub mod status;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -47,6 +49,10 @@ pub struct State {
     pub modules: usize,
     pub aliases: usize,
     pub files: usize,
+    /// Each program's link id, by program (absent in the state of an older
+    /// modtrace): a sealed guard's links cannot be opened, only listed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, u32>,
 }
 
 /// The allowed set of the running kernel for `profile`: what generate and lock
@@ -92,12 +98,21 @@ pub fn remove_state() {
     let _ = std::fs::remove_file(STATE_FILE);
 }
 
-/// One line on the guard for `check`: None when none is pinned under `pin_dir`.
+/// One line on the guard for `check`, from its pins (`guard status` asks the
+/// kernel): None when none is pinned under `pin_dir` and no start is left undone.
 pub fn summary(pin_dir: &Path, state_file: &Path) -> Option<String> {
-    if !pin_dir.join("GUARD_CONFIG").exists() {
+    let state = std::fs::read_to_string(state_file).ok().and_then(|t| serde_json::from_str::<State>(&t).ok());
+    if !pin_dir.join("GUARD_CONFIG").exists() && state.is_none() {
         return None;
     }
-    let state = std::fs::read_to_string(state_file).ok().and_then(|t| serde_json::from_str::<State>(&t).ok());
+    let unpinned: Vec<&str> =
+        kernel::PROGRAMS.iter().map(|(p, _)| *p).filter(|p| !pin_dir.join(format!("link-{p}")).exists()).collect();
+    if !unpinned.is_empty() {
+        return Some(format!(
+            "detached behind modtrace's back: no link pin for {} (modtrace guard status)",
+            unpinned.join(", ")
+        ));
+    }
     Some(match state {
         Some(s) => format!(
             "{} since {}, from {} ({} modules allowed)",
@@ -122,6 +137,11 @@ mod tests {
         std::fs::create_dir_all(&pins).unwrap();
         assert_eq!(summary(&pins, &state_file), None, "nothing pinned: not running");
         std::fs::write(pins.join("GUARD_CONFIG"), b"").unwrap();
+        let detached = summary(&pins, &state_file).unwrap();
+        assert!(detached.starts_with("detached behind modtrace's back: no link pin for guard_request, "), "{detached}");
+        for (prog, _) in kernel::PROGRAMS {
+            std::fs::write(pins.join(format!("link-{prog}")), b"").unwrap();
+        }
         assert!(summary(&pins, &state_file).unwrap().contains("mode unknown"));
         let state = State {
             mode: Mode::Enforce,
@@ -134,12 +154,16 @@ mod tests {
             modules: 14,
             aliases: 90,
             files: 13,
+            links: BTreeMap::new(),
         };
         std::fs::write(&state_file, serde_json::to_string(&state).unwrap()).unwrap();
         assert_eq!(
             summary(&pins, &state_file).unwrap(),
             "enforce since 2026-12-01T20:00:00Z, from /var/lib/modtrace/profile.json (14 modules allowed)"
         );
+        // Every pin removed, the state of its start left: detached, not absent.
+        std::fs::remove_dir_all(&pins).unwrap();
+        assert!(summary(&pins, &state_file).unwrap().contains("no link pin for guard_request, guard_read_file"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

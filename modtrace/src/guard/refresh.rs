@@ -169,6 +169,7 @@ mod tests {
             modules: 2,
             aliases: 4,
             files: 2,
+            links: Default::default(),
         }
     }
 

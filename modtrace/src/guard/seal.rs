@@ -5,10 +5,8 @@
 //! writable handle on the guard, unpin it or unmount it; the refusals are
 //! counted in the guard's counters and reported on its decision rings.
 
-use std::ffi::CString;
 use std::fs;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -21,10 +19,11 @@ use modtrace_common::seal::{access, object, SealConfig, SealObject, SealOffsets}
 
 use super::kernel::{self, GuardError, PIN_DIR};
 use super::policy::kernel_dev;
+use crate::loader::pin::{self, obj_get};
 use crate::loader::btf;
 
 /// (program, LSM hook).
-const PROGRAMS: &[(&str, &str)] = &[
+pub(super) const PROGRAMS: &[(&str, &str)] = &[
     ("seal_bpf", "bpf"),
     ("seal_inode_permission", "inode_permission"),
     ("seal_inode_unlink", "inode_unlink"),
@@ -56,11 +55,13 @@ pub fn access_of(pin: &str) -> u32 {
 }
 
 /// Attaches the seal's programs to the loaded guard `ebpf` (its programs
-/// attached and pinned already), fills the seal's maps, then seals.
-pub fn seal(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), GuardError> {
+/// attached and pinned already), fills the seal's maps, then seals. Returns
+/// each seal program's link id.
+pub fn seal(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<Vec<(String, u32)>, GuardError> {
+    let mut links = Vec::new();
     for (prog, hook) in PROGRAMS {
         let program = kernel::load_lsm(ebpf, prog, hook, kernel_btf)?;
-        kernel::attach_pinned(program, prog, hook)?;
+        links.push((prog.to_string(), kernel::attach_pinned(program, prog, hook)?));
     }
     let objects = objects(ebpf)?;
     let inodes = pin_inodes()?;
@@ -69,7 +70,8 @@ pub fn seal(ebpf: &mut Ebpf, kernel_btf: &aya::Btf) -> Result<(), GuardError> {
         return Err(GuardError::Maps(format!("no mount of {PIN_DIR} in /proc/self/mountinfo")));
     }
     let config = config(offsets(Path::new(btf::VMLINUX_BTF))?)?;
-    write(ebpf, &objects, &inodes, &mounts, config)
+    write(ebpf, &objects, &inodes, &mounts, config)?;
+    Ok(links)
 }
 
 /// The ids of the guard's programs, of every map they use, and of the links
@@ -186,34 +188,9 @@ pub fn mount_chain(mountinfo: &str, path: &Path) -> Vec<u32> {
     chain
 }
 
-const BPF_OBJ_GET: libc::c_long = 7;
-const BPF_F_RDONLY: u32 = 1 << 3;
-
-/// bpf(BPF_OBJ_GET) of a pin, read-only if asked (aya opens pins read-write,
-/// which a sealed guard refuses for its counters).
-pub fn obj_get(path: &Path, read_only: bool) -> io::Result<OwnedFd> {
-    #[repr(C)]
-    struct ObjGet {
-        pathname: u64,
-        bpf_fd: u32,
-        file_flags: u32,
-    }
-    let name = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let file_flags = if read_only { BPF_F_RDONLY } else { 0 };
-    let attr = ObjGet { pathname: name.as_ptr() as u64, bpf_fd: 0, file_flags };
-    // SAFETY: attr and the name it points to outlive the call; the size is attr's.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, &attr as *const ObjGet, size_of::<ObjGet>()) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: BPF_OBJ_GET returned a new descriptor, ours alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
 /// A `key` line's number in this process's fdinfo of `fd`.
 fn fdinfo_id(fd: &OwnedFd, key: &str) -> Option<u32> {
-    let text = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
-    text.lines().find_map(|l| l.strip_prefix(key)).and_then(|n| n.trim().parse().ok())
+    pin::fdinfo_field(&pin::fdinfo(fd).ok()?, key)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod btf;
 pub mod early;
 pub mod folds;
 pub mod handover;
+pub mod pin;
 pub mod preflight;
 pub mod skipped;
 pub mod tracefs;

@@ -5,12 +5,13 @@ use std::mem::size_of;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
-use aya::maps::{Map, MapData, MapInfo, RingBuf};
+use aya::maps::{Map, MapData, MapInfo, PerCpuArray, RingBuf};
 
-use modtrace_common::guard::{decision, hook, mode, GuardEvent};
+use modtrace_common::guard::{decision, hook, lost, mode, GuardEvent};
 use modtrace_common::seal::{cmd, op};
 use serde::Serialize;
 
+use crate::loader::pin;
 use crate::trace::attribute::Describe;
 use crate::trace::decode::{cstr, task, DecodeError};
 use crate::trace::event::{Process, Task};
@@ -30,40 +31,100 @@ fn pinned_id(name: &str) -> Option<u32> {
 }
 
 /// The pinned ring and its own map id (read from the map opened, so that a
-/// guard replaced meanwhile cannot pair one guard's id with another's ring).
-fn open_pinned(name: &str) -> Option<(u32, RingBuf<MapData>)> {
-    let data = MapData::from_pin(Path::new(GUARD_PIN_DIR).join(name)).ok()?;
+/// guard replaced meanwhile cannot pair one guard's id with another's ring),
+/// with that guard's loss counters when they open (read-only: a sealed guard
+/// allows no more).
+fn open_pinned(name: &str) -> Option<Current> {
+    let dir = Path::new(GUARD_PIN_DIR);
+    let data = MapData::from_pin(dir.join(name)).ok()?;
     let id = data.info().ok()?.id();
-    Some((id, RingBuf::try_from(Map::RingBuf(data)).ok()?))
+    let ring = RingBuf::try_from(Map::RingBuf(data)).ok()?;
+    let lost = pin::counters(&dir.join("GUARD_LOST")).ok();
+    // Both of one guard: none replaced it in between.
+    (pinned_id(name) == Some(id)).then_some(Current { id, ring, lost })
+}
+
+/// The ring a watcher reads now, and its guard's loss counters.
+struct Current {
+    id: u32,
+    ring: RingBuf<MapData>,
+    lost: Option<PerCpuArray<MapData, u64>>,
+}
+
+/// Decisions lost from the rings a watcher read (the kernel counts them per
+/// guard, for every reader of the ring): each ring's count from when the
+/// watcher found it, the last value of each ring it left added in.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LostTally {
+    done: u64,
+    base: u64,
+    now: u64,
+}
+
+impl LostTally {
+    /// The current ring's counter read `now`.
+    pub fn read(&mut self, now: u64) {
+        self.now = now.max(self.now);
+    }
+
+    /// Another ring found, its counter at `base`; the old one's last reading counts.
+    pub fn switch(&mut self, base: u64) {
+        self.done += self.now - self.base;
+        (self.base, self.now) = (base, base);
+    }
+
+    pub fn total(&self) -> u64 {
+        self.done + self.now - self.base
+    }
 }
 
 /// The decision ring `name` ("GUARD_TRACE", "GUARD_LOG") of whichever guard
 /// is pinned: a watcher started before the guard, or running across a stop
 /// and a new start, finds the new guard's ring (`refind`). A policy swap
-/// (start over a running guard, refresh) keeps the ring.
+/// (start over a running guard, refresh) keeps the ring. Decisions the ring
+/// could not hold while watched are counted (`lost`).
 pub struct WatchedRing {
     name: &'static str,
-    /// The ring's map id, and the ring.
-    current: Option<(u32, RingBuf<MapData>)>,
+    /// The ring's slot in the guard's loss counters.
+    slot: u32,
+    current: Option<Current>,
+    lost: LostTally,
+    /// Past the first look (`open`).
+    watching: bool,
 }
 
 impl WatchedRing {
     /// The ring of the guard pinned now, if any.
     pub fn open(name: &'static str) -> WatchedRing {
-        let mut w = WatchedRing { name, current: None };
+        let slot = if name == "GUARD_LOG" { lost::LOG } else { lost::TRACE };
+        let mut w = WatchedRing { name, slot, current: None, lost: LostTally::default(), watching: false };
         w.refind();
+        w.watching = true;
         w
     }
 
     /// The current ring's descriptor, to wait on. A watch on it must be
     /// dropped before `refind`, which may close it.
     pub fn raw_fd(&self) -> Option<RawFd> {
-        self.current.as_ref().map(|(_, r)| r.as_raw_fd())
+        self.current.as_ref().map(|c| c.ring.as_raw_fd())
     }
 
     /// The records the current ring holds now.
     pub fn drain(&mut self) -> Vec<Vec<u8>> {
-        self.current.as_mut().map(|(_, r)| read_all(r)).unwrap_or_default()
+        self.current.as_mut().map(|c| read_all(&mut c.ring)).unwrap_or_default()
+    }
+
+    /// Decisions lost from the rings read so far, since each was found.
+    pub fn lost(&mut self) -> u64 {
+        if let Some(now) = self.lost_now() {
+            self.lost.read(now);
+        }
+        self.lost.total()
+    }
+
+    fn lost_now(&self) -> Option<u64> {
+        let counters = self.current.as_ref()?.lost.as_ref()?;
+        Some(pin::counter(counters, self.slot))
     }
 
     /// Looks for a newer guard's ring. When one is found it becomes current,
@@ -72,11 +133,20 @@ impl WatchedRing {
     /// nothing more comes in.
     pub fn refind(&mut self) -> Option<Vec<Vec<u8>>> {
         let id = pinned_id(self.name)?;
-        if self.current.as_ref().is_some_and(|(current, _)| *current == id) {
+        if self.current.as_ref().is_some_and(|c| c.id == id) {
             return None;
         }
         let opened = open_pinned(self.name)?;
-        let old = self.current.replace(opened).map(|(_, mut old)| read_all(&mut old));
+        // The old ring's last reading.
+        self.lost();
+        // A guard there before the watcher: its losses until now are not the
+        // watcher's. One started while it watched: all of them are.
+        let base = match self.watching {
+            true => 0,
+            false => opened.lost.as_ref().map_or(0, |c| pin::counter(c, self.slot)),
+        };
+        self.lost.switch(base);
+        let old = self.current.replace(opened).map(|mut old| read_all(&mut old.ring));
         Some(old.unwrap_or_default())
     }
 }
@@ -283,6 +353,23 @@ mod tests {
         };
         // SAFETY: repr(C), integers only, explicit padding.
         unsafe { std::slice::from_raw_parts(&ev as *const GuardEvent as *const u8, size_of::<GuardEvent>()) }.to_vec()
+    }
+
+    #[test]
+    fn losses_count_from_when_each_ring_was_found() {
+        let mut t = LostTally::default();
+        t.switch(10);
+        assert_eq!(t.total(), 0, "lost before the watcher came: not its own");
+        t.read(15);
+        assert_eq!(t.total(), 5);
+        // A stop and a new start: the old ring's last reading stays counted.
+        t.read(17);
+        t.switch(0);
+        assert_eq!(t.total(), 7);
+        t.read(3);
+        assert_eq!(t.total(), 10);
+        t.read(2);
+        assert_eq!(t.total(), 10, "a counter never goes back");
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub struct Summary {
     pub ended_by: &'static str,
     /// Events of the probes the initramfs started, when this run took them over.
     pub from_initramfs: Option<u64>,
+    /// The guard's decisions lost while this run read them: its ring was full
+    /// (counted by the guard's programs) or a record did not decode.
+    pub guard_lost: u64,
+    pub guard_undecodable: u64,
 }
 
 /// Attached probes plus everything that turns their bytes into records.
@@ -79,6 +83,8 @@ struct Flow {
     guard: WatchedRing,
     /// Where guard decisions go; None: they are read and dropped.
     guard_sink: Option<Box<dyn FnMut(&GuardRecord)>>,
+    /// Guard records that did not decode.
+    guard_undecodable: u64,
     /// Own events before this instant are dropped: the early probes gave them
     /// (both were attached then). 0 when nothing was taken over.
     own_from_ns: u64,
@@ -131,6 +137,7 @@ impl Tracer {
             uevents,
             guard,
             guard_sink: None,
+            guard_undecodable: 0,
             own_from_ns: if took_early { cut_ns } else { 0 },
         };
         // Decisions taken before this trace began are not its to show.
@@ -197,6 +204,8 @@ impl Tracer {
         d.skipped_results = kernel.skipped.results + before.skipped.results;
         d.lost_repeats = kernel.repeats_lost + before.repeats_lost;
         summary.folded_pending = kernel.folded_pending;
+        summary.guard_lost = self.flow.guard.lost();
+        summary.guard_undecodable = self.flow.guard_undecodable;
         Ok(summary)
     }
 
@@ -289,7 +298,10 @@ impl Flow {
 
     fn show_decisions(&mut self, items: &[Vec<u8>]) {
         for item in items {
-            let Ok(d) = guard_decision::decode(item) else { continue };
+            let Ok(d) = guard_decision::decode(item) else {
+                self.guard_undecodable += 1;
+                continue;
+            };
             if let Some(sink) = self.guard_sink.as_mut() {
                 sink(&guard_decision::record(&d, &mut self.describer));
             }

@@ -59,7 +59,14 @@ pub fn closing(s: &Summary) -> Said {
             d.blocking()
         ));
     }
-    let undecodable = d.undecodable_requests + d.undecodable_loads + d.undecodable_failures;
+    if s.guard_lost > 0 {
+        said.err(format!(
+            "modtrace: warning: {} of the guard's decisions were lost (its ring for modtrace trace was full): \
+             the guard counted them all (modtrace guard status), and guard log had its own ring",
+            s.guard_lost
+        ));
+    }
+    let undecodable = d.undecodable_requests + d.undecodable_loads + d.undecodable_failures + s.guard_undecodable;
     if undecodable > 0 {
         said.err(format!(
             "modtrace: warning: {undecodable} kernel records could not be decoded (modtrace binary and programs disagree)"
@@ -69,23 +76,28 @@ pub fn closing(s: &Summary) -> Said {
 }
 
 /// `modtrace: N events (HOW); lost L (requests a, loads b, failures c, ...);
-/// lost loads and requests: B; repeats folded and not yet reported: F`
+/// lost loads and requests: B; repeats folded and not yet reported: F;
+/// guard decisions lost: G (undecodable U)`
 pub fn summary_line(s: &Summary) -> String {
     let d = &s.drops;
     format!(
-        "modtrace: {} events ({}); lost {} ({}); lost loads and requests: {}; repeats folded and not yet reported: {}",
+        "modtrace: {} events ({}); lost {} ({}); lost loads and requests: {}; repeats folded and not yet reported: {}; \
+         guard decisions lost: {} (undecodable {})",
         s.records,
         s.ended_by,
         d.total(),
         d.describe(),
         d.blocking(),
-        s.folded_pending
+        s.folded_pending,
+        s.guard_lost,
+        s.guard_undecodable
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::said::Stream;
     use crate::trace::drops::Drops;
 
     #[test]
@@ -101,14 +113,27 @@ mod tests {
             lost_repeats: 4,
             ..Drops::default()
         };
-        let s = Summary { records: 9, drops, folded_pending: 5, ended_by: "SIGINT", from_initramfs: None };
+        let s = Summary {
+            records: 9,
+            drops,
+            folded_pending: 5,
+            ended_by: "SIGINT",
+            from_initramfs: None,
+            guard_lost: 12,
+            guard_undecodable: 0,
+        };
         assert_eq!(
             summary_line(&s),
             "modtrace: 9 events (SIGINT); lost 71 (requests 0, loads 0, failures 40, unreadable aliases 1, \
              unreadable module names 0, results without their call 2, requests evicted 3, \
              untrusted requests evicted 8, undecodable 0, \
              skipped requests 0, skipped loads 6, skipped results 7, repeats 4); \
-             lost loads and requests: 10; repeats folded and not yet reported: 5"
+             lost loads and requests: 10; repeats folded and not yet reported: 5; \
+             guard decisions lost: 12 (undecodable 0)"
         );
+        let said = closing(&s);
+        assert!(said.text(Stream::Err).contains("warning: 12 of the guard's decisions were lost"));
+        let none = Summary { guard_lost: 0, ..s };
+        assert!(!closing(&none).text(Stream::Err).contains("guard's decisions"));
     }
 }

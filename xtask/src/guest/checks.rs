@@ -117,6 +117,10 @@ const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("guard_log_carries_the_refusals", guard::log_carries_the_refusals),
     ("guard_watchers_follow_the_guard", guard::watchers_follow_the_guard),
     ("guard_cost_of_a_decision_measured", guard::cost_of_a_decision_measured),
+    ("guard_status_says_enforcing_when_attached", liveness::status_says_enforcing_when_attached),
+    ("guard_detached_behind_the_back_is_reported", liveness::detached_behind_the_back_is_reported),
+    ("guard_trace_counts_lost_decisions", liveness::trace_counts_lost_decisions),
+    ("guard_log_counts_what_it_logged_and_lost", liveness::log_counts_what_it_logged_and_lost),
     // learning from early boot (tests/guest/early.sh)
     ("early_probes_pinned_and_taken_over", early::probes_pinned_and_taken_over),
     ("early_loads_learned_with_causes", early::loads_learned_with_causes),
@@ -541,6 +545,7 @@ mod flood;
 mod guard;
 mod kthread;
 mod learn;
+mod liveness;
 mod preload;
 mod netns;
 mod seal;

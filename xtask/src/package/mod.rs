@@ -519,12 +519,28 @@ fn units_and_hook_call_the_packaged_binary(facts: &Facts) -> Result<(), String> 
     if execs.is_empty() || execs.iter().any(|l| !l.contains(&format!("={BINARY} guard "))) {
         return Err(format!("the guard unit runs {execs:?}, not {BINARY} guard"));
     }
+    guard_start_failure_fails_the_unit(&guard)?;
     let hook = fs::read_to_string(facts.in_root(KERNEL_HOOK)).map_err(|e| format!("{KERNEL_HOOK}: {e}"))?;
     if !hook.contains(&format!(":-{BINARY}}}")) {
         return Err(format!("the kernel hook does not default to {BINARY}"));
     }
     if !facts.entries.iter().any(|e| e.path == BINARY) {
         return Err(format!("{BINARY} is not in the package"));
+    }
+    Ok(())
+}
+
+/// A `guard start` that fails must fail the guard unit (`systemctl --failed`):
+/// it runs as ExecStartPre= without the `-` that would ignore its status,
+/// before the logger (ExecStart=), which systemd then never starts.
+pub fn guard_start_failure_fails_the_unit(unit: &str) -> Result<(), String> {
+    let pre = unit.lines().find_map(|l| l.strip_prefix("ExecStartPre=")).ok_or("the guard unit has no ExecStartPre=")?;
+    let prefixes: String = pre.chars().take_while(|c| !c.is_alphanumeric() && *c != '/').collect();
+    if !pre.contains(" guard start ") || prefixes.contains('-') {
+        return Err(format!("the guard unit's ExecStartPre={pre} would not fail the unit when guard start fails"));
+    }
+    if !unit.lines().any(|l| l.starts_with("ExecStart=") && l.ends_with(" guard log")) {
+        return Err("the guard unit's ExecStart= is not the logger (guard log)".into());
     }
     Ok(())
 }

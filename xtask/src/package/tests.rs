@@ -162,3 +162,14 @@ fn lintian_errors_and_warnings_count_information_does_not() {
     );
     assert!(lintian_problems("I: modtrace: no-md5sums-control-file\n").is_empty());
 }
+
+#[test]
+fn a_failed_guard_start_fails_the_shipped_unit() {
+    let unit = include_str!("../../../packaging/systemd/modtrace-guard.service");
+    guard_start_failure_fails_the_unit(unit).unwrap();
+    let ignored = unit.replace("ExecStartPre=/usr/sbin", "ExecStartPre=-/usr/sbin");
+    assert!(guard_start_failure_fails_the_unit(&ignored).unwrap_err().contains("would not fail the unit"));
+    let no_logger = unit.replace("ExecStart=/usr/sbin/modtrace guard log", "ExecStart=/bin/true");
+    assert!(guard_start_failure_fails_the_unit(&no_logger).is_err());
+    assert!(guard_start_failure_fails_the_unit("[Service]\nExecStart=/usr/sbin/modtrace guard log\n").is_err());
+}

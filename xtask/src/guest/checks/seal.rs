@@ -126,8 +126,9 @@ pub fn refusals_counted_in_status(f: &Facts) -> Result<(), String> {
     ok(f, "seal-status")?;
     let out = f.output.text("seal-status.stdout")?;
     let says = |words: &str| out.contains(words);
-    if !says("mode enforce, sealed until the next boot") || !says("attempt(s) to undo the guard refused") {
-        return Err(format!("guard status does not say sealed:\n{out}"));
+    let refusals = says("attempt(s) to undo the guard refused");
+    if !says("guard enforcing: mode enforce, sealed until the next boot") || !refusals {
+        return Err(format!("guard status does not say sealed and enforcing:\n{out}"));
     }
     ok(f, "seal-status-json")?;
     let json = f.output.text("seal-status-json.stdout")?;
@@ -137,6 +138,10 @@ pub fn refusals_counted_in_status(f: &Facts) -> Result<(), String> {
     let floor = UNDO.len() as u64 - 1;
     if v["sealed"] != Value::Bool(true) || refused < floor {
         return Err(evidence(&format!("not sealed, or fewer than {floor} refusals counted"), &v));
+    }
+    // Its links, which cannot be opened, found by the ids recorded at start.
+    if v["attached"] != Value::Bool(true) || v["active"] != Value::Bool(true) {
+        return Err(evidence("the sealed guard's links are not all found attached", &v));
     }
     Ok(())
 }
@@ -207,7 +212,7 @@ pub mod fixture {
         ];
         let ids = (1..=12).map(|i| format!("map {i} errno=1")).chain((1..=10).map(|i| format!("prog {i} errno=1")));
         let ids: Vec<String> = ids.chain((1..=10).map(|i| format!("link {i} errno=1"))).collect();
-        let status = json!({"active": true, "sealed": true, "generation": 1,
+        let status = json!({"active": true, "attached": true, "sealed": true, "generation": 1,
                             "decisions": {"allowed": 2, "denied": 2, "would_deny": 0, "lost": 0, "refused": 41}});
         let texts = vec![
             ("seal-complain.stderr", "modtrace: error: --sealed needs --mode enforce: a guard that ...".to_string()),
@@ -215,7 +220,7 @@ pub mod fixture {
             ("seal-modes", "700 /sys/fs/bpf/modtrace/guard\n700 /sys/fs/bpf/modtrace".into()),
             ("seal-refresh.stdout", "modtrace: the guard is sealed: the new policy applies from the next boot".into()),
             ("seal-ids", ids.join("\n")),
-            ("seal-status.stdout", "modtrace: guard active, mode enforce, sealed until the next boot, since x\n\
+            ("seal-status.stdout", "modtrace: guard enforcing: mode enforce, sealed until the next boot, since x\n\
               sealed: 41 attempt(s) to undo the guard refused (journalctl -t modtrace-guard)".into()),
             ("seal-status-json.stdout", status.to_string()),
             ("seal-log.jsonl", log.join("\n")),
@@ -293,8 +298,10 @@ mod tests {
         });
         let unsealed = r#"{"active": true, "sealed": false, "decisions": {"refused": 41}}"#;
         expect_failure("seal_refusals_counted_in_status", set("seal-status-json.stdout", unsealed));
-        let uncounted = r#"{"active": true, "sealed": true, "decisions": {"refused": 3}}"#;
+        let uncounted = r#"{"active": true, "attached": true, "sealed": true, "decisions": {"refused": 3}}"#;
         expect_failure("seal_refusals_counted_in_status", set("seal-status-json.stdout", uncounted));
+        let unknown = r#"{"active": false, "attached": null, "sealed": true, "decisions": {"refused": 41}}"#;
+        expect_failure("seal_refusals_counted_in_status", set("seal-status-json.stdout", unknown));
         expect_failure("seal_refusals_logged_with_who", |s| {
             let log = &mut s.iter_mut().find(|(n, _)| n == "seal-log.jsonl").unwrap().1;
             *log = log.lines().filter(|l| !l.contains("\"umount\"")).collect::<Vec<_>>().join("\n");

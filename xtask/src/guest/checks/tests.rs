@@ -594,7 +594,9 @@ const GUARD_EXIT_CODES: &str = "guard-status-before 3\nguard-start-complain 0\ng
     guard-status-json 0\nguard-trace 0\nguard-cost-allowed 0\nguard-cost-refused 0\nguard-stop 0\n\
     guard-status-after 3\nguard-after-autoload 0\nguard-after-outside-loaded 0\n\
     guard-cost-allowed-unguarded 0\nguard-cost-renamed-unguarded 0\nguard-log 0\nguard-refresh 0\n\
-    guard-restart-stop 0\nguard-restart-start 0\nguard-restart-autoload 1";
+    guard-restart-stop 0\nguard-restart-start 0\nguard-restart-autoload 1\nguard-status-complain 0\n\
+    guard-lose-spam 0\nguard-lost-counters 0\nguard-detach-bpftool 255\nguard-status-after-bpftool 0\n\
+    guard-status-detached 4\nguard-status-detached-json 4\nguard-detached-renamed-loaded 0";
 
 fn guard_decision(kind: &str, hook: &str, mode: &str, comm: &str, what: Value) -> Value {
     let mut r = json!({
@@ -622,15 +624,37 @@ fn guard_decisions() -> Vec<Value> {
     ]
 }
 
+/// Refusals of the lost-decisions flood that the trace did read.
+fn lost_flood(n: usize) -> Vec<Value> {
+    let refusal = |i| guard_decision("guard_denied", "request", "enforce", "modtrace-guest", json!({"alias": format!("fs-mtlost{i}")}));
+    (0..n).map(refusal).collect()
+}
+
 fn guard_sections() -> Vec<(String, String)> {
     let lines = |v: Vec<Value>| v.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
-    let status_json = json!({"active": true, "state": {"mode": "enforce", "profile": sc::PROFILE}, "generation": 2,
+    let status_json = json!({"active": true, "attached": true, "detached": [], "lsm_active": true,
+        "state": {"mode": "enforce", "profile": sc::PROFILE}, "generation": 2,
         "decisions": {"allowed": 3, "denied": 4, "would_deny": 1, "lost": 0, "skipped": 0}});
+    let detached_json = json!({"active": false, "attached": false, "detached": ["guard_read_file"], "lsm_active": true,
+        "state": {"mode": "enforce", "profile": sc::PROFILE}, "generation": 3});
+    let since = format!("since 2026-12-01T20:42:17Z, profile {} (kernel 6.1.0-57-amd64): 12 modules allowed", sc::PROFILE);
+    // Without BTF bpftool dumps bytes; with it, numbers: both are read.
+    let counters = json!([{"key": ["0x00", "0x00", "0x00", "0x00"], "values": [{"cpu": 0, "value": ["0x00", "0x00"]}]},
+        {"key": 1, "values": [{"cpu": 0, "value": 30}, {"cpu": 1, "value": 12}]}]);
     let texts = [
-        ("guard-trace.jsonl", lines(guard_decisions())),
+        ("guard-trace.jsonl", lines(guard_decisions().into_iter().chain(lost_flood(40)).collect())),
         ("guard-log.jsonl", lines(guard_decisions())),
         ("guard-status-before.stdout", "modtrace: the guard is not running".to_string()),
-        ("guard-status.stdout", format!("modtrace: guard active, mode enforce, since 2026-12-01T20:42:17Z, profile {} (kernel 6.1.0-57-amd64): 12 modules allowed (12 files, 22 request names), init_module not allowed\ndecisions: 3 allowed, 4 denied, 1 would deny; 0 lost (never logged); 0 skipped by the kernel (let through undecided)", sc::PROFILE)),
+        ("guard-status.stdout", format!("modtrace: guard enforcing: mode enforce, {since} (12 files, 22 request names), init_module not allowed\ndecisions: 3 allowed, 4 denied, 1 would deny; 0 lost (never logged); 0 skipped by the kernel (let through undecided)")),
+        ("guard-status-complain.stdout", format!("modtrace: guard complaining: mode complain, {since}")),
+        ("guard-status-after-bpftool.stdout", format!("modtrace: guard enforcing: mode enforce, {since}")),
+        ("guard-status-detached.stdout", format!("modtrace: guard detached (guard_read_file not attached): mode enforce, {since}")),
+        ("guard-status-detached.stderr", "modtrace: warning: the guard was detached behind modtrace's back (its links unpinned or released, not by `modtrace guard stop`): guard_read_file not attached, so it decides only in part; start it again: modtrace guard start --mode enforce".to_string()),
+        ("guard-status-detached-json.stdout", detached_json.to_string()),
+        ("guard-lose-spam.stdout", "spam-distinct-requests: pid=700 processes=4 attempts=80 failed=80 seconds=2.0".to_string()),
+        ("guard-lost-counters.stdout", counters.to_string()),
+        ("guard-trace.stderr", "modtrace: 9 events (SIGINT); lost 0 (requests 0); lost loads and requests: 0; repeats folded and not yet reported: 0; guard decisions lost: 42 (undecodable 0)".to_string()),
+        ("guard-log.stderr", "modtrace: guard log: 8 decisions logged; lost 0 (its ring was full), undecodable 0".to_string()),
         ("guard-status-json.stdout", status_json.to_string()),
         ("guard-stop.stdout", "modtrace: guard stopped: its programs are detached and /sys/fs/bpf/modtrace/guard is removed".to_string()),
         ("guard-cost-allowed.stdout", "finit-loop: file=/lib/modules/k/kernel/fs/fat/vfat.ko count=1000 errors=17:1000 micros_per_call=5601.2".to_string()),
@@ -1419,6 +1443,37 @@ fn every_guard_check_can_fail() {
     expect_failure("guard_cost_of_a_decision_measured", f, |r| r.replace("guard-cost-refused.stdout", "errors=1:1000", "errors=1:999,17:1"));
     expect_failure("guard_cost_of_a_decision_measured", f, |r| r.replace("guard-cost-renamed-unguarded.stdout", "errors=17:1000", "errors=1:1000"));
     expect_failure("guard_cost_of_a_decision_measured", f, |r| r.section("guard-cost-allowed.stdout").clear());
+}
+
+#[test]
+fn every_guard_liveness_check_can_fail() {
+    let f = false;
+    expect_failure("guard_status_says_enforcing_when_attached", f, |r| r.replace("guard-status-complain.stdout", "guard complaining:", "guard active,"));
+    expect_failure("guard_status_says_enforcing_when_attached", f, |r| r.replace("guard-status.stdout", "guard enforcing:", "guard active,"));
+    expect_failure("guard_status_says_enforcing_when_attached", f, |r| r.replace("guard-status-json.stdout", r#""attached":true"#, r#""attached":null"#));
+    expect_failure("guard_status_says_enforcing_when_attached", f, |r| r.replace("guard-status-json.stdout", r#""lsm_active":true"#, r#""lsm_active":false"#));
+    expect_failure("guard_detached_behind_the_back_is_reported", f, |r| r.set_exit_code("guard-detach-bpftool", 0));
+    expect_failure("guard_detached_behind_the_back_is_reported", f, |r| r.set_exit_code("guard-status-detached", 3));
+    expect_failure("guard_detached_behind_the_back_is_reported", f, |r| r.replace("guard-status-detached.stdout", "guard detached (guard_read_file not attached)", "the guard is not running"));
+    expect_failure("guard_detached_behind_the_back_is_reported", f, |r| r.section("guard-status-detached.stderr").clear());
+    expect_failure("guard_detached_behind_the_back_is_reported", f, |r| r.replace("guard-status-detached-json.stdout", r#"["guard_read_file"]"#, "[]"));
+    expect_failure("guard_detached_behind_the_back_is_reported", f, |r| r.set_exit_code("guard-detached-renamed-loaded", 1));
+    expect_failure("guard_trace_counts_lost_decisions", f, |r| r.replace("guard-trace.stderr", "guard decisions lost: 42", "guard decisions lost: 41"));
+    expect_failure("guard_trace_counts_lost_decisions", f, |r| r.replace("guard-lost-counters.stdout", r#""value":30"#, r#""value":0"#));
+    expect_failure("guard_trace_counts_lost_decisions", f, |r| r.replace("guard-trace.stderr", "; guard decisions lost: 42 (undecodable 0)", ""));
+    expect_failure("guard_trace_counts_lost_decisions", f, |r| r.replace("guard-lose-spam.stdout", "attempts=80", "attempts=90"));
+    expect_failure("guard_log_counts_what_it_logged_and_lost", f, |r| r.replace("guard-log.stderr", "8 decisions logged", "7 decisions logged"));
+    expect_failure("guard_log_counts_what_it_logged_and_lost", f, |r| r.replace("guard-lost-counters.stdout", r#""value":["0x00","0x00"]"#, r#""value":["0x02","0x00"]"#));
+    expect_failure("guard_log_counts_what_it_logged_and_lost", f, |r| r.section("guard-log.stderr").clear());
+}
+
+#[test]
+fn per_cpu_counters_read_with_or_without_btf() {
+    let raw = json!([{"key": ["0x01", "0x00", "0x00", "0x00"], "values": [{"cpu": 0, "value": ["0x2c", "0x01"]}, {"cpu": 1, "value": ["0x01"]}]}]);
+    assert_eq!(super::liveness::per_cpu_sum(&raw, 1), Some(301));
+    assert_eq!(super::liveness::per_cpu_sum(&raw, 0), None);
+    let btf = json!([{"key": 1, "values": [{"cpu": 0, "value": 5}]}]);
+    assert_eq!(super::liveness::per_cpu_sum(&btf, 1), Some(5));
 }
 
 // ---- loads from before learning (issue 21, part 1) ----
