@@ -14,6 +14,7 @@ use crate::check::{self, Check, CheckFn};
 use crate::system::services::Known;
 
 mod deputy;
+mod dracut;
 mod evidence;
 mod guard;
 mod services;
@@ -190,6 +191,8 @@ pub struct Facts {
     pub guard: Option<Boot>,
     /// For a suite with the real services (services.rs): what the host knows.
     pub services: Option<Known>,
+    /// For a suite whose initramfs dracut built (system/dracut.rs): the modules it holds.
+    pub dracut: Option<BTreeSet<String>>,
 }
 
 impl Facts {
@@ -254,7 +257,8 @@ pub fn check_all(facts: &Facts) -> Vec<Check> {
     let deputy = if facts.services.is_some() { &deputy::DEPUTY_CHECKS[..] } else { &[] };
     let evidence = if facts.services.is_some() { &evidence::EVIDENCE_CHECKS[..] } else { &[] };
     let guard = if facts.guard.is_some() { guard::GUARD_CHECKS } else { &[] };
-    [CHECKS, services, deputy, evidence, guard].into_iter().flat_map(|table| check::run(table, facts)).collect()
+    let dracut = if facts.dracut.is_some() { dracut::DRACUT_CHECKS } else { &[] };
+    [CHECKS, services, deputy, evidence, guard, dracut].into_iter().flat_map(|table| check::run(table, facts)).collect()
 }
 
 // ---- both boots ----

@@ -9,10 +9,12 @@
 pub mod base;
 pub mod boot;
 mod checks;
+pub mod dracut;
 pub mod image;
 pub mod initrd;
 pub mod services;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,6 +33,8 @@ use checks::{Boot, Facts, Recorded};
 pub enum Suite {
     Bookworm,
     Trixie,
+    /// trixie with Debian's dracut building the initramfs (system/dracut.rs).
+    Desktop,
 }
 
 impl Suite {
@@ -40,6 +44,7 @@ impl Suite {
         match self {
             Suite::Bookworm => "bookworm",
             Suite::Trixie => "trixie",
+            Suite::Desktop => "desktop",
         }
     }
 
@@ -52,8 +57,13 @@ impl Suite {
     fn kernel(self) -> Series {
         match self {
             Suite::Bookworm => Series::Bookworm,
-            Suite::Trixie => Series::Trixie,
+            Suite::Trixie | Suite::Desktop => Series::Trixie,
         }
+    }
+
+    /// Whether the image's own dracut builds the initramfs (else initrd.rs does).
+    fn uses_dracut(self) -> bool {
+        self == Suite::Desktop
     }
 }
 
@@ -133,7 +143,7 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     }
     fs::create_dir_all(&work)?;
     let mut times = Times::default();
-    let (image, initrd) = build_disk(suite, &kernel, package, guest_tool, options, &work, &mut times)?;
+    let (image, initrd, dracut) = build_disk(suite, &kernel, package, guest_tool, options, &work, &mut times)?;
     let (boot1, guard, boot2) = boot_all(suite, &kernel, &initrd, &image, options, &work, &mut times)?;
     if !options.keep {
         fs::remove_file(&image)?;
@@ -143,7 +153,7 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         true => Some(services::Known { initramfs: initrd::module_names(&kernel)? }),
         false => None,
     };
-    let facts = Facts { lock_point: options.lock_point, boot1, boot2, guard, services: known };
+    let facts = Facts { lock_point: options.lock_point, boot1, boot2, guard, services: known, dracut };
     let results = checks::check_all(&facts);
     times.explained = explained(&facts);
     let boots: Vec<&Boot> =
@@ -160,7 +170,7 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
 }
 
 /// The suite's disk image (the base system, the package, the test's files)
-/// and its initramfs: (image, initrd).
+/// and its initramfs: (image, initrd, the modules of dracut's initramfs).
 fn build_disk(
     suite: Suite,
     kernel: &Kernel,
@@ -169,7 +179,7 @@ fn build_disk(
     options: &Options,
     work: &Path,
     times: &mut Times,
-) -> Result<(PathBuf, PathBuf)> {
+) -> Result<(PathBuf, PathBuf, Option<BTreeSet<String>>)> {
     let base = base::ensure(suite.name())?;
     (times.base, times.base_cached) = (base.elapsed, base.cached);
     let t = Instant::now();
@@ -181,15 +191,21 @@ fn build_disk(
     if suite.has_guard_boot() {
         contents.written.push((image::GUARD_BOOT_MARK, b"modtrace-guard.service, enforce, before boot 2\n".to_vec()));
     }
+    if suite.uses_dracut() {
+        contents.written.push(dracut::modules_load_timeout());
+    }
     image::build(kernel, package, guest_tool, &contents, &root, &image)?;
     times.image = t.elapsed();
     let t = Instant::now();
-    let initrd = initrd::build(kernel, work, &root)?;
+    let (initrd, dracut) = match suite.uses_dracut() {
+        true => dracut::build(kernel, work, &root).map(|b| (b.image, Some(b.modules)))?,
+        false => (initrd::build(kernel, work, &root)?, None),
+    };
     times.initrd = t.elapsed();
     if !options.keep {
         fs::remove_dir_all(&root)?;
     }
-    Ok((image, initrd))
+    Ok((image, initrd, dracut))
 }
 
 /// Boot 1, the guard boot where the suite has one, then boot 2; a boot after

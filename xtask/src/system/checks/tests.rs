@@ -174,6 +174,7 @@ impl Pair {
             boot2: self.boot2.clone(),
             guard: self.guard.clone(),
             services: self.services.clone(),
+            dracut: None,
         }
     }
 
