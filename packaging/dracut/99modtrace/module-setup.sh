@@ -8,12 +8,15 @@
 #   /sys/fs/bpf/modtrace/early, /sys crosses switch_root with them, and the
 #   main system's modtrace-learn.service takes over what they saw.
 # - always: modtrace generate's deny list (/etc/modprobe.d/modtrace-deny.conf)
-#   stays out of the initramfs, which dracut fills with /etc/modprobe.d in
-#   host-only mode. The list is the main system's policy; a copy made for an
-#   older profile or kernel could refuse a driver the root file system needs.
+#   and module list (/etc/modules-load.d/modtrace.conf) stay out of the
+#   initramfs, which dracut fills with /etc/modprobe.d and /etc/modules-load.d
+#   in host-only mode. They are the main system's policy: a deny list made for
+#   an older profile or kernel could refuse a driver the root file system
+#   needs, and the list would make the initramfs load every module the lock
+#   keeps, hiding their real causes from the next learning boot.
 # Enable learning, then run `dracut --force` (or update-initramfs -u) so the next
 # boot is learned from its start; after disabling it, rebuild to take modtrace out.
-# 99: installed after 90kernel-modules, which copies /etc/modprobe.d.
+# 99: installed after 00systemd and 90kernel-modules, which copy those directories.
 
 # Learning is enabled: a link in some .wants/ or .requires/ of /etc (systemctl enable).
 modtrace_learning() {
@@ -38,7 +41,7 @@ depends() {
 
 # called by dracut
 install() {
-    rm -f -- "${initdir:?}/etc/modprobe.d/modtrace-deny.conf"
+    rm -f -- "${initdir:?}/etc/modprobe.d/modtrace-deny.conf" "${initdir:?}/etc/modules-load.d/modtrace.conf"
     modtrace_learning || return 0
     inst_binary /usr/sbin/modtrace
     if dracut_module_included "systemd"; then

@@ -151,13 +151,15 @@ mod module_setup_tests {
         let root = std::env::temp_dir().join(format!("modtrace-dracut-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
         let deny = root.join("initdir/etc/modprobe.d/modtrace-deny.conf");
+        let list = root.join("initdir/etc/modules-load.d/modtrace.conf");
         let other = root.join("initdir/etc/modprobe.d/site.conf");
-        fs::create_dir_all(deny.parent().unwrap()).unwrap();
-        for file in [&deny, &other] {
+        for file in [&deny, &list, &other] {
+            fs::create_dir_all(file.parent().unwrap()).unwrap();
             fs::write(file, "install vfat /bin/false\n").unwrap();
         }
         assert_eq!(install(&root, true), "", "learning is not enabled: nothing installed");
         assert!(!deny.exists(), "the deny list stays out even while learning is off");
+        assert!(!list.exists(), "so does generate's modules-load.d list");
         assert!(other.exists(), "the site's own modprobe.d files stay");
 
         let wants = root.join("etc/systemd/system/sysinit.target.wants");
