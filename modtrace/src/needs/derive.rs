@@ -40,7 +40,13 @@ struct Entry {
     reason: Reason,
     /// Units (with their scope) the need is attributed to.
     units: Vec<(String, Scope)>,
+    /// Loaded in the initramfs: its units are the initramfs's (sysroot.mount).
+    in_initramfs: bool,
 }
+
+/// Why a unit of the initramfs gets no drop-in.
+const INITRAMFS_UNIT: &str =
+    "a unit of the initramfs (its loads were there): drop-ins in /etc/systemd/system order the main system's units";
 
 /// A trigger that only loaded the module as another's dependency, or found it
 /// loaded as one: the module it was needed by carries the need.
@@ -74,6 +80,7 @@ fn entries(profile: &Profile) -> Vec<Entry> {
                         alias: None,
                     },
                     units: Vec::new(),
+                    in_initramfs: false,
                 });
             }
             continue;
@@ -99,6 +106,7 @@ fn entries(profile: &Profile) -> Vec<Entry> {
                     alias: t.alias.clone(),
                 },
                 units: units_of(t),
+                in_initramfs: t.stage.is_some(),
             });
         }
     }
@@ -418,6 +426,10 @@ fn place(profile: &Profile, site: &SitePolicy, target: &Target, e: &Entry, looku
 /// (those a drop-in can be written for; the others are kept with the reason).
 fn add_to_units(e: &Entry, listed: &[(String, Cited)], plan: &mut Plan) {
     for (unit, scope) in &e.units {
+        if e.in_initramfs {
+            plan.other_units.entry(unit.clone()).or_insert_with(|| INITRAMFS_UNIT.to_string());
+            continue;
+        }
         if let Some(why) = drop_in_refusal(unit, scope) {
             plan.other_units.entry(unit.clone()).or_insert(why);
             continue;

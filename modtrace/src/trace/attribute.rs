@@ -207,24 +207,22 @@ fn proc_unit(proc_root: &Path, tgid: u32) -> Option<String> {
 
 /// When the main system's init started (CLOCK_MONOTONIC ns), from systemd's
 /// own record: an event before it happened in the initramfs. None without
-/// systemd, or when systemd ran in the initramfs too (then its start is not
-/// the initramfs's end).
+/// systemd.
 pub fn initramfs_end_ns() -> Option<u64> {
     let out = std::process::Command::new("systemctl")
-        .args(["show", "--property=UserspaceTimestampMonotonic", "--property=InitRDTimestampMonotonic"])
+        .args(["show", "--property=UserspaceTimestampMonotonic"])
         .output()
         .ok()?;
     initramfs_end_from_show(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// The boundary from `systemctl show` output (microseconds).
+/// The boundary from `systemctl show` output (microseconds). With systemd in
+/// the initramfs too (dracut), UserspaceTimestamp is still the main system's
+/// start: the initramfs's systemd hands its own start over as InitRDTimestamp.
 pub fn initramfs_end_from_show(text: &str) -> Option<u64> {
     let value = |key: &str| -> Option<u64> {
         text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')?.trim().parse().ok())
     };
-    if value("InitRDTimestampMonotonic").unwrap_or(0) != 0 {
-        return None;
-    }
     value("UserspaceTimestampMonotonic").filter(|&us| us > 0).map(|us| us * 1000)
 }
 
@@ -373,8 +371,15 @@ mod tests {
     fn the_initramfs_ends_when_the_main_systems_systemd_started() {
         let show = "InitRDTimestampMonotonic=0\nUserspaceTimestampMonotonic=2113445\n";
         assert_eq!(initramfs_end_from_show(show), Some(2_113_445_000));
-        // systemd in the initramfs: its start is the initramfs's, no boundary.
-        assert_eq!(initramfs_end_from_show("InitRDTimestampMonotonic=912000\nUserspaceTimestampMonotonic=1\n"), None);
+        // systemd in the initramfs (dracut): the main system's start is still the end.
+        let dracut = "InitRDTimestampMonotonic=912000\nUserspaceTimestampMonotonic=3207101\n";
+        assert_eq!(initramfs_end_from_show(dracut), Some(3_207_101_000));
+        // A load of the initramfs's udev, 1.5 s in, and one of the main system's, 3.5 s in.
+        let end = initramfs_end_from_show(dracut);
+        assert_eq!(crate::trace::event::stage_at(1_500_000_000, end), Some("initramfs"));
+        assert_eq!(crate::trace::event::stage_at(3_500_000_000, end), None);
+        assert_eq!(crate::trace::event::stage_at(1_500_000_000, None), None);
+        assert_eq!(initramfs_end_from_show("UserspaceTimestampMonotonic=0\n"), None);
         assert_eq!(initramfs_end_from_show(""), None);
     }
 

@@ -236,6 +236,12 @@ pub struct Record {
 /// The stage of an event that happened before the main system's init started.
 pub const INITRAMFS: &str = "initramfs";
 
+/// An event's stage, given when the main system's init started (`initramfs_end_ns`):
+/// "initramfs" before it, none after it or when the start is unknown.
+pub fn stage_at(ts_ns: u64, initramfs_end_ns: Option<u64>) -> Option<&'static str> {
+    initramfs_end_ns.is_some_and(|end| ts_ns < end).then_some(INITRAMFS)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum What {

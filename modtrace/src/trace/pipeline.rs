@@ -357,8 +357,8 @@ fn replay_early(
     let records: Vec<Record> = events
         .into_iter()
         .map(|ev| {
-            let in_initramfs = end.is_some_and(|end| ev.ts_ns < end);
-            Record { stage: in_initramfs.then_some(crate::trace::event::INITRAMFS), ..correlator.handle(ev, &mut describer) }
+            let stage = crate::trace::event::stage_at(ev.ts_ns, end);
+            Record { stage, ..correlator.handle(ev, &mut describer) }
         })
         .collect();
     if !records.is_empty() {

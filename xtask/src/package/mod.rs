@@ -32,6 +32,10 @@ const MAN_DIR: &str = "/usr/share/man/man8";
 const INITRAMFS_HOOK: &str = "/usr/share/initramfs-tools/hooks/modtrace";
 /// The initramfs's script that starts the probes; the system test's initramfs runs it too.
 pub const INITRAMFS_SCRIPT: &str = "/usr/share/initramfs-tools/scripts/init-top/modtrace";
+/// The dracut module: its module-setup.sh, the initramfs's unit (systemd inside) and hook (without).
+const DRACUT_SETUP: &str = "/usr/lib/dracut/modules.d/99modtrace/module-setup.sh";
+const DRACUT_UNIT: &str = "/usr/lib/dracut/modules.d/99modtrace/modtrace-early.service";
+const DRACUT_HOOK: &str = "/usr/lib/dracut/modules.d/99modtrace/modtrace-early.sh";
 
 /// Every file the package must have, with its mode as `dpkg-deb -c` shows it.
 const EXPECTED_FILES: &[(&str, &str)] = &[
@@ -53,6 +57,9 @@ const EXPECTED_FILES: &[(&str, &str)] = &[
     // Learning from the initramfs on (while modtrace-learn.service is enabled).
     (INITRAMFS_HOOK, "-rwxr-xr-x"),
     (INITRAMFS_SCRIPT, "-rwxr-xr-x"),
+    (DRACUT_SETUP, "-rwxr-xr-x"),
+    (DRACUT_UNIT, "-rw-r--r--"),
+    (DRACUT_HOOK, "-rwxr-xr-x"),
 ];
 
 pub fn run(check_it: bool) -> Result<()> {
@@ -520,6 +527,7 @@ fn units_and_hook_call_the_packaged_binary(facts: &Facts) -> Result<(), String> 
         return Err(format!("the guard unit runs {execs:?}, not {BINARY} guard"));
     }
     guard_start_failure_fails_the_unit(&guard)?;
+    dracut_calls_the_packaged_binary(facts)?;
     let hook = fs::read_to_string(facts.in_root(KERNEL_HOOK)).map_err(|e| format!("{KERNEL_HOOK}: {e}"))?;
     if !hook.contains(&format!(":-{BINARY}}}")) {
         return Err(format!("the kernel hook does not default to {BINARY}"));
@@ -541,6 +549,21 @@ pub fn guard_start_failure_fails_the_unit(unit: &str) -> Result<(), String> {
     }
     if !unit.lines().any(|l| l.starts_with("ExecStart=") && l.ends_with(" guard log")) {
         return Err("the guard unit's ExecStart= is not the logger (guard log)".into());
+    }
+    Ok(())
+}
+
+/// The dracut module's unit and scripts run the packaged binary.
+fn dracut_calls_the_packaged_binary(facts: &Facts) -> Result<(), String> {
+    let early = fs::read_to_string(facts.in_root(DRACUT_UNIT)).map_err(|e| format!("{DRACUT_UNIT}: {e}"))?;
+    if !early.lines().any(|l| l == format!("ExecStart=-{BINARY} learn --early")) {
+        return Err(format!("the dracut module's unit does not run {BINARY} learn --early"));
+    }
+    for script in [DRACUT_SETUP, DRACUT_HOOK] {
+        let text = fs::read_to_string(facts.in_root(script)).map_err(|e| format!("{script}: {e}"))?;
+        if !text.contains(BINARY) {
+            return Err(format!("{script} does not name {BINARY}"));
+        }
     }
     Ok(())
 }

@@ -21,12 +21,15 @@ drwxr-xr-x 0/0               0 2026-11-27 00:00 ./usr/
 -rwxr-xr-x 0/0            3100 2026-11-27 00:00 ./lib/systemd/system-generators/modtrace-learn-generator
 -rwxr-xr-x 0/0             900 2026-11-27 00:00 ./usr/share/initramfs-tools/hooks/modtrace
 -rwxr-xr-x 0/0            1100 2026-11-27 00:00 ./usr/share/initramfs-tools/scripts/init-top/modtrace
+-rwxr-xr-x 0/0            2300 2026-11-27 00:00 ./usr/lib/dracut/modules.d/99modtrace/module-setup.sh
+-rw-r--r-- 0/0            1400 2026-11-27 00:00 ./usr/lib/dracut/modules.d/99modtrace/modtrace-early.service
+-rwxr-xr-x 0/0             900 2026-11-27 00:00 ./usr/lib/dracut/modules.d/99modtrace/modtrace-early.sh
 ";
 
 #[test]
 fn contents_parse_into_absolute_paths() {
     let entries = parse_contents(LISTING).unwrap();
-    assert_eq!(entries.len(), 17);
+    assert_eq!(entries.len(), 20);
     assert_eq!(entries[0].path, "/usr");
     assert_eq!(
         entries[1],

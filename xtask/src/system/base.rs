@@ -23,13 +23,27 @@ const INCLUDE: [&str; 5] = ["systemd", "systemd-sysv", "udev", "kmod", "iproute2
 /// (checks/deputy.rs).
 const SERVICES_INCLUDE: [&str; 6] = ["nftables", "wireguard-tools", "udisks2", "polkitd", "libpam-systemd", "dbus"];
 
+/// The desktop suite: trixie whose initramfs Debian's dracut builds (dracut.rs).
+const DESKTOP_INCLUDE: [&str; 1] = ["dracut"];
+
 /// What debootstrap installs for `suite`.
 fn include(suite: &str) -> Vec<&'static str> {
     let mut all = INCLUDE.to_vec();
     if super::services::suite_has_services(suite) {
         all.extend(SERVICES_INCLUDE);
     }
+    if suite == "desktop" {
+        all.extend(DESKTOP_INCLUDE);
+    }
     all
+}
+
+/// The Debian release debootstrap installs for `suite`.
+fn release(suite: &str) -> &str {
+    match suite {
+        "desktop" => "trixie",
+        other => other,
+    }
 }
 /// Removed after debootstrap: not needed to boot, a third of the size.
 const TRIM: [&str; 6] =
@@ -82,7 +96,7 @@ pub fn ensure(suite: &str) -> Result<Base> {
         Command::new("debootstrap")
             .arg(format!("--variant={VARIANT}"))
             .arg(format!("--include={}", include(suite).join(",")))
-            .arg(suite)
+            .arg(release(suite))
             .arg(&staging)
             .arg(&mirror),
     )?;

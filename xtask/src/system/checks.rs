@@ -14,6 +14,7 @@ use crate::check::{self, Check, CheckFn};
 use crate::system::services::Known;
 
 mod deputy;
+mod dracut;
 mod evidence;
 mod guard;
 mod sealed;
@@ -193,6 +194,8 @@ pub struct Facts {
     pub sealed_guard: bool,
     /// For a suite with the real services (services.rs): what the host knows.
     pub services: Option<Known>,
+    /// For a suite whose initramfs dracut built (system/dracut.rs): the modules it holds.
+    pub dracut: Option<BTreeSet<String>>,
 }
 
 impl Facts {
@@ -262,7 +265,9 @@ pub fn check_all(facts: &Facts) -> Vec<Check> {
         (true, false) => guard::REFRESH_CHECKS,
         (true, true) => sealed::SEALED_CHECKS,
     };
-    [CHECKS, services, deputy, evidence, guard, after].into_iter().flat_map(|table| check::run(table, facts)).collect()
+    let dracut = if facts.dracut.is_some() { dracut::DRACUT_CHECKS } else { &[] };
+    let tables = [CHECKS, services, deputy, evidence, guard, after, dracut];
+    tables.into_iter().flat_map(|table| check::run(table, facts)).collect()
 }
 
 // ---- both boots ----

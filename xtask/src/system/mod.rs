@@ -9,10 +9,12 @@
 pub mod base;
 pub mod boot;
 mod checks;
+pub mod dracut;
 pub mod image;
 pub mod initrd;
 pub mod services;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,6 +33,8 @@ use checks::{Boot, Facts, Recorded};
 pub enum Suite {
     Bookworm,
     Trixie,
+    /// trixie with Debian's dracut building the initramfs (system/dracut.rs).
+    Desktop,
 }
 
 impl Suite {
@@ -40,6 +44,7 @@ impl Suite {
         match self {
             Suite::Bookworm => "bookworm",
             Suite::Trixie => "trixie",
+            Suite::Desktop => "desktop",
         }
     }
 
@@ -59,8 +64,13 @@ impl Suite {
     fn kernel(self) -> Series {
         match self {
             Suite::Bookworm => Series::Bookworm,
-            Suite::Trixie => Series::Trixie,
+            Suite::Trixie | Suite::Desktop => Series::Trixie,
         }
+    }
+
+    /// Whether the image's own dracut builds the initramfs (else initrd.rs does).
+    fn uses_dracut(self) -> bool {
+        self == Suite::Desktop
     }
 }
 
@@ -140,7 +150,7 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     }
     fs::create_dir_all(&work)?;
     let mut times = Times::default();
-    let (image, initrd) = build_disk(suite, &kernel, package, guest_tool, options, &work, &mut times)?;
+    let (image, initrd, dracut) = build_disk(suite, &kernel, package, guest_tool, options, &work, &mut times)?;
     let (boot1, guard, boot2) = boot_all(suite, &kernel, &initrd, &image, options, &work, &mut times)?;
     if !options.keep {
         fs::remove_file(&image)?;
@@ -151,7 +161,7 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         false => None,
     };
     let sealed_guard = suite.seals_guard_boot();
-    let facts = Facts { lock_point: options.lock_point, boot1, boot2, guard, sealed_guard, services: known };
+    let facts = Facts { lock_point: options.lock_point, boot1, boot2, guard, sealed_guard, services: known, dracut };
     let results = checks::check_all(&facts);
     times.explained = explained(&facts);
     let boots: Vec<&Boot> =
@@ -168,7 +178,7 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
 }
 
 /// The suite's disk image (the base system, the package, the test's files)
-/// and its initramfs: (image, initrd).
+/// and its initramfs: (image, initrd, the modules of dracut's initramfs).
 fn build_disk(
     suite: Suite,
     kernel: &Kernel,
@@ -177,7 +187,7 @@ fn build_disk(
     options: &Options,
     work: &Path,
     times: &mut Times,
-) -> Result<(PathBuf, PathBuf)> {
+) -> Result<(PathBuf, PathBuf, Option<BTreeSet<String>>)> {
     let base = base::ensure(suite.name())?;
     (times.base, times.base_cached) = (base.elapsed, base.cached);
     let t = Instant::now();
@@ -192,15 +202,21 @@ fn build_disk(
     if suite.seals_guard_boot() {
         contents.written.push((image::SEALED_GUARD_MARK, b"MODTRACE_GUARD_SEAL=yes in the guard boot\n".to_vec()));
     }
+    if suite.uses_dracut() {
+        contents.written.push(dracut::modules_load_timeout());
+    }
     image::build(kernel, package, guest_tool, &contents, &root, &image)?;
     times.image = t.elapsed();
     let t = Instant::now();
-    let initrd = initrd::build(kernel, work, &root)?;
+    let (initrd, dracut) = match suite.uses_dracut() {
+        true => dracut::build(kernel, work, &root).map(|b| (b.image, Some(b.modules)))?,
+        false => (initrd::build(kernel, work, &root)?, None),
+    };
     times.initrd = t.elapsed();
     if !options.keep {
         fs::remove_dir_all(&root)?;
     }
-    Ok((image, initrd))
+    Ok((image, initrd, dracut))
 }
 
 /// Boot 1, the guard boot where the suite has one, then boot 2; a boot after

@@ -62,7 +62,8 @@ pub fn render(profile: &Profile, plan: &Plan, target: &Target, ctx: &Context) ->
              Allowed: the profile's modules with their dependencies in this kernel, except those\n\
              that wait for review, were denied (modtrace deny) or the site disables.\n\
              initramfs-tools copies /etc/modprobe.d into the initramfs: run update-initramfs -u\n\
-             after installing, changing or removing this file.",
+             after installing, changing or removing this file. dracut leaves it out (modtrace's\n\
+             dracut module, docs/dracut.md).",
             plan.release,
             denied.len(),
             total

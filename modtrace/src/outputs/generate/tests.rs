@@ -122,6 +122,22 @@ fn drop_ins_for_real_units_only() {
 }
 
 #[test]
+fn a_unit_of_the_initramfs_gets_no_drop_in() {
+    // dracut's sysroot.mount asked for fs-vfat in the initramfs; the main system has no such unit.
+    let mut p = example_profile();
+    let mount = process(11, "mount", Some("/usr/bin/mount"), Some("sysroot.mount"));
+    p.observe(&loaded_for_request(NOW, "vfat", "fs-vfat", "vfat", mount, &[]));
+    let vfat = p.modules.iter_mut().find(|m| m.name == "vfat").unwrap();
+    vfat.triggers.iter_mut().for_each(|t| t.stage = Some("initramfs".into()));
+    let out = gen(&p, &Target::from_profile(&p), LockPoint::AfterUdev);
+    let dropin = out.files.iter().find(|f| f.path.to_string_lossy().contains("sysroot.mount"));
+    assert!(dropin.is_none(), "a drop-in for sysroot.mount: {dropin:?}");
+    let why = out.plan.other_units.get("sysroot.mount").expect("sysroot.mount is named with its reason");
+    assert!(why.contains("a unit of the initramfs"), "{why}");
+    assert!(out.plan.needs.contains_key("vfat"), "the module is still listed: {:?}", out.plan.needs.keys());
+}
+
+#[test]
 fn drop_in_lists_top_level_modules_of_each_unit() {
     // A service that loaded vfat (which needs fat) and fat itself: one line, vfat.
     let mut p = Profile::new("6.1.0-56-amd64", "h");

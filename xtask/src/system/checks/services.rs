@@ -15,7 +15,7 @@ const LEARNER: &str = "modtrace-learn.service";
 /// src/core/kmod-setup.c, for this QEMU machine: virtio-rng, fw_cfg). Only
 /// autofs4 gets a line in its journal; the probes the initramfs started see
 /// them all.
-const PID1_LOADS: [&str; 4] = ["autofs4", "ip_tables", "virtio_rng", "qemu_fw_cfg"];
+pub(super) const PID1_LOADS: [&str; 4] = ["autofs4", "ip_tables", "virtio_rng", "qemu_fw_cfg"];
 
 pub const SERVICE_CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("generator_ordered_early_units", generator_ordered),

@@ -177,6 +177,7 @@ impl Pair {
             guard: self.guard.clone(),
             sealed_guard: self.sealed_guard,
             services: self.services.clone(),
+            dracut: None,
         }
     }
 
