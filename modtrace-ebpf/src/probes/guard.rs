@@ -200,6 +200,8 @@ const THIS_MODULE_WORDS: [u64; 4] = {
 };
 /// Section headers looked at; Debian's modules have 30 to 70.
 const MAX_SECTIONS: u32 = 128;
+/// sh_flags: the section occupies memory at run time.
+const SHF_ALLOC: u64 = 0x2;
 
 /// The name in an ELF64 module image: finds the section named
 /// .gnu.linkonce.this_module through the section-name string table, then
@@ -217,9 +219,14 @@ fn image_module_name(cfg: &GuardConfig, image: &Image, out: &mut [u8; NAME_LEN])
         image.read(off)
     };
     let strtab = section(shstrndx, 0x18)?;
-    for i in 0..MAX_SECTIONS {
+    // As the kernel's find_sec: from section 1 (section 0 is the null header,
+    // whose name the kernel never reads), the first allocated one named so.
+    for i in 1..MAX_SECTIONS {
         if i >= shnum {
             break;
+        }
+        if section(u64::from(i), 0x08)? & SHF_ALLOC == 0 {
+            continue;
         }
         let name_off = section(u64::from(i), 0)? & 0xffff_ffff;
         let mut words = [0u64; 4];
