@@ -159,19 +159,20 @@ pub fn configured_modules(paths: &SystemPaths) -> BTreeSet<String> {
 }
 
 /// The running kernel's target, from the state's release, or why not.
-fn running_target(paths: &SystemPaths, state: &State) -> Result<Target, String> {
+fn running_target(profile: &Profile, paths: &SystemPaths, state: &State) -> Result<Target, String> {
     let release = state
         .release
         .clone()
         .ok_or_else(|| format!("{}: cannot read the kernel release", paths.osrelease().display()))?;
     validate::check_release(&release).map_err(|rule| format!("kernel release {release:?}: {rule}"))?;
-    Target::open(&release, &paths.modules_dir(&release)).map_err(|e| e.to_string())
+    let target = Target::open(&release, &paths.modules_dir(&release)).map_err(|e| e.to_string())?;
+    target.following(profile).map_err(|e| e.to_string())
 }
 
 /// Runs the check for `profile` on the system under `paths`.
 pub fn evaluate_system(profile: &Profile, paths: &SystemPaths, lock_point: Option<LockPoint>) -> Report {
     let state = read_state(paths);
-    let target = running_target(paths, &state);
+    let target = running_target(profile, paths, &state);
     let installed = read_installed(paths);
     let lock_point = lock_point.or(installed.as_ref().and_then(|i| i.lock_point)).unwrap_or(LockPoint::AfterUdev);
     evaluate(&Inputs {

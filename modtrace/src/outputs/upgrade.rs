@@ -25,7 +25,8 @@ pub enum Fate {
     Renamed(Vec<String>),
     /// Another learned module's causes resolve to the same new module too.
     Merged(String),
-    BuiltIn,
+    /// Built in now (under these names: its own, or its successor's).
+    BuiltIn(Vec<String>),
     /// Nothing in KVER answers its causes.
     Gone,
 }
@@ -63,10 +64,11 @@ pub fn compare(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<
     Ok(Upgrade { from: profile.kernel.clone(), to: target.release.clone(), changes })
 }
 
-/// Learned module -> the modules that answer its causes in the new plan.
+/// Learned module -> the modules (loadable or built in) that answer its
+/// causes in the new plan.
 fn answered_by(after: &Plan) -> BTreeMap<String, BTreeSet<String>> {
     let mut map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (module, cited) in &after.needs {
+    for (module, cited) in after.needs.iter().chain(&after.builtin) {
         for c in cited {
             map.entry(c.reason.learned_as.clone()).or_default().insert(module.clone());
         }
@@ -76,10 +78,10 @@ fn answered_by(after: &Plan) -> BTreeMap<String, BTreeSet<String>> {
 
 fn change(module: &str, learned: &Plan, after: &Plan, now_as: &BTreeMap<String, BTreeSet<String>>) -> Change {
     let now: Vec<String> = now_as.get(module).map(|s| s.iter().cloned().collect()).unwrap_or_default();
-    let fate = if now.iter().any(|n| n == module) {
+    let fate = if now.iter().any(|n| n == module) && !after.builtin.contains_key(module) {
         Fate::Same
-    } else if after.builtin.contains_key(module) {
-        Fate::BuiltIn
+    } else if !now.is_empty() && now.iter().all(|n| after.builtin.contains_key(n)) {
+        Fate::BuiltIn(now)
     } else if now.is_empty() {
         Fate::Gone
     } else if now.len() == 1 && now_as.iter().any(|(other, n)| other != module && n.contains(&now[0])) {
@@ -130,7 +132,8 @@ fn describe(c: &Change) -> String {
         Fate::Renamed(to) if to.len() == 1 => format!("{m}: renamed to {}", to[0]),
         Fate::Renamed(to) => format!("{m}: split into {}", to.join(", ")),
         Fate::Merged(into) => format!("{m}: merged into {into}"),
-        Fate::BuiltIn => format!("{m}: now built into the kernel"),
+        Fate::BuiltIn(as_) if as_.iter().any(|n| n == &c.module) => format!("{m}: now built into the kernel"),
+        Fate::BuiltIn(as_) => format!("{m}: now built into the kernel, as {}", as_.join(", ")),
         Fate::Gone => format!("{m}: GONE, nothing in this kernel answers its causes{units}"),
     }
 }

@@ -54,7 +54,7 @@ fn a_renamed_module_follows_its_alias_and_is_not_a_gap() {
 fn built_in_and_gone_modules_are_named_and_gone_is_not_safe() {
     let without_sound = without(renamed_index(), "snd_hda_intel");
     let u = compare_with(without_sound, &["binfmt_misc"]);
-    assert_eq!(fate(&u, "binfmt_misc"), Fate::BuiltIn);
+    assert_eq!(fate(&u, "binfmt_misc"), Fate::BuiltIn(vec!["binfmt_misc".into()]));
     assert_eq!(fate(&u, "snd_hda_intel"), Fate::Gone);
     assert!(!u.safe());
     let text = said(&u).text(crate::said::Stream::Out);
