@@ -5,6 +5,7 @@
 use super::header::{self, comment_lines, Context};
 use super::modules_load::unresolved_section;
 use crate::needs::Plan;
+use crate::profile::TriggerKind;
 use crate::validate::{check_module, check_release};
 use super::LockPoint;
 
@@ -107,7 +108,8 @@ fn unit_section(plan: &Plan, point: LockPoint) -> String {
     )
 }
 
-/// [Service]: settle udev (unless early), load the top-level modules, lock.
+/// [Service]: settle udev (unless early), load the top-level modules (a
+/// device's driver that cannot load does not stop the lock), lock.
 fn service_section(plan: &Plan, point: LockPoint) -> String {
     let mut out = String::from(
         "\n[Service]\nType=oneshot\n# Stays active after locking, so systemctl status shows the lock.\nRemainAfterExit=yes\n",
@@ -120,21 +122,34 @@ fn service_section(plan: &Plan, point: LockPoint) -> String {
              ExecStartPre=/bin/udevadm settle\n",
         );
     }
+    for m in &plan.top_level {
+        assert!(check_module(m).is_ok(), "unvalidated module name {m:?}");
+    }
+    let (devices, needed): (Vec<&String>, Vec<&String>) = plan.top_level.iter().partition(|m| device_only(plan, m));
     if plan.top_level.is_empty() {
         out.push_str("# The profile needs no loadable module on this kernel: nothing to load first.\n");
-    } else {
-        for m in &plan.top_level {
-            assert!(check_module(m).is_ok(), "unvalidated module name {m:?}");
-        }
+    }
+    if !needed.is_empty() {
         out.push_str(&format!(
             "# Load every needed top-level module ({} of them; the reasons are in\n\
              # /{}). If one fails to load, the unit fails\n\
              # here and the line after does not run: the machine stays unlocked rather than\n\
              # locked without a module it needs (systemctl status modtrace-lock.service).\n\
              ExecStart={MODPROBE} -a -- {}\n",
-            plan.top_level.len(),
+            needed.len(),
             super::MODULES_LOAD,
-            plan.top_level.join(" ")
+            join(&needed)
+        ));
+    }
+    if !devices.is_empty() {
+        out.push_str(&format!(
+            "# Drivers udev loaded for a device ({} of them), and nothing else needs. A failure\n\
+             # here (\"No such device\": that device is not on this machine, or another\n\
+             # driver has it) is logged and does not stop the lock: udev loads the same\n\
+             # module for the same device, so it would not load in an unlocked boot either.\n\
+             ExecStart=-{MODPROBE} -a -- {}\n",
+            devices.len(),
+            join(&devices)
         ));
     }
     out.push_str(
@@ -142,6 +157,15 @@ fn service_section(plan: &Plan, point: LockPoint) -> String {
          ExecStart=/bin/sh -c 'echo 1 > /proc/sys/kernel/modules_disabled'\n",
     );
     out
+}
+
+/// A module only udev's loads for devices need (every cause is a device's).
+fn device_only(plan: &Plan, module: &str) -> bool {
+    plan.needs.get(module).is_some_and(|cited| cited.iter().all(|c| c.reason.kind == TriggerKind::Udev))
+}
+
+fn join(modules: &[&String]) -> String {
+    modules.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" ")
 }
 
 /// What an installed modtrace-lock.service says: its lock point, kernel and
@@ -164,7 +188,10 @@ pub fn parse_installed(text: &str) -> Option<Installed> {
             found.lock_point = LockPoint::parse(v.trim());
         } else if let Some(v) = line.strip_prefix(&format!("{KEY_KERNEL}=")) {
             found.kernel = Some(v.trim().to_string());
-        } else if let Some(v) = line.strip_prefix(&format!("ExecStart={MODPROBE} -a -- ")) {
+        } else if let Some(v) = line
+            .strip_prefix(&format!("ExecStart={MODPROBE} -a -- "))
+            .or_else(|| line.strip_prefix(&format!("ExecStart=-{MODPROBE} -a -- ")))
+        {
             found.modules.extend(v.split_whitespace().map(crate::trace::modindex::normalize));
         }
     }
