@@ -64,6 +64,9 @@ pub struct Target {
     /// learned on (its modules.alias), to follow a module renamed or split
     /// to what answers the same aliases here; empty when that tree is absent.
     learned_aliases: BTreeMap<String, Vec<String>>,
+    /// Where each module's file was in that kernel's tree (its modules.dep):
+    /// `updates/dkms/zfs.ko.xz` says DKMS built it there.
+    learned_paths: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Target {
@@ -97,6 +100,7 @@ impl Target {
             builtin,
             modules,
             learned_aliases: BTreeMap::new(),
+            learned_paths: BTreeMap::new(),
         })
     }
 
@@ -115,6 +119,7 @@ impl Target {
             builtin,
             modules,
             learned_aliases: BTreeMap::new(),
+            learned_paths: BTreeMap::new(),
         }
     }
 
@@ -122,16 +127,32 @@ impl Target {
     /// tree is beside this one (/lib/modules/LEARNED): a module this kernel
     /// lacks is answered by what its literal aliases resolve to here. Nothing
     /// to follow when that tree is gone or is this one.
-    pub fn following(mut self, profile: &Profile) -> Result<Target, TargetError> {
+    pub fn following(self, profile: &Profile) -> Result<Target, TargetError> {
         let Source::Tree(dir) = &self.source else { return Ok(self) };
         if profile.kernel == self.release || validate::check_release(&profile.kernel).is_err() {
             return Ok(self);
         }
         let Some(parent) = dir.parent() else { return Ok(self) };
-        if let Some(text) = read_optional(&parent.join(&profile.kernel).join("modules.alias"))? {
-            self.learned_aliases = literal_aliases(&text);
-        }
-        Ok(self)
+        let learned = parent.join(&profile.kernel);
+        let aliases = read_optional(&learned.join("modules.alias"))?.unwrap_or_default();
+        let deps = read_optional(&learned.join("modules.dep"))?.unwrap_or_default();
+        Ok(self.learned_from(&aliases, &deps))
+    }
+
+    /// The learned kernel's modules.alias and modules.dep, as text.
+    pub fn learned_from(mut self, modules_alias: &str, modules_dep: &str) -> Target {
+        self.learned_aliases = literal_aliases(modules_alias);
+        self.learned_paths = modules_dep
+            .lines()
+            .filter_map(|l| l.split(':').next())
+            .filter_map(|path| Some((module_of_path(path)?, path.trim().to_string())))
+            .collect();
+        self
+    }
+
+    /// Where `module`'s file was in the kernel the profile was learned on.
+    pub fn learned_path(&self, module: &str) -> Option<&str> {
+        self.learned_paths.get(&normalize(module)).map(String::as_str)
     }
 
     /// `module`'s literal aliases in the kernel the profile was learned on.
@@ -154,6 +175,7 @@ impl Target {
             builtin: BTreeSet::new(),
             modules: None,
             learned_aliases: BTreeMap::new(),
+            learned_paths: BTreeMap::new(),
         }
     }
 

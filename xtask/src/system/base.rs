@@ -29,6 +29,9 @@ fn include(suite: &str) -> Vec<&'static str> {
     if super::services::suite_has_services(suite) {
         all.extend(SERVICES_INCLUDE);
     }
+    if super::upgrade::suite_has_upgrade(suite) {
+        all.extend(super::upgrade::INCLUDE);
+    }
     all
 }
 /// Removed after debootstrap: not needed to boot, a third of the size.

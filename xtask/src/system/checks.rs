@@ -17,6 +17,7 @@ mod deputy;
 mod evidence;
 mod guard;
 mod services;
+pub mod upgrade;
 pub use services::explained;
 
 /// The fake display manager and the modules it makes the kernel request.

@@ -12,6 +12,7 @@ mod checks;
 pub mod image;
 pub mod initrd;
 pub mod services;
+pub mod upgrade;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -133,8 +134,21 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     }
     fs::create_dir_all(&work)?;
     let mut times = Times::default();
-    let (image, initrd) = build_disk(suite, &kernel, package, guest_tool, options, &work, &mut times)?;
+    let next = match upgrade::suite_has_upgrade(suite.name()) {
+        true => Some(upgrade::next_kernel()?),
+        false => None,
+    };
+    let (image, initrd) = build_disk(suite, &kernel, package, guest_tool, options, &work, next.as_ref(), &mut times)?;
     let (boot1, guard, boot2) = boot_all(suite, &kernel, &initrd, &image, options, &work, &mut times)?;
+    let boot3 = match &next {
+        Some(next) if boot2.recorded.is_some() && boot2.finished.is_ok() => {
+            let (boot3, elapsed) = upgrade::boot3(next, &image, options.timeout, &work)?;
+            times.boots.push(("boot3".to_string(), None, elapsed));
+            Some(boot3)
+        }
+        Some(_) => Some(Boot::not_run("not booted: boot 2 did not finish")),
+        None => None,
+    };
     if !options.keep {
         fs::remove_file(&image)?;
     }
@@ -144,10 +158,19 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         false => None,
     };
     let facts = Facts { lock_point: options.lock_point, boot1, boot2, guard, services: known };
-    let results = checks::check_all(&facts);
+    let mut results = checks::check_all(&facts);
+    if let (Some(next), Some(boot3)) = (&next, &boot3) {
+        let upgrade = checks::upgrade::UpgradeFacts {
+            kver: next.kernel.kver.clone(),
+            boot2: facts.boot2.recorded.clone(),
+            boot3: boot3.clone(),
+            learned_on: kernel.kver.clone(),
+        };
+        results.extend(check::run(checks::upgrade::UPGRADE_CHECKS, &upgrade));
+    }
     times.explained = explained(&facts);
     let boots: Vec<&Boot> =
-        [Some(&facts.boot1), facts.guard.as_ref(), Some(&facts.boot2)].into_iter().flatten().collect();
+        [Some(&facts.boot1), facts.guard.as_ref(), Some(&facts.boot2), boot3.as_ref()].into_iter().flatten().collect();
     print_report(suite, &kernel, options, &times, &boots, &results, &work);
     let failed = check::failed(&results);
     println!(
@@ -168,6 +191,7 @@ fn build_disk(
     guest_tool: &Path,
     options: &Options,
     work: &Path,
+    next: Option<&upgrade::Next>,
     times: &mut Times,
 ) -> Result<(PathBuf, PathBuf)> {
     let base = base::ensure(suite.name())?;
@@ -180,6 +204,9 @@ fn build_disk(
     let mut contents = contents.contents();
     if suite.has_guard_boot() {
         contents.written.push((image::GUARD_BOOT_MARK, b"modtrace-guard.service, enforce, before boot 2\n".to_vec()));
+    }
+    if let Some(next) = next {
+        upgrade::stage(next, &root)?;
     }
     image::build(kernel, package, guest_tool, &contents, &root, &image)?;
     times.image = t.elapsed();

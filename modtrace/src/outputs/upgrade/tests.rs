@@ -78,3 +78,41 @@ fn a_rename_that_failed_here_with_enodev_is_not_listed_and_the_cause_is_gone() {
     assert_eq!(fate(&u, "appletalk"), Fate::Gone);
     assert!(!u.safe());
 }
+
+/// The example profile with zfs, loaded by a unit; the learned kernel had it
+/// from DKMS (updates/dkms/).
+fn with_zfs() -> Profile {
+    let mut p = example_profile();
+    let mut zfs = p.modules.iter().find(|m| m.name == "snd_hda_intel").unwrap().clone();
+    zfs.name = "zfs".into();
+    zfs.triggers.retain(|t| t.kind == crate::profile::TriggerKind::Udev);
+    zfs.triggers[0].kind = crate::profile::TriggerKind::Preloaded;
+    zfs.triggers[0].device = None;
+    zfs.triggers[0].reason = Some("/etc/modules-load.d/zfs.conf".into());
+    p.modules.push(zfs);
+    p
+}
+
+const LEARNED_DEP: &str = "kernel/net/appletalk/appletalk.ko.xz: kernel/net/802/psnap.ko.xz\nupdates/dkms/zfs.ko.xz:\n";
+
+#[test]
+fn a_dkms_module_not_built_for_the_new_kernel_is_named() {
+    let p = with_zfs();
+    let t = target(appletalk_index(), &[]).learned_from("", LEARNED_DEP);
+    let u = compare(&p, &SitePolicy::default(), &t).unwrap();
+    assert_eq!(fate(&u, "zfs"), Fate::NotBuilt("updates/dkms/zfs.ko.xz".into()), "{u:?}");
+    assert!(!u.safe());
+    let text = said(&u).text(crate::said::Stream::Out);
+    assert!(text.contains("zfs: NOT BUILT for this kernel: it came from updates/dkms/zfs.ko.xz"), "{text}");
+
+    // DKMS built it for the new kernel too: found there by its name.
+    let t = target(appletalk_index().module("zfs", &[]), &[]).learned_from("", LEARNED_DEP);
+    let u = compare(&p, &SitePolicy::default(), &t).unwrap();
+    assert_eq!(fate(&u, "zfs"), Fate::Same, "{u:?}");
+    assert!(u.safe(), "{u:?}");
+
+    // An in-tree module that is gone stays plainly gone.
+    let t = target(without(appletalk_index(), "snd_hda_intel"), &[]).learned_from("", LEARNED_DEP);
+    let u = compare(&p, &SitePolicy::default(), &t).unwrap();
+    assert_eq!(fate(&u, "snd_hda_intel"), Fate::Gone, "{u:?}");
+}
