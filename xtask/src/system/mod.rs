@@ -134,11 +134,7 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     }
     fs::create_dir_all(&work)?;
     let mut times = Times::default();
-    let next = match upgrade::suite_has_upgrade(suite.name()) {
-        true => Some(upgrade::next_kernel()?),
-        false => None,
-    };
-    let (image, initrd) = build_disk(suite, &kernel, package, guest_tool, options, &work, next.as_ref(), &mut times)?;
+    let (image, initrd, next) = build_disk(suite, &kernel, package, guest_tool, options, &work, &mut times)?;
     let (boot1, guard, boot2) = boot_all(suite, &kernel, &initrd, &image, options, &work, &mut times)?;
     let boot3 = match &next {
         Some(next) if boot2.recorded.is_some() && boot2.finished.is_ok() => {
@@ -183,7 +179,8 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
 }
 
 /// The suite's disk image (the base system, the package, the test's files)
-/// and its initramfs: (image, initrd).
+/// and its initramfs, and the kernel a suite with the upgrade boot installs:
+/// (image, initrd, next).
 fn build_disk(
     suite: Suite,
     kernel: &Kernel,
@@ -191,9 +188,8 @@ fn build_disk(
     guest_tool: &Path,
     options: &Options,
     work: &Path,
-    next: Option<&upgrade::Next>,
     times: &mut Times,
-) -> Result<(PathBuf, PathBuf)> {
+) -> Result<(PathBuf, PathBuf, Option<upgrade::Next>)> {
     let base = base::ensure(suite.name())?;
     (times.base, times.base_cached) = (base.elapsed, base.cached);
     let t = Instant::now();
@@ -205,7 +201,8 @@ fn build_disk(
     if suite.has_guard_boot() {
         contents.written.push((image::GUARD_BOOT_MARK, b"modtrace-guard.service, enforce, before boot 2\n".to_vec()));
     }
-    if let Some(next) = next {
+    let next = upgrade::suite_has_upgrade(suite.name()).then(upgrade::next_kernel).transpose()?;
+    if let Some(next) = &next {
         upgrade::stage(next, &root)?;
     }
     image::build(kernel, package, guest_tool, &contents, &root, &image)?;
@@ -216,7 +213,7 @@ fn build_disk(
     if !options.keep {
         fs::remove_dir_all(&root)?;
     }
-    Ok((image, initrd))
+    Ok((image, initrd, next))
 }
 
 /// Boot 1, the guard boot where the suite has one, then boot 2; a boot after
