@@ -93,9 +93,11 @@ pub fn boot3(next: &Next, image: &Path, timeout: Duration, work: &Path) -> Resul
     fs::create_dir_all(&dir)?;
     let initrd = dir.join(format!("initrd.img-{kver}"));
     let vmlinuz = dir.join(format!("vmlinuz-{kver}"));
-    if let Err(err) = dump(image, &format!("/boot/initrd.img-{kver}"), &initrd)
-        .and_then(|()| dump(image, &format!("/boot/vmlinuz-{kver}"), &vmlinuz))
-    {
+    // 7.x's linux-binary ships the kernel in the modules directory; /boot has
+    // it when the package's hooks copied it there.
+    let kernel = dump(image, &format!("/boot/vmlinuz-{kver}"), &vmlinuz)
+        .or_else(|_| dump(image, &format!("/usr/lib/modules/{kver}/vmlinuz"), &vmlinuz));
+    if let Err(err) = dump(image, &format!("/boot/initrd.img-{kver}"), &initrd).and(kernel) {
         return Ok((Boot::not_run(&format!("the image has no kernel or initramfs for {kver}: {err:#}")), Duration::ZERO));
     }
     let machine = boot::Machine { label: "boot3", kernel: &vmlinuz, initrd: &initrd, image, timeout, only: None };
