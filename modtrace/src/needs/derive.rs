@@ -390,11 +390,14 @@ fn unwritable(target: &Target, e: &Entry, lookup: &Lookup) -> Vec<Invalid> {
 /// A cause that resolves to no module in `target`: unresolved (which check
 /// blocks on) when it was trusted or accepted, else only held for review.
 fn resolved_to_nothing(profile: &Profile, target: &Target, e: &Entry, plan: &mut Plan) {
-    let accepted = e.reason.trust.trusted() || {
-        let mut names = vec![e.module.as_str()];
-        names.extend(e.reason.alias.as_deref());
-        decided(profile, &names, Verdict::Allow).is_some()
-    };
+    let mut names = vec![e.module.as_str()];
+    names.extend(e.reason.alias.as_deref());
+    if let Some(why) = decided(profile, &names, Verdict::Deny) {
+        // Denied: never asked for, so its absence is no gap either.
+        hold(&mut plan.denied, &e.module, why, &Cited { reason: e.reason.clone(), note: None });
+        return;
+    }
+    let accepted = e.reason.trust.trusted() || decided(profile, &names, Verdict::Allow).is_some();
     if !accepted {
         // Nothing to load for a cause nobody trusted: no blocker either.
         let why = format!("{}; {} resolves to nothing in {}", e.reason.trust.why(), e.key.describe(), target.release);

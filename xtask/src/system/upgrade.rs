@@ -83,7 +83,9 @@ pub fn stage(next: &Next, root: &Path) -> Result<()> {
     for deb in &next.debs {
         files::install(deb, &debs.join(deb.file_name().context("a .deb has a name")?), 0o644)?;
     }
-    fs::write(root.join(MARK), format!("{}\n", next.kernel.kver))?;
+    let mark = root.join(MARK);
+    fs::create_dir_all(mark.parent().expect("a guest path has a parent"))?;
+    fs::write(mark, format!("{}\n", next.kernel.kver))?;
     let workspace = paths::workspace();
     for (name, dest, mode) in FILES {
         files::install(&workspace.join(name), &root.join(dest), mode)?;

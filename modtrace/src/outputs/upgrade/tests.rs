@@ -116,3 +116,16 @@ fn a_dkms_module_not_built_for_the_new_kernel_is_named() {
     let u = compare(&p, &SitePolicy::default(), &t).unwrap();
     assert_eq!(fate(&u, "snd_hda_intel"), Fate::Gone, "{u:?}");
 }
+
+#[test]
+fn a_denied_module_the_new_kernel_lacks_is_neither_gone_nor_unresolved() {
+    let mut p = example_profile();
+    crate::profile::decide::decide(&mut p, "appletalk", crate::profile::Verdict::Deny, "2024-03-02T08:00:00Z").unwrap();
+    let t = target(without(renamed_index(), "atalk"), &[]);
+    let u = compare(&p, &SitePolicy::default(), &t).unwrap();
+    assert!(u.changes.iter().all(|c| c.module != "appletalk"), "{u:?}");
+    assert!(u.safe(), "{u:?}");
+    let plan = crate::needs::derive(&p, &SitePolicy::default(), &t).unwrap();
+    assert!(plan.unresolved.is_empty(), "{:?}", plan.unresolved);
+    assert!(plan.denied.contains_key("appletalk"), "{:?}", plan.denied.keys());
+}
