@@ -36,6 +36,11 @@ wait "$tracer"
 echo $? >"$OUT/trace.status"
 cat /proc/modules >"$OUT/proc-modules-after"
 
+# The trixie suite's upgrade boot (upgrade.sh): the next kernel, installed locked.
+if [ -e /etc/modtrace-test/upgrade ]; then
+    . /usr/local/lib/modtrace-test/upgrade.sh
+fi
+
 record purge apt-get purge -y modtrace
 for path in /var/lib/modtrace/profile.json /var/lib/modtrace/generated /usr/sbin/modtrace \
     /etc/systemd/system/modtrace-lock.service; do

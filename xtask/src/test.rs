@@ -26,11 +26,14 @@ pub fn run(timeout: Duration) -> Result<()> {
 /// the tests that need it are #[ignore]d for a plain `cargo test`, and run here.
 fn host_tests() -> Result<()> {
     let modules = kernels::test_modules_dir()?;
+    let (from, to) = kernels::upgrade_modules_dirs()?;
     eprintln!("test: MODTRACE_TEST_MODULES={}", modules.display());
     cmd::run(
         Command::new(paths::cargo())
             .current_dir(paths::workspace())
             .args(["test", "--workspace", "--", "--include-ignored"])
-            .env("MODTRACE_TEST_MODULES", modules),
+            .env("MODTRACE_TEST_MODULES", modules)
+            .env("MODTRACE_TEST_UPGRADE_FROM", from)
+            .env("MODTRACE_TEST_UPGRADE_TO", to),
     )
 }

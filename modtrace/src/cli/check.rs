@@ -43,7 +43,8 @@ pub const PAGE: Page = Page {
     ],
     files: &[
         PROFILE,
-        ("/etc/systemd/system/modtrace-lock.service", "The installed lock unit: its lock point, kernel and module list."),
+        ("/etc/systemd/system/modtrace-lock.service", "The installed lock unit: its lock point."),
+        ("/etc/modtrace/lock/KVER.conf", "The installed lock's module list for kernel KVER."),
         ("/proc/modules", "The modules loaded now."),
         ("/lib/modules/$(uname -r)/", "The running kernel's module index."),
     ],

@@ -72,7 +72,8 @@ pub const PAGE: Page = Page {
         ("/var/lib/modtrace/generated/", "Where the files go by default (--out), laid out as under /."),
         ("/etc/modules-load.d/modtrace.conf", "The top-level modules, for systemd-modules-load."),
         ("/etc/systemd/system/UNIT.d/modtrace-modules.conf", "A unit's drop-in: the modules it needs."),
-        ("/etc/systemd/system/modtrace-lock.service", "The lock unit: loads the modules, then locks."),
+        ("/etc/systemd/system/modtrace-lock.service", "The lock unit: loads the running kernel's list, then locks."),
+        ("/etc/modtrace/lock/KVER.conf", "The lock's module list for kernel KVER (one per kernel generated for)."),
         ("/etc/modprobe.d/modtrace-deny.conf", "With --deny: every other module of the kernel refused."),
         (
             "/etc/kernel/postinst.d/modtrace",

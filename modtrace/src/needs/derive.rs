@@ -151,12 +151,21 @@ pub fn top_of(
 ///   were not there then; the request was answered without them.
 /// - Anything else: the module by its name.
 ///
-/// When the kernel no longer has the learned module and a modalias or an alias
+/// When the kernel no longer has the learned module, what answers the aliases
+/// it had in the kernel it was learned on (crc32c_generic's `crypto-crc32c`,
+/// which a softdep asks for: crc32c_cryptoapi in 7.x) is followed first: a
+/// rename or split of the same function. Else, when a modalias or an alias
 /// now names several, they are narrowed to what this machine could load
 /// (`narrow`); nothing left makes the cause unresolved, named, not guessed.
-fn required(target: &Target, learned: &str, key: &Key, seen: &Seen) -> Lookup {
+fn required(target: &Target, learned: &str, key: &Key, seen: &Seen<'_>) -> Lookup {
     if target.is_profile() {
         return target.lookup(learned);
+    }
+    if target.lookup(learned).is_empty() {
+        let followed = seen.follow(target, learned);
+        if !followed.is_empty() {
+            return followed;
+        }
     }
     let only_learned = |l: &Lookup| Lookup {
         loadable: l.loadable.iter().filter(|m| *m == learned).cloned().collect(),
@@ -189,16 +198,19 @@ fn required(target: &Target, learned: &str, key: &Key, seen: &Seen) -> Lookup {
 
 /// What this machine showed it can and cannot load, for narrowing what a
 /// new kernel's modalias or alias names.
-struct Seen {
+struct Seen<'a> {
     /// Device modalias or requested alias -> the modules loaded here for it.
     loaded_for: BTreeMap<String, BTreeSet<String>>,
     /// Modules whose load failed here with ENODEV or ENOENT (no such device,
     /// no such file): they cannot be listed.
     failed: BTreeSet<String>,
+    /// What modprobe.d refuses for an alias (Debian's fbdev-blacklist.conf
+    /// blacklists cirrusfb, which a cirrus device's modalias also names).
+    site: &'a SitePolicy,
 }
 
-impl Seen {
-    fn of(profile: &Profile) -> Seen {
+impl<'a> Seen<'a> {
+    fn of(profile: &Profile, site: &'a SitePolicy) -> Seen<'a> {
         let failed = profile
             .failed
             .iter()
@@ -214,19 +226,40 @@ impl Seen {
                 }
             }
         }
-        Seen { loaded_for, failed }
+        Seen { loaded_for, failed, site }
     }
 
-    /// What `key` (a modalias or an alias) names now: a single module is a
-    /// rename and is kept unless it failed here; of several, only those that
-    /// loaded here for the same device or alias before.
+    /// What `key` (a modalias or an alias) names now, without what failed here
+    /// or the site refuses: a single module is a rename; of several, only
+    /// those that loaded here for the same device or alias before.
     fn narrow(&self, key: &str, now: Lookup) -> Lookup {
-        let mut loadable: Vec<String> = now.loadable.into_iter().filter(|m| !self.failed.contains(m)).collect();
+        let loads = |m: &String| !self.failed.contains(m) && self.site.refusal(m, true).is_none();
+        let mut loadable: Vec<String> = now.loadable.into_iter().filter(loads).collect();
         if loadable.len() > 1 {
             let here = self.loaded_for.get(key);
             loadable.retain(|m| here.is_some_and(|h| h.contains(m)));
         }
         Lookup { loadable, builtin: now.builtin }
+    }
+
+    /// What `learned`'s aliases in the kernel it was learned on resolve to in
+    /// `target`, each narrowed as a cause's alias is.
+    fn follow(&self, target: &Target, learned: &str) -> Lookup {
+        let mut out = Lookup::default();
+        for alias in target.learned_aliases(learned) {
+            let now = self.narrow(alias, target.lookup(alias));
+            for m in now.loadable {
+                if !out.loadable.contains(&m) {
+                    out.loadable.push(m);
+                }
+            }
+            for m in now.builtin {
+                if !out.builtin.contains(&m) {
+                    out.builtin.push(m);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -317,7 +350,7 @@ pub fn derive(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<P
     }
     let mut plan = Plan { release: target.release.clone(), ..Plan::default() };
     let mut bad_names = Vec::new();
-    let seen = Seen::of(profile);
+    let seen = Seen::of(profile, site);
     for e in entries(profile) {
         let lookup = required(target, &e.module, &e.key, &seen);
         bad_names.extend(unwritable(target, &e, &lookup));
@@ -365,11 +398,14 @@ fn unwritable(target: &Target, e: &Entry, lookup: &Lookup) -> Vec<Invalid> {
 /// A cause that resolves to no module in `target`: unresolved (which check
 /// blocks on) when it was trusted or accepted, else only held for review.
 fn resolved_to_nothing(profile: &Profile, target: &Target, e: &Entry, plan: &mut Plan) {
-    let accepted = e.reason.trust.trusted() || {
-        let mut names = vec![e.module.as_str()];
-        names.extend(e.reason.alias.as_deref());
-        decided(profile, &names, Verdict::Allow).is_some()
-    };
+    let mut names = vec![e.module.as_str()];
+    names.extend(e.reason.alias.as_deref());
+    if let Some(why) = decided(profile, &names, Verdict::Deny) {
+        // Denied: never asked for, so its absence is no gap either.
+        hold(&mut plan.denied, &e.module, why, &Cited { reason: e.reason.clone(), note: None });
+        return;
+    }
+    let accepted = e.reason.trust.trusted() || decided(profile, &names, Verdict::Allow).is_some();
     if !accepted {
         // Nothing to load for a cause nobody trusted: no blocker either.
         let why = format!("{}; {} resolves to nothing in {}", e.reason.trust.why(), e.key.describe(), target.release);

@@ -6,7 +6,7 @@
 //! profile itself, when no kernel is named: names and dependencies as learned,
 //! nothing re-resolved.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -60,6 +60,13 @@ pub struct Target {
     builtin: BTreeSet<String>,
     /// Every loadable module of the kernel (modules.dep); None when not known.
     modules: Option<BTreeSet<String>>,
+    /// The literal aliases each module had in the kernel the profile was
+    /// learned on (its modules.alias), to follow a module renamed or split
+    /// to what answers the same aliases here; empty when that tree is absent.
+    learned_aliases: BTreeMap<String, Vec<String>>,
+    /// Where each module's file was in that kernel's tree (its modules.dep):
+    /// `updates/dkms/zfs.ko.xz` says DKMS built it there.
+    learned_paths: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Target {
@@ -92,6 +99,8 @@ impl Target {
             index: Box::new(index),
             builtin,
             modules,
+            learned_aliases: BTreeMap::new(),
+            learned_paths: BTreeMap::new(),
         })
     }
 
@@ -103,7 +112,52 @@ impl Target {
         builtin: BTreeSet<String>,
         source: Source,
     ) -> Target {
-        Target { release: release.to_string(), source, index: Box::new(index), builtin, modules }
+        Target {
+            release: release.to_string(),
+            source,
+            index: Box::new(index),
+            builtin,
+            modules,
+            learned_aliases: BTreeMap::new(),
+            learned_paths: BTreeMap::new(),
+        }
+    }
+
+    /// Follows the profile's modules from the kernel it was learned on, whose
+    /// tree is beside this one (/lib/modules/LEARNED): a module this kernel
+    /// lacks is answered by what its literal aliases resolve to here. Nothing
+    /// to follow when that tree is gone or is this one.
+    pub fn following(self, profile: &Profile) -> Result<Target, TargetError> {
+        let Source::Tree(dir) = &self.source else { return Ok(self) };
+        if profile.kernel == self.release || validate::check_release(&profile.kernel).is_err() {
+            return Ok(self);
+        }
+        let Some(parent) = dir.parent() else { return Ok(self) };
+        let learned = parent.join(&profile.kernel);
+        let aliases = read_optional(&learned.join("modules.alias"))?.unwrap_or_default();
+        let deps = read_optional(&learned.join("modules.dep"))?.unwrap_or_default();
+        Ok(self.learned_from(&aliases, &deps))
+    }
+
+    /// The learned kernel's modules.alias and modules.dep, as text.
+    pub fn learned_from(mut self, modules_alias: &str, modules_dep: &str) -> Target {
+        self.learned_aliases = literal_aliases(modules_alias);
+        self.learned_paths = modules_dep
+            .lines()
+            .filter_map(|l| l.split(':').next())
+            .filter_map(|path| Some((module_of_path(path)?, path.trim().to_string())))
+            .collect();
+        self
+    }
+
+    /// Where `module`'s file was in the kernel the profile was learned on.
+    pub fn learned_path(&self, module: &str) -> Option<&str> {
+        self.learned_paths.get(&normalize(module)).map(String::as_str)
+    }
+
+    /// `module`'s literal aliases in the kernel the profile was learned on.
+    pub fn learned_aliases(&self, module: &str) -> &[String] {
+        self.learned_aliases.get(&normalize(module)).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// The profile as its own kernel: every module it names, with the
@@ -120,6 +174,8 @@ impl Target {
             index: Box::new(index),
             builtin: BTreeSet::new(),
             modules: None,
+            learned_aliases: BTreeMap::new(),
+            learned_paths: BTreeMap::new(),
         }
     }
 
@@ -224,6 +280,22 @@ pub fn modinfo_modules(bytes: &[u8]) -> BTreeSet<String> {
         .collect()
 }
 
+/// modules.alias ("alias NAME MODULE") by module, without the patterns
+/// (a device's `pci:v*d*...`): only a literal alias names a function.
+pub fn literal_aliases(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let (Some("alias"), Some(alias), Some(module)) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        if !alias.contains(['*', '?', '[']) {
+            map.entry(normalize(module)).or_default().push(alias.to_string());
+        }
+    }
+    map
+}
+
 /// The kernel to resolve for: a release (its tree under /lib/modules, or
 /// `modules_dir`), a tree (its name is the release), or the profile itself.
 pub fn choose(profile: &Profile, kernel: Option<&str>, modules_dir: Option<&Path>) -> anyhow::Result<Target> {
@@ -239,7 +311,7 @@ pub fn choose(profile: &Profile, kernel: Option<&str>, modules_dir: Option<&Path
         bail!("kernel release {release:?}: {rule}");
     }
     let dir = modules_dir.map(Path::to_path_buf).unwrap_or_else(|| Path::new("/lib/modules").join(&release));
-    Ok(Target::open(&release, &dir)?)
+    Ok(Target::open(&release, &dir)?.following(profile)?)
 }
 
 
@@ -258,5 +330,8 @@ mod tests {
         assert_eq!(deps.into_iter().collect::<Vec<_>>(), ["crc16", "ext4"]);
         let mi = modinfo_modules(b"tracefs.alias=fs-tracefs\0ext4.license=GPL\0\0");
         assert_eq!(mi.into_iter().collect::<Vec<_>>(), ["ext4", "tracefs"]);
+        let aliases = literal_aliases("# Aliases\nalias crc32c crc32c_generic\nalias cpu:type:x86,* crc32c-intel\n");
+        assert_eq!(aliases.get("crc32c_generic").map(Vec::as_slice), Some(&["crc32c".to_string()][..]));
+        assert!(!aliases.contains_key("crc32c_intel"), "{aliases:?}");
     }
 }

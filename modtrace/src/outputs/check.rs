@@ -148,9 +148,15 @@ pub fn read_state(paths: &SystemPaths) -> State {
     State { release, modules_disabled, modprobe, lockdown, sig_enforce, lsm, loaded, guard, errors }
 }
 
-/// An installed modtrace-lock.service, if there is one written by modtrace.
-pub fn read_installed(paths: &SystemPaths) -> Option<Installed> {
-    fs::read_to_string(paths.lock_unit()).ok().and_then(|t| parse_installed(&t))
+/// An installed modtrace-lock.service, if there is one written by modtrace,
+/// with its list for kernel `release`.
+pub fn read_installed(paths: &SystemPaths, release: Option<&str>) -> Option<Installed> {
+    let unit = fs::read_to_string(paths.lock_unit()).ok()?;
+    let list = release.and_then(|r| {
+        let path = paths.at(&format!("/{}", crate::outputs::generate::lock_unit::list_path(r)));
+        fs::read_to_string(path).ok().map(|text| (r, text))
+    });
+    parse_installed(&unit, list.as_ref().map(|(r, t)| (*r, t.as_str())))
 }
 
 /// Modules configured in modules-load.d (and on the kernel command line).
@@ -159,20 +165,21 @@ pub fn configured_modules(paths: &SystemPaths) -> BTreeSet<String> {
 }
 
 /// The running kernel's target, from the state's release, or why not.
-fn running_target(paths: &SystemPaths, state: &State) -> Result<Target, String> {
+fn running_target(profile: &Profile, paths: &SystemPaths, state: &State) -> Result<Target, String> {
     let release = state
         .release
         .clone()
         .ok_or_else(|| format!("{}: cannot read the kernel release", paths.osrelease().display()))?;
     validate::check_release(&release).map_err(|rule| format!("kernel release {release:?}: {rule}"))?;
-    Target::open(&release, &paths.modules_dir(&release)).map_err(|e| e.to_string())
+    let target = Target::open(&release, &paths.modules_dir(&release)).map_err(|e| e.to_string())?;
+    target.following(profile).map_err(|e| e.to_string())
 }
 
 /// Runs the check for `profile` on the system under `paths`.
 pub fn evaluate_system(profile: &Profile, paths: &SystemPaths, lock_point: Option<LockPoint>) -> Report {
     let state = read_state(paths);
-    let target = running_target(paths, &state);
-    let installed = read_installed(paths);
+    let target = running_target(profile, paths, &state);
+    let installed = read_installed(paths, state.release.as_deref());
     let lock_point = lock_point.or(installed.as_ref().and_then(|i| i.lock_point)).unwrap_or(LockPoint::AfterUdev);
     evaluate(&Inputs {
         profile,
@@ -413,12 +420,11 @@ fn lock_unit_list(inputs: &Inputs, target: &Target, plan: &Plan, report: &mut Re
             }
             return inst.modules.clone();
         }
-        Some(inst) => report.warnings.push(format!(
-            "the installed modtrace-lock.service was made for kernel {}; on {} it does not run \
-             (ConditionKernelVersion): regenerate with --kernel {}",
-            inst.kernel.as_deref().unwrap_or("(unknown)"),
+        Some(_) => report.warnings.push(format!(
+            "the installed modtrace-lock.service has no list for kernel {0} (/{1}): it does not lock this \
+             kernel; regenerate with --kernel {0}",
             target.release,
-            target.release
+            crate::outputs::generate::lock_unit::list_path(&target.release)
         )),
         None => report
             .info
@@ -690,7 +696,7 @@ mod tests {
             target: Ok(target),
             state: &state,
             lock_point: point,
-            installed: read_installed(&paths),
+            installed: read_installed(&paths, state.release.as_deref()),
             configured: configured_modules(&paths),
             site: SitePolicy::read(root.path()),
         })
@@ -891,9 +897,12 @@ mod tests {
             },
         )
         .unwrap();
-        let unit = r.join(crate::outputs::generate::LOCK_UNIT);
-        fs::create_dir_all(unit.parent().unwrap()).unwrap();
-        fs::write(&unit, &out.file(crate::outputs::generate::LOCK_UNIT).unwrap().contents).unwrap();
+        let list = crate::outputs::generate::lock_unit::list_path(&out.plan.release);
+        for path in [crate::outputs::generate::LOCK_UNIT, list.as_str()] {
+            let dest = r.join(path);
+            fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            fs::write(&dest, &out.file(path).unwrap().contents).unwrap();
+        }
         let report = run(&r, &p, &target(idx2, &[]), LockPoint::Early);
         let all = report.blockers.join("\n");
         assert!(

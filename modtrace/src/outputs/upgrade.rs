@@ -25,9 +25,13 @@ pub enum Fate {
     Renamed(Vec<String>),
     /// Another learned module's causes resolve to the same new module too.
     Merged(String),
-    BuiltIn,
+    /// Built in now (under these names: its own, or its successor's).
+    BuiltIn(Vec<String>),
     /// Nothing in KVER answers its causes.
     Gone,
+    /// An out-of-tree module (DKMS's updates/dkms/, or extra/) the learned
+    /// kernel had from this path, and KVER has not: DKMS did not build it.
+    NotBuilt(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +53,7 @@ pub struct Upgrade {
 impl Upgrade {
     /// Safe to reboot into KVER locked: no needed module gone.
     pub fn safe(&self) -> bool {
-        !self.changes.iter().any(|c| c.fate == Fate::Gone)
+        !self.changes.iter().any(|c| matches!(c.fate, Fate::Gone | Fate::NotBuilt(_)))
     }
 }
 
@@ -59,14 +63,15 @@ pub fn compare(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<
     let learned = needs::derive(profile, site, &Target::from_profile(profile)).map_err(invalid)?;
     let after = needs::derive(profile, site, target).map_err(invalid)?;
     let now_as = answered_by(&after);
-    let changes = learned.needs.keys().map(|m| change(m, &learned, &after, &now_as)).collect();
+    let changes = learned.needs.keys().map(|m| change(m, &learned, &after, &now_as, target)).collect();
     Ok(Upgrade { from: profile.kernel.clone(), to: target.release.clone(), changes })
 }
 
-/// Learned module -> the modules that answer its causes in the new plan.
+/// Learned module -> the modules (loadable or built in) that answer its
+/// causes in the new plan.
 fn answered_by(after: &Plan) -> BTreeMap<String, BTreeSet<String>> {
     let mut map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (module, cited) in &after.needs {
+    for (module, cited) in after.needs.iter().chain(&after.builtin) {
         for c in cited {
             map.entry(c.reason.learned_as.clone()).or_default().insert(module.clone());
         }
@@ -74,20 +79,31 @@ fn answered_by(after: &Plan) -> BTreeMap<String, BTreeSet<String>> {
     map
 }
 
-fn change(module: &str, learned: &Plan, after: &Plan, now_as: &BTreeMap<String, BTreeSet<String>>) -> Change {
+fn change(
+    module: &str,
+    learned: &Plan,
+    after: &Plan,
+    now_as: &BTreeMap<String, BTreeSet<String>>,
+    target: &Target,
+) -> Change {
     let now: Vec<String> = now_as.get(module).map(|s| s.iter().cloned().collect()).unwrap_or_default();
-    let fate = if now.iter().any(|n| n == module) {
+    let fate = if now.iter().any(|n| n == module) && !after.builtin.contains_key(module) {
         Fate::Same
-    } else if after.builtin.contains_key(module) {
-        Fate::BuiltIn
+    } else if !now.is_empty() && now.iter().all(|n| after.builtin.contains_key(n)) {
+        Fate::BuiltIn(now)
     } else if now.is_empty() {
-        Fate::Gone
+        out_of_tree(target.learned_path(module)).map_or(Fate::Gone, |p| Fate::NotBuilt(p.to_string()))
     } else if now.len() == 1 && now_as.iter().any(|(other, n)| other != module && n.contains(&now[0])) {
         Fate::Merged(now[0].clone())
     } else {
         Fate::Renamed(now)
     };
     Change { module: module.to_string(), fate, units: units_needing(module, learned) }
+}
+
+/// A path of a module DKMS (updates/) or another out-of-tree build (extra/) installed.
+fn out_of_tree(path: Option<&str>) -> Option<&str> {
+    path.filter(|p| p.starts_with("updates/") || p.starts_with("extra/"))
 }
 
 /// The units whose top-level modules are, or bring, `module`.
@@ -130,8 +146,14 @@ fn describe(c: &Change) -> String {
         Fate::Renamed(to) if to.len() == 1 => format!("{m}: renamed to {}", to[0]),
         Fate::Renamed(to) => format!("{m}: split into {}", to.join(", ")),
         Fate::Merged(into) => format!("{m}: merged into {into}"),
-        Fate::BuiltIn => format!("{m}: now built into the kernel"),
+        Fate::BuiltIn(as_) if as_.iter().any(|n| n == &c.module) => format!("{m}: now built into the kernel"),
+        Fate::BuiltIn(as_) => format!("{m}: now built into the kernel, as {}", as_.join(", ")),
         Fate::Gone => format!("{m}: GONE, nothing in this kernel answers its causes{units}"),
+        Fate::NotBuilt(path) => format!(
+            "{m}: NOT BUILT for this kernel: it came from {} (DKMS or another out-of-tree build), which this \
+             kernel's tree lacks; build it for this kernel (dkms autoinstall -k KVER){units}",
+            crate::escape::text(path)
+        ),
     }
 }
 

@@ -71,7 +71,9 @@ impl PrivateApt {
 }
 
 fn find_deb(dir: &Path, package: &str) -> Result<PathBuf> {
-    let prefix = format!("{package}_");
+    // "NAME/RELEASE" asks for NAME from RELEASE; the file is NAME_VERSION_ARCH.deb.
+    let name = package.split('/').next().unwrap_or(package);
+    let prefix = format!("{name}_");
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         let name = path.file_name().unwrap_or_default().to_string_lossy();

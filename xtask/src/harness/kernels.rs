@@ -278,6 +278,16 @@ pub fn test_modules_dir() -> Result<PathBuf> {
     }
 }
 
+/// The cached trixie 6.12 and backports modules directories, for the host
+/// tests of an upgrade between them (modtrace/tests/upgrade_kernels.rs).
+pub fn upgrade_modules_dirs() -> Result<(PathBuf, PathBuf)> {
+    let dir = paths::kernels();
+    match (cached(&dir, Series::Trixie), cached(&dir, Series::TrixieBackports)) {
+        (Some(from), Some(to)) => Ok((from.modules_dir(), to.modules_dir())),
+        _ => bail!("trixie's 6.12 and backports kernels are not in the cache: run `cargo xtask kernels` first"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

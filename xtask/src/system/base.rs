@@ -35,6 +35,9 @@ fn include(suite: &str) -> Vec<&'static str> {
     if suite == "desktop" {
         all.extend(DESKTOP_INCLUDE);
     }
+    if super::upgrade::suite_has_upgrade(suite) {
+        all.extend(super::upgrade::INCLUDE);
+    }
     all
 }
 

@@ -12,8 +12,12 @@ use crate::harness::qemu::{self, kill, INIT_DEADLINE, INIT_MARKER};
 
 /// Printed by tests/system/common.sh just before `systemctl poweroff`.
 pub const DONE_MARKER: &str = "MODTRACE-SYSTEM-DONE";
+/// What initramfs-tools' init prints first (the upgrade's boot 3 boots the
+/// initramfs the kernel package built, not the test's own).
+const INITRAMFS_TOOLS_MARKER: &str = "Loading, please wait";
 /// Lines after which the boot cannot go on: stop at once.
-const FAILURE_LINES: [&str; 4] = [
+const FAILURE_LINES: [&str; 5] = [
+    "Gave up waiting for root file system device",
     "Kernel panic",
     "MODTRACE-SYSTEM-INITRAMFS-FAILED",
     "You are in emergency mode",
@@ -127,7 +131,7 @@ impl Machine<'_> {
                 }
             };
             self.echo(&line);
-            init_seen |= line.contains(INIT_MARKER);
+            init_seen |= line.contains(INIT_MARKER) || line.contains(INITRAMFS_TOOLS_MARKER);
             if to_marker.is_none() && line.contains(DONE_MARKER) {
                 to_marker = Some(start.elapsed());
                 deadline = Instant::now() + POWEROFF_GRACE;

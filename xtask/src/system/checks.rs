@@ -19,6 +19,7 @@ mod evidence;
 mod guard;
 mod sealed;
 mod services;
+pub mod upgrade;
 pub use services::explained;
 
 /// The fake display manager and the modules it makes the kernel request.

@@ -13,6 +13,7 @@ pub mod dracut;
 pub mod image;
 pub mod initrd;
 pub mod services;
+pub mod upgrade;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -150,8 +151,17 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     }
     fs::create_dir_all(&work)?;
     let mut times = Times::default();
-    let (image, initrd, dracut) = build_disk(suite, &kernel, package, guest_tool, options, &work, &mut times)?;
+    let Disk { image, initrd, dracut, next } = build_disk(suite, &kernel, package, guest_tool, options, &work, &mut times)?;
     let (boot1, guard, boot2) = boot_all(suite, &kernel, &initrd, &image, options, &work, &mut times)?;
+    let boot3 = match &next {
+        Some(next) if boot2.recorded.is_some() && boot2.finished.is_ok() => {
+            let (boot3, elapsed) = upgrade::boot3(next, &image, options.timeout, &work)?;
+            times.boots.push(("boot3".to_string(), None, elapsed));
+            Some(boot3)
+        }
+        Some(_) => Some(Boot::not_run("not booted: boot 2 did not finish")),
+        None => None,
+    };
     if !options.keep {
         fs::remove_file(&image)?;
     }
@@ -162,10 +172,19 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     };
     let sealed_guard = suite.seals_guard_boot();
     let facts = Facts { lock_point: options.lock_point, boot1, boot2, guard, sealed_guard, services: known, dracut };
-    let results = checks::check_all(&facts);
+    let mut results = checks::check_all(&facts);
+    if let (Some(next), Some(boot3)) = (&next, &boot3) {
+        let upgrade = checks::upgrade::UpgradeFacts {
+            kver: next.kernel.kver.clone(),
+            boot2: facts.boot2.recorded.clone(),
+            boot3: boot3.clone(),
+            learned_on: kernel.kver.clone(),
+        };
+        results.extend(check::run(checks::upgrade::UPGRADE_CHECKS, &upgrade));
+    }
     times.explained = explained(&facts);
     let boots: Vec<&Boot> =
-        [Some(&facts.boot1), facts.guard.as_ref(), Some(&facts.boot2)].into_iter().flatten().collect();
+        [Some(&facts.boot1), facts.guard.as_ref(), Some(&facts.boot2), boot3.as_ref()].into_iter().flatten().collect();
     print_report(suite, &kernel, options, &times, &boots, &results, &work);
     let failed = check::failed(&results);
     println!(
@@ -177,8 +196,18 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     Ok((results.len() - failed, failed))
 }
 
+/// What build_disk made for one suite.
+struct Disk {
+    image: PathBuf,
+    initrd: PathBuf,
+    /// The modules of dracut's initramfs, for a suite that uses dracut.
+    dracut: Option<BTreeSet<String>>,
+    /// The kernel a suite with the upgrade boot installs.
+    next: Option<upgrade::Next>,
+}
+
 /// The suite's disk image (the base system, the package, the test's files)
-/// and its initramfs: (image, initrd, the modules of dracut's initramfs).
+/// and its initramfs.
 fn build_disk(
     suite: Suite,
     kernel: &Kernel,
@@ -187,7 +216,7 @@ fn build_disk(
     options: &Options,
     work: &Path,
     times: &mut Times,
-) -> Result<(PathBuf, PathBuf, Option<BTreeSet<String>>)> {
+) -> Result<Disk> {
     let base = base::ensure(suite.name())?;
     (times.base, times.base_cached) = (base.elapsed, base.cached);
     let t = Instant::now();
@@ -205,6 +234,10 @@ fn build_disk(
     if suite.uses_dracut() {
         contents.written.push(dracut::modules_load_timeout());
     }
+    let next = upgrade::suite_has_upgrade(suite.name()).then(upgrade::next_kernel).transpose()?;
+    if let Some(next) = &next {
+        upgrade::stage(next, &root)?;
+    }
     image::build(kernel, package, guest_tool, &contents, &root, &image)?;
     times.image = t.elapsed();
     let t = Instant::now();
@@ -216,7 +249,7 @@ fn build_disk(
     if !options.keep {
         fs::remove_dir_all(&root)?;
     }
-    Ok((image, initrd, dracut))
+    Ok(Disk { image, initrd, dracut, next })
 }
 
 /// Boot 1, the guard boot where the suite has one, then boot 2; a boot after

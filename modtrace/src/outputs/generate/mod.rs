@@ -133,6 +133,7 @@ pub fn generate(profile: &Profile, target: &Target, opts: &Options) -> Result<Ou
     let mut files = vec![
         GeneratedFile { path: PathBuf::from(MODULES_LOAD), contents: modules_load::render(&plan, &ctx) },
         GeneratedFile { path: PathBuf::from(LOCK_UNIT), contents: lock_unit::render(&plan, &ctx, opts.lock_point) },
+        GeneratedFile { path: PathBuf::from(lock_unit::list_path(&plan.release)), contents: lock_unit::render_list(&plan, &ctx) },
     ];
     files.extend(dropins::render(&plan, &ctx));
     if opts.deny {

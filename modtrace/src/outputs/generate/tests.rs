@@ -178,7 +178,9 @@ fn drop_in_lists_top_level_modules_of_each_unit() {
 fn lock_unit_per_lock_point() {
     let p = example_profile();
     let t = Target::from_profile(&p);
-    let expect_load = "/sbin/modprobe -a -- appletalk binfmt_misc ext4 snd_hda_intel";
+    let list_path = lock_unit::list_path("6.1.0-18-amd64");
+    // snd_hda_intel only udev loaded, for a device: its failure does not stop the lock.
+    let expect_list = "MODTRACE_NEEDED=\"appletalk binfmt_misc ext4\"\nMODTRACE_DEVICES=\"snd_hda_intel\"\n";
     for point in [LockPoint::Early, LockPoint::AfterUdev, LockPoint::Late] {
         let out = gen(&p, &t, point);
         let text = &out.file(LOCK_UNIT).expect("lock unit").contents;
@@ -187,10 +189,20 @@ fn lock_unit_per_lock_point() {
         assert_eq!(values(&u, "Service", "Type"), ["oneshot"]);
         assert_eq!(values(&u, "Service", "RemainAfterExit"), ["yes"]);
         let exec = &u[&("Service".to_string(), "ExecStart".to_string())];
-        assert_eq!(exec.len(), 2, "{exec:?}");
-        assert_eq!(exec[0], expect_load);
-        assert!(exec[1].contains("echo 1 > /proc/sys/kernel/modules_disabled"), "{exec:?}");
-        assert_eq!(values(&u, "Unit", "ConditionKernelVersion"), ["6.1.0-18-amd64"]);
+        assert_eq!(exec.len(), 3, "{exec:?}");
+        assert_eq!(exec[0], "/bin/sh -c 'test -z \"$$MODTRACE_NEEDED\" || exec /sbin/modprobe -a -- $$MODTRACE_NEEDED'");
+        assert_eq!(
+            exec[1],
+            "-/bin/sh -c 'test -z \"$$MODTRACE_DEVICES\" || exec /sbin/modprobe -a -- $$MODTRACE_DEVICES'"
+        );
+        assert!(exec[2].contains("echo 1 > /proc/sys/kernel/modules_disabled"), "{exec:?}");
+        // The running kernel's list (%v: its release), none on another kernel.
+        assert_eq!(values(&u, "Service", "EnvironmentFile"), ["/etc/modtrace/lock/%v.conf"]);
+        let conds = values(&u, "Unit", "ConditionPathExists");
+        assert_eq!(conds, ["/etc/modtrace/lock/%v.conf", "/proc/sys/kernel/modules_disabled"]);
+        assert!(values(&u, "Unit", "ConditionKernelVersion").is_empty());
+        let list = &out.file(&list_path).expect("the kernel's list").contents;
+        assert!(list.starts_with(MARK) && list.ends_with(expect_list), "{list}");
         assert_eq!(values(&u, "Unit", "ConditionKernelCommandLine"), ["!modtrace.nolock"]);
         assert_eq!(values(&u, "Unit", "X-Modtrace-LockPoint"), [point.as_str()]);
         let after = values(&u, "Unit", "After");
@@ -227,9 +239,11 @@ fn lock_unit_per_lock_point() {
             }
         }
         // It reads back as what it is.
-        let inst = lock_unit::parse_installed(text).expect("ours");
+        let inst = lock_unit::parse_installed(text, Some(("6.1.0-18-amd64", list))).expect("ours");
         assert_eq!(inst.lock_point, Some(point));
+        assert_eq!(inst.kernel.as_deref(), Some("6.1.0-18-amd64"));
         assert_eq!(inst.modules, ["appletalk", "binfmt_misc", "ext4", "snd_hda_intel"]);
+        assert_eq!(lock_unit::parse_installed(text, None).expect("ours").kernel, None);
     }
 }
 
@@ -300,8 +314,8 @@ fn a_request_whose_alias_is_gone_is_unresolved_even_if_the_module_remains() {
     assert_eq!(u.looked_up, "alias net-pf-5");
     assert!(u.hint.as_deref().unwrap_or("").contains("module appletalk still exists"), "{u}");
     assert!(!listed(&out.file(MODULES_LOAD).unwrap().contents).contains(&"appletalk"));
-    let lock = &out.file(LOCK_UNIT).unwrap().contents;
-    assert!(lock.contains("# UNRESOLVED: 1 cause(s)"), "{lock}");
+    let list = &out.file(&lock_unit::list_path(&out.plan.release)).unwrap().contents;
+    assert!(list.contains("# UNRESOLVED: 1 cause(s)"), "{list}");
     assert!(out.file(MODULES_LOAD).unwrap().contents.contains("#   - appletalk: alias net-pf-5 resolves to no module"));
 }
 
@@ -560,7 +574,8 @@ fn warnings_about_lost_events_reach_the_files() {
     p.sessions[0].lost_events = 7;
     let out = gen(&p, &Target::from_profile(&p), LockPoint::AfterUdev);
     assert!(out.file(MODULES_LOAD).unwrap().contents.contains("# WARNING: 7 kernel events were lost"));
-    assert!(out.file(LOCK_UNIT).unwrap().contents.contains("# WARNING: 7 kernel events were lost"));
+    let list = &out.file(&lock_unit::list_path(&out.plan.release)).unwrap().contents;
+    assert!(list.contains("# WARNING: 7 kernel events were lost"), "{list}");
 }
 
 /// The measurements: uid 1000's unit named like a display manager, and

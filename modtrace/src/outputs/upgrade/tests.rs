@@ -54,7 +54,7 @@ fn a_renamed_module_follows_its_alias_and_is_not_a_gap() {
 fn built_in_and_gone_modules_are_named_and_gone_is_not_safe() {
     let without_sound = without(renamed_index(), "snd_hda_intel");
     let u = compare_with(without_sound, &["binfmt_misc"]);
-    assert_eq!(fate(&u, "binfmt_misc"), Fate::BuiltIn);
+    assert_eq!(fate(&u, "binfmt_misc"), Fate::BuiltIn(vec!["binfmt_misc".into()]));
     assert_eq!(fate(&u, "snd_hda_intel"), Fate::Gone);
     assert!(!u.safe());
     let text = said(&u).text(crate::said::Stream::Out);
@@ -77,4 +77,55 @@ fn a_rename_that_failed_here_with_enodev_is_not_listed_and_the_cause_is_gone() {
     let u = compare(&p, &SitePolicy::default(), &target(renamed_index(), &[])).unwrap();
     assert_eq!(fate(&u, "appletalk"), Fate::Gone);
     assert!(!u.safe());
+}
+
+/// The example profile with zfs, loaded by a unit; the learned kernel had it
+/// from DKMS (updates/dkms/).
+fn with_zfs() -> Profile {
+    let mut p = example_profile();
+    let mut zfs = p.modules.iter().find(|m| m.name == "snd_hda_intel").unwrap().clone();
+    zfs.name = "zfs".into();
+    zfs.triggers.retain(|t| t.kind == crate::profile::TriggerKind::Udev);
+    zfs.triggers[0].kind = crate::profile::TriggerKind::Preloaded;
+    zfs.triggers[0].device = None;
+    zfs.triggers[0].reason = Some("/etc/modules-load.d/zfs.conf".into());
+    p.modules.push(zfs);
+    p
+}
+
+const LEARNED_DEP: &str = "kernel/net/appletalk/appletalk.ko.xz: kernel/net/802/psnap.ko.xz\nupdates/dkms/zfs.ko.xz:\n";
+
+#[test]
+fn a_dkms_module_not_built_for_the_new_kernel_is_named() {
+    let p = with_zfs();
+    let t = target(appletalk_index(), &[]).learned_from("", LEARNED_DEP);
+    let u = compare(&p, &SitePolicy::default(), &t).unwrap();
+    assert_eq!(fate(&u, "zfs"), Fate::NotBuilt("updates/dkms/zfs.ko.xz".into()), "{u:?}");
+    assert!(!u.safe());
+    let text = said(&u).text(crate::said::Stream::Out);
+    assert!(text.contains("zfs: NOT BUILT for this kernel: it came from updates/dkms/zfs.ko.xz"), "{text}");
+
+    // DKMS built it for the new kernel too: found there by its name.
+    let t = target(appletalk_index().module("zfs", &[]), &[]).learned_from("", LEARNED_DEP);
+    let u = compare(&p, &SitePolicy::default(), &t).unwrap();
+    assert_eq!(fate(&u, "zfs"), Fate::Same, "{u:?}");
+    assert!(u.safe(), "{u:?}");
+
+    // An in-tree module that is gone stays plainly gone.
+    let t = target(without(appletalk_index(), "snd_hda_intel"), &[]).learned_from("", LEARNED_DEP);
+    let u = compare(&p, &SitePolicy::default(), &t).unwrap();
+    assert_eq!(fate(&u, "snd_hda_intel"), Fate::Gone, "{u:?}");
+}
+
+#[test]
+fn a_denied_module_the_new_kernel_lacks_is_neither_gone_nor_unresolved() {
+    let mut p = example_profile();
+    crate::profile::decide::decide(&mut p, "appletalk", crate::profile::Verdict::Deny, "2024-03-02T08:00:00Z").unwrap();
+    let t = target(without(renamed_index(), "atalk"), &[]);
+    let u = compare(&p, &SitePolicy::default(), &t).unwrap();
+    assert!(u.changes.iter().all(|c| c.module != "appletalk"), "{u:?}");
+    assert!(u.safe(), "{u:?}");
+    let plan = crate::needs::derive(&p, &SitePolicy::default(), &t).unwrap();
+    assert!(plan.unresolved.is_empty(), "{:?}", plan.unresolved);
+    assert!(plan.denied.contains_key("appletalk"), "{:?}", plan.denied.keys());
 }

@@ -24,7 +24,7 @@ pub const DEPUTY_CHECKS: [(&str, CheckFn<Facts>); 5] = [
     ("deputy_load_is_the_users_via_udisks2", users_via_udisks),
     ("deputy_load_held_for_review", held_for_review),
     ("root_fstab_mount_trusted", root_mount_trusted),
-    ("root_fstab_mount_works_after_lock", |f| works(f, ROOT_MOUNT, "minix-mount", &[ROOT_MODULE])),
+    ("root_fstab_mount_works_after_lock", |f| works(f.b2()?, ROOT_MOUNT, "minix-mount", &[ROOT_MODULE])),
 ];
 
 /// A trigger through a deputy for its client: a `via` that is neither an

@@ -27,11 +27,11 @@ pub const SERVICE_CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("profile_explains_every_module", explains_every_module),
     ("initramfs_loads_traced", initramfs_traced),
     ("pid1_loads_traced", pid1_traced),
-    ("nftables_ruleset_after_lock", nftables_works),
-    ("wireguard_up_after_lock", wireguard_works),
-    ("binfmt_registered_after_lock", binfmt_works),
-    ("fat_mounted_after_lock", fat_works),
-    ("tun_up_after_lock", tun_works),
+    ("nftables_ruleset_after_lock", |f| nftables_works(f.b2()?)),
+    ("wireguard_up_after_lock", |f| wireguard_works(f.b2()?)),
+    ("binfmt_registered_after_lock", |f| binfmt_works(f.b2()?)),
+    ("fat_mounted_after_lock", |f| fat_works(f.b2()?)),
+    ("tun_up_after_lock", |f| tun_works(f.b2()?)),
 ];
 
 fn known(f: &Facts) -> Result<&Known, String> {
@@ -200,9 +200,9 @@ fn explains_every_module(f: &Facts) -> Result<(), String> {
     Ok(())
 }
 
-/// After the lock the unit is active and its command said `want`.
-pub(super) fn works(f: &Facts, unit: &str, step: &str, want: &[&str]) -> Result<(), String> {
-    let r = f.b2()?;
+/// After the lock (in the boot `r` recorded) the unit is active and its
+/// command said `want`.
+pub(super) fn works(r: &Recorded, unit: &str, step: &str, want: &[&str]) -> Result<(), String> {
     let u = r.unit(unit)?;
     u.expect("ActiveState", "active")?;
     if r.status(step)? != 0 {
@@ -215,26 +215,26 @@ pub(super) fn works(f: &Facts, unit: &str, step: &str, want: &[&str]) -> Result<
     }
 }
 
-fn nftables_works(f: &Facts) -> Result<(), String> {
-    works(f, "nftables.service", "nft-ruleset", &["ct state established,related accept", "masquerade"])
+pub(super) fn nftables_works(r: &Recorded) -> Result<(), String> {
+    works(r, "nftables.service", "nft-ruleset", &["ct state established,related accept", "masquerade"])
 }
 
-fn wireguard_works(f: &Facts) -> Result<(), String> {
-    works(f, "wg-quick@mtwg0.service", "wg-link", &["mtwg0", "wireguard"])
+pub(super) fn wireguard_works(r: &Recorded) -> Result<(), String> {
+    works(r, "wg-quick@mtwg0.service", "wg-link", &["mtwg0", "wireguard"])
 }
 
-fn binfmt_works(f: &Facts) -> Result<(), String> {
-    works(f, "systemd-binfmt.service", "binfmt-entry", &["enabled", "interpreter /bin/true"])
+pub(super) fn binfmt_works(r: &Recorded) -> Result<(), String> {
+    works(r, "systemd-binfmt.service", "binfmt-entry", &["enabled", "interpreter /bin/true"])
 }
 
-fn fat_works(f: &Facts) -> Result<(), String> {
-    works(f, "mnt-fat.mount", "fat-mount", &["vfat"])
+pub(super) fn fat_works(r: &Recorded) -> Result<(), String> {
+    works(r, "mnt-fat.mount", "fat-mount", &["vfat"])
 }
 
 /// The interface exists and is administratively up (`<...,UP,...>`).
-fn tun_works(f: &Facts) -> Result<(), String> {
-    works(f, "modtrace-test-tun.service", "tun-link", &["mttun0"])?;
-    let out = f.b2()?.text("tun-link.out")?;
+pub(super) fn tun_works(r: &Recorded) -> Result<(), String> {
+    works(r, "modtrace-test-tun.service", "tun-link", &["mttun0"])?;
+    let out = r.text("tun-link.out")?;
     let flags = out.split_once('<').and_then(|(_, r)| r.split_once('>')).map_or("", |(flags, _)| flags);
     match flags.split(',').any(|fl| fl == "UP") {
         true => Ok(()),

@@ -973,3 +973,96 @@ fn every_sealed_guard_check_can_fail() {
         p.g().insert("proc-modules-sealed", &proc_modules(&without))
     });
 }
+
+// ---- the trixie suite's kernel upgrade (upgrade.rs) ----
+
+const OLD: &str = "6.12.118+deb13-amd64";
+const NEW: &str = "7.3.4+deb13-amd64";
+
+/// What a correct upgrade left: boot 2's install and hook runs, boot 3 locked on the new kernel.
+fn good_upgrade() -> upgrade::UpgradeFacts {
+    let mut b2 = good_boot2();
+    b2.insert("upgrade-install.status", "0\n");
+    b2.insert("upgrade-boot-files", &format!("config-{NEW}\ninitrd.img-{NEW}\nvmlinuz-{NEW}\n"));
+    b2.insert(
+        "upgrade-journal-install",
+        &format!(
+            "kernel {NEW}: check: modtrace: the profile (learned on {OLD}) on kernel {NEW}:\n\
+             kernel {NEW}: check:   appletalk: GONE, nothing in this kernel answers its causes (needed by fake-dm.service)\n\
+             kernel {NEW}: check:   crc32c_generic: merged into crc32c_cryptoapi\n\
+             kernel {NEW}: check:   crc32c_intel: merged into crc32c_cryptoapi\n\
+             kernel {NEW}: check:   nfnetlink: now built into the kernel, as netfilter\n\
+             kernel {NEW}: check: NOT safe to reboot into {NEW} locked: see above\n\
+             kernel {NEW}: the lock would fail on this kernel (see above): no module lock is installed for it, so it boots unlocked\n"
+        ),
+    );
+    b2.insert("upgrade-lists-install", &format!("{OLD}.conf\n"));
+    b2.insert(
+        "upgrade-journal-hook",
+        &format!("kernel {NEW}: check: safe to reboot into {NEW}\nkernel {NEW}: module lock regenerated (lock point after-udev)\n"),
+    );
+    b2.insert("upgrade-lists", &format!("{NEW}.conf\n{OLD}.conf\n"));
+    let mut b3 = Recorded::default();
+    common(&mut b3, &all_modules(), "1");
+    b3.insert("kernel", &format!("{NEW}\n"));
+    b3.insert(&format!("unit-{LOCK_UNIT}.show"), &show(LOCK_UNIT, "active", "success", 9_000_000, 8_000_000));
+    works_after_lock(&mut b3);
+    upgrade::UpgradeFacts {
+        kver: NEW.into(),
+        boot2: Some(b2),
+        boot3: Boot { finished: Ok(()), recorded: Some(b3) },
+        learned_on: OLD.into(),
+    }
+}
+
+fn upgrade_failures(f: &upgrade::UpgradeFacts) -> Vec<&'static str> {
+    check::run(upgrade::UPGRADE_CHECKS, f).into_iter().filter(|c| c.result.is_err()).map(|c| c.name).collect()
+}
+
+fn expect_upgrade_failure(check: &str, break_it: impl FnOnce(&mut Recorded, &mut Recorded)) {
+    let mut f = good_upgrade();
+    break_it(f.boot2.as_mut().unwrap(), f.boot3.recorded.as_mut().unwrap());
+    assert!(upgrade_failures(&f).contains(&check), "{check} did not fail: {:?}", upgrade_failures(&f));
+}
+
+#[test]
+fn a_correct_upgrade_passes_and_every_upgrade_check_can_fail() {
+    let good = good_upgrade();
+    assert!(upgrade_failures(&good).is_empty(), "{:?}", upgrade_failures(&good));
+    let drop_line = |r: &mut Recorded, file: &str, word: &str| {
+        let text: String = r.text(file).unwrap().lines().filter(|l| !l.contains(word)).map(|l| format!("{l}\n")).collect();
+        r.insert(file, &text);
+    };
+    type Break = Box<dyn FnOnce(&mut Recorded, &mut Recorded)>;
+    let table: [(&str, Break); 15] = [
+        ("upgrade_kernel_installed_by_apt", Box::new(|b2, _| b2.insert("upgrade-install.status", "100\n"))),
+        ("upgrade_hook_refused_a_kernel_without_a_needed_module", Box::new(move |b2, _| drop_line(b2, "upgrade-journal-install", "NOT safe"))),
+        ("upgrade_check_followed_renames_and_built_ins", Box::new(move |b2, _| drop_line(b2, "upgrade-journal-install", "nfnetlink"))),
+        ("upgrade_hook_locked_the_new_kernel_once_fixed", Box::new(|b2, _| b2.insert("upgrade-lists", &format!("{NEW}.conf\n")))),
+        ("boot3_finished", Box::new(|_, _| {})),
+        ("boot3_runs_the_new_kernel", Box::new(|_, b3| b3.insert("kernel", &format!("{OLD}\n")))),
+        ("boot3_reached_multi_user", Box::new(|_, b3| b3.remove("unit-multi-user.target.show"))),
+        ("boot3_no_failed_units", Box::new(|_, b3| b3.insert("failed-units", "modtrace-lock.service loaded failed failed\n"))),
+        ("boot3_lock_service_succeeded", Box::new(|_, b3| b3.insert(&format!("unit-{LOCK_UNIT}.show"), &show(LOCK_UNIT, "failed", "exit-code", 0, 1)))),
+        ("boot3_modules_disabled_is_1", Box::new(|_, b3| b3.insert("modules-disabled", "0\n"))),
+        ("boot3_nftables_ruleset_after_lock", Box::new(|_, b3| b3.insert("nft-ruleset.status", "1\n"))),
+        ("boot3_wireguard_up_after_lock", Box::new(|_, b3| b3.insert("wg-link.out", ""))),
+        ("boot3_binfmt_registered_after_lock", Box::new(|_, b3| b3.insert("binfmt-entry.out", "disabled\n"))),
+        ("boot3_fat_mounted_after_lock", Box::new(|_, b3| b3.insert("fat-mount.out", ""))),
+        ("boot3_tun_up_after_lock", Box::new(|_, b3| b3.insert("tun-link.out", "6: mttun0: <NOARP> mtu 1500\n"))),
+    ];
+    assert_eq!(table.len(), upgrade::UPGRADE_CHECKS.len());
+    for (name, break_it) in table {
+        if name == "boot3_finished" {
+            let mut f = good_upgrade();
+            f.boot3.finished = Err("timed out".into());
+            assert!(upgrade_failures(&f).contains(&name));
+            continue;
+        }
+        expect_upgrade_failure(name, break_it);
+    }
+    // The refusal also fails when a list was installed for the new kernel anyway.
+    expect_upgrade_failure("upgrade_hook_refused_a_kernel_without_a_needed_module", |b2, _| {
+        b2.insert("upgrade-lists-install", &format!("{NEW}.conf\n{OLD}.conf\n"))
+    });
+}

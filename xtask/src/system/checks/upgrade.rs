@@ -1,0 +1,120 @@
+//! The trixie suite's kernel upgrade (issue 22; tests/system/upgrade.sh and
+//! upgraded.sh): in the locked boot 2, apt installs the next kernel, whose
+//! postinst runs modtrace's hook; boot 3 boots it with the initramfs its
+//! package built. The hook's `check --kernel` verdicts are judged from the
+//! journal lines boot 2 recorded (tag modtrace), boot 3 as a locked boot.
+
+use super::services::{binfmt_works, fat_works, nftables_works, tun_works, wireguard_works};
+use super::{modules_disabled, no_failed_units, reached_multi_user, Boot, Recorded, LOCK_UNIT};
+use crate::check::CheckFn;
+
+/// What the upgrade checks look at.
+pub struct UpgradeFacts {
+    /// The kernel installed (trixie-backports').
+    pub kver: String,
+    /// The locked boot 2, which installed it.
+    pub boot2: Option<Recorded>,
+    /// Boot 3, on that kernel.
+    pub boot3: Boot,
+    /// The kernel the profile was learned on (the suite's own).
+    pub learned_on: String,
+}
+
+impl UpgradeFacts {
+    fn b2(&self) -> Result<&Recorded, String> {
+        self.boot2.as_ref().ok_or_else(|| "boot 2 recorded nothing".to_string())
+    }
+
+    fn b3(&self) -> Result<&Recorded, String> {
+        self.boot3.recorded.as_ref().ok_or_else(|| "boot 3 recorded nothing".to_string())
+    }
+}
+
+pub const UPGRADE_CHECKS: &[(&str, CheckFn<UpgradeFacts>)] = &[
+    ("upgrade_kernel_installed_by_apt", installed),
+    ("upgrade_hook_refused_a_kernel_without_a_needed_module", refused),
+    ("upgrade_check_followed_renames_and_built_ins", followed),
+    ("upgrade_hook_locked_the_new_kernel_once_fixed", locked_once_fixed),
+    ("boot3_finished", |f| f.boot3.finished.clone()),
+    ("boot3_runs_the_new_kernel", runs_new_kernel),
+    ("boot3_reached_multi_user", |f| reached_multi_user(f.b3()?)),
+    ("boot3_no_failed_units", |f| no_failed_units(f.b3()?)),
+    ("boot3_lock_service_succeeded", lock_succeeded),
+    ("boot3_modules_disabled_is_1", |f| modules_disabled(f.b3()?, "1")),
+    ("boot3_nftables_ruleset_after_lock", |f| nftables_works(f.b3()?)),
+    ("boot3_wireguard_up_after_lock", |f| wireguard_works(f.b3()?)),
+    ("boot3_binfmt_registered_after_lock", |f| binfmt_works(f.b3()?)),
+    ("boot3_fat_mounted_after_lock", |f| fat_works(f.b3()?)),
+    ("boot3_tun_up_after_lock", |f| tun_works(f.b3()?)),
+];
+
+/// `text` holds every one of `want`, or the first it lacks is named.
+fn says_all(what: &str, text: &str, want: &[&str]) -> Result<(), String> {
+    match want.iter().find(|w| !text.contains(**w)) {
+        Some(w) => Err(format!("{what} does not say {w:?}:\n{text}")),
+        None => Ok(()),
+    }
+}
+
+/// apt-get install of the packages succeeded, and the package made an initramfs.
+fn installed(f: &UpgradeFacts) -> Result<(), String> {
+    let r = f.b2()?;
+    if r.status("upgrade-install")? != 0 {
+        return Err(format!("apt-get install of {} failed: {}", f.kver, r.said("upgrade-install")));
+    }
+    says_all("ls /boot", r.text("upgrade-boot-files")?, &[&format!("initrd.img-{}", f.kver)])
+}
+
+/// 7.3 has no AppleTalk, which fake-dm.service needs: the hook's check said
+/// so, and no list was installed for that kernel.
+fn refused(f: &UpgradeFacts) -> Result<(), String> {
+    let r = f.b2()?;
+    let journal = r.text("upgrade-journal-install")?;
+    let verdict = format!("check: NOT safe to reboot into {} locked", f.kver);
+    let gone = "appletalk: GONE, nothing in this kernel answers its causes (needed by fake-dm.service)";
+    says_all("the hook's journal", journal, &[&verdict, gone, "no module lock is installed for it"])?;
+    let lists = r.text("upgrade-lists-install")?;
+    match lists.lines().any(|l| l == format!("{}.conf", f.kver)) {
+        true => Err(format!("a list for {} was installed although check refused it: {lists:?}", f.kver)),
+        false => Ok(()),
+    }
+}
+
+/// The same verdict said what 7.3 renamed or built in.
+fn followed(f: &UpgradeFacts) -> Result<(), String> {
+    let journal = f.b2()?.text("upgrade-journal-install")?;
+    let want = [
+        "check:   crc32c_generic: merged into crc32c_cryptoapi",
+        "check:   crc32c_intel: merged into crc32c_cryptoapi",
+        "check:   nfnetlink: now built into the kernel, as netfilter",
+    ];
+    says_all("the hook's journal", journal, &want)
+}
+
+/// After `modtrace deny appletalk` (fake-dm retired) the hook said safe and
+/// installed the new kernel's list beside the old kernel's.
+fn locked_once_fixed(f: &UpgradeFacts) -> Result<(), String> {
+    let r = f.b2()?;
+    let journal = r.text("upgrade-journal-hook")?;
+    let verdict = format!("check: safe to reboot into {}", f.kver);
+    says_all("the hook's journal", journal, &[&verdict, "module lock regenerated"])?;
+    let lists: Vec<&str> = r.text("upgrade-lists")?.lines().collect();
+    let want = [format!("{}.conf", f.learned_on), format!("{}.conf", f.kver)];
+    match want.iter().all(|w| lists.contains(&w.as_str())) {
+        true => Ok(()),
+        false => Err(format!("/etc/modtrace/lock holds {lists:?}, expected both {want:?}")),
+    }
+}
+
+fn runs_new_kernel(f: &UpgradeFacts) -> Result<(), String> {
+    match f.b3()?.text("kernel")?.trim() {
+        k if k == f.kver => Ok(()),
+        k => Err(format!("boot 3 ran kernel {k:?}, not {}", f.kver)),
+    }
+}
+
+fn lock_succeeded(f: &UpgradeFacts) -> Result<(), String> {
+    let lock = f.b3()?.unit(LOCK_UNIT)?;
+    lock.expect("ActiveState", "active")?;
+    lock.expect("Result", "success")
+}
