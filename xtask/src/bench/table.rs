@@ -34,8 +34,8 @@ impl Settings {
             flood_reqs: 5,
             flood_fails: 1000,
             idle_secs: 20,
-            guard_loads: 300,
-            guard_opens: 100_000,
+            guard_loads: 40,
+            guard_opens: 50_000,
             guard_only: false,
         }
     }
@@ -49,8 +49,8 @@ impl Settings {
             flood_reqs: 5,
             flood_fails: 1000,
             idle_secs: 2,
-            guard_loads: 30,
-            guard_opens: 10_000,
+            guard_loads: 5,
+            guard_opens: 5000,
             guard_only: false,
         }
     }
