@@ -81,9 +81,10 @@ enum Task {
     /// load) inside a Debian trixie guest under QEMU, in about two minutes: for
     /// machines whose own kernel cannot trace.
     Demo,
-    /// Time modtrace beside Debian's bpftrace and untraced, in one 6.1 guest
+    /// Time modtrace beside Debian's bpftrace and untraced, in one guest
     /// (2 vCPUs, TCG): start-up, the failure path, requests, a flood, memory,
-    /// idle CPU; prints medians and ratios, writes target/bench/bench.{md,json}.
+    /// idle CPU, and allowed loads under the guard and sealed; prints medians
+    /// and ratios, writes target/bench/bench.{md,json}.
     Bench {
         /// Runs of each figure and tool.
         #[arg(long, default_value_t = 3)]
@@ -97,6 +98,12 @@ enum Task {
         /// Seconds the guest may run before QEMU is killed.
         #[arg(long, default_value_t = 900)]
         timeout: u64,
+        /// The kernel the guest boots: 6.1, 6.12 or backports (7.x).
+        #[arg(long, value_enum, default_value = "6.1")]
+        kernel: harness::kernels::Series,
+        /// Only the guard's figures (allowed loads untraced, guarded, sealed; opens).
+        #[arg(long)]
+        guard_only: bool,
     },
     /// Fuzz the decoder and the parsers (fuzz/README.md) for a bounded time:
     /// nightly + libFuzzer + ASan; replays seeds and regressions on stable
@@ -149,8 +156,9 @@ fn run(task: Task) -> Result<()> {
         Task::Deb { check } => package::run(check),
         Task::Demo => demo::run(),
         Task::Fuzz { seconds, target } => fuzz::run(fuzz::Options { seconds, target }),
-        Task::Bench { runs, smoke, keep, timeout } => {
-            bench::run(bench::Options { runs, smoke, keep, timeout: Duration::from_secs(timeout) })
+        Task::Bench { runs, smoke, keep, timeout, kernel, guard_only } => {
+            let timeout = Duration::from_secs(timeout);
+            bench::run(bench::Options { runs, smoke, keep, timeout, kernel, guard_only })
         }
         Task::Test { timeout } => {
             // The system test runs even when an earlier part failed: CI then

@@ -19,7 +19,8 @@ pub fn run(timeout: Duration) -> Result<()> {
     guest::run(Options { kernel: Choice::ALL, keep: false, timeout, modtrace: None, break_first_boot: true })?;
     // The bench's machinery in one short run (about a minute); its figures
     // are printed, not judged: `cargo xtask bench` is the measurement.
-    bench::run(bench::Options { runs: 1, smoke: true, keep: false, timeout })
+    let kernel = crate::harness::kernels::Series::Bookworm;
+    bench::run(bench::Options { runs: 1, smoke: true, keep: false, timeout, kernel, guard_only: false })
 }
 
 /// cargo test over the workspace, with the real 6.1 module index as a fixture:

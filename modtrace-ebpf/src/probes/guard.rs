@@ -22,7 +22,7 @@ use modtrace_common::{
 };
 
 use crate::{
-    fold::fold_in,
+    fold::fold_in_lazily,
     kernel::{Chars, File, Image, Kptr},
     maps::count,
     mem::{clear, zero, zero_at},
@@ -300,7 +300,6 @@ fn report(scratch: &PerCpuArray<GuardEvent>, cfg: &GuardConfig, verdict: u32, fi
     // SAFETY: a valid map value; each hook has its own scratch map, and the
     // kernel never runs one program twice at once on a CPU.
     let ev = unsafe { &mut *ev };
-    let ts = now();
     ev.decision = verdict;
     ev.mode = cfg.mode;
     clear(&mut ev.repeats);
@@ -310,11 +309,14 @@ fn report(scratch: &PerCpuArray<GuardEvent>, cfg: &GuardConfig, verdict: u32, fi
     zero(&mut ev.name);
     zero(&mut ev.file);
     fill(ev);
-    match fold(ev, ts) {
+    match fold(ev) {
         Some(folded) => ev.repeats = folded,
         None => return,
     }
-    send(ev, ts);
+    // The clock only for a decision that is sent: a folded one is told
+    // apart by jiffies (fold_in_lazily), and a clock read is a device read
+    // where the clocksource is the HPET.
+    send(ev, now());
 }
 
 /// Fills the header and sends the decision to both rings (the seal's
@@ -332,7 +334,7 @@ pub(super) fn send(ev: &mut GuardEvent, ts: u64) {
     }
 }
 
-fn fold(ev: &GuardEvent, ts: u64) -> Option<u32> {
+fn fold(ev: &GuardEvent) -> Option<u32> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ ((ev.hook as u64) << 8 | ev.decision as u64) ^ ev.ino;
     // Indexed loops with a constant bound: the verifier follows these.
@@ -342,5 +344,5 @@ fn fold(ev: &GuardEvent, ts: u64) -> Option<u32> {
     for i in 0..NAME_LEN {
         hash = (hash ^ ev.file[i] as u64).wrapping_mul(0x0100_0000_01b3);
     }
-    fold_in(&GUARD_REPEATS, &RequestKey { tgid, _pad: 0, name_hash: hash }, ts)
+    fold_in_lazily(&GUARD_REPEATS, &RequestKey { tgid, _pad: 0, name_hash: hash })
 }

@@ -43,6 +43,26 @@ pub enum Action {
     /// Every eBPF program loaded now: name, translated size and the
     /// instructions the verifier processed (its time goes with them).
     Programs,
+    /// COUNT loads of FILE's module and its removal (delete_module), timed
+    /// as a whole; prints us/load. With --image, init_module(2) of the
+    /// file's bytes (an uncompressed .ko: what Debian 12's kmod does with a
+    /// .ko.xz it decompressed); else finit_module(2) of the file, with
+    /// MODULE_INIT_COMPRESSED_FILE for a .ko.xz (what newer kmod does).
+    Loads {
+        count: u32,
+        file: std::path::PathBuf,
+        /// The module's name, for delete_module.
+        module: String,
+        #[arg(long)]
+        image: bool,
+        /// Each load from a new child process, as each modprobe is: the
+        /// guard's decisions then never fold, each is sent with its header.
+        #[arg(long)]
+        fork: bool,
+    },
+    /// COUNT open(O_RDONLY) and close of the files in DIR, round robin:
+    /// every open is a path walk and a read permission check. Prints ns/open.
+    Opens { count: u64, dir: std::path::PathBuf },
 }
 
 pub fn run(action: Action) -> io::Result<()> {
@@ -55,6 +75,8 @@ pub fn run(action: Action) -> io::Result<()> {
             launch(&ready, &event, fire_early, idle, &command)
         }
         Action::Programs => programs(),
+        Action::Loads { count, file, module, image, fork } => loads(count, &file, &module, image, fork),
+        Action::Opens { count, dir } => opens(count, &dir),
     }
 }
 
@@ -70,6 +92,115 @@ fn programs() -> io::Result<()> {
             count(info.verified_instruction_count())
         );
     }
+    Ok(())
+}
+
+/// finit_module(2) flags (uapi linux/module.h).
+const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
+
+/// One way of loading a module: a file descriptor or an image in memory.
+enum Load {
+    File(std::fs::File, u32),
+    Image(Vec<u8>),
+}
+
+impl Load {
+    fn call(&self) -> io::Result<()> {
+        let params = c"";
+        let ret = match self {
+            // SAFETY: the descriptor is open; params is a valid C string.
+            Load::File(f, flags) => unsafe {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(f);
+                libc::syscall(libc::SYS_finit_module, fd, params.as_ptr(), *flags)
+            },
+            // SAFETY: the image and params outlive the call; the kernel copies them.
+            Load::Image(image) => unsafe {
+                libc::syscall(libc::SYS_init_module, image.as_ptr(), image.len(), params.as_ptr())
+            },
+        };
+        if ret != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+fn delete_module(name: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: name is a valid C string; O_NONBLOCK as rmmod passes it.
+    if unsafe { libc::syscall(libc::SYS_delete_module, name.as_ptr(), libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `how` in a child process, which exits with the errno (0: loaded).
+fn load_in_child(how: &Load) -> io::Result<()> {
+    // SAFETY: the child makes one system call and exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        let code = how.call().err().and_then(|e| e.raw_os_error()).unwrap_or(0);
+        // SAFETY: leaves the forked child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: pid is this process's child; status is a valid pointer.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    match libc::WEXITSTATUS(status) {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// Loads and removes the module COUNT times; any failure ends the storm,
+/// since a refused or failed load is not the allowed load being timed.
+fn loads(count: u32, file: &std::path::Path, module: &str, image: bool, fork: bool) -> io::Result<()> {
+    let how = if image {
+        Load::Image(std::fs::read(file)?)
+    } else {
+        let compressed = file.extension().is_some_and(|e| e == "xz" || e == "zst" || e == "gz");
+        Load::File(std::fs::File::open(file)?, if compressed { MODULE_INIT_COMPRESSED_FILE } else { 0 })
+    };
+    let name = std::ffi::CString::new(module).map_err(io::Error::other)?;
+    let start = Instant::now();
+    for i in 0..count {
+        let loaded = if fork { load_in_child(&how) } else { how.call() };
+        loaded.map_err(|e| io::Error::new(e.kind(), format!("load {i} of {}: {e}", file.display())))?;
+        delete_module(&name).map_err(|e| io::Error::new(e.kind(), format!("removing {module} ({i}): {e}")))?;
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / f64::from(count.max(1));
+    let call = if image { "init_module" } else { "finit_module" };
+    let by = if fork { "child" } else { "self" };
+    println!("loads pid={} calls={count} call={call} by={by} us_per_load={us:.1}", std::process::id());
+    Ok(())
+}
+
+fn opens(count: u64, dir: &std::path::Path) -> io::Result<()> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path().into_os_string().into_encoded_bytes();
+        paths.push(std::ffi::CString::new(path).map_err(io::Error::other)?);
+    }
+    if paths.is_empty() {
+        return Err(io::Error::other(format!("{} holds no file", dir.display())));
+    }
+    let start = Instant::now();
+    for i in 0..count {
+        let path = &paths[i as usize % paths.len()];
+        // SAFETY: a valid C string; the descriptor is closed at once.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just returned by open(2) and is owned here.
+        unsafe { libc::close(fd) };
+    }
+    let ns = start.elapsed().as_nanos() as f64 / count.max(1) as f64;
+    println!("opens pid={} calls={count} files={} ns_per_open={ns:.0}", std::process::id(), paths.len());
     Ok(())
 }
 

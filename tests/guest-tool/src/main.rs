@@ -100,8 +100,9 @@ enum Action {
     /// socket(AF_ALG) in a loop for SECONDS: with no module for net-pf-38 each call
     /// makes the kernel request it again; prints `pid=P attempts=N failed=F`.
     SpamRequests { seconds: u64 },
-    /// finit_module(2) on FILE COUNT times (a module already loaded: EEXIST; a
-    /// refused file: EPERM); prints `finit-loop: count=N errors=E:N... micros_per_call=U`.
+    /// finit_module(2) on FILE COUNT times, with MODULE_INIT_COMPRESSED_FILE for
+    /// a .ko.xz (a module already loaded: EEXIST; a refused file: EPERM);
+    /// prints `finit-loop: count=N errors=E:N... micros_per_call=U`.
     FinitLoop { file: PathBuf, count: u32 },
     /// bind(2) of an AF_ALG socket to TYPE (skcipher, hash, ...) and NAME
     /// (e.g. lrw(cast6)): a template the kernel lacks makes its crypto
@@ -283,16 +284,20 @@ fn alternate_failed_loads(seconds: u64, burst: u32, processes: u32) -> io::Resul
     }
 }
 
-/// The cost of one load decision: COUNT finit_module calls on one file.
+/// The cost of one load decision: COUNT finit_module calls on one file, a
+/// .ko.xz with MODULE_INIT_COMPRESSED_FILE (4), as kmod passes it: without
+/// it the kernel refuses the file as no module (ENOEXEC) right after reading
+/// it, which is no load to compare with.
 fn finit_loop(file: &Path, count: u32) -> io::Result<()> {
     let f = std::fs::File::open(file)?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    let flags = if file.extension().is_some_and(|e| e == "xz") { 4 } else { 0 };
     let empty = c"";
     let mut errors = std::collections::BTreeMap::new();
     let start = Instant::now();
     for _ in 0..count {
         // SAFETY: fd stays open for the loop; params is a valid C string.
-        let ret = unsafe { libc::syscall(libc::SYS_finit_module, fd, empty.as_ptr(), 0) };
+        let ret = unsafe { libc::syscall(libc::SYS_finit_module, fd, empty.as_ptr(), flags) };
         let errno = if ret == 0 { 0 } else { io::Error::last_os_error().raw_os_error().unwrap_or(-1) };
         *errors.entry(errno).or_insert(0u32) += 1;
     }

@@ -15,6 +15,12 @@ pub struct Settings {
     pub flood_reqs: u32,
     pub flood_fails: u32,
     pub idle_secs: u32,
+    /// Loads (and removals) of the guard's module per storm.
+    pub guard_loads: u32,
+    /// open(2) calls per storm of the seal's figure.
+    pub guard_opens: u64,
+    /// Only the guard's figures (`--guard-only`).
+    pub guard_only: bool,
 }
 
 impl Settings {
@@ -28,6 +34,9 @@ impl Settings {
             flood_reqs: 5,
             flood_fails: 1000,
             idle_secs: 20,
+            guard_loads: 40,
+            guard_opens: 50_000,
+            guard_only: false,
         }
     }
 
@@ -40,12 +49,16 @@ impl Settings {
             flood_reqs: 5,
             flood_fails: 1000,
             idle_secs: 2,
+            guard_loads: 5,
+            guard_opens: 5000,
+            guard_only: false,
         }
     }
 
-    pub fn env_file(&self, modules: &[&str]) -> String {
+    pub fn env_file(&self, modules: &[&str], guard_module: &str) -> String {
         format!(
-            "RUNS={}\nFAIL_CALLS={}\nREQ_CALLS={}\nFLOOD_PROCS={}\nFLOOD_REQS={}\nFLOOD_FAILS={}\nIDLE_SECS={}\nLOAD_MODULES=\"{}\"\n",
+            "RUNS={}\nFAIL_CALLS={}\nREQ_CALLS={}\nFLOOD_PROCS={}\nFLOOD_REQS={}\nFLOOD_FAILS={}\nIDLE_SECS={}\nLOAD_MODULES=\"{}\"\n\
+             GUARD_MODULE={guard_module}\nGUARD_LOADS={}\nGUARD_OPENS={}\nGUARD_ONLY={}\n",
             self.runs,
             self.fail_calls,
             self.req_calls,
@@ -53,13 +66,20 @@ impl Settings {
             self.flood_reqs,
             self.flood_fails,
             self.idle_secs,
-            modules.join(" ")
+            modules.join(" "),
+            self.guard_loads,
+            self.guard_opens,
+            u8::from(self.guard_only)
         )
     }
 
     pub fn describe(&self) -> String {
+        let guard = format!("guard: {} loads and removals, {} opens per storm", self.guard_loads, self.guard_opens);
+        if self.guard_only {
+            return format!("{} run(s); {guard}", self.runs);
+        }
         format!(
-            "{} run(s) per figure and tool; {} failed loads, {} requests (two storms of half), flood of {} processes x ({} sockets + {} failed loads), idle {} s",
+            "{} run(s) per figure and tool; {} failed loads, {} requests (two storms of half), flood of {} processes x ({} sockets + {} failed loads), idle {} s; {guard}",
             self.runs,
             self.fail_calls,
             self.req_calls,
@@ -73,6 +93,10 @@ impl Settings {
 
 pub const TOOLS: [&str; 3] = ["untraced", "bpftrace", "modtrace"];
 const FIGURES: [&str; 5] = ["launch", "first-event", "failed-loads", "requests", "flood"];
+/// The guard's figures every kernel sends (guard-image-load only where
+/// modules are compressed), and the states they are timed in.
+const GUARD_FIGURES: [&str; 3] = ["guard-load", "guard-fork-load", "guard-open"];
+pub const GUARD_TOOLS: [&str; 3] = ["untraced", "guard", "sealed"];
 
 /// One guest line's values.
 type Line = BTreeMap<String, String>;
@@ -99,16 +123,16 @@ impl Figures {
         figures
     }
 
-    fn of(&self, figure: &str, tool: &str) -> &[Line] {
+    pub(super) fn of(&self, figure: &str, tool: &str) -> &[Line] {
         self.lines.get(&(figure.to_string(), tool.to_string())).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// The values of `key` over the runs, where they are numbers.
-    fn values(&self, figure: &str, tool: &str, key: &str) -> Vec<f64> {
+    pub(super) fn values(&self, figure: &str, tool: &str, key: &str) -> Vec<f64> {
         self.of(figure, tool).iter().filter_map(|l| l.get(key)?.parse().ok()).collect()
     }
 
-    fn median(&self, figure: &str, tool: &str, key: &str) -> Option<f64> {
+    pub(super) fn median(&self, figure: &str, tool: &str, key: &str) -> Option<f64> {
         median(self.values(figure, tool, key))
     }
 
@@ -117,7 +141,7 @@ impl Figures {
     /// just before and after it (by `seq`; all of them where it has no
     /// neighbour), and the median of those ratios. The host moves the guest's
     /// speed from minute to minute, so a baseline minutes away says less.
-    fn paired_ratio(&self, figure: &str, tool: &str, key: &str) -> Option<f64> {
+    pub(super) fn paired_ratio(&self, figure: &str, tool: &str, key: &str) -> Option<f64> {
         let number = |l: &Line, k: &str| l.get(k)?.parse::<f64>().ok();
         let untraced: Vec<(f64, f64)> =
             self.of(figure, "untraced").iter().filter_map(|l| Some((number(l, "seq")?, number(l, key)?))).collect();
@@ -144,9 +168,20 @@ impl Figures {
         self.values(figure, tool, key).iter().sum()
     }
 
-    /// Figures with no line from a tool that should have sent one.
-    pub fn missing(&self) -> Vec<String> {
+    /// Figures with no line from a tool that should have sent one (the
+    /// guard's alone with `guard_only`).
+    pub fn missing(&self, guard_only: bool) -> Vec<String> {
         let mut out = Vec::new();
+        for figure in GUARD_FIGURES {
+            for tool in GUARD_TOOLS {
+                if self.of(figure, tool).is_empty() {
+                    out.push(format!("{figure}/{tool}"));
+                }
+            }
+        }
+        if guard_only {
+            return out;
+        }
         for figure in FIGURES {
             for tool in TOOLS {
                 let traced_only = matches!(figure, "launch" | "first-event");
@@ -519,7 +554,7 @@ mod tests {
         assert_eq!(row.cells[1], "2600 (4.0x), 20/100 accounted, 80 lost");
         assert_eq!(row.cells[2], "1300 (2.0x), 100/100 accounted");
         assert_eq!(row.met, Some(true));
-        assert!(f.missing().contains(&"flood/modtrace".to_string()));
+        assert!(f.missing(false).contains(&"flood/modtrace".to_string()));
         let floor = row_of(&f, "failed finit_module under bpftrace");
         assert_eq!(floor.cells, ["-", "-", "-"].map(String::from), "no floor run: nothing to show");
     }
