@@ -263,16 +263,19 @@ fn boot_all(
     work: &Path,
     times: &mut Times,
 ) -> Result<(Boot, Option<Boot>, Boot)> {
-    let mut run = |label| boot(kernel, initrd, image, label, options, work, times);
-    let boot1 = run("boot1")?;
+    let mut run = |label, timeout| boot(kernel, initrd, image, label, timeout, work, times);
+    let boot1 = run("boot1", options.timeout)?;
     let went_well = |b: &Boot| b.recorded.is_some() && b.finished.is_ok();
     let guard = match suite.has_guard_boot() {
         false => None,
-        true if went_well(&boot1) => Some(run("guard")?),
+        true if went_well(&boot1) => Some(run("guard", options.timeout)?),
         true => Some(Boot::not_run("not booted: boot 1 did not finish")),
     };
     let boot2 = if went_well(&boot1) && guard.as_ref().is_none_or(went_well) {
-        run("boot2")?
+        // Where it installs the next kernel, apt and update-initramfs take
+        // minutes more under TCG.
+        let upgrading = upgrade::suite_has_upgrade(suite.name());
+        run("boot2", if upgrading { options.timeout + upgrade::INSTALL_TIME } else { options.timeout })?
     } else {
         Boot::not_run("not booted: an earlier boot did not finish")
     };
@@ -293,12 +296,12 @@ fn boot(
     initrd: &Path,
     image: &Path,
     label: &str,
-    options: &Options,
+    timeout: Duration,
     work: &Path,
     times: &mut Times,
 ) -> Result<Boot> {
     let vmlinuz = kernel.vmlinuz();
-    let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout: options.timeout, only: None };
+    let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout, only: None };
     // A boot that died before the initramfs's init never mounted the disk: trying again is safe.
     let (run, retried) = crate::harness::qemu::retry_early_death(label, |_| machine.run(), boot::Run::early_death)?;
     if let Some(why) = &retried {
