@@ -39,7 +39,7 @@ pub enum Suite {
 }
 
 impl Suite {
-    pub const ALL: [Suite; 2] = [Suite::Bookworm, Suite::Trixie];
+    pub const ALL: [Suite; 3] = [Suite::Bookworm, Suite::Trixie, Suite::Desktop];
 
     pub fn name(self) -> &'static str {
         match self {
