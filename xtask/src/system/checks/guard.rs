@@ -16,9 +16,9 @@ use super::{
 };
 use crate::check::CheckFn;
 
-const GUARD_UNIT: &str = "modtrace-guard.service";
+pub(super) const GUARD_UNIT: &str = "modtrace-guard.service";
 /// The unit of guarded.sh, which makes the refused attempts.
-const GUARDED_UNIT: &str = "modtrace-test-guarded.service";
+pub(super) const GUARDED_UNIT: &str = "modtrace-test-guarded.service";
 const PROFILE_PATH: &str = "/var/lib/modtrace/profile.json";
 /// What guarded.sh replaces (same bytes, new inode), as an upgrade would.
 const REPLACED_MODULE: &str = "appletalk";
@@ -210,15 +210,21 @@ fn journal_refusal(f: &Facts, hook: &str, comm: &str, what: impl Fn(&Value) -> b
         ("MODTRACE_SCOPE", "system"),
         ("MODTRACE_UID", "0"),
     ];
-    for (name, value) in want {
-        if field(e, name) != value {
-            return Err(format!("the journal entry has {name}={:?}, expected {value:?}: {e}", field(e, name)));
-        }
-    }
+    expect_fields(e, &want)?;
     if field(e, "MODTRACE_PID").parse::<u32>().is_err() || field(e, "MODTRACE_REASON").is_empty() {
         return Err(format!("the journal entry has no MODTRACE_PID or MODTRACE_REASON: {e}"));
     }
     Ok(())
+}
+
+/// The journal entry `e` has each field of `want` with its value.
+pub(super) fn expect_fields(e: &Value, want: &[(&str, &str)]) -> Result<(), String> {
+    match want.iter().find(|(name, value)| field(e, name) != *value) {
+        Some((name, value)) => {
+            Err(format!("the journal entry has {name}={:?}, expected {value:?}: {e}", field(e, name)))
+        }
+        None => Ok(()),
+    }
 }
 
 /// modprobe isofs: the file refused is cdrom's (loaded first) or isofs's.

@@ -7,8 +7,10 @@
 
 use serde_json::Value;
 
-use super::guard::{failed_eperm, field, g, journal, status_json, succeeded_saying};
-use super::{Facts, Recorded};
+use super::guard::{
+    expect_fields, failed_eperm, field, g, journal, status_json, succeeded_saying, GUARDED_UNIT, GUARD_UNIT,
+};
+use super::Facts;
 use crate::check::CheckFn;
 
 /// What guarded.sh loads again while sealed (unloaded first): in the profile.
@@ -32,8 +34,8 @@ pub const SEALED_CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("guard_sealed_undo_refused", undo_refused),
     ("guard_sealed_refusals_counted", refusals_counted),
     ("guard_sealed_refusals_logged_with_who", refusals_logged),
-    ("guard_sealed_hook_defers_to_next_boot", |f| deferred(g(f)?, "sealed-hook")),
-    ("guard_sealed_generate_defers_to_next_boot", |f| deferred(g(f)?, "sealed-generate")),
+    ("guard_sealed_hook_defers_to_next_boot", |f| succeeded_saying(g(f)?, "sealed-hook", DEFERRED_WORDS)),
+    ("guard_sealed_generate_defers_to_next_boot", |f| succeeded_saying(g(f)?, "sealed-generate", DEFERRED_WORDS)),
     ("guard_sealed_profile_module_loads", profile_module_loads),
 ];
 
@@ -82,22 +84,15 @@ fn refusals_logged(f: &Facts) -> Result<(), String> {
             ("MODTRACE_DECISION", "refused"),
             ("MODTRACE_HOOK", "seal"),
             ("MODTRACE_UID", "0"),
-            ("MODTRACE_UNIT", "modtrace-test-guarded.service"),
-            ("_SYSTEMD_UNIT", "modtrace-guard.service"),
+            ("MODTRACE_UNIT", GUARDED_UNIT),
+            ("_SYSTEMD_UNIT", GUARD_UNIT),
         ];
-        if let Some((name, value)) = want.iter().find(|(name, value)| field(e, name) != *value) {
-            return Err(format!("the refusal of {comm} has {name}={:?}, expected {value:?}: {e}", field(e, name)));
-        }
+        expect_fields(e, &want)?;
         if field(e, "MODTRACE_PID").parse::<u32>().unwrap_or(0) == 0 || field(e, "MODTRACE_ATTEMPT").is_empty() {
             return Err(format!("the refusal of {comm} names no process or attempt: {e}"));
         }
     }
     Ok(())
-}
-
-/// `step` left the sealed guard as it was and said so.
-fn deferred(r: &Recorded, step: &str) -> Result<(), String> {
-    succeeded_saying(r, step, DEFERRED_WORDS)
 }
 
 /// A module of the profile, unloaded, loads again under the sealed guard.
