@@ -63,21 +63,39 @@ fn guard_names_device(f: &Facts) -> Result<(), String> {
         .iter()
         .filter(|e| field(e, "MODTRACE_DECISION") == "denied" && field(e, "MODTRACE_FILE") == WATCHDOG_FILE)
         .collect();
-    let Some(e) = refusals.first() else {
+    if refusals.is_empty() {
         return Err(format!("no refusal of {WATCHDOG_FILE} in the guard's journal ({} entries)", entries.len()));
-    };
+    }
+    // The coldplug's refusal and the re-announced one's: one must name it all.
+    first_ok(refusals.iter().map(|e| names_device(e, &devpath)))
+}
+
+/// Ok if any is; else the first error.
+fn first_ok(results: impl Iterator<Item = Result<(), String>>) -> Result<(), String> {
+    let mut first = None;
+    for r in results {
+        match r {
+            Ok(()) => return Ok(()),
+            Err(e) => first = first.or(Some(e)),
+        }
+    }
+    Err(first.unwrap_or_else(|| "nothing to check".to_string()))
+}
+
+fn names_device(e: &Value, devpath: &str) -> Result<(), String> {
     expect_fields(
         e,
         &[
             ("MODTRACE_HOOK", "finit_module"),
             ("MODTRACE_MODULE", WATCHDOG_MODULE),
             ("MODTRACE_UNIT", UDEV_UNIT),
-            ("MODTRACE_DEVICE", &devpath),
+            ("MODTRACE_DEVICE", devpath),
             ("MODTRACE_SUBSYSTEM", "pci"),
             ("MODTRACE_DEVICE_IDS", WATCHDOG_IDS),
         ],
     )?;
-    if !UDEV_COMMS.contains(&field(e, "MODTRACE_COMM")) || !field(e, "MODTRACE_MODALIAS").starts_with(WATCHDOG_MODALIAS) {
+    let udev = UDEV_COMMS.contains(&field(e, "MODTRACE_COMM"));
+    if !udev || !field(e, "MODTRACE_MODALIAS").starts_with(WATCHDOG_MODALIAS) {
         return Err(format!("the refusal is not udev's or names another modalias: {e}"));
     }
     Ok(())
@@ -99,14 +117,18 @@ fn traced_names_device(f: &Facts) -> Result<(), String> {
                 && UDEV_COMMS.contains(&text(r, "/process/comm"))
         })
         .collect();
-    let Some(rec) = refused.iter().find(|r| text(r, "/module") == WATCHDOG_MODULE).or(refused.first()) else {
+    if refused.is_empty() {
         return Err(format!("no finit_module by udev failed with EPERM; {}", loads_summary(&records)));
-    };
+    }
+    first_ok(refused.iter().map(|rec| record_names_device(rec, &devpath)))
+}
+
+fn record_names_device(rec: &Value, devpath: &str) -> Result<(), String> {
     let want = [
         ("/module", WATCHDOG_MODULE),
         ("/process/unit", UDEV_UNIT),
         ("/cause/kind", "udev"),
-        ("/cause/device/devpath", devpath.as_str()),
+        ("/cause/device/devpath", devpath),
         ("/cause/device/subsystem", "pci"),
         ("/cause/device/ids", WATCHDOG_IDS),
     ];
