@@ -200,6 +200,7 @@ pub fn failed_load(time: &str, alias: &str, module: &str, ret: i64, error: &str,
             error: Some(error.to_string()),
             repeats,
             module: None,
+            linked: None,
             cause: Some(Cause::Request {
                 alias: alias.to_string(),
                 requester: guest(4242),

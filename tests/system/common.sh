@@ -106,3 +106,22 @@ deputy_mount() {
     record deputy-findmnt findmnt --noheadings --output FSTYPE,SOURCE,TARGET --types squashfs
     journalctl -b -o json _SYSTEMD_UNIT=udisks2.service >"$OUT/deputy-udisks.json" 2>&1
 }
+
+# retrigger_watchdog: where the suite adds QEMU's i6300esb watchdog (bookworm's
+# guard and locked boots), whose driver the profile lacks, announce the device
+# again (ACTION=add) so that udev tries its driver once more, and record the
+# device's sysfs directory and ids for the host's checks.
+WATCHDOG_MODALIAS=pci:v00008086d000025AB
+retrigger_watchdog() {
+    for dev in /sys/bus/pci/devices/*; do
+        case "$(cat "$dev/modalias" 2>/dev/null)" in
+        "$WATCHDOG_MODALIAS"*) ;;
+        *) continue ;;
+        esac
+        path=$(readlink -f "$dev")
+        echo "${path#/sys}" >"$OUT/watchdog-device"
+        cat "$dev/modalias" "$dev/vendor" "$dev/device" >"$OUT/watchdog-sysfs"
+        if [ -e "$dev/driver" ]; then echo bound; else echo none; fi >"$OUT/watchdog-driver"
+        record watchdog-trigger udevadm trigger --action=add --settle "$path"
+    done
+}

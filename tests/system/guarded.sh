@@ -8,6 +8,8 @@
 #   explicit:  modprobe isofs                  (its finit_module of cdrom's file)
 #   in memory: modtrace-guest init-module F.ko (init_module: no file to check)
 #   automatic: modtrace-guest socket 35        (request_module("net-pf-35"))
+#   udev:      (bookworm) the i6300esb watchdog announced again: udev's load of
+#              its driver is refused; the decision must name module and device
 # and read the guard's decisions back from the journal (journalctl -o json).
 # Then a module file of the running kernel is replaced (a package upgrade:
 # same name, new inode), which the guard refuses until the kernel postinst
@@ -95,6 +97,11 @@ record deny-request "$GUEST_TOOL" socket 35
 cat /proc/modules >"$OUT/proc-modules-after"
 before=$(wc -l <"$OUT/journal-boot-denied.json")
 wait_journal MODTRACE_DECISION=denied $((before + 3))
+seen=$(journalctl -b -q -o cat MODTRACE_FILE=i6300esb.ko 2>/dev/null | wc -l)
+retrigger_watchdog
+if [ -e "$OUT/watchdog-device" ]; then
+    wait_journal MODTRACE_FILE=i6300esb.ko $((seen + 1))
+fi
 journalctl -b -q -o json -u modtrace-guard.service >"$OUT/guard-journal.json" 2>&1
 
 if [ -e /etc/modtrace-test/sealed-guard ]; then

@@ -8,6 +8,8 @@
 #   in memory: modtrace-guest init-module F.ko (init_module by modtrace-guest)
 #   automatic: modtrace-guest socket 35        (AF_PHONET: the kernel requests
 #              net-pf-35, its modprobe helper's load of phonet is refused)
+#   udev:      (bookworm) the i6300esb watchdog announced again: udev's load of
+#              its driver is refused; the record must name module and device
 # and last, `apt-get purge modtrace`: the profile must stay, generate's copy and
 # the program must go, the installed lock service must stay (it locks without
 # modtrace).
@@ -29,6 +31,7 @@ while ! grep -q '^modtrace: attached' "$OUT/trace.err" && kill -0 "$tracer" 2>/d
     sleep 0.1
     waited=$((waited + 1))
 done
+retrigger_watchdog
 record deny-modprobe /sbin/modprobe isofs
 record deny-init-module "$GUEST_TOOL" init-module "$INIT_MODULE_FILE"
 record deny-request "$GUEST_TOOL" socket 35

@@ -68,6 +68,7 @@ pub fn run() -> Result<()> {
         image: &disk,
         timeout: Duration::from_secs(600),
         only: Some(SHOWN),
+        extra: boot::Extra::default(),
     };
     let (run, _) = crate::harness::qemu::retry_early_death("demo", |_| machine.run(), boot::Run::early_death)?;
     fs::write(work.join("console.log"), run.console.join("\n") + "\n")?;

@@ -4,6 +4,7 @@
 
 use std::io::Write as _;
 use std::os::fd::RawFd;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::trace::attribute::SystemDescriber;
 use crate::trace::decision::{self, WatchedRing};
+use crate::trace::modindex::KmodIndex;
 use crate::trace::output;
 use crate::trace::pipeline::{readable, watch};
 
@@ -28,7 +30,11 @@ pub fn follow() -> anyhow::Result<()> {
         .context("connecting to the journal")?
         .map(|j| j.with_syslog_identifier(JOURNAL_TAG.to_string()));
     let ring = WatchedRing::open("GUARD_LOG");
-    let mut logger = Logger { ring, describer: SystemDescriber::new(), journal, tally: Tally::default() };
+    // Without an index, refused files are logged by their file alone.
+    let index = KmodIndex::running()
+        .map_err(|e| eprintln!("modtrace: guard log: {e}: refused files name no module"))
+        .ok();
+    let mut logger = Logger { ring, describer: SystemDescriber::new(), journal, tally: Tally::default(), index };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(logger.run())?;
     eprintln!("{}", logger.tally.closing());
@@ -40,6 +46,8 @@ struct Logger {
     describer: SystemDescriber,
     journal: Option<systemd_journal_logger::JournalLog>,
     tally: Tally,
+    /// The running kernel's module index: which module a refused file is.
+    index: Option<KmodIndex>,
 }
 
 /// What the logger wrote and lost, as the tracer counts its own.
@@ -120,7 +128,10 @@ impl Logger {
                 self.tally.undecodable += 1;
                 continue;
             };
-            let rec = decision::record(&d, &mut self.describer);
+            let mut rec = decision::record(&d, &mut self.describer);
+            if let Some(index) = &self.index {
+                decision::identify_refused(&mut rec, &d, index, Path::new("/sys"));
+            }
             emit(self.journal.as_ref(), &rec);
             self.tally.logged += 1;
         }
@@ -163,6 +174,11 @@ pub fn journal_fields(rec: &decision::GuardRecord) -> Vec<(&'static str, String)
         ("MODTRACE_DEV", rec.dev.clone()),
         ("MODTRACE_INO", rec.ino.map(|i| i.to_string())),
         ("MODTRACE_ATTEMPT", rec.attempt.clone()),
+        // The device a refused udev load was for (decision::identify_refused).
+        ("MODTRACE_DEVICE", rec.device.as_ref().map(|d| d.devpath.clone())),
+        ("MODTRACE_MODALIAS", rec.device.as_ref().map(|d| d.modalias.clone())),
+        ("MODTRACE_SUBSYSTEM", rec.device.as_ref().and_then(|d| d.subsystem.clone())),
+        ("MODTRACE_DEVICE_IDS", rec.device.as_ref().and_then(|d| d.ids.clone())),
         ("MODTRACE_EXE", p.exe.clone()),
         ("MODTRACE_UNIT", p.unit.clone()),
         ("MODTRACE_CGROUP", p.cgroup.clone()),
@@ -175,6 +191,7 @@ pub fn journal_fields(rec: &decision::GuardRecord) -> Vec<(&'static str, String)
 mod tests {
     use super::*;
     use crate::testutil::in_cgroup;
+    use crate::trace::event::Device;
 
     #[test]
     fn the_logger_warns_once_per_new_loss_and_sums_up() {
@@ -203,6 +220,7 @@ mod tests {
             dev: None,
             ino: None,
             attempt: None,
+            device: None,
             reason: "net-pf-38 resolves to no module of the profile".into(),
             repeats: 2,
             process: in_cgroup(9, "python3", Some("/usr/bin/python3.11"), 1000, "/user.slice/user-1000.slice/session-2.scope"),
@@ -220,9 +238,38 @@ mod tests {
         assert_eq!(get("MODTRACE_SCOPE"), Some("session"));
         assert_eq!(get("MODTRACE_SCOPE_TEXT"), Some("login session session-2.scope of uid 1000"));
         assert_eq!(
-            (get("MODTRACE_FILE"), get("MODTRACE_MODULE")),
-            (None, None),
+            (get("MODTRACE_FILE"), get("MODTRACE_MODULE"), get("MODTRACE_DEVICE")),
+            (None, None, None),
             "unknown fields are left out, not empty"
+        );
+    }
+
+    #[test]
+    fn a_refused_udev_load_journals_its_module_and_device() {
+        let wdt = "pci:v00008086d000025ABsv00001AF4sd00001100bc08sc80i00";
+        let rec = decision::GuardRecord {
+            time: "2026-12-01T20:42:18.360Z".into(),
+            ts_ns: 1,
+            kind: "guard_denied".into(),
+            hook: "finit_module",
+            mode: "enforce",
+            alias: None,
+            module: Some("i6300esb".into()),
+            file: Some("i6300esb.ko".into()),
+            dev: Some("254:0".into()),
+            ino: Some(5120),
+            attempt: None,
+            device: Some(Device::new(wdt.into(), "/devices/pci0000:00/0000:00:03.0".into(), Some("pci".into()))),
+            reason: "the file is no allowed module's file in the kernel's module tree".into(),
+            repeats: 0,
+            process: in_cgroup(300, "(udev-worker)", None, 0, "/system.slice/systemd-udevd.service"),
+        };
+        let fields = journal_fields(&rec);
+        let get = |k: &str| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!((get("MODTRACE_MODULE"), get("MODTRACE_UNIT")), (Some("i6300esb"), Some("systemd-udevd.service")));
+        assert_eq!(
+            (get("MODTRACE_DEVICE"), get("MODTRACE_MODALIAS"), get("MODTRACE_SUBSYSTEM"), get("MODTRACE_DEVICE_IDS")),
+            (Some("/devices/pci0000:00/0000:00:03.0"), Some(wdt), Some("pci"), Some("8086:25ab"))
         );
     }
 }

@@ -14,7 +14,10 @@ use serde::Serialize;
 use crate::loader::pin;
 use crate::trace::attribute::Describe;
 use crate::trace::decode::{cstr, task, DecodeError};
-use crate::trace::event::{Process, Task};
+use crate::trace::correlate::is_udev;
+use crate::trace::event::{Device, Process, Task};
+use crate::trace::modindex::ModuleIndex;
+use crate::trace::refused;
 
 /// Where `modtrace guard start` pins its programs and maps. The guard stage
 /// writes them; a tracer only reads the decision ring from here.
@@ -273,6 +276,9 @@ pub struct GuardRecord {
     /// A sealed guard's refusal: what was tried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<String>,
+    /// A refused file load by udev: the device waiting for the refused module
+    /// (`identify_refused`); None when no device is tied to it by evidence.
+    pub device: Option<Device>,
     /// Why: what the policy allowed or did not.
     pub reason: String,
     pub repeats: u32,
@@ -294,8 +300,23 @@ pub fn record(d: &Decision, describer: &mut dyn Describe) -> GuardRecord {
         dev: d.dev.clone(),
         ino: d.ino,
         attempt: d.attempt.clone(),
+        device: None,
         repeats: d.repeats,
         process: describer.process(&d.task),
+    }
+}
+
+/// A refused (or would-be refused) file load: names its module when the file
+/// is the module tree's own file of that name, and, when udev attempted it,
+/// the one device under `sys` whose driver that module is and that has none.
+pub fn identify_refused(rec: &mut GuardRecord, d: &Decision, index: &dyn ModuleIndex, sys: &Path) {
+    if d.hook != "finit_module" || d.verdict == "allowed" || rec.module.is_some() {
+        return;
+    }
+    let (Some(file), Some(dev), Some(ino)) = (&d.file, &d.dev, d.ino) else { return };
+    rec.module = refused::module_of_file(index, file, dev, ino);
+    if let Some(m) = rec.module.as_deref().filter(|_| is_udev(&d.task)) {
+        rec.device = refused::unbound_device(sys, index, m);
     }
 }
 
@@ -395,6 +416,50 @@ mod tests {
             (None, Some("evil.ko"), Some("8:1"), Some(1234))
         );
         assert!(reason(&d).contains("no allowed module's file"));
+    }
+
+    /// The kernel's facts alone.
+    struct Plain;
+
+    impl Describe for Plain {
+        fn process(&mut self, t: &Task) -> Process {
+            Process::from_task(t)
+        }
+
+        fn parent(&mut self, _: &Task) -> Option<crate::trace::event::Parent> {
+            None
+        }
+
+        fn wall_time(&mut self, _: u64) -> String {
+            "t".into()
+        }
+    }
+
+    #[test]
+    fn a_refused_udev_file_names_its_module_and_device() {
+        use crate::trace::modindex::StaticIndex;
+        use crate::trace::refused::tests::{sysfs, WDT};
+        use std::os::unix::fs::MetadataExt;
+        let tree = tempfile::tempdir().unwrap();
+        let file = tree.path().join("i6300esb.ko");
+        std::fs::write(&file, b"\x7fELF").unwrap();
+        let meta = std::fs::metadata(&file).unwrap();
+        let index = StaticIndex::default().alias(WDT, "i6300esb").file("i6300esb", &file);
+        let sys = sysfs(&[("0000:00:03.0", WDT, false)]);
+        let mut d = decode(&event(hook::READ_FILE, decision::DENIED, "", "i6300esb.ko")).unwrap();
+        (d.dev, d.ino) = (Some(format!("{}:{}", libc::major(meta.dev()), libc::minor(meta.dev()))), Some(meta.ino()));
+        let identified = |d: &Decision| {
+            let mut rec = record(d, &mut Plain);
+            identify_refused(&mut rec, d, &index, sys.path());
+            (rec.module, rec.device.map(|dev| (dev.devpath, dev.ids)))
+        };
+        // Not udev ("evil"): the module, but no device.
+        assert_eq!(identified(&d), (Some("i6300esb".to_string()), None));
+        d.task.comm = "(udev-worker)".into();
+        let device = Some(("/devices/pci0000:00/0000:00:03.0".to_string(), Some("8086:25ab".to_string())));
+        assert_eq!(identified(&d), (Some("i6300esb".to_string()), device));
+        d.ino = Some(meta.ino() + 1);
+        assert_eq!(identified(&d), (None, None), "another file of that name names nothing");
     }
 
     #[test]

@@ -201,12 +201,38 @@ pub struct KthreadJoin {
     pub unjoined: Option<String>,
 }
 
-/// A device, from the kernel uevent that announced it.
+/// A device, from the kernel uevent that announced it (or its sysfs directory).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Device {
     pub modalias: String,
     pub devpath: String,
     pub subsystem: Option<String>,
+    /// `vendor:device` (PCI) or `vendor:product` (USB) in lower-case hex, read
+    /// from the modalias; None for other buses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ids: Option<String>,
+}
+
+impl Device {
+    pub fn new(modalias: String, devpath: String, subsystem: Option<String>) -> Device {
+        Device { ids: ids_of(&modalias), modalias, devpath, subsystem }
+    }
+}
+
+/// The ids a PCI or USB modalias starts with: `pci:vVVVVVVVVdDDDDDDDD...` (32-bit
+/// fields, the ids in their low 16 bits) or `usb:vVVVVpPPPP...`.
+pub fn ids_of(modalias: &str) -> Option<String> {
+    let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit()).then(|| s.to_ascii_lowercase());
+    let (vendor, device) = if let Some(rest) = modalias.strip_prefix("pci:v") {
+        let device = rest.get(8..)?.strip_prefix('d')?;
+        (hex(rest.get(4..8)?)?, hex(device.get(4..8)?)?)
+    } else if let Some(rest) = modalias.strip_prefix("usb:v") {
+        let product = rest.get(4..)?.strip_prefix('p')?;
+        (hex(rest.get(..4)?)?, hex(product.get(..4)?)?)
+    } else {
+        return None;
+    };
+    Some(format!("{vendor}:{device}"))
 }
 
 /// A loader's parent, as far as it is known.
@@ -273,8 +299,13 @@ pub enum What {
         /// same task came before the result). With an error, its init failed and
         /// the kernel removed it again. For a kernel helper's call that failed
         /// before linking: the module of its request it was loading, when only
-        /// one could have been next.
+        /// one could have been next; for udev's call that failed before linking,
+        /// the module its device still needs, when only one could be next.
         module: Option<String>,
+        /// With `module` and an error: whether the module was linked (its init
+        /// failed) or the call failed before (refused, as under the lock).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        linked: Option<bool>,
         cause: Option<Cause>,
     },
     Loaded { module: String, taints: u32, cause: Cause },

@@ -14,6 +14,7 @@ pub mod kthread;
 pub mod modindex;
 pub mod output;
 pub mod pipeline;
+pub mod refused;
 pub mod scope;
 pub mod snapshot;
 pub mod stream;

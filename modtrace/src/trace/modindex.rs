@@ -29,6 +29,11 @@ pub trait ModuleIndex {
         false
     }
 
+    /// `module`'s file in the module tree (modules.dep); None when unknown.
+    fn file(&self, _module: &str) -> Option<PathBuf> {
+        None
+    }
+
     /// Everything `modprobe module` may load, in its order: each module's
     /// pre-softdeps and dependencies before it, its post-softdeps after.
     fn load_order(&self, module: &str) -> Vec<String> {
@@ -87,6 +92,8 @@ pub struct StaticIndex {
     /// module -> (pre, post) softdeps.
     pub softdeps: BTreeMap<String, (Vec<String>, Vec<String>)>,
     pub builtin: BTreeSet<String>,
+    /// module -> its file.
+    pub files: BTreeMap<String, PathBuf>,
 }
 
 impl StaticIndex {
@@ -109,6 +116,11 @@ impl StaticIndex {
 
     pub fn builtin(mut self, module: &str) -> Self {
         self.builtin.insert(normalize(module));
+        self
+    }
+
+    pub fn file(mut self, module: &str, path: &Path) -> Self {
+        self.files.insert(normalize(module), path.to_path_buf());
         self
     }
 }
@@ -136,6 +148,10 @@ impl ModuleIndex for StaticIndex {
 
     fn builtin(&self, module: &str) -> bool {
         self.builtin.contains(&normalize(module))
+    }
+
+    fn file(&self, module: &str) -> Option<PathBuf> {
+        self.files.get(&normalize(module)).cloned()
     }
 }
 
@@ -277,6 +293,11 @@ impl ModuleIndex for KmodIndex {
 
     fn builtin(&self, module: &str) -> bool {
         self.builtin.contains(&normalize(module))
+    }
+
+    fn file(&self, module: &str) -> Option<PathBuf> {
+        let m = self.ctx.module_new_from_name(&normalize(module)).ok()?;
+        m.path().map(PathBuf::from)
     }
 }
 

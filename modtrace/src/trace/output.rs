@@ -1,6 +1,6 @@
 //! Rendering records for `modtrace trace`: one human line, or one JSON object.
 
-use crate::trace::event::{Cause, Process, Record, Syscall, What};
+use crate::trace::event::{Cause, Device, Process, Record, Syscall, What};
 use crate::trace::scope::Scope;
 use crate::trace::decision::GuardRecord;
 
@@ -22,12 +22,14 @@ fn human_line(rec: &Record) -> String {
             let to = if resolves_to.is_empty() { "no module (will fail)".to_string() } else { resolves_to.join(", ") };
             format!("{clock} request  {alias} by {who} -> {to}{}", repeated(*repeats))
         }
-        What::Load { syscall, ret, error, module, repeats, cause, .. } => {
+        What::Load { syscall, ret, error, module, linked, repeats, cause, .. } => {
+            let error = error.as_deref().unwrap_or("?");
             let outcome = match (ret, module) {
                 (0, Some(m)) => format!("ok: {m}"),
                 (0, None) => "ok".to_string(),
-                (_, Some(m)) => format!("failed {}: {m}'s init failed, removed again", error.as_deref().unwrap_or("?")),
-                _ => format!("failed {}", error.as_deref().unwrap_or("?")),
+                (_, Some(m)) if *linked == Some(false) => format!("failed {error} loading {m}"),
+                (_, Some(m)) => format!("failed {error}: {m}'s init failed, removed again"),
+                _ => format!("failed {error}"),
             };
             let why = cause.as_ref().map(|c| format!(" <- {}", cause_text(c))).unwrap_or_default();
             format!("{clock} load     {} {outcome} by {who}{why}{}", syscall_name(*syscall), repeated(*repeats))
@@ -59,6 +61,9 @@ fn guard_line(rec: &GuardRecord) -> String {
             if let (Some(dev), Some(ino)) = (&rec.dev, rec.ino) {
                 s.push_str(&format!(" (dev {dev} ino {ino})"));
             }
+            if let Some(d) = &rec.device {
+                s.push_str(&format!(" for {}", device_text(d)));
+            }
             s
         }
     };
@@ -75,6 +80,14 @@ fn guard_line(rec: &GuardRecord) -> String {
 
 pub fn guard_json(rec: &GuardRecord) -> String {
     serde_json::to_string(rec).expect("records serialize")
+}
+
+/// `DEVPATH (MODALIAS)`, with `ids VENDOR:DEVICE` where the bus has them.
+pub fn device_text(d: &Device) -> String {
+    match &d.ids {
+        Some(ids) => format!("{} ({}, ids {ids})", d.devpath, d.modalias),
+        None => format!("{} ({})", d.devpath, d.modalias),
+    }
 }
 
 fn syscall_name(s: Syscall) -> &'static str {
@@ -131,8 +144,8 @@ fn cause_text(c: &Cause) -> String {
             s
         }
         Cause::Udev { loader, device } => match device {
-            Some(d) => format!("udev {} for {} ({})", who(loader), d.devpath, d.modalias),
-            None => format!("udev {}", who(loader)),
+            Some(d) => format!("udev {} for {}", who(loader), device_text(d)),
+            None => format!("udev {} for an unknown device", who(loader)),
         },
         Cause::Unknown { reason } => format!("unknown: {reason}"),
     }
@@ -245,19 +258,32 @@ mod tests {
             error: Some("EPERM".into()),
             repeats: 0,
             module: None,
+            linked: None,
             cause: Some(explicit),
         };
         assert_eq!(
             human(&record(denied, loader.clone())),
             "21:57:50.080 load     finit_module failed EPERM by modprobe[7] <- explicit by modprobe[7], run by systemd[1] (init.scope)"
         );
-        let device = Device { modalias: "pci:v8086*".into(), devpath: "/devices/pci0000:00/0000:00:1b.0".into(), subsystem: None };
+        let device = Device::new("pci:v8086*".into(), "/devices/pci0000:00/0000:00:1b.0".into(), None);
         let udev = Cause::Udev { loader: process("(udev-worker)", 300, Some("systemd-udevd.service")), device: Some(device) };
         let line = human(&record(What::Loaded { module: "snd_hda_intel".into(), taints: 0, cause: udev }, loader.clone()));
         assert!(line.ends_with("<- udev (udev-worker)[300] (systemd-udevd.service) for /devices/pci0000:00/0000:00:1b.0 (pci:v8086*)"), "{line}");
         let unknown = Cause::Unknown { reason: "no request seen".into() };
         let line = human(&record(What::Loaded { module: "x".into(), taints: 0, cause: unknown }, loader));
         assert!(line.ends_with("<- unknown: no request seen"), "{line}");
+    }
+
+    #[test]
+    fn pci_and_usb_devices_show_their_ids() {
+        use crate::trace::event::ids_of;
+        assert_eq!(ids_of("pci:v00008086d000025ABsv00001AF4sd00001100bc08sc80i00").as_deref(), Some("8086:25ab"));
+        assert_eq!(ids_of("usb:v067Bp2303d0300dc00dsc00dp00icFFisc00ip00in00").as_deref(), Some("067b:2303"));
+        for other in ["acpi:PNP0501:", "pci:v0000", "usb:vXYZWp2303", "virtio:d00000001v00001AF4", ""] {
+            assert_eq!(ids_of(other), None, "{other}");
+        }
+        let d = Device::new("usb:v067Bp2303d0300".into(), "/devices/usb2/2-1/2-1:1.0".into(), Some("usb".into()));
+        assert_eq!(device_text(&d), "/devices/usb2/2-1/2-1:1.0 (usb:v067Bp2303d0300, ids 067b:2303)");
     }
 
     #[test]
@@ -274,6 +300,7 @@ mod tests {
             dev: Some("0:1".into()),
             ino: Some(77),
             attempt: None,
+            device: None,
             reason: "the file is no allowed module's file in the kernel's module tree".into(),
             repeats: 0,
             process: process("insmod", 12, Some("session-2.scope")),
@@ -284,6 +311,21 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&guard_json(&rec)).unwrap();
         assert_eq!((v["kind"].as_str(), v["file"].as_str(), v["process"]["comm"].as_str()), (Some("guard_denied"), Some("evil.ko"), Some("insmod")));
+        assert!(v["device"].is_null(), "no device tied: null, never a guess");
+        let wdt = "pci:v00008086d000025ABsv00001AF4sd00001100bc08sc80i00";
+        let udev = GuardRecord {
+            module: Some("i6300esb".into()),
+            file: Some("i6300esb.ko".into()),
+            device: Some(Device::new(wdt.into(), "/devices/pci0000:00/0000:00:03.0".into(), Some("pci".into()))),
+            process: process("(udev-worker)", 300, Some("systemd-udevd.service")),
+            ..rec
+        };
+        let line = guard_human(&udev);
+        let want = format!(
+            "finit_module i6300esb file i6300esb.ko (dev 0:1 ino 77) for /devices/pci0000:00/0000:00:03.0 ({wdt}, \
+             ids 8086:25ab) by (udev-worker)[300]"
+        );
+        assert!(line.contains(&want), "{line}");
     }
 
     #[test]

@@ -303,7 +303,9 @@ impl Flow {
                 continue;
             };
             if let Some(sink) = self.guard_sink.as_mut() {
-                sink(&guard_decision::record(&d, &mut self.describer));
+                let mut rec = guard_decision::record(&d, &mut self.describer);
+                guard_decision::identify_refused(&mut rec, &d, self.correlator.index(), Path::new("/sys"));
+                sink(&rec);
             }
         }
     }

@@ -38,6 +38,14 @@ pub struct Machine<'a> {
     /// When set, only console lines holding this prefix are shown (what follows
     /// it); all lines are kept either way.
     pub only: Option<&'a str>,
+    pub extra: Extra,
+}
+
+/// What one boot adds: QEMU arguments, kernel command-line words.
+#[derive(Debug, Default, Clone)]
+pub struct Extra {
+    pub qemu: Vec<&'static str>,
+    pub append: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +110,9 @@ impl Machine<'_> {
             .arg(self.kernel)
             .arg("-initrd")
             .arg(self.initrd)
-            .args(["-append", CMDLINE]);
+            .args(&self.extra.qemu)
+            .arg("-append")
+            .arg([CMDLINE.to_string()].iter().chain(&self.extra.append).cloned().collect::<Vec<_>>().join(" "));
         cmd
     }
 

@@ -17,6 +17,7 @@ mod deputy;
 mod dracut;
 mod evidence;
 mod guard;
+pub mod refused_device;
 mod sealed;
 mod services;
 pub mod upgrade;
@@ -197,6 +198,9 @@ pub struct Facts {
     pub services: Option<Known>,
     /// For a suite whose initramfs dracut built (system/dracut.rs): the modules it holds.
     pub dracut: Option<BTreeSet<String>>,
+    /// The guard and locked boots had the watchdog whose driver udev cannot
+    /// load (refused_device.rs).
+    pub watchdog: bool,
 }
 
 impl Facts {
@@ -267,7 +271,8 @@ pub fn check_all(facts: &Facts) -> Vec<Check> {
         (true, true) => sealed::SEALED_CHECKS,
     };
     let dracut = if facts.dracut.is_some() { dracut::DRACUT_CHECKS } else { &[] };
-    let tables = [CHECKS, services, deputy, evidence, guard, after, dracut];
+    let watchdog = if facts.watchdog { refused_device::REFUSED_DEVICE_CHECKS } else { &[] };
+    let tables = [CHECKS, services, deputy, evidence, guard, after, dracut, watchdog];
     tables.into_iter().flat_map(|table| check::run(table, facts)).collect()
 }
 

@@ -69,6 +69,12 @@ impl Suite {
         }
     }
 
+    /// Whether the guard and locked boots get a device whose driver the
+    /// profile lacks (checks/refused_device.rs): bookworm's.
+    fn adds_watchdog(self) -> bool {
+        self == Suite::Bookworm
+    }
+
     /// Whether the image's own dracut builds the initramfs (else initrd.rs does).
     fn uses_dracut(self) -> bool {
         self == Suite::Desktop
@@ -171,7 +177,9 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         false => None,
     };
     let sealed_guard = suite.seals_guard_boot();
-    let facts = Facts { lock_point: options.lock_point, boot1, boot2, guard, sealed_guard, services: known, dracut };
+    let watchdog = suite.adds_watchdog();
+    let facts =
+        Facts { lock_point: options.lock_point, boot1, boot2, guard, sealed_guard, services: known, dracut, watchdog };
     let mut results = checks::check_all(&facts);
     if let (Some(next), Some(boot3)) = (&next, &boot3) {
         let upgrade = checks::upgrade::UpgradeFacts {
@@ -263,7 +271,7 @@ fn boot_all(
     work: &Path,
     times: &mut Times,
 ) -> Result<(Boot, Option<Boot>, Boot)> {
-    let mut run = |label, timeout| boot(kernel, initrd, image, label, timeout, work, times);
+    let mut run = |label, timeout| boot(kernel, initrd, image, (label, boot_extra(suite, label)), timeout, work, times);
     let boot1 = run("boot1", options.timeout)?;
     let went_well = |b: &Boot| b.recorded.is_some() && b.finished.is_ok();
     let guard = match suite.has_guard_boot() {
@@ -282,6 +290,23 @@ fn boot_all(
     Ok((boot1, guard, boot2))
 }
 
+/// What one boot adds to the machine. bookworm's guard and locked boots get
+/// QEMU's i6300esb watchdog, whose driver boot 1 never saw (refused_device.rs).
+/// In the locked boot the kernel refuses that driver at coldplug
+/// (module_blacklist), so that it is still missing after the lock, as for a
+/// device plugged in then, when locked.sh announces the device again.
+fn boot_extra(suite: Suite, label: &str) -> boot::Extra {
+    let device = checks::refused_device::QEMU_DEVICE;
+    match (suite.adds_watchdog(), label) {
+        (true, "guard") => boot::Extra { qemu: vec!["-device", device], append: vec![] },
+        (true, "boot2") => {
+            let blacklist = format!("module_blacklist={}", checks::refused_device::WATCHDOG_MODULE);
+            boot::Extra { qemu: vec!["-device", device], append: vec![blacklist] }
+        }
+        _ => boot::Extra::default(),
+    }
+}
+
 /// For a suite with services: how the profile's modules are explained.
 fn explained(facts: &Facts) -> Option<String> {
     let (Some(_), Some(r)) = (&facts.services, &facts.boot1.recorded) else { return None };
@@ -295,13 +320,13 @@ fn boot(
     kernel: &Kernel,
     initrd: &Path,
     image: &Path,
-    label: &str,
+    (label, extra): (&str, boot::Extra),
     timeout: Duration,
     work: &Path,
     times: &mut Times,
 ) -> Result<Boot> {
     let vmlinuz = kernel.vmlinuz();
-    let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout, only: None };
+    let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout, only: None, extra };
     // A boot that died before the initramfs's init never mounted the disk: trying again is safe.
     let (run, retried) = crate::harness::qemu::retry_early_death(label, |_| machine.run(), boot::Run::early_death)?;
     if let Some(why) = &retried {

@@ -28,7 +28,7 @@ impl Devices {
         if self.recent.len() >= MAX_DEVICES {
             self.recent.pop_front();
         }
-        self.recent.push_back((ts_ns, Device { modalias, devpath: ev.devpath, subsystem: ev.subsystem }));
+        self.recent.push_back((ts_ns, Device::new(modalias, ev.devpath, ev.subsystem)));
     }
 
     /// The device a udev load of `module` was for: recent devices whose MODALIAS
@@ -45,6 +45,26 @@ impl Devices {
             match found {
                 None => found = Some(dev),
                 Some(f) if f.modalias == dev.modalias => {}
+                Some(_) => return None,
+            }
+        }
+        found.cloned()
+    }
+
+    /// The device a udev call that failed before linking was for: recent
+    /// devices whose MODALIAS needs a module not in the kernel (`missing`).
+    /// Only one device may: with several, which one the worker was loading
+    /// for is not known, and none is named.
+    pub fn awaiting_driver(&self, index: &dyn ModuleIndex, missing: &dyn Fn(&str) -> bool) -> Option<Device> {
+        let mut found: Option<&Device> = None;
+        for (_, dev) in self.recent.iter().rev() {
+            let waits = index.resolve(&dev.modalias).iter().any(|t| index.closure(t).iter().any(|m| missing(m)));
+            if !waits {
+                continue;
+            }
+            match found {
+                None => found = Some(dev),
+                Some(f) if f.devpath == dev.devpath && f.modalias == dev.modalias => {}
                 Some(_) => return None,
             }
         }

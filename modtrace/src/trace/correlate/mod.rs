@@ -18,7 +18,7 @@ mod modprobe_args;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use crate::trace::attribute::{self, Describe};
-use crate::trace::event::{Body, Cause, Event, KthreadJoin, Process, Record, Syscall, Task, What};
+use crate::trace::event::{Body, Cause, Device, Event, KthreadJoin, Process, Record, Syscall, Task, What};
 use crate::trace::kthread::CryptoWaiters;
 use crate::trace::modindex::{normalize, ModuleIndex};
 use crate::trace::uevent::Uevent;
@@ -294,15 +294,22 @@ impl<I: ModuleIndex> Correlator<I> {
         if let Some(m) = linked.as_ref().filter(|_| l.ret < 0) {
             self.present.remove(m);
         }
+        let was_linked = linked.is_some();
         let mut module = linked;
+        let unlinked_failure = module.is_none() && l.ret < 0;
         let cause = match self.helper(task) {
             Helper::Yes => {
                 // A helper's call that failed before linking: the module it was
                 // loading is the next one of its request, when only one can be.
-                if module.is_none() && l.ret < 0 {
+                if unlinked_failure {
                     module = self.failing_module(task, process);
                 }
                 self.helper_cause(task, module.as_deref(), process)
+            }
+            Helper::No if unlinked_failure && is_udev(task) => {
+                let (device, next) = self.refused_udev();
+                module = next;
+                Cause::Udev { loader: process.clone(), device }
             }
             Helper::No => self.direct_cause(task, module.as_deref(), process, d),
             Helper::Unknown => Cause::Unknown { reason: undecided_reason(module.as_deref()) },
@@ -317,6 +324,7 @@ impl<I: ModuleIndex> Correlator<I> {
             ret: l.ret,
             error: (l.ret < 0).then(|| errno_name(-l.ret)),
             repeats,
+            linked: module.as_ref().filter(|_| l.ret < 0).map(|_| was_linked),
             module,
             cause: Some(cause),
         }
@@ -377,10 +385,13 @@ impl<I: ModuleIndex> Correlator<I> {
         }
         let request = self.bound.get(&key)?.request;
         let req = self.requests.iter().find(|r| r.id == request)?;
-        let next: BTreeSet<&String> = req
-            .targets
-            .iter()
-            .flat_map(|(_, order)| order)
+        self.next_to_load(req.targets.iter().flat_map(|(_, order)| order))
+    }
+
+    /// Of `modules`, the one not in the kernel whose dependencies all are:
+    /// what a loader working through them calls next. None when several are.
+    fn next_to_load<'a>(&self, modules: impl Iterator<Item = &'a String>) -> Option<String> {
+        let next: BTreeSet<&String> = modules
             .filter(|m| !self.in_kernel(m, u64::MAX))
             .filter(|m| self.index.depends_on(m).iter().all(|d| self.in_kernel(&normalize(d), u64::MAX)))
             .collect();
@@ -388,6 +399,18 @@ impl<I: ModuleIndex> Correlator<I> {
             1 => next.into_iter().next().cloned(),
             _ => None,
         }
+    }
+
+    /// A udev worker's call that failed before linking (refused: the lock, the
+    /// guard): the one recent device still needing a module not in the kernel,
+    /// and the module udev's libkmod calls next for it, when only one can be.
+    fn refused_udev(&self) -> (Option<Device>, Option<String>) {
+        let missing = |m: &str| !self.in_kernel(m, u64::MAX);
+        let Some(device) = self.devices.awaiting_driver(&self.index, &missing) else { return (None, None) };
+        let orders: Vec<String> =
+            self.index.resolve(&device.modalias).iter().flat_map(|t| self.index.load_order(t)).collect();
+        let next = self.next_to_load(orders.iter());
+        (Some(device), next)
     }
 
     fn request_cause(&self, binding: &Binding, module: Option<&str>) -> Cause {

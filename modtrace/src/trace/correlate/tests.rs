@@ -307,6 +307,55 @@ fn two_different_devices_needing_the_module_name_none() {
     assert_eq!(udev_device(&c.handle(loaded(SEC + 1, worker, "usbhid"), &mut d)), None);
 }
 
+/// (module, linked, device path) of a failed load record by udev.
+fn refused_udev(rec: &Record) -> (Option<&str>, Option<bool>, Option<&str>) {
+    match &rec.what {
+        What::Load { module, linked, cause: Some(Cause::Udev { device, .. }), .. } => {
+            (module.as_deref(), *linked, device.as_ref().map(|d| d.devpath.as_str()))
+        }
+        other => panic!("not a udev load: {other:?}"),
+    }
+}
+
+const SERIAL: &str = "usb:v067Bp2303d0300dc00dsc00dp00icFFisc00ip00in00";
+
+#[test]
+fn a_refused_udev_load_names_the_device_and_the_module_udev_loads_next() {
+    let idx = index().alias(SERIAL, "pl2303").module("pl2303", &["usbserial"]).module("usbserial", &[]);
+    let mut c = Correlator::new(idx);
+    let mut d = Fake::default();
+    c.device_event(SEC, uevent("add", "/devices/pci0000:00/0000:00:1d.0/usb2/2-1/2-1:1.0", SERIAL));
+    // A device whose driver is in the kernel waits for nothing.
+    c.seed_present(["snd_hda_intel".to_string()], 0);
+    c.device_event(SEC, uevent("add", "/devices/pci0000:00/0000:00:1b.0", "snd_hda_intel"));
+    let worker = task(500, "(udev-worker)", 450, "systemd-udevd", 3);
+    let rec = c.handle(load(SEC + 1, worker.clone(), -1), &mut d);
+    // usbserial first: pl2303 needs it, and kmod loads dependencies first.
+    let serial = "/devices/pci0000:00/0000:00:1d.0/usb2/2-1/2-1:1.0";
+    assert_eq!(refused_udev(&rec), (Some("usbserial"), Some(false), Some(serial)));
+    let Cause::Udev { device: Some(dev), .. } = cause(&rec) else { panic!() };
+    assert_eq!((dev.modalias.as_str(), dev.ids.as_deref()), (SERIAL, Some("067b:2303")));
+    assert!(crate::trace::output::human(&rec).contains("failed EPERM loading usbserial by (udev-worker)[500]"));
+    // With usbserial in, pl2303 is next.
+    c.handle(loaded(SEC + 2, task(600, "modprobe", 1, "bash", SHELL_CG), "usbserial"), &mut d);
+    assert_eq!(refused_udev(&c.handle(load(SEC + 3, worker, -1), &mut d)).0, Some("pl2303"));
+}
+
+#[test]
+fn a_refused_udev_load_names_no_device_when_two_or_none_wait() {
+    let idx = index().alias(SERIAL, "pl2303").alias("pci:v00008086d000025AB", "i6300esb");
+    let mut c = Correlator::new(idx);
+    let mut d = Fake::default();
+    let worker = task(500, "(udev-worker)", 450, "systemd-udevd", 3);
+    assert_eq!(refused_udev(&c.handle(load(SEC, worker.clone(), -1), &mut d)), (None, None, None), "no device seen");
+    c.device_event(SEC, uevent("add", "/devices/usb2/2-1/2-1:1.0", SERIAL));
+    c.device_event(SEC, uevent("add", "/devices/pci0000:00/0000:00:04.0", "pci:v00008086d000025AB"));
+    assert_eq!(refused_udev(&c.handle(load(SEC + 1, worker.clone(), -1), &mut d)), (None, None, None), "two wait");
+    // Expired uevents are no evidence either.
+    let late = c.handle(load(SEC + DEVICE_TTL_NS + 10, worker, -1), &mut d);
+    assert_eq!(refused_udev(&late), (None, None, None));
+}
+
 #[test]
 fn helper_load_without_a_request_is_unknown() {
     let mut c = Correlator::new(index());

@@ -147,6 +147,7 @@ struct Pair {
     guard: Option<Boot>,
     sealed_guard: bool,
     services: Option<Known>,
+    watchdog: bool,
 }
 
 impl Pair {
@@ -158,6 +159,7 @@ impl Pair {
             guard: None,
             sealed_guard: false,
             services: None,
+            watchdog: false,
         }
     }
 
@@ -178,6 +180,7 @@ impl Pair {
             sealed_guard: self.sealed_guard,
             services: self.services.clone(),
             dracut: None,
+            watchdog: self.watchdog,
         }
     }
 
@@ -188,7 +191,9 @@ impl Pair {
 
 #[test]
 fn a_correct_pair_of_boots_passes_every_check() {
-    for pair in [Pair::good(), Pair::with_services(), Pair::with_guard(), Pair::with_sealed_guard()] {
+    let pairs =
+        [Pair::good(), Pair::with_services(), Pair::with_guard(), Pair::with_sealed_guard(), Pair::with_watchdog()];
+    for pair in pairs {
         let results = check_all(&pair.facts());
         let failed: Vec<String> =
             results.iter().filter_map(|c| c.result.clone().err().map(|e| format!("{}: {e}", c.name))).collect();
@@ -199,7 +204,8 @@ fn a_correct_pair_of_boots_passes_every_check() {
                 (None, _) => 0,
                 (Some(_), false) => guard::GUARD_CHECKS.len() + guard::REFRESH_CHECKS.len(),
                 (Some(_), true) => guard::GUARD_CHECKS.len() + sealed::SEALED_CHECKS.len(),
-            };
+            }
+            + if pair.watchdog { refused_device::REFUSED_DEVICE_CHECKS.len() } else { 0 };
         assert_eq!(results.len(), want);
     }
 }
@@ -1065,4 +1071,112 @@ fn a_correct_upgrade_passes_and_every_upgrade_check_can_fail() {
     expect_upgrade_failure("upgrade_hook_refused_a_kernel_without_a_needed_module", |b2, _| {
         b2.insert("upgrade-lists-install", &format!("{NEW}.conf\n{OLD}.conf\n"))
     });
+}
+
+// ---- the refused driver load (refused_device.rs) ----
+
+const WATCHDOG_PATH: &str = "/devices/pci0000:00/0000:00:03.0";
+const WATCHDOG_SYSFS: &str = "pci:v00008086d000025ABsv00001AF4sd00001100bc08sc80i00\n0x8086\n0x25ab\n";
+
+/// The watchdog's refusal as the guard's logger journals it.
+fn watchdog_entry() -> String {
+    let mut e: Value = serde_json::from_str(&journal_entry(
+        "finit_module",
+        "(udev-worker)",
+        &[
+            ("MODTRACE_FILE", "i6300esb.ko"),
+            ("MODTRACE_MODULE", "i6300esb"),
+            ("MODTRACE_DEVICE", WATCHDOG_PATH),
+            ("MODTRACE_MODALIAS", "pci:v00008086d000025ABsv00001AF4sd00001100bc08sc80i00"),
+            ("MODTRACE_SUBSYSTEM", "pci"),
+            ("MODTRACE_DEVICE_IDS", "8086:25ab"),
+        ],
+    ))
+    .unwrap();
+    e["MODTRACE_UNIT"] = json!("systemd-udevd.service");
+    e.to_string()
+}
+
+/// udev's refused load of the watchdog's driver as `trace --json` gives it.
+fn watchdog_record() -> Value {
+    let worker = process("(udev-worker)", "systemd-udevd.service", &["/usr/lib/systemd/systemd-udevd"]);
+    let mut rec = denied_load("finit_module", worker);
+    rec["module"] = json!("i6300esb");
+    rec["linked"] = json!(false);
+    rec["cause"] = json!({"kind": "udev", "device": {"devpath": WATCHDOG_PATH, "subsystem": "pci", "ids": "8086:25ab",
+        "modalias": "pci:v00008086d000025ABsv00001AF4sd00001100bc08sc80i00"}});
+    rec
+}
+
+fn watchdog_files(r: &mut Recorded) {
+    r.insert("watchdog-device", &format!("{WATCHDOG_PATH}\n"));
+    r.insert("watchdog-sysfs", WATCHDOG_SYSFS);
+    r.insert("watchdog-driver", "none\n");
+    r.insert("watchdog-trigger.status", "0\n");
+}
+
+impl Pair {
+    fn with_watchdog() -> Self {
+        let mut pair = Pair::with_sealed_guard();
+        pair.watchdog = true;
+        let mut journal = guard_journal();
+        journal.push(watchdog_entry());
+        pair.g().insert("guard-journal.json", &(journal.join("\n") + "\n"));
+        watchdog_files(pair.g());
+        let mut trace = good_trace();
+        trace.push(watchdog_record());
+        set_trace(pair.b2(), &trace);
+        watchdog_files(pair.b2());
+        pair
+    }
+
+    /// The trace with `edit` applied to the watchdog's record.
+    fn edit_watchdog_record(&mut self, edit: impl Fn(&mut Value)) {
+        let mut rec = watchdog_record();
+        edit(&mut rec);
+        let mut trace = good_trace();
+        trace.push(rec);
+        set_trace(self.b2(), &trace);
+    }
+
+    /// The guard's journal with `edit` applied to the watchdog's entry.
+    fn edit_watchdog_entry(&mut self, edit: impl Fn(&mut Value)) {
+        let mut e: Value = serde_json::from_str(&watchdog_entry()).unwrap();
+        edit(&mut e);
+        let mut journal = guard_journal();
+        journal.push(e.to_string());
+        self.g().insert("guard-journal.json", &(journal.join("\n") + "\n"));
+    }
+}
+
+fn expect_watchdog_failure(check: &str, break_it: impl FnOnce(&mut Pair)) {
+    expect_failure_of(Pair::with_watchdog(), check, break_it)
+}
+
+#[test]
+fn every_refused_device_check_can_fail() {
+    expect_watchdog_failure("guard_watchdog_retriggered_unbound", |p| p.g().insert("watchdog-driver", "bound\n"));
+    expect_watchdog_failure("guard_watchdog_retriggered_unbound", |p| p.g().remove("watchdog-sysfs"));
+    expect_watchdog_failure("boot2_watchdog_retriggered_unbound", |p| p.b2().insert("watchdog-trigger.status", "1\n"));
+    expect_watchdog_failure("guard_refused_driver_names_its_device", |p| {
+        p.g().insert("guard-journal.json", &guard_journal().join("\n"))
+    });
+    for field in ["MODTRACE_MODULE", "MODTRACE_DEVICE", "MODTRACE_DEVICE_IDS", "MODTRACE_MODALIAS", "MODTRACE_COMM"] {
+        expect_watchdog_failure("guard_refused_driver_names_its_device", |p| {
+            p.edit_watchdog_entry(|e| e.as_object_mut().unwrap().remove(field).map(|_| ()).unwrap())
+        });
+    }
+    expect_watchdog_failure("guard_refused_driver_names_its_device", |p| {
+        p.edit_watchdog_entry(|e| e["MODTRACE_UNIT"] = json!("modtrace-test-guarded.service"))
+    });
+    expect_watchdog_failure("traced_refused_driver_names_its_device", |p| set_trace(p.b2(), &good_trace()));
+    for pointer in ["/module", "/cause/device", "/linked", "/cause/device/ids"] {
+        expect_watchdog_failure("traced_refused_driver_names_its_device", |p| {
+            p.edit_watchdog_record(|r| *r.pointer_mut(pointer).unwrap() = Value::Null)
+        });
+    }
+    expect_watchdog_failure("traced_refused_driver_names_its_device", |p| {
+        p.edit_watchdog_record(|r| r["cause"]["device"]["devpath"] = json!("/devices/pci0000:00/0000:00:04.0"))
+    });
+    expect_watchdog_failure("traced_refused_driver_names_its_device", |p| p.b2().insert("modules-disabled", "0\n"));
 }
