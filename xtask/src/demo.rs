@@ -67,6 +67,7 @@ pub fn run() -> Result<()> {
         initrd: &initrd,
         image: &disk,
         timeout: Duration::from_secs(600),
+        devices: &[],
         only: Some(SHOWN),
     };
     let (run, _) = crate::harness::qemu::retry_early_death("demo", |_| machine.run(), boot::Run::early_death)?;

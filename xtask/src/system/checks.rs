@@ -14,6 +14,7 @@ use crate::check::{self, Check, CheckFn};
 use crate::system::services::Known;
 
 mod deputy;
+pub mod desktop;
 mod dracut;
 mod evidence;
 mod guard;
@@ -197,6 +198,8 @@ pub struct Facts {
     pub services: Option<Known>,
     /// For a suite whose initramfs dracut built (system/dracut.rs): the modules it holds.
     pub dracut: Option<BTreeSet<String>>,
+    /// The desktop suite (system/desktop.rs): lightdm and Xfce instead of fake-dm.
+    pub desktop: bool,
 }
 
 impl Facts {
@@ -230,7 +233,6 @@ const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("boot1_unlocked", |f| modules_disabled(f.b1()?, "0")),
     ("package_installed_from_deb", package_installed),
     ("learn_service_learned_and_saved", learned_and_saved),
-    ("profile_has_fake_dm_requests", profile_has_fake_dm_requests),
     ("generate_installed_lock_down", generate_installed),
     ("check_found_no_blockers", check_found_no_blockers),
     ("boot2_units_enabled", boot2_units_enabled),
@@ -239,8 +241,6 @@ const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("boot2_no_failed_units", |f| no_failed_units(f.b2()?)),
     ("lock_service_succeeded", lock_service_succeeded),
     ("modules_disabled_is_1", |f| modules_disabled(f.b2()?, "1")),
-    ("fake_dm_succeeded_after_lock", fake_dm_succeeded),
-    ("fake_dm_modules_loaded", fake_dm_modules_loaded),
     ("boot1_modules_kept_in_boot2", boot1_modules_kept),
     ("profile_covers_boot1_modules", profile_covers_boot1),
     ("profile_modules_were_loaded_in_boot1", profile_modules_loaded),
@@ -255,6 +255,13 @@ const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("purge_keeps_profile_and_lock", purge_keeps_profile),
 ];
 
+/// The stand-in display manager's, in every suite but the desktop.
+const FAKE_DM_CHECKS: &[(&str, CheckFn<Facts>)] = &[
+    ("profile_has_fake_dm_requests", profile_has_fake_dm_requests),
+    ("fake_dm_succeeded_after_lock", fake_dm_succeeded),
+    ("fake_dm_modules_loaded", fake_dm_modules_loaded),
+];
+
 /// The common checks, then those of the services and the guard boot where the suite has them.
 pub fn check_all(facts: &Facts) -> Vec<Check> {
     let services = if facts.services.is_some() { services::SERVICE_CHECKS } else { &[] };
@@ -267,7 +274,11 @@ pub fn check_all(facts: &Facts) -> Vec<Check> {
         (true, true) => sealed::SEALED_CHECKS,
     };
     let dracut = if facts.dracut.is_some() { dracut::DRACUT_CHECKS } else { &[] };
-    let tables = [CHECKS, services, deputy, evidence, guard, after, dracut];
+    let (fake_dm, desktop) = match facts.desktop {
+        false => (FAKE_DM_CHECKS, &[][..]),
+        true => (&[][..], desktop::DESKTOP_CHECKS),
+    };
+    let tables = [CHECKS, fake_dm, services, deputy, evidence, guard, after, dracut, desktop];
     tables.into_iter().flat_map(|table| check::run(table, facts)).collect()
 }
 
@@ -369,7 +380,7 @@ fn profile_has_fake_dm_requests(f: &Facts) -> Result<(), String> {
 }
 
 /// `modtrace generate --out /` succeeded and wrote the list, the lock unit for
-/// the lock point asked for, and fake-dm's drop-in naming appletalk.
+/// the lock point asked for, and (where it runs) fake-dm's drop-in naming appletalk.
 fn generate_installed(f: &Facts) -> Result<(), String> {
     let r = f.b1()?;
     if r.status("generate")? != 0 {
@@ -383,6 +394,9 @@ fn generate_installed(f: &Facts) -> Result<(), String> {
     let point = format!("X-Modtrace-LockPoint={}", f.lock_point.as_str());
     if !unit.lines().any(|l| l.trim() == point) || !unit.contains("modules_disabled") {
         return Err(format!("{LOCK_UNIT} has no `{point}` or does not write modules_disabled:\n{unit}"));
+    }
+    if f.desktop {
+        return Ok(());
     }
     let dropin = r.text(&format!("generated/dropin-{FAKE_DM}.conf"))?;
     let wants = "modprobe@appletalk.service";

@@ -9,6 +9,7 @@
 pub mod base;
 pub mod boot;
 mod checks;
+pub mod desktop;
 pub mod dracut;
 pub mod image;
 pub mod initrd;
@@ -171,7 +172,9 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         false => None,
     };
     let sealed_guard = suite.seals_guard_boot();
-    let facts = Facts { lock_point: options.lock_point, boot1, boot2, guard, sealed_guard, services: known, dracut };
+    let desktop = suite == Suite::Desktop;
+    let facts =
+        Facts { lock_point: options.lock_point, boot1, boot2, guard, sealed_guard, services: known, dracut, desktop };
     let mut results = checks::check_all(&facts);
     if let (Some(next), Some(boot3)) = (&next, &boot3) {
         let upgrade = checks::upgrade::UpgradeFacts {
@@ -234,6 +237,9 @@ fn build_disk(
     if suite.uses_dracut() {
         contents.written.push(dracut::modules_load_timeout());
     }
+    if suite == Suite::Desktop {
+        desktop::stage(&root)?;
+    }
     let next = upgrade::suite_has_upgrade(suite.name()).then(upgrade::next_kernel).transpose()?;
     if let Some(next) = &next {
         upgrade::stage(next, &root)?;
@@ -263,19 +269,26 @@ fn boot_all(
     work: &Path,
     times: &mut Times,
 ) -> Result<(Boot, Option<Boot>, Boot)> {
-    let mut run = |label, timeout| boot(kernel, initrd, image, label, timeout, work, times);
-    let boot1 = run("boot1", options.timeout)?;
+    let vmlinuz = kernel.vmlinuz();
+    let devices = if suite == Suite::Desktop { &desktop::DEVICES[..] } else { &[] };
+    let mut run = |label, timeout| {
+        let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout, devices, only: None };
+        boot(&machine, work, times)
+    };
+    // The desktop's session comes up after the boot (desktop.rs).
+    let per_boot = options.timeout + if suite == Suite::Desktop { desktop::SESSION_TIME } else { Duration::ZERO };
+    let boot1 = run("boot1", per_boot)?;
     let went_well = |b: &Boot| b.recorded.is_some() && b.finished.is_ok();
     let guard = match suite.has_guard_boot() {
         false => None,
-        true if went_well(&boot1) => Some(run("guard", options.timeout)?),
+        true if went_well(&boot1) => Some(run("guard", per_boot)?),
         true => Some(Boot::not_run("not booted: boot 1 did not finish")),
     };
     let boot2 = if went_well(&boot1) && guard.as_ref().is_none_or(went_well) {
         // Where it installs the next kernel, apt and update-initramfs take
         // minutes more under TCG.
         let upgrading = upgrade::suite_has_upgrade(suite.name());
-        run("boot2", if upgrading { options.timeout + upgrade::INSTALL_TIME } else { options.timeout })?
+        run("boot2", if upgrading { per_boot + upgrade::INSTALL_TIME } else { per_boot })?
     } else {
         Boot::not_run("not booted: an earlier boot did not finish")
     };
@@ -290,18 +303,9 @@ fn explained(facts: &Facts) -> Option<String> {
     Some(format!("profile: explained by {}; unexplained {}", counts.join(", "), unexplained.len()))
 }
 
-/// Boots the image once and reads back what the guest recorded.
-fn boot(
-    kernel: &Kernel,
-    initrd: &Path,
-    image: &Path,
-    label: &str,
-    timeout: Duration,
-    work: &Path,
-    times: &mut Times,
-) -> Result<Boot> {
-    let vmlinuz = kernel.vmlinuz();
-    let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout, only: None };
+/// Boots `machine` once and reads back what the guest recorded.
+fn boot(machine: &boot::Machine, work: &Path, times: &mut Times) -> Result<Boot> {
+    let (label, image) = (machine.label, machine.image);
     // A boot that died before the initramfs's init never mounted the disk: trying again is safe.
     let (run, retried) = crate::harness::qemu::retry_early_death(label, |_| machine.run(), boot::Run::early_death)?;
     if let Some(why) = &retried {

@@ -107,7 +107,7 @@ pub fn boot3(next: &Next, image: &Path, timeout: Duration, work: &Path) -> Resul
     if let Err(err) = dump(image, &format!("/boot/initrd.img-{kver}"), &initrd).and(kernel) {
         return Ok((Boot::not_run(&format!("the image has no kernel or initramfs for {kver}: {err:#}")), Duration::ZERO));
     }
-    let machine = boot::Machine { label: "boot3", kernel: &vmlinuz, initrd: &initrd, image, timeout, only: None };
+    let machine = boot::Machine { label: "boot3", kernel: &vmlinuz, initrd: &initrd, image, timeout, devices: &[], only: None };
     let run = machine.run()?;
     fs::write(work.join("console-boot3.log"), run.console.join("\n") + "\n")?;
     let recorded = match super::image::read_results(image, "boot3", &work.join("results")) {

@@ -135,6 +135,7 @@ mod tests {
             sealed_guard: false,
             services: None,
             dracut: Some(held),
+            desktop: false,
         }
     }
 

@@ -178,6 +178,7 @@ impl Pair {
             sealed_guard: self.sealed_guard,
             services: self.services.clone(),
             dracut: None,
+            desktop: false,
         }
     }
 
@@ -194,6 +195,7 @@ fn a_correct_pair_of_boots_passes_every_check() {
             results.iter().filter_map(|c| c.result.clone().err().map(|e| format!("{}: {e}", c.name))).collect();
         assert!(failed.is_empty(), "{failed:#?}");
         let want = CHECKS.len()
+            + FAKE_DM_CHECKS.len()
             + if pair.services.is_some() { SERVICE_TABLES.iter().map(|t| t.len()).sum() } else { 0 }
             + match (&pair.guard, pair.sealed_guard) {
                 (None, _) => 0,
