@@ -145,5 +145,9 @@ desktop_facts() {
         show_unit "$unit"
     done
     loginctl list-sessions --no-legend >"$OUT/sessions" 2>&1
+    # What systemd-binfmt registers, and which package put it there.
+    for entry in /etc/binfmt.d/*.conf /run/binfmt.d/*.conf /usr/local/lib/binfmt.d/*.conf /usr/lib/binfmt.d/*.conf; do
+        [ -e "$entry" ] && echo "$entry $(dpkg -S "$entry" 2>/dev/null | cut -d: -f1)"
+    done >"$OUT/binfmt-d"
     return 0
 }

@@ -211,11 +211,13 @@ impl Facts {
         self.boot2.recorded.as_ref().ok_or_else(|| "boot 2 recorded nothing".to_string())
     }
 
-    /// The profile's modules less those only a deputy's clients asked for
-    /// (held for review, so not loaded in the locked boots).
+    /// The profile's modules less those only a deputy's clients or only
+    /// unprivileged processes asked for (held for review, so not loaded in the
+    /// locked boots).
     fn kept_modules(&self) -> Result<BTreeSet<String>, String> {
-        let clients = deputy::clients_only(&self.b1()?.profile()?);
-        Ok(self.profile_modules()?.difference(&clients).cloned().collect())
+        let profile = self.b1()?.profile()?;
+        let held: BTreeSet<String> = deputy::clients_only(&profile).into_iter().chain(users_only(&profile)).collect();
+        Ok(self.profile_modules()?.difference(&held).cloned().collect())
     }
 
     /// The module names of the profile boot 1 learned.
@@ -224,6 +226,17 @@ impl Facts {
         let modules = profile.get("modules").and_then(Value::as_array).ok_or("the profile has no modules list")?;
         Ok(modules.iter().filter_map(|m| m.get("name").and_then(Value::as_str)).map(String::from).collect())
     }
+}
+
+/// Modules of the profile that only unprivileged processes asked for (on the
+/// desktop, the user's PipeWire asks for snd-seq): held for review.
+fn users_only(profile: &Value) -> BTreeSet<String> {
+    let by_a_user = |t: &Value| t.pointer("/requester/uid").and_then(Value::as_u64).is_some_and(|uid| uid != 0);
+    let all = profile.get("modules").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    all.iter()
+        .filter(|m| !services::triggers(m).is_empty() && services::triggers(m).iter().all(by_a_user))
+        .filter_map(|m| m.get("name").and_then(Value::as_str).map(String::from))
+        .collect()
 }
 
 const CHECKS: &[(&str, CheckFn<Facts>)] = &[

@@ -56,14 +56,15 @@ pub const FILES: [(&str, &str, u32); 3] = [
 pub fn written() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("usr/local/lib/modtrace-test/sound.wav", wav(48_000, 1.5, 440.0)),
-        ("etc/modtrace-test/desktop", b"lightdm, Xorg and Xfce with autologin (xtask/src/system/desktop.rs)\n".to_vec()),
+        ("etc/modtrace-test/desktop", b"lightdm, Xorg and Xfce, autologin (xtask/src/system/desktop.rs)\n".to_vec()),
     ]
 }
 
 /// Creates the user in the staged root with the guest's own useradd.
 pub fn stage(root: &Path) -> Result<()> {
     let uid = USER_UID.to_string();
-    cmd::run(Command::new("chroot").arg(root).args(["useradd", "--create-home", "--shell", "/bin/sh", "--uid", &uid, USER]))
+    let useradd = ["useradd", "--create-home", "--shell", "/bin/sh", "--uid", &uid, USER];
+    cmd::run(Command::new("chroot").arg(root).args(useradd))
 }
 
 /// A mono 16-bit PCM WAV file: a sine of `hz` for `seconds`, at half scale.

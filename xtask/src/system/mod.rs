@@ -118,6 +118,8 @@ struct Times {
     retried: Vec<String>,
     /// For a suite with services: how the profile's modules are explained.
     explained: Option<String>,
+    /// For the desktop: what loaded binfmt_misc, from the report and its evidence.
+    binfmt: Option<String>,
 }
 
 pub fn run(options: Options) -> Result<()> {
@@ -186,6 +188,8 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         results.extend(check::run(checks::upgrade::UPGRADE_CHECKS, &upgrade));
     }
     times.explained = explained(&facts);
+    let answer = || checks::desktop::binfmt_answer(&facts).unwrap_or_else(|e| format!("no answer: {e}"));
+    times.binfmt = desktop.then(answer);
     let boots: Vec<&Boot> =
         [Some(&facts.boot1), facts.guard.as_ref(), Some(&facts.boot2), boot3.as_ref()].into_iter().flatten().collect();
     print_report(suite, &kernel, options, &times, &boots, &results, &work);
@@ -359,6 +363,9 @@ fn print_report(
     }
     if let Some(line) = &times.explained {
         println!("   {line}");
+    }
+    if let Some(answer) = &times.binfmt {
+        println!("   binfmt_misc on this desktop: {answer}");
     }
     for line in &times.retried {
         println!("   RETRIED {line}");

@@ -45,10 +45,11 @@ fn session_up(r: &Recorded) -> Result<(), String> {
         return Err(format!("the session runs as {user} ({uid}), not {USER} ({USER_UID})"));
     }
     let env = session(r, "env")?;
-    for want in ["DISPLAY=:0", "XDG_SESSION_TYPE=x11", "XDG_CURRENT_DESKTOP=XFCE"] {
-        if !env.lines().any(|l| l == want) {
-            return Err(format!("the session's environment has no {want}:\n{env}"));
-        }
+    // DISPLAY is :0 or :0.0 (lightdm's screen number).
+    let display = |l: &str| l.strip_prefix("DISPLAY=").is_some_and(|d| d == ":0" || d == ":0.0");
+    let present = |want: &str| env.lines().any(|l| l == want);
+    if !env.lines().any(display) || !present("XDG_SESSION_TYPE=x11") || !present("XDG_CURRENT_DESKTOP=XFCE") {
+        return Err(format!("the session is not on X display :0 in Xfce:\n{env}"));
     }
     let cgroup = session(r, "cgroup")?;
     if !cgroup.contains(&format!("/user.slice/user-{USER_UID}.slice/session-")) {
@@ -155,7 +156,7 @@ pub fn binfmt_answer(f: &Facts) -> Result<String, String> {
              logged no automount request for /proc/sys/fs/binfmt_misc"
         )),
         (false, None, None) => Err(format!("{BINFMT} is not loaded, yet PID 1 logged automount requests: {asked:?}")),
-        (true, Some(m), Some(line)) => loaded_answer(&m, line, &asked),
+        (true, Some(m), Some(line)) => loaded_answer(&m, line, &asked, r.text("binfmt-d")?),
         (loaded, m, line) => Err(format!(
             "loaded: {loaded}; the profile's {BINFMT}: {}; the report's line: {line:?}",
             m.map_or("none".into(), |m| Value::from(triggers(&m)).to_string())
@@ -170,8 +171,10 @@ fn cells(line: &str) -> Vec<&str> {
 }
 
 /// binfmt_misc was loaded: each trigger has a cause, the report's line names it,
-/// and an automount request PID 1 logged names the same process.
-fn loaded_answer(m: &Value, line: &str, asked: &[String]) -> Result<String, String> {
+/// and an automount request PID 1 logged names the same process; when that is
+/// systemd-binfmt, the binfmt.d entries it registers (`binfmt-d`: file and
+/// package) are part of the answer.
+fn loaded_answer(m: &Value, line: &str, asked: &[String], entries: &str) -> Result<String, String> {
     let ts = triggers(m);
     let mut causes = Vec::new();
     for t in ts {
@@ -197,7 +200,13 @@ fn loaded_answer(m: &Value, line: &str, asked: &[String]) -> Result<String, Stri
     if causes.is_empty() {
         return Err(format!("{BINFMT} is in the profile with no trigger"));
     }
-    Ok(format!("{BINFMT} loaded for {}; PID 1's automount requests: {asked:?}", causes.join("; ")))
+    let entries: Vec<&str> = entries.lines().filter(|l| !l.trim().is_empty()).collect();
+    let by_binfmt = ts.iter().any(|t| s(t, "/requester/unit") == "systemd-binfmt.service");
+    if by_binfmt && entries.is_empty() {
+        return Err("systemd-binfmt.service asked for it, yet no binfmt.d entry was recorded".into());
+    }
+    let entries = if by_binfmt { format!("; binfmt.d entries (file package): {entries:?}") } else { String::new() };
+    Ok(format!("{BINFMT} loaded for {}; PID 1's automount requests: {asked:?}{entries}", causes.join("; ")))
 }
 
 #[cfg(test)]

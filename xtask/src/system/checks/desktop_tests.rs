@@ -19,7 +19,7 @@ fn desktop_boot(r: &mut Recorded) {
     let files = [
         ("session/uid", "1000\n"),
         ("session/user", "kick\n"),
-        ("session/env", "DISPLAY=:0\nXDG_SESSION_TYPE=x11\nXDG_CURRENT_DESKTOP=XFCE\nXDG_SESSION_ID=2\n"),
+        ("session/env", "DISPLAY=:0.0\nXDG_SESSION_TYPE=x11\nXDG_CURRENT_DESKTOP=XFCE\nXDG_SESSION_ID=2\n"),
         ("session/cgroup", "0::/user.slice/user-1000.slice/session-2.scope\n"),
         ("session/xset.status", "0\n"),
         ("session/pw-play.status", "0\n"),
@@ -32,7 +32,7 @@ fn desktop_boot(r: &mut Recorded) {
         ("x-server.out", "Keyboard Control:\n  auto repeat:  on\n"),
         ("asound-cards", " 0 [Intel          ]: HDA-Intel - HDA Intel\n"),
         ("dev-snd", "by-path\ncontrolC0\npcmC0D0c\npcmC0D0p\ntimer\n"),
-        ("unit-modtrace-learn.service.stopped", "Id=modtrace-learn.service\nInactiveEnterTimestampMonotonic=130000000\n"),
+        ("unit-modtrace-learn.service.stopped", "InactiveEnterTimestampMonotonic=130000000\n"),
         ("journal.txt", "[    1.0] modtrace-test systemd[1]: Reached target graphical.target.\n"),
         ("proc-modules", "snd_hda_intel 1 0 - Live 0x0\next4 1 1 - Live 0x0\n"),
         ("profile.json", r#"{"modules": [{"name": "ext4", "triggers": []}]}"#),
@@ -75,6 +75,7 @@ fn binfmt_loaded(b1: &mut Recorded) {
         "MODULE  COUNT  UNIT  UID  PROCESS  VIA\nbinfmt_misc  1  systemd-binfmt.service  0  systemd-binfmt  \
          request fs-binfmt_misc via proc-sys-fs-binfmt_misc.mount\n",
     );
+    b1.insert("binfmt-d", "/usr/lib/binfmt.d/python3.13.conf python3.13-minimal\n");
     b1.insert(
         "journal.txt",
         "[ 9.1] h systemd[1]: proc-sys-fs-binfmt_misc.automount: Got automount request for \
@@ -98,6 +99,11 @@ fn each_desktop_check_can_fail() {
     let one = |edit: fn(&mut Recorded, &mut Recorded)| failures(&facts(edit));
     assert_eq!(one(|b1, _| b1.insert("session/uid", "0\n")), ["desktop_session_up_boot1"]);
     assert_eq!(one(|_, b2| b2.insert("session/env", "DISPLAY=:0\n")), ["desktop_session_up_boot2"]);
+    let other_display = |b1: &mut Recorded, _: &mut Recorded| {
+        let env = b1.text("session/env").unwrap().replace("DISPLAY=:0.0", "DISPLAY=:1");
+        b1.insert("session/env", &env);
+    };
+    assert_eq!(failures(&facts(other_display)), ["desktop_session_up_boot1"]);
     assert_eq!(one(|b1, _| b1.insert("session/cgroup", "0::/system.slice/x.service\n")), ["desktop_session_up_boot1"]);
     assert_eq!(one(|b1, _| b1.insert("session/xset.status", "1\n")), ["desktop_session_up_boot1"]);
     assert_eq!(one(|b1, _| b1.insert("session/pw-play.status", "1\n")), ["desktop_sound_played_boot1"]);
@@ -144,6 +150,12 @@ fn the_binfmt_misc_answer_must_agree_with_the_evidence() {
         binfmt_loaded(b1);
         let journal = b1.text("journal.txt").unwrap().replace("(systemd-binfmt)", "(xfsettingsd)");
         b1.insert("journal.txt", &journal);
+    });
+    assert_eq!(failures(&f), name);
+    // By systemd-binfmt, with no binfmt.d entry to register.
+    let f = facts(|b1, _| {
+        binfmt_loaded(b1);
+        b1.insert("binfmt-d", "");
     });
     assert_eq!(failures(&f), name);
 }

@@ -575,6 +575,27 @@ fn edit_module(p: &mut Pair, name: &str, edit: impl FnOnce(&mut Value)) {
     edit_profile(p, |profile| edit(profile["modules"].as_array_mut().unwrap().iter_mut().find(|m| m["name"] == name).unwrap()))
 }
 
+/// A module only a user's process asked for (the desktop's PipeWire and
+/// snd-seq) is held for review: the locked boot need not load it; the same
+/// module asked for by root must be loaded.
+#[test]
+fn modules_only_users_asked_for_need_not_load_when_locked() {
+    let by = |uid: u64| {
+        let mut pair = Pair::good();
+        let mut modules = BOOT_MODULES.to_vec();
+        modules.extend(["llc", "snd_seq"]);
+        pair.b1().insert("proc-modules", &proc_modules(&modules));
+        let requester = json!({"comm": "pipewire", "uid": uid, "unit": "pipewire.service"});
+        let mut profile = profile(&["snd_seq"]);
+        let snd_seq = profile["modules"].as_array_mut().unwrap().iter_mut().find(|m| m["name"] == "snd_seq").unwrap();
+        snd_seq["triggers"] = json!([{"kind": "request", "alias": "snd-seq", "requester": requester, "count": 1}]);
+        pair.b1().insert("profile.json", &profile.to_string());
+        pair.failures()
+    };
+    assert_eq!(by(1000), Vec::<&str>::new());
+    assert_eq!(by(0), ["boot1_modules_kept_in_boot2"]);
+}
+
 fn expect_service_failure(check: &str, break_it: impl FnOnce(&mut Pair)) {
     expect_failure_of(Pair::with_services(), check, break_it)
 }
