@@ -125,3 +125,48 @@ retrigger_watchdog() {
         record watchdog-trigger udevadm trigger --action=add --settle "$path"
     done
 }
+
+# The desktop suite (xtask/src/system/desktop.rs): lightdm logs the user in to
+# Xfce, whose autostart runs desktop/session.sh as the user.
+DESKTOP_USER=kick
+SESSION_DIR=/tmp/modtrace-test-session
+SOUND_FILE=/usr/local/lib/modtrace-test/sound.wav
+PCM_STATUS=/proc/asound/card0/pcm0p/sub0/status
+SESSION_WAIT=300
+
+# desktop_session_wait: waits (at most SESSION_WAIT seconds) for the user's
+# session to have recorded its facts, and copies them to $OUT/session.
+desktop_session_wait() {
+    [ -e /etc/modtrace-test/desktop ] || return 0
+    waited=0
+    while [ ! -d "$SESSION_DIR" ] && [ "$waited" -lt "$SESSION_WAIT" ]; do
+        sleep 1
+        waited=$((waited + 1))
+    done
+    echo "$waited" >"$OUT/session-waited"
+    cat /proc/uptime >"$OUT/session-seen"
+    [ -d "$SESSION_DIR" ] && cp -r "$SESSION_DIR" "$OUT/session"
+    return 0
+}
+
+# desktop_facts: who runs (the greeter, X, the user's session), whether X
+# answers, the sound card, the logs, and binfmt_misc's units.
+desktop_facts() {
+    [ -e /etc/modtrace-test/desktop ] || return 0
+    ps -eo pid,uid,user,comm,args >"$OUT/processes" 2>&1
+    record x-server runuser -u "$DESKTOP_USER" -- env DISPLAY=:0 XAUTHORITY=/home/$DESKTOP_USER/.Xauthority xset q
+    cat /proc/asound/cards >"$OUT/asound-cards" 2>&1
+    ls /dev/snd >"$OUT/dev-snd" 2>&1
+    mkdir -p "$OUT/logs"
+    cp /var/log/Xorg.0.log /var/log/lightdm/*.log /home/$DESKTOP_USER/.xsession-errors "$OUT/logs/" 2>/dev/null
+    for unit in lightdm.service display-manager.service graphical.target proc-sys-fs-binfmt_misc.automount \
+        proc-sys-fs-binfmt_misc.mount systemd-binfmt.service udisks2.service; do
+        show_unit "$unit"
+    done
+    loginctl list-sessions --no-legend >"$OUT/sessions" 2>&1
+    # What systemd-binfmt registers, and which package put it there.
+    for entry in /etc/binfmt.d/*.conf /run/binfmt.d/*.conf /usr/local/lib/binfmt.d/*.conf /usr/lib/binfmt.d/*.conf; do
+        [ -e "$entry" ] && echo "$entry $(dpkg -S "$entry" 2>/dev/null | cut -d: -f1)"
+    done >"$OUT/binfmt-d"
+    return 0
+}

@@ -9,7 +9,11 @@
 
 begin boot1
 deputy_mount
+# The desktop suite: the session is up and has played its sound before the
+# boot's modules are listed and learning stops.
+desktop_session_wait
 boot_facts
+desktop_facts
 services_facts
 # Installed from its .deb when the image was made, as a user would.
 dpkg-query -W -f='${Status} ${Version}\n' modtrace >"$OUT/package-status" 2>&1

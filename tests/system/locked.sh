@@ -21,7 +21,9 @@ TRACE_SECONDS=6
 INIT_MODULE_FILE=/usr/local/lib/modtrace-test/nls_utf8.ko
 
 begin boot2
+desktop_session_wait
 boot_facts
+desktop_facts
 services_facts
 
 "$MODTRACE" trace --json --duration "${TRACE_SECONDS}s" >"$OUT/trace.jsonl" 2>"$OUT/trace.err" &

@@ -67,6 +67,7 @@ pub fn run() -> Result<()> {
         initrd: &initrd,
         image: &disk,
         timeout: Duration::from_secs(600),
+        devices: &[],
         only: Some(SHOWN),
         extra: boot::Extra::default(),
     };

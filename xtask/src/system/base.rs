@@ -23,8 +23,32 @@ const INCLUDE: [&str; 5] = ["systemd", "systemd-sysv", "udev", "kmod", "iproute2
 /// (checks/deputy.rs).
 const SERVICES_INCLUDE: [&str; 6] = ["nftables", "wireguard-tools", "udisks2", "polkitd", "libpam-systemd", "dbus"];
 
-/// The desktop suite: trixie whose initramfs Debian's dracut builds (dracut.rs).
-const DESKTOP_INCLUDE: [&str; 1] = ["dracut"];
+/// The desktop suite: trixie whose initramfs Debian's dracut builds (dracut.rs),
+/// with the desktop Kicksecure ships, Depends only (debootstrap installs no
+/// Recommends): lightdm and its greeter, Xorg (its modesetting driver is in
+/// -core) with libinput, a minimal Xfce session (xfce4-session pulls
+/// xfce4-settings, xfconf and x11-xserver-utils; xfwm4, xfce4-panel), the
+/// session bus through systemd --user, udisks2 with polkitd and logind, and
+/// PipeWire with WirePlumber and alsa-utils (checks/desktop.rs).
+const DESKTOP_INCLUDE: [&str; 17] = [
+    "dracut",
+    "lightdm",
+    "lightdm-gtk-greeter",
+    "xserver-xorg-core",
+    "xserver-xorg-input-libinput",
+    "xfce4-session",
+    "xfwm4",
+    "xfce4-panel",
+    "dbus-user-session",
+    "udisks2",
+    "polkitd",
+    "libpam-systemd",
+    "dbus",
+    "pipewire",
+    "pipewire-pulse",
+    "wireplumber",
+    "alsa-utils",
+];
 
 /// What debootstrap installs for `suite`.
 fn include(suite: &str) -> Vec<&'static str> {

@@ -35,6 +35,8 @@ pub struct Machine<'a> {
     pub initrd: &'a Path,
     pub image: &'a Path,
     pub timeout: Duration,
+    /// QEMU arguments of the suite's own devices (the desktop's: desktop.rs).
+    pub devices: &'a [&'a str],
     /// When set, only console lines holding this prefix are shown (what follows
     /// it); all lines are kept either way.
     pub only: Option<&'a str>,
@@ -104,6 +106,7 @@ impl Machine<'_> {
         // virtio NIC and a virtio RNG give udev's coldplug some drivers to load.
         cmd.args(["-machine", "q35"])
             .args(["-vga", "std", "-nic", "user,model=virtio-net-pci", "-device", "virtio-rng-pci"])
+            .args(self.devices)
             .arg("-drive")
             .arg(format!("file={},format=raw,if=virtio", self.image.display()))
             .arg("-kernel")

@@ -14,6 +14,7 @@ use crate::check::{self, Check, CheckFn};
 use crate::system::services::Known;
 
 mod deputy;
+pub mod desktop;
 mod dracut;
 mod evidence;
 mod guard;
@@ -201,6 +202,8 @@ pub struct Facts {
     /// The guard and locked boots had the watchdog whose driver udev cannot
     /// load (refused_device.rs).
     pub watchdog: bool,
+    /// The desktop suite (system/desktop.rs): lightdm and Xfce instead of fake-dm.
+    pub desktop: bool,
 }
 
 impl Facts {
@@ -212,11 +215,13 @@ impl Facts {
         self.boot2.recorded.as_ref().ok_or_else(|| "boot 2 recorded nothing".to_string())
     }
 
-    /// The profile's modules less those only a deputy's clients asked for
-    /// (held for review, so not loaded in the locked boots).
+    /// The profile's modules less those only a deputy's clients or only
+    /// unprivileged processes asked for (held for review, so not loaded in the
+    /// locked boots).
     fn kept_modules(&self) -> Result<BTreeSet<String>, String> {
-        let clients = deputy::clients_only(&self.b1()?.profile()?);
-        Ok(self.profile_modules()?.difference(&clients).cloned().collect())
+        let profile = self.b1()?.profile()?;
+        let held: BTreeSet<String> = deputy::clients_only(&profile).into_iter().chain(users_only(&profile)).collect();
+        Ok(self.profile_modules()?.difference(&held).cloned().collect())
     }
 
     /// The module names of the profile boot 1 learned.
@@ -227,6 +232,17 @@ impl Facts {
     }
 }
 
+/// Modules of the profile that only unprivileged processes asked for (on the
+/// desktop, the user's PipeWire asks for snd-seq): held for review.
+fn users_only(profile: &Value) -> BTreeSet<String> {
+    let by_a_user = |t: &Value| t.pointer("/requester/uid").and_then(Value::as_u64).is_some_and(|uid| uid != 0);
+    let all = profile.get("modules").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    all.iter()
+        .filter(|m| !services::triggers(m).is_empty() && services::triggers(m).iter().all(by_a_user))
+        .filter_map(|m| m.get("name").and_then(Value::as_str).map(String::from))
+        .collect()
+}
+
 const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("boot1_finished", |f| f.boot1.finished.clone()),
     ("boot1_reached_multi_user", |f| reached_multi_user(f.b1()?)),
@@ -234,7 +250,6 @@ const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("boot1_unlocked", |f| modules_disabled(f.b1()?, "0")),
     ("package_installed_from_deb", package_installed),
     ("learn_service_learned_and_saved", learned_and_saved),
-    ("profile_has_fake_dm_requests", profile_has_fake_dm_requests),
     ("generate_installed_lock_down", generate_installed),
     ("check_found_no_blockers", check_found_no_blockers),
     ("boot2_units_enabled", boot2_units_enabled),
@@ -243,8 +258,6 @@ const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("boot2_no_failed_units", |f| no_failed_units(f.b2()?)),
     ("lock_service_succeeded", lock_service_succeeded),
     ("modules_disabled_is_1", |f| modules_disabled(f.b2()?, "1")),
-    ("fake_dm_succeeded_after_lock", fake_dm_succeeded),
-    ("fake_dm_modules_loaded", fake_dm_modules_loaded),
     ("boot1_modules_kept_in_boot2", boot1_modules_kept),
     ("profile_covers_boot1_modules", profile_covers_boot1),
     ("profile_modules_were_loaded_in_boot1", profile_modules_loaded),
@@ -257,6 +270,13 @@ const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("traced_denied_init_module", traced_denied_init_module),
     ("traced_denied_request", traced_denied_request),
     ("purge_keeps_profile_and_lock", purge_keeps_profile),
+];
+
+/// The stand-in display manager's, in every suite but the desktop.
+const FAKE_DM_CHECKS: &[(&str, CheckFn<Facts>)] = &[
+    ("profile_has_fake_dm_requests", profile_has_fake_dm_requests),
+    ("fake_dm_succeeded_after_lock", fake_dm_succeeded),
+    ("fake_dm_modules_loaded", fake_dm_modules_loaded),
 ];
 
 /// The common checks, then those of the services and the guard boot where the suite has them.
@@ -272,7 +292,11 @@ pub fn check_all(facts: &Facts) -> Vec<Check> {
     };
     let dracut = if facts.dracut.is_some() { dracut::DRACUT_CHECKS } else { &[] };
     let watchdog = if facts.watchdog { refused_device::REFUSED_DEVICE_CHECKS } else { &[] };
-    let tables = [CHECKS, services, deputy, evidence, guard, after, dracut, watchdog];
+    let (fake_dm, desktop) = match facts.desktop {
+        false => (FAKE_DM_CHECKS, &[][..]),
+        true => (&[][..], desktop::DESKTOP_CHECKS),
+    };
+    let tables = [CHECKS, fake_dm, services, deputy, evidence, guard, after, dracut, watchdog, desktop];
     tables.into_iter().flat_map(|table| check::run(table, facts)).collect()
 }
 
@@ -374,7 +398,7 @@ fn profile_has_fake_dm_requests(f: &Facts) -> Result<(), String> {
 }
 
 /// `modtrace generate --out /` succeeded and wrote the list, the lock unit for
-/// the lock point asked for, and fake-dm's drop-in naming appletalk.
+/// the lock point asked for, and (where it runs) fake-dm's drop-in naming appletalk.
 fn generate_installed(f: &Facts) -> Result<(), String> {
     let r = f.b1()?;
     if r.status("generate")? != 0 {
@@ -388,6 +412,9 @@ fn generate_installed(f: &Facts) -> Result<(), String> {
     let point = format!("X-Modtrace-LockPoint={}", f.lock_point.as_str());
     if !unit.lines().any(|l| l.trim() == point) || !unit.contains("modules_disabled") {
         return Err(format!("{LOCK_UNIT} has no `{point}` or does not write modules_disabled:\n{unit}"));
+    }
+    if f.desktop {
+        return Ok(());
     }
     let dropin = r.text(&format!("generated/dropin-{FAKE_DM}.conf"))?;
     let wants = "modprobe@appletalk.service";

@@ -37,8 +37,9 @@ pub const GUARD_BOOT_MARK: &str = "etc/modtrace-test/guard-boot";
 pub const SEALED_GUARD_MARK: &str = "etc/modtrace-test/sealed-guard";
 /// The stand-in display manager, in the test and in the demo.
 pub const FAKE_DM_UNIT: &str = "tests/system/fake-dm.service";
+pub const FAKE_DM: &str = "fake-dm.service";
 /// Enabled for boot 1; learned.sh switches to the locked boot's units.
-const BOOT1_UNITS: [&str; 3] = ["modtrace-learn.service", "fake-dm.service", "modtrace-test-learned.service"];
+const BOOT1_UNITS: [&str; 3] = ["modtrace-learn.service", FAKE_DM, "modtrace-test-learned.service"];
 /// Masked for a quick, quiet boot: no login prompts on the console, no timers,
 /// no first-boot questions.
 const MASKED: [&str; 12] = [

@@ -9,6 +9,7 @@
 pub mod base;
 pub mod boot;
 mod checks;
+pub mod desktop;
 pub mod dracut;
 pub mod image;
 pub mod initrd;
@@ -127,6 +128,8 @@ struct Times {
     retried: Vec<String>,
     /// For a suite with services: how the profile's modules are explained.
     explained: Option<String>,
+    /// For the desktop: what loaded binfmt_misc, from the report and its evidence.
+    binfmt: Option<String>,
 }
 
 pub fn run(options: Options) -> Result<()> {
@@ -186,8 +189,18 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     };
     let sealed_guard = suite.seals_guard_boot();
     let watchdog = suite.adds_watchdog();
-    let facts =
-        Facts { lock_point: options.lock_point, boot1, boot2, guard, sealed_guard, services: known, dracut, watchdog };
+    let desktop = suite == Suite::Desktop;
+    let facts = Facts {
+        lock_point: options.lock_point,
+        boot1,
+        boot2,
+        guard,
+        sealed_guard,
+        services: known,
+        dracut,
+        watchdog,
+        desktop,
+    };
     let mut results = checks::check_all(&facts);
     if let (Some(next), Some(boot3)) = (&next, &boot3) {
         let upgrade = checks::upgrade::UpgradeFacts {
@@ -199,6 +212,8 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
         results.extend(check::run(checks::upgrade::UPGRADE_CHECKS, &upgrade));
     }
     times.explained = explained(&facts);
+    let answer = || checks::desktop::binfmt_answer(&facts).unwrap_or_else(|e| format!("no answer: {e}"));
+    times.binfmt = desktop.then(answer);
     let boots: Vec<&Boot> =
         [Some(&facts.boot1), facts.guard.as_ref(), Some(&facts.boot2), boot3.as_ref()].into_iter().flatten().collect();
     print_report(suite, &kernel, options, &times, &boots, &results, &work);
@@ -250,6 +265,9 @@ fn build_disk(
     if suite.uses_dracut() {
         contents.written.push(dracut::modules_load_timeout());
     }
+    if suite == Suite::Desktop {
+        desktop::stage(&root)?;
+    }
     let next = upgrade::suite_has_upgrade(suite.name()).then(upgrade::next_kernel).transpose()?;
     if let Some(next) = &next {
         upgrade::stage(next, &root)?;
@@ -279,19 +297,27 @@ fn boot_all(
     work: &Path,
     times: &mut Times,
 ) -> Result<(Boot, Option<Boot>, Boot)> {
-    let mut run = |label, timeout| boot(kernel, initrd, image, (label, boot_extra(suite, label)), timeout, work, times);
-    let boot1 = run("boot1", options.timeout)?;
+    let vmlinuz = kernel.vmlinuz();
+    let devices = if suite == Suite::Desktop { &desktop::DEVICES[..] } else { &[] };
+    let mut run = |label, timeout| {
+        let extra = boot_extra(suite, label);
+        let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout, devices, only: None, extra };
+        boot(&machine, work, times)
+    };
+    // The desktop's session comes up after the boot (desktop.rs).
+    let per_boot = options.timeout + if suite == Suite::Desktop { desktop::SESSION_TIME } else { Duration::ZERO };
+    let boot1 = run("boot1", per_boot)?;
     let went_well = |b: &Boot| b.recorded.is_some() && b.finished.is_ok();
     let guard = match suite.has_guard_boot() {
         false => None,
-        true if went_well(&boot1) => Some(run("guard", options.timeout)?),
+        true if went_well(&boot1) => Some(run("guard", per_boot)?),
         true => Some(Boot::not_run("not booted: boot 1 did not finish")),
     };
     let boot2 = if went_well(&boot1) && guard.as_ref().is_none_or(went_well) {
         // Where it installs the next kernel, apt and update-initramfs take
         // minutes more under TCG.
         let upgrading = upgrade::suite_has_upgrade(suite.name());
-        run("boot2", if upgrading { options.timeout + upgrade::INSTALL_TIME } else { options.timeout })?
+        run("boot2", if upgrading { per_boot + upgrade::INSTALL_TIME } else { per_boot })?
     } else {
         Boot::not_run("not booted: an earlier boot did not finish")
     };
@@ -323,18 +349,9 @@ fn explained(facts: &Facts) -> Option<String> {
     Some(format!("profile: explained by {}; unexplained {}", counts.join(", "), unexplained.len()))
 }
 
-/// Boots the image once and reads back what the guest recorded.
-fn boot(
-    kernel: &Kernel,
-    initrd: &Path,
-    image: &Path,
-    (label, extra): (&str, boot::Extra),
-    timeout: Duration,
-    work: &Path,
-    times: &mut Times,
-) -> Result<Boot> {
-    let vmlinuz = kernel.vmlinuz();
-    let machine = boot::Machine { label, kernel: &vmlinuz, initrd, image, timeout, only: None, extra };
+/// Boots `machine` once and reads back what the guest recorded.
+fn boot(machine: &boot::Machine, work: &Path, times: &mut Times) -> Result<Boot> {
+    let (label, image) = (machine.label, machine.image);
     // A boot that died before the initramfs's init never mounted the disk: trying again is safe.
     let (run, retried) = crate::harness::qemu::retry_early_death(label, |_| machine.run(), boot::Run::early_death)?;
     if let Some(why) = &retried {
@@ -388,6 +405,9 @@ fn print_report(
     }
     if let Some(line) = &times.explained {
         println!("   {line}");
+    }
+    if let Some(answer) = &times.binfmt {
+        println!("   binfmt_misc on this desktop: {answer}");
     }
     for line in &times.retried {
         println!("   RETRIED {line}");

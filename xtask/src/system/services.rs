@@ -105,6 +105,14 @@ pub fn test_contents(suite: &str, lock_point: LockPoint, work: &Path) -> Result<
         owned.written.push((USER_IMAGE, made_image(work, "user.squashfs", |f| mksquashfs(work, f))?));
         owned.written.push(("etc/modtrace-test/services", b"trixie's real services\n".to_vec()));
     }
+    if suite == "desktop" {
+        // The real display manager replaces the stand-in (which also claims
+        // display-manager.service, and would mount binfmt_misc itself).
+        owned.files.retain(|(file, _, _)| *file != image::FAKE_DM_UNIT);
+        owned.enable.retain(|unit| *unit != image::FAKE_DM);
+        owned.files.extend(super::desktop::FILES);
+        owned.written.extend(super::desktop::written());
+    }
     Ok(owned)
 }
 

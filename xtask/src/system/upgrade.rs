@@ -113,6 +113,7 @@ pub fn boot3(next: &Next, image: &Path, timeout: Duration, work: &Path) -> Resul
         initrd: &initrd,
         image,
         timeout,
+        devices: &[],
         only: None,
         extra: boot::Extra::default(),
     };

@@ -136,6 +136,7 @@ mod tests {
             services: None,
             dracut: Some(held),
             watchdog: false,
+            desktop: false,
         }
     }
 
