@@ -89,6 +89,16 @@ pub trait ImageBytes {
     /// `out`; the bytes written, NUL included (bpf_probe_read_kernel_str's
     /// contract). All `out.len()` bytes must lie inside.
     fn str_at(&self, off: u64, out: &mut [u8]) -> Result<usize, Refused>;
+    /// Calls `step(i)` for each i in `from..to`, in order, until it returns
+    /// false. The probe's is bpf_loop: the verifier then checks `step` once,
+    /// where an unrolled loop is one walk per section for every path before it.
+    fn each<F: FnMut(u32) -> bool>(&self, from: u32, to: u32, mut step: F) {
+        for i in from..to {
+            if !step(i) {
+                break;
+            }
+        }
+    }
 }
 
 /// Where the section headers and their names are.
@@ -207,35 +217,58 @@ fn is_this_module<I: ImageBytes + ?Sized>(img: &I, t: &Table, name: u64) -> Resu
     Ok((0..4).all(|i| words[i] == THIS_MODULE_WORDS[i]))
 }
 
+/// What a walk over the section headers found so far; `err` ends it.
+#[derive(Clone, Copy)]
+struct Walk {
+    matches: u32,
+    found: u32,
+    offset: u64,
+    size: u64,
+    stride: u64,
+    err: Option<Refused>,
+}
+
+impl Walk {
+    const NEW: Walk = Walk { matches: 0, found: 0, offset: 0, size: 0, stride: 0, err: None };
+
+    /// Keeps walking after `step`, or records its error and stops.
+    #[inline(always)]
+    fn go_on(&mut self, step: Result<(), Refused>) -> bool {
+        match step {
+            Ok(()) => true,
+            Err(e) => {
+                self.err = Some(e);
+                false
+            }
+        }
+    }
+}
+
 /// The one section named THIS_MODULE among sections 1.., which must be
 /// allocated, hold contents inside the image and the whole name. Every named
 /// section's name must lie in the table (the 6.13+ kernel's rule; 6.1 asks
 /// it of allocated sections only).
 #[inline(always)]
 fn module_section<I: ImageBytes + ?Sized>(img: &I, t: &Table, name_off: u64) -> Result<ModuleSection, Refused> {
-    let mut found = 0u32;
-    for i in 1..MAX_SECTIONS {
-        if i >= t.shnum {
-            break;
-        }
-        let name = u64::from(shdr_u32(img, t, i, SH_NAME)?);
-        if name >= t.strsize {
-            if shdr_u32(img, t, i, SH_TYPE)? != SHT_NULL {
-                return Err(Refused::SectionNames);
+    let mut walk = Walk::NEW;
+    img.each(1, t.shnum, |i| {
+        let step = is_module_section(img, t, i).and_then(|named| match named {
+            false => Ok(()),
+            true if walk.matches != 0 => Err(Refused::TwoModules),
+            true => {
+                (walk.matches, walk.found) = (1, i);
+                Ok(())
             }
-            continue;
-        }
-        if !is_this_module(img, t, name)? {
-            continue;
-        }
-        if found != 0 {
-            return Err(Refused::TwoModules);
-        }
-        found = i;
+        });
+        walk.go_on(step)
+    });
+    if let Some(e) = walk.err {
+        return Err(e);
     }
-    if found == 0 {
+    if walk.matches == 0 {
         return Err(Refused::NoModule);
     }
+    let found = walk.found;
     let kind = shdr_u32(img, t, found, SH_TYPE)?;
     let flags = shdr_u64(img, t, found, SH_FLAGS)?;
     let offset = shdr_u64(img, t, found, SH_OFFSET)?;
@@ -248,49 +281,91 @@ fn module_section<I: ImageBytes + ?Sized>(img: &I, t: &Table, name_off: u64) -> 
     Ok(ModuleSection { index: found, offset })
 }
 
+/// Whether section `i` is named THIS_MODULE; a section whose name lies
+/// outside the table must be the null kind.
+#[inline(always)]
+fn is_module_section<I: ImageBytes + ?Sized>(img: &I, t: &Table, i: u32) -> Result<bool, Refused> {
+    let name = u64::from(shdr_u32(img, t, i, SH_NAME)?);
+    if name >= t.strsize {
+        return match shdr_u32(img, t, i, SH_TYPE)? {
+            SHT_NULL => Ok(false),
+            _ => Err(Refused::SectionNames),
+        };
+    }
+    is_this_module(img, t, name)
+}
+
 /// No relocation writes into the name: the kernel applies those of every
 /// section whose sh_info is the module section (apply_relocations).
 #[inline(always)]
 fn check_relocations<I: ImageBytes + ?Sized>(img: &I, t: &Table, module: u32, name_off: u64) -> Result<(), Refused> {
-    let mut relocs = (0u64, 0u64, 0u64);
-    for i in 1..MAX_SECTIONS {
-        if i >= t.shnum {
-            break;
-        }
-        if shdr_u32(img, t, i, SH_INFO)? != module {
-            continue;
-        }
-        let kind = shdr_u32(img, t, i, SH_TYPE)?;
-        let livepatch = shdr_u64(img, t, i, SH_FLAGS)? & SHF_RELA_LIVEPATCH != 0;
-        let stride = match kind {
-            _ if livepatch => 24,
-            SHT_RELA => 24,
-            SHT_REL => 16,
-            _ => continue,
-        };
-        if relocs.2 != 0 {
-            return Err(Refused::ModuleRelocations);
-        }
-        relocs = (shdr_u64(img, t, i, SH_OFFSET)?, shdr_u64(img, t, i, SH_SIZE)?, stride);
+    let mut walk = Walk::NEW;
+    img.each(1, t.shnum, |i| {
+        let step = relocation_section(img, t, i, module, &mut walk);
+        walk.go_on(step)
+    });
+    if let Some(e) = walk.err {
+        return Err(e);
     }
-    let (offset, size, stride) = relocs;
-    if stride == 0 {
+    if walk.stride == 0 {
         return Ok(());
     }
-    let name_end = name_off.saturating_add(MODULE_NAME_LEN as u64);
-    let count = size / stride;
+    let count = walk.size / walk.stride;
     if count > u64::from(MAX_MODULE_RELOCS) {
         return Err(Refused::ModuleRelocations);
     }
-    for j in 0..u64::from(MAX_MODULE_RELOCS) {
-        if j >= count {
-            break;
-        }
-        // r_offset, the first field of Elf64_Rel and Elf64_Rela.
-        let at = img.u64_at(offset.checked_add(j * stride).ok_or(Refused::Unreadable)?)?;
-        if at < name_end && at.saturating_add(RELOC_WIDTH) > name_off {
-            return Err(Refused::NameRelocated);
-        }
+    let (offset, stride) = (walk.offset, walk.stride);
+    let mut entries = Walk::NEW;
+    img.each(0, count as u32, |j| {
+        let step = relocation_misses_name(img, offset, stride, j, name_off);
+        entries.go_on(step)
+    });
+    entries.err.map_or(Ok(()), Err)
+}
+
+/// Notes section `i` in `walk` if it holds relocations of section `module`;
+/// a second such section is refused.
+#[inline(always)]
+fn relocation_section<I: ImageBytes + ?Sized>(
+    img: &I,
+    t: &Table,
+    i: u32,
+    module: u32,
+    walk: &mut Walk,
+) -> Result<(), Refused> {
+    if shdr_u32(img, t, i, SH_INFO)? != module {
+        return Ok(());
+    }
+    let kind = shdr_u32(img, t, i, SH_TYPE)?;
+    let livepatch = shdr_u64(img, t, i, SH_FLAGS)? & SHF_RELA_LIVEPATCH != 0;
+    let stride = match kind {
+        _ if livepatch => 24,
+        SHT_RELA => 24,
+        SHT_REL => 16,
+        _ => return Ok(()),
+    };
+    if walk.stride != 0 {
+        return Err(Refused::ModuleRelocations);
+    }
+    (walk.offset, walk.size, walk.stride) = (shdr_u64(img, t, i, SH_OFFSET)?, shdr_u64(img, t, i, SH_SIZE)?, stride);
+    Ok(())
+}
+
+/// Relocation `j` of the table at `offset` does not write into the name.
+#[inline(always)]
+fn relocation_misses_name<I: ImageBytes + ?Sized>(
+    img: &I,
+    offset: u64,
+    stride: u64,
+    j: u32,
+    name_off: u64,
+) -> Result<(), Refused> {
+    // r_offset, the first field of Elf64_Rel and Elf64_Rela.
+    let entry = offset.checked_add(u64::from(j) * stride).ok_or(Refused::Unreadable)?;
+    let at = img.u64_at(entry)?;
+    let name_end = name_off.saturating_add(MODULE_NAME_LEN as u64);
+    if at < name_end && at.saturating_add(RELOC_WIDTH) > name_off {
+        return Err(Refused::NameRelocated);
     }
     Ok(())
 }

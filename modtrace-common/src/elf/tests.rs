@@ -302,3 +302,22 @@ fn not_a_module_image_is_refused() {
     image[0x10] = 2;
     assert_eq!(name_of(&image), Err(Refused::Header));
 }
+
+#[test]
+fn a_header_cut_short_is_refused() {
+    let image = build(sections(b"loop"));
+    for len in [4, 0x30, 63] {
+        assert_eq!(name_of(&image[..len]), Err(Refused::NotElf), "{len} bytes");
+    }
+}
+
+/// The relocation walk reads inside the image only, as every other read.
+#[test]
+fn relocations_outside_the_image_are_refused() {
+    let mut image = build(sections(b"loop"));
+    let len = image.len() as u64;
+    set(&mut image, 3, 24, 8, len - 24);
+    assert_eq!(name_of(&image), Err(Refused::Unreadable));
+    set(&mut image, 3, 24, 8, u64::MAX - 8);
+    assert_eq!(name_of(&image), Err(Refused::Unreadable));
+}
