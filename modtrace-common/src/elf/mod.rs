@@ -224,7 +224,7 @@ struct Walk {
     found: u32,
     offset: u64,
     size: u64,
-    stride: u64,
+    stride: u32,
     err: Option<Refused>,
 }
 
@@ -310,17 +310,17 @@ fn check_relocations<I: ImageBytes + ?Sized>(img: &I, t: &Table, module: u32, na
     if walk.stride == 0 {
         return Ok(());
     }
-    let count = walk.size / walk.stride;
+    let count = walk.size / u64::from(walk.stride);
     if count > u64::from(MAX_MODULE_RELOCS) {
         return Err(Refused::ModuleRelocations);
     }
-    let (offset, stride) = (walk.offset, walk.stride);
-    let mut entries = Walk::NEW;
+    // The same Walk again: the probe's stack is 512 bytes for every frame.
+    let (offset, stride) = (walk.offset, u64::from(walk.stride));
     img.each(0, count as u32, |j| {
         let step = relocation_misses_name(img, offset, stride, j, name_off);
-        entries.go_on(step)
+        walk.go_on(step)
     });
-    entries.err.map_or(Ok(()), Err)
+    walk.err.map_or(Ok(()), Err)
 }
 
 /// Notes section `i` in `walk` if it holds relocations of section `module`;
