@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+pub mod kernel_elf;
+
 use modtrace::trace::decode::{decode as decode_record, encode};
 use modtrace::profile::store;
 use modtrace::needs::sitepolicy::SitePolicy;
@@ -95,6 +97,29 @@ pub fn modprobe_d(data: &[u8]) {
             | modtrace::needs::sitepolicy::Refusal::Kernel { at } => at,
         };
         assert!(at.line <= lines, "{name}: line {} of a {lines}-line file", at.line);
+    }
+}
+
+/// An init_module image: a name the guard's parse gives is the one the kernel
+/// (6.1/6.12 and 6.13+ alike) would load the module under, or the kernel
+/// rejects the image; the guard never names an image whose name a relocation
+/// changes.
+pub fn module_name(data: &[u8]) {
+    use kernel_elf::{kernel_name, Era, KernelName};
+    use modtrace_common::{elf, NAME_LEN};
+    const NAME_OFF: u64 = 24;
+    let mut out = [0u8; NAME_LEN];
+    if elf::module_name(data, NAME_OFF, &mut out).is_err() {
+        return;
+    }
+    let end = out.iter().position(|&b| b == 0).expect("a NUL-terminated name");
+    assert!(out[end..].iter().all(|&b| b == 0), "the name is NUL-padded");
+    for era in [Era::FirstAllocated, Era::Unique] {
+        match kernel_name(data, era, NAME_OFF) {
+            KernelName::Rejected => {}
+            KernelName::Named(name) => assert_eq!(name, &out[..end], "{era:?}: the kernel names it otherwise"),
+            KernelName::Relocated => panic!("{era:?}: named though a relocation rewrites the name"),
+        }
     }
 }
 

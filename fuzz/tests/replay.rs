@@ -48,3 +48,8 @@ fn proc_modules() {
 fn modprobe_d() {
     replay("modprobe_d", modtrace_fuzz::modprobe_d);
 }
+
+#[test]
+fn module_name() {
+    replay("module_name", modtrace_fuzz::module_name);
+}

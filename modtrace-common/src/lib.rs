@@ -5,6 +5,7 @@
 //! valid value and userspace can decode with a length check and an unaligned read.
 #![no_std]
 
+pub mod elf;
 pub mod fold;
 pub mod guard;
 pub mod header;

@@ -31,13 +31,17 @@ use aya_ebpf::{
         bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
         bpf_probe_read_user_str_bytes,
         generated::{
-            bpf_get_current_comm, bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_user,
+            bpf_get_current_comm, bpf_loop, bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_user,
             bpf_task_pt_regs,
         },
     },
     programs::TracePointContext,
 };
-use modtrace_common::{COMM_LEN, TaskOffsets, guard::FileOffsets};
+use modtrace_common::{
+    COMM_LEN, TaskOffsets,
+    elf::{ImageBytes, Refused},
+    guard::FileOffsets,
+};
 
 /// What a read returns into a local: integers and addresses, for which any
 /// bytes are a valid value. Sealed: implemented here only.
@@ -297,28 +301,82 @@ impl Image {
 
     /// The address of `len` bytes at `off`, if they lie inside.
     #[inline(always)]
-    fn at(&self, off: u64, len: u64) -> Result<*const u8, i32> {
-        if off > self.size || len > self.size - off { Err(0) } else { Ok(self.start.wrapping_add(off as usize)) }
+    fn at(&self, off: u64, len: u64) -> Result<*const u8, Refused> {
+        if off > self.size || len > self.size - off {
+            Err(Refused::Unreadable)
+        } else {
+            Ok(self.start.wrapping_add(off as usize))
+        }
     }
 
-    /// The `T` at `off`.
     #[inline(always)]
-    pub fn read<T: Plain>(&self, off: u64) -> Result<T, i32> {
-        read(self.at(off, size_of::<T>() as u64)?)
+    fn read<T: Plain>(&self, off: u64) -> Result<T, Refused> {
+        read(self.at(off, size_of::<T>() as u64)?).map_err(|_| Refused::Unreadable)
+    }
+}
+
+/// The image as modtrace_common::elf parses it: the same parse as on the host,
+/// over reads that stay inside the image.
+impl ImageBytes for Image {
+    #[inline(always)]
+    fn size(&self) -> u64 {
+        self.size
     }
 
-    /// `out.len()` bytes at `off`.
     #[inline(always)]
-    pub fn bytes(&self, off: u64, out: &mut [u8]) -> Result<(), i32> {
-        read_bytes(self.at(off, out.len() as u64)?, out)
+    fn u16_at(&self, off: u64) -> Result<u16, Refused> {
+        self.read(off)
     }
 
-    /// The string at `off`, where `out.len()` bytes must lie inside.
     #[inline(always)]
-    pub fn str(&self, off: u64, out: &mut [u8]) -> Result<(), i32> {
-        Kptr::<Chars>::new(self.at(off, out.len() as u64)?).copy_to(out)?;
-        Ok(())
+    fn u32_at(&self, off: u64) -> Result<u32, Refused> {
+        self.read(off)
     }
+
+    #[inline(always)]
+    fn u64_at(&self, off: u64) -> Result<u64, Refused> {
+        self.read(off)
+    }
+
+    #[inline(always)]
+    fn bytes_at(&self, off: u64, out: &mut [u8]) -> Result<(), Refused> {
+        read_bytes(self.at(off, out.len() as u64)?, out).map_err(|_| Refused::Unreadable)
+    }
+
+    #[inline(always)]
+    fn str_at(&self, off: u64, out: &mut [u8]) -> Result<usize, Refused> {
+        let chars = Kptr::<Chars>::new(self.at(off, out.len() as u64)?);
+        // The helper's count includes the NUL; copy_to returns the bytes before it.
+        chars.copy_to(out).map(|s| s.len() + 1).map_err(|_| Refused::Unreadable)
+    }
+
+    /// bpf_loop (5.17+): the kernel runs `step`, which the verifier checked
+    /// once, for each index.
+    #[inline(always)]
+    fn each<F: FnMut(u32) -> bool>(&self, from: u32, to: u32, step: F) {
+        if to <= from {
+            return;
+        }
+        let mut walk = Walk { from, step };
+        let ctx = &mut walk as *mut Walk<F> as *mut c_void;
+        // SAFETY: `loop_step::<F>` is given `ctx`, a Walk<F> that outlives the
+        // call; the helper calls it at most `to - from` times, on this thread.
+        unsafe { bpf_loop(to - from, loop_step::<F> as *mut c_void, ctx, 0) };
+    }
+}
+
+/// An `each` in progress: where the indexes start, and the step.
+struct Walk<F> {
+    from: u32,
+    step: F,
+}
+
+/// bpf_loop's callback: 0 goes on, 1 stops.
+extern "C" fn loop_step<F: FnMut(u32) -> bool>(index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the Walk<F> that `each` handed to bpf_loop with this
+    // function, alive and not otherwise borrowed while the helper runs.
+    let walk = unsafe { &mut *(ctx as *mut Walk<F>) };
+    if (walk.step)(walk.from + index as u32) { 0 } else { 1 }
 }
 
 /// A fixed field of the tracepoint's record, read straight from it: no helper

@@ -5,7 +5,9 @@
 # were unloaded) and refuses the rest: an explicit load, an autoload, a copy
 # of an allowed module's file under another name, init_module; then status,
 # a refresh and a restart (the trace and the logger, started before the
-# guard, follow it), stop, and loading works again. Finally the cost of a decision, measured.
+# guard, follow it) that allows init_module and refuses an image crafted to
+# carry an allowed name where the kernel does not read it; stop, and loading
+# works again. Finally the cost of a decision, measured.
 
 # Outside the profile: loaded only by the killed learner (another profile).
 GUARD_OUTSIDE=tcp_scalable
@@ -115,11 +117,13 @@ guard_after_stop() {
 
 # A refresh keeps the guard's rings; a stop and a new start makes new ones,
 # which the running trace and logger must find (they look every 2 s).
+# The new start allows init_module on every kernel, for the decoy below.
 guard_restart() {
     capture guard-refresh modtrace guard refresh
     capture guard-restart-stop modtrace guard stop
-    capture guard-restart-start modtrace guard start --profile "$PROFILE" --mode enforce $GUARD_FLAGS
+    capture guard-restart-start modtrace guard start --profile "$PROFILE" --mode enforce --allow-init-module
     capture guard-restart-autoload sh -c "echo $GUARD_RESTART_CC >$GUARD_CC"
+    guard_decoy
     sleep 3
 }
 
@@ -131,6 +135,17 @@ guard_lose_decisions() {
     capture guard-lose-spam modtrace-guest spam-distinct-requests 3 100 2 mtlost
     kill -CONT "$GUARD_TRACE_PID"
     sleep 3
+}
+
+# init_module of GUARD_OUTSIDE's image with a section 0 named
+# .gnu.linkonce.this_module that points at the profile module's name: the
+# kernel skips section 0 and would load GUARD_OUTSIDE, so the guard must
+# name it so and refuse it (EPERM, before the kernel looks at the image).
+guard_decoy() {
+    modtrace-guest section0-decoy /tmp/outside.ko "$GUARD_OUTSIDE" "$EXPLICIT_MODULE" /tmp/decoy.ko
+    capture guard-decoy-init-module modtrace-guest init-module /tmp/decoy.ko
+    guard_capture_loaded guard-decoy-loaded "$GUARD_OUTSIDE"
+    "$RMMOD" "$GUARD_OUTSIDE" 2>/dev/null
 }
 
 # The trace's own work would count in the cost; the logger's is part of it.

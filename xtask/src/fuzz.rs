@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::harness::{cmd, paths};
 
-pub const TARGETS: [&str; 4] = ["decode", "profile", "proc_modules", "modprobe_d"];
+pub const TARGETS: [&str; 5] = ["decode", "profile", "proc_modules", "modprobe_d", "module_name"];
 const TRIPLE: &str = "x86_64-unknown-linux-gnu";
 const RUSTFLAGS: &str = "-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
     -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \

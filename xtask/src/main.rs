@@ -112,7 +112,7 @@ enum Task {
         /// Total seconds, shared by the targets.
         #[arg(long, default_value_t = 40)]
         seconds: u64,
-        /// Only this target: decode, profile, proc_modules or modprobe_d.
+        /// Only this target: decode, profile, proc_modules, modprobe_d or module_name.
         #[arg(long)]
         target: Option<String>,
     },

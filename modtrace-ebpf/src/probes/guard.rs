@@ -17,6 +17,7 @@ use aya_ebpf::{
     programs::LsmContext,
 };
 use modtrace_common::{
+    elf,
     guard::{decision, hook, lost, mode, AliasKey, FileKey, FileValue, GuardConfig, GuardEvent},
     kind, RepeatState, RequestKey, NAME_LEN,
 };
@@ -156,9 +157,10 @@ pub fn guard_load_data(ctx: LsmContext) -> i32 {
     ret
 }
 
-/// init_module with --allow-init-module: the image is in kernel memory now;
-/// the module's name is in its .gnu.linkonce.this_module section (a struct
-/// module), and must be an allowed module's.
+/// init_module with --allow-init-module: the image is in kernel memory now,
+/// before the kernel checks it. Its module's name, found as the kernel finds
+/// it (modtrace_common::elf), must be an allowed module's; an image that gives
+/// no name the kernel is sure to use is refused.
 #[lsm(hook = "kernel_post_load_data")]
 pub fn guard_post_load_data(ctx: LsmContext) -> i32 {
     let earlier: i32 = ctx.arg(4);
@@ -173,7 +175,7 @@ pub fn guard_post_load_data(ctx: LsmContext) -> i32 {
     let image = Image::new(ctx.arg(0), ctx.arg(1));
     let mut slot = MaybeUninit::uninit();
     let key = empty_key(&mut slot, cfg.generation);
-    let named = image_module_name(&cfg, &image, &mut key.name).is_ok();
+    let named = image_name(&image, u64::from(cfg.module_name), &mut key.name);
     // SAFETY: only whether the entry exists is used, not the value.
     let allowed = named && unsafe { GUARD_MODULES.get(&*key) }.is_some();
     let (verdict, ret) = decide(&cfg, allowed);
@@ -185,64 +187,13 @@ pub fn guard_post_load_data(ctx: LsmContext) -> i32 {
     ret
 }
 
-const THIS_MODULE: &[u8; 26] = b".gnu.linkonce.this_module\0";
-/// THIS_MODULE zero-padded into words: a section's name is compared with four
-/// word comparisons, where comparing bytes was a memcmp loop the verifier
-/// walked byte by byte for each section (150000 instructions on 6.1).
-const THIS_MODULE_WORDS: [u64; 4] = {
-    let mut words = [0u64; 4];
-    let mut i = 0;
-    while i < THIS_MODULE.len() {
-        words[i / 8] |= (THIS_MODULE[i] as u64) << (8 * (i % 8));
-        i += 1;
-    }
-    words
-};
-/// Section headers looked at; Debian's modules have 30 to 70.
-const MAX_SECTIONS: u32 = 128;
-/// sh_flags: the section occupies memory at run time.
-const SHF_ALLOC: u64 = 0x2;
-
-/// The name in an ELF64 module image: finds the section named
-/// .gnu.linkonce.this_module through the section-name string table, then
-/// reads struct module's name there. Image checks every offset against its size.
-fn image_module_name(cfg: &GuardConfig, image: &Image, out: &mut [u8; NAME_LEN]) -> Result<(), i32> {
-    let magic: u32 = image.read(0)?;
-    if magic != u32::from_le_bytes(*b"\x7fELF") {
-        return Err(0);
-    }
-    let shoff: u64 = image.read(0x28)?;
-    let shnum = u32::from(image.read::<u16>(0x3c)?);
-    let shstrndx = u64::from(image.read::<u16>(0x3e)?);
-    let section = |i: u64, field: u64| -> Result<u64, i32> {
-        let off = shoff.checked_add(i * 64 + field).ok_or(0)?;
-        image.read(off)
-    };
-    let strtab = section(shstrndx, 0x18)?;
-    // As the kernel's find_sec: from section 1 (section 0 is the null header,
-    // whose name the kernel never reads), the first allocated one named so.
-    for i in 1..MAX_SECTIONS {
-        if i >= shnum {
-            break;
-        }
-        if section(u64::from(i), 0x08)? & SHF_ALLOC == 0 {
-            continue;
-        }
-        let name_off = section(u64::from(i), 0)? & 0xffff_ffff;
-        let mut words = [0u64; 4];
-        // SAFETY: 32 bytes of a local [u64; 4], read back through `words` only
-        // after this borrow's last use.
-        let name = unsafe { &mut *(words.as_mut_ptr() as *mut [u8; 32]) };
-        zero(name);
-        let read = image.bytes(strtab + name_off, &mut name[..THIS_MODULE.len()]);
-        if read.is_err() || !(0..4).all(|i| words[i] == THIS_MODULE_WORDS[i]) {
-            continue;
-        }
-        let start = section(u64::from(i), 0x18)?;
-        image.str(start + u64::from(cfg.module_name), out)?;
-        return Ok(());
-    }
-    Err(0)
+/// The module's name in `image` into `out` (zeroed): modtrace_common::elf's
+/// parse, in a frame of its own. Inlined, its locals made the hook's frame
+/// 328 bytes, and with fill_header's below it (report) the call chain's
+/// stack passed the verifier's 512.
+#[inline(never)]
+fn image_name(image: &Image, name_off: u64, out: &mut [u8; NAME_LEN]) -> bool {
+    elf::module_name(image, name_off, out).is_ok()
 }
 
 /// A key of `generation` with an empty name, built in `slot` with volatile

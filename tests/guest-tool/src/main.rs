@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 mod alg;
 mod bench;
+mod decoy;
 mod seal;
 mod untrusted_flood;
 
@@ -49,6 +50,10 @@ enum Action {
         #[arg(long)]
         after_failed_load: bool,
     },
+    /// Writes to OUT a copy of FILE (an uncompressed module named OWN) whose
+    /// section 0 is named .gnu.linkonce.this_module and points at a struct
+    /// module named DECOY: the kernel ignores section 0 and loads OWN.
+    Section0Decoy { file: PathBuf, own: String, decoy: String, out: PathBuf },
     /// Moves itself into the cgroup v2 directory PATH, then runs COMMAND there.
     EnterCgroup {
         path: PathBuf,
@@ -121,6 +126,9 @@ enum Action {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Action::Socket { family, kind, protocol, expect_errno } => socket(family, kind, protocol, expect_errno),
+        Action::Section0Decoy { file, own, decoy, out } => {
+            std::fs::read(&file).and_then(|image| decoy::section0_decoy(image, &own, &decoy)).and_then(|d| std::fs::write(&out, d))
+        }
         Action::InitModule { file, params, after_failed_load } => {
             if after_failed_load {
                 fail_a_load();

@@ -112,6 +112,7 @@ const CHECKS: &[(&str, CheckFn<Facts>)] = &[
     ("guard_enforce_refuses_autoload_outside", guard::enforce_refuses_autoload_outside),
     ("guard_enforce_refuses_renamed_module_file", guard::enforce_refuses_renamed_module_file),
     ("guard_enforce_refuses_init_module_outside", guard::enforce_refuses_init_module_outside),
+    ("guard_decoy_init_module_named_as_the_kernel_names_it", guard::decoy_init_module_named_as_the_kernel_names_it),
     ("guard_status_reports_mode_profile_and_counts", guard::status_reports_mode_profile_and_counts),
     ("guard_stop_restores_loading", guard::stop_restores_loading),
     ("guard_log_carries_the_refusals", guard::log_carries_the_refusals),

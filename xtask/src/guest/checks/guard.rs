@@ -2,7 +2,8 @@
 //! outside the profile load and reports it; enforce loads the profile's
 //! modules on demand and refuses the rest, each refusal attributed in
 //! `modtrace trace --json` and in `modtrace guard log`, which were started
-//! before the guard and follow it across a refresh and a restart; status,
+//! before the guard and follow it across a refresh and a restart; an
+//! init_module image named in section 0, which the kernel skips; status,
 //! stop, and loading after stop; the measured cost of a decision.
 
 use serde_json::Value;
@@ -141,6 +142,27 @@ pub fn enforce_refuses_init_module_outside(f: &Facts) -> Result<(), String> {
     decision(&list, "denied init_module by modtrace-guest", |r| {
         text(r, "/kind") == "guard_denied"
             && text(r, "/hook") == "init_module"
+            && by(r, sc::comm::GUEST_TOOL, "enforce")
+    })?;
+    Ok(())
+}
+
+/// The decoy image (guard.sh's guard_decoy): OUTSIDE's module with section 0
+/// named .gnu.linkonce.this_module, pointing at the profile module's name.
+/// Refused by the guard (EPERM, not the kernel's ENOEXEC), under the name the
+/// kernel would have loaded it as, and not loaded.
+pub fn decoy_init_module_named_as_the_kernel_names_it(f: &Facts) -> Result<(), String> {
+    refused(f, "guard-decoy-init-module")?;
+    let err = f.output.text("guard-decoy-init-module.stderr")?;
+    if !err.contains("Operation not permitted") {
+        return Err(format!("guard-decoy-init-module: expected EPERM from the guard, got: {err}"));
+    }
+    status(f, "guard-decoy-loaded", |c| c != 0, "not loaded")?;
+    let list = traced(f)?;
+    decision(&list, &format!("denied init_module of {OUTSIDE} by modtrace-guest"), |r| {
+        text(r, "/kind") == "guard_denied"
+            && text(r, "/hook") == "init_module"
+            && text(r, "/module") == OUTSIDE
             && by(r, sc::comm::GUEST_TOOL, "enforce")
     })?;
     Ok(())

@@ -596,7 +596,8 @@ const GUARD_EXIT_CODES: &str = "guard-status-before 3\nguard-start-complain 0\ng
     guard-cost-allowed-unguarded 0\nguard-cost-renamed-unguarded 0\nguard-log 0\nguard-refresh 0\n\
     guard-restart-stop 0\nguard-restart-start 0\nguard-restart-autoload 1\nguard-status-complain 0\n\
     guard-lose-spam 0\nguard-lost-counters 0\nguard-detach-bpftool 255\nguard-status-after-bpftool 0\n\
-    guard-status-detached 4\nguard-status-detached-json 4\nguard-detached-renamed-loaded 0";
+    guard-status-detached 4\nguard-status-detached-json 4\nguard-detached-renamed-loaded 0\n\
+    guard-decoy-init-module 1\nguard-decoy-loaded 1";
 
 fn guard_decision(kind: &str, hook: &str, mode: &str, comm: &str, what: Value) -> Value {
     let mut r = json!({
@@ -621,6 +622,7 @@ fn guard_decisions() -> Vec<Value> {
         guard_decision("guard_denied", "finit_module", "enforce", "insmod", json!({"file": "renamed.ko", "dev": "0:22", "ino": 66})),
         guard_decision("guard_denied", "init_module", "enforce", "modtrace-guest", json!({})),
         guard_decision("guard_denied", "request", "enforce", "sh", json!({"alias": "tcp_hybla"})),
+        guard_decision("guard_denied", "init_module", "enforce", "modtrace-guest", json!({"module": "tcp_scalable"})),
     ]
 }
 
@@ -645,6 +647,7 @@ fn guard_sections() -> Vec<(String, String)> {
         ("guard-trace.jsonl", lines(guard_decisions().into_iter().chain(lost_flood(40)).collect())),
         ("guard-log.jsonl", lines(guard_decisions())),
         ("guard-status-before.stdout", "modtrace: the guard is not running".to_string()),
+        ("guard-decoy-init-module.stderr", "modtrace-guest: init_module(/tmp/decoy.ko): Operation not permitted (os error 1)".to_string()),
         ("guard-status.stdout", format!("modtrace: guard enforcing: mode enforce, {since} (12 files, 22 request names), init_module not allowed\ndecisions: 3 allowed, 4 denied, 1 would deny; 0 lost (never logged); 0 skipped by the kernel (let through undecided)")),
         ("guard-status-complain.stdout", format!("modtrace: guard complaining: mode complain, {since}")),
         ("guard-status-after-bpftool.stdout", format!("modtrace: guard enforcing: mode enforce, {since}")),
@@ -654,7 +657,7 @@ fn guard_sections() -> Vec<(String, String)> {
         ("guard-lose-spam.stdout", "spam-distinct-requests: pid=700 processes=4 attempts=80 failed=80 seconds=2.0".to_string()),
         ("guard-lost-counters.stdout", counters.to_string()),
         ("guard-trace.stderr", "modtrace: 9 events (SIGINT); lost 0 (requests 0); lost loads and requests: 0; repeats folded and not yet reported: 0; guard decisions lost: 42 (undecodable 0)".to_string()),
-        ("guard-log.stderr", "modtrace: guard log: 8 decisions logged; lost 0 (its ring was full), undecodable 0".to_string()),
+        ("guard-log.stderr", "modtrace: guard log: 9 decisions logged; lost 0 (its ring was full), undecodable 0".to_string()),
         ("guard-status-json.stdout", status_json.to_string()),
         ("guard-stop.stdout", "modtrace: guard stopped: its programs are detached and /sys/fs/bpf/modtrace/guard is removed".to_string()),
         ("guard-cost-allowed.stdout", "finit-loop: file=/lib/modules/k/kernel/fs/fat/vfat.ko count=1000 errors=17:1000 micros_per_call=5601.2".to_string()),
@@ -1427,6 +1430,19 @@ fn every_guard_check_can_fail() {
     expect_failure("guard_enforce_refuses_init_module_outside", f, |r| {
         without(r, "guard-trace.jsonl", "guard_denied", "hook", "init_module")
     });
+    // The old parse: the decoy name allowed, the module loaded.
+    expect_failure("guard_decoy_init_module_named_as_the_kernel_names_it", f, |r| {
+        r.set_exit_code("guard-decoy-init-module", 0);
+        r.set_exit_code("guard-decoy-loaded", 0)
+    });
+    expect_failure("guard_decoy_init_module_named_as_the_kernel_names_it", f, |r| r.set_exit_code("guard-decoy-loaded", 0));
+    // The kernel refused it, not the guard.
+    expect_failure("guard_decoy_init_module_named_as_the_kernel_names_it", f, |r| {
+        r.replace("guard-decoy-init-module.stderr", "Operation not permitted", "Exec format error")
+    });
+    expect_failure("guard_decoy_init_module_named_as_the_kernel_names_it", f, |r| {
+        r.replace("guard-trace.jsonl", r#""module":"tcp_scalable""#, r#""module":"vfat""#)
+    });
     expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status.stdout", "mode enforce", "mode complain"));
     expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status-json.stdout", r#""lost":0"#, r#""lost":3"#));
     expect_failure("guard_status_reports_mode_profile_and_counts", f, |r| r.replace("guard-status-json.stdout", r#""skipped":0"#, r#""skipped":null"#));
@@ -1462,7 +1478,7 @@ fn every_guard_liveness_check_can_fail() {
     expect_failure("guard_trace_counts_lost_decisions", f, |r| r.replace("guard-lost-counters.stdout", r#""value":30"#, r#""value":0"#));
     expect_failure("guard_trace_counts_lost_decisions", f, |r| r.replace("guard-trace.stderr", "; guard decisions lost: 42 (undecodable 0)", ""));
     expect_failure("guard_trace_counts_lost_decisions", f, |r| r.replace("guard-lose-spam.stdout", "attempts=80", "attempts=90"));
-    expect_failure("guard_log_counts_what_it_logged_and_lost", f, |r| r.replace("guard-log.stderr", "8 decisions logged", "7 decisions logged"));
+    expect_failure("guard_log_counts_what_it_logged_and_lost", f, |r| r.replace("guard-log.stderr", "9 decisions logged", "8 decisions logged"));
     expect_failure("guard_log_counts_what_it_logged_and_lost", f, |r| r.replace("guard-lost-counters.stdout", r#""value":["0x00","0x00"]"#, r#""value":["0x02","0x00"]"#));
     expect_failure("guard_log_counts_what_it_logged_and_lost", f, |r| r.section("guard-log.stderr").clear());
 }
