@@ -1007,6 +1007,7 @@ fn good_upgrade() -> upgrade::UpgradeFacts {
         "upgrade-journal-hook",
         &format!(
             "kernel {NEW}: check:   cirrus: renamed to cirrus_qemu\n\
+             kernel {NEW}: check:   lock list for {NEW}: 12 entries, 12 load there\n\
              kernel {NEW}: check: safe to reboot into {NEW}\n\
              kernel {NEW}: module lock regenerated (lock point after-udev)\n"
         ),
@@ -1090,6 +1091,11 @@ fn a_correct_upgrade_passes_and_every_upgrade_check_can_fail() {
         }
         expect_upgrade_failure(name, break_it);
     }
+    // check must have counted the list's entries, all loading.
+    expect_upgrade_failure("upgrade_hook_locked_the_new_kernel_once_fixed", |b2, _| {
+        let journal = b2.text("upgrade-journal-hook").unwrap().replace("12 load there", "11 load there");
+        b2.insert("upgrade-journal-hook", &journal)
+    });
     // The rename must be said, and what modules-load.d was handed must hold the old name.
     expect_upgrade_failure("upgrade_lock_list_follows_cirrus_to_cirrus_qemu", |b2, _| {
         let journal = b2.text("upgrade-journal-hook").unwrap().replace("cirrus: renamed to cirrus_qemu\n", "");

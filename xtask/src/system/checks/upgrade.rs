@@ -108,11 +108,23 @@ fn locked_once_fixed(f: &UpgradeFacts) -> Result<(), String> {
     let journal = r.text("upgrade-journal-hook")?;
     let verdict = format!("check: safe to reboot into {}", f.kver);
     says_all("the hook's journal", journal, &[&verdict, "module lock regenerated"])?;
+    every_entry_loads(journal, &f.kver)?;
     let lists: Vec<&str> = r.text("upgrade-lists")?.lines().collect();
     let want = [format!("{}.conf", f.learned_on), format!("{}.conf", f.kver)];
     match want.iter().all(|w| lists.contains(&w.as_str())) {
         true => Ok(()),
         false => Err(format!("/etc/modtrace/lock holds {lists:?}, expected both {want:?}")),
+    }
+}
+
+/// check's count of the lock list's entries that load on `kver`: all of them.
+fn every_entry_loads(journal: &str, kver: &str) -> Result<(), String> {
+    let prefix = format!("check:   lock list for {kver}: ");
+    let line = journal.lines().find_map(|l| l.split_once(&prefix).map(|(_, rest)| rest));
+    let counts = line.and_then(|l| l.strip_suffix(" load there")).and_then(|l| l.split_once(" entries, "));
+    match counts {
+        Some((n, m)) if n == m && n.parse::<u32>().is_ok_and(|n| n > 0) => Ok(()),
+        _ => Err(format!("the hook's check did not say every entry of {kver}'s lock list loads there:\n{journal}")),
     }
 }
 
