@@ -149,3 +149,56 @@ fn without_the_learned_tree_a_rename_by_alias_cannot_be_followed() {
     assert_eq!(fate(&u, "crc32c_generic"), Fate::Gone, "{u:?}");
     assert!(!u.safe());
 }
+
+/// `to`'s tree as a farm of links beside `from` in a new root, without the
+/// files of `missing` (as when a module package was not unpacked).
+fn root_without(from: &Path, to: &Path, missing: &[&str]) -> tempfile::TempDir {
+    let root = root_with(std::slice::from_ref(&from.to_path_buf()));
+    link_tree(to, &root.path().join("lib/modules").join(release(to)), missing);
+    root
+}
+
+fn link_tree(from: &Path, to: &Path, missing: &[&str]) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (name, path) = (entry.file_name(), entry.path());
+        if entry.file_type().unwrap().is_dir() {
+            link_tree(&path, &to.join(&name), missing);
+        } else if !missing.iter().any(|m| name.to_string_lossy().starts_with(&format!("{m}.ko"))) {
+            std::os::unix::fs::symlink(&path, to.join(&name)).unwrap();
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs trixie's two kernel trees: cargo xtask test runs it"]
+fn check_kernel_lists_the_lock_entries_7_3_cannot_load() {
+    let (from, to) = (tree("MODTRACE_TEST_UPGRADE_FROM"), tree("MODTRACE_TEST_UPGRADE_TO"));
+    let p = profile(&release(&from), false);
+    let whole = root_with(&[from.clone(), to.clone()]);
+    let (said, status) = upgrade::check_kernel(&p, whole.path(), &release(&to)).unwrap();
+    let text = said.text(modtrace::said::Stream::Out);
+    assert_eq!(status, 0, "{text}");
+    let u = compare(whole.path(), &p, &release(&to));
+    assert!(u.unloadable.is_empty() && u.entries >= 3, "{u:?}");
+    let all_load = format!("lock list for {}: {} entries, {} load there", release(&to), u.entries, u.entries);
+    assert!(text.contains(&all_load), "{text}");
+
+    // wireguard's file missing: a needed entry, so the lock would fail.
+    let root = root_without(&from, &to, &["wireguard"]);
+    let (said, status) = upgrade::check_kernel(&p, root.path(), &release(&to)).unwrap();
+    let text = said.text(modtrace::said::Stream::Out);
+    assert_eq!(status, 1, "{text}");
+    let file = "its file kernel/drivers/net/wireguard/wireguard.ko.xz is not in";
+    assert!(text.contains(&format!("wireguard: CANNOT LOAD on {}", release(&to))) && text.contains(file), "{text}");
+    assert!(text.contains("the lock would fail there") && text.contains("NOT safe to reboot into"), "{text}");
+
+    // cirrus_qemu's: a device's driver (ExecStart=- in the lock unit), so only a warning.
+    let root = root_without(&from, &to, &["cirrus-qemu"]);
+    let (said, status) = upgrade::check_kernel(&p, root.path(), &release(&to)).unwrap();
+    let text = said.text(modtrace::said::Stream::Out);
+    assert_eq!(status, 0, "{text}");
+    assert!(text.contains("cirrus_qemu: cannot load on") && text.contains("a device's driver"), "{text}");
+    assert!(text.contains(&format!("{} entries, {} load there", u.entries, u.entries - 1)), "{text}");
+}

@@ -23,7 +23,9 @@ loading were locked at the lock point (the installed modtrace-lock.service's, or
   an installed modtrace-lock.service for this kernel that does not load a module the profile needs (regenerate it)
   kernel events lost while learning
 
-Requests that already failed while learning only warn. Shown as information: \
+Requests that already failed while learning only warn. When the profile shows a display \
+manager (its unit, or a requester running one), an advice line says what the lock point means \
+for the greeter, the session and hotplug. Shown as information: \
 kernel.modules_disabled, kernel.modprobe, the kernel lockdown mode, \
 module.sig_enforce and the active LSMs.\n\n\
 Not blockers: what only untrusted processes asked for (listed under \"needs \
@@ -51,6 +53,7 @@ pub const PAGE: Page = Page {
     examples: &[
         ("sudo modtrace check", "Before enabling modtrace-lock.service, and after changing the hardware or the services."),
         ("sudo modtrace check --lock-point early", "The same, for a lock before sysinit.target."),
+        ("sudo modtrace check --json", "The same report as one JSON object, for scripts."),
     ],
     see_also: &["modtrace(8)", "modtrace-generate(8)", "modtrace-lock(8)"],
 };
@@ -67,6 +70,9 @@ pub struct Args {
     /// split, merged, built in or gone; lock entries that cannot load); exit 1 when that boot's lock would fail.
     #[arg(long, value_name = "KVER", conflicts_with = "lock_point")]
     pub kernel: Option<String>,
+    /// Print the report as one JSON object (safe, blockers, warnings, review, info, needed, desktop).
+    #[arg(long, conflicts_with = "kernel")]
+    pub json: bool,
     /// Read /proc, /sys, /lib/modules and /etc under this directory instead of /.
     #[arg(long, value_name = "DIR", default_value = "/", hide = true)]
     pub root: PathBuf,
@@ -81,6 +87,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let paths = SystemPaths::new(&args.root);
     let report = check::evaluate_system(&profile, &paths, args.lock_point);
-    print!("{}", check::render(&report));
+    print!("{}", if args.json { check::render_json(&report) } else { check::render(&report) });
     Ok(if report.safe() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -60,6 +60,8 @@ pub struct Target {
     builtin: BTreeSet<String>,
     /// Every loadable module of the kernel (modules.dep); None when not known.
     modules: Option<BTreeSet<String>>,
+    /// Each module's file in the tree (modules.dep's path, relative to it).
+    paths: BTreeMap<String, String>,
     /// The literal aliases each module had in the kernel the profile was
     /// learned on (its modules.alias), to follow a module renamed or split
     /// to what answers the same aliases here; empty when that tree is absent.
@@ -85,7 +87,9 @@ impl Target {
     pub fn open(release: &str, dir: &Path) -> Result<Target, TargetError> {
         let index =
             KmodIndex::open(dir).map_err(|source| TargetError::Index { release: release.to_string(), source })?;
-        let modules = read_optional(&dir.join("modules.dep"))?.map(|text| dep_modules(&text));
+        let dep = read_optional(&dir.join("modules.dep"))?;
+        let modules = dep.as_deref().map(dep_modules);
+        let paths = dep.as_deref().map(dep_paths).unwrap_or_default();
         let mut builtin = BTreeSet::new();
         if let Some(text) = read_optional(&dir.join("modules.builtin"))? {
             builtin.extend(path_list_modules(&text));
@@ -99,6 +103,7 @@ impl Target {
             index: Box::new(index),
             builtin,
             modules,
+            paths,
             learned_aliases: BTreeMap::new(),
             learned_paths: BTreeMap::new(),
         })
@@ -118,6 +123,7 @@ impl Target {
             index: Box::new(index),
             builtin,
             modules,
+            paths: BTreeMap::new(),
             learned_aliases: BTreeMap::new(),
             learned_paths: BTreeMap::new(),
         }
@@ -142,11 +148,7 @@ impl Target {
     /// The learned kernel's modules.alias and modules.dep, as text.
     pub fn learned_from(mut self, modules_alias: &str, modules_dep: &str) -> Target {
         self.learned_aliases = literal_aliases(modules_alias);
-        self.learned_paths = modules_dep
-            .lines()
-            .filter_map(|l| l.split(':').next())
-            .filter_map(|path| Some((module_of_path(path)?, path.trim().to_string())))
-            .collect();
+        self.learned_paths = dep_paths(modules_dep);
         self
     }
 
@@ -174,6 +176,7 @@ impl Target {
             index: Box::new(index),
             builtin: BTreeSet::new(),
             modules: None,
+            paths: BTreeMap::new(),
             learned_aliases: BTreeMap::new(),
             learned_paths: BTreeMap::new(),
         }
@@ -209,6 +212,24 @@ impl Target {
     /// when the module list is not known (profile targets).
     pub fn has_module(&self, module: &str) -> Option<bool> {
         self.modules.as_ref().map(|m| m.contains(&normalize(module)))
+    }
+
+    /// Why modprobe could not load `module` (a name of a lock list) on this
+    /// kernel, if it could not: not built in, and neither its file (modules.dep's
+    /// path) in the tree nor an alias of that name. None when it loads, or
+    /// when the target is the profile (nothing to look at).
+    pub fn cannot_load(&self, module: &str) -> Option<String> {
+        let Source::Tree(dir) = &self.source else { return None };
+        if self.is_builtin(module) {
+            return None;
+        }
+        match self.paths.get(&normalize(module)) {
+            Some(path) if dir.join(path).exists() => None,
+            Some(path) => Some(format!("its file {path} is not in {}", dir.display())),
+            None if self.has_module(module) == Some(true) => None,
+            None if !self.lookup(module).is_empty() => None,
+            None => Some(format!("not in kernel {}'s module tree, not built in, and no alias of it", self.release)),
+        }
     }
 
     /// `module` and everything it needs, dependencies first.
@@ -256,6 +277,14 @@ pub fn module_of_path(path: &str) -> Option<String> {
         return None;
     }
     Some(normalize(stem))
+}
+
+/// modules.dep's module -> path ("kernel/fs/ext4/ext4.ko.xz: ...").
+fn dep_paths(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split(':').next())
+        .filter_map(|path| Some((module_of_path(path)?, path.trim().to_string())))
+        .collect()
 }
 
 /// The modules listed in modules.dep ("path: dep dep ...").

@@ -92,6 +92,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A listed module only udev's loads for devices need (every cause is a
+    /// device's): the lock unit logs its failure and goes on (lock_unit.rs).
+    pub fn device_only(&self, module: &str) -> bool {
+        self.needs.get(module).is_some_and(|cited| cited.iter().all(|c| c.reason.kind == TriggerKind::Udev))
+    }
+
     /// Every module the plan loads: the top-level ones and their dependencies
     /// (built-in ones are in `builtin`).
     pub fn loaded_set(&self) -> BTreeSet<String> {

@@ -10,6 +10,8 @@
 //! kernel.modules_disabled, kernel.modprobe, lockdown, module.sig_enforce and the
 //! LSM list is information.
 
+pub mod desktop;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
@@ -215,6 +217,8 @@ pub struct Report {
     pub review: Vec<String>,
     pub info: Vec<String>,
     pub plan: Option<Plan>,
+    /// When the profile shows a display manager: the lock point's advice.
+    pub desktop: Option<desktop::Desktop>,
 }
 
 impl Report {
@@ -248,7 +252,11 @@ fn who_requested(r: &profile::AliasRequest) -> String {
 /// Blockers, warnings, review items and information for `inputs`, in four
 /// passes over what the plan says is loaded before the lock.
 pub fn evaluate(inputs: &Inputs) -> Report {
-    let mut report = Report { info: state_info(inputs.state, inputs.lock_point), ..Report::default() };
+    let mut report = Report {
+        info: state_info(inputs.state, inputs.lock_point),
+        desktop: desktop::advise(inputs.profile, inputs.lock_point),
+        ..Report::default()
+    };
     learning_health(inputs, &mut report);
     let Some(loaded) = &inputs.state.loaded else {
         report.blockers.push(
@@ -614,6 +622,10 @@ pub fn render(report: &Report) -> String {
     for w in &report.warnings {
         let _ = writeln!(out, "warning: {}", text(w));
     }
+    if let Some(d) = &report.desktop {
+        let (dm, point) = (text(&d.display_manager), d.lock_point);
+        let _ = writeln!(out, "advice: a desktop ({dm}) with lock point {point}: {}", text(&d.advice));
+    }
     if let Some(plan) = &report.plan {
         let _ = writeln!(
             out,
@@ -642,6 +654,27 @@ pub fn render(report: &Report) -> String {
         }
     }
     out
+}
+
+/// `check --json`: the same report as one JSON object.
+pub fn render_json(report: &Report) -> String {
+    let needed = report.plan.as_ref().map(|plan| {
+        serde_json::json!({
+            "top_level": plan.top_level,
+            "with_dependencies": plan.loaded_set().len(),
+            "built_in": plan.builtin.keys().collect::<Vec<_>>(),
+        })
+    });
+    let json = serde_json::json!({
+        "safe": report.safe(),
+        "blockers": report.blockers,
+        "warnings": report.warnings,
+        "review": report.review,
+        "info": report.info,
+        "needed": needed,
+        "desktop": report.desktop,
+    });
+    format!("{json:#}\n")
 }
 
 #[cfg(test)]
@@ -743,6 +776,29 @@ mod tests {
         // net-pf-38 found no module when learned and finds none now: a warning only.
         assert!(report.warnings.iter().any(|w| w.contains("net-pf-38")), "{:?}", report.warnings);
         assert!(render(&report).contains("safe to lock"));
+    }
+
+    #[test]
+    fn a_profile_with_a_display_manager_gets_the_lock_points_advice_in_text_and_json() {
+        let r = root(Some(LOADED));
+        let mut p = example_profile();
+        let plain = run(&r, &p, &target(appletalk_index(), &[]), LockPoint::AfterUdev);
+        assert!(plain.desktop.is_none() && !render(&plain).contains("advice:"), "{}", render(&plain));
+        let requester = p.modules.iter_mut().flat_map(|m| &mut m.triggers).find_map(|t| t.requester.as_mut());
+        requester.unwrap().unit = Some("lightdm.service".into());
+        let report = run(&r, &p, &target(appletalk_index(), &[]), LockPoint::Late);
+        let text = render(&report);
+        let line = text.lines().find(|l| l.starts_with("advice: ")).unwrap_or_else(|| panic!("{text}"));
+        assert!(line.starts_with("advice: a desktop (lightdm.service) with lock point late: "), "{line}");
+        assert!(line.contains("races") && line.contains("sealed guard instead of the lock"), "{line}");
+        let json: serde_json::Value = serde_json::from_str(&render_json(&report)).unwrap();
+        assert_eq!(json["desktop"]["display_manager"], "lightdm.service", "{json}");
+        assert_eq!(json["desktop"]["lock_point"], "late", "{json}");
+        assert!(json["desktop"]["advice"].as_str().unwrap().contains("lightdm.service"), "{json}");
+        assert_eq!(json["safe"], report.safe(), "{json}");
+        assert!(json["needed"]["top_level"].as_array().is_some_and(|a| !a.is_empty()), "{json}");
+        let plain: serde_json::Value = serde_json::from_str(&render_json(&plain)).unwrap();
+        assert!(plain["desktop"].is_null(), "{plain}");
     }
 
     #[test]

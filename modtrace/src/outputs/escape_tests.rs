@@ -60,6 +60,11 @@ fn check_lines() {
             review: vec![format!("kcm: asked by {name}")],
             info: vec![format!("kernel {name}")],
             plan: None,
+            desktop: Some(check::desktop::Desktop {
+                display_manager: format!("process {name}"),
+                lock_point: "late",
+                advice: format!("{name} races the lock"),
+            }),
         };
         check::render(&r)
     };

@@ -6,7 +6,10 @@
 //! The derivation already narrows what a new kernel's modalias or alias
 //! names to what loaded here for it, without what failed here with ENODEV or
 //! ENOENT: the lock for KVER lists nothing this machine cannot load, and a
-//! cause nothing certain answers is gone, named.
+//! cause nothing certain answers is gone, named. The list the lock would load
+//! on KVER is then checked entry by entry against KVER's tree: a needed entry
+//! that cannot load there fails the lock (not safe); a device's driver only
+//! warns, as the lock unit logs its failure and goes on (`ExecStart=-`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -42,18 +45,36 @@ pub struct Change {
     pub units: Vec<String>,
 }
 
+/// A module of KVER's lock list (an entry, or a dependency it brings) that
+/// modprobe cannot load there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unloadable {
+    pub module: String,
+    /// The list's entry that loads it (itself, or what brings it).
+    pub entry: String,
+    /// The entry is a device's driver (MODTRACE_DEVICES): its failure is
+    /// logged and the lock goes on.
+    pub device_only: bool,
+    pub why: String,
+}
+
 /// The comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upgrade {
     pub from: String,
     pub to: String,
     pub changes: Vec<Change>,
+    /// How many entries the lock list for KVER has.
+    pub entries: usize,
+    pub unloadable: Vec<Unloadable>,
 }
 
 impl Upgrade {
-    /// Safe to reboot into KVER locked: no needed module gone.
+    /// Safe to reboot into KVER locked: no needed module gone, and every
+    /// needed entry of its lock list loads there.
     pub fn safe(&self) -> bool {
         !self.changes.iter().any(|c| matches!(c.fate, Fate::Gone | Fate::NotBuilt(_)))
+            && self.unloadable.iter().all(|u| u.device_only)
     }
 }
 
@@ -64,7 +85,24 @@ pub fn compare(profile: &Profile, site: &SitePolicy, target: &Target) -> Result<
     let after = needs::derive(profile, site, target).map_err(invalid)?;
     let now_as = answered_by(&after);
     let changes = learned.needs.keys().map(|m| change(m, &learned, &after, &now_as, target)).collect();
-    Ok(Upgrade { from: profile.kernel.clone(), to: target.release.clone(), changes })
+    let (entries, unloadable) = (after.top_level.len(), unloadable(&after, target));
+    Ok(Upgrade { from: profile.kernel.clone(), to: target.release.clone(), changes, entries, unloadable })
+}
+
+/// The modules of `plan`'s lock list (each entry and what it brings) that
+/// cannot load on `target`.
+fn unloadable(plan: &Plan, target: &Target) -> Vec<Unloadable> {
+    let mut out = Vec::new();
+    for entry in &plan.top_level {
+        let brings = plan.brings.get(entry).map(Vec::as_slice).unwrap_or_default();
+        for module in std::iter::once(entry).chain(brings) {
+            if let Some(why) = target.cannot_load(module) {
+                let device_only = plan.device_only(entry);
+                out.push(Unloadable { module: module.clone(), entry: entry.clone(), device_only, why });
+            }
+        }
+    }
+    out
 }
 
 /// Learned module -> the modules (loadable or built in) that answer its
@@ -130,12 +168,32 @@ pub fn said(u: &Upgrade) -> Said {
     }
     let same = u.changes.iter().filter(|c| c.fate == Fate::Same).count();
     said.out(format!("  {same} needed module(s) unchanged"));
+    for x in &u.unloadable {
+        said.out(format!("  {}", cannot_load(x, &u.to)));
+    }
+    let loads = u.entries - u.unloadable.iter().map(|x| &x.entry).collect::<BTreeSet<_>>().len();
+    said.out(format!("  lock list for {}: {} entries, {loads} load there", u.to, u.entries));
     said.out(if u.safe() {
         format!("safe to reboot into {}: every needed module resolves there", u.to)
     } else {
         format!("NOT safe to reboot into {} locked: see above", u.to)
     });
     said
+}
+
+fn cannot_load(x: &Unloadable, to: &str) -> String {
+    let m = crate::escape::text(&x.module);
+    let by = match x.entry == x.module {
+        true => String::new(),
+        false => format!(", which lock entry {} brings", crate::escape::text(&x.entry)),
+    };
+    match x.device_only {
+        true => format!(
+            "{m}: cannot load on {to}{by} ({}); a device's driver: the lock logs its failure and goes on",
+            crate::escape::text(&x.why)
+        ),
+        false => format!("{m}: CANNOT LOAD on {to}{by} ({}): the lock would fail there", crate::escape::text(&x.why)),
+    }
 }
 
 fn describe(c: &Change) -> String {

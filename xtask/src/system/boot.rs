@@ -48,6 +48,9 @@ pub struct Machine<'a> {
 pub struct Extra {
     pub qemu: Vec<&'static str>,
     pub append: Vec<String>,
+    /// QEMU's `-vga` card instead of `std` (bochs's): `cirrus` where the suite
+    /// needs a driver renamed between its kernels (upgrade::vga).
+    pub vga: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +108,7 @@ impl Machine<'_> {
         // q35 boots quicker than pc (no floppy, no ata_piix). A VGA card, a
         // virtio NIC and a virtio RNG give udev's coldplug some drivers to load.
         cmd.args(["-machine", "q35"])
-            .args(["-vga", "std", "-nic", "user,model=virtio-net-pci", "-device", "virtio-rng-pci"])
+            .args(["-vga", self.extra.vga.unwrap_or("std"), "-nic", "user,model=virtio-net-pci", "-device", "virtio-rng-pci"])
             .args(self.devices)
             .arg("-drive")
             .arg(format!("file={},format=raw,if=virtio", self.image.display()))

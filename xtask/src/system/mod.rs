@@ -205,6 +205,7 @@ fn run_suite(suite: Suite, package: &Path, guest_tool: &Path, options: &Options)
     if let (Some(next), Some(boot3)) = (&next, &boot3) {
         let upgrade = checks::upgrade::UpgradeFacts {
             kver: next.kernel.kver.clone(),
+            boot1: facts.boot1.recorded.clone(),
             boot2: facts.boot2.recorded.clone(),
             boot3: boot3.clone(),
             learned_on: kernel.kver.clone(),
@@ -329,15 +330,17 @@ fn boot_all(
 /// In the locked boot the kernel refuses that driver at coldplug
 /// (module_blacklist), so that it is still missing after the lock, as for a
 /// device plugged in then, when locked.sh announces the device again.
+/// trixie's boots get a Cirrus VGA (upgrade::vga).
 fn boot_extra(suite: Suite, label: &str) -> boot::Extra {
     let device = checks::refused_device::QEMU_DEVICE;
+    let vga = upgrade::vga(suite.name());
     match (suite.adds_watchdog(), label) {
-        (true, "guard") => boot::Extra { qemu: vec!["-device", device], append: vec![] },
+        (true, "guard") => boot::Extra { qemu: vec!["-device", device], append: vec![], vga },
         (true, "boot2") => {
             let blacklist = format!("module_blacklist={}", checks::refused_device::WATCHDOG_MODULE);
-            boot::Extra { qemu: vec!["-device", device], append: vec![blacklist] }
+            boot::Extra { qemu: vec!["-device", device], append: vec![blacklist], vga }
         }
-        _ => boot::Extra::default(),
+        _ => boot::Extra { vga, ..boot::Extra::default() },
     }
 }
 

@@ -39,6 +39,12 @@ pub fn suite_has_upgrade(suite: &str) -> bool {
     suite == "trixie"
 }
 
+/// QEMU's VGA card for `suite`: a Cirrus for the upgrade, whose driver is
+/// `cirrus` in 6.12 and `cirrus_qemu` in 7.x (a rename the lock must follow).
+pub fn vga(suite: &str) -> Option<&'static str> {
+    suite_has_upgrade(suite).then_some("cirrus")
+}
+
 /// The kernel to upgrade to and the packages that install it.
 pub struct Next {
     pub kernel: Kernel,
@@ -115,7 +121,7 @@ pub fn boot3(next: &Next, image: &Path, timeout: Duration, work: &Path) -> Resul
         timeout,
         devices: &[],
         only: None,
-        extra: boot::Extra::default(),
+        extra: boot::Extra { vga: vga("trixie"), ..boot::Extra::default() },
     };
     let run = machine.run()?;
     fs::write(work.join("console-boot3.log"), run.console.join("\n") + "\n")?;

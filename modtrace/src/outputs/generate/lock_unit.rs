@@ -8,7 +8,6 @@
 use super::header::{self, comment_lines, Context};
 use super::modules_load::unresolved_section;
 use crate::needs::Plan;
-use crate::profile::TriggerKind;
 use crate::validate::{check_module, check_release};
 use super::LockPoint;
 
@@ -118,7 +117,7 @@ pub fn render_list(plan: &Plan, ctx: &Context) -> String {
     for m in &plan.top_level {
         assert!(check_module(m).is_ok(), "unvalidated module name {m:?}");
     }
-    let (devices, needed): (Vec<&String>, Vec<&String>) = plan.top_level.iter().partition(|m| device_only(plan, m));
+    let (devices, needed): (Vec<&String>, Vec<&String>) = plan.top_level.iter().partition(|m| plan.device_only(m));
     out.push_str(&format!("{NEEDED}=\"{}\"\n{DEVICES}=\"{}\"\n", join(&needed), join(&devices)));
     out
 }
@@ -174,11 +173,6 @@ fn service_section(point: LockPoint) -> String {
          ExecStart=/bin/sh -c 'echo 1 > /proc/sys/kernel/modules_disabled'\n",
     );
     out
-}
-
-/// A module only udev's loads for devices need (every cause is a device's).
-fn device_only(plan: &Plan, module: &str) -> bool {
-    plan.needs.get(module).is_some_and(|cited| cited.iter().all(|c| c.reason.kind == TriggerKind::Udev))
 }
 
 fn join(modules: &[&String]) -> String {

@@ -129,3 +129,29 @@ fn a_denied_module_the_new_kernel_lacks_is_neither_gone_nor_unresolved() {
     assert!(plan.unresolved.is_empty(), "{:?}", plan.unresolved);
     assert!(plan.denied.contains_key("appletalk"), "{:?}", plan.denied.keys());
 }
+
+fn unloadable(module: &str, entry: &str, device_only: bool) -> Unloadable {
+    let why = format!("its file kernel/{module}.ko.xz is not in /lib/modules/7.3.4+deb13-amd64");
+    Unloadable { module: module.into(), entry: entry.into(), device_only, why }
+}
+
+#[test]
+fn a_device_driver_that_cannot_load_warns_and_a_needed_entry_is_not_safe() {
+    let mut u = compare_with(appletalk_index(), &[]);
+    assert_eq!((u.entries, u.unloadable.len()), (4, 0), "{u:?}");
+    let text = said(&u).text(crate::said::Stream::Out);
+    assert!(text.contains("lock list for 7.3.4+deb13-amd64: 4 entries, 4 load there"), "{text}");
+
+    u.unloadable.push(unloadable("snd_hda_intel", "snd_hda_intel", true));
+    assert!(u.safe(), "{u:?}");
+    let text = said(&u).text(crate::said::Stream::Out);
+    assert!(text.contains("snd_hda_intel: cannot load on 7.3.4+deb13-amd64 (its file"), "{text}");
+    assert!(text.contains("a device's driver: the lock logs its failure and goes on"), "{text}");
+    assert!(text.contains("4 entries, 3 load there") && text.contains("safe to reboot"), "{text}");
+
+    u.unloadable.push(unloadable("psnap", "appletalk", false));
+    assert!(!u.safe(), "{u:?}");
+    let text = said(&u).text(crate::said::Stream::Out);
+    assert!(text.contains("psnap: CANNOT LOAD on 7.3.4+deb13-amd64, which lock entry appletalk brings"), "{text}");
+    assert!(text.contains("the lock would fail there") && text.contains("NOT safe to reboot"), "{text}");
+}

@@ -12,6 +12,8 @@ use crate::check::CheckFn;
 pub struct UpgradeFacts {
     /// The kernel installed (trixie-backports').
     pub kver: String,
+    /// The learning boot 1, on the suite's kernel.
+    pub boot1: Option<Recorded>,
     /// The locked boot 2, which installed it.
     pub boot2: Option<Recorded>,
     /// Boot 3, on that kernel.
@@ -21,6 +23,10 @@ pub struct UpgradeFacts {
 }
 
 impl UpgradeFacts {
+    fn b1(&self) -> Result<&Recorded, String> {
+        self.boot1.as_ref().ok_or_else(|| "boot 1 recorded nothing".to_string())
+    }
+
     fn b2(&self) -> Result<&Recorded, String> {
         self.boot2.as_ref().ok_or_else(|| "boot 2 recorded nothing".to_string())
     }
@@ -35,6 +41,8 @@ pub const UPGRADE_CHECKS: &[(&str, CheckFn<UpgradeFacts>)] = &[
     ("upgrade_hook_refused_a_kernel_without_a_needed_module", refused),
     ("upgrade_check_followed_renames_and_built_ins", followed),
     ("upgrade_hook_locked_the_new_kernel_once_fixed", locked_once_fixed),
+    ("boot1_loaded_cirrus_for_the_vga", cirrus_learned),
+    ("upgrade_lock_list_follows_cirrus_to_cirrus_qemu", cirrus_followed),
     ("boot3_finished", |f| f.boot3.finished.clone()),
     ("boot3_runs_the_new_kernel", runs_new_kernel),
     ("boot3_reached_multi_user", |f| reached_multi_user(f.b3()?)),
@@ -46,6 +54,8 @@ pub const UPGRADE_CHECKS: &[(&str, CheckFn<UpgradeFacts>)] = &[
     ("boot3_binfmt_registered_after_lock", |f| binfmt_works(f.b3()?)),
     ("boot3_fat_mounted_after_lock", |f| fat_works(f.b3()?)),
     ("boot3_tun_up_after_lock", |f| tun_works(f.b3()?)),
+    ("boot3_cirrus_qemu_loaded_under_the_lock", cirrus_qemu_locked),
+    ("boot3_modules_load_skips_names_this_kernel_lacks", modules_load_skips),
 ];
 
 /// `text` holds every one of `want`, or the first it lacks is named.
@@ -98,11 +108,23 @@ fn locked_once_fixed(f: &UpgradeFacts) -> Result<(), String> {
     let journal = r.text("upgrade-journal-hook")?;
     let verdict = format!("check: safe to reboot into {}", f.kver);
     says_all("the hook's journal", journal, &[&verdict, "module lock regenerated"])?;
+    every_entry_loads(journal, &f.kver)?;
     let lists: Vec<&str> = r.text("upgrade-lists")?.lines().collect();
     let want = [format!("{}.conf", f.learned_on), format!("{}.conf", f.kver)];
     match want.iter().all(|w| lists.contains(&w.as_str())) {
         true => Ok(()),
         false => Err(format!("/etc/modtrace/lock holds {lists:?}, expected both {want:?}")),
+    }
+}
+
+/// check's count of the lock list's entries that load on `kver`: all of them.
+fn every_entry_loads(journal: &str, kver: &str) -> Result<(), String> {
+    let prefix = format!("check:   lock list for {kver}: ");
+    let line = journal.lines().find_map(|l| l.split_once(&prefix).map(|(_, rest)| rest));
+    let counts = line.and_then(|l| l.strip_suffix(" load there")).and_then(|l| l.split_once(" entries, "));
+    match counts {
+        Some((n, m)) if n == m && n.parse::<u32>().is_ok_and(|n| n > 0) => Ok(()),
+        _ => Err(format!("the hook's check did not say every entry of {kver}'s lock list loads there:\n{journal}")),
     }
 }
 
@@ -117,4 +139,55 @@ fn lock_succeeded(f: &UpgradeFacts) -> Result<(), String> {
     let lock = f.b3()?.unit(LOCK_UNIT)?;
     lock.expect("ActiveState", "active")?;
     lock.expect("Result", "success")
+}
+
+/// QEMU's Cirrus VGA (boot.rs, `-vga cirrus`) had 6.12's driver, `cirrus`.
+fn cirrus_learned(f: &UpgradeFacts) -> Result<(), String> {
+    match f.b1()?.modules("proc-modules")?.contains("cirrus") {
+        true => Ok(()),
+        false => Err("boot 1 (6.12) did not load cirrus for QEMU's Cirrus VGA".to_string()),
+    }
+}
+
+/// The modules a lock list's variable lines (MODTRACE_NEEDED, MODTRACE_DEVICES) name.
+fn listed(list: &str) -> Vec<&str> {
+    let values = list.lines().filter(|l| l.starts_with("MODTRACE_")).filter_map(|l| l.split_once('='));
+    values.flat_map(|(_, v)| v.trim_matches('"').split_whitespace()).collect()
+}
+
+/// The new kernel's list names 7.x's driver for the same device, not the
+/// old name, and the hook's check said it was renamed.
+fn cirrus_followed(f: &UpgradeFacts) -> Result<(), String> {
+    let r = f.b2()?;
+    let list = r.text("upgrade-list-new")?;
+    let names = listed(list);
+    if !names.contains(&"cirrus_qemu") || names.contains(&"cirrus") {
+        return Err(format!("the lock list for {} should name cirrus_qemu and not cirrus:\n{list}", f.kver));
+    }
+    says_all("the hook's journal", r.text("upgrade-journal-hook")?, &["check:   cirrus: renamed to cirrus_qemu"])
+}
+
+/// Boot 3 has the renamed driver, loaded before the lock (nothing loads after it).
+fn cirrus_qemu_locked(f: &UpgradeFacts) -> Result<(), String> {
+    let r = f.b3()?;
+    modules_disabled(r, "1")?;
+    match r.modules("proc-modules")?.contains("cirrus_qemu") {
+        true => Ok(()),
+        false => Err("boot 3 (7.x) is locked without cirrus_qemu, the Cirrus VGA's driver".to_string()),
+    }
+}
+
+/// modules-load.d is one file for every kernel: handed the learned kernel's
+/// names this kernel lacks (cirrus among them), systemd-modules-load skips
+/// them and succeeds.
+fn modules_load_skips(f: &UpgradeFacts) -> Result<(), String> {
+    let r = f.b3()?;
+    let gone = r.text("modules-load-gone")?;
+    if !gone.lines().any(|l| l == "cirrus") {
+        return Err(format!("the learned kernel's modules-load.d names no module 7.x lacks (cirrus): {gone:?}"));
+    }
+    match r.status("modules-load-gone")? {
+        0 => Ok(()),
+        s => Err(format!("systemd-modules-load exited {s} on names this kernel lacks: {}", r.said("modules-load-gone"))),
+    }
 }
