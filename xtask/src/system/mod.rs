@@ -82,10 +82,6 @@ impl Suite {
     }
 }
 
-/// A package already built, for a run beside another build that may rewrite
-/// target/debian while this one installs from it (test.rs's lane).
-pub const PREBUILT_DEB: &str = "MODTRACE_XTASK_PREBUILT_DEB";
-
 /// The suites whose test has the guard boot: one boot more (tests/system/README.md).
 const GUARD_BOOT_SUITES: [Suite; 2] = [Suite::Bookworm, Suite::Trixie];
 
@@ -134,12 +130,8 @@ struct Times {
 
 pub fn run(options: Options) -> Result<()> {
     let start = Instant::now();
-    // What users install: the package (built by the caller when it runs
-    // suites beside other work, test.rs), and the guest tool beside it.
-    let package = match std::env::var_os(PREBUILT_DEB) {
-        Some(deb) => PathBuf::from(deb),
-        None => package::build()?,
-    };
+    // What users install: the package, and the guest tool beside it.
+    let package = package::build()?;
     let built = artifacts::build(None)?;
     let mut summary = Vec::new();
     for &suite in &options.suites {
