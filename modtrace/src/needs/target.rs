@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use thiserror::Error;
 
-use crate::trace::modindex::{normalize, IndexError, KmodIndex, ModuleIndex, StaticIndex};
+use crate::trace::modindex::{module_of_path, normalize, IndexError, KmodIndex, ModuleIndex, StaticIndex};
 use crate::profile::Profile;
 use crate::validate;
 
@@ -267,16 +267,6 @@ fn read_optional_bytes(path: &Path) -> Result<Option<Vec<u8>>, TargetError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(TargetError::Read { path: path.to_path_buf(), source }),
     }
-}
-
-/// "kernel/fs/ext4/ext4.ko.xz" -> "ext4".
-pub fn module_of_path(path: &str) -> Option<String> {
-    let file = path.trim().rsplit('/').next()?;
-    let stem = file.split(".ko").next()?;
-    if stem.is_empty() || !file.contains(".ko") {
-        return None;
-    }
-    Some(normalize(stem))
 }
 
 /// modules.dep's module -> path ("kernel/fs/ext4/ext4.ko.xz: ...").

@@ -7,6 +7,14 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+/// The module a module file's path names: "kernel/fs/ext4/ext4.ko.xz" ->
+/// "ext4"; `NAME.ko` or compressed as kmod reads it (.xz, .zst, .gz), else None.
+pub fn module_of_path(path: &str) -> Option<String> {
+    let file = path.trim().rsplit('/').next()?;
+    let stem = [".ko", ".ko.xz", ".ko.zst", ".ko.gz"].iter().find_map(|ext| file.strip_suffix(ext))?;
+    (!stem.is_empty()).then(|| normalize(stem))
+}
+
 /// Module names are compared the way the kernel does: '-' and '_' are the same.
 pub fn normalize(name: &str) -> String {
     name.replace('-', "_")

@@ -9,21 +9,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::trace::event::Device;
-use crate::trace::modindex::{normalize, ModuleIndex};
-
-/// The module name a module file's name says: `NAME.ko`, `.ko.xz`, `.ko.zst`, `.ko.gz`.
-pub fn name_of_file(file: &str) -> Option<String> {
-    let base = file.rsplit('/').next()?;
-    let stem = [".ko", ".ko.xz", ".ko.zst", ".ko.gz"].iter().find_map(|ext| base.strip_suffix(ext))?;
-    (!stem.is_empty()).then(|| normalize(stem))
-}
+use crate::trace::modindex::{module_of_path, ModuleIndex};
 
 /// The module whose file in the module tree is the file refused: its name
 /// from the file's, and only if the index's file for that name has the
 /// refused file's device (`major:minor`) and inode. A file elsewhere (a copy,
 /// a user's build) names no module, whatever it is called.
 pub fn module_of_file(index: &dyn ModuleIndex, file: &str, dev: &str, ino: u64) -> Option<String> {
-    let name = name_of_file(file)?;
+    let name = module_of_path(file)?;
     let meta = fs::metadata(index.file(&name)?).ok()?;
     let tree_dev = format!("{}:{}", libc::major(meta.dev()), libc::minor(meta.dev()));
     (tree_dev == dev && meta.ino() == ino).then_some(name)
@@ -99,11 +92,11 @@ pub(crate) mod tests {
 
     #[test]
     fn file_names_give_module_names() {
-        assert_eq!(name_of_file("i6300esb.ko").as_deref(), Some("i6300esb"));
-        assert_eq!(name_of_file("snd-hda-intel.ko.xz").as_deref(), Some("snd_hda_intel"));
-        assert_eq!(name_of_file("usbserial.ko.zst").as_deref(), Some("usbserial"));
-        assert_eq!(name_of_file("evil.so"), None);
-        assert_eq!(name_of_file(".ko"), None);
+        assert_eq!(module_of_path("i6300esb.ko").as_deref(), Some("i6300esb"));
+        assert_eq!(module_of_path("snd-hda-intel.ko.xz").as_deref(), Some("snd_hda_intel"));
+        assert_eq!(module_of_path("usbserial.ko.zst").as_deref(), Some("usbserial"));
+        assert_eq!(module_of_path("evil.so"), None);
+        assert_eq!(module_of_path(".ko"), None);
     }
 
     #[test]
