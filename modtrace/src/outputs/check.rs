@@ -785,7 +785,9 @@ mod tests {
         let plain = run(&r, &p, &target(appletalk_index(), &[]), LockPoint::AfterUdev);
         assert!(plain.desktop.is_none() && !render(&plain).contains("advice:"), "{}", render(&plain));
         let requester = p.modules.iter_mut().flat_map(|m| &mut m.triggers).find_map(|t| t.requester.as_mut());
-        requester.unwrap().unit = Some("lightdm.service".into());
+        let requester = requester.unwrap();
+        requester.unit = Some("lightdm.service".into());
+        requester.scope = crate::trace::scope::Scope::System { unit: "lightdm.service".into() };
         let report = run(&r, &p, &target(appletalk_index(), &[]), LockPoint::Late);
         let text = render(&report);
         let line = text.lines().find(|l| l.starts_with("advice: ")).unwrap_or_else(|| panic!("{text}"));

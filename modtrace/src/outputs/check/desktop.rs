@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::outputs::generate::LockPoint;
 use crate::profile::{Profile, Requester};
+use crate::trace::scope::Scope;
 
 /// Display managers' units; display-manager.service is the alias Debian's
 /// packages link to the one in use.
@@ -49,21 +50,25 @@ pub fn advise(profile: &Profile, point: LockPoint) -> Option<Desktop> {
 pub fn display_manager(profile: &Profile) -> Option<String> {
     let mut units = Vec::new();
     let mut comms = Vec::new();
-    let mut note = |unit: Option<&String>, comm: &str| {
-        units.extend(unit.filter(|u| UNITS.contains(&u.as_str())).cloned());
+    // Only the host's own unit counts: a user's or a container's unit of
+    // that name is not this machine's display manager.
+    let mut note = |scope: &Scope, comm: &str| {
+        if let Scope::System { unit } = scope {
+            units.extend(UNITS.contains(&unit.as_str()).then(|| unit.clone()));
+        }
         if UNITS.contains(&format!("{comm}.service").as_str()) {
             comms.push(format!("process {comm}"));
         }
     };
     for t in profile.modules.iter().flat_map(|m| &m.triggers) {
         let requesters = t.requester.iter().chain(&t.also_requested_by);
-        requesters.for_each(|r: &Requester| note(r.unit.as_ref(), &r.comm));
+        requesters.for_each(|r: &Requester| note(&r.scope, &r.comm));
         if let Some(l) = &t.loader {
-            note(l.unit.as_ref(), &l.comm);
+            note(&l.scope, &l.comm);
         }
     }
     for r in profile.requests.iter().flat_map(|r| &r.requesters) {
-        note(r.who.unit.as_ref(), &r.who.comm);
+        note(&r.who.scope, &r.who.comm);
     }
     units.sort();
     comms.sort();
@@ -106,6 +111,7 @@ mod tests {
         let t = p.modules.iter_mut().flat_map(|m| &mut m.triggers).find(|t| t.requester.is_some()).unwrap();
         let r = t.requester.as_mut().unwrap();
         (r.unit, r.comm) = (Some(unit.into()), comm.into());
+        r.scope = Scope::System { unit: unit.into() };
         p
     }
 
@@ -115,6 +121,10 @@ mod tests {
         assert_eq!(display_manager(&with_requester("lightdm.service", "Xorg")).as_deref(), Some("lightdm.service"));
         assert_eq!(display_manager(&with_requester("session-2.scope", "gdm3")).as_deref(), Some("process gdm3"));
         assert_eq!(display_manager(&with_requester("example.service", "lightdmx")), None);
+        let mut users = with_requester("lightdm.service", "python3");
+        let r = users.modules.iter_mut().flat_map(|m| &mut m.triggers).find_map(|t| t.requester.as_mut()).unwrap();
+        r.scope = Scope::of(Some("/user.slice/user-1000.slice/user@1000.service/app.slice/lightdm.service"));
+        assert_eq!(display_manager(&users), None, "a user's unit named lightdm.service is not the display manager");
     }
 
     #[test]
